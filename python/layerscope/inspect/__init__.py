@@ -1,0 +1,21 @@
+"""Kernel-side inspection of live models: torch and numpy only, never widget code.
+
+>>> from layerscope import inspect
+>>> acts = inspect.capture(model, x, layers=["layer1.0.conv1"])   # doctest: +SKIP
+"""
+
+from .capture import capture
+from .modules import find_module, module_paths
+from .restore import preserved
+from .stats import tensor_stats
+
+__all__ = ["capture", "find_module", "module_paths", "preserved", "tensor_stats"]
+
+
+def __getattr__(name: str):
+    # trace / Graph live in their own modules, imported on first use.
+    if name in ("trace", "Graph"):
+        from . import trace as _trace
+
+        return getattr(_trace, name)
+    raise AttributeError(f"module 'layerscope.inspect' has no attribute {name!r}")
