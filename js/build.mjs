@@ -14,7 +14,10 @@ const entries = readdirSync(join(root, "js", "entries"))
   .map((f) => join(root, "js", "entries", f));
 
 mkdirSync(join(out, "vendor"), { recursive: true });
-copyFileSync(join(root, "node_modules", "requirejs", "require.js"), join(out, "vendor", "require.js"));
+copyFileSync(
+  join(root, "node_modules", "requirejs", "require.js"),
+  join(out, "vendor", "require.js"),
+);
 copyFileSync(
   join(root, "node_modules", "@jupyter-widgets", "html-manager", "dist", "embed-amd.js"),
   join(out, "vendor", "embed-amd.js"),

@@ -2,6 +2,7 @@
 
 from .codec import (
     array_serialization,
+    check_array,
     decode_array,
     describe,
     encode_array,
@@ -11,6 +12,7 @@ from .codec import (
 
 __all__ = [
     "array_serialization",
+    "check_array",
     "decode_array",
     "describe",
     "encode_array",

@@ -63,44 +63,52 @@ def describe(x: Any) -> str:
     return f"{type(x).__name__} {text}"
 
 
-def to_numpy(x: Any) -> tuple[np.ndarray, str]:
-    """A little-endian, C-contiguous numpy array of a wire dtype, and the source dtype's name.
+def check_array(x: Any) -> None:
+    """Raise TypeError / ValueError naming what was passed unless ``x`` can cross the wire.
 
-    Raises TypeError / ValueError naming what was passed and what is accepted.
+    Checks type, dtype, layout and device only: nothing is copied.
     """
     if isinstance(x, torch.Tensor):
-        source = str(x.dtype).replace("torch.", "")
         if x.is_complex():
             raise TypeError(f"complex tensors are not shown directly: got {describe(x)}. Pass x.real, x.imag, x.abs() or x.angle().")
         if x.layout != torch.strided:
             raise TypeError(f"sparse or non-strided tensors are not accepted: got {describe(x)}. Pass x.to_dense().")
         if x.device.type == "meta":
             raise ValueError(f"a tensor on the 'meta' device has no values to show: got {describe(x)}. Materialize it first, e.g. model.to_empty(device='cpu') and load weights.")
+        return
+    if isinstance(x, (np.ndarray, np.generic)):
+        kind = np.asarray(x).dtype.kind
+        if kind == "c":
+            raise TypeError(f"complex arrays are not shown directly: got {describe(x)}. Pass a.real, a.imag or np.abs(a).")
+        if kind not in "biuf":
+            raise TypeError(f"cannot show an array of dtype {np.asarray(x).dtype}: got {describe(x)}. Expected {ACCEPTED}.")
+        return
+    raise TypeError(f"expected {ACCEPTED}; got {describe(x)}.")
+
+
+def to_numpy(x: Any) -> tuple[np.ndarray, str]:
+    """A little-endian, C-contiguous numpy array of a wire dtype, and the source dtype's name.
+
+    Raises TypeError / ValueError naming what was passed and what is accepted.
+    """
+    check_array(x)
+    if isinstance(x, torch.Tensor):
+        source = str(x.dtype).replace("torch.", "")
         if x.is_quantized:
             x = x.dequantize()
             source = "float32"
         t = x.detach()
         if t.dtype == torch.bfloat16:
             t = t.to(torch.float32)
-        t = t.cpu()
-        if not t.is_contiguous():
-            t = t.contiguous()
-        a = t.numpy()
-    elif isinstance(x, np.ndarray) or isinstance(x, np.generic):
+        a = t.cpu().contiguous().numpy()
+    else:
         a = np.asarray(x)
         source = str(a.dtype)
-        if a.dtype.kind == "c":
-            raise TypeError(f"complex arrays are not shown directly: got {describe(x)}. Pass a.real, a.imag or np.abs(a).")
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"cannot show an array of dtype {a.dtype}: got {describe(x)}. Expected {ACCEPTED}.")
-        if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and np.little_endian is False):
+        if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
-        if a.dtype == np.float128 if hasattr(np, "float128") else False:
+        if a.dtype.itemsize > 8 and a.dtype.kind == "f":  # float128: no JS type; float64 is what a view can show
             a = a.astype(np.float64)
-            source = "float128"
         a = np.ascontiguousarray(a)
-    else:
-        raise TypeError(f"expected {ACCEPTED}; got {describe(x)}.")
     if a.dtype.name not in WIRE_DTYPES:
         raise TypeError(f"cannot send dtype {a.dtype} ({describe(x)}); expected {ACCEPTED}.")
     return a, source

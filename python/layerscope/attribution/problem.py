@@ -1,0 +1,297 @@
+"""The shared state every method works on: what is attributed, and how to score a batch of rows.
+
+Methods see a ``Problem``: ``values`` (the tensors being attributed, R rows each), ``index`` (the
+sample each row belongs to) and ``gradients(values, index)``. Rows let IG steps and SmoothGrad
+noise draws share one code path: a method builds new rows and maps them to their samples, and
+pass-through inputs (token ids, masks) and targets follow the index.
+
+When inputs are token ids the attributed tensor is the output of an embedding layer: a forward
+hook replaces that layer's output with the rows being scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..inspect.capture import first_tensor
+from ..inspect.modules import find_module
+from .batching import DEFAULT_BUDGET, chunks
+from .targets import OutputSelector, Target, TargetSpec, resolve_target, select_output
+
+
+class _StopForward(Exception):
+    """Raised by a hook once it has what it needs, to skip the rest of a forward pass."""
+
+
+def is_token_tensor(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+
+
+def as_input_tuple(inputs: Any) -> tuple[Any, ...]:
+    """The model's positional inputs as a tuple; the first tensor gives the batch size."""
+    t = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    if not any(isinstance(x, torch.Tensor) for x in t):
+        raise TypeError(
+            "inputs must be a tensor or a tuple of tensors with the batch dimension first; got "
+            f"{type(inputs).__name__}."
+        )
+    for x in t:
+        if isinstance(x, torch.Tensor) and x.dim() == 0:
+            raise ValueError("inputs need a batch dimension first; got a 0-d tensor (use x[None]).")
+    return t
+
+
+@dataclass
+class Problem:
+    """What a method attributes and how to score rows of it (see the module docstring)."""
+
+    model: nn.Module
+    inputs: tuple[Any, ...]
+    values: tuple[torch.Tensor, ...]
+    index: torch.Tensor
+    target: Target
+    n: int
+    output: OutputSelector = None
+    forward_kwargs: dict[str, Any] = field(default_factory=dict)
+    attributed: tuple[int, ...] = ()
+    embedding: nn.Module | None = None
+    rows: int | None = None
+    budget: int = DEFAULT_BUDGET
+    exclude: set[int] = field(default_factory=set)
+
+    @property
+    def row_count(self) -> int:
+        return int(self.index.shape[0])
+
+    def with_rows(self, values: tuple[torch.Tensor, ...], index: torch.Tensor) -> Problem:
+        """The same problem over other rows (noisy copies, path points) of the same samples."""
+        return dataclasses.replace(self, values=values, index=index)
+
+    def chunks(self, total: int, row_bytes: int = 0) -> Iterator[slice]:
+        """Row slices sized by ``internal_batch_size`` or by the memory budget."""
+        return chunks(total, self.rows, row_bytes=row_bytes, budget=self.budget, exclude=self.exclude)
+
+    def row_bytes(self) -> int:
+        """Bytes one row of the attributed values takes (a row's input plus its gradient)."""
+        return sum(v[:1].nbytes for v in self.values)
+
+    def _take(self, x: Any, index: torch.Tensor) -> Any:
+        if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == self.n:
+            if index.shape[0] == self.n and bool((index == torch.arange(self.n)).all()):
+                return x
+            return x.index_select(0, index.to(x.device))
+        return x
+
+    def run(
+        self, values: Sequence[torch.Tensor], index: torch.Tensor, hooks: Sequence[Callable[[], Any]] = ()
+    ) -> torch.Tensor:
+        """The selected model output for rows ``values`` (their samples given by ``index``)."""
+        args = [self._take(x, index) for x in self.inputs]
+        kwargs = {k: self._take(v, index) for k, v in self.forward_kwargs.items()}
+        handles = [h() for h in hooks]
+        try:
+            if self.embedding is None:
+                for pos, v in zip(self.attributed, values, strict=True):
+                    args[pos] = v
+            else:
+                handles.append(self.embedding.register_forward_hook(_replace_output(values[0])))
+            raw = self.model(*args, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+        out = select_output(raw, self.output)
+        if out.dim() == 0 or out.shape[0] != index.shape[0]:
+            raise ValueError(
+                f"the selected model output has shape {tuple(out.shape)} for a batch of "
+                f"{index.shape[0]} rows; it must have the batch dimension first (pick another with "
+                "output=)."
+            )
+        return out
+
+    def scores(self, values: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+        """Target scores (R,) for rows, without gradients."""
+        with torch.no_grad():
+            return self.target.scores(self.run(values, index), index)
+
+    def gradients(
+        self, values: Sequence[torch.Tensor], index: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """d(score)/d(values) for each row, and the scores.
+
+        ``torch.autograd.grad`` on fresh leaves: parameter ``.grad`` is never touched, and a user
+        tensor with ``requires_grad`` keeps its flag and its ``.grad``.
+        """
+        leaves = tuple(v.detach().requires_grad_(True) for v in values)
+        with torch.enable_grad():
+            s = self.target.scores(self.run(leaves, index), index)
+            if not s.requires_grad:  # the output does not depend on the attributed tensors
+                return tuple(torch.zeros_like(v) for v in leaves), s.detach()
+            grads = torch.autograd.grad(s.sum(), leaves, allow_unused=True)
+        return tuple(
+            torch.zeros_like(v) if g is None else g for v, g in zip(leaves, grads, strict=True)
+        ), s.detach()
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """The embedding layer's output when the token ids (first integer input) are ``ids``."""
+        if self.embedding is None:
+            raise ValueError("token-id baselines need token inputs attributed at an embedding layer.")
+        args = list(self.inputs)
+        pos = next(i for i, x in enumerate(args) if is_token_tensor(x))
+        if tuple(ids.shape) != tuple(args[pos].shape):
+            raise ValueError(
+                f"a token-id baseline needs the shape of the token ids {tuple(args[pos].shape)}; got "
+                f"{tuple(ids.shape)}."
+            )
+        args[pos] = ids.to(args[pos].device)
+        store: list[torch.Tensor] = []
+        handle = self.embedding.register_forward_hook(_capture_output(store, stop=True))
+        try:
+            with torch.no_grad():
+                self.model(*args, **self.forward_kwargs)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return store[0]
+
+
+def _replace_output(value: torch.Tensor) -> Callable[[nn.Module, Any, Any], torch.Tensor]:
+    def hook(module: nn.Module, _inp: Any, out: Any) -> torch.Tensor:
+        t = first_tensor(out)
+        if not isinstance(out, torch.Tensor) or t is None or t.shape != value.shape:
+            got = tuple(t.shape) if t is not None else type(out).__name__
+            raise ValueError(
+                f"the embedding layer ({type(module).__name__}) gave {got} where {tuple(value.shape)} "
+                "was expected; name an embedding layer that returns one tensor and is called once "
+                "per forward pass."
+            )
+        return value
+
+    return hook
+
+
+def _capture_output(store: list[torch.Tensor], stop: bool) -> Callable[[nn.Module, Any, Any], None]:
+    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+        t = first_tensor(out)
+        if t is not None:
+            store.append(t.detach())
+        if stop:
+            raise _StopForward
+
+    return hook
+
+
+def find_embedding(model: nn.Module, embedding: str | nn.Module | None) -> nn.Module:
+    """The layer whose output token-id inputs are attributed at."""
+    if isinstance(embedding, nn.Module):
+        return embedding
+    if isinstance(embedding, str):
+        return find_module(model, embedding)
+    for m in model.modules():
+        if isinstance(m, nn.Embedding):
+            return m
+    raise ValueError(
+        f"the inputs hold integer token ids, which have no gradient, so they are attributed at an "
+        f"embedding layer's output; {type(model).__name__} has no nn.Embedding. Pass "
+        "embedding='path.to.layer' (a module path from model.named_modules()) naming the layer "
+        "whose output to attribute, or pass float inputs."
+    )
+
+
+def build_problem(
+    model: nn.Module,
+    inputs: Any,
+    target: TargetSpec,
+    *,
+    output: OutputSelector = None,
+    embedding: str | nn.Module | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
+    internal_batch_size: int | None = None,
+    budget: int = DEFAULT_BUDGET,
+    exclude: set[int] | None = None,
+) -> Problem:
+    """Check the inputs, find the attribution point, resolve the target.
+
+    Runs one no-grad forward when the target is None (to find the predicted class) and, for
+    token inputs, up to the embedding layer (to get the embeddings); nothing otherwise.
+    """
+    args = as_input_tuple(inputs)
+    n = next(x for x in args if isinstance(x, torch.Tensor)).shape[0]
+    for x in args:
+        if isinstance(x, torch.Tensor) and x.shape[0] != n:
+            raise ValueError(
+                f"all input tensors need the same batch size first; got {[tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]}."
+            )
+    if internal_batch_size is not None and (
+        not isinstance(internal_batch_size, int) or internal_batch_size < 1
+    ):
+        raise ValueError(f"internal_batch_size must be a positive int or None; got {internal_batch_size!r}.")
+    base = Problem(
+        model=model,
+        inputs=args,
+        values=(),
+        index=torch.arange(n),
+        target=Target(),
+        n=n,
+        output=output,
+        forward_kwargs=dict(forward_kwargs or {}),
+        rows=internal_batch_size,
+        budget=budget,
+        exclude=exclude or set(),
+    )
+    tokens = any(is_token_tensor(x) for x in args)
+    if tokens or embedding is not None:
+        layer = find_embedding(model, embedding)
+        store: list[torch.Tensor] = []
+        out: torch.Tensor | None = None
+        # with a given target only the embeddings are needed: stop the pass there
+        handle = layer.register_forward_hook(_capture_output(store, stop=target is not None))
+        try:
+            with torch.no_grad():
+                out = select_output(model(*args, **base.forward_kwargs), output)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not store:
+            raise ValueError(
+                f"the embedding layer ({type(layer).__name__}) was not called during the forward "
+                "pass; name the layer the token ids go through with embedding='path'."
+            )
+        problem = dataclasses.replace(base, values=(store[0],), embedding=layer)
+    else:
+        attributed = tuple(
+            i for i, x in enumerate(args) if isinstance(x, torch.Tensor) and x.is_floating_point()
+        )
+        if not attributed:
+            raise TypeError(
+                "inputs hold no floating-point tensor to attribute; pass float inputs, or token ids "
+                "(integer tensors) with embedding='path'."
+            )
+        values = tuple(args[i].detach() for i in attributed)
+        problem = dataclasses.replace(base, values=values, attributed=attributed)
+        out = None
+        if target is None:
+            with torch.no_grad():
+                out = problem.run(values, problem.index)
+    return dataclasses.replace(problem, target=resolve_target(target, out, n))
+
+
+@dataclass
+class Attributions:
+    """What every method returns: one tensor per attributed input.
+
+    ``at_point`` is True when ``values`` have the shape of the attribution point (for token
+    inputs, the embedding output (N, L, D), reduced to tokens afterwards); False when the method
+    already gives a map over the input (Grad-CAM, attention). ``delta`` is IG's convergence delta.
+    """
+
+    values: tuple[torch.Tensor, ...]
+    at_point: bool = True
+    delta: torch.Tensor | None = None

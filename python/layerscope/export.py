@@ -1,0 +1,137 @@
+"""Offline HTML: one self-contained file that renders widgets with no kernel and no network.
+
+nbconvert's and ipywidgets' own exports load require.js, the html-manager's ``embed-amd.js`` and
+each widget's AMD module from CDNs, so offline they render nothing. Here every script is inlined:
+require.js and embed-amd.js from our build (``static/vendor/``), and the AMD module of each widget
+package the state uses (anywidget, bqplot, ...) from the installed package's
+``share/jupyter/nbextensions/<pkg>/index.js``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import pathlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from jupyter_core.paths import jupyter_path
+
+VENDOR = pathlib.Path(__file__).resolve().parent / "static" / "vendor"
+
+# Those AMD modules call the anonymous form define([...], factory); inlined they need a name.
+_NAMED_DEFINE_OPEN = """<script>(function(){var d=window.define;window.__lsDefine=d;
+window.define=function(a,b,c){return typeof a==="string"?d(a,b,c):d(%s,a,b);};window.define.amd=d.amd;})();</script>"""
+_NAMED_DEFINE_CLOSE = "<script>window.define=window.__lsDefine;</script>"
+
+
+class ExportError(RuntimeError):
+    """Something an offline page needs is not installed."""
+
+
+def _script(text: str) -> str:
+    # Neutralise "</script" inside inlined code so it cannot end the tag early.
+    return "<script>" + re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE) + "</script>"
+
+
+def _vendor(name: str) -> str:
+    path = VENDOR / name
+    if not path.is_file():
+        raise ExportError(
+            f"{path} is missing: layerscope's front end was not built. Run `npm install && npm run build` "
+            "in the source checkout (or `make demo`), or install layerscope from a wheel."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def amd_module(package: str) -> str:
+    """The installed AMD build of a widget package (e.g. "anywidget", "bqplot")."""
+    for root in jupyter_path("nbextensions"):
+        path = pathlib.Path(root) / package / "index.js"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise ExportError(
+        f"the AMD build of the widget package {package!r} was not found under any of "
+        f"{jupyter_path('nbextensions')}; install {package!r} in this environment"
+    )
+
+
+def widget_modules(state: dict[str, Any]) -> list[str]:
+    """Widget packages (besides the html-manager's built-ins) that a manager state needs."""
+    builtin = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
+    found: list[str] = []
+    for entry in state.values():
+        for key in ("model_module",):
+            name = entry.get(key)
+            if name and name not in builtin and name not in found:
+                found.append(name)
+        view = entry.get("state", {}).get("_view_module")
+        if view and view not in builtin and view not in found:
+            found.append(view)
+    return found
+
+
+def offline_scripts(modules: Iterable[str]) -> str:
+    """Inline <script> tags: require.js, each widget AMD module under its name, embed-amd.js."""
+    parts = [_script(_vendor("require.js"))]
+    for name in modules:
+        parts.append(_NAMED_DEFINE_OPEN % json.dumps(name))
+        parts.append(_script(amd_module(name)))
+        parts.append(_NAMED_DEFINE_CLOSE)
+    parts.append(_script(_vendor("embed-amd.js")))
+    return "\n".join(parts)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body {{ font-family: system-ui, sans-serif; margin: 16px; max-width: 1100px; }}</style>
+{scripts}
+</head>
+<body>
+<script type="application/vnd.jupyter.widget-state+json">
+{state}
+</script>
+{views}
+</body>
+</html>
+"""
+
+
+def export_html(widget: Any, path: str | pathlib.Path, *, title: str = "layerscope") -> pathlib.Path:
+    """Write one self-contained HTML file that renders ``widget`` offline (baked state).
+
+    ``widget`` is a layerscope view, any ipywidget, or a list of them. The page holds every script
+    it needs; it makes no network request.
+
+    >>> import layerscope as ls, torch
+    >>> ls.export_html(ls.heatmap(torch.randn(8, 8)), "page.html")   # doctest: +SKIP
+    """
+    from ipywidgets import Widget
+    from ipywidgets.embed import dependency_state, escape_script
+
+    widgets = list(widget) if isinstance(widget, (list, tuple)) else [widget]
+    for w in widgets:
+        if not isinstance(w, Widget):
+            raise TypeError(f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}")
+    state = dependency_state(widgets, drop_defaults=False)
+    manager_state = {"version_major": 2, "version_minor": 0, "state": state}
+    views = "\n".join(
+        '<script type="application/vnd.jupyter.widget-view+json">'
+        + json.dumps(w.get_view_spec())
+        + "</script>"
+        for w in widgets
+    )
+    page = _PAGE.format(
+        title=html.escape(title),
+        scripts=offline_scripts(widget_modules(state)),
+        state=escape_script(json.dumps(manager_state)),
+        views=views,
+    )
+    out = pathlib.Path(path)
+    out.write_text(page, encoding="utf-8")
+    return out

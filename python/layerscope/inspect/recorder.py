@@ -1,0 +1,367 @@
+"""Record one forward pass: module hooks for module calls, a TorchFunctionMode for the ops between.
+
+The recorder is the hot path of ``trace()``: every torch function called during the pass goes
+through :meth:`Recorder.__torch_function__`, so it does as little as it can (no stack
+inspection, no copies of tensors, shapes kept as the ``torch.Size`` objects torch hands out).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .graph import Edge, Node, TensorMeta
+
+# Reading t.shape inside a hook would itself go through the mode; this switches it off there.
+_no_torch_function = torch._C.DisableTorchFunction
+
+_SETITEM = Tensor.__setitem__
+_ITER = Tensor.__iter__
+
+# Dunder names torch hands the mode for Python operators, as the op names a reader expects.
+_DUNDER = {
+    "getitem": "getitem",
+    "setitem": "setitem",
+    "matmul": "matmul",
+    "rmatmul": "matmul",
+    "radd": "add",
+    "rmul": "mul",
+    "rsub": "rsub",
+    "rtruediv": "rdiv",
+    "rdiv": "rdiv",
+    "rpow": "rpow",
+    "iter": "unbind",
+}
+
+
+def op_name(func: Callable[..., Any]) -> str:
+    """A short readable name for a torch function: ``add``, ``cat``, ``getitem``, ``T`` ..."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":  # a Tensor property such as .T or .mT
+        owner = getattr(func, "__self__", None)
+        return getattr(owner, "__name__", "get")
+    if name.startswith("__") and name.endswith("__"):
+        core = name[2:-2]
+        if core in _DUNDER:
+            return _DUNDER[core]
+        if core.startswith("i") and hasattr(Tensor, core[1:] + "_"):  # __iadd__ -> add_
+            return core[1:] + "_"
+        return core
+    return name
+
+
+def tensor_leaves(value: Any, out: list[Tensor]) -> list[Tensor]:
+    """Append every tensor in a nested result (tuple, list, dict, dataclass) to ``out``."""
+    if isinstance(value, Tensor):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            tensor_leaves(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            tensor_leaves(v, out)
+    elif hasattr(value, "__dataclass_fields__"):
+        for f in value.__dataclass_fields__:
+            tensor_leaves(getattr(value, f, None), out)
+    return out
+
+
+def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
+    # Arguments nest at most one level in practice (cat, stack, einsum take lists of tensors).
+    ins: list[Tensor] = []
+    for a in args:
+        if isinstance(a, Tensor):
+            ins.append(a)
+        elif isinstance(a, (list, tuple)):
+            for b in a:
+                if isinstance(b, Tensor):
+                    ins.append(b)
+    if kwargs:
+        for a in kwargs.values():
+            if isinstance(a, Tensor):
+                ins.append(a)
+            elif isinstance(a, (list, tuple)):
+                for b in a:
+                    if isinstance(b, Tensor):
+                        ins.append(b)
+    return ins
+
+
+class Frame:
+    """One module call on the recorder's stack."""
+
+    __slots__ = ("ambient", "events", "leaf", "module", "path", "quiet", "record")
+
+    def __init__(self, module: nn.Module | None, path: str | None, *, quiet: bool, record: bool, leaf: bool) -> None:
+        self.module = module
+        self.path = path
+        self.quiet = quiet  # ops are not recorded: inside a leaf module's own forward
+        self.record = record  # the call itself becomes a node / group call
+        self.leaf = leaf
+        self.events: list[Any] = []  # op names and child signatures, for repeat detection
+        self.ambient: BaseException | None = None
+
+
+class Failure:
+    """Where the pass raised: the innermost module (and op) that saw the exception first."""
+
+    __slots__ = ("exc", "op", "path")
+
+    def __init__(self, exc: BaseException, path: str | None, op: str | None) -> None:
+        self.exc = exc
+        self.path = path
+        self.op = op
+
+
+class Recorder(TorchFunctionMode):
+    """Collects nodes and edges while active; hooks are registered by :meth:`attach`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.paths: dict[int, str] = {}
+        self.leaves: set[str] = set()
+        self.classes: dict[str, str] = {}
+        for path, m in model.named_modules():
+            self.paths.setdefault(id(m), path)
+            self.classes[path] = type(m).__name__
+            if next(iter(m.children()), None) is None:
+                self.leaves.add(path)
+        self.root_path = ""
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        # id(tensor) -> (weakref, node id, output index). The weakref tells a live tensor from a
+        # new one that got the id of a freed one, without keeping activations alive.
+        self.produced: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
+        self.stack: list[Frame] = [Frame(None, None, quiet=False, record=False, leaf=False)]
+        self.op_calls: dict[tuple[str | None, str], int] = {}
+        self.module_calls: dict[str, int] = {}
+        self.group_calls: dict[str, list[tuple[list[TensorMeta], list[TensorMeta]]]] = {}
+        self.signatures: dict[str, int] = {}  # module path -> structure id of its first call
+        self._sig_ids: dict[tuple[Any, ...], int] = {}
+        self._names: dict[Any, str] = {}
+        self._param_info: dict[str, tuple[int, dict[str, tuple[int, ...]]]] = {}
+        self.failure: Failure | None = None
+        self.handles: list[Any] = []
+        self._model = model
+
+    # -- hooks --
+
+    def attach(self) -> None:
+        seen: set[int] = set()
+        for path, m in self._model.named_modules():
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            leaf = path in self.leaves
+            self.handles.append(
+                m.register_forward_pre_hook(functools.partial(self._pre, path, leaf), with_kwargs=True)
+            )
+            self.handles.append(
+                m.register_forward_hook(functools.partial(self._post, path), with_kwargs=True, always_call=True)
+            )
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _pre(self, path: str, leaf: bool, module: nn.Module, args: Any, kwargs: Any) -> None:
+        top = self.stack[-1]
+        if top.quiet:  # a module called from inside a leaf module's forward: part of that leaf
+            frame = Frame(module, path, quiet=True, record=False, leaf=leaf)
+        else:
+            frame = Frame(module, path, quiet=leaf, record=True, leaf=leaf)
+        frame.ambient = sys.exc_info()[1]
+        self.stack.append(frame)
+
+    def _post(self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        stack = self.stack
+        frame = stack[-1]
+        while frame.module is not module and len(stack) > 2:
+            stack.pop()  # frames of calls that raised and were caught inside the model
+            frame = stack[-1]
+        if len(stack) > 1:
+            stack.pop()
+        exc = sys.exc_info()[1]
+        if exc is not None and exc is not frame.ambient:
+            # always_call hook on the way out of a forward that raised: remember the innermost.
+            if self.failure is None or self.failure.exc is not exc:
+                self.failure = Failure(exc, path, None)
+            return
+        if not frame.record:
+            return
+        parent = stack[-1]
+        with _no_torch_function():
+            if frame.leaf:
+                self._module_node(path, module, args, kwargs, output, parent)
+            else:
+                self._group_call(path, module, frame, args, kwargs, output, parent)
+
+    def _params(self, path: str, module: nn.Module) -> tuple[int, dict[str, tuple[int, ...]]]:
+        info = self._param_info.get(path)
+        if info is None:
+            shapes = {name: tuple(p.shape) for name, p in module.named_parameters()}
+            count = sum(p.numel() for p in module.parameters())
+            info = self._param_info[path] = (count, shapes)
+        return info
+
+    def _signature(self, key: tuple[Any, ...]) -> int:
+        sig = self._sig_ids.get(key)
+        if sig is None:
+            sig = self._sig_ids[key] = len(self._sig_ids)
+        return sig
+
+    def _module_node(self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame) -> None:
+        ins = _arg_tensors(args, kwargs)
+        outs = tensor_leaves(output, [])
+        call = self.module_calls.get(path, 0)
+        self.module_calls[path] = call + 1
+        count, shapes = self._params(path, module)
+        group = path.rpartition(".")[0] if path else None
+        node = self._add(
+            "module", path, type(module).__name__, group, call, ins, outs, params=count, param_shapes=shapes
+        )
+        if path not in self.signatures:
+            self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
+        parent.events.append(self.signatures[path])
+        node.inplace = _writes_input(ins, outs)
+
+    def _group_call(
+        self, path: str, module: nn.Module, frame: Frame, args: Any, kwargs: Any, output: Any, parent: Frame
+    ) -> None:
+        ins = _arg_tensors(args, kwargs)
+        outs = tensor_leaves(output, [])
+        self.group_calls.setdefault(path, []).append(
+            ([(t.shape, t.dtype) for t in ins], [(t.shape, t.dtype) for t in outs])
+        )
+        if path not in self.signatures:
+            own = tuple((n, tuple(p.shape)) for n, p in module.named_parameters(recurse=False))
+            self.signatures[path] = self._signature((type(module).__name__, own, tuple(frame.events)))
+        parent.events.append(self.signatures[path])
+
+    # -- nodes and edges --
+
+    def _add(
+        self,
+        kind: str,
+        path: str,
+        name: str,
+        group: str | None,
+        call: int,
+        ins: list[Tensor],
+        outs: list[Tensor] | tuple[Tensor, ...],
+        params: int = 0,
+        param_shapes: dict[str, tuple[int, ...]] | None = None,
+    ) -> Node:
+        node_id = len(self.nodes)
+        produced = self.produced
+        edges = self.edges
+        for j, t in enumerate(ins):
+            src = produced.get(id(t))
+            if src is not None and src[0]() is t:
+                edges.append(Edge(src[1], node_id, src[2], j))
+        for i, t in enumerate(outs):
+            produced[id(t)] = (weakref.ref(t), node_id, i)
+        node = Node(
+            node_id,
+            kind,
+            path,
+            name,
+            group,
+            call,
+            [(t.shape, t.dtype) for t in ins],
+            [(t.shape, t.dtype) for t in outs],
+            params,
+            param_shapes,
+        )
+        self.nodes.append(node)
+        return node
+
+    def add_input(self, label: str, t: Tensor, index: int) -> None:
+        node_id = len(self.nodes)
+        if id(t) not in self.produced:  # the same tensor passed twice: edges from the first
+            self.produced[id(t)] = (weakref.ref(t), node_id, 0)
+        self.nodes.append(Node(node_id, "input", "input:" + label, label, None, index, [], [(t.shape, t.dtype)]))
+
+    def add_output(self, label: str, t: Tensor, index: int) -> None:
+        node_id = len(self.nodes)
+        src = self.produced.get(id(t))
+        if src is not None and src[0]() is t:
+            self.edges.append(Edge(src[1], node_id, src[2], 0))
+        self.nodes.append(Node(node_id, "output", "output:" + label, "output" + label, None, index, [(t.shape, t.dtype)], []))
+
+    # -- the mode --
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if kwargs is None:
+            kwargs = {}
+        frame = self.stack[-1]
+        if frame.quiet:
+            return func(*args, **kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception as exc:
+            if self.failure is None or self.failure.exc is not exc:
+                self.failure = Failure(exc, frame.path, self._name(func))
+            raise
+        if isinstance(out, Tensor):
+            outs: list[Tensor] | tuple[Tensor, ...] = (out,)
+        elif isinstance(out, (tuple, list)):
+            outs = [o for o in out if isinstance(o, Tensor)]
+            if not outs:  # torch.Size, split sizes...
+                return out
+        elif func is _SETITEM:
+            outs = (args[0],)  # x[i] = y writes into x: x now comes from this op
+        elif func is _ITER:
+            out = tuple(out)  # for row in x: record the unbind, hand back a fresh iterator
+            self._record_op(func, args, kwargs, out, frame)
+            return iter(out)
+        else:
+            return out  # .shape, .dim(), .item(), bool(x): not dataflow
+        self._record_op(func, args, kwargs, outs, frame)
+        return out
+
+    def _name(self, func: Any) -> str:
+        try:
+            name = self._names.get(func)
+        except TypeError:  # unhashable callables
+            return op_name(func)
+        if name is None:
+            name = self._names[func] = op_name(func)
+        return name
+
+    def _record_op(
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        outs: list[Tensor] | tuple[Tensor, ...],
+        frame: Frame,
+    ) -> None:
+        name = self._name(func)
+        group = frame.path
+        key = (group, name)
+        call = self.op_calls.get(key, 0)
+        self.op_calls[key] = call + 1
+        ins = _arg_tensors(args, kwargs)
+        node = self._add("function", f"{group or ''}:{name}", name, group, call, ins, outs)
+        if _writes_input(ins, outs):
+            node.inplace = True
+        frame.events.append(name)
+
+
+def _writes_input(ins: list[Tensor], outs: list[Tensor] | tuple[Tensor, ...]) -> bool:
+    for o in outs:
+        for t in ins:
+            if o is t:
+                return True
+    return False

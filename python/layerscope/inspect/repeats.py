@@ -1,0 +1,39 @@
+"""Find runs of consecutive sibling modules with the same structure (``layers.0`` .. ``layers.11``)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .graph import Repeat
+
+
+def find_repeats(model: nn.Module, signatures: dict[str, int], min_count: int = 2) -> list[Repeat]:
+    """Maximal runs of consecutive children of one parent whose first calls had the same signature.
+
+    A signature (from the recorder) covers the class, parameter shapes and the ordered sequence of
+    ops and child-module signatures of a module's first call, so two blocks fold only if they did
+    the same thing. Children that never ran break a run.
+
+    >>> [r.label for r in find_repeats(model, recorder.signatures)]   # doctest: +SKIP
+    ['Block x12']
+    """
+    repeats: list[Repeat] = []
+    seen: set[int] = set()
+    for parent_path, parent in model.named_modules():
+        if id(parent) in seen:
+            continue
+        seen.add(id(parent))
+        prefix = parent_path + "." if parent_path else ""
+        run: list[str] = []
+        run_sig: int | None = None
+        run_cls = ""
+        for name, child in [*parent.named_children(), ("", None)]:  # sentinel closes the last run
+            path = prefix + name
+            sig = signatures.get(path) if child is not None else None
+            if sig is not None and sig == run_sig:
+                run.append(path)
+                continue
+            if len(run) >= min_count:
+                repeats.append(Repeat(parent_path, run, run_cls))
+            run, run_sig, run_cls = ([path], sig, type(child).__name__) if sig is not None else ([], None, "")
+    return repeats

@@ -1,0 +1,222 @@
+"""``trace(model, *inputs, **kwargs) -> Graph``: the real dataflow of one forward pass.
+
+Module calls come from module hooks, the functional ops between them (``x + residual``,
+``torch.cat``, ``F.relu``, ``view``, ``@``, indexing) from a ``TorchFunctionMode`` active during
+the pass (see ``recorder.py``). Edges follow tensor identity from producer to consumer.
+"""
+
+from __future__ import annotations
+
+import inspect as _pyinspect
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .graph import Graph, Group, Node
+from .modules import check_module, first_parameter_device, parameter_count
+from .recorder import Failure, Recorder
+from .repeats import find_repeats
+from .restore import preserved
+
+__all__ = ["Graph", "Node", "TraceError", "trace"]
+
+
+class TraceError(RuntimeError):
+    """The model raised during the traced forward pass; chained (``from``) to the original error.
+
+    ``path`` is the innermost module running when it raised ("" is the root, None if unknown),
+    ``op`` the torch function that raised (None if it was not one), ``original`` the exception.
+    """
+
+    def __init__(self, message: str, *, path: str | None, op: str | None, original: BaseException) -> None:
+        super().__init__(message)
+        self.path = path
+        self.op = op
+        self.original = original
+
+
+def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
+    """Run ``model(*inputs, **kwargs)`` once and return what it did as a :class:`Graph`.
+
+    Nodes are leaf-module calls (a module with no child modules is one node, its inner ops are
+    not recorded), the functional ops run by container modules' own forward code, and the
+    model's input and output tensors. Container modules become groups; consecutive sibling
+    blocks that did the same thing become repeats ("Block x12"). See :meth:`Graph.to_dict` for
+    the JSON schema.
+
+    The pass runs under ``torch.no_grad()`` in the model's own mode (``train()`` or ``eval()``:
+    the graph shows what the model really does in that mode, e.g. dropout in training). The
+    model comes back as it was: BatchNorm running stats and other buffers, the RNG state
+    (dropout), ``training`` flags, ``requires_grad``, ``.grad`` and hooks are restored, also
+    when the forward raises. Models on ``meta`` trace without memory for weights (pass ``meta``
+    inputs); data-dependent control flow just runs, as the pass is a real one.
+
+    Raises TypeError for a non-Module, and :class:`TraceError` (chained to the original
+    exception) when the forward raises, naming the module path and op where it happened.
+
+    >>> g = trace(model, torch.randn(2, 16))            # doctest: +SKIP
+    >>> g.summary["ops"], [r.label for r in g.repeats]  # doctest: +SKIP
+    (412, ['Block x12'])
+    >>> json.dumps(g.to_dict())                         # doctest: +SKIP
+    """
+    check_module(model)
+    rec = Recorder(model)
+    devices = _devices(model, inputs, kwargs)
+    cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+    with preserved(model), torch.random.fork_rng(devices=cuda), torch.no_grad():
+        for index, (label, t) in enumerate(_labelled_inputs(model, inputs, kwargs)):
+            rec.add_input(label, t, index)
+        rec.attach()
+        try:
+            with rec:
+                output = model(*inputs, **kwargs)
+        except Exception as exc:
+            raise _trace_error(model, rec.failure, exc, inputs, kwargs) from exc
+        finally:
+            rec.detach()
+        for index, (label, t) in enumerate(_labelled(output, "")):
+            rec.add_output(label, t, index)
+    return _build(model, rec, devices)
+
+
+def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Graph:
+    modules = dict(model.named_modules())
+    wanted: set[str] = set(rec.group_calls)
+    for n in rec.nodes:
+        if n.group is not None:
+            wanted.add(n.group)
+    for path in list(wanted):  # containers that never ran (ModuleList) still hold their children
+        while path:
+            path = path.rpartition(".")[0]
+            wanted.add(path)
+    groups: dict[str, Group] = {}
+    for path, m in modules.items():
+        if path in wanted and path not in rec.leaves:
+            parent = path.rpartition(".")[0] if path else None
+            groups[path] = Group(path, type(m).__name__, parent, [], parameter_count(m), rec.group_calls.get(path, []))
+            if parent is not None and parent in groups:
+                groups[parent].children.append(path)
+
+    shared = {p: c for p, c in rec.module_calls.items() if c > 1}
+    shared.update({p: len(c) for p, c in rec.group_calls.items() if len(c) > 1})
+    by_param: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        by_param.setdefault(id(p), []).append(name)
+    tied = [names for names in by_param.values() if len(names) > 1]
+
+    nodes = rec.nodes
+    params = list(model.parameters())
+    device = devices[0] if devices else first_parameter_device(model)
+    summary = {
+        "model": type(model).__name__,
+        "params": sum(p.numel() for p in params),
+        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "nodes": len(nodes),
+        "edges": len(rec.edges),
+        "ops": sum(1 for n in nodes if n.kind == "function"),
+        "module_calls": sum(1 for n in nodes if n.kind == "module"),
+        "modules": len(rec.module_calls),
+        "inputs": sum(1 for n in nodes if n.kind == "input"),
+        "outputs": sum(1 for n in nodes if n.kind == "output"),
+        "device": str(device),
+        "training": model.training,
+    }
+    return Graph(
+        nodes=nodes,
+        edges=rec.edges,
+        groups=list(groups.values()),
+        repeats=find_repeats(model, rec.signatures),
+        summary=summary,
+        shared=shared,
+        tied=tied,
+    )
+
+
+def _devices(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.device]:
+    found: dict[torch.device, None] = {}
+    for t in model.parameters():
+        found[t.device] = None
+    for t in model.buffers():
+        found[t.device] = None
+    for _, t in _labelled((inputs, kwargs), ""):
+        found[t.device] = None
+    return list(found)
+
+
+def _labelled(value: Any, label: str) -> list[tuple[str, Tensor]]:
+    """(label, tensor) for every tensor in a nested value: ``[0]``, ``['logits']``, ``.hidden``."""
+    out: list[tuple[str, Tensor]] = []
+
+    def walk(v: Any, at: str) -> None:
+        if isinstance(v, Tensor):
+            out.append((at, v))
+        elif isinstance(v, dict):
+            # HF ModelOutput is an OrderedDict *and* a dataclass: attribute style reads better.
+            attr = hasattr(v, "__dataclass_fields__")
+            for k, x in v.items():
+                walk(x, f"{at}.{k}" if attr and isinstance(k, str) else f"{at}[{k!r}]")
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                walk(x, f"{at}[{i}]")
+        elif hasattr(v, "__dataclass_fields__"):
+            for f in v.__dataclass_fields__:
+                walk(getattr(v, f, None), f"{at}.{f}")
+
+    walk(value, label)
+    return out
+
+
+def _labelled_inputs(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Tensor]]:
+    try:
+        params = list(_pyinspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names: list[str] = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+    out: list[tuple[str, Tensor]] = []
+    for i, v in enumerate(inputs):
+        out += _labelled(v, names[i] if i < len(names) else f"args[{i}]")
+    for k, v in kwargs.items():
+        out += _labelled(v, k)
+    return out
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)} on {value.device}"
+    return type(value).__name__
+
+
+def _trace_error(
+    model: nn.Module, failure: Failure | None, exc: Exception, inputs: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TraceError:
+    path = op = None
+    if failure is not None and failure.exc is exc:
+        path, op = failure.path, failure.op
+    modules = dict(model.named_modules())
+    if path is None:
+        where = "during the forward pass"
+    else:
+        cls = type(modules[path]).__name__ if path in modules else "?"
+        where = f"in module {path!r} ({cls})" if path else f"in the root module ({cls})"
+        if op is not None:
+            where += f", op {op!r}"
+    original = str(exc).strip()
+    if len(original) > 600:
+        original = original[:600] + " ..."
+    given = ", ".join(
+        [_describe(v) for v in inputs] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+    )
+    message = (
+        f"trace of {type(model).__name__} failed {where}: {type(exc).__name__}: {original}\n"
+        f"Inputs given: ({given}). Pass inputs that model(*inputs, **kwargs) accepts: "
+        "the same shapes, dtypes and device as in a normal call."
+    )
+    return TraceError(message, path=path, op=op, original=exc)
+
+
+# Graph is re-exported here: layerscope.inspect exposes trace.Graph lazily.
+_ = (Graph, Node)

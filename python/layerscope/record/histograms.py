@@ -1,0 +1,69 @@
+"""Weight histograms with bins fixed across epochs, so epochs can be compared bin by bin.
+
+The edges of a parameter are chosen once, from the first epoch it is seen in: its finite range
+widened by half its width on each side (weights usually spread out during training), split into
+``bins`` equal bins. Later values outside the edges are not lost: they are counted in an
+underflow (below the first edge, -Inf included) and an overflow (above the last edge, +Inf
+included) count, and NaNs in their own count. So ``counts.sum() + under + over + nan == numel``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DEFAULT_BINS = 64
+HEADROOM = 0.5
+
+
+def choose_edges(lo: float | None, hi: float | None, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Edges for values seen in ``[lo, hi]`` with headroom; ``lo``/``hi`` None (no finite value) -> [-1, 1].
+
+    >>> choose_edges(0.0, 1.0, bins=4)
+    array([-0.5,  0. ,  0.5,  1. ,  1.5])
+    """
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = -1.0, 1.0
+    span = hi - lo
+    if span <= 0:
+        # A constant tensor (zero-initialised bias): a window around it, scaled to its magnitude.
+        span = max(abs(lo), 1e-3)
+        lo, hi = lo - span / 2, hi + span / 2
+    return np.linspace(lo - HEADROOM * span, hi + HEADROOM * span, bins + 1)
+
+
+@dataclass
+class HistogramCounts:
+    """One epoch's histogram of one tensor on fixed ``edges``."""
+
+    counts: np.ndarray  # int64 [bins]
+    underflow: int
+    overflow: int
+    nan: int
+
+
+def count(t: torch.Tensor, edges: np.ndarray) -> HistogramCounts:
+    """Histogram of ``t`` (any device, any float dtype) on ``edges``, with under/overflow and NaN counts.
+
+    >>> count(torch.tensor([-9.0, 0.1, 0.2, float("nan")]), np.array([0.0, 0.5, 1.0])).counts
+    array([2, 0])
+    """
+    flat = t.detach().reshape(-1)
+    if not flat.is_floating_point():
+        flat = flat.double()
+    elif flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    lo, hi = float(edges[0]), float(edges[-1])
+    isnan = torch.isnan(flat)
+    n_nan = int(isnan.sum())
+    if n_nan:
+        flat = flat[~isnan]
+    # histc counts values equal to `hi` in the last bin and ignores what lies outside [lo, hi]:
+    # those are exactly the under/overflow counts.
+    counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi)
+    under = int((flat < lo).sum())
+    over = int((flat > hi).sum())
+    return HistogramCounts(counts.to(torch.int64).cpu().numpy(), under, over, n_nan)

@@ -1,0 +1,355 @@
+"""The read side of a recorded run, shared by a live ``Recorder`` and ``Recorder.open(path)``.
+
+A view (``ls.timeline``) reads only through these accessors, so it works the same on a run being
+recorded in this kernel and on a store reopened in a fresh one.
+
+>>> rec.epochs                                  # doctest: +SKIP
+[0, 1, 2]
+>>> rec.snapshot("fc.weight", 1).exact          # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .histograms import HistogramCounts
+from .steplog import StepLog
+
+
+class ThinnedError(KeyError):
+    """The tensor asked for was let go to stay within the budget (and no store holds it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Held:
+    """One recorded tensor: in memory (``array``) and/or on disk (``path``, always full resolution)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    exact: bool
+    array: np.ndarray | None = None
+    path: Path | None = None
+
+    @property
+    def nbytes(self) -> int:
+        if self.array is None or isinstance(self.array, np.memmap):
+            return 0
+        return int(self.array.nbytes)
+
+
+@dataclass
+class Snapshot:
+    """A tensor at one epoch. ``exact``: ``array`` is the tensor bit for bit, in ``shape``; otherwise
+    ``array`` is a 2-D float32 block-mean image of the view ``[shape[0], prod(shape[1:])]``.
+
+    numpy has no bfloat16: such tensors come back as float32 holding the same values.
+    """
+
+    name: str
+    epoch: int
+    array: np.ndarray
+    shape: tuple[int, ...]
+    dtype: str
+    exact: bool
+    source: str  # "memory" or "disk"
+
+
+@dataclass
+class Histograms:
+    """Histograms of one parameter over epochs, on bins fixed across them.
+
+    ``counts[i]`` belongs to ``epochs[i]``; values below ``edges[0]`` are in ``underflow``, above
+    ``edges[-1]`` in ``overflow`` (Inf included), NaN in ``nan``.
+    """
+
+    name: str
+    edges: np.ndarray
+    epochs: np.ndarray
+    counts: np.ndarray
+    underflow: np.ndarray
+    overflow: np.ndarray
+    nan: np.ndarray
+
+
+@dataclass
+class EpochRecord:
+    """All that one ``Recorder.epoch()`` call recorded."""
+
+    epoch: int
+    step: int  # steps recorded when the epoch ended: its steps are [previous step, step)
+    time: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Held] = field(default_factory=dict)
+    acts: dict[str, Held] = field(default_factory=dict)
+    param_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    act_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    change: dict[str, float] = field(default_factory=dict)
+    hist: dict[str, HistogramCounts] = field(default_factory=dict)
+    pinned: bool = False
+
+    def tensors(self) -> list[Held]:
+        return [*self.params.values(), *self.acts.values()]
+
+    @property
+    def nbytes(self) -> int:
+        small = sum(h.counts.nbytes + 24 for h in self.hist.values())
+        return small + sum(h.nbytes for h in self.tensors())
+
+
+def _module_of(param: str) -> str:
+    return param.rpartition(".")[0]
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> KeyError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    sample = ", ".join(map(repr, known[:6])) or "none"
+    return KeyError(f"no {kind} {name!r} was recorded.{hint} Recorded: {sample}.")
+
+
+class History:
+    """Read accessors over a recorded run (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, EpochRecord] = {}
+        self._log = StepLog()
+        self._edges: dict[str, np.ndarray] = {}
+        self._thinned: list[dict[str, Any]] = []
+        self._flags: list[dict[str, Any]] = []
+
+    # -- what there is ----------------------------------------------------------------------
+
+    @property
+    def epochs(self) -> list[int]:
+        """Every recorded epoch, in order (scalars, histograms and stats are kept for all)."""
+        return sorted(self._records)
+
+    @property
+    def parameters(self) -> list[str]:
+        """Names of the parameters snapshotted in any epoch, in order of first appearance."""
+        return list(dict.fromkeys(n for r in self._sorted() for n in r.params))
+
+    @property
+    def layers(self) -> list[str]:
+        """Module paths whose probe activations were recorded."""
+        return list(dict.fromkeys(n for r in self._sorted() for n in r.acts))
+
+    @property
+    def pinned(self) -> list[int]:
+        return [r.epoch for r in self._sorted() if r.pinned]
+
+    @property
+    def thinned(self) -> list[dict[str, Any]]:
+        """What was reduced or let go to stay within the budget: ``{"epoch", "action", "tensors", "on_disk"}``."""
+        return list(self._thinned)
+
+    @property
+    def flags(self) -> list[dict[str, Any]]:
+        """Flagged events: NaN losses, non-scalar losses, parameters added/removed, device moves."""
+        self._sync()
+        return sorted([*self._log.flags, *self._flags], key=lambda f: f.get("step", 0))
+
+    @property
+    def num_steps(self) -> int:
+        return self._log.count
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of history held in memory (tensors, histograms, per-step series)."""
+        return self._log.nbytes + sum(r.nbytes for r in self._records.values())
+
+    def snapshot_epochs(self, name: str) -> list[int]:
+        """Epochs at which parameter ``name`` can be read (exactly or reduced)."""
+        return [r.epoch for r in self._sorted() if name in r.params and _readable(r.params[name])]
+
+    def activation_epochs(self, layer: str) -> list[int]:
+        return [r.epoch for r in self._sorted() if layer in r.acts and _readable(r.acts[layer])]
+
+    # -- per step ---------------------------------------------------------------------------
+
+    def scalars(self) -> dict[str, np.ndarray]:
+        """Per-step series, index = step: ``"loss"`` and every scalar passed to ``step()`` (NaN where absent).
+
+        >>> rec.scalars()["loss"][-5:]      # doctest: +SKIP
+        """
+        self._sync()
+        out = {"loss": self._log.dense("loss")}
+        for name in self._log.keys("scalar:"):
+            out[name] = self._log.dense("scalar:" + name)
+        return out
+
+    def grad_norms(self, name: str) -> np.ndarray:
+        """L2 norm of ``name``'s gradient at each step (NaN where not measured, see ``every``)."""
+        return self._param_series("grad", name)
+
+    def update_ratios(self, name: str) -> np.ndarray:
+        """|Δw| / |w| of the optimizer update that followed each step (NaN where none was measured
+        or the weights did not change)."""
+        return self._param_series("ratio", name)
+
+    def _param_series(self, kind: str, name: str) -> np.ndarray:
+        self._sync()
+        if f"{kind}:{name}" not in self._log.series:
+            known = self._log.keys(kind + ":")
+            if name in self.parameters:
+                return np.full(self._log.count, np.nan)
+            raise _unknown("parameter", name, known)
+        return self._log.dense(f"{kind}:{name}")
+
+    # -- per epoch --------------------------------------------------------------------------
+
+    def epoch_steps(self) -> np.ndarray:
+        """For each epoch in ``epochs``: the number of steps recorded when it ended (an x position)."""
+        return np.asarray([r.step for r in self._sorted()], dtype=np.int64)
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Per-epoch metrics passed to ``epoch(**metrics)``, aligned with ``epochs`` (NaN where absent)."""
+        records = self._sorted()
+        names = list(dict.fromkeys(k for r in records for k in r.metrics))
+        return {k: np.asarray([r.metrics.get(k, np.nan) for r in records]) for k in names}
+
+    def stats(self, epoch: int | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{"params": {name: stats}, "activations": {layer: stats}}`` at ``epoch`` (default: last).
+
+        Stats are ``tensor_stats`` (min, max, mean, std, norm, zeros, nan, posinf, neginf, ...);
+        activations add ``dead``: the share of units (channels; last dim for 3-D outputs) that are
+        zero on every probe sample.
+        """
+        r = self._record(epoch)
+        return {"params": dict(r.param_stats), "activations": dict(r.act_stats)}
+
+    def change(self, epoch: int | None = None) -> dict[str, float]:
+        """Per parameter: ‖w_epoch − w_previous‖ / ‖w_previous‖ against the epoch recorded before it."""
+        return dict(self._record(epoch).change)
+
+    def snapshot(self, name: str, epoch: int | None = None, *, exact: bool = False) -> Snapshot:
+        """Parameter ``name`` at ``epoch`` (default: last). ``exact=True`` raises unless the full
+        tensor is available (in memory or in the store).
+
+        >>> s = rec.snapshot("classifier.3.weight", 2)     # doctest: +SKIP
+        >>> s.exact, s.array.shape                          # doctest: +SKIP
+        """
+        r = self._record(epoch)
+        if name not in r.params:
+            raise _unknown(f"parameter at epoch {r.epoch}:", name, list(r.params))
+        return self._read(r, r.params[name], name, exact, "parameter")
+
+    def activation(self, layer: str, epoch: int | None = None, *, exact: bool = False) -> Snapshot:
+        """Output of module ``layer`` on the probe batch at ``epoch`` (default: last)."""
+        r = self._record(epoch)
+        if layer not in r.acts:
+            raise _unknown(f"layer activation at epoch {r.epoch}:", layer, list(r.acts))
+        return self._read(r, r.acts[layer], layer, exact, "activation")
+
+    def histograms(self, name: str) -> Histograms:
+        """Histograms of parameter ``name`` for every epoch it exists in, on fixed bins.
+
+        >>> h = rec.histograms("features.0.weight")        # doctest: +SKIP
+        >>> h.counts.shape == (len(h.epochs), len(h.edges) - 1)     # doctest: +SKIP
+        """
+        if name not in self._edges:
+            raise _unknown("parameter histogram", name, list(self._edges))
+        records = [r for r in self._sorted() if name in r.hist]
+        bins = len(self._edges[name]) - 1
+        return Histograms(
+            name=name,
+            edges=self._edges[name].copy(),
+            epochs=np.asarray([r.epoch for r in records], dtype=np.int64),
+            counts=np.stack([r.hist[name].counts for r in records])
+            if records
+            else np.zeros((0, bins), np.int64),
+            underflow=np.asarray([r.hist[name].underflow for r in records], dtype=np.int64),
+            overflow=np.asarray([r.hist[name].overflow for r in records], dtype=np.int64),
+            nan=np.asarray([r.hist[name].nan for r in records], dtype=np.int64),
+        )
+
+    def layer_change(self, a: int | None = None, b: int | None = None) -> dict[str, float]:
+        """Per module path: ‖W_b − W_a‖ / ‖W_a‖ over the parameters the module owns directly
+        (weight and bias together), for a graph overlay. Defaults: ``b`` the last epoch, ``a`` the
+        one before it. Uses exact snapshots where available (memory or store), else the reduced
+        images (then it is approximate); parameters missing at either epoch are left out.
+
+        >>> rec.layer_change(0, 9)["features.0"]          # doctest: +SKIP
+        """
+        epochs = self.epochs
+        if not epochs:
+            return {}
+        rb = self._record(b)
+        if a is None:
+            before = [e for e in epochs if e < rb.epoch]
+            if not before:
+                return {}
+            a = before[-1]
+        ra = self._record(a)
+        num: dict[str, float] = {}
+        den: dict[str, float] = {}
+        for name in rb.params:
+            if name not in ra.params:
+                continue
+            try:
+                xa = self._read(ra, ra.params[name], name, False, "parameter")
+                xb = self._read(rb, rb.params[name], name, False, "parameter")
+            except ThinnedError:
+                continue
+            if xa.exact != xb.exact or xa.array.shape != xb.array.shape:
+                continue
+            va = np.asarray(xa.array, dtype=np.float64)
+            vb = np.asarray(xb.array, dtype=np.float64)
+            module = _module_of(name)
+            num[module] = num.get(module, 0.0) + float(np.sum((vb - va) ** 2))
+            den[module] = den.get(module, 0.0) + float(np.sum(va**2))
+        return {
+            m: (math.sqrt(num[m]) / math.sqrt(den[m]) if den[m] > 0 else math.inf if num[m] else 0.0)
+            for m in num
+        }
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Bring pending device-side values to the host (a Recorder flushes its step log)."""
+
+    def _sorted(self) -> list[EpochRecord]:
+        return [self._records[e] for e in sorted(self._records)]
+
+    def _record(self, epoch: int | None) -> EpochRecord:
+        if not self._records:
+            raise LookupError("no epoch recorded yet: call rec.epoch() at the end of each epoch")
+        if epoch is None:
+            return self._records[max(self._records)]
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)):
+            raise TypeError(f"epoch must be an int from rec.epochs, got {type(epoch).__name__}")
+        if int(epoch) not in self._records:
+            raise KeyError(f"epoch {epoch} was not recorded; recorded epochs: {self.epochs}")
+        return self._records[int(epoch)]
+
+    def _read(self, r: EpochRecord, held: Held, name: str, exact: bool, kind: str) -> Snapshot:
+        if held.array is not None and (held.exact or not exact):
+            source = "disk" if isinstance(held.array, np.memmap) else "memory"
+            return Snapshot(name, r.epoch, held.array, held.shape, held.dtype, held.exact, source)
+        if held.path is not None:
+            try:
+                array = np.load(held.path, mmap_mode="r")
+            except OSError as e:
+                raise OSError(f"could not read the {kind} {name!r} of epoch {r.epoch} from {held.path}: {e}") from e
+            return Snapshot(name, r.epoch, array, held.shape, held.dtype, True, "disk")
+        kept = self.snapshot_epochs(name) if kind == "parameter" else self.activation_epochs(name)
+        what = "only at reduced resolution" if held.array is not None else "not at all"
+        raise ThinnedError(
+            f"the {kind} {name!r} of epoch {r.epoch} is held {what}: it was thinned to stay within "
+            f"the budget (see rec.thinned). Epochs that have it: {kept}. Pass store='runs/NAME' "
+            "to keep every epoch at full resolution on disk."
+        )
+
+
+def _readable(held: Held) -> bool:
+    return held.array is not None or held.path is not None

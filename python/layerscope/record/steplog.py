@@ -1,0 +1,191 @@
+"""Per-step series (loss, scalars, gradient norms, update ratios), held on the device until a flush.
+
+``step()`` must stay cheap, so nothing here reads a value back to the host while training: losses
+and norms are kept as device tensors and moved in one ``torch.stack(...).cpu()`` per series at the
+next flush (``Recorder.epoch()``, a read accessor, or every ``FLUSH_EVERY`` steps so a loop that
+never calls ``epoch()`` stays bounded). On the host, each series is a list of segments
+``(steps, values)``; a dense view (NaN where a step has no value) is built on read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+# Pending steps held on the device before a forced flush (one host sync per this many steps).
+FLUSH_EVERY = 4096
+
+
+class RecorderWarning(UserWarning):
+    """Something was recorded but flagged (NaN loss, thinning, a store error): nothing crashed."""
+
+
+@dataclass
+class Series:
+    """One per-step series: segments of ``(step indices, values)`` in step order."""
+
+    segments: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def dense(self, n: int) -> np.ndarray:
+        out = np.full(n, np.nan)
+        for steps, values in self.segments:
+            keep = steps < n
+            out[steps[keep]] = values[keep]
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes + v.nbytes for s, v in self.segments)
+
+
+def _to_host(values: Sequence[torch.Tensor | float]) -> np.ndarray:
+    """float64 array of scalar values; the tensors cross to the host in one copy per device."""
+    out = np.empty(len(values))
+    by_device: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append(i)
+        else:
+            out[i] = float(v)
+    for idx in by_device.values():
+        stacked = torch.stack([values[i].reshape(()).float() for i in idx])  # type: ignore[union-attr]
+        out[idx] = stacked.cpu().numpy()
+    return out
+
+
+def _rows_to_host(rows: list[torch.Tensor]) -> np.ndarray:
+    devices = {r.device for r in rows}
+    if len(devices) == 1:
+        return torch.stack(rows).float().cpu().numpy()
+    return np.stack([r.float().cpu().numpy() for r in rows])
+
+
+class StepLog:
+    """The per-step record of a run: ``series["loss"]``, ``"scalar:NAME"``, ``"grad:PARAM"``, ``"ratio:PARAM"``."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.count = start  # steps recorded so far: the next step's index
+        self.series: dict[str, Series] = {}
+        self.flags: list[dict] = []
+        self._unsaved: list[tuple[str, np.ndarray, np.ndarray]] = []  # for the store
+        self._values: dict[str, tuple[list[int], list[torch.Tensor | float]]] = {}
+        self._rows: dict[str, list[tuple[int, tuple[str, ...], torch.Tensor]]] = {}
+        self._pending = 0
+        self._warned_nonscalar: set[str] = set()
+
+    # -- recording (cheap: no host sync) ---------------------------------------------------
+
+    def add_value(self, key: str, step: int, value: object) -> None:
+        """A scalar for ``step``: a number or a tensor (a non-scalar tensor is recorded as its mean, flagged)."""
+        if isinstance(value, torch.Tensor):
+            v = value.detach()
+            if v.numel() != 1:
+                self._flag_nonscalar(key, step, tuple(v.shape))
+                v = v.float().mean() if v.numel() else torch.tensor(float("nan"))
+            elif not v.is_floating_point():
+                v = v.float()
+            stored: torch.Tensor | float = v
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            stored = float(value)
+        elif isinstance(value, np.ndarray) and value.size == 1:
+            stored = float(value.reshape(()))
+        else:
+            raise TypeError(
+                f"{key.removeprefix('scalar:')}= must be a number or a scalar tensor, got "
+                f"{type(value).__name__}; pass e.g. loss=loss (a tensor) or acc=0.93"
+            )
+        steps, values = self._values.setdefault(key, ([], []))
+        steps.append(step)
+        values.append(stored)
+        self._pending += 1
+
+    def add_row(self, key: str, step: int, names: tuple[str, ...], row: torch.Tensor) -> None:
+        """Per-parameter values (a device tensor ``[len(names)]``) for ``step``: ``key`` is "grad" or "ratio"."""
+        self._rows.setdefault(key, []).append((step, names, row))
+        self._pending += 1
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def _flag_nonscalar(self, key: str, step: int, shape: tuple[int, ...]) -> None:
+        name = key.removeprefix("scalar:")
+        self.flags.append({"step": step, "flag": "non_scalar", "name": name, "shape": list(shape)})
+        if key not in self._warned_nonscalar:
+            self._warned_nonscalar.add(key)
+            warnings.warn(
+                f"layerscope.Recorder.step: {name} has shape {list(shape)}, not a scalar; "
+                f"recording its mean (flagged in rec.flags). Pass {name}=value.mean() to silence this.",
+                RecorderWarning,
+                stacklevel=4,
+            )
+
+    # -- flushing (one host sync per series) ------------------------------------------------
+
+    def flush(self) -> None:
+        """Move everything pending to the host; flag NaN/Inf losses (one warning per flush)."""
+        if not self._pending:
+            return
+        for key, (steps, values) in self._values.items():
+            if steps:
+                self._append(key, np.asarray(steps, dtype=np.int64), _to_host(values))
+        self._values = {}
+        for kind, rows in self._rows.items():
+            # Consecutive rows with the same parameter names form one block.
+            start = 0
+            while start < len(rows):
+                names = rows[start][1]
+                end = start
+                while end < len(rows) and rows[end][1] == names:
+                    end += 1
+                block = rows[start:end]
+                steps_arr = np.asarray([r[0] for r in block], dtype=np.int64)
+                matrix = _rows_to_host([r[2] for r in block])
+                for j, name in enumerate(names):
+                    self._append(f"{kind}:{name}", steps_arr, matrix[:, j].astype(np.float32))
+                start = end
+        self._rows = {}
+        self._pending = 0
+
+    def _append(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
+        self.series.setdefault(key, Series()).segments.append((steps, values))
+        self._unsaved.append((key, steps, values))
+        if key == "loss":
+            bad = steps[~np.isfinite(values)]
+            if len(bad):
+                for s in bad.tolist():
+                    self.flags.append({"step": s, "flag": "nan_loss"})
+                warnings.warn(
+                    f"layerscope.Recorder: the loss was NaN or Inf at {len(bad)} step(s), first "
+                    f"{bad[:5].tolist()}; recorded as such (see rec.flags).",
+                    RecorderWarning,
+                    stacklevel=4,
+                )
+
+    def take_unsaved(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """The segments added since the last call (what the store has not written yet)."""
+        out, self._unsaved = self._unsaved, []
+        return out
+
+    def load(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
+        """Add a segment read back from a store (not marked unsaved)."""
+        self.series.setdefault(key, Series()).segments.append((steps, values))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def dense(self, key: str) -> np.ndarray:
+        series = self.series.get(key)
+        if series is None:
+            return np.full(self.count, np.nan)
+        return series.dense(self.count)
+
+    def keys(self, prefix: str) -> list[str]:
+        return [k.removeprefix(prefix) for k in self.series if k.startswith(prefix)]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.series.values())
