@@ -8,12 +8,12 @@ between the input's min and max, seeded), ``"blur"`` (the input under a Gaussian
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-BaselineSpec = Union[str, float, int, torch.Tensor, None]
+BaselineSpec = str | float | int | torch.Tensor | None
 BASELINE_NAMES = ("zero", "uniform", "blur")
 
 
@@ -60,7 +60,9 @@ def make_baseline(
     if spec is None or (isinstance(spec, str) and spec == "zero"):
         return torch.zeros_like(x)
     if isinstance(spec, bool):
-        raise TypeError("a baseline is 'zero', 'uniform', 'blur', a number or a tensor; got a bool.")
+        raise TypeError(
+            "a baseline is 'zero', 'uniform', 'blur', a number or a tensor; got a bool."
+        )
     if isinstance(spec, (int, float)):
         return torch.full_like(x, float(spec))
     if isinstance(spec, str):
@@ -93,6 +95,8 @@ def as_specs(spec: Any, count: int) -> list[Any]:
     """One spec per attributed tensor: a tuple/list gives one each, anything else is shared."""
     if isinstance(spec, (tuple, list)):
         if len(spec) != count:
-            raise ValueError(f"baselines has {len(spec)} entries for {count} inputs; give one each.")
+            raise ValueError(
+                f"baselines has {len(spec)} entries for {count} inputs; give one each."
+            )
         return list(spec)
     return [spec] * count

@@ -30,7 +30,12 @@ class _StopForward(Exception):
 
 
 def is_token_tensor(x: Any) -> bool:
-    return isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+    return (
+        isinstance(x, torch.Tensor)
+        and not x.is_floating_point()
+        and not x.is_complex()
+        and x.dtype != torch.bool
+    )
 
 
 def as_input_tuple(inputs: Any) -> tuple[Any, ...]:
@@ -75,7 +80,9 @@ class Problem:
 
     def chunks(self, total: int, row_bytes: int = 0) -> Iterator[slice]:
         """Row slices sized by ``internal_batch_size`` or by the memory budget."""
-        return chunks(total, self.rows, row_bytes=row_bytes, budget=self.budget, exclude=self.exclude)
+        return chunks(
+            total, self.rows, row_bytes=row_bytes, budget=self.budget, exclude=self.exclude
+        )
 
     def row_bytes(self) -> int:
         """Bytes one row of the attributed values takes (a row's input plus its gradient)."""
@@ -89,7 +96,10 @@ class Problem:
         return x
 
     def run(
-        self, values: Sequence[torch.Tensor], index: torch.Tensor, hooks: Sequence[Callable[[], Any]] = ()
+        self,
+        values: Sequence[torch.Tensor],
+        index: torch.Tensor,
+        hooks: Sequence[Callable[[], Any]] = (),
     ) -> torch.Tensor:
         """The selected model output for rows ``values`` (their samples given by ``index``)."""
         args = [self._take(x, index) for x in self.inputs]
@@ -140,7 +150,9 @@ class Problem:
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """The embedding layer's output when the token ids (first integer input) are ``ids``."""
         if self.embedding is None:
-            raise ValueError("token-id baselines need token inputs attributed at an embedding layer.")
+            raise ValueError(
+                "token-id baselines need token inputs attributed at an embedding layer."
+            )
         args = list(self.inputs)
         pos = next(i for i, x in enumerate(args) if is_token_tensor(x))
         if tuple(ids.shape) != tuple(args[pos].shape):
@@ -231,7 +243,9 @@ def build_problem(
     if internal_batch_size is not None and (
         not isinstance(internal_batch_size, int) or internal_batch_size < 1
     ):
-        raise ValueError(f"internal_batch_size must be a positive int or None; got {internal_batch_size!r}.")
+        raise ValueError(
+            f"internal_batch_size must be a positive int or None; got {internal_batch_size!r}."
+        )
     base = Problem(
         model=model,
         inputs=args,

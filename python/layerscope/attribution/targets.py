@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 
-OutputSelector = Union[str, int, Callable[[Any], torch.Tensor], None]
-TargetSpec = Union[int, tuple, Sequence[Any], torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]
+OutputSelector = str | int | Callable[[Any], torch.Tensor] | None
+TargetSpec = (
+    int | tuple | Sequence[Any] | torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
+)
 
 
 def _describe(value: Any) -> str:
@@ -128,7 +130,11 @@ def check_indices(indices: torch.Tensor, out_shape: torch.Size) -> None:
         raise ValueError(
             f"the target has {indices.shape[1]} index(es) per sample but the output has shape "
             f"{tuple(out_shape)} ({len(dims)} dims after the batch); pass "
-            + ("a class index." if len(dims) == 1 else f"a tuple of {len(dims)} indices or a callable target.")
+            + (
+                "a class index."
+                if len(dims) == 1
+                else f"a tuple of {len(dims)} indices or a callable target."
+            )
         )
     for d, size in enumerate(dims):
         col = indices[:, d]
