@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -57,6 +58,19 @@ def _check_options(
             f"{valid} (plus output, embedding, embedding_reduce, forward_kwargs, "
             "internal_batch_size, memory_budget, eval_mode)."
         )
+
+
+@contextlib.contextmanager
+def _buffers_restored(model: nn.Module, active: bool) -> Iterator[None]:
+    """Copy buffers back afterwards: BatchNorm's native kernel updates running stats in place
+    without bumping their version counter, which ``preserved`` relies on (train-mode runs only)."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()] if active else []
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, copy in saved:
+                b.copy_(copy)
 
 
 def _unused_target(out: torch.Tensor) -> torch.Tensor:
@@ -143,7 +157,7 @@ def attribute(
             stacklevel=2,
         )
     inputs_tuple = isinstance(inputs, (tuple, list))
-    with preserved(model):
+    with preserved(model), _buffers_restored(model, active=not eval_mode):
         if eval_mode:
             model.eval()
         # frozen parameters: autograd then keeps no tensors for weight gradients (less memory)
