@@ -309,7 +309,9 @@ class History:
             num[module] = num.get(module, 0.0) + float(np.sum((vb - va) ** 2))
             den[module] = den.get(module, 0.0) + float(np.sum(va**2))
         return {
-            m: (math.sqrt(num[m]) / math.sqrt(den[m]) if den[m] > 0 else math.inf if num[m] else 0.0)
+            m: (
+                math.sqrt(num[m]) / math.sqrt(den[m]) if den[m] > 0 else math.inf if num[m] else 0.0
+            )
             for m in num
         }
 
@@ -340,7 +342,9 @@ class History:
             try:
                 array = np.load(held.path, mmap_mode="r")
             except OSError as e:
-                raise OSError(f"could not read the {kind} {name!r} of epoch {r.epoch} from {held.path}: {e}") from e
+                raise OSError(
+                    f"could not read the {kind} {name!r} of epoch {r.epoch} from {held.path}: {e}"
+                ) from e
             return Snapshot(name, r.epoch, array, held.shape, held.dtype, True, "disk")
         kept = self.snapshot_epochs(name) if kind == "parameter" else self.activation_epochs(name)
         what = "only at reduced resolution" if held.array is not None else "not at all"

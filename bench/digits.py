@@ -1,0 +1,116 @@
+"""scikit-learn's bundled ``load_digits`` as tensors, a small digits CNN, and a training loop.
+
+Shared by the tests (``tests/digits.py`` re-exports it), ``bench/recorder.py`` and
+``notebooks/training.ipynb``. No download: the 1,797 8x8 images ship with scikit-learn.
+
+>>> x_train, y_train, x_test, y_test = load()
+>>> model = DigitsCNN()
+>>> accs = train(model, epochs=2)        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def load(test_fraction: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``(x_train, y_train, x_test, y_test)``: images as float32 ``[N, 1, 8, 8]`` in [0, 1].
+
+    >>> x_train, y_train, x_test, y_test = load()
+    >>> tuple(x_train.shape[1:])
+    (1, 8, 8)
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x, y = x[order], y[order]
+    n_test = int(len(x) * test_fraction)
+    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+class DigitsCNN(nn.Module):
+    """Two 3x3 convolutions on the 8x8 image, a max-pool, and two linear layers (~150k parameters).
+
+    >>> DigitsCNN()(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(2 * width * 16, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of correct predictions, computed in eval mode without grads (mode restored)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(x).argmax(1) == y).float().mean())
+    model.train(was_training)
+    return acc
+
+
+def train(
+    model: nn.Module,
+    epochs: int,
+    recorder: Any = None,
+    *,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    data: tuple[torch.Tensor, ...] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Train ``model`` with Adam for ``epochs``; return the test accuracy after each epoch.
+
+    With a ``recorder`` (an ``ls.Recorder``), calls ``recorder.step(loss=...)`` after each
+    backward and ``recorder.epoch(val_acc=...)`` at each epoch's end: the loop of the issue.
+
+    >>> rec = ls.Recorder(model, probe=load()[2][:16])       # doctest: +SKIP
+    >>> train(model, epochs=3, recorder=rec)                  # doctest: +SKIP
+    """
+    x_train, y_train, x_test, y_test = data if data is not None else load()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    accs = []
+    for e in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recorder is not None:
+                recorder.step(loss=loss)
+            opt.step()
+        acc = accuracy(model, x_test, y_test)
+        accs.append(acc)
+        if recorder is not None:
+            recorder.epoch(val_acc=acc)
+        if on_epoch is not None:
+            on_epoch(e)
+    return accs

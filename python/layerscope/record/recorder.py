@@ -1,0 +1,589 @@
+"""``Recorder``: a cheap record of a model's training, step by step and epoch by epoch.
+
+>>> rec = ls.Recorder(model, probe=x_probe)              # doctest: +SKIP
+>>> for epoch in range(E):                                # doctest: +SKIP
+...     for xb, yb in loader:
+...         loss = loss_fn(model(xb), yb); loss.backward(); rec.step(loss=loss)
+...         opt.step(); opt.zero_grad()
+...     rec.epoch(val_acc=acc)
+
+What ``step()`` costs: the loss and scalars are kept as device tensors (no ``.item()``, no host
+sync); per-parameter gradient norms are one ``torch._foreach_norm`` over the ``.grad`` tensors,
+stacked into one device tensor per step. The update ratio ‖Δw‖/‖w‖ of the optimizer step that
+follows step ``s`` is measured at the next call (``step`` or ``epoch``): step ``s`` keeps a
+reference copy of the parameters on the device (``torch._foreach_copy_`` into buffers allocated
+once: one model's worth of device memory, ``update_ratio=False`` turns it off) and the next call
+compares. So an optimizer that did not step (gradient accumulation) gives NaN, not 0. Everything
+reaches the host in one copy per series at ``epoch()`` (or every 4096 steps).
+
+``every=k`` measures gradient norms and update ratios on every k-th step only; loss and scalars
+are recorded on every step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..inspect.capture import capture
+from ..inspect.modules import check_module, find_module
+from ..inspect.stats import tensor_stats
+from .budget import format_bytes, parse_budget
+from .histograms import DEFAULT_BINS, choose_edges, count
+from .history import EpochRecord, Held, History
+from .steplog import FLUSH_EVERY, RecorderWarning
+from .store import RunStore, StoreError, load_history
+from .tensors import dead_share, dtype_name, host_copy, to_numpy
+from .thinning import choose_drop, reduce_array
+
+# Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
+REDUCED_ELEMENTS = 256 * 256
+
+
+class Recorder(History):
+    """Record a model's training history within a memory budget, optionally also on disk.
+
+    - ``probe``: a fixed input batch (tensor, tuple of positional inputs, or dict of keyword
+      inputs) whose layer activations are captured at each ``epoch()``;
+    - ``store``: a directory; each epoch is also written there (see ``layerscope.record.store``).
+      An existing run there is refused unless ``mode="append"`` or ``mode="overwrite"``;
+    - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
+      epochs are thinned (see ``rec.thinned``; a warning says what);
+    - ``layers``: module paths whose activations to record (default: every leaf module);
+    - ``every``: measure gradient norms and update ratios every ``every`` steps;
+    - ``params``: parameter names or module paths to snapshot (default: all).
+
+    Bad inputs do not stop training: a NaN loss is recorded and flagged, a non-scalar loss is
+    recorded as its mean and flagged (both in ``rec.flags``, with one warning); parameters added
+    or removed and device/dtype moves are detected and flagged. If writing the store fails (full
+    or read-only disk) the Recorder warns once, keeps the error in ``rec.store_error`` and goes on
+    in memory only: losing the training run would be worse than losing its record on disk. A store
+    that cannot be created at all raises ``StoreError`` at construction, before training starts.
+
+    >>> rec = Recorder(model, probe=x[:32], store="runs/exp1")   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe: Any = None,
+        store: str | Path | None = None,
+        budget: int | str = "512MB",
+        layers: str | Sequence[str] | None = None,
+        every: int = 1,
+        mode: str | None = None,
+        *,
+        params: str | Sequence[str] | None = None,
+        bins: int = DEFAULT_BINS,
+        reduced_elements: int = REDUCED_ELEMENTS,
+        update_ratio: bool = True,
+    ) -> None:
+        super().__init__()
+        self.model = check_module(model)
+        self.budget = parse_budget(budget)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(
+                f"every must be a positive int (measure grads every N steps), got {every!r}"
+            )
+        self.every = every
+        if not isinstance(bins, int) or bins < 1:
+            raise ValueError(f"bins must be a positive int, got {bins!r}")
+        self.bins = bins
+        self.reduced_elements = int(reduced_elements)
+        self.update_ratio = bool(update_ratio)
+        self._probe_args, self._probe_kwargs = _probe_inputs(probe)
+        self._layers = _check_layers(model, layers)
+        self._param_filter = _check_params(model, params)
+        self.store_error: StoreError | None = None
+        self._store: RunStore | None = None
+        self._next_epoch = 0
+        # The previous epoch's parameters (for "change since the last snapshot"); False: reduced.
+        self._last: dict[str, tuple[np.ndarray, bool]] = {}
+        if store is not None:
+            self._store = RunStore(store, mode, type(model).__name__)
+            if self._store.appending:
+                load_history(self._store.path, self)
+                self._next_epoch = max(self._records, default=-1) + 1
+                if self._records:
+                    last = self._records[max(self._records)]
+                    self._last = {
+                        n: (np.load(h.path), True) for n, h in last.params.items() if h.path
+                    }
+        elif mode is not None:
+            raise ValueError("mode= applies to a store: pass store='runs/NAME' with it")
+        self._names: tuple[str, ...] | None = None
+        self._ids: tuple[int, ...] = ()
+        self._named: list[tuple[str, nn.Parameter]] = []
+        self._grad_names: tuple[str, ...] = ()
+        self._grad_list: list[torch.Tensor] = []
+        self._ref: list[torch.Tensor] | None = None
+        self._ref_step: int | None = None
+        self._device = torch.device("cpu")
+        self._dtype = torch.float32
+        self._uniform = True
+        self._refresh_params()
+
+    # -- step ----------------------------------------------------------------------------------
+
+    def step(self, loss: Any = None, **scalars: Any) -> None:
+        """Record one training step: ``loss`` and named scalars (numbers or scalar tensors, kept on
+        the device), and the gradient norm of each parameter (call it after ``loss.backward()``).
+
+        >>> rec.step(loss=loss, lr=sched.get_last_lr()[0])      # doctest: +SKIP
+        """
+        s = self._log.count
+        self._log.count = s + 1
+        if loss is not None:
+            self._log.add_value("loss", s, loss)
+        for name, value in scalars.items():
+            self._log.add_value("scalar:" + name, s, value)
+        if self._grad_list:
+            self._tensor_step(s)
+        if self._log.pending >= FLUSH_EVERY:
+            self._log.flush()
+        if self._store is not None and self._store.error is not None:
+            self._store_failed()
+
+    def _tensor_step(self, s: int) -> None:
+        p0 = self._grad_list[0]
+        if p0.device != self._device or p0.dtype != self._dtype:
+            self._moved(s, p0)
+        with torch.no_grad():
+            if self._ref_step is not None:
+                self._finish_ratio()
+            if s % self.every:
+                return
+            grads = [p.grad for p in self._grad_list]
+            self._log.add_row("grad", s, self._grad_names, self._norms(grads))
+            if self.update_ratio:
+                if self._ref is None:
+                    self._ref = [p.detach().clone() for p in self._grad_list]
+                else:
+                    torch._foreach_copy_(self._ref, self._grad_list)
+                self._ref_step = s
+
+    def _norms(self, tensors: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """One device tensor of L2 norms (NaN for a missing gradient)."""
+        if self._uniform and not any(t is None for t in tensors):
+            return torch.stack(torch._foreach_norm(tensors))  # type: ignore[arg-type]
+        present = [t for t in tensors if t is not None]
+        norms = iter(torch._foreach_norm(present) if present else [])
+        nan = torch.full((), math.nan, device=self._device)
+        return torch.stack(
+            [next(norms).to(self._device, torch.float32) if t is not None else nan for t in tensors]
+        )
+
+    def _finish_ratio(self) -> None:
+        assert self._ref is not None and self._ref_step is not None
+        diff = torch._foreach_sub(self._grad_list, self._ref)
+        delta = self._norms(diff)
+        before = self._norms(self._ref)
+        ratio = torch.where(delta == 0, torch.full_like(delta, math.nan), delta / before)
+        self._log.add_row("ratio", self._ref_step, self._grad_names, ratio)
+        self._ref_step = None
+
+    def _moved(self, s: int, p0: torch.Tensor) -> None:
+        # The model went to another device or dtype: settle what is pending (one host sync, once)
+        # and start the update-ratio reference afresh.
+        self._log.flush()
+        self._flags.append(
+            {
+                "step": s,
+                "flag": "device_changed",
+                "from": f"{self._device}/{dtype_name_of(self._dtype)}",
+                "to": f"{p0.device}/{dtype_name_of(p0.dtype)}",
+            }
+        )
+        self._ref = None
+        self._ref_step = None
+        self._set_layout()
+
+    def _set_layout(self) -> None:
+        params = self._grad_list
+        self._device = params[0].device if params else torch.device("cpu")
+        self._dtype = params[0].dtype if params else torch.float32
+        self._uniform = all(p.device == self._device and p.dtype == self._dtype for p in params)
+
+    def _refresh_params(self) -> None:
+        named = [(n, p) for n, p in self.model.named_parameters() if self._chosen(n)]
+        names = tuple(n for n, _ in named)
+        ids = tuple(id(p) for _, p in named)
+        if self._names is not None and (names != self._names or ids != self._ids):
+            old = dict(zip(self._names, self._ids, strict=True))
+            new = dict(zip(names, ids, strict=True))
+            self._flags.append(
+                {
+                    "step": self._log.count,
+                    "epoch": self._next_epoch,
+                    "flag": "parameters_changed",
+                    "added": [n for n in names if n not in old],
+                    "removed": [n for n in self._names if n not in new],
+                    "replaced": [n for n in names if n in old and old[n] != new[n]],
+                }
+            )
+        self._names, self._ids = names, ids
+        self._named = named
+        grad = [(n, p) for n, p in named if p.requires_grad]
+        if [id(p) for _, p in grad] != [id(p) for p in self._grad_list]:
+            self._ref = None
+            self._ref_step = None
+        self._grad_names = tuple(n for n, _ in grad)
+        self._grad_list = [p for _, p in grad]
+        self._set_layout()
+
+    def _chosen(self, name: str) -> bool:
+        if self._param_filter is None:
+            return True
+        return any(name == f or name.startswith(f + ".") or f == "" for f in self._param_filter)
+
+    # -- epoch ---------------------------------------------------------------------------------
+
+    def epoch(self, **metrics: Any) -> int:
+        """Snapshot the model at the end of an epoch; return the epoch's number.
+
+        Records every chosen parameter (bit-exact), its histogram on fixed bins, stats and change
+        since the previous epoch; the activations of the chosen layers on the probe batch; and the
+        ``metrics`` (numbers or scalar tensors). The model is left as it was (DESIGN.md promises).
+
+        >>> rec.epoch(val_acc=0.97)        # doctest: +SKIP
+        3
+        """
+        values = {k: _metric(k, v) for k, v in metrics.items()}
+        if self._grad_list:
+            p0 = self._grad_list[0]
+            if p0.device != self._device or p0.dtype != self._dtype:
+                self._moved(self._log.count, p0)
+            elif self._ref_step is not None:
+                with torch.no_grad():
+                    self._finish_ratio()  # the last step's update: the weights are final now
+        self._log.flush()
+        self._refresh_params()
+        e = self._next_epoch
+        record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
+        self._snapshot_params(record)
+        if self._probe_args is not None:
+            self._snapshot_activations(record)
+        self._records[e] = record
+        self._next_epoch = e + 1
+        if self._store is not None:
+            new_flags = [f for f in self.flags if f.get("_saved") is None]
+            for f in new_flags:
+                f["_saved"] = True
+            saved = [{k: v for k, v in f.items() if k != "_saved"} for f in new_flags]
+            self._store.submit(record, self._log.take_unsaved(), self._edges, saved)
+            if self._store.error is not None:
+                self._store_failed()
+        else:
+            self._log.take_unsaved()
+        self._enforce_budget()
+        return e
+
+    def _snapshot_params(self, record: EpochRecord) -> None:
+        last: dict[str, tuple[np.ndarray, bool]] = {}
+        with torch.no_grad():
+            for name, p in self._named:
+                t = host_copy(p)
+                array = to_numpy(t)
+                record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
+                stats = tensor_stats(t)
+                record.param_stats[name] = stats
+                edges = self._edges.get(name)
+                if edges is None or len(edges) != self.bins + 1:
+                    edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+                record.hist[name] = count(t, edges)
+                prev = self._last.get(name)
+                if prev is not None:
+                    record.change[name] = _relative_change(*prev, array)
+                last[name] = (array, True)
+        self._last = last
+
+    def _snapshot_activations(self, record: EpochRecord) -> None:
+        device, dtype = _model_device_dtype(self.model)
+        args = tuple(_to_model(a, device, dtype) for a in self._probe_args or ())
+        kwargs = {k: _to_model(v, device, dtype) for k, v in self._probe_kwargs.items()}
+        acts = capture(self.model, *args, layers=self._layers, **kwargs)
+        for layer, out in acts.items():
+            t = host_copy(out)
+            record.acts[layer] = Held(tuple(t.shape), dtype_name(t), True, to_numpy(t))
+            stats = tensor_stats(t)
+            stats["dead"] = dead_share(t)
+            record.act_stats[layer] = stats
+
+    # -- budget --------------------------------------------------------------------------------
+
+    def _enforce_budget(self) -> None:
+        if self.nbytes <= self.budget:
+            return
+        records = self._sorted()
+        first, last = records[0].epoch, records[-1].epoch
+        pinned = {r.epoch for r in records if r.pinned}
+        actions: list[dict[str, Any]] = []
+        # 1. Older, unpinned epochs keep big tensors at screen resolution.
+        for r in records:
+            if self.nbytes <= self.budget:
+                break
+            if r.epoch != last and r.epoch not in pinned:
+                self._reduce(r, actions)
+        # 2. Let go of whole epochs' tensors, keeping first, last, pinned and an even spacing.
+        while self.nbytes > self.budget:
+            kept = [r.epoch for r in records if any(h.array is not None for h in r.tensors())]
+            drop = choose_drop(kept, {first, last} | pinned)
+            if drop is None:
+                break
+            r = self._records[drop]
+            names = [n for n, h in [*r.params.items(), *r.acts.items()] if h.array is not None]
+            for h in r.tensors():
+                h.array = None
+            actions.append(self._thin_entry(drop, "dropped", names))
+        # 3. Last resort: the protected epochs at reduced resolution too, ever coarser (down to
+        # 64 values a tensor), the last epoch last.
+        for group in ([first, *sorted(pinned - {first, last})], [last]):
+            limit = self.reduced_elements
+            while self.nbytes > self.budget and limit >= 64:
+                for e in group:
+                    self._reduce(self._records[e], actions, limit)
+                limit //= 4
+        self._thinned.extend(actions)
+        over = self.nbytes > self.budget
+        if not actions and not over:
+            return
+        reduced = sorted({a["epoch"] for a in actions if a["action"] == "reduced"})
+        dropped = sorted({a["epoch"] for a in actions if a["action"] == "dropped"})
+        where = (
+            f" The store at {self._store.path} keeps them at full resolution."
+            if self._store is not None
+            else " Pass store='runs/NAME' to keep every epoch on disk."
+        )
+        msg = f"layerscope.Recorder: the history outgrew its budget of {format_bytes(self.budget)}."
+        if reduced:
+            msg += f" Kept the big tensors of epoch(s) {reduced} at reduced resolution."
+        if dropped:
+            msg += f" Let go of the tensors of epoch(s) {dropped} (their scalars, histograms and stats stay)."
+        if over:
+            msg += (
+                f" Still holding {format_bytes(self.nbytes)}: the per-step series and the epochs that "
+                "are kept need more; raise budget= or record fewer layers/params."
+            )
+        warnings.warn(msg + where + " See rec.thinned.", RecorderWarning, stacklevel=3)
+
+    def _reduce(
+        self, r: EpochRecord, actions: list[dict[str, Any]], limit: int | None = None
+    ) -> None:
+        limit = self.reduced_elements if limit is None else limit
+        names = []
+        for name, h in [*r.params.items(), *r.acts.items()]:
+            if h.array is not None and h.array.size > limit:
+                # A reduced image is reduced again from itself: block means of block means.
+                h.array = reduce_array(h.array, limit)
+                h.exact = False
+                names.append(name)
+                if r.epoch == max(self._records) and name in self._last:
+                    # Hold no full copy beside the reduced one: the next change is approximate.
+                    self._last[name] = (h.array, False)
+        if names:
+            actions.append(self._thin_entry(r.epoch, "reduced", names))
+
+    def _thin_entry(self, epoch: int, action: str, names: list[str]) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "action": action,
+            "tensors": names,
+            "on_disk": self._store is not None,
+        }
+
+    # -- pins, store, lifecycle ----------------------------------------------------------------
+
+    def pin(self, epoch: int | None = None) -> int:
+        """Keep ``epoch`` (default: the last recorded) whole when the history is thinned.
+
+        >>> rec.epoch(); rec.pin()         # doctest: +SKIP
+        """
+        r = self._record(epoch)
+        if not r.pinned:
+            r.pinned = True
+            if any(h.array is None or not h.exact for h in r.tensors()):
+                warnings.warn(
+                    f"layerscope.Recorder.pin: epoch {r.epoch} was already thinned (see rec.thinned); "
+                    "pinning keeps what is left of it.",
+                    RecorderWarning,
+                    stacklevel=2,
+                )
+            if self._store is not None:
+                self._store.write_pins(self.pinned)
+        return r.epoch
+
+    def flush(self) -> None:
+        """Bring pending step values to the host and wait until the store has every epoch."""
+        self._log.flush()
+        if self._store is not None:
+            self._store.flush()
+            if self._store.error is not None:
+                self._store_failed()
+
+    def close(self) -> None:
+        """Flush and stop the store's writer thread (the in-memory history stays readable)."""
+        self.flush()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store_path(self) -> Path | None:
+        return self._store.path if self._store is not None else None
+
+    def _store_failed(self) -> None:
+        assert self._store is not None and self._store.error is not None
+        self.store_error = self._store.error
+        warnings.warn(
+            f"{self.store_error} Recording goes on in memory only (within the budget); the epochs "
+            "written so far stay readable. The error is in rec.store_error.",
+            RecorderWarning,
+            stacklevel=3,
+        )
+        self._store._pool.shutdown(wait=False)
+        self._store = None
+
+    def _sync(self) -> None:
+        self._log.flush()
+
+    @staticmethod
+    def open(path: str | Path) -> RecordedRun:
+        """Reopen a run written with ``store=path``: read-only, no model needed, same accessors.
+
+        >>> run = ls.Recorder.open("runs/exp1")              # doctest: +SKIP
+        >>> run.snapshot("fc.weight", run.epochs[-1]).array  # doctest: +SKIP
+        """
+        return RecordedRun(path)
+
+    def __repr__(self) -> str:
+        where = f", store {self._store.path}" if self._store is not None else ""
+        return (
+            f"<Recorder {type(self.model).__name__}: {len(self._records)} epochs, {self.num_steps} steps, "
+            f"{format_bytes(self.nbytes)} of {format_bytes(self.budget)}{where}>"
+        )
+
+
+class RecordedRun(History):
+    """A run reopened from its store (``Recorder.open``): the read accessors of ``Recorder``.
+
+    ``refresh()`` picks up epochs written since (a training process may still be writing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser()
+        self.meta = load_history(self.path, self)
+
+    def refresh(self) -> None:
+        fresh = RecordedRun(self.path)
+        self.__dict__.update(fresh.__dict__)
+
+    def __repr__(self) -> str:
+        return f"<RecordedRun {self.meta.get('model', '')} at {self.path}: {len(self._records)} epochs>"
+
+
+def dtype_name_of(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> float:
+    """‖after − before‖ / ‖before‖; if ``before`` was kept reduced, on reduced images (approximate)."""
+    if not exact:
+        after = reduce_array(after, before.size)
+    if after.shape != before.shape:
+        return math.nan  # the parameter was replaced by one of another shape
+    a = before.astype(np.float64, copy=False).ravel()
+    b = after.astype(np.float64, copy=False).ravel()
+    den = float(np.linalg.norm(a))
+    num = float(np.linalg.norm(b - a))
+    if den == 0:
+        return 0.0 if num == 0 else math.inf
+    return num / den
+
+
+def _metric(name: str, value: Any) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()))
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(
+        f"epoch({name}=...) must be a number or a scalar tensor, got {type(value).__name__}"
+    )
+
+
+def _probe_inputs(probe: Any) -> tuple[tuple[Any, ...] | None, dict[str, Any]]:
+    """``(args, kwargs)`` for the probe forward pass; a detached copy, so training cannot change it."""
+
+    def keep(v: Any) -> Any:
+        return v.detach().clone() if isinstance(v, torch.Tensor) else v
+
+    if probe is None:
+        return None, {}
+    if isinstance(probe, torch.Tensor):
+        return (keep(probe),), {}
+    if isinstance(probe, (tuple, list)):
+        return tuple(keep(v) for v in probe), {}
+    if isinstance(probe, dict):
+        return (), {k: keep(v) for k, v in probe.items()}
+    raise TypeError(
+        f"probe must be a tensor, a tuple of model inputs or a dict of keyword inputs, got "
+        f"{type(probe).__name__}"
+    )
+
+
+def _check_layers(model: nn.Module, layers: str | Sequence[str] | None) -> list[str] | None:
+    if layers is None:
+        return None
+    paths = [layers] if isinstance(layers, str) else list(layers)
+    for path in paths:
+        find_module(model, path)  # a clear error, with close matches, now rather than at epoch()
+    return paths
+
+
+def _check_params(model: nn.Module, params: str | Sequence[str] | None) -> list[str] | None:
+    if params is None:
+        return None
+    wanted = [params] if isinstance(params, str) else list(params)
+    names = [n for n, _ in model.named_parameters()]
+    for w in wanted:
+        if not any(n == w or n.startswith(w + ".") or w == "" for n in names):
+            raise KeyError(
+                f"params: {w!r} is neither a parameter name nor a module path with parameters; "
+                f"e.g. {names[:5]}"
+            )
+    return wanted
+
+
+def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype | None]:
+    for p in model.parameters():
+        return p.device, p.dtype
+    return torch.device("cpu"), None
+
+
+def _to_model(value: Any, device: torch.device, dtype: torch.dtype | None) -> Any:
+    # The probe follows the model when it moves (device) or changes precision (float dtype).
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.device != device:
+        value = value.to(device)
+    if (
+        dtype is not None
+        and dtype.is_floating_point
+        and value.is_floating_point()
+        and value.dtype != dtype
+    ):
+        value = value.to(dtype)
+    return value

@@ -1,0 +1,502 @@
+"""ls.Recorder in memory: what step() and epoch() record, budgets and thinning, bad inputs."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import layerscope as ls
+from digits import DigitsCNN, load, train
+from layerscope.record import RecorderWarning, ThinnedError, parse_budget
+from layerscope.record.histograms import choose_edges, count
+from layerscope.record.thinning import choose_drop, reduce_array
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x_train, y_train, x_test, y_test = load()
+    return x_train[:320], y_train[:320], x_test[:64], y_test[:64]
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return DigitsCNN(width=4)
+
+
+class Tiny(nn.Module):
+    """A model with BatchNorm and Dropout, to check what epoch() must give back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(torch.relu(self.bn(self.fc1(x)))))
+
+
+def tiny_steps(model: nn.Module, rec, n: int, opt=None, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    opt = opt or torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(n):
+        x = torch.randn(16, 6, generator=g)
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        rec.step(loss=loss)
+        opt.step()
+
+
+# -- what is recorded --------------------------------------------------------------------------
+
+
+def test_snapshots_are_bit_exact_at_every_epoch(data):
+    model = small_model()
+    rec = ls.Recorder(model, probe=data[2][:8])
+    expected: list[dict[str, torch.Tensor]] = []
+    train(
+        model,
+        4,
+        recorder=rec,
+        data=data,
+        on_epoch=lambda e: expected.append({k: v.clone() for k, v in model.named_parameters()}),
+    )
+    assert rec.epochs == [0, 1, 2, 3]
+    for e, params in enumerate(expected):
+        for name, value in params.items():
+            snap = rec.snapshot(name, e, exact=True)
+            assert snap.exact and snap.shape == tuple(value.shape) and snap.dtype == "float32"
+            assert snap.array.dtype == np.float32
+            assert np.array_equal(snap.array, value.detach().numpy()), (name, e)
+    # they really differ between epochs (training moved them)
+    w0 = rec.snapshot("features.0.weight", 0).array
+    assert not np.array_equal(w0, rec.snapshot("features.0.weight", 3).array)
+
+
+def test_step_series_epoch_metrics_and_activations(data):
+    model = small_model()
+    rec = ls.Recorder(model, probe=data[2][:8], layers=["features.1", "classifier.3"])
+    accs = train(model, 2, recorder=rec, data=data)
+    steps = rec.num_steps
+    assert steps == 2 * 10  # 320 samples / batch 32
+    loss = rec.scalars()["loss"]
+    assert loss.shape == (steps,) and np.isfinite(loss).all()
+    assert np.allclose(rec.metrics()["val_acc"], accs)
+    assert rec.epoch_steps().tolist() == [10, 20]
+    assert rec.layers == ["features.1", "classifier.3"]
+    act = rec.activation("classifier.3", 1)
+    assert act.exact and act.shape == (8, 10)
+    stats = rec.stats(1)
+    assert set(stats["activations"]) == {"features.1", "classifier.3"}
+    dead = stats["activations"]["features.1"]["dead"]
+    assert 0.0 <= dead <= 1.0
+    assert stats["params"]["classifier.3.weight"]["nan"] == 0
+    for name in rec.parameters:
+        g = rec.grad_norms(name)
+        assert g.shape == (steps,) and np.isfinite(g).all() and (g >= 0).all()
+
+
+def test_grad_norm_and_update_ratio_values():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    rec = ls.Recorder(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    expected_norms, expected_ratios = [], []
+    for i in range(3):
+        loss = model(torch.randn(4, 5)).pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        rec.step(loss=loss, lr=0.05, batch=i)
+        expected_norms.append(float(model.weight.grad.norm()))
+        before = model.weight.detach().clone()
+        opt.step()
+        with torch.no_grad():
+            expected_ratios.append(float((model.weight - before).norm() / before.norm()))
+    rec.epoch()
+    assert np.allclose(rec.grad_norms("weight"), expected_norms, rtol=1e-5)
+    # the last step's update is measured by epoch(), after the final opt.step()
+    assert np.allclose(rec.update_ratios("weight"), expected_ratios, rtol=1e-4)
+    assert rec.scalars()["batch"].tolist() == [0, 1, 2]
+
+
+def test_update_ratio_is_nan_when_the_optimizer_did_not_step():
+    model = nn.Linear(3, 2)
+    rec = ls.Recorder(model)
+    for i in range(4):
+        model(torch.randn(2, 3)).sum().backward()  # gradient accumulation: step every 2nd batch
+        rec.step(loss=torch.tensor(1.0))
+        if i % 2 == 1:
+            with torch.no_grad():
+                model.weight -= 0.1 * model.weight.grad
+            model.zero_grad()
+    rec.epoch()
+    r = rec.update_ratios("weight")
+    assert math.isnan(r[0]) and r[1] > 0 and math.isnan(r[2]) and r[3] > 0
+    assert math.isnan(rec.update_ratios("bias")[1])  # the bias was not updated either
+
+
+def test_every_measures_grads_on_every_kth_step_only():
+    model = Tiny()
+    rec = ls.Recorder(model, every=3)
+    tiny_steps(model, rec, 7)
+    rec.epoch()
+    g = rec.grad_norms("fc1.weight")
+    assert np.isfinite(g[[0, 3, 6]]).all()
+    assert np.isnan(g[[1, 2, 4, 5]]).all()
+    assert np.isfinite(rec.scalars()["loss"]).all()
+
+
+def test_step_does_not_read_back_to_the_host(monkeypatch):
+    model = Tiny()
+    rec = ls.Recorder(model)
+    tiny_steps(model, rec, 1)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("step() synchronised with the host")
+
+    with monkeypatch.context() as m:
+        for attr in ("item", "cpu", "numpy", "tolist", "__float__", "__bool__", "__int__"):
+            m.setattr(torch.Tensor, attr, forbidden)
+        tiny_steps(model, rec, 5, seed=1)
+    rec.epoch()
+    assert np.isfinite(rec.grad_norms("fc2.weight")).all()
+
+
+def test_histograms_use_the_same_bins_every_epoch():
+    model = Tiny()
+    rec = ls.Recorder(model, bins=16)
+    for _ in range(3):
+        tiny_steps(model, rec, 3)
+        rec.epoch()
+    with torch.no_grad():
+        model.fc1.weight.mul_(100.0)  # far outside the first epoch's range
+        model.fc1.weight[0, 0] = float("nan")
+        model.fc1.weight[0, 1] = float("-inf")
+    rec.epoch()
+    h = rec.histograms("fc1.weight")
+    assert h.edges.shape == (17,)
+    assert h.epochs.tolist() == [0, 1, 2, 3]
+    assert h.counts.shape == (4, 16)
+    n = model.fc1.weight.numel()
+    assert (h.counts.sum(1) + h.underflow + h.overflow + h.nan == n).all()
+    assert h.underflow[:3].sum() + h.overflow[:3].sum() == 0  # headroom holds normal training
+    assert h.nan[3] == 1 and h.underflow[3] >= 1 and h.overflow[3] > 0
+    assert np.array_equal(h.edges, choose_edges(*_range(rec, "fc1.weight"), 16))
+
+
+def _range(rec, name):
+    s = rec.stats(0)["params"][name]
+    return s["min"], s["max"]
+
+
+def test_change_and_layer_change(data):
+    model = small_model()
+    rec = ls.Recorder(model)
+    train(model, 3, recorder=rec, data=data)
+    w1 = rec.snapshot("classifier.3.weight", 1).array.astype(np.float64)
+    w2 = rec.snapshot("classifier.3.weight", 2).array.astype(np.float64)
+    assert rec.change(2)["classifier.3.weight"] == pytest.approx(
+        np.linalg.norm(w2 - w1) / np.linalg.norm(w1)
+    )
+    assert rec.change(0) == {}
+    b1 = rec.snapshot("classifier.3.bias", 1).array.astype(np.float64)
+    b2 = rec.snapshot("classifier.3.bias", 2).array.astype(np.float64)
+    num = np.sum((w2 - w1) ** 2) + np.sum((b2 - b1) ** 2)
+    den = np.sum(w1**2) + np.sum(b1**2)
+    overlay = rec.layer_change()  # last epoch vs the one before
+    assert set(overlay) == {"features.0", "features.2", "classifier.1", "classifier.3"}
+    assert overlay["classifier.3"] == pytest.approx(math.sqrt(num / den))
+    assert rec.layer_change(0, 2)["features.0"] > 0
+
+
+def test_epoch_keeps_the_promises():
+    torch.manual_seed(0)
+    model = Tiny()
+    rec = ls.Recorder(model, probe=torch.randn(10, 6))
+    tiny_steps(model, rec, 3)
+    model.train()
+    model.fc2.weight.requires_grad_(False)
+    grads = {n: (p.grad, p.grad.clone()) for n, p in model.named_parameters() if p.grad is not None}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    rec.epoch()
+    assert model.training and model.bn.training and model.drop.training
+    assert not model.fc2.weight.requires_grad and model.fc1.weight.requires_grad
+    for n, p in model.named_parameters():
+        if n in grads:
+            assert p.grad is grads[n][0] and torch.equal(p.grad, grads[n][1])
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), n
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+    assert set(rec.layers) == {"fc1", "bn", "drop", "fc2"}
+
+
+# -- budget and thinning -----------------------------------------------------------------------
+
+
+def test_thinning_keeps_first_last_and_pinned_and_says_what_it_dropped():
+    model = nn.Linear(100, 100)  # 40 kB of weights an epoch
+    rec = ls.Recorder(model, budget=200_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for e in range(12):
+            with torch.no_grad():
+                model.weight.add_(0.01)
+            rec.epoch(val=e)
+            if e == 3:
+                rec.pin()
+            assert rec.nbytes <= rec.budget
+    assert rec.epochs == list(range(12))
+    kept = rec.snapshot_epochs("weight")
+    assert {0, 3, 11} <= set(kept) and len(kept) < 12
+    dropped = {t["epoch"] for t in rec.thinned if t["action"] == "dropped"}
+    assert dropped == set(range(12)) - set(kept)
+    assert all("weight" in t["tensors"] and not t["on_disk"] for t in rec.thinned)
+    assert any(
+        issubclass(w.category, RecorderWarning) and "rec.thinned" in str(w.message) for w in caught
+    )
+    gone = min(dropped)
+    with pytest.raises(ThinnedError, match=f"epoch {gone}"):
+        rec.snapshot("weight", gone)
+    for e in (0, 3, 11):
+        assert rec.snapshot("weight", e, exact=True).exact
+    # histograms, stats, metrics and change survive thinning for every epoch
+    assert rec.histograms("weight").epochs.tolist() == list(range(12))
+    assert rec.metrics()["val"].tolist() == list(range(12))
+    assert rec.stats(gone)["params"]["weight"]["numel"] == 100 * 100
+    assert rec.pinned == [3]
+    # kept epochs stay evenly spread: no gap much larger than the average
+    gaps = np.diff(kept)
+    assert gaps.max() <= 2 * max(1, round(11 / (len(kept) - 1)))
+
+
+def test_big_tensors_are_kept_at_reduced_resolution_first():
+    model = nn.Linear(400, 400)  # 160k values > reduced_elements
+    rec = ls.Recorder(model, budget=2_400_000, reduced_elements=4096)
+    with pytest.warns(RecorderWarning, match="reduced resolution"):
+        for _ in range(5):
+            rec.epoch()
+    assert rec.nbytes <= rec.budget
+    old = rec.snapshot("weight", 0)
+    assert not old.exact and old.array.size <= 4096 and old.shape == (400, 400)
+    assert old.array.dtype == np.float32
+    assert rec.snapshot("weight", 4).exact
+    with pytest.raises(ThinnedError, match="reduced resolution"):
+        rec.snapshot("weight", 0, exact=True)
+    assert any(t["action"] == "reduced" and t["epoch"] == 0 for t in rec.thinned)
+
+
+def _numpy_bytes_reachable(obj, model) -> int:
+    """Bytes of the distinct numpy buffers reachable from ``obj`` (an independent count)."""
+    seen_obj: set[int] = set()
+    seen_buf: dict[int, int] = {}
+    skip = {id(model)}
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen_obj or id(o) in skip:
+            continue
+        seen_obj.add(id(o))
+        if isinstance(o, np.ndarray):
+            if not isinstance(o, np.memmap):
+                base = o
+                while isinstance(base.base, np.ndarray):
+                    base = base.base
+                seen_buf[base.__array_interface__["data"][0]] = base.nbytes
+            continue
+        if isinstance(o, (torch.Tensor, str, bytes, int, float, type)):
+            continue
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set)):
+            stack.extend(o)
+        elif hasattr(o, "__dict__"):
+            stack.extend(vars(o).values())
+    return sum(seen_buf.values())
+
+
+def test_budget_is_respected_counting_every_array_held(data):
+    model = small_model()
+    budget = 150_000
+    rec = ls.Recorder(model, probe=data[2][:8], budget=budget)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecorderWarning)
+        train(model, 6, recorder=rec, data=data)
+    held = _numpy_bytes_reachable(rec, model)
+    assert held <= budget, held
+    assert rec.nbytes <= budget
+    assert rec.thinned
+
+
+# -- bad inputs --------------------------------------------------------------------------------
+
+
+def test_nan_and_non_scalar_losses_are_recorded_and_flagged():
+    model = Tiny()
+    rec = ls.Recorder(model)
+    tiny_steps(model, rec, 2)
+    with pytest.warns(RecorderWarning, match="not a scalar"):
+        rec.step(loss=torch.tensor([1.0, 3.0]))
+    rec.step(loss=torch.tensor(float("nan")))
+    rec.step(loss=float("inf"))
+    rec.step(loss=np.float32(0.5))
+    with pytest.warns(RecorderWarning, match="NaN or Inf at 2 step"):
+        rec.epoch()
+    loss = rec.scalars()["loss"]
+    assert loss[2] == 2.0 and math.isnan(loss[3]) and loss[4] == math.inf and loss[5] == 0.5
+    flags = {(f["flag"], f["step"]) for f in rec.flags}
+    assert {("non_scalar", 2), ("nan_loss", 3), ("nan_loss", 4)} <= flags
+    with pytest.raises(TypeError, match="must be a number or a scalar tensor"):
+        rec.step(loss="0.3")
+    with pytest.raises(TypeError, match=re.escape("epoch(acc=...)")):
+        rec.epoch(acc=[0.1])
+
+
+def test_parameters_added_and_removed_between_epochs():
+    model = Tiny()
+    rec = ls.Recorder(model)
+    tiny_steps(model, rec, 2)
+    rec.epoch()
+    model.extra = nn.Linear(2, 2)
+    rec.epoch()
+    del model.extra
+    model.fc2 = nn.Linear(8, 3)  # same name, a new parameter object
+    tiny_steps(model, rec, 2)
+    rec.epoch()
+    changes = [f for f in rec.flags if f["flag"] == "parameters_changed"]
+    assert changes[0]["added"] == ["extra.weight", "extra.bias"] and changes[0]["epoch"] == 1
+    assert changes[1]["removed"] == ["extra.weight", "extra.bias"]
+    assert changes[1]["replaced"] == ["fc2.weight", "fc2.bias"]
+    assert rec.snapshot_epochs("extra.weight") == [1]
+    assert rec.histograms("extra.weight").epochs.tolist() == [1]
+    assert np.isnan(rec.grad_norms("extra.weight")).all()
+    assert np.isfinite(rec.grad_norms("fc2.weight")[-2:]).all()  # the new fc2 is followed
+    with pytest.raises(KeyError, match=re.escape("extra.weight")):
+        rec.snapshot("extra.weight", 2)
+
+
+def test_model_moved_to_another_dtype_mid_training():
+    torch.manual_seed(0)
+    model = Tiny()
+    rec = ls.Recorder(model, probe=torch.randn(4, 6))
+    tiny_steps(model, rec, 2)
+    model.to("cpu")  # a no-op move is not a change
+    tiny_steps(model, rec, 1)
+    model.double()
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        loss = model(torch.randn(16, 6, generator=g, dtype=torch.float64)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        rec.step(loss=loss)
+        opt.step()
+    rec.epoch()  # the float32 probe follows the model to float64
+    moves = [f for f in rec.flags if f["flag"] == "device_changed"]
+    assert len(moves) == 1 and moves[0]["step"] == 3 and moves[0]["to"] == "cpu/float64"
+    assert rec.snapshot("fc1.weight").dtype == "float64"
+    assert np.isfinite(rec.grad_norms("fc1.weight")).all()
+    assert np.isfinite(rec.update_ratios("fc1.weight")[3:]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_moved_to_cuda_mid_training():
+    torch.manual_seed(0)
+    model = Tiny()
+    rec = ls.Recorder(model, probe=torch.randn(4, 6))
+    tiny_steps(model, rec, 2)
+    model.cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = model(torch.randn(16, 6, device="cuda")).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        rec.step(loss=loss)
+        opt.step()
+    rec.epoch()
+    assert rec.snapshot("fc1.weight").array.shape == (8, 6)
+    assert np.isfinite(rec.grad_norms("fc1.weight")).all()
+    assert np.isfinite(rec.scalars()["loss"]).all()
+    assert any(f["flag"] == "device_changed" for f in rec.flags)
+
+
+def test_bad_arguments_get_clear_errors():
+    model = Tiny()
+    with pytest.raises(TypeError, match=re.escape("torch.nn.Module")):
+        ls.Recorder("model")
+    with pytest.raises(ValueError, match="'512MB'"):
+        ls.Recorder(model, budget="lots")
+    with pytest.raises(ValueError, match="every"):
+        ls.Recorder(model, every=0)
+    with pytest.raises(KeyError, match="fc3"):
+        ls.Recorder(model, layers=["fc3"])
+    with pytest.raises(KeyError, match="params"):
+        ls.Recorder(model, params=["nope"])
+    with pytest.raises(TypeError, match="probe"):
+        ls.Recorder(model, probe="x")
+    with pytest.raises(ValueError, match="store="):
+        ls.Recorder(model, mode="append")
+    rec = ls.Recorder(model)
+    with pytest.raises(LookupError, match="no epoch recorded yet"):
+        rec.snapshot("fc1.weight")
+    rec.epoch()
+    with pytest.raises(KeyError, match=re.escape("Did you mean 'fc1.weight'")):
+        rec.snapshot("fc1.weigth", 0)
+    with pytest.raises(KeyError, match=re.escape("recorded epochs: [0]")):
+        rec.snapshot("fc1.weight", 7)
+
+
+def test_params_filter_records_only_the_chosen_parameters():
+    model = Tiny()
+    rec = ls.Recorder(model, params=["fc1", "fc2.bias"])
+    tiny_steps(model, rec, 1)
+    rec.epoch()
+    assert rec.parameters == ["fc1.weight", "fc1.bias", "fc2.bias"]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def test_parse_budget():
+    assert parse_budget("512MB") == 512_000_000
+    assert parse_budget("2GB") == 2_000_000_000
+    assert parse_budget("1.5 GiB") == int(1.5 * 2**30)
+    assert parse_budget(1234) == 1234
+    with pytest.raises(ValueError):
+        parse_budget("-3MB")
+
+
+def test_choose_drop_keeps_an_even_spacing():
+    kept = list(range(10))
+    for _ in range(6):
+        kept.remove(choose_drop(kept, protected=[0, 9]))
+    assert kept[0] == 0 and kept[-1] == 9 and len(kept) == 4
+    assert max(np.diff(kept)) <= 4
+    assert choose_drop([0, 5], protected=[]) is None
+
+
+def test_reduce_array_block_means_and_nan():
+    a = np.arange(64, dtype=np.float32).reshape(8, 8)
+    a[0, 0] = np.nan
+    r = reduce_array(a, 16)
+    assert r.shape == (4, 4) and np.isnan(r[0, 0])
+    assert r[3, 3] == pytest.approx(a[6:, 6:].mean())
+    assert reduce_array(np.ones((3, 5, 7)), 10).size <= 10
+
+
+def test_count_puts_out_of_range_values_in_under_and_overflow():
+    h = count(
+        torch.tensor([-5.0, 0.25, 0.75, 1.0, 7.0, float("inf"), float("nan")]),
+        np.array([0.0, 0.5, 1.0]),
+    )
+    assert h.counts.tolist() == [1, 2] and h.underflow == 1 and h.overflow == 2 and h.nan == 1
