@@ -59,7 +59,10 @@ function hex(c: string): Rgb {
 
 const cache = new Map<string, Uint8Array>();
 
-/** 256 x RGB lookup table of a named map, linear between its stops. */
+/** Entries of a lookup table: odd, so that a diverging map's centre stop (0) is one entry. */
+export const LUT_SIZE = 255;
+
+/** LUT_SIZE x RGB lookup table of a named map, linear between its stops. */
 export function lut(name: string): Uint8Array {
   const hit = cache.get(name);
   if (hit) return hit;
@@ -69,9 +72,9 @@ export function lut(name: string): Uint8Array {
       `unknown colour map ${JSON.stringify(name)}; known: ${COLORMAP_NAMES.join(", ")}`,
     );
   const rgb = stops.map(hex);
-  const table = new Uint8Array(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const t = (i / 255) * (rgb.length - 1);
+  const table = new Uint8Array(LUT_SIZE * 3);
+  for (let i = 0; i < LUT_SIZE; i++) {
+    const t = (i / (LUT_SIZE - 1)) * (rgb.length - 1);
     const k = Math.min(rgb.length - 2, Math.floor(t));
     const f = t - k;
     for (let c = 0; c < 3; c++)
@@ -146,7 +149,8 @@ export function chooseScale(
 /** Paint `values` into RGBA `out` (length 4n) with `scale`; NaN/Inf get their own colours. */
 export function paint(values: ArrayLike<number>, scale: Scale, out: Uint8ClampedArray): void {
   const table = lut(scale.map);
-  const k = 255 / (scale.hi - scale.lo);
+  const top = LUT_SIZE - 1;
+  const k = top / (scale.hi - scale.lo);
   const lo = scale.lo;
   for (let i = 0, j = 0; i < values.length; i++, j += 4) {
     const v = values[i];

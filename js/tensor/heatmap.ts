@@ -5,6 +5,7 @@
 import {
   chooseScale,
   cssRgb,
+  LUT_SIZE,
   lut,
   NAN_RGB,
   NEGINF_RGB,
@@ -183,13 +184,13 @@ export class HeatmapView {
     const scale = this.scale;
     const strip = el("div", "ls-cbar-strip");
     const c = document.createElement("canvas");
-    c.width = 256;
+    c.width = LUT_SIZE;
     c.height = 1;
     const ctx = c.getContext("2d");
     if (ctx) {
-      const img = ctx.createImageData(256, 1);
+      const img = ctx.createImageData(LUT_SIZE, 1);
       const table = lut(scale.map);
-      for (let i = 0; i < 256; i++) {
+      for (let i = 0; i < LUT_SIZE; i++) {
         img.data.set([table[i * 3], table[i * 3 + 1], table[i * 3 + 2], 255], i * 4);
       }
       ctx.putImageData(img, 0, 0);

@@ -135,3 +135,71 @@ def export_html(widget: Any, path: str | pathlib.Path, *, title: str = "layersco
     out = pathlib.Path(path)
     out.write_text(page, encoding="utf-8")
     return out
+
+
+_NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}
+{{ resources.layerscope_scripts }}
+{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def export_notebook(
+    notebook: str | pathlib.Path,
+    path: str | pathlib.Path,
+    *,
+    execute: bool = False,
+    timeout: int = 600,
+) -> pathlib.Path:
+    """Write an offline HTML page of a notebook whose widgets keep working with no network.
+
+    With ``execute=True`` the notebook is run first (nbclient stores the widget state); otherwise
+    it must have been saved with its widget state. MathJax and Mermaid are left out (they would
+    come from a CDN).
+
+    >>> export_notebook("notebooks/quickstart.ipynb", "demo.html", execute=True)   # doctest: +SKIP
+    """
+    import tempfile
+
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    src = pathlib.Path(notebook)
+    nb = nbformat.read(src, as_version=4)
+    if execute:
+        from nbclient import NotebookClient
+
+        NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(src.parent)}}, store_widget_state=True).execute()
+    widget_state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    with tempfile.TemporaryDirectory() as tmp:
+        template_dir = pathlib.Path(tmp) / "layerscope_offline"
+        template_dir.mkdir()
+        (template_dir / "index.html.j2").write_text(_NOTEBOOK_TEMPLATE)
+        (template_dir / "conf.json").write_text(json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}}))
+        exporter = HTMLExporter(template_name="layerscope_offline", extra_template_basedirs=[tmp])
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"layerscope_scripts": offline_scripts(widget_modules(widget_state))}
+        )
+    out = pathlib.Path(path)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m layerscope.export NOTEBOOK -o PAGE.html [--execute]``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m layerscope.export", description=main.__doc__)
+    parser.add_argument("notebook")
+    parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("--execute", action="store_true", help="run the notebook first")
+    args = parser.parse_args(argv)
+    out = export_notebook(args.notebook, args.output, execute=args.execute)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, offline)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+# `make demo`: set up, run the quickstart notebook, write demo.html (offline) and start JupyterLab.
+# `make test`: set up if needed, then lint, type checks, vitest and pytest (browser tests included).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# torch in the same pip command as the rest: this spec takes the CPU wheel on this machine's disk;
+# any other can pull a multi-GB CUDA build (see DESIGN.md).
+TORCH := torch==2.13.0
+PORT ?= 8888
+JS_SOURCES := $(shell find js -name '*.ts' -o -name '*.mjs' 2>/dev/null)
+
+.PHONY: setup demo test lint typecheck vitest pytest build chromium clean
+
+setup: $(VENV)/.installed python/layerscope/static/.built
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+python/layerscope/static/.built: node_modules/.installed $(JS_SOURCES)
+	npm run build
+	touch $@
+
+$(VENV)/.installed: pyproject.toml requirements-dev.txt package.json node_modules/.installed
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install $(TORCH) -r requirements-dev.txt -e .
+	touch $@
+
+build: python/layerscope/static/.built
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium fonts-liberation; }
+
+demo: setup
+	$(PY) -m layerscope.export notebooks/quickstart.ipynb --execute -o demo.html
+	@echo "Offline page: $(CURDIR)/demo.html"
+	@echo "Starting JupyterLab: http://127.0.0.1:$(PORT)/lab/tree/notebooks/quickstart.ipynb"
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.allow_root=True \
+		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/quickstart.ipynb
+
+lint: setup
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
+	npx biome check js
+
+typecheck: setup
+	$(VENV)/bin/mypy
+	npx tsc --noEmit -p .
+
+vitest: setup
+	npx vitest run
+
+pytest: setup chromium
+	$(PY) -m pytest
+
+test: lint typecheck vitest pytest
+
+clean:
+	rm -rf python/layerscope/static dist build demo.html tests/artifacts
