@@ -4,6 +4,8 @@
 >>> acts = inspect.capture(model, x, layers=["layer1.0.conv1"])   # doctest: +SKIP
 """
 
+import importlib
+
 from .capture import capture
 from .modules import find_module, module_paths
 from .restore import preserved
@@ -15,7 +17,11 @@ __all__ = ["capture", "find_module", "module_paths", "preserved", "tensor_stats"
 def __getattr__(name: str):
     # trace / Graph live in their own modules, imported on first use.
     if name in ("trace", "Graph"):
-        from . import trace as _trace
-
-        return getattr(_trace, name)
+        # import_module, not "from . import trace": that would call this __getattr__ again.
+        # Importing the submodule binds the package attribute "trace" to the module, so rebind
+        # it to the function afterwards.
+        _trace = importlib.import_module(".trace", __name__)
+        globals()["trace"] = _trace.trace
+        globals()["Graph"] = _trace.Graph
+        return globals()[name]
     raise AttributeError(f"module 'layerscope.inspect' has no attribute {name!r}")

@@ -24,8 +24,8 @@ NODE_KINDS = ("module", "function", "input", "output")
 class Node:
     """One call in the pass: a leaf module call, a functional op, a model input or output.
 
-    ``group`` is the path of the container module the node lives in (None for inputs and outputs,
-    and for every node of a model whose root module is itself a leaf).
+    ``group`` is the path of the container module the node lives in (None for inputs and
+    outputs). The root module is always a container, even without children.
     """
 
     id: int
@@ -103,7 +103,9 @@ class Graph:
 
     # -- queries (tests and widgets use these; all linear scans, the graph is built once) --
 
-    def find(self, name: str | None = None, *, kind: str | None = None, path: str | None = None) -> list[Node]:
+    def find(
+        self, name: str | None = None, *, kind: str | None = None, path: str | None = None
+    ) -> list[Node]:
         """Nodes matching every given filter (exact name, kind and path).
 
         >>> g.find("add", kind="function")      # doctest: +SKIP
@@ -187,7 +189,8 @@ class Graph:
                             # "output[0]", "output['logits']", "output.logits")
             "group": str | null,  # path of the group holding it: for modules their parent
                             # module, for functions the module whose forward ran them;
-                            # null for inputs/outputs (and all nodes of a leaf root model)
+                            # null for inputs/outputs. The root is always a group, also
+                            # without children (its forward's ops are then its nodes)
             "call": int,    # module: 0 for the first call of that module, 1 for the second...
                             # function: k-th op of that name in that group (all calls);
                             # input/output: position among inputs/outputs
@@ -263,7 +266,14 @@ class Graph:
         for e in self.edges:
             shape, dtype = self.nodes[e.src].outputs[e.out]
             edges.append(
-                {"src": e.src, "dst": e.dst, "out": e.out, "in": e.inp, "shape": list(shape), "dtype": dt(dtype)}
+                {
+                    "src": e.src,
+                    "dst": e.dst,
+                    "out": e.out,
+                    "in": e.inp,
+                    "shape": list(shape),
+                    "dtype": dt(dtype),
+                }
             )
         groups = [
             {
@@ -277,7 +287,13 @@ class Graph:
             for g in self.groups
         ]
         repeats = [
-            {"parent": r.parent, "paths": list(r.paths), "class": r.cls, "count": len(r.paths), "label": r.label}
+            {
+                "parent": r.parent,
+                "paths": list(r.paths),
+                "class": r.cls,
+                "count": len(r.paths),
+                "label": r.label,
+            }
             for r in self.repeats
         ]
         return {

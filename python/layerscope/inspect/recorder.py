@@ -21,6 +21,10 @@ from .graph import Edge, Node, TensorMeta
 
 # Reading t.shape inside a hook would itself go through the mode; this switches it off there.
 _no_torch_function = torch._C.DisableTorchFunction
+_mode_stack_len = torch._C._len_torch_function_stack
+_mode_stack_at = torch._C._get_function_stack_at
+_pop_mode = torch._C._pop_torch_function_stack
+_push_mode = torch._C._push_on_torch_function_stack
 
 _SETITEM = Tensor.__setitem__
 _ITER = Tensor.__iter__
@@ -97,9 +101,11 @@ def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
 class Frame:
     """One module call on the recorder's stack."""
 
-    __slots__ = ("ambient", "events", "leaf", "module", "path", "quiet", "record")
+    __slots__ = ("ambient", "events", "leaf", "module", "path", "popped", "quiet", "record")
 
-    def __init__(self, module: nn.Module | None, path: str | None, *, quiet: bool, record: bool, leaf: bool) -> None:
+    def __init__(
+        self, module: nn.Module | None, path: str | None, *, quiet: bool, record: bool, leaf: bool
+    ) -> None:
         self.module = module
         self.path = path
         self.quiet = quiet  # ops are not recorded: inside a leaf module's own forward
@@ -107,6 +113,7 @@ class Frame:
         self.leaf = leaf
         self.events: list[Any] = []  # op names and child signatures, for repeat detection
         self.ambient: BaseException | None = None
+        self.popped = False  # the recorder took itself off the mode stack for this leaf call
 
 
 class Failure:
@@ -131,7 +138,9 @@ class Recorder(TorchFunctionMode):
         for path, m in model.named_modules():
             self.paths.setdefault(id(m), path)
             self.classes[path] = type(m).__name__
-            if next(iter(m.children()), None) is None:
+            # The root is always a group, even without children: an all-functional model
+            # shows its ops (and tracing a lone nn.Linear shows its F.linear).
+            if path and next(iter(m.children()), None) is None:
                 self.leaves.add(path)
         self.root_path = ""
         self.nodes: list[Node] = []
@@ -161,11 +170,24 @@ class Recorder(TorchFunctionMode):
             seen.add(id(m))
             leaf = path in self.leaves
             self.handles.append(
-                m.register_forward_pre_hook(functools.partial(self._pre, path, leaf), with_kwargs=True)
+                m.register_forward_pre_hook(
+                    functools.partial(self._pre, path, leaf), with_kwargs=True
+                )
             )
             self.handles.append(
-                m.register_forward_hook(functools.partial(self._post, path), with_kwargs=True, always_call=True)
+                m.register_forward_hook(
+                    functools.partial(self._post, path), with_kwargs=True, always_call=True
+                )
             )
+
+    def start(self) -> None:
+        """Switch the mode on (like ``with recorder:``, but :meth:`stop` is safe after anything)."""
+        _push_mode(self)
+
+    def stop(self) -> None:
+        n = _mode_stack_len()
+        if n and _mode_stack_at(n - 1) is self:
+            _pop_mode()
 
     def detach(self) -> None:
         for h in self.handles:
@@ -178,6 +200,14 @@ class Recorder(TorchFunctionMode):
             frame = Frame(module, path, quiet=True, record=False, leaf=leaf)
         else:
             frame = Frame(module, path, quiet=leaf, record=True, leaf=leaf)
+            if leaf:
+                # Nothing inside a leaf's forward is recorded, so take the mode off the stack
+                # until its forward hook: the ops in there (F.linear, dropout...) then cost
+                # nothing extra instead of a Python call each.
+                n = _mode_stack_len()
+                if n and _mode_stack_at(n - 1) is self:
+                    _pop_mode()
+                    frame.popped = True
         frame.ambient = sys.exc_info()[1]
         self.stack.append(frame)
 
@@ -185,10 +215,10 @@ class Recorder(TorchFunctionMode):
         stack = self.stack
         frame = stack[-1]
         while frame.module is not module and len(stack) > 2:
-            stack.pop()  # frames of calls that raised and were caught inside the model
+            self._unwind(stack.pop())  # frames of calls that raised and were caught in the model
             frame = stack[-1]
         if len(stack) > 1:
-            stack.pop()
+            self._unwind(stack.pop())
         exc = sys.exc_info()[1]
         if exc is not None and exc is not frame.ambient:
             # always_call hook on the way out of a forward that raised: remember the innermost.
@@ -204,12 +234,19 @@ class Recorder(TorchFunctionMode):
             else:
                 self._group_call(path, module, frame, args, kwargs, output, parent)
 
+    def _unwind(self, frame: Frame) -> None:
+        if frame.popped:
+            _push_mode(self)
+            frame.popped = False
+
     def _params(self, path: str, module: nn.Module) -> tuple[int, dict[str, tuple[int, ...]]]:
         info = self._param_info.get(path)
         if info is None:
-            shapes = {name: tuple(p.shape) for name, p in module.named_parameters()}
-            count = sum(p.numel() for p in module.parameters())
-            info = self._param_info[path] = (count, shapes)
+            # A leaf has no children: its own _parameters are all of them (named_parameters()
+            # walks the module tree through generators, 10x slower here).
+            own = [(n, p) for n, p in module._parameters.items() if p is not None]
+            shapes = {name: tuple(p.shape) for name, p in own}
+            info = self._param_info[path] = (sum(p.numel() for _, p in own), shapes)
         return info
 
     def _signature(self, key: tuple[Any, ...]) -> int:
@@ -218,7 +255,9 @@ class Recorder(TorchFunctionMode):
             sig = self._sig_ids[key] = len(self._sig_ids)
         return sig
 
-    def _module_node(self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame) -> None:
+    def _module_node(
+        self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame
+    ) -> None:
         ins = _arg_tensors(args, kwargs)
         outs = tensor_leaves(output, [])
         call = self.module_calls.get(path, 0)
@@ -226,7 +265,15 @@ class Recorder(TorchFunctionMode):
         count, shapes = self._params(path, module)
         group = path.rpartition(".")[0] if path else None
         node = self._add(
-            "module", path, type(module).__name__, group, call, ins, outs, params=count, param_shapes=shapes
+            "module",
+            path,
+            type(module).__name__,
+            group,
+            call,
+            ins,
+            outs,
+            params=count,
+            param_shapes=shapes,
         )
         if path not in self.signatures:
             self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
@@ -234,7 +281,14 @@ class Recorder(TorchFunctionMode):
         node.inplace = _writes_input(ins, outs)
 
     def _group_call(
-        self, path: str, module: nn.Module, frame: Frame, args: Any, kwargs: Any, output: Any, parent: Frame
+        self,
+        path: str,
+        module: nn.Module,
+        frame: Frame,
+        args: Any,
+        kwargs: Any,
+        output: Any,
+        parent: Frame,
     ) -> None:
         ins = _arg_tensors(args, kwargs)
         outs = tensor_leaves(output, [])
@@ -242,8 +296,10 @@ class Recorder(TorchFunctionMode):
             ([(t.shape, t.dtype) for t in ins], [(t.shape, t.dtype) for t in outs])
         )
         if path not in self.signatures:
-            own = tuple((n, tuple(p.shape)) for n, p in module.named_parameters(recurse=False))
-            self.signatures[path] = self._signature((type(module).__name__, own, tuple(frame.events)))
+            own = tuple((n, tuple(p.shape)) for n, p in module._parameters.items() if p is not None)
+            self.signatures[path] = self._signature(
+                (type(module).__name__, own, tuple(frame.events))
+            )
         parent.events.append(self.signatures[path])
 
     # -- nodes and edges --
@@ -288,19 +344,36 @@ class Recorder(TorchFunctionMode):
         node_id = len(self.nodes)
         if id(t) not in self.produced:  # the same tensor passed twice: edges from the first
             self.produced[id(t)] = (weakref.ref(t), node_id, 0)
-        self.nodes.append(Node(node_id, "input", "input:" + label, label, None, index, [], [(t.shape, t.dtype)]))
+        self.nodes.append(
+            Node(node_id, "input", "input:" + label, label, None, index, [], [(t.shape, t.dtype)])
+        )
 
     def add_output(self, label: str, t: Tensor, index: int) -> None:
         node_id = len(self.nodes)
         src = self.produced.get(id(t))
         if src is not None and src[0]() is t:
             self.edges.append(Edge(src[1], node_id, src[2], 0))
-        self.nodes.append(Node(node_id, "output", "output:" + label, "output" + label, None, index, [(t.shape, t.dtype)], []))
+        self.nodes.append(
+            Node(
+                node_id,
+                "output",
+                "output:" + label,
+                "output" + label,
+                None,
+                index,
+                [(t.shape, t.dtype)],
+                [],
+            )
+        )
 
     # -- the mode --
 
     def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         if kwargs is None:
             kwargs = {}

@@ -7,16 +7,21 @@ from torch import nn
 from .graph import Repeat
 
 
-def find_repeats(model: nn.Module, signatures: dict[str, int], min_count: int = 2) -> list[Repeat]:
-    """Maximal runs of consecutive children of one parent whose first calls had the same signature.
+def find_repeats(
+    model: nn.Module, signatures: dict[str, int], leaves: set[str], min_count: int = 2
+) -> list[Repeat]:
+    """Maximal runs of consecutive child blocks of one parent whose first calls had the same signature.
 
     A signature (from the recorder) covers the class, parameter shapes and the ordered sequence of
     ops and child-module signatures of a module's first call, so two blocks fold only if they did
-    the same thing. Children that never ran break a run.
+    the same thing. Only blocks (modules with children) fold, and only when they also ran in module
+    order: two equal Linear layers side by side are not a repeated block. Children that never ran
+    break a run. ``signatures`` is ordered by when each module's first call finished.
 
-    >>> [r.label for r in find_repeats(model, recorder.signatures)]   # doctest: +SKIP
+    >>> [r.label for r in find_repeats(model, recorder.signatures, recorder.leaves)]   # doctest: +SKIP
     ['Block x12']
     """
+    order = {path: i for i, path in enumerate(signatures)}
     repeats: list[Repeat] = []
     seen: set[int] = set()
     for parent_path, parent in model.named_modules():
@@ -29,11 +34,13 @@ def find_repeats(model: nn.Module, signatures: dict[str, int], min_count: int = 
         run_cls = ""
         for name, child in [*parent.named_children(), ("", None)]:  # sentinel closes the last run
             path = prefix + name
-            sig = signatures.get(path) if child is not None else None
-            if sig is not None and sig == run_sig:
+            sig = signatures.get(path) if child is not None and path not in leaves else None
+            if sig is not None and sig == run_sig and order[path] > order[run[-1]]:
                 run.append(path)
                 continue
             if len(run) >= min_count:
                 repeats.append(Repeat(parent_path, run, run_cls))
-            run, run_sig, run_cls = ([path], sig, type(child).__name__) if sig is not None else ([], None, "")
+            run, run_sig, run_cls = (
+                ([path], sig, type(child).__name__) if sig is not None else ([], None, "")
+            )
     return repeats

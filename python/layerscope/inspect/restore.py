@@ -63,5 +63,7 @@ def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> 
                     p.grad = g
         with torch.no_grad():
             for (b, copy), (_, version) in zip(saved_buffers, saved_versions, strict=True):
-                if b._version != version:
+                # BatchNorm's kernel updates running_mean/var in place without bumping
+                # _version (only num_batches_tracked moves), so compare the values as well.
+                if b._version != version or not torch.equal(b, copy):
                     b.copy_(copy)
