@@ -11,7 +11,7 @@ from .budget import parse_budget
 from .history import EpochRecord, Histograms, History, Snapshot, ThinnedError
 from .recorder import RecordedRun, Recorder
 from .steplog import RecorderWarning
-from .store import StoreError
+from .store import StoreConflictError, StoreError
 
 __all__ = [
     "EpochRecord",
@@ -21,6 +21,7 @@ __all__ = [
     "Recorder",
     "RecorderWarning",
     "Snapshot",
+    "StoreConflictError",
     "StoreError",
     "ThinnedError",
     "parse_budget",

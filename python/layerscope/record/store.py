@@ -48,6 +48,13 @@ VERSION = 1
 MODES = (None, "append", "overwrite")
 
 
+class StoreConflictError(FileExistsError):
+    """The store path holds another run (or other files): pass ``mode=`` or another path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class StoreError(OSError):
     """The store could not be created, written or read; the message names the path and the cause."""
 
@@ -126,9 +133,7 @@ class RunStore:
         self.appending = False
         try:
             self._prepare(mode, model)
-        except StoreError:
-            raise
-        except FileExistsError:
+        except (StoreError, StoreConflictError):
             raise
         except OSError as e:
             raise _explain(e, self.path, "create the layerscope store at") from e
@@ -138,23 +143,26 @@ class RunStore:
     def _prepare(self, mode: str | None, model: str) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
-            raise FileExistsError(
+            raise StoreConflictError(
                 f"layerscope: the store path {p} is a file; pass a directory path"
             )
         if p.is_dir() and any(p.iterdir()):
             if not (p / "run.json").is_file():
-                raise FileExistsError(
+                raise StoreConflictError(
                     f"layerscope: {p} is not empty and holds no layerscope run; refusing to write "
                     "into it. Pass a new or empty directory."
                 )
             if mode is None:
                 n = len(epoch_dirs(p))
-                raise FileExistsError(
+                raise StoreConflictError(
                     f"layerscope: {p} already holds a recorded run ({n} epochs). Pass "
                     "mode='append' to continue it, mode='overwrite' to replace it, or a new path."
                 )
             if mode == "append":
                 self.appending = True
+                # Half-written epochs of a crashed writer: never readable, so never needed.
+                for stale in (p / "epochs").glob(".tmp-*"):
+                    shutil.rmtree(stale, ignore_errors=True)
                 return
             for name in ("run.json", "pins.json"):
                 (p / name).unlink(missing_ok=True)

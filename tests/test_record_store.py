@@ -1,0 +1,330 @@
+"""ls.Recorder's store: written as training goes, crash-safe, reopened read-only in a new process."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import layerscope as ls
+import layerscope.record.store as store_module
+from digits import DigitsCNN, load, train
+from layerscope.record import RecorderWarning, StoreConflictError, StoreError
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    x_train, y_train, x_test, y_test = load()
+    return x_train[:320], y_train[:320], x_test[:64], y_test[:64]
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def record_run(path: Path, data, epochs: int = 3, **kw) -> ls.Recorder:
+    torch.manual_seed(0)
+    model = DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=data[2][:8], store=path, **kw)
+    train(model, epochs, recorder=rec, data=data)
+    rec.flush()
+    return rec
+
+
+def test_reopen_in_a_new_process_reads_back_every_accessor(tmp_path, data):
+    path = tmp_path / "exp1"
+    rec = record_run(path, data, epochs=3)
+    rec.pin(1)
+    rec.close()
+    expected = {}
+    for e in rec.epochs:
+        for name in rec.parameters:
+            expected[f"p/{e}/{name}"] = rec.snapshot(name, e).array
+        for layer in rec.layers:
+            expected[f"a/{e}/{layer}"] = rec.activation(layer, e).array
+    for name in rec.parameters:
+        expected[f"g/{name}"] = rec.grad_norms(name)
+        expected[f"r/{name}"] = rec.update_ratios(name)
+        expected[f"h/{name}"] = rec.histograms(name).counts
+        expected[f"e/{name}"] = rec.histograms(name).edges
+    expected["loss"] = rec.scalars()["loss"]
+    expected["val_acc"] = rec.metrics()["val_acc"]
+    np.savez(tmp_path / "expected.npz", **expected)
+    summary = {
+        "epochs": rec.epochs,
+        "pinned": rec.pinned,
+        "stats": rec.stats(2)["params"]["features.0.weight"]["std"],
+        "change": rec.change(2),
+        "layer_change": rec.layer_change(0, 2),
+        "steps": rec.epoch_steps().tolist(),
+    }
+    (tmp_path / "expected.json").write_text(json.dumps(summary))
+
+    child = run_python(
+        """
+        import json, sys
+        import numpy as np
+        import layerscope as ls
+        path, tmp = sys.argv[1], sys.argv[2]
+        run = ls.Recorder.open(path)
+        exp = np.load(tmp + "/expected.npz")
+        summary = json.load(open(tmp + "/expected.json"))
+        assert "torch.nn" not in repr(run)
+        for key in exp.files:
+            kind, _, rest = key.partition("/")
+            if kind == "p":
+                e, name = rest.split("/", 1)
+                s = run.snapshot(name, int(e), exact=True)
+                got = s.array
+                assert s.source == "disk" and s.exact
+            elif kind == "a":
+                e, name = rest.split("/", 1)
+                got = run.activation(name, int(e)).array
+            elif kind == "g":
+                got = run.grad_norms(rest)
+            elif kind == "r":
+                got = run.update_ratios(rest)
+            elif kind == "h":
+                got = run.histograms(rest).counts
+            elif kind == "e":
+                got = run.histograms(rest).edges
+            elif key == "loss":
+                got = run.scalars()["loss"]
+            else:
+                got = run.metrics()[key]
+            assert got.dtype == exp[key].dtype, key
+            assert np.array_equal(got, exp[key], equal_nan=True), key
+        assert run.epochs == summary["epochs"] and run.pinned == summary["pinned"]
+        assert run.epoch_steps().tolist() == summary["steps"]
+        assert run.stats(2)["params"]["features.0.weight"]["std"] == summary["stats"]
+        assert run.change(2) == summary["change"]
+        lc = run.layer_change(0, 2)
+        assert all(abs(lc[k] - v) < 1e-12 for k, v in summary["layer_change"].items())
+        print("OK", len(exp.files))
+        """,
+        str(path),
+        str(tmp_path),
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("OK")
+
+
+KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+import layerscope as ls
+import layerscope.record.store as store
+from digits import DigitsCNN, load, train
+
+torch.set_num_threads(1)
+path, marker, expected = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+real_write = store.write_array
+
+def slow_write(p, array):
+    real_write(p, array)
+    if ".tmp-000005" in str(p):  # epoch 5 is half written: hang here until killed
+        marker.write_text(str(os.getpid()))
+        time.sleep(300)
+
+store.write_array = slow_write
+x_train, y_train, x_test, y_test = load()
+data = (x_train[:320], y_train[:320], x_test[:64], y_test[:64])
+torch.manual_seed(0)
+model = DigitsCNN(width=4)
+rec = ls.Recorder(model, probe=x_test[:8], store=path)
+
+def save_expected(e):
+    np.savez(expected / f"{e}.npz", **{k: v.detach().numpy() for k, v in model.named_parameters()})
+
+train(model, 8, recorder=rec, data=data, on_epoch=save_expected)
+time.sleep(300)
+"""
+
+
+def test_kill_9_while_writing_epoch_5_leaves_epochs_0_to_4_readable(tmp_path):
+    path, marker, expected = tmp_path / "run", tmp_path / "writing", tmp_path / "expected"
+    expected.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path), str(marker), str(expected)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, "the child never reached epoch 5"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert any(p.name.startswith(".tmp-000005") for p in (path / "epochs").iterdir())
+
+    run = ls.Recorder.open(path)
+    assert run.epochs == [0, 1, 2, 3, 4]
+    for e in run.epochs:
+        want = np.load(expected / f"{e}.npz")
+        for name in want.files:
+            assert np.array_equal(run.snapshot(name, e, exact=True).array, want[name]), (name, e)
+        assert run.histograms("features.0.weight").counts.shape[0] == 5
+    assert run.num_steps == 50
+    assert np.isfinite(run.scalars()["loss"]).all()
+
+    # and training can go on from there
+    model = DigitsCNN(width=4)
+    rec = ls.Recorder(model, store=path, mode="append")
+    assert not any(p.name.startswith(".tmp-") for p in (path / "epochs").iterdir())
+    rec.step(loss=1.0)
+    assert rec.epoch() == 5
+    rec.close()
+    run = ls.Recorder.open(path)
+    assert run.epochs == [0, 1, 2, 3, 4, 5] and run.num_steps == 51
+
+
+def test_an_existing_run_is_refused_unless_append_or_overwrite(tmp_path, data):
+    path = tmp_path / "exp"
+    record_run(path, data, epochs=2).close()
+    model = DigitsCNN(width=4)
+    with pytest.raises(
+        StoreConflictError, match=r"already holds a recorded run \(2 epochs\).*mode='append'"
+    ):
+        ls.Recorder(model, store=path)
+    with pytest.raises(ValueError, match="mode must be"):
+        ls.Recorder(model, store=path, mode="replace")
+
+    rec = ls.Recorder(model, store=path, mode="append")
+    assert rec.epochs == [0, 1] and rec.num_steps == 20
+    rec.step(loss=0.5)
+    assert rec.epoch(val_acc=1.0) == 2
+    assert rec.change(2)  # against epoch 1, read from the store
+    rec.close()
+    run = ls.Recorder.open(path)
+    assert run.epochs == [0, 1, 2] and run.scalars()["loss"][20] == 0.5
+    assert run.histograms("features.0.weight").epochs.tolist() == [0, 1, 2]
+
+    rec = ls.Recorder(model, store=path, mode="overwrite")
+    rec.epoch()
+    rec.close()
+    assert ls.Recorder.open(path).epochs == [0]
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    with pytest.raises(StoreConflictError, match="holds no layerscope run"):
+        ls.Recorder(model, store=other, mode="overwrite")
+    assert (other / "todo.txt").read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ls.Recorder(model, store=empty).close()  # an empty directory is fine
+    with pytest.raises(FileNotFoundError, match="no recorded run"):
+        ls.Recorder.open(other)
+
+
+def test_store_that_cannot_be_created_raises_a_clear_error(tmp_path, monkeypatch):
+    model = nn.Linear(2, 2)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match=re.escape(str(blocker / "run"))):
+        ls.Recorder(model, store=blocker / "run")
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(StoreError, match=r"read-only.*|Read-only") as info:
+        ls.Recorder(model, store=tmp_path / "ro")
+    assert str(tmp_path / "ro") in str(info.value)
+
+
+def test_full_disk_mid_training_warns_once_and_goes_on_in_memory(tmp_path, data, monkeypatch):
+    real = store_module.write_array
+
+    def full_from_epoch_2(p, array):
+        if ".tmp-000002" in str(p) or ".tmp-000003" in str(p):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(p, array)
+
+    monkeypatch.setattr(store_module, "write_array", full_from_epoch_2)
+    path = tmp_path / "full"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = record_run(path, data, epochs=4)
+        rec.close()
+    msgs = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert len(msgs) == 1, msgs
+    assert str(path) in msgs[0] and "disk is full" in msgs[0] and "in memory only" in msgs[0]
+    assert isinstance(rec.store_error, StoreError)
+    assert rec.epochs == [0, 1, 2, 3] and rec.store_path is None
+    assert rec.snapshot("features.0.weight", 3).exact
+    run = ls.Recorder.open(path)
+    assert run.epochs == [0, 1]
+    assert not any(p.name.startswith(".tmp-") for p in (path / "epochs").iterdir())
+
+
+def test_thinned_epochs_are_read_back_exactly_from_the_store(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(100, 100)
+    expected = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = ls.Recorder(model, store=tmp_path / "thin", budget=130_000)
+        for _ in range(8):
+            with torch.no_grad():
+                model.weight.mul_(1.01)
+            rec.epoch()
+            expected.append(model.weight.detach().clone().numpy())
+    assert any("keeps them at full resolution" in str(w.message) for w in caught)
+    rec.flush()
+    dropped = [t["epoch"] for t in rec.thinned if t["action"] == "dropped"]
+    assert dropped and all(t["on_disk"] for t in rec.thinned)
+    assert rec.nbytes <= rec.budget
+    for e in range(8):
+        s = rec.snapshot("weight", e, exact=True)
+        assert np.array_equal(s.array, expected[e])
+        assert s.source == ("disk" if e in dropped else "memory")
+    assert rec.snapshot_epochs("weight") == list(range(8))
+    rec.close()
+
+
+def test_readers_ignore_half_written_and_stray_directories(tmp_path, data):
+    path = tmp_path / "exp"
+    record_run(path, data, epochs=2).close()
+    (path / "epochs" / ".tmp-000002-999").mkdir()
+    (path / "epochs" / ".tmp-000002-999" / "p0.npy").write_bytes(b"\x93NUMPY garbage")
+    (path / "epochs" / "000007").mkdir()  # a number without a manifest
+    run = ls.Recorder.open(path)
+    assert run.epochs == [0, 1]
+    run.refresh()
+    assert run.epochs == [0, 1]
