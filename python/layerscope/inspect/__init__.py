@@ -15,13 +15,14 @@ __all__ = ["capture", "find_module", "module_paths", "preserved", "tensor_stats"
 
 
 def __getattr__(name: str):
-    # trace / Graph live in their own modules, imported on first use.
-    if name in ("trace", "Graph"):
+    # trace / Graph / TraceError live in their own modules, imported on first use.
+    if name in ("trace", "Graph", "TraceError"):
         # import_module, not "from . import trace": that would call this __getattr__ again.
         # Importing the submodule binds the package attribute "trace" to the module, so rebind
         # it to the function afterwards.
         _trace = importlib.import_module(".trace", __name__)
         globals()["trace"] = _trace.trace
         globals()["Graph"] = _trace.Graph
+        globals()["TraceError"] = _trace.TraceError
         return globals()[name]
     raise AttributeError(f"module 'layerscope.inspect' has no attribute {name!r}")

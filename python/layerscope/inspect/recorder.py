@@ -132,12 +132,13 @@ class Recorder(TorchFunctionMode):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        # named_modules() walks nested generators (slow on 5,000 modules): walk it once here
+        # and let attach() and the graph builder reuse the list.
+        self.named: list[tuple[str, nn.Module]] = list(model.named_modules())
         self.paths: dict[int, str] = {}
         self.leaves: set[str] = set()
-        self.classes: dict[str, str] = {}
-        for path, m in model.named_modules():
-            self.paths.setdefault(id(m), path)
-            self.classes[path] = type(m).__name__
+        for path, m in self.named:
+            self.paths[id(m)] = path
             # The root is always a group, even without children: an all-functional model
             # shows its ops (and tracing a lone nn.Linear shows its F.linear).
             if path and next(iter(m.children()), None) is None:
@@ -158,16 +159,11 @@ class Recorder(TorchFunctionMode):
         self._param_info: dict[str, tuple[int, dict[str, tuple[int, ...]]]] = {}
         self.failure: Failure | None = None
         self.handles: list[Any] = []
-        self._model = model
 
     # -- hooks --
 
     def attach(self) -> None:
-        seen: set[int] = set()
-        for path, m in self._model.named_modules():
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+        for path, m in self.named:  # named_modules() lists a module once
             leaf = path in self.leaves
             self.handles.append(
                 m.register_forward_pre_hook(

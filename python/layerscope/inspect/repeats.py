@@ -8,7 +8,10 @@ from .graph import Repeat
 
 
 def find_repeats(
-    model: nn.Module, signatures: dict[str, int], leaves: set[str], min_count: int = 2
+    named: list[tuple[str, nn.Module]],
+    signatures: dict[str, int],
+    leaves: set[str],
+    min_count: int = 2,
 ) -> list[Repeat]:
     """Maximal runs of consecutive child blocks of one parent whose first calls had the same signature.
 
@@ -18,16 +21,14 @@ def find_repeats(
     order: two equal Linear layers side by side are not a repeated block. Children that never ran
     break a run. ``signatures`` is ordered by when each module's first call finished.
 
-    >>> [r.label for r in find_repeats(model, recorder.signatures, recorder.leaves)]   # doctest: +SKIP
+    ``named`` is ``list(model.named_modules())``.
+
+    >>> [r.label for r in find_repeats(rec.named, rec.signatures, rec.leaves)]   # doctest: +SKIP
     ['Block x12']
     """
     order = {path: i for i, path in enumerate(signatures)}
     repeats: list[Repeat] = []
-    seen: set[int] = set()
-    for parent_path, parent in model.named_modules():
-        if id(parent) in seen:
-            continue
-        seen.add(id(parent))
+    for parent_path, parent in named:
         prefix = parent_path + "." if parent_path else ""
         run: list[str] = []
         run_sig: int | None = None

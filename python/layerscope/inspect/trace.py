@@ -64,18 +64,26 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     >>> json.dumps(g.to_dict())                         # doctest: +SKIP
     """
     check_module(model)
+    # A trace allocates ~10 small objects per op and frees few: the cyclic GC would walk the
+    # growing node list again and again (a third of the time at 10,000 ops). Tensors are
+    # freed by reference counting either way; the GC runs again when trace returns.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _trace(model, inputs, kwargs)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _trace(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Graph:
     rec = Recorder(model)
-    devices = _devices(model, inputs, kwargs)
+    devices = _devices(rec.named, inputs, kwargs)
     cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
     with preserved(model), torch.random.fork_rng(devices=cuda), torch.no_grad():
         for index, (label, t) in enumerate(_labelled_inputs(model, inputs, kwargs)):
             rec.add_input(label, t, index)
         rec.attach()
-        # The pass allocates ~10 small objects per op and frees few: the cyclic GC would run
-        # over the growing node list again and again (a third of the time at 10,000 ops).
-        # Tensors are freed by reference counting either way.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
         try:
             rec.start()
             output = model(*inputs, **kwargs)
@@ -84,15 +92,12 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
         finally:
             rec.stop()
             rec.detach()
-            if gc_was_enabled:
-                gc.enable()
         for index, (label, t) in enumerate(_labelled(output, "")):
             rec.add_output(label, t, index)
     return _build(model, rec, devices)
 
 
 def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Graph:
-    modules = dict(model.named_modules())
     wanted: set[str] = set(rec.group_calls)
     for n in rec.nodes:
         if n.group is not None:
@@ -102,7 +107,7 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
             path = path.rpartition(".")[0]
             wanted.add(path)
     groups: dict[str, Group] = {}
-    for path, m in modules.items():
+    for path, m in rec.named:
         if path in wanted and path not in rec.leaves:
             parent = path.rpartition(".")[0] if path else None
             groups[path] = Group(
@@ -112,24 +117,32 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
                 groups[parent].children.append(path)
 
     # One walk over the parameters gives every group's count (parameter_count per group would
-    # walk each subtree again); a tied parameter counts once, under its first path.
-    for name, p in model.named_parameters():
-        prefix = name
-        while prefix:
-            prefix = prefix.rpartition(".")[0]
-            g = groups.get(prefix)
-            if g is not None:
-                g.params += p.numel()
+    # walk each subtree again) and the tied ones; a tied parameter counts once, under its
+    # first path.
+    by_param: dict[int, list[str]] = {}
+    params: list[torch.nn.Parameter] = []
+    for path, m in rec.named:
+        for name, p in m._parameters.items():
+            if p is None:
+                continue
+            names = by_param.setdefault(id(p), [])
+            names.append(f"{path}.{name}" if path else name)
+            if len(names) > 1:
+                continue
+            params.append(p)
+            prefix = path
+            while True:
+                g = groups.get(prefix)
+                if g is not None:
+                    g.params += p.numel()
+                if not prefix:
+                    break
+                prefix = prefix.rpartition(".")[0]
+    tied = [names for names in by_param.values() if len(names) > 1]
 
     shared = {p: c for p, c in rec.module_calls.items() if c > 1}
     shared.update({p: len(c) for p, c in rec.group_calls.items() if len(c) > 1})
-    by_param: dict[int, list[str]] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        by_param.setdefault(id(p), []).append(name)
-    tied = [names for names in by_param.values() if len(names) > 1]
-
     nodes = rec.nodes
-    params = list(model.parameters())
     device = devices[0] if devices else first_parameter_device(model)
     summary = {
         "model": type(model).__name__,
@@ -149,7 +162,7 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
         nodes=nodes,
         edges=rec.edges,
         groups=list(groups.values()),
-        repeats=find_repeats(model, rec.signatures, rec.leaves),
+        repeats=find_repeats(rec.named, rec.signatures, rec.leaves),
         summary=summary,
         shared=shared,
         tied=tied,
@@ -157,13 +170,16 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
 
 
 def _devices(
-    model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]
+    named: list[tuple[str, nn.Module]], inputs: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[torch.device]:
     found: dict[torch.device, None] = {}
-    for p in model.parameters():
-        found[p.device] = None
-    for b in model.buffers():
-        found[b.device] = None
+    for _, m in named:
+        for p in m._parameters.values():
+            if p is not None:
+                found[p.device] = None
+        for b in m._buffers.values():
+            if b is not None:
+                found[b.device] = None
     for _, t in _labelled((inputs, kwargs), ""):
         found[t.device] = None
     return list(found)
