@@ -57,7 +57,9 @@ class Lab:
         settings = root / ".lab-settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True, exist_ok=True)
         # No news pop-up over the views in screenshots; the theme a test asks for.
-        (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false"})
+        )
         (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
         self.port = free_port()
         self.token = secrets.token_hex(16)
@@ -82,7 +84,11 @@ class Lab:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings")},
+            env={
+                **os.environ,
+                "JUPYTER_PLATFORM_DIRS": "1",
+                "JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"),
+            },
         )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -96,7 +102,9 @@ class Lab:
         raise RuntimeError("jupyter lab did not start in 60 s")
 
     def api(self, path: str, method: str = "GET") -> Any:
-        req = urllib.request.Request(f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             body = r.read()
             return json.loads(body) if body else None
@@ -107,7 +115,11 @@ class Lab:
     def write_notebook(self, name: str, cells: list[str]) -> pathlib.Path:
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         path = self.root / name
         nbformat.write(nb, path)
         return path
@@ -167,7 +179,9 @@ class Lab:
 def evaluate(client: Any, expr: str, setup: str = "") -> Any:
     """Run ``setup`` then evaluate ``expr`` in the kernel; returns ``json.loads`` of its repr'd JSON."""
     code = setup + f"\nimport json as _j\n__ls_result = _j.dumps({expr})"
-    reply = client.execute_interactive(code, user_expressions={"r": "__ls_result"}, timeout=120, output_hook=lambda m: None)
+    reply = client.execute_interactive(
+        code, user_expressions={"r": "__ls_result"}, timeout=120, output_hook=lambda m: None
+    )
     content = reply["content"]
     if content["status"] != "ok":
         raise RuntimeError(f"kernel error: {content.get('ename')}: {content.get('evalue')}")
@@ -177,7 +191,9 @@ def evaluate(client: Any, expr: str, setup: str = "") -> Any:
     return json.loads(ast.literal_eval(data["data"]["text/plain"]))
 
 
-def open_notebook(page: Any, lab: Lab, name: str, *, run_all: bool = True, timeout: float = 120_000) -> None:
+def open_notebook(
+    page: Any, lab: Lab, name: str, *, run_all: bool = True, timeout: float = 120_000
+) -> None:
     """Open a notebook in Lab and run all its cells through the Run menu, as a user would."""
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook", timeout=timeout)

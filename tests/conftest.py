@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, Lab  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, Lab
 
 
 def _need_chromium() -> None:

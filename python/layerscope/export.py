@@ -102,7 +102,9 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
-def export_html(widget: Any, path: str | pathlib.Path, *, title: str = "layerscope") -> pathlib.Path:
+def export_html(
+    widget: Any, path: str | pathlib.Path, *, title: str = "layerscope"
+) -> pathlib.Path:
     """Write one self-contained HTML file that renders ``widget`` offline (baked state).
 
     ``widget`` is a layerscope view, any ipywidget, or a list of them. The page holds every script
@@ -117,7 +119,9 @@ def export_html(widget: Any, path: str | pathlib.Path, *, title: str = "layersco
     widgets = list(widget) if isinstance(widget, (list, tuple)) else [widget]
     for w in widgets:
         if not isinstance(w, Widget):
-            raise TypeError(f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}")
+            raise TypeError(
+                f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}"
+            )
     state = dependency_state(widgets, drop_defaults=False)
     manager_state = {"version_major": 2, "version_minor": 0, "state": state}
     views = "\n".join(
@@ -172,13 +176,24 @@ def export_notebook(
     if execute:
         from nbclient import NotebookClient
 
-        NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(src.parent)}}, store_widget_state=True).execute()
-    widget_state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            resources={"metadata": {"path": str(src.parent)}},
+            store_widget_state=True,
+        ).execute()
+    widget_state = (
+        nb.metadata.get("widgets", {})
+        .get("application/vnd.jupyter.widget-state+json", {})
+        .get("state", {})
+    )
     with tempfile.TemporaryDirectory() as tmp:
         template_dir = pathlib.Path(tmp) / "layerscope_offline"
         template_dir.mkdir()
         (template_dir / "index.html.j2").write_text(_NOTEBOOK_TEMPLATE)
-        (template_dir / "conf.json").write_text(json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}}))
+        (template_dir / "conf.json").write_text(
+            json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}})
+        )
         exporter = HTMLExporter(template_name="layerscope_offline", extra_template_basedirs=[tmp])
         body, _ = exporter.from_notebook_node(
             nb, resources={"layerscope_scripts": offline_scripts(widget_modules(widget_state))}

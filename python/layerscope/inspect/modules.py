@@ -37,7 +37,9 @@ def find_module(model: nn.Module, path: str) -> nn.Module:
     """
     modules = dict(check_module(model).named_modules(remove_duplicate=False))
     if not isinstance(path, str):
-        raise TypeError(f"a module path must be a str like 'layer1.0.conv1', got {type(path).__name__}")
+        raise TypeError(
+            f"a module path must be a str like 'layer1.0.conv1', got {type(path).__name__}"
+        )
     if path in modules:
         return modules[path]
     close = difflib.get_close_matches(path, [p for p in modules if p], n=5, cutoff=0.5)

@@ -45,7 +45,11 @@ def tensor_stats(x: Any) -> dict[str, Any]:
     1
     """
     t = as_tensor(x)
-    out: dict[str, Any] = {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", ""), "numel": t.numel()}
+    out: dict[str, Any] = {
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).replace("torch.", ""),
+        "numel": t.numel(),
+    }
     if t.dtype == torch.bool:
         t = t.to(torch.uint8)
     n_finite = 0

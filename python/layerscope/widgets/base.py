@@ -48,6 +48,17 @@ def _nbytes(buf: Any) -> int:
     return memoryview(buf).nbytes
 
 
+def _collect_handlers(cls: type) -> dict[str, str]:
+    """kind -> method name over the whole MRO (a subclass overrides its bases)."""
+    handlers: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            kind = getattr(value, "_ls_request_kind", None)
+            if kind is not None:
+                handlers[kind] = name
+    return handlers
+
+
 class BaseView(anywidget.AnyWidget):
     """An anywidget with request/reply handlers and a readable error trait for the view.
 
@@ -63,12 +74,7 @@ class BaseView(anywidget.AnyWidget):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers = dict(getattr(cls, "_handlers", {}))
-        for name, value in vars(cls).items():
-            kind = getattr(value, "_ls_request_kind", None)
-            if kind is not None:
-                handlers[kind] = name
-        cls._handlers = handlers
+        cls._handlers = _collect_handlers(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -117,3 +123,6 @@ class BaseView(anywidget.AnyWidget):
                 "any screen needs; the handler must bound it by the requested screen size"
             )
         return content, buffers
+
+
+BaseView._handlers = _collect_handlers(BaseView)

@@ -70,18 +70,28 @@ def check_array(x: Any) -> None:
     """
     if isinstance(x, torch.Tensor):
         if x.is_complex():
-            raise TypeError(f"complex tensors are not shown directly: got {describe(x)}. Pass x.real, x.imag, x.abs() or x.angle().")
+            raise TypeError(
+                f"complex tensors are not shown directly: got {describe(x)}. Pass x.real, x.imag, x.abs() or x.angle()."
+            )
         if x.layout != torch.strided:
-            raise TypeError(f"sparse or non-strided tensors are not accepted: got {describe(x)}. Pass x.to_dense().")
+            raise TypeError(
+                f"sparse or non-strided tensors are not accepted: got {describe(x)}. Pass x.to_dense()."
+            )
         if x.device.type == "meta":
-            raise ValueError(f"a tensor on the 'meta' device has no values to show: got {describe(x)}. Materialize it first, e.g. model.to_empty(device='cpu') and load weights.")
+            raise ValueError(
+                f"a tensor on the 'meta' device has no values to show: got {describe(x)}. Materialize it first, e.g. model.to_empty(device='cpu') and load weights."
+            )
         return
     if isinstance(x, (np.ndarray, np.generic)):
         kind = np.asarray(x).dtype.kind
         if kind == "c":
-            raise TypeError(f"complex arrays are not shown directly: got {describe(x)}. Pass a.real, a.imag or np.abs(a).")
+            raise TypeError(
+                f"complex arrays are not shown directly: got {describe(x)}. Pass a.real, a.imag or np.abs(a)."
+            )
         if kind not in "biuf":
-            raise TypeError(f"cannot show an array of dtype {np.asarray(x).dtype}: got {describe(x)}. Expected {ACCEPTED}.")
+            raise TypeError(
+                f"cannot show an array of dtype {np.asarray(x).dtype}: got {describe(x)}. Expected {ACCEPTED}."
+            )
         return
     raise TypeError(f"expected {ACCEPTED}; got {describe(x)}.")
 
@@ -106,7 +116,9 @@ def to_numpy(x: Any) -> tuple[np.ndarray, str]:
         source = str(a.dtype)
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
-        if a.dtype.itemsize > 8 and a.dtype.kind == "f":  # float128: no JS type; float64 is what a view can show
+        if (
+            a.dtype.itemsize > 8 and a.dtype.kind == "f"
+        ):  # float128: no JS type; float64 is what a view can show
             a = a.astype(np.float64)
         a = np.ascontiguousarray(a)
     if a.dtype.name not in WIRE_DTYPES:
@@ -127,7 +139,7 @@ def encode_array(x: Any) -> dict[str, Any]:
         "shape": list(a.shape),
         "source": source,
         # A 1-byte view keeps the frame format simple and works for 0-d and empty arrays too.
-        "buffer": memoryview(a.reshape(-1).view(np.uint8)) if a.size else memoryview(b""),
+        "buffer": a.reshape(-1).view(np.uint8).data if a.size else memoryview(b""),
     }
 
 

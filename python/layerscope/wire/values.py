@@ -20,7 +20,7 @@ def exact_text(value: torch.Tensor | np.generic | float | int) -> str:
         t = value.detach().cpu()
         if t.dtype == torch.bfloat16:
             t = t.to(torch.float32)
-        value = t.numpy()[()]
+        value = t.numpy()[()]  # type: ignore[assignment]  # a numpy scalar
     if isinstance(value, (bool, np.bool_)):
         return "True" if value else "False"
     if isinstance(value, (int, np.integer)):
@@ -31,5 +31,9 @@ def exact_text(value: torch.Tensor | np.generic | float | int) -> str:
     if math.isinf(f):
         return "+Inf" if f > 0 else "-Inf"
     if isinstance(value, (np.float16, np.float32)):
-        return np.format_float_positional(value, unique=True, trim="-") if 1e-5 <= abs(f) < 1e16 or f == 0 else np.format_float_scientific(value, unique=True, trim="-")
+        return (
+            np.format_float_positional(value, unique=True, trim="-")
+            if 1e-5 <= abs(f) < 1e16 or f == 0
+            else np.format_float_scientific(value, unique=True, trim="-")
+        )
     return repr(f)
