@@ -42,9 +42,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import zoo
-from layerscope.inspect import trace
+sys.path.insert(0, str(ROOT / "tests"))  # the model zoo lives with the tests
+import zoo  # noqa: E402
+from layerscope.inspect import trace  # noqa: E402
 
 Make = Callable[[], tuple[nn.Module, tuple[Any, ...]]]
 
@@ -199,15 +199,21 @@ def format_table(rows: list[tuple[Case, dict[str, Measured]]], columns: list[str
                         f"{case.family} ~{case.target_ops}: {c} / layerscope = "
                         f"{res[c].median / res[ours].median:.1f}x"
                     )
-    return "\n".join(lines + [""] + notes)
+    return "\n".join([*lines, "", *notes])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 ops only, one run each")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and model (median)")
-    parser.add_argument("--columns", default=",".join(MEASUREMENTS), help="comma-separated measurements")
-    parser.add_argument("--json", type=Path, help="also write the results here (bench/results/ is git-ignored)")
+    parser.add_argument(
+        "--columns", default=",".join(MEASUREMENTS), help="comma-separated measurements"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="also write the results here (bench/results/ is git-ignored)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     columns = [c for c in args.columns.split(",") if c]
@@ -229,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                 "family": case.family,
                 "target_ops": case.target_ops,
                 **{
-                    c: {"seconds": m.seconds, "median": m.median, "nodes": m.nodes, "error": m.error}
+                    c: {
+                        "seconds": m.seconds,
+                        "median": m.median,
+                        "nodes": m.nodes,
+                        "error": m.error,
+                    }
                     for c, m in res.items()
                 },
             }
