@@ -280,6 +280,28 @@ def test_in_place_ops_and_freed_tensor_ids_give_the_right_edges():
     assert all(not g.out_edges(m.id) for m in muls[:29])
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_pass_through_is_not_in_place_and_scripted_submodules_do_not_break_trace():
+    class PassThrough(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ident = nn.Identity()
+            self.drop = nn.Dropout(0.5)
+            self.scripted = torch.jit.script(nn.Linear(3, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.scripted(self.drop(self.ident(x)).contiguous())
+
+    g = trace(PassThrough().eval(), torch.randn(2, 3))
+    assert [(n.name, n.inplace) for n in g.nodes if n.kind in ("module", "function")] == [
+        ("Identity", False),
+        ("Dropout", False),
+        ("contiguous", False),
+    ]
+    assert edges_into(g, g.find("contiguous")[0].id) == [("module", "Dropout")]
+    assert len(g.find(kind="output")) == 1  # the scripted Linear is invisible, not an error
+
+
 def test_iterating_a_tensor_is_an_unbind():
     class Rows(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

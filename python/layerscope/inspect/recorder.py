@@ -164,6 +164,8 @@ class Recorder(TorchFunctionMode):
 
     def attach(self) -> None:
         for path, m in self.named:  # named_modules() lists a module once
+            if isinstance(m, torch.jit.ScriptModule):
+                continue  # refuses hooks, and its ops run in TorchScript, out of the mode's sight
             leaf = path in self.leaves
             self.handles.append(
                 m.register_forward_pre_hook(
@@ -274,7 +276,9 @@ class Recorder(TorchFunctionMode):
         if path not in self.signatures:
             self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
         parent.events.append(self.signatures[path])
-        node.inplace = _writes_input(ins, outs)
+        # Identity, or Dropout in eval, hand back their input untouched: only a module that
+        # says it works in place (ReLU(inplace=True)) wrote into it.
+        node.inplace = getattr(module, "inplace", False) is True and _writes_input(ins, outs)
 
     def _group_call(
         self,
@@ -423,7 +427,9 @@ class Recorder(TorchFunctionMode):
         self.op_calls[key] = call + 1
         ins = _arg_tensors(args, kwargs)
         node = self._add("function", f"{group or ''}:{name}", name, group, call, ins, outs)
-        if _writes_input(ins, outs):
+        # x.contiguous() or x.float() may return x itself without writing: trailing "_" ops
+        # (add_, relu_, masked_fill_) and x[i] = y are the ones that write.
+        if (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs):
             node.inplace = True
         frame.events.append(name)
 

@@ -55,6 +55,11 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     when the forward raises. Models on ``meta`` trace without memory for weights (pass ``meta``
     inputs); data-dependent control flow just runs, as the pass is a real one.
 
+    What the graph cannot show: ops inside TorchScript submodules (they refuse hooks and run
+    outside Python; their outputs appear without a producer), and PyTorch's fused inference
+    fast paths (``nn.TransformerEncoderLayer`` in eval): an active TorchFunctionMode turns them
+    off, so the graph shows the unfused modules, which compute the same thing.
+
     Raises TypeError for a non-Module, and :class:`TraceError` (chained to the original
     exception) when the forward raises, naming the module path and op where it happened.
 
