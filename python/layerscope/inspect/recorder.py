@@ -148,7 +148,7 @@ class Recorder(TorchFunctionMode):
         self.edges: list[Edge] = []
         # id(tensor) -> (weakref, node id, output index). The weakref tells a live tensor from a
         # new one that got the id of a freed one, without keeping activations alive.
-        self.produced: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
+        self.produced: dict[int, tuple[Callable[[], Tensor | None], int, int]] = {}
         self.stack: list[Frame] = [Frame(None, None, quiet=False, record=False, leaf=False)]
         self.op_calls: dict[tuple[str | None, str], int] = {}
         self.module_calls: dict[str, int] = {}
@@ -324,7 +324,7 @@ class Recorder(TorchFunctionMode):
             if src is not None and src[0]() is t:
                 edges.append(Edge(src[1], node_id, src[2], j))
         for i, t in enumerate(outs):
-            produced[id(t)] = (weakref.ref(t), node_id, i)
+            produced[id(t)] = (_ref(t), node_id, i)
         node = Node(
             node_id,
             kind,
@@ -343,7 +343,7 @@ class Recorder(TorchFunctionMode):
     def add_input(self, label: str, t: Tensor, index: int) -> None:
         node_id = len(self.nodes)
         if id(t) not in self.produced:  # the same tensor passed twice: edges from the first
-            self.produced[id(t)] = (weakref.ref(t), node_id, 0)
+            self.produced[id(t)] = (_ref(t), node_id, 0)
         self.nodes.append(
             Node(node_id, "input", "input:" + label, label, None, index, [], [(t.shape, t.dtype)])
         )
@@ -432,6 +432,25 @@ class Recorder(TorchFunctionMode):
         if (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs):
             node.inplace = True
         frame.events.append(name)
+
+
+class _Strong:
+    """A strong reference that reads like a weakref, for tensor subclasses without __weakref__."""
+
+    __slots__ = ("t",)
+
+    def __init__(self, t: Tensor) -> None:
+        self.t = t
+
+    def __call__(self) -> Tensor:
+        return self.t
+
+
+def _ref(t: Tensor) -> Callable[[], Tensor | None]:
+    try:
+        return weakref.ref(t)
+    except TypeError:
+        return _Strong(t)
 
 
 def _writes_input(ins: list[Tensor], outs: list[Tensor] | tuple[Tensor, ...]) -> bool:
