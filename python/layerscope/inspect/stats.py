@@ -24,17 +24,28 @@ def as_tensor(x: Any) -> torch.Tensor:
 
 
 def iter_chunks(t: torch.Tensor, elements: int = CHUNK_ELEMENTS):
-    """Yield flat float64 chunks of ``t`` (on its own device) of at most ``elements`` values."""
-    flat = t.reshape(-1) if t.is_contiguous() else None
+    """Yield flat chunks of ``t`` (its own dtype and device) of at most ``elements`` values."""
     n = t.numel()
-    if flat is not None:
+    if t.is_contiguous():
+        flat = t.reshape(-1)
         for start in range(0, n, elements):
-            yield flat[start : start + elements].to(torch.float64)
+            yield flat[start : start + elements]
         return
     # Non-contiguous: chunk along the first dim so that reshape copies only one chunk.
     rows = max(1, elements // max(1, n // max(1, t.shape[0])))
     for start in range(0, t.shape[0], rows):
-        yield t[start : start + rows].reshape(-1).to(torch.float64)
+        yield t[start : start + rows].reshape(-1)
+
+
+def _value_chunks(t: torch.Tensor):
+    """Chunks as float32 (float32, float16, bfloat16: exact) or float64 (float64, integers)."""
+    for chunk in iter_chunks(t):
+        if chunk.dtype == torch.float64:
+            yield chunk
+        elif chunk.is_floating_point():
+            yield chunk.float()
+        else:
+            yield chunk.to(torch.float64)
 
 
 def tensor_stats(x: Any) -> dict[str, Any]:
@@ -50,49 +61,50 @@ def tensor_stats(x: Any) -> dict[str, Any]:
         "dtype": str(t.dtype).replace("torch.", ""),
         "numel": t.numel(),
     }
-    if t.dtype == torch.bool:
-        t = t.to(torch.uint8)
-    n_finite = 0
+    n_finite = zeros = nan = posinf = neginf = 0
     total = 0.0
-    total_sq = 0.0
-    zeros = nan = posinf = neginf = 0
-    lo = math.inf
-    hi = -math.inf
-    # Two-pass-free variance: accumulate around the first chunk's mean (shifted sums).
-    shift: float | None = None
-    floating = t.is_floating_point()
-    for chunk in iter_chunks(t):
-        if floating:
-            isnan = torch.isnan(chunk)
-            nan += int(isnan.sum())
-            posinf += int((chunk == math.inf).sum())
-            neginf += int((chunk == -math.inf).sum())
-            finite = chunk[torch.isfinite(chunk)]
-        else:
-            finite = chunk
-        zeros += int((chunk == 0).sum())
+    lo, hi = math.inf, -math.inf
+    # Pass 1: counts, range and sum. min/max propagate NaN, so finite extremes prove the whole
+    # chunk finite and the masked path (a copy) runs only for chunks that hold NaN or Inf.
+    for chunk in _value_chunks(t):
+        c_lo, c_hi = torch.aminmax(chunk)
+        lo_f, hi_f = float(c_lo), float(c_hi)
+        finite = chunk
+        if not (math.isfinite(lo_f) and math.isfinite(hi_f)):
+            mask = torch.isfinite(chunk)
+            n_nan = int(torch.isnan(chunk).sum())
+            n_pos = int((chunk == math.inf).sum())
+            nan += n_nan
+            posinf += n_pos
+            neginf += chunk.numel() - int(mask.sum()) - n_nan - n_pos
+            finite = chunk[mask]
+            if finite.numel():
+                c_lo, c_hi = torch.aminmax(finite)
+                lo_f, hi_f = float(c_lo), float(c_hi)
+        zeros += chunk.numel() - int(torch.count_nonzero(chunk))
         if finite.numel() == 0:
             continue
-        if shift is None:
-            shift = float(finite.mean())
-        d = finite - shift
-        total += float(d.sum())
-        total_sq += float((d * d).sum())
         n_finite += finite.numel()
-        lo = min(lo, float(finite.min()))
-        hi = max(hi, float(finite.max()))
+        lo, hi = min(lo, lo_f), max(hi, hi_f)
+        total += float(finite.sum())
+    # Pass 2: sum of squares around the mean (no cancellation when |mean| >> std).
+    total_sq = 0.0
+    mean = total / n_finite if n_finite else 0.0
+    if n_finite:
+        bad = nan or posinf or neginf
+        for chunk in _value_chunks(t):
+            c = chunk[torch.isfinite(chunk)] if bad else chunk
+            total_sq += float(torch.linalg.vector_norm(c - mean)) ** 2
     out.update(nan=nan, posinf=posinf, neginf=neginf, finite=n_finite)
     out["zeros"] = zeros / t.numel() if t.numel() else None
     if n_finite:
-        assert shift is not None
-        mean_d = total / n_finite
-        var = max(0.0, total_sq / n_finite - mean_d * mean_d)
         out.update(
             min=lo,
             max=hi,
-            mean=shift + mean_d,
-            std=math.sqrt(var),
-            norm=math.sqrt(max(0.0, total_sq + 2 * shift * total + n_finite * shift * shift)),
+            mean=mean,
+            std=math.sqrt(total_sq / n_finite),
+            # sum(x^2) = sum((x - mean)^2) + n * mean^2
+            norm=math.sqrt(total_sq + n_finite * mean * mean),
         )
     else:
         out.update(min=None, max=None, mean=None, std=None, norm=None)
