@@ -302,6 +302,35 @@ def test_pass_through_is_not_in_place_and_scripted_submodules_do_not_break_trace
     assert len(g.find(kind="output")) == 1  # the scripted Linear is invisible, not an error
 
 
+def test_a_freed_tensors_id_reused_by_an_unrecorded_tensor_gives_no_edge():
+    class Side(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            freed = id(self.tmp)
+            del self.tmp  # the last reference to a recorded tensor: its id is free again
+            self.side = x * 3  # made inside a leaf: no recorded producer; CPython reuses the id
+            self.reused = id(self.side) == freed
+            return x
+
+    class Reuse(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.leaf = Side()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.leaf.tmp = x + 1
+            y = self.leaf(x)
+            return self.leaf.side * y
+
+    model = Reuse()
+    reused = 0
+    for _ in range(5):
+        g = trace(model, torch.randn(2))
+        reused += model.leaf.reused
+        assert edges_into(g, only(g.find("mul")).id) == [("module", "Side")]
+        assert g.in_edges(only(g.find("mul")).id)[0].inp == 1
+    assert reused > 0, "the id was never reused: this test checked nothing"
+
+
 def test_iterating_a_tensor_is_an_unbind():
     class Rows(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
