@@ -198,7 +198,8 @@ class Graph:
                                        # so cat of 3 tensors has 3 inputs); parameters and
                                        # constants count too but have no edge
             "outputs": [tensor, ...],  # tensors in the result, flattened (LSTM: 3)
-            "params": int,             # module: its parameter count (0 for others)
+            "params": int,             # module: its parameter count, tied ones included
+                                       # (0 for others)
             "param_shapes": {name: shape} | null,   # module only
             "calls": int,              # module: how often the module ran in the pass (>1 is
                                        # weight sharing); 1 for others
