@@ -201,6 +201,33 @@ def test_data_dependent_control_flow_records_the_branch_taken():
     assert [n.path for n in g_neg.nodes if n.kind == "module"] == ["neg.0", "neg.1"] * 2
     assert g_neg.shared == {"neg.0": 2, "neg.1": 2, "neg": 2}
     assert g_neg.find(path="neg.0")[1].call == 1
+    assert [n.group_call for n in g_neg.find(path="neg.1")] == [0, 1]
+    assert len(g_neg.group("neg").calls) == 2
+
+
+def test_a_block_applied_twice_keeps_its_calls_apart():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.lin(x)
+
+    class Albert(nn.Module):  # one block's weights used for every layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = Block()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(self.block(x))
+
+    g = trace(Albert(), torch.randn(2, 4))
+    adds = g.find("add")
+    assert [(a.group, a.call, a.group_call) for a in adds] == [("block", 0, 0), ("block", 1, 1)]
+    assert [(n.call, n.group_call) for n in g.find(path="block.lin")] == [(0, 0), (1, 1)]
+    assert g.shared == {"block.lin": 2, "block": 2}
+    assert edges_into(g, adds[1].id) == [("function", "add"), ("module", "Linear")]
 
 
 def test_positional_keyword_dict_inputs_and_nested_outputs():
@@ -545,6 +572,7 @@ def test_to_dict_schema_and_json():
         "name": "Conv2d",
         "group": "layer1.0",
         "call": 0,
+        "group_call": 0,
         "inputs": [[[2, 8, 8, 8], "float32"]],
         "outputs": [[[2, 8, 8, 8], "float32"]],
         "params": 576,

@@ -39,6 +39,7 @@ class Node:
     params: int = 0
     param_shapes: dict[str, tuple[int, ...]] | None = None
     inplace: bool = False
+    group_call: int = 0
 
 
 @dataclass(slots=True)
@@ -194,6 +195,9 @@ class Graph:
             "call": int,    # module: 0 for the first call of that module, 1 for the second...
                             # function: k-th op of that name in that group (all calls);
                             # input/output: position among inputs/outputs
+            "group_call": int,   # which call of its group's module it ran in (a block
+                            # applied twice holds two copies of its nodes: 0 and 1); 0 for
+                            # inputs/outputs
             "inputs": [tensor, ...],   # tensor arguments in argument order (lists flattened,
                                        # so cat of 3 tensors has 3 inputs); parameters and
                                        # constants count too but have no edge
@@ -251,6 +255,7 @@ class Graph:
                     "name": n.name,
                     "group": n.group,
                     "call": n.call,
+                    "group_call": n.group_call,
                     "inputs": tensors(n.inputs),
                     "outputs": tensors(n.outputs),
                     "params": n.params,

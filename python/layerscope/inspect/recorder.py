@@ -101,7 +101,7 @@ def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
 class Frame:
     """One module call on the recorder's stack."""
 
-    __slots__ = ("ambient", "events", "leaf", "module", "path", "popped", "quiet", "record")
+    __slots__ = ("ambient", "call", "events", "leaf", "module", "path", "popped", "quiet", "record")
 
     def __init__(
         self, module: nn.Module | None, path: str | None, *, quiet: bool, record: bool, leaf: bool
@@ -114,6 +114,7 @@ class Frame:
         self.events: list[Any] = []  # op names and child signatures, for repeat detection
         self.ambient: BaseException | None = None
         self.popped = False  # the recorder took itself off the mode stack for this leaf call
+        self.call = 0  # which call of this (container) module this is
 
 
 class Failure:
@@ -152,6 +153,7 @@ class Recorder(TorchFunctionMode):
         self.stack: list[Frame] = [Frame(None, None, quiet=False, record=False, leaf=False)]
         self.op_calls: dict[tuple[str | None, str], int] = {}
         self.module_calls: dict[str, int] = {}
+        self.container_calls: dict[str, int] = {}
         self.group_calls: dict[str, list[tuple[list[TensorMeta], list[TensorMeta]]]] = {}
         self.signatures: dict[str, int] = {}  # module path -> structure id of its first call
         self._sig_ids: dict[tuple[Any, ...], int] = {}
@@ -198,7 +200,10 @@ class Recorder(TorchFunctionMode):
             frame = Frame(module, path, quiet=True, record=False, leaf=leaf)
         else:
             frame = Frame(module, path, quiet=leaf, record=True, leaf=leaf)
-            if leaf:
+            if not leaf:
+                frame.call = self.container_calls.get(path, 0)
+                self.container_calls[path] = frame.call + 1
+            else:
                 # Nothing inside a leaf's forward is recorded, so take the mode off the stack
                 # until its forward hook: the ops in there (F.linear, dropout...) then cost
                 # nothing extra instead of a Python call each.
@@ -273,6 +278,8 @@ class Recorder(TorchFunctionMode):
             params=count,
             param_shapes=shapes,
         )
+        if parent.path == group:
+            node.group_call = parent.call
         if path not in self.signatures:
             self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
         parent.events.append(self.signatures[path])
@@ -427,6 +434,7 @@ class Recorder(TorchFunctionMode):
         self.op_calls[key] = call + 1
         ins = _arg_tensors(args, kwargs)
         node = self._add("function", f"{group or ''}:{name}", name, group, call, ins, outs)
+        node.group_call = frame.call
         # x.contiguous() or x.float() may return x itself without writing: trailing "_" ops
         # (add_, relu_, masked_fill_) and x[i] = y are the ones that write.
         if (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs):
