@@ -109,7 +109,7 @@ def test_step_series_epoch_metrics_and_activations(data):
 def test_grad_norm_and_update_ratio_values():
     torch.manual_seed(0)
     model = nn.Linear(5, 3)
-    rec = ls.Recorder(model)
+    rec = ls.Recorder(model, ratio_every=1)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     expected_norms, expected_ratios = [], []
     for i in range(3):
@@ -131,7 +131,7 @@ def test_grad_norm_and_update_ratio_values():
 
 def test_update_ratio_is_nan_when_the_optimizer_did_not_step():
     model = nn.Linear(3, 2)
-    rec = ls.Recorder(model)
+    rec = ls.Recorder(model, ratio_every=1)
     for i in range(4):
         model(torch.randn(2, 3)).sum().backward()  # gradient accumulation: step every 2nd batch
         rec.step(loss=torch.tensor(1.0))
@@ -143,6 +143,20 @@ def test_update_ratio_is_nan_when_the_optimizer_did_not_step():
     r = rec.update_ratios("weight")
     assert math.isnan(r[0]) and r[1] > 0 and math.isnan(r[2]) and r[3] > 0
     assert math.isnan(rec.update_ratios("bias")[1])  # the bias was not updated either
+
+
+def test_update_ratios_are_measured_every_tenth_step_by_default():
+    model = Tiny()
+    rec = ls.Recorder(model)
+    tiny_steps(model, rec, 25)
+    rec.epoch()
+    r = rec.update_ratios("fc1.weight")
+    assert np.flatnonzero(np.isfinite(r)).tolist() == [0, 10, 20]
+    off = ls.Recorder(model, ratio_every=0)
+    tiny_steps(model, off, 3)
+    off.epoch()
+    assert np.isnan(off.update_ratios("fc1.weight")).all() and off._ref is None
+    assert np.isfinite(off.grad_norms("fc1.weight")).all()
 
 
 def test_every_measures_grads_on_every_kth_step_only():
@@ -388,7 +402,7 @@ def test_parameters_added_and_removed_between_epochs():
 def test_model_moved_to_another_dtype_mid_training():
     torch.manual_seed(0)
     model = Tiny()
-    rec = ls.Recorder(model, probe=torch.randn(4, 6))
+    rec = ls.Recorder(model, probe=torch.randn(4, 6), ratio_every=1)
     tiny_steps(model, rec, 2)
     model.to("cpu")  # a no-op move is not a change
     tiny_steps(model, rec, 1)

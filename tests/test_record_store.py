@@ -54,6 +54,7 @@ def record_run(path: Path, data, epochs: int = 3, **kw) -> ls.Recorder:
     return rec
 
 
+@pytest.mark.slow
 def test_reopen_in_a_new_process_reads_back_every_accessor(tmp_path, data):
     path = tmp_path / "exp1"
     rec = record_run(path, data, epochs=3)
@@ -166,6 +167,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.slow
 def test_kill_9_while_writing_epoch_5_leaves_epochs_0_to_4_readable(tmp_path):
     path, marker, expected = tmp_path / "run", tmp_path / "writing", tmp_path / "expected"
     expected.mkdir()

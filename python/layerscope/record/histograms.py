@@ -45,8 +45,11 @@ class HistogramCounts:
     nan: int
 
 
-def count(t: torch.Tensor, edges: np.ndarray) -> HistogramCounts:
+def count(t: torch.Tensor, edges: np.ndarray, stats: dict | None = None) -> HistogramCounts:
     """Histogram of ``t`` (any device, any float dtype) on ``edges``, with under/overflow and NaN counts.
+
+    ``stats`` (from ``summarize``) lets the common case skip the passes that would find nothing:
+    no NaN, and min/max inside the edges.
 
     >>> count(torch.tensor([-9.0, 0.1, 0.2, float("nan")]), np.array([0.0, 0.5, 1.0])).counts
     array([2, 0])
@@ -57,12 +60,20 @@ def count(t: torch.Tensor, edges: np.ndarray) -> HistogramCounts:
     elif flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()
     lo, hi = float(edges[0]), float(edges[-1])
+    # histc counts values equal to `hi` in the last bin and ignores what lies outside [lo, hi]:
+    # those are exactly the under/overflow counts.
+    if stats is not None and not (stats["nan"] or stats["posinf"] or stats["neginf"]):
+        inside = stats["min"] is None or (stats["min"] >= lo and stats["max"] <= hi)
+        counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi)
+        if inside:
+            return HistogramCounts(counts.to(torch.int64).cpu().numpy(), 0, 0, 0)
+        return HistogramCounts(
+            counts.to(torch.int64).cpu().numpy(), int((flat < lo).sum()), int((flat > hi).sum()), 0
+        )
     isnan = torch.isnan(flat)
     n_nan = int(isnan.sum())
     if n_nan:
         flat = flat[~isnan]
-    # histc counts values equal to `hi` in the last bin and ignores what lies outside [lo, hi]:
-    # those are exactly the under/overflow counts.
     counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi)
     under = int((flat < lo).sum())
     over = int((flat > hi).sum())

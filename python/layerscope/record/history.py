@@ -21,6 +21,7 @@ import numpy as np
 
 from .histograms import HistogramCounts
 from .steplog import StepLog
+from .summary import array_stats
 
 
 class ThinnedError(KeyError):
@@ -193,17 +194,24 @@ class History:
         return self._param_series("grad", name)
 
     def update_ratios(self, name: str) -> np.ndarray:
-        """|Δw| / |w| of the optimizer update that followed each step (NaN where none was measured
-        or the weights did not change)."""
-        return self._param_series("ratio", name)
+        """‖Δw‖ / ‖w‖ of the optimizer update that followed each step (NaN where none was measured
+        or the weights did not change: an optimizer that did not step).
+
+        >>> r = rec.update_ratios("features.0.weight")     # doctest: +SKIP
+        """
+        delta = self._param_series("delta", name)
+        before = self._param_series("wnorm", name)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = delta / before
+        ratio[delta == 0] = np.nan
+        return ratio
 
     def _param_series(self, kind: str, name: str) -> np.ndarray:
         self._sync()
         if f"{kind}:{name}" not in self._log.series:
-            known = self._log.keys(kind + ":")
-            if name in self.parameters:
+            if name in self.parameters or f"grad:{name}" in self._log.series:
                 return np.full(self._log.count, np.nan)
-            raise _unknown("parameter", name, known)
+            raise _unknown("parameter", name, self._log.keys("grad:"))
         return self._log.dense(f"{kind}:{name}")
 
     # -- per epoch --------------------------------------------------------------------------
@@ -221,11 +229,12 @@ class History:
     def stats(self, epoch: int | None = None) -> dict[str, dict[str, dict[str, Any]]]:
         """``{"params": {name: stats}, "activations": {layer: stats}}`` at ``epoch`` (default: last).
 
-        Stats are ``tensor_stats`` (min, max, mean, std, norm, zeros, nan, posinf, neginf, ...);
+        Stats have ``inspect.tensor_stats``' keys (min, max, mean, std, norm, zeros, nan, posinf, neginf, ...);
         activations add ``dead``: the share of units (channels; last dim for 3-D outputs) that are
         zero on every probe sample.
         """
         r = self._record(epoch)
+        fill_act_stats(r)
         return {"params": dict(r.param_stats), "activations": dict(r.act_stats)}
 
     def change(self, epoch: int | None = None) -> dict[str, float]:
@@ -353,6 +362,21 @@ class History:
             f"the budget (see rec.thinned). Epochs that have it: {kept}. Pass store='runs/NAME' "
             "to keep every epoch at full resolution on disk."
         )
+
+
+def fill_act_stats(r: EpochRecord) -> None:
+    """Compute the activation stats of ``r`` not computed yet, from its exact snapshots.
+
+    ``epoch()`` leaves them out of the training loop; they are filled on first read, before a
+    snapshot is thinned, or by the store's writer thread, always from the full tensor.
+    """
+    for layer, held in list(r.acts.items()):
+        if layer in r.act_stats:
+            continue
+        if held.array is not None and held.exact:
+            r.act_stats[layer] = array_stats(held.array, units=True)
+        elif held.path is not None:
+            r.act_stats[layer] = array_stats(np.load(held.path), units=True)
 
 
 def _readable(held: Held) -> bool:

@@ -9,15 +9,19 @@
 
 What ``step()`` costs: the loss and scalars are kept as device tensors (no ``.item()``, no host
 sync); per-parameter gradient norms are one ``torch._foreach_norm`` over the ``.grad`` tensors,
-stacked into one device tensor per step. The update ratio ‖Δw‖/‖w‖ of the optimizer step that
-follows step ``s`` is measured at the next call (``step`` or ``epoch``): step ``s`` keeps a
-reference copy of the parameters on the device (``torch._foreach_copy_`` into buffers allocated
-once: one model's worth of device memory, ``update_ratio=False`` turns it off) and the next call
-compares. So an optimizer that did not step (gradient accumulation) gives NaN, not 0. Everything
-reaches the host in one copy per series at ``epoch()`` (or every 4096 steps).
+stacked into one device tensor per step (two torch calls). Rows reach the host in one copy at
+``epoch()`` (or every 4096 steps).
 
-``every=k`` measures gradient norms and update ratios on every k-th step only; loss and scalars
-are recorded on every step.
+The update ratio ‖Δw‖/‖w‖ of the optimizer step that follows step ``s`` is measured at the next
+call (``step`` or ``epoch``): step ``s`` copies the parameters into reference buffers on the
+device (allocated once: one model's worth of device memory) and the next call subtracts in place;
+the norms of Δw and w join that step's one ``_foreach_norm``. That costs three passes over the
+weights, about as much as the gradient norms, so by default it is done on every 10th step
+(``ratio_every``; 1 for every step, 0 for never): a ratio curve needs no more. An optimizer that
+did not step (gradient accumulation) gives NaN, not 0.
+
+``every=k`` measures gradient norms on every k-th step only; loss and scalars are recorded on
+every step.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ from torch import nn
 
 from ..inspect.capture import capture
 from ..inspect.modules import check_module, find_module
-from ..inspect.stats import tensor_stats
 from .budget import format_bytes, parse_budget
 from .histograms import DEFAULT_BINS, choose_edges, count
-from .history import EpochRecord, Held, History
+from .history import EpochRecord, Held, History, fill_act_stats
 from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
-from .tensors import dead_share, dtype_name, host_copy, to_numpy
+from .summary import summarize
+from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array
 
 # Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
@@ -84,7 +88,7 @@ class Recorder(History):
         params: str | Sequence[str] | None = None,
         bins: int = DEFAULT_BINS,
         reduced_elements: int = REDUCED_ELEMENTS,
-        update_ratio: bool = True,
+        ratio_every: int = 10,
     ) -> None:
         super().__init__()
         self.model = check_module(model)
@@ -98,7 +102,12 @@ class Recorder(History):
             raise ValueError(f"bins must be a positive int, got {bins!r}")
         self.bins = bins
         self.reduced_elements = int(reduced_elements)
-        self.update_ratio = bool(update_ratio)
+        if isinstance(ratio_every, bool) or not isinstance(ratio_every, int) or ratio_every < 0:
+            raise ValueError(
+                f"ratio_every must be an int >= 0 (measure update ratios every N steps, 0: never), "
+                f"got {ratio_every!r}"
+            )
+        self.ratio_every = ratio_every
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
         self._layers = _check_layers(model, layers)
         self._param_filter = _check_params(model, params)
@@ -156,39 +165,60 @@ class Recorder(History):
         p0 = self._grad_list[0]
         if p0.device != self._device or p0.dtype != self._dtype:
             self._moved(s, p0)
+        # At most four torch calls a step, whatever the number of parameters: the update after the
+        # reference step (ref -= w), one _foreach_norm over [Δ, grads, w], one stack, ref <- w.
         with torch.no_grad():
+            lists: list[Sequence[torch.Tensor | None]] = []
+            kinds: list[str] = []
+            steps: list[int] = []
             if self._ref_step is not None:
-                self._finish_ratio()
-            if s % self.every:
-                return
-            grads = [p.grad for p in self._grad_list]
-            self._log.add_row("grad", s, self._grad_names, self._norms(grads))
-            if self.update_ratio:
+                assert self._ref is not None
+                torch._foreach_sub_(self._ref, self._grad_list)  # now -Δw
+                lists.append(self._ref)
+                kinds.append("delta")
+                steps.append(self._ref_step)
+                self._ref_step = None
+            if s % self.every == 0:
+                lists.append([p.grad for p in self._grad_list])
+                kinds.append("grad")
+                steps.append(s)
+            reference = self.ratio_every > 0 and s % self.ratio_every == 0
+            if reference:
+                lists.append(self._grad_list)
+                kinds.append("wnorm")
+                steps.append(s)
+            if lists:
+                self._log.add_row(self._grad_names, tuple(kinds), tuple(steps), self._norms(lists))
+            if reference:
                 if self._ref is None:
                     self._ref = [p.detach().clone() for p in self._grad_list]
                 else:
                     torch._foreach_copy_(self._ref, self._grad_list)
                 self._ref_step = s
 
-    def _norms(self, tensors: Sequence[torch.Tensor | None]) -> torch.Tensor:
-        """One device tensor of L2 norms (NaN for a missing gradient)."""
-        if self._uniform and not any(t is None for t in tensors):
-            return torch.stack(torch._foreach_norm(tensors))  # type: ignore[arg-type]
-        present = [t for t in tensors if t is not None]
+    def _finish_update(self) -> None:
+        """Measure the update that followed the last measured step (the weights are final now)."""
+        assert self._ref is not None and self._ref_step is not None
+        with torch.no_grad():
+            torch._foreach_sub_(self._ref, self._grad_list)
+            row = self._norms([self._ref])
+        self._log.add_row(self._grad_names, ("delta",), (self._ref_step,), row)
+        self._ref_step = None
+
+    def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> torch.Tensor:
+        """One device tensor of the L2 norms of all tensors in ``lists`` (NaN for a missing grad)."""
+        flat = [t for group in lists for t in group]
+        if self._uniform and not any(t is None for t in flat):
+            try:
+                return torch.stack(torch._foreach_norm(flat))  # type: ignore[arg-type]
+            except RuntimeError:  # grads on another device or dtype than their parameters
+                self._uniform = False
+        present = [t for t in flat if t is not None]
         norms = iter(torch._foreach_norm(present) if present else [])
         nan = torch.full((), math.nan, device=self._device)
         return torch.stack(
-            [next(norms).to(self._device, torch.float32) if t is not None else nan for t in tensors]
+            [next(norms).to(self._device, torch.float32) if t is not None else nan for t in flat]
         )
-
-    def _finish_ratio(self) -> None:
-        assert self._ref is not None and self._ref_step is not None
-        diff = torch._foreach_sub(self._grad_list, self._ref)
-        delta = self._norms(diff)
-        before = self._norms(self._ref)
-        ratio = torch.where(delta == 0, torch.full_like(delta, math.nan), delta / before)
-        self._log.add_row("ratio", self._ref_step, self._grad_names, ratio)
-        self._ref_step = None
 
     def _moved(self, s: int, p0: torch.Tensor) -> None:
         # The model went to another device or dtype: settle what is pending (one host sync, once)
@@ -262,8 +292,7 @@ class Recorder(History):
             if p0.device != self._device or p0.dtype != self._dtype:
                 self._moved(self._log.count, p0)
             elif self._ref_step is not None:
-                with torch.no_grad():
-                    self._finish_ratio()  # the last step's update: the weights are final now
+                self._finish_update()
         self._log.flush()
         self._refresh_params()
         e = self._next_epoch
@@ -290,15 +319,16 @@ class Recorder(History):
         last: dict[str, tuple[np.ndarray, bool]] = {}
         with torch.no_grad():
             for name, p in self._named:
-                t = host_copy(p)
-                array = to_numpy(t)
-                record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
-                stats = tensor_stats(t)
+                # Stats and histogram where the tensor lives (cheap on a GPU), then one copy out.
+                stats = summarize(p)
                 record.param_stats[name] = stats
                 edges = self._edges.get(name)
                 if edges is None or len(edges) != self.bins + 1:
                     edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                record.hist[name] = count(t, edges)
+                record.hist[name] = count(p, edges, stats)
+                t = host_copy(p)
+                array = to_numpy(t)
+                record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
                 prev = self._last.get(name)
                 if prev is not None:
                     record.change[name] = _relative_change(*prev, array)
@@ -311,11 +341,11 @@ class Recorder(History):
         kwargs = {k: _to_model(v, device, dtype) for k, v in self._probe_kwargs.items()}
         acts = capture(self.model, *args, layers=self._layers, **kwargs)
         for layer, out in acts.items():
-            t = host_copy(out)
+            # Their stats are computed when first read, or before thinning, or by the store's
+            # writer thread: not here in the training loop (see History.stats).
+            # capture() returns fresh tensors that nothing else writes to: no clone needed.
+            t = out.detach().cpu()
             record.acts[layer] = Held(tuple(t.shape), dtype_name(t), True, to_numpy(t))
-            stats = tensor_stats(t)
-            stats["dead"] = dead_share(t)
-            record.act_stats[layer] = stats
 
     # -- budget --------------------------------------------------------------------------------
 
@@ -339,6 +369,7 @@ class Recorder(History):
             if drop is None:
                 break
             r = self._records[drop]
+            fill_act_stats(r)  # from the full tensors, before they go
             names = [n for n, h in [*r.params.items(), *r.acts.items()] if h.array is not None]
             for h in r.tensors():
                 h.array = None
@@ -378,6 +409,7 @@ class Recorder(History):
         self, r: EpochRecord, actions: list[dict[str, Any]], limit: int | None = None
     ) -> None:
         limit = self.reduced_elements if limit is None else limit
+        fill_act_stats(r)  # from the full tensors, before they shrink
         names = []
         for name, h in [*r.params.items(), *r.acts.items()]:
             if h.array is not None and h.array.size > limit:
@@ -505,10 +537,13 @@ def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> floa
         after = reduce_array(after, before.size)
     if after.shape != before.shape:
         return math.nan  # the parameter was replaced by one of another shape
-    a = before.astype(np.float64, copy=False).ravel()
-    b = after.astype(np.float64, copy=False).ravel()
-    den = float(np.linalg.norm(a))
-    num = float(np.linalg.norm(b - a))
+    # torch, not numpy: np.linalg.norm goes through BLAS threads, slow on a busy machine.
+    a = torch.from_numpy(np.ascontiguousarray(before)).reshape(-1)
+    b = torch.from_numpy(np.ascontiguousarray(after)).reshape(-1)
+    if not a.is_floating_point():
+        a, b = a.double(), b.double()
+    den = float(torch.linalg.vector_norm(a, dtype=torch.float64))
+    num = float(torch.linalg.vector_norm(b - a, dtype=torch.float64))
     if den == 0:
         return 0.0 if num == 0 else math.inf
     return num / den

@@ -65,7 +65,9 @@ def _rows_to_host(rows: list[torch.Tensor]) -> np.ndarray:
 
 
 class StepLog:
-    """The per-step record of a run: ``series["loss"]``, ``"scalar:NAME"``, ``"grad:PARAM"``, ``"ratio:PARAM"``."""
+    """The per-step record of a run: ``series["loss"]``, ``"scalar:NAME"``, and per parameter
+    ``"grad:PARAM"`` (gradient norm at a step), ``"wnorm:PARAM"`` (weight norm at a step) and
+    ``"delta:PARAM"`` (norm of the optimizer update that followed a step)."""
 
     def __init__(self, start: int = 0) -> None:
         self.count = start  # steps recorded so far: the next step's index
@@ -73,7 +75,11 @@ class StepLog:
         self.flags: list[dict] = []
         self._unsaved: list[tuple[str, np.ndarray, np.ndarray]] = []  # for the store
         self._values: dict[str, tuple[list[int], list[torch.Tensor | float]]] = {}
-        self._rows: dict[str, list[tuple[int, tuple[str, ...], torch.Tensor]]] = {}
+        # One device tensor a step: the norms of several kinds of per-parameter tensors, each
+        # kind with its own step (a "delta" belongs to the step before the one measuring it).
+        self._rows: list[
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], torch.Tensor]
+        ] = []
         self._pending = 0
         self._warned_nonscalar: set[str] = set()
 
@@ -103,9 +109,16 @@ class StepLog:
         values.append(stored)
         self._pending += 1
 
-    def add_row(self, key: str, step: int, names: tuple[str, ...], row: torch.Tensor) -> None:
-        """Per-parameter values (a device tensor ``[len(names)]``) for ``step``: ``key`` is "grad" or "ratio"."""
-        self._rows.setdefault(key, []).append((step, names, row))
+    def add_row(
+        self,
+        names: tuple[str, ...],
+        kinds: tuple[str, ...],
+        steps: tuple[int, ...],
+        row: torch.Tensor,
+    ) -> None:
+        """Per-parameter norms in one device tensor ``[len(kinds) * len(names)]``: for each kind
+        (``"grad"``, ``"wnorm"``, ``"delta"``) in turn, one value per name, at ``steps[k]``."""
+        self._rows.append((names, kinds, steps, row))
         self._pending += 1
 
     @property
@@ -134,21 +147,23 @@ class StepLog:
             if steps:
                 self._append(key, np.asarray(steps, dtype=np.int64), _to_host(values))
         self._values = {}
-        for kind, rows in self._rows.items():
-            # Consecutive rows with the same parameter names form one block.
-            start = 0
-            while start < len(rows):
-                names = rows[start][1]
-                end = start
-                while end < len(rows) and rows[end][1] == names:
-                    end += 1
-                block = rows[start:end]
-                steps_arr = np.asarray([r[0] for r in block], dtype=np.int64)
-                matrix = _rows_to_host([r[2] for r in block])
+        rows = self._rows
+        start = 0
+        while start < len(rows):
+            # Consecutive rows with the same names and kinds form one block: one host copy.
+            names, kinds = rows[start][0], rows[start][1]
+            end = start
+            while end < len(rows) and rows[end][0] == names and rows[end][1] == kinds:
+                end += 1
+            block = rows[start:end]
+            matrix = _rows_to_host([r[3] for r in block]).astype(np.float32)
+            n = len(names)
+            for k, kind in enumerate(kinds):
+                steps_arr = np.asarray([r[2][k] for r in block], dtype=np.int64)
                 for j, name in enumerate(names):
-                    self._append(f"{kind}:{name}", steps_arr, matrix[:, j].astype(np.float32))
-                start = end
-        self._rows = {}
+                    self._append(f"{kind}:{name}", steps_arr, matrix[:, k * n + j])
+            start = end
+        self._rows = []
         self._pending = 0
 
     def _append(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:

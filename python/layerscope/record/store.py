@@ -42,6 +42,7 @@ import numpy as np
 
 from .histograms import HistogramCounts
 from .history import EpochRecord, Held, History
+from .summary import array_stats
 
 FORMAT = "layerscope-run"
 VERSION = 1
@@ -198,7 +199,7 @@ class RunStore:
             "metrics": record.metrics,
             "pinned": record.pinned,
             "param_stats": record.param_stats,
-            "act_stats": record.act_stats,
+            "act_stats": dict(record.act_stats),
             "change": record.change,
             "flags": flags,
             "params": {},
@@ -225,13 +226,13 @@ class RunStore:
             steps[f"v{i}"] = v
         manifest["steps"] = [key for key, _, _ in segments]
         self._futures.append(
-            self._pool.submit(self._write_epoch, record.epoch, files, manifest, hist, steps)
+            self._pool.submit(self._write_epoch, record, files, manifest, hist, steps)
         )
         self._futures = [f for f in self._futures if not f.done()]
 
     def _write_epoch(
         self,
-        epoch: int,
+        record: EpochRecord,
         files: list[tuple[str, np.ndarray, Held]],
         manifest: dict[str, Any],
         hist: dict[str, np.ndarray],
@@ -239,6 +240,15 @@ class RunStore:
     ) -> None:
         if self.error is not None:
             return
+        epoch = record.epoch
+        # Activation stats left out of the training loop are computed here, off its thread.
+        act_stats = manifest["act_stats"]
+        for rel, array, _ in files:
+            if rel.startswith("acts/"):
+                layer = next(n for n, i in manifest["acts"].items() if i["file"] == rel)
+                if layer not in act_stats:
+                    act_stats[layer] = array_stats(array, units=True)
+                    record.act_stats.setdefault(layer, act_stats[layer])
         root = self.path / "epochs"
         tmp = root / f".tmp-{epoch:06d}-{os.getpid()}"
         final = root / f"{epoch:06d}"

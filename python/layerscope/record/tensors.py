@@ -27,19 +27,3 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 def dtype_name(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
-
-
-def dead_share(t: torch.Tensor) -> float | None:
-    """Share of units that are exactly zero on every probe sample (dead ReLUs).
-
-    A unit is a channel (dim 1) of a ``[N, C, ...]`` output, or the last dim of a ``[N, T, H]``
-    sequence output. None for outputs with fewer than 2 dims.
-
-    >>> dead_share(torch.tensor([[0.0, 1.0], [0.0, 2.0]]))
-    0.5
-    """
-    if t.dim() < 2 or t.numel() == 0:
-        return None
-    dim = t.dim() - 1 if t.dim() == 3 else 1
-    alive = (t != 0).movedim(dim, 0).reshape(t.shape[dim], -1).any(dim=1)
-    return float(1.0 - alive.float().mean())
