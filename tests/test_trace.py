@@ -607,15 +607,21 @@ def test_to_dict_schema_and_json():
 
 @pytest.mark.slow
 def test_48_block_transformer_10k_ops_under_2s_and_compact():
-    torch.set_num_threads(1)  # tiny tensors: threads only add noise on a shared machine
     model, (idx,) = zoo.make_gpt(48, 16)
     times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        g = trace(model, idx)
-        times.append(time.perf_counter() - t0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add noise on a shared machine
+    try:
+        for _ in range(3):
+            # CPU time of this process: other engineers' jobs share the 2 cores and make
+            # wall-clock time flaky; on an idle machine the two agree (one thread).
+            t0, w0 = time.process_time(), time.perf_counter()
+            g = trace(model, idx)
+            times.append((time.process_time() - t0, time.perf_counter() - w0))
+    finally:
+        torch.set_num_threads(threads)
     assert g.summary["nodes"] > 9_500 and g.summary["ops"] > 6_000
-    assert min(times) < 2.0, times
+    assert min(cpu for cpu, _ in times) < 2.0, times
     assert [r.label for r in g.repeats[:2]] == ["Block x48", "Head x16"] and len(g.repeats) == 49
     assert g.group("blocks.47.sa.heads").children == [f"blocks.47.sa.heads.{i}" for i in range(16)]
     text = json.dumps(g.to_dict(), separators=(",", ":"))
