@@ -81,9 +81,18 @@ class Repeat:
 class Graph:
     """What one forward pass of a model did; see :meth:`to_dict` for the JSON schema.
 
+    ``nodes`` are in execution order and ``nodes[i].id == i``; ``shared`` maps a module path
+    that ran more than once to its number of calls; ``tied`` lists parameter paths that are
+    one tensor.
+
     >>> g = trace(model, x)                                   # doctest: +SKIP
     >>> [n.name for n in g.nodes if n.kind == "function"]     # doctest: +SKIP
     ['add', 'relu', 'cat']
+    >>> add = g.find("add", kind="function")[0]               # doctest: +SKIP
+    >>> [p.path for p in g.predecessors(add)]                 # doctest: +SKIP
+    ['layer1.0.bn2', 'stem']
+    >>> g.group("layer1").children, g.repeats[0].label        # doctest: +SKIP
+    (['layer1.0', 'layer1.1'], 'BasicBlock x2')
     """
 
     nodes: list[Node]
