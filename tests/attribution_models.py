@@ -121,21 +121,3 @@ class HFStyleModel(nn.Module):
             h = h + layer(h)[0]
         return self.head(h[:, 0])
 
-
-def bench_cnn(classes: int = 10) -> nn.Module:
-    """The benchmark's small CNN for 32x32x3 images."""
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(64, classes),
-    )

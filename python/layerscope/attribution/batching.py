@@ -13,6 +13,9 @@ from collections.abc import Iterator
 import torch
 
 DEFAULT_BUDGET = 256 * 2**20  # bytes of saved activations per chunk when sizing automatically
+# First-chunk guess: autograd keeps at most this many times a row's input bytes. A guess too low
+# only costs one small extra chunk; too high overshoots the budget on the first chunk alone.
+FIRST_GUESS_RATIO = 256
 
 
 class SavedBytes:
@@ -58,10 +61,10 @@ def chunks(
 ) -> Iterator[slice]:
     """Slices covering ``range(total)``, each at most ``rows`` long.
 
-    With ``rows=None`` the first slice is one row, measured (the caller's work for it runs inside
-    the measuring context, between this generator's yield and resume), and the rest are sized to
-    the budget. ``row_bytes`` adds per-row bytes the caller holds besides the saved tensors
-    (inputs, gradients).
+    With ``rows=None`` the first slice is a guess (``budget / (256 x row_bytes)`` rows), measured
+    (the caller's work for it runs inside the measuring context, between this generator's yield
+    and resume), and the rest are sized to the budget. ``row_bytes`` is what the caller holds per
+    row besides the saved tensors (inputs, gradients).
 
     >>> [s.stop for s in chunks(5, 2)]
     [2, 4, 5]
@@ -70,11 +73,12 @@ def chunks(
         return
     start = 0
     if rows is None:
+        first = min(total, max(1, budget // (FIRST_GUESS_RATIO * max(row_bytes, 1))))
         with SavedBytes(exclude) as counter:
-            yield slice(0, 1)
-        per_row = max(1, counter.bytes + row_bytes)
+            yield slice(0, first)
+        per_row = max(1, counter.bytes // first + row_bytes)
         rows = max(1, budget // per_row)
-        start = 1
+        start = first
     if rows < 1:
         raise ValueError(f"internal_batch_size must be a positive int or None; got {rows}.")
     while start < total:
