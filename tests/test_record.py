@@ -514,3 +514,184 @@ def test_count_puts_out_of_range_values_in_under_and_overflow():
         np.array([0.0, 0.5, 1.0]),
     )
     assert h.counts.tolist() == [1, 2] and h.underflow == 1 and h.overflow == 2 and h.nan == 1
+
+
+# -- framework adapters (optional imports) -----------------------------------------------------
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(
+    _installed("lightning") or _installed("pytorch_lightning"), reason="Lightning is installed"
+)
+def test_lightning_adapter_says_what_to_install():
+    with pytest.raises(ImportError, match="pip install lightning"):
+        from layerscope.record.adapters import LightningRecorder  # noqa: F401
+
+
+@pytest.mark.skipif(_installed("transformers"), reason="transformers is installed")
+def test_hf_adapter_says_what_to_install():
+    with pytest.raises(ImportError, match="pip install transformers"):
+        from layerscope.record.adapters import HFRecorder  # noqa: F401
+
+
+def test_recorder_log_attaches_scalars_to_the_last_step():
+    model = Tiny()
+    rec = ls.Recorder(model)
+    with pytest.raises(LookupError, match="step"):
+        rec.log(loss=1.0)
+    rec.step()
+    rec.log(loss=torch.tensor(0.25), lr=0.1)
+    rec.epoch()
+    assert rec.scalars()["loss"].tolist() == [0.25] and rec.scalars()["lr"].tolist() == [0.1]
+
+
+@pytest.mark.skipif(
+    not (_installed("lightning") or _installed("pytorch_lightning")),
+    reason="Lightning is not installed (optional adapter)",
+)
+def test_lightning_adapter_records_steps_and_epochs(tmp_path):
+    try:
+        import lightning.pytorch as pl
+    except ImportError:
+        import pytorch_lightning as pl
+    from layerscope.record.adapters import LightningRecorder
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(6, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = (self.net(x) - y).pow(2).mean()
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    g = torch.Generator().manual_seed(0)
+    ds = torch.utils.data.TensorDataset(
+        torch.randn(64, 6, generator=g), torch.randn(64, 1, generator=g)
+    )
+    module = Module()
+    rec = ls.Recorder(module, ratio_every=1)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[LightningRecorder(rec)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(ds, batch_size=16))
+    assert rec.epochs == [0, 1] and rec.num_steps == 8
+    assert np.isfinite(rec.scalars()["loss"]).all()
+    assert np.isfinite(rec.grad_norms("net.weight")).all()
+    assert np.isfinite(rec.update_ratios("net.weight")).all()
+
+
+@pytest.mark.skipif(
+    not _installed("transformers"), reason="transformers is not installed (optional adapter)"
+)
+def test_hf_adapter_records_steps_and_epochs(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from layerscope.record.adapters import HFRecorder
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(6, 1)
+
+        def forward(self, x, labels=None):
+            out = self.net(x)
+            return {"loss": (out - labels).pow(2).mean(), "logits": out}
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 32
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            return {"x": torch.randn(6, generator=g), "labels": torch.randn(1, generator=g)}
+
+    model = Model()
+    rec = ls.Recorder(model)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+    )
+    Trainer(model=model, args=args, train_dataset=Data(), callbacks=[HFRecorder(rec)]).train()
+    assert rec.epochs == [0, 1] and rec.num_steps == 8
+    assert np.isfinite(rec.scalars()["loss"]).all()
+
+
+def test_adapters_drive_the_recorder_through_their_hooks(monkeypatch):
+    """The hook logic, with stand-in base classes (the real libraries are optional)."""
+    import sys
+    import types
+
+    from layerscope.record import adapters
+
+    class Base:
+        pass
+
+    lightning = types.ModuleType("lightning")
+    lightning_pytorch = types.ModuleType("lightning.pytorch")
+    lightning_pytorch.Callback = Base
+    transformers = types.ModuleType("transformers")
+    transformers.TrainerCallback = Base
+    monkeypatch.setitem(sys.modules, "lightning", lightning)
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", lightning_pytorch)
+    monkeypatch.setitem(sys.modules, "transformers", transformers)
+    monkeypatch.setattr(adapters, "_made", {})
+
+    model = Tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for make in (adapters.LightningRecorder, adapters.HFRecorder):
+        rec = ls.Recorder(model, ratio_every=1)
+        cb = make(rec)
+        for _ in range(3):
+            loss = model(torch.randn(8, 6)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            if make is adapters.LightningRecorder:
+                cb.on_before_optimizer_step(None, model, opt)
+                opt.step()
+                cb.on_train_batch_end(None, model, {"loss": loss.detach()}, None, 0)
+            else:
+                cb.on_pre_optimizer_step(None, None, None)
+                opt.step()
+                cb.on_step_end(None, None, None)
+                cb.on_log(
+                    None, None, None, logs={"loss": float(loss.detach()), "learning_rate": 0.1}
+                )
+        if make is adapters.LightningRecorder:
+            trainer = types.SimpleNamespace(callback_metrics={"val_acc": torch.tensor(0.5)})
+            cb.on_train_epoch_end(trainer, model)
+            assert rec.metrics()["val_acc"].tolist() == [0.5]
+        else:
+            state = types.SimpleNamespace(log_history=[{"loss": 1.0}, {"eval_loss": 0.75}])
+            cb.on_epoch_end(None, state, None)
+            assert rec.metrics()["eval_loss"].tolist() == [0.75]
+            assert rec.scalars()["learning_rate"].tolist() == [0.1] * 3
+        assert rec.num_steps == 3 and np.isfinite(rec.scalars()["loss"]).all()
+        assert np.isfinite(rec.grad_norms("fc1.weight")).all()
+        assert np.isfinite(rec.update_ratios("fc1.weight")).all()
+        with pytest.raises(TypeError, match=re.escape("ls.Recorder")):
+            make("not a recorder")

@@ -161,6 +161,18 @@ class Recorder(History):
         if self._store is not None and self._store.error is not None:
             self._store_failed()
 
+    def log(self, **scalars: Any) -> None:
+        """Add scalars (``loss=`` included) to the most recent step, e.g. from a callback that
+        learns the loss after ``step()`` ran; a value given twice for a step keeps the last.
+
+        >>> rec.step(); rec.log(loss=outputs["loss"])           # doctest: +SKIP
+        """
+        if self._log.count == 0:
+            raise LookupError("no step recorded yet: call rec.step() first")
+        s = self._log.count - 1
+        for name, value in scalars.items():
+            self._log.add_value("loss" if name == "loss" else "scalar:" + name, s, value)
+
     def _tensor_step(self, s: int) -> None:
         p0 = self._grad_list[0]
         if p0.device != self._device or p0.dtype != self._dtype:
