@@ -695,3 +695,21 @@ def test_adapters_drive_the_recorder_through_their_hooks(monkeypatch):
         assert np.isfinite(rec.update_ratios("fc1.weight")).all()
         with pytest.raises(TypeError, match=re.escape("ls.Recorder")):
             make("not a recorder")
+
+
+def test_on_epoch_callbacks_and_a_failing_probe_do_not_stop_training():
+    model = Tiny()
+    rec = ls.Recorder(model, probe=torch.randn(4, 6))
+    seen = []
+    stop = rec.on_epoch(seen.append)
+    rec.on_epoch(lambda e: 1 / 0)
+    with pytest.warns(RecorderWarning, match="callback failed"):
+        rec.epoch()
+    stop()
+    model.fc1 = nn.Linear(5, 8)  # no longer takes the probe's 6 features
+    with pytest.warns(RecorderWarning, match="probe forward pass failed"):
+        assert rec.epoch() == 1
+    assert seen == [0]
+    assert rec.layers and rec.stats(1)["activations"] == {}
+    assert any(f["flag"] == "probe_failed" and f["epoch"] == 1 for f in rec.flags)
+    assert all(not m._forward_hooks for m in model.modules())

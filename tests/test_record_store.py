@@ -330,3 +330,21 @@ def test_readers_ignore_half_written_and_stray_directories(tmp_path, data):
     assert run.epochs == [0, 1]
     run.refresh()
     assert run.epochs == [0, 1]
+
+
+def test_flags_and_activation_stats_are_stored(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    rec = ls.Recorder(model, probe=torch.randn(5, 3), store=tmp_path / "f")
+    rec.step(loss=1.0)
+    rec.step(loss=float("nan"))
+    with pytest.warns(RecorderWarning, match="NaN"):
+        rec.epoch()
+    model.extra = nn.Linear(4, 4)  # appended to the Sequential: still takes the probe
+    rec.epoch()
+    rec.close()
+    run = ls.Recorder.open(tmp_path / "f")
+    flags = run.flags
+    assert [f["flag"] for f in flags] == ["nan_loss", "parameters_changed"]
+    assert flags == rec.flags
+    acts = run.stats(0)["activations"]
+    assert set(acts) == {"0", "1"} and acts["1"]["dead"] == rec.stats(0)["activations"]["1"]["dead"]

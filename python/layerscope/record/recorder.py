@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,8 @@ class Recorder(History):
                     }
         elif mode is not None:
             raise ValueError("mode= applies to a store: pass store='runs/NAME' with it")
+        self._flags_saved = (len(self._log.flags), len(self._flags))  # already in the store
+        self._listeners: list[Callable[[int], None]] = []
         self._names: tuple[str, ...] | None = None
         self._ids: tuple[int, ...] = ()
         self._named: list[tuple[str, nn.Parameter]] = []
@@ -311,21 +313,61 @@ class Recorder(History):
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
         self._snapshot_params(record)
         if self._probe_args is not None:
-            self._snapshot_activations(record)
+            try:
+                self._snapshot_activations(record)
+            except Exception as exc:
+                # The model may no longer accept the probe (changed architecture or inputs):
+                # record the epoch without activations rather than stop the training.
+                self._flags.append(
+                    {
+                        "step": self._log.count,
+                        "epoch": e,
+                        "flag": "probe_failed",
+                        "error": repr(exc),
+                    }
+                )
+                warnings.warn(
+                    f"layerscope.Recorder.epoch: the probe forward pass failed ({exc!r}); epoch {e} "
+                    "is recorded without activations (see rec.flags).",
+                    RecorderWarning,
+                    stacklevel=2,
+                )
         self._records[e] = record
         self._next_epoch = e + 1
         if self._store is not None:
-            new_flags = [f for f in self.flags if f.get("_saved") is None]
-            for f in new_flags:
-                f["_saved"] = True
-            saved = [{k: v for k, v in f.items() if k != "_saved"} for f in new_flags]
-            self._store.submit(record, self._log.take_unsaved(), self._edges, saved)
+            n_log, n_rec = self._flags_saved
+            new_flags = [*self._log.flags[n_log:], *self._flags[n_rec:]]
+            self._flags_saved = (len(self._log.flags), len(self._flags))
+            self._store.submit(record, self._log.take_unsaved(), self._edges, new_flags)
             if self._store.error is not None:
                 self._store_failed()
         else:
             self._log.take_unsaved()
         self._enforce_budget()
+        for callback in list(self._listeners):
+            try:
+                callback(e)
+            except Exception as exc:  # a view's bug must not stop training
+                warnings.warn(
+                    f"layerscope.Recorder: an on_epoch callback failed ({exc!r}); training goes on.",
+                    RecorderWarning,
+                    stacklevel=2,
+                )
         return e
+
+    def on_epoch(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(epoch)`` after each recorded epoch (a live view refreshes from it);
+        returns a function that unsubscribes. A failing callback warns, never stops training.
+
+        >>> stop = rec.on_epoch(lambda e: print("epoch", e))     # doctest: +SKIP
+        """
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unsubscribe
 
     def _snapshot_params(self, record: EpochRecord) -> None:
         last: dict[str, tuple[np.ndarray, bool]] = {}
