@@ -1,8 +1,19 @@
-"""``ls.heatmap``: a 2-D tensor or array as a colour-mapped canvas (``TensorView``)."""
+"""``ls.heatmap``: any-size tensor or array as a zoomable, colour-mapped canvas (``TensorView``).
+
+The tensor stays in the kernel. The view holds a baked overview within a byte budget (what a
+saved notebook or exported page shows and zooms into) and, live, asks the kernel for a ``tile``
+of the visible window at screen resolution: block-aggregated (``agg``), quantized to one byte a
+cell in the colour scale's range, or exact float32 cells once zoomed in far enough.
+
+N-D tensors show two chosen ``axes`` with the others fixed at ``index``; 4-D conv weights
+``(out, in, kh, kw)`` can also be shown as a grid of kernels (``arrangement="kernels"``).
+"""
 
 from __future__ import annotations
 
 import itertools
+import math
+import threading
 import time
 from typing import Any
 
@@ -10,63 +21,140 @@ import numpy as np
 import torch
 import traitlets
 
+from ..inspect.histogram import fast_stats, histogram
 from ..inspect.stats import tensor_stats
 from ..wire.codec import ACCEPTED, check_array, describe, encode_array
-from ..wire.tiles import AGGREGATIONS, block_reduce, fit_shape
+from ..wire.quantize import quantize_u8
+from ..wire.tiles import AGGREGATIONS, block_reduce, fit_budget
 from ..wire.values import exact_text
 from .base import BaseView, request
 from .bundles import bundle
 
 COLORMAPS = ("auto", "diverging", "sequential", "viridis", "magma", "gray", "rdbu")
+SCALES = ("auto", "symmetric", "percentile", "log", "fixed")
+LAYOUTS = ("slice", "kernels")
 
-# Longest side of the baked overview: the screen's resolution, not the tensor's (a 512-px canvas
-# at device pixel ratio 2). Tensors up to this size are baked whole, so hover is exact offline.
+# Longest side of the baked overview: the screen's resolution, not the tensor's.
 BASE_MAX_SIDE = 1024
+# Bytes of baked data per view (the overview, float32): what an exported page can zoom into.
+BAKE_BUDGET = 2 * 2**20
+# Tensors up to this many elements get exact float64 statistics; bigger ones a float32 pass.
+EXACT_STATS_MAX = 1 << 22
+# Histograms of tensors up to this size are computed before the view shows; bigger ones in a
+# background thread after the first paint (a kernel busy for seconds would stall every zoom).
+SYNC_HISTOGRAM_MAX = 1 << 24
+# A tile is sent as exact float32 cells when it has at most this share of the canvas's pixels
+# (cells at least ~1.4 px wide: 4 bytes a cell is then at most 2 bytes a pixel).
+EXACT_CELL_SHARE = 0.5
+# Kernels grids are built (copied) only for conv weights up to this many elements.
+KERNELS_MAX = 1 << 24
 
 _tokens = itertools.count(1)
 
 
-def as_2d(x: Any) -> tuple[torch.Tensor, str]:
-    """A 2-D torch view of ``x`` for display and its kind ("2d", "1d" strip, "empty").
+class TensorChanged(RuntimeError):
+    """The tensor behind a view changed shape (or was freed) since the view last read it."""
 
-    Accepts torch tensors, numpy arrays and (nested) lists of numbers; raises TypeError /
-    ValueError naming what was passed and what to pass instead.
+
+def to_tensor(x: Any) -> torch.Tensor:
+    """A torch view (no copy where possible) of a tensor, array or list of numbers, any rank.
+
+    Raises TypeError / ValueError naming what was passed and what to pass instead.
     """
     if isinstance(x, (list, tuple)):
         try:
             arr = np.asarray(x)
         except ValueError as exc:  # ragged lists
-            raise TypeError(f"heatmap expects {ACCEPTED}; got a ragged {type(x).__name__}: {exc}") from None
+            raise TypeError(
+                f"heatmap expects {ACCEPTED}; got a ragged {type(x).__name__}: {exc}"
+            ) from None
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"heatmap expects {ACCEPTED} or a list of numbers; got {describe(x)}.")
         x = arr
     if not isinstance(x, (torch.Tensor, np.ndarray)):
         raise TypeError(f"heatmap expects {ACCEPTED}; got {describe(x)}.")
     check_array(x)
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
-    if t.dim() > 2:
-        shape = tuple(t.shape)
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+        if t.is_quantized:
+            t = t.dequantize()
+        if t.numel() and t.untyped_storage().nbytes() == 0:
+            raise ValueError(
+                f"the tensor's storage was freed (deleted or resized to 0): got {describe(x)}; "
+                "pass a tensor that still holds its values"
+            )
+        return t
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
+
+
+def _check_axes(ndim: int, axes: Any, index: Any) -> tuple[tuple[int, int], list[int]]:
+    if axes is None or len(axes) == 0:
+        axes = (ndim - 2, ndim - 1)
+    if len(axes) != 2:
+        raise ValueError(f"axes must name two axes to show, got {list(axes)}")
+    a, b = (int(v) + ndim if int(v) < 0 else int(v) for v in axes)
+    if not (0 <= a < ndim and 0 <= b < ndim) or a == b:
         raise ValueError(
-            f"heatmap shows 2-D data; got {t.dim()}-D shape {shape}. Pass a 2-D slice such as "
-            f"x[0] (shape {shape[1:]}) or x[..., 0] (shape {shape[:-1]}), or reshape it: "
-            f"x.reshape({shape[0]}, -1) gives {(shape[0], int(np.prod(shape[1:])))}, "
-            f"x.flatten(0, -2) gives {(int(np.prod(shape[:-1])), shape[-1])}."
+            f"axes {list(axes)} must be two different axes of a {ndim}-D tensor (0..{ndim - 1})"
         )
+    idx = [int(i) for i in index] if index else [0] * ndim
+    if len(idx) != ndim:
+        idx = (idx + [0] * ndim)[:ndim]
+    return (a, b), idx
+
+
+def as_2d(
+    x: Any, axes: Any = None, index: Any = None, layout: str = "slice"
+) -> tuple[torch.Tensor, str]:
+    """A 2-D torch view of ``x`` for display and its kind ("2d", "1d" strip, "nd", "empty").
+
+    N-D input shows ``axes`` (default: the last two) with the other axes at ``index`` (default
+    0); ``layout="kernels"`` shows a 4-D conv weight ``(out, in, kh, kw)`` as a grid of
+    ``out x in`` kernels of ``kh x kw`` cells. Accepts torch tensors, numpy arrays and (nested)
+    lists of numbers; raises TypeError / ValueError naming what was passed and what to pass.
+
+    >>> as_2d(torch.zeros(2, 3, 4))[0].shape
+    torch.Size([3, 4])
+    """
+    t = to_tensor(x)
     if t.numel() == 0:
-        return t.reshape(t.shape if t.dim() == 2 else (1, 0) if t.dim() == 1 else (0, 0)), "empty"
+        shape = t.shape if t.dim() == 2 else (1, 0) if t.dim() == 1 else (0, 0)
+        return t.reshape(shape), "empty"
     if t.dim() == 0:
         return t.reshape(1, 1), "2d"
     if t.dim() == 1:
         return t.reshape(1, -1), "1d"
-    return t, "2d"
+    if t.dim() == 2:
+        return t, "2d"
+    if layout == "kernels":
+        if t.dim() != 4:
+            raise ValueError(
+                f"arrangement='kernels' shows 4-D conv weights (out, in, kh, kw); got shape {tuple(t.shape)}"
+            )
+        if t.numel() > KERNELS_MAX:
+            raise ValueError(
+                f"a kernels grid of {t.numel():,} values is too big to build; use arrangement='slice'"
+            )
+        o, i, kh, kw = t.shape
+        return t.permute(0, 2, 1, 3).reshape(o * kh, i * kw), "nd"
+    (a, b), idx = _check_axes(t.dim(), axes, index)
+    for ax, n in enumerate(t.shape):
+        if ax not in (a, b) and not 0 <= idx[ax] < n:
+            raise IndexError(f"index {idx[ax]} is outside axis {ax} of size {n}")
+    view = t.permute(a, b, *[ax for ax in range(t.dim()) if ax not in (a, b)])
+    rest = [idx[ax] for ax in range(t.dim()) if ax not in (a, b)]
+    for i in rest:
+        view = view[:, :, i] if view.dim() > 2 else view
+    return view, "nd"
 
 
 class TensorView(BaseView):
-    """A heatmap of a 2-D tensor: colour bar, NaN/Inf marks with counts, exact hover values.
+    """A zoomable heatmap of a tensor: colour bar and scale controls, stats panel, histogram,
+    NaN/Inf marks with counts, exact hover values, N-D slicing.
 
-    The tensor stays in the kernel; the view holds a baked overview at most
-    ``BASE_MAX_SIDE`` on a side (the whole tensor when it fits) and asks the kernel for exact
-    values under the pointer.
+    The tensor stays in the kernel: the view holds an overview within ``bake_budget`` bytes (the
+    whole tensor when it fits, so hover is exact offline) and asks the kernel for tiles of the
+    visible window at screen resolution.
     """
 
     _esm = bundle("heatmap")
@@ -77,25 +165,44 @@ class TensorView(BaseView):
     vmax = traitlets.Float(None, allow_none=True).tag(sync=True)
     height = traitlets.Int(360).tag(sync=True)
     agg = traitlets.Enum(AGGREGATIONS, default_value="mean").tag(sync=True)
+    # Colour scale: auto (diverging around 0 for signed data), symmetric around 0, percentile
+    # clipping at `clip` (from the kernel's histogram), log magnitude, fixed (vmin/vmax).
+    scale = traitlets.Enum(SCALES, default_value="auto").tag(sync=True)
+    clip = traitlets.List(traitlets.Float(), default_value=[1.0, 99.0]).tag(sync=True)
+    log_counts = traitlets.Bool(False).tag(sync=True)
+    # N-D: the two axes shown (rows, columns) and the index of every axis (others fixed there).
+    axes = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    index = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    # ("layout" is ipywidgets' own trait: the arrangement of a 4-D tensor is `arrangement`.)
+    arrangement = traitlets.Enum(LAYOUTS, default_value="slice").tag(sync=True)
+    bake_budget = traitlets.Int(BAKE_BUDGET).tag(sync=True)
 
-    # What the view draws: metadata (shape, dtype, stats) and the baked overview payload.
+    # What the view draws: metadata (shape, dtype, stats), the baked overview, the histogram.
     _meta = traitlets.Dict().tag(sync=True)
     _base = traitlets.Dict().tag(sync=True)
+    _hist = traitlets.Dict().tag(sync=True)
     # Set by the front end after each paint: {"token", "ms"} (kernel-set to painted).
     _painted = traitlets.Dict().tag(sync=True)
+    # Set by the front end after each tile paint: {"window", "ms", "bytes", "exact"}.
+    _tile_painted = traitlets.Dict().tag(sync=True)
 
     _tensor: torch.Tensor | None = None
     _source: Any = None
+    _full_shape: tuple[int, ...] = ()
+    _hist_for: int = 0
+    _source_ptr: int = 0
 
     def __init__(self, data: Any = None, **kwargs: Any) -> None:
         t_assign = time.time() * 1000.0
         # Validate before the widget (and its comm) exists: bad input leaves nothing behind.
-        shown = as_2d(data) if data is not None else None
+        shown = (
+            as_2d(data, kwargs.get("axes"), kwargs.get("index"), kwargs.get("arrangement", "slice"))
+            if data is not None
+            else None
+        )
         super().__init__(**kwargs)
         if shown is not None:
-            self._source = data
-            self._tensor = shown[0]
-            self._publish(*shown, t_assign)
+            self._set_source(data, shown, t_assign)
 
     @property
     def data(self) -> Any:
@@ -105,48 +212,198 @@ class TensorView(BaseView):
     @data.setter
     def data(self, value: Any) -> None:
         t_assign = time.time() * 1000.0
-        t, kind = as_2d(value)
+        if value is None:
+            raise TypeError(f"heatmap expects {ACCEPTED}; got None.")
+        full = to_tensor(value)
+        axes, index, layout = self.axes, self.index, self.arrangement
+        if tuple(full.shape) != self._full_shape:
+            axes, index = [], []
+            if layout == "kernels" and full.dim() != 4:
+                layout = "slice"
+        shown = as_2d(value, axes, index, layout)
+        with self.hold_trait_notifications():
+            self.axes, self.index, self.arrangement = axes, index, layout
+        self._set_source(value, shown, t_assign)
+
+    def _set_source(self, value: Any, shown: tuple[torch.Tensor, str], t_assign: float) -> None:
         self._source = value
-        self._tensor = t
-        self._publish(t, kind, t_assign)
+        full = to_tensor(value)
+        self._full_shape = tuple(full.shape)
+        self._source_ptr = full.data_ptr()
+        stats = (
+            tensor_stats(full)
+            if full.numel() <= EXACT_STATS_MAX or full.dtype in (torch.float64, torch.int64)
+            else fast_stats(full)
+        )
+        self._tensor = shown[0]
+        self._publish(shown[0], shown[1], t_assign, stats)
+        self._start_histogram(full, stats)
+
+    def _start_histogram(self, full: torch.Tensor, stats: dict[str, Any]) -> None:
+        token = self._meta.get("token", 0)
+        self._hist_for = token
+
+        def run() -> None:
+            hist = histogram(full, stats)
+            if self._hist_for == token:  # not replaced by newer data meanwhile
+                self._hist = _hist_payload(hist, token)
+
+        if full.numel() <= SYNC_HISTOGRAM_MAX:
+            run()
+        else:
+            self._hist = {}
+            threading.Thread(target=run, name="layerscope-histogram", daemon=True).start()
 
     @traitlets.observe("agg")
     def _agg_changed(self, _change: Any) -> None:
         if self._tensor is not None:
-            self._publish(self._tensor, self._meta.get("kind", "2d"), time.time() * 1000.0)
+            self._publish(
+                self._tensor,
+                self._meta.get("kind", "2d"),
+                time.time() * 1000.0,
+                self._meta["stats"],
+            )
 
-    def _publish(self, t: torch.Tensor, kind: str, t_assign: float) -> None:
-        stats = tensor_stats(t) if kind != "empty" else tensor_stats(t.reshape(-1))
-        source_shape = list(self._source.shape) if hasattr(self._source, "shape") else list(t.shape)
+    @traitlets.observe("axes", "index", "arrangement")
+    def _slice_changed(self, _change: Any) -> None:
+        if self._source is None or len(self._full_shape) <= 2:
+            return
+        try:
+            t, kind = as_2d(self._source, self.axes, self.index, self.arrangement)
+        except (ValueError, IndexError) as exc:
+            self._error = str(exc)
+            return
+        self._error = ""
+        self._tensor = t
+        self._publish(t, kind, time.time() * 1000.0, self._meta["stats"])
+
+    def _publish(self, t: torch.Tensor, kind: str, t_assign: float, stats: dict[str, Any]) -> None:
         meta: dict[str, Any] = {
             "token": next(_tokens),
             "kind": kind,
             "shape": list(t.shape),
-            "source_shape": source_shape,
+            "source_shape": list(self._full_shape),
             "dtype": stats["dtype"],
             "stats": stats,
+            "axes": list(_check_axes(len(self._full_shape), self.axes, self.index)[0])
+            if len(self._full_shape) > 2
+            else [],
+            "layout": self.arrangement if len(self._full_shape) == 4 else "slice",
         }
+        if meta["layout"] == "kernels":
+            meta["grid"] = [int(self._full_shape[2]), int(self._full_shape[3])]
         base: dict[str, Any] = {}
         if kind != "empty":
-            out_h, out_w = fit_shape((t.shape[0], t.shape[1]), BASE_MAX_SIDE)
+            out_h, out_w = fit_budget(
+                (t.shape[0], t.shape[1]), BASE_MAX_SIDE, max(1, self.bake_budget // 4)
+            )
             exact = (out_h, out_w) == (t.shape[0], t.shape[1])
             arr = block_reduce(t, (out_h, out_w), agg=self.agg)
-            base = {"data": encode_array(arr), "window": [0, t.shape[0], 0, t.shape[1]], "exact": exact, "agg": self.agg}
+            base = {
+                "data": encode_array(arr),
+                "window": [0, t.shape[0], 0, t.shape[1]],
+                "exact": exact,
+                "agg": self.agg,
+            }
         meta["t_sent"] = t_assign
         with self.hold_sync():
             self._base = base
             self._meta = meta
 
+    def _current(self) -> torch.Tensor:
+        """The displayed 2-D tensor, re-read from the source: a changed shape re-publishes."""
+        if self._source is None or self._tensor is None:
+            raise ValueError("this view has no data; assign view.data = tensor")
+        full = to_tensor(self._source)
+        if tuple(full.shape) != self._full_shape:
+            old = self._full_shape
+            self.data = self._source
+            raise TensorChanged(
+                f"the tensor changed shape from {old} to {tuple(full.shape)}; the view re-read it"
+            )
+        if full.data_ptr() != self._source_ptr:
+            # Same shape, new storage (e.g. param.data = ...): show the new values.
+            self._source_ptr = full.data_ptr()
+            self._tensor = as_2d(self._source, self.axes, self.index, self.arrangement)[0]
+        return self._tensor
+
     @request("value")
     def _value(self, args: dict[str, Any]) -> dict[str, Any]:
         """The exact value at (row, col) of the displayed 2-D tensor."""
-        t = self._tensor
-        if t is None:
-            raise ValueError("this view has no data; assign view.data = tensor")
+        t = self._current()
         row, col = int(args["row"]), int(args["col"])
         if not (0 <= row < t.shape[0] and 0 <= col < t.shape[1]):
-            raise IndexError(f"({row}, {col}) is outside the tensor of shape {tuple(t.shape)}; it may have changed shape: re-run ls.heatmap")
+            raise IndexError(
+                f"({row}, {col}) is outside the tensor of shape {tuple(t.shape)}; "
+                "it may have changed shape: re-run ls.heatmap"
+            )
         return {"row": row, "col": col, "text": exact_text(t[row, col])}
+
+    @request("tile")
+    def _tile(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """The window ``[r0, r1, c0, c1]`` at ``out = [h, w]`` canvas pixels.
+
+        Exact float32 cells when the window has at most ``EXACT_CELL_SHARE`` of the canvas's
+        pixels; otherwise block-aggregated with ``agg`` to at most the canvas size and quantized
+        to uint8 in the colour range ``[lo, hi]`` (``log``: of magnitudes). See wire/quantize.py.
+        """
+        t = self._current()
+        h, w = int(t.shape[0]), int(t.shape[1])
+        r0, r1, c0, c1 = (int(v) for v in args["window"])
+        r0, c0 = max(0, min(r0, h - 1)), max(0, min(c0, w - 1))
+        r1, c1 = max(r0 + 1, min(r1, h)), max(c0 + 1, min(c1, w))
+        out_h = max(1, min(int(args["out"][0]), 8192))
+        out_w = max(1, min(int(args["out"][1]), 8192))
+        agg = str(args.get("agg") or self.agg)
+        cells = (r1 - r0) * (c1 - c0)
+        reply: dict[str, Any] = {
+            "token": args.get("token"),
+            "window": [r0, r1, c0, c1],
+            "agg": agg,
+            "tensor_shape": [h, w],
+        }
+        if cells <= EXACT_CELL_SHARE * out_h * out_w:
+            arr = block_reduce(t, (r1 - r0, c1 - c0), window=(r0, r1, c0, c1), agg=agg)
+            payload = encode_array(arr)
+            reply.update(exact=True, quant=None)
+        else:
+            arr = block_reduce(t, (out_h, out_w), window=(r0, r1, c0, c1), agg=agg)
+            lo, hi, log = _tile_range(args, arr)
+            codes, q = quantize_u8(arr, lo, hi, log=log)
+            payload = encode_array(codes)
+            reply.update(exact=False, quant=q)
+        reply["data"] = {k: v for k, v in payload.items() if k != "buffer"}
+        return reply, [payload["buffer"]]
+
+
+def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bool]:
+    """The quantization range: the view's colour range, else the tile's own finite range."""
+    log = bool(args.get("log"))
+    lo, hi = args.get("lo"), args.get("hi")
+    ok = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
+    if ok and (not log or lo > 0):
+        return float(lo), float(hi), log
+    finite = arr[np.isfinite(arr)]
+    if log:
+        mags = np.abs(finite[finite != 0])
+        if mags.size == 0:
+            return 1.0, 10.0, True
+        return float(mags.min()), float(mags.max()), True
+    if finite.size == 0:
+        return 0.0, 1.0, False
+    return float(finite.min()), float(finite.max()), False
+
+
+def _hist_payload(hist: dict[str, Any], token: int) -> dict[str, Any]:
+    counts = np.asarray(hist["counts"], dtype=np.float64)
+    return {
+        "token": token,
+        "lo": hist["lo"],
+        "hi": hist["hi"],
+        "abs_lo": hist["abs_lo"],
+        "abs_hi": hist["abs_hi"],
+        "counts": encode_array(counts),
+    }
 
 
 def heatmap(
@@ -158,12 +415,19 @@ def heatmap(
     title: str = "",
     height: int = 360,
     agg: str = "mean",
+    scale: str = "auto",
+    axes: tuple[int, int] | None = None,
+    arrangement: str = "slice",
 ) -> TensorView:
-    """Show a 2-D tensor or array as a heatmap (1-D as a strip).
+    """Show a tensor or array as a zoomable heatmap (1-D as a strip, N-D as a 2-D slice).
 
-    ``colormap="auto"`` picks a diverging map centred on 0 for signed data and a sequential one
-    otherwise; ``"diverging"``, ``"sequential"`` or a name (viridis, magma, gray, rdbu) choose.
-    NaN and +/-Inf get their own colours and counts; hovering shows row, column and the exact value.
+    Wheel to zoom around the pointer, drag to pan, shift+drag to zoom into a box, double-click
+    to reset. ``colormap="auto"`` picks a diverging map centred on 0 for signed data and a
+    sequential one otherwise. ``scale`` is "auto", "symmetric", "percentile" (clip 1-99%),
+    "log" (magnitude) or "fixed" (``vmin``/``vmax``). ``agg`` (mean, maxabs, min, max) reduces
+    blocks of cells to a screen pixel. NaN and +/-Inf get their own colours and counts; hovering
+    shows row, column and the exact value. ``axes`` picks the two axes of an N-D tensor;
+    ``arrangement="kernels"`` shows conv weights (out, in, kh, kw) as a grid of kernels.
 
     >>> import layerscope as ls, torch
     >>> view = ls.heatmap(torch.randn(64, 128), title="weights")
@@ -174,4 +438,21 @@ def heatmap(
         raise ValueError(f"unknown colormap {colormap!r}; choose one of {', '.join(COLORMAPS)}")
     if agg not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
-    return TensorView(x, colormap=colormap, vmin=vmin, vmax=vmax, title=title, height=height, agg=agg)
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    if arrangement not in LAYOUTS:
+        raise ValueError(f"unknown arrangement {arrangement!r}; choose one of {', '.join(LAYOUTS)}")
+    if scale == "fixed" and (vmin is None or vmax is None):
+        raise ValueError("scale='fixed' needs both vmin and vmax")
+    return TensorView(
+        x,
+        colormap=colormap,
+        vmin=vmin,
+        vmax=vmax,
+        title=title,
+        height=height,
+        agg=agg,
+        scale=scale,
+        axes=list(axes) if axes is not None else [],
+        arrangement=arrangement,
+    )

@@ -1,0 +1,90 @@
+// Binding of a HeatmapView to an anywidget model (shared by the heatmap, weights and
+// activations entries: one tensor view, one requester).
+import type { AnyModel } from "@anywidget/types";
+import { Requester } from "../core/request";
+import { type HeatmapState, HeatmapView } from "./heatmap";
+
+export type Model = AnyModel<Record<string, unknown>>;
+
+export const HEATMAP_EVENTS = [
+  "_meta",
+  "_base",
+  "_hist",
+  "title",
+  "colormap",
+  "vmin",
+  "vmax",
+  "height",
+  "agg",
+  "scale",
+  "clip",
+  "log_counts",
+  "index",
+  "_error",
+]
+  .map((n) => `change:${n}`)
+  .join(" ");
+
+export function heatmapState(model: Model): HeatmapState {
+  return {
+    meta: model.get("_meta") as HeatmapState["meta"],
+    base: model.get("_base") as HeatmapState["base"],
+    title: (model.get("title") as string) ?? "",
+    colormap: (model.get("colormap") as string) ?? "auto",
+    vmin: model.get("vmin") as number | null,
+    vmax: model.get("vmax") as number | null,
+    height: (model.get("height") as number) ?? 360,
+    agg: (model.get("agg") as string) ?? "mean",
+    scale: (model.get("scale") as string) ?? "auto",
+    clip: (model.get("clip") as [number, number]) ?? [1, 99],
+    logCounts: Boolean(model.get("log_counts")),
+    hist: model.get("_hist") as HeatmapState["hist"],
+    index: (model.get("index") as number[]) ?? [],
+  };
+}
+
+/** A heatmap bound to `model`: returns the view and a cleanup function. */
+export function mountHeatmap(model: Model, requester: Requester): [HeatmapView, () => void] {
+  const view = new HeatmapView(
+    requester,
+    (token, ms) => {
+      model.set("_painted", { token, ms });
+      model.save_changes();
+    },
+    (name, value) => {
+      model.set(name, value);
+      model.save_changes();
+    },
+    (t) => {
+      model.set("_tile_painted", t);
+      model.save_changes();
+    },
+  );
+  const refresh = () => {
+    try {
+      view.update(heatmapState(model));
+      view.showError((model.get("_error") as string) ?? "");
+    } catch (e) {
+      view.showError(
+        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  };
+  refresh();
+  model.on(HEATMAP_EVENTS, refresh);
+  // An exported page has no kernel: find out early instead of waiting for a tile to time out.
+  const probe = new Requester(model as never, 5_000);
+  probe
+    .request("ping")
+    .catch(() => {
+      if (!requester.live) view.setOffline();
+    })
+    .finally(() => probe.dispose());
+  return [
+    view,
+    () => {
+      model.off(HEATMAP_EVENTS, refresh);
+      view.dispose();
+    },
+  ];
+}

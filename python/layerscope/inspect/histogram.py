@@ -1,0 +1,180 @@
+"""Whole-tensor summary for the tensor views: statistics and a histogram, in bounded memory.
+
+``summarize(x)`` makes two passes over ``x`` in float32 chunks (never a full-size temporary):
+the first gives count, min/max, mean/std/norm, share of exact zeros and NaN/+Inf/-Inf counts
+(the keys of ``tensor_stats``), the second a histogram of the finite values with ``FINE_BINS``
+equal bins over ``[min, max]`` plus the smallest non-zero and largest magnitude (the range of a
+log-magnitude colour scale). Percentiles come from the histogram: ``percentile(hist, q)`` is
+within one fine bin, ``(max - min) / FINE_BINS``, of the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..wire.tiles import tile_threads
+from .stats import as_tensor
+
+FINE_BINS = 4096
+# Elements per chunk: a float32 chunk and its temporaries stay within a few tens of MB.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def iter_chunks32(t: torch.Tensor, elements: int = CHUNK_ELEMENTS) -> Iterator[torch.Tensor]:
+    """Flat float32 chunks of ``t`` of at most ``elements`` values (a copy of one chunk at most)."""
+    if t.dim() == 0:
+        t = t.reshape(1)
+    if t.is_contiguous():
+        flat = t.reshape(-1)
+        for start in range(0, flat.numel(), elements):
+            yield flat[start : start + elements].to(torch.float32)
+        return
+    rows = max(1, elements // max(1, t.numel() // max(1, t.shape[0])))
+    for start in range(0, t.shape[0], rows):
+        yield t[start : start + rows].reshape(-1).to(torch.float32)
+
+
+def summarize(x: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(stats, hist)`` of a tensor or array; JSON-safe. See the module docstring.
+
+    >>> stats, hist = summarize(torch.tensor([1.0, 2.0, float("nan"), 0.0]))
+    >>> stats["nan"], stats["zeros"], sum(hist["counts"])
+    (1, 0.25, 3)
+    """
+    t = as_tensor(x)
+    stats = fast_stats(t)
+    return stats, histogram(t, stats)
+
+
+def fast_stats(x: Any) -> dict[str, Any]:
+    """The keys of ``tensor_stats`` (first pass of ``summarize``), float32 chunks."""
+    with tile_threads():
+        return _stats(as_tensor(x))
+
+
+def histogram(x: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The fine histogram of the finite values over ``[stats min, stats max]`` (second pass)."""
+    with tile_threads():
+        return _histogram(as_tensor(x), stats)
+
+
+def _stats(t: torch.Tensor) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).replace("torch.", ""),
+        "numel": t.numel(),
+    }
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    n = nan = posinf = neginf = nonzero = 0
+    lo, hi = math.inf, -math.inf
+    shift: float | None = None
+    total = total_sq = 0.0
+    for c in iter_chunks32(t):
+        nonzero += int(torch.count_nonzero(c))
+        cmin, cmax = (float(v) for v in torch.aminmax(c))
+        if not (math.isfinite(cmin) and math.isfinite(cmax)):
+            isnan = torch.isnan(c)
+            nan += int(isnan.sum())
+            posinf += int((c == math.inf).sum())
+            neginf += int((c == -math.inf).sum())
+            c = c[torch.isfinite(c)]
+            if c.numel() == 0:
+                continue
+            cmin, cmax = (float(v) for v in torch.aminmax(c))
+        if shift is None:
+            shift = float(c.sum()) / c.numel()
+        # Sums around the first chunk's mean (no cancellation in the variance); float32 sums
+        # of one chunk are pairwise (relative error ~1e-7), accumulated in float64 across chunks.
+        d = c - shift if shift != 0.0 else c
+        total += float(d.sum())
+        total_sq += float(torch.dot(d, d))
+        n += c.numel()
+        lo, hi = min(lo, cmin), max(hi, cmax)
+    numel = t.numel()
+    out.update(nan=nan, posinf=posinf, neginf=neginf, finite=n)
+    out["zeros"] = (numel - nonzero) / numel if numel else None
+    if n:
+        assert shift is not None
+        mean_d = total / n
+        var = max(0.0, total_sq / n - mean_d * mean_d)
+        out.update(
+            min=lo,
+            max=hi,
+            mean=shift + mean_d,
+            std=math.sqrt(var),
+            norm=math.sqrt(max(0.0, total_sq + 2 * shift * total + n * shift * shift)),
+        )
+    else:
+        out.update(min=None, max=None, mean=None, std=None, norm=None)
+    return out
+
+
+def _histogram(t: torch.Tensor, stats: dict[str, Any]) -> dict[str, Any]:
+    lo, hi = stats["min"], stats["max"]
+    hist: dict[str, Any] = {
+        "bins": FINE_BINS,
+        "lo": lo,
+        "hi": hi,
+        "counts": [],
+        "abs_lo": None,
+        "abs_hi": None,
+    }
+    if lo is None:
+        return hist
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    counts = torch.zeros(FINE_BINS, dtype=torch.int64)
+    width = hi - lo
+    k = FINE_BINS / width if width > 0 else 0.0
+    abs_lo, abs_hi = math.inf, 0.0
+    for c in iter_chunks32(t):
+        if stats["finite"] != stats["numel"]:
+            c = c[torch.isfinite(c)]
+            if c.numel() == 0:
+                continue
+        if k:
+            # float32 offsets: a value within float32 rounding of a bin edge may land in the
+            # neighbouring bin, which the "within one fine bin" bound already allows.
+            idx = ((c - lo) * k).clamp_(0, FINE_BINS - 1).to(torch.int64)
+            counts += torch.bincount(idx, minlength=FINE_BINS)
+        else:
+            counts[0] += c.numel()
+        a = c.abs()
+        abs_hi = max(abs_hi, float(a.max()))
+        abs_lo = min(abs_lo, float(a.masked_fill_(a == 0, math.inf).min()))
+    hist["counts"] = counts.tolist()
+    hist["abs_lo"] = abs_lo if math.isfinite(abs_lo) else None
+    hist["abs_hi"] = abs_hi if abs_hi > 0 else None
+    return hist
+
+
+def percentile(hist: dict[str, Any], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) of the finite values, within one fine bin."""
+    counts = np.asarray(hist["counts"], dtype=np.float64)
+    if hist["lo"] is None or counts.sum() == 0:
+        return None
+    lo, hi = float(hist["lo"]), float(hist["hi"])
+    if hi <= lo:
+        return lo
+    cum = np.cumsum(counts)
+    target = q / 100.0 * cum[-1]
+    i = int(np.searchsorted(cum, target, side="left"))
+    i = min(i, len(counts) - 1)
+    before = cum[i - 1] if i else 0.0
+    frac = (target - before) / counts[i] if counts[i] else 0.0
+    width = (hi - lo) / len(counts)
+    return lo + (i + min(1.0, max(0.0, frac))) * width
+
+
+def coarse_counts(hist: dict[str, Any], bins: int = 64) -> list[int]:
+    """The fine histogram merged into ``bins`` display bins (``FINE_BINS`` must divide evenly)."""
+    counts = np.asarray(hist["counts"], dtype=np.int64)
+    if counts.size == 0:
+        return []
+    return counts.reshape(bins, -1).sum(1).tolist()

@@ -1,0 +1,116 @@
+"""Quantized tiles for transport: one byte a cell where the colour map needs no more.
+
+``quantize_u8(values, lo, hi, log=False)`` maps each finite value to a code 0..250 spread evenly
+over ``[lo, hi]`` (over ``[log10 lo, log10 hi]`` of ``|value|`` with ``log=True``), clipping values
+outside the range to the end codes, and gives NaN, +Inf and -Inf their own codes (sentinels):
+
+==========  =========================================================
+code        meaning
+==========  =========================================================
+0 .. 250    ``lo + code * step`` (log: ``10 ** (log10(lo) + code * step)``)
+251         exact zero in log mode (below every magnitude)
+252         NaN
+253         +Inf
+254         -Inf
+==========  =========================================================
+
+Error bound (stated and tested): for a finite value ``v`` inside ``[lo, hi]``, the decoded value
+``d`` satisfies ``|d - v| <= (hi - lo) / 500`` (half a step of ``(hi - lo) / 250``), i.e. within
+0.2 % of the range; the colour map has 255 entries, so one step is less than one colour. In log
+mode the bound holds for ``log10|v|``: ``|log10|d| - log10|v|| <= (log10 hi - log10 lo) / 500``,
+and the decoded magnitude has no sign (log mode shows magnitude). Values outside ``[lo, hi]``
+decode to the nearer end of the range: the colour they are painted with.
+
+``to_float16(values)`` is the other form: float16 of ``values / scale`` with ``scale`` the
+largest finite magnitude over 60000 (so nothing overflows); relative error <= 2**-11 for
+magnitudes above ``scale * 2**-14``, and NaN/Inf kept as float16 NaN/Inf.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+LEVELS = 250  # codes 0..250 inclusive
+ZERO, NAN, POSINF, NEGINF = 251, 252, 253, 254
+FLOAT16_MAX_SCALED = 60000.0
+
+
+def _check_range(lo: float, hi: float, log: bool) -> tuple[float, float]:
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"quantization range must be finite, got [{lo}, {hi}]")
+    if log and lo <= 0:
+        raise ValueError(f"log quantization needs a positive lower bound, got {lo}")
+    if not hi > lo:
+        # All-equal data: a range of width 1 around the value (no division by zero).
+        half = abs(lo) * 0.5 if lo != 0 else 0.5
+        lo, hi = (lo * 0.5, lo * 2.0) if log else (lo - half, lo + half)
+    return lo, hi
+
+
+def quantize_u8(
+    values: np.ndarray, lo: float, hi: float, *, log: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes (uint8, same shape) and ``{"lo", "hi", "log", "levels"}`` to decode them.
+
+    >>> codes, q = quantize_u8(np.array([0.0, 0.5, 1.0, np.nan]), 0.0, 1.0)
+    >>> codes.tolist(), q["levels"]
+    ([0, 125, 250, 252], 250)
+    """
+    lo, hi = _check_range(lo, hi, log)
+    v = np.asarray(values, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if log:
+            t = np.log10(np.abs(v, dtype=np.float64))
+            a, b = math.log10(lo), math.log10(hi)
+        else:
+            t = v.astype(np.float64)
+            a, b = lo, hi
+        q = np.rint((t - a) * (LEVELS / (b - a)))
+        codes = np.clip(np.nan_to_num(q, nan=0.0, posinf=LEVELS, neginf=0.0), 0, LEVELS).astype(
+            np.uint8
+        )
+    if log:
+        codes[v == 0] = ZERO
+    codes[np.isnan(v)] = NAN
+    codes[v == np.inf] = POSINF
+    codes[v == -np.inf] = NEGINF
+    return codes, {"lo": lo, "hi": hi, "log": bool(log), "levels": LEVELS}
+
+
+def dequantize_u8(codes: np.ndarray, q: dict[str, Any]) -> np.ndarray:
+    """Values (float32) of codes made by ``quantize_u8`` (what the front end computes too)."""
+    c = np.asarray(codes)
+    lo, hi, log = float(q["lo"]), float(q["hi"]), bool(q["log"])
+    if log:
+        a, b = math.log10(lo), math.log10(hi)
+        out = 10.0 ** (a + c.astype(np.float64) * (b - a) / LEVELS)
+    else:
+        out = lo + c.astype(np.float64) * (hi - lo) / LEVELS
+    out = out.astype(np.float32)
+    out[c == ZERO] = 0.0
+    out[c == NAN] = np.nan
+    out[c == POSINF] = np.inf
+    out[c == NEGINF] = -np.inf
+    return out
+
+
+def error_bound(q: dict[str, Any]) -> float:
+    """The largest ``|decoded - value|`` for in-range values (log mode: in log10 magnitude)."""
+    lo, hi = float(q["lo"]), float(q["hi"])
+    if q["log"]:
+        return (math.log10(hi) - math.log10(lo)) / (2 * LEVELS)
+    return (hi - lo) / (2 * LEVELS)
+
+
+def to_float16(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """float16 of ``values / scale`` and ``scale`` (see the module docstring for the bound)."""
+    v = np.asarray(values, dtype=np.float32)
+    finite = v[np.isfinite(v)]
+    m = float(np.abs(finite).max()) if finite.size else 0.0
+    scale = m / FLOAT16_MAX_SCALED if m > 0 else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (v / np.float32(scale)).astype(np.float16), scale
