@@ -15,7 +15,8 @@ from other processes hits all alike, it times:
   expand_nested=True, save_graph=False)``: graph building only, no Graphviz rendering;
 - ``fx``: ``torch.fx.symbolic_trace(model)`` where it can trace.
 
-and prints the median seconds and the node count each tool reports. Tensors are tiny and torch
+and prints the median wall and CPU seconds and the node count each tool reports (CPU time is
+the fairer figure while other jobs load the machine). Tensors are tiny and torch
 runs on one thread: the numbers are tracing overhead, not arithmetic.
 
     PYTHONPATH=python .venv/bin/python bench/graph.py            # ~1 minute
@@ -51,15 +52,27 @@ Make = Callable[[], tuple[nn.Module, tuple[Any, ...]]]
 
 @dataclass
 class Measured:
-    """Seconds per run (empty if the tool failed), the tool's node count, or why it failed."""
+    """Wall and CPU seconds per run (empty if the tool failed), its node count, or why it failed.
+
+    CPU time is this process's: with other jobs on the machine, wall time also holds waiting.
+    """
 
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     nodes: int | None = None
     error: str | None = None
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
+
+    def add(self, timed: tuple[float, float]) -> None:
+        self.seconds.append(timed[0])
+        self.cpu.append(timed[1])
 
 
 @dataclass
@@ -113,16 +126,17 @@ def cases(quick: bool) -> list[Case]:
 # -- measurements: one function a column --
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
+def _timed(fn: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """``((wall seconds, CPU seconds), result)``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fn()
-    return time.perf_counter() - t0, result
+    return (time.perf_counter() - t0, time.process_time() - c0), result
 
 
 def measure_layerscope(make: Make, into: Measured) -> None:
     model, inputs = make()
     seconds, graph = _timed(lambda: trace(model, *inputs))
-    into.seconds.append(seconds)
+    into.add(seconds)
     into.nodes = graph.summary["nodes"]
 
 
@@ -140,7 +154,7 @@ def measure_torchview(make: Make, into: Measured) -> None:
             save_graph=False,
         )
     )
-    into.seconds.append(seconds)
+    into.add(seconds)
     # Graphviz body lines holding "->" are edges; the rest with "[" are node statements.
     into.nodes = sum(1 for line in cg.visual_graph.body if "[" in line and "->" not in line)
 
@@ -152,7 +166,7 @@ def measure_fx(make: Make, into: Measured) -> None:
     except Exception as exc:  # fx cannot trace every model: say why, measure the rest
         into.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
         return
-    into.seconds.append(seconds)
+    into.add(seconds)
     into.nodes = len(gm.graph.nodes)
 
 
@@ -176,7 +190,9 @@ def run_case(case: Case, repeat: int, columns: list[str]) -> dict[str, Measured]
 
 
 def format_table(rows: list[tuple[Case, dict[str, Measured]]], columns: list[str]) -> str:
-    head = f"{'model':<8} {'~ops':>7} " + " ".join(f"{c + ' s':>12} {'nodes':>6}" for c in columns)
+    head = f"{'model':<8} {'~ops':>7} " + " ".join(
+        f"{c + ' wall/cpu s':>22} {'nodes':>6}" for c in columns
+    )
     lines = [head, "-" * len(head)]
     notes: list[str] = []
     for case, res in rows:
@@ -184,10 +200,11 @@ def format_table(rows: list[tuple[Case, dict[str, Measured]]], columns: list[str
         for c in columns:
             m = res[c]
             if m.error is not None:
-                cells.append(f"{'n/a':>12} {'':>6}")
+                cells.append(f"{'n/a':>22} {'':>6}")
                 notes.append(f"{case.family} ~{case.target_ops}: {c} failed: {m.error}")
             else:
-                cells.append(f"{m.median:>12.3f} {m.nodes or 0:>6}")
+                timing = f"{m.median:.3f}/{m.median_cpu:.3f}"
+                cells.append(f"{timing:>22} {m.nodes or 0:>6}")
         lines.append(f"{case.family:<8} {case.target_ops:>7} " + " ".join(cells))
     ours = "layerscope"
     if ours in columns:
@@ -197,7 +214,8 @@ def format_table(rows: list[tuple[Case, dict[str, Measured]]], columns: list[str
                 if c != ours and res[c].median and res[ours].median:
                     lines.append(
                         f"{case.family} ~{case.target_ops}: {c} / layerscope = "
-                        f"{res[c].median / res[ours].median:.1f}x"
+                        f"{res[c].median / res[ours].median:.1f}x wall, "
+                        f"{(res[c].median_cpu or 0) / (res[ours].median_cpu or 1):.1f}x cpu"
                     )
     return "\n".join([*lines, "", *notes])
 
@@ -237,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                 **{
                     c: {
                         "seconds": m.seconds,
+                        "cpu": m.cpu,
                         "median": m.median,
+                        "median_cpu": m.median_cpu,
                         "nodes": m.nodes,
                         "error": m.error,
                     }

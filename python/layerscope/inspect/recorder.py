@@ -262,7 +262,7 @@ class Recorder(TorchFunctionMode):
         self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame
     ) -> None:
         ins = _arg_tensors(args, kwargs)
-        outs = tensor_leaves(output, [])
+        outs = [output] if isinstance(output, Tensor) else tensor_leaves(output, [])
         call = self.module_calls.get(path, 0)
         self.module_calls[path] = call + 1
         count, shapes = self._params(path, module)
@@ -285,7 +285,8 @@ class Recorder(TorchFunctionMode):
         parent.events.append(self.signatures[path])
         # Identity, or Dropout in eval, hand back their input untouched: only a module that
         # says it works in place (ReLU(inplace=True)) wrote into it.
-        node.inplace = getattr(module, "inplace", False) is True and _writes_input(ins, outs)
+        # (__dict__, not getattr: Module.__getattr__ raises and catches for a missing name.)
+        node.inplace = module.__dict__.get("inplace", False) is True and _writes_input(ins, outs)
 
     def _group_call(
         self,
