@@ -16,7 +16,8 @@ JS_SOURCES := $(shell find js -name '*.ts' -o -name '*.mjs' 2>/dev/null)
 setup: $(VENV)/.installed python/layerscope/static/.built
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	# `npm install`, not `npm ci`: the lock holds only this platform's optional packages, which `npm ci` rejects.
+	npm install --no-audit --no-fund
 	touch $@
 
 python/layerscope/static/.built: node_modules/.installed $(JS_SOURCES)
