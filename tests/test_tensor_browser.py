@@ -3,16 +3,11 @@ the kernel for tiles of the visible window, axis ticks follow it, feature maps, 
 
 from __future__ import annotations
 
-import json
-import pathlib
-import time
 from typing import Any
 
 import pytest
-import torch
-from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
 
-import layerscope as ls
+from browser import Lab, evaluate, open_notebook, screenshot
 
 pytestmark = pytest.mark.browser
 

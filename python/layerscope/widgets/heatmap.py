@@ -380,9 +380,9 @@ def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bo
     """The quantization range: the view's colour range, else the tile's own finite range."""
     log = bool(args.get("log"))
     lo, hi = args.get("lo"), args.get("hi")
-    ok = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
-    if ok and (not log or lo > 0):
-        return float(lo), float(hi), log
+    given = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
+    if given and (not log or float(lo) > 0):  # type: ignore[arg-type]
+        return float(lo), float(hi), log  # type: ignore[arg-type]
     finite = arr[np.isfinite(arr)]
     if log:
         mags = np.abs(finite[finite != 0])

@@ -15,7 +15,7 @@ code        meaning
 ==========  =========================================================
 
 Error bound (stated and tested): for a finite value ``v`` inside ``[lo, hi]``, the decoded value
-``d`` satisfies ``|d - v| <= (hi - lo) / 500`` (half a step of ``(hi - lo) / 250``), i.e. within
+``d`` satisfies ``|d - v| <= (hi - lo) / 500`` (half a step of ``(hi - lo) / 250``; plus float32 rounding of ``d``), within
 0.2 % of the range; the colour map has 255 entries, so one step is less than one colour. In log
 mode the bound holds for ``log10|v|``: ``|log10|d| - log10|v|| <= (log10 hi - log10 lo) / 500``,
 and the decoded magnitude has no sign (log mode shows magnitude). Values outside ``[lo, hi]``

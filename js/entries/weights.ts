@@ -1,0 +1,98 @@
+// anywidget entry of ls.weights (WeightsView): the parameter table over the tensor view.
+import type { RenderProps } from "@anywidget/types";
+import { ensureStyle } from "../core/dom";
+import { count, shortNumber } from "../core/format";
+import { Requester } from "../core/request";
+import { type Model, mountHeatmap } from "../tensor/bind";
+import { type Column, TABLE_CSS, VirtualTable } from "../tensor/table";
+
+type Rows = Record<string, unknown[]>;
+
+function columns(rows: Rows): Column[] {
+  const col = (k: string) => (rows[k] ?? []) as unknown[];
+  const num = (k: string, label: string, fmt: (v: number) => string): Column => ({
+    key: k,
+    label,
+    numeric: true,
+    text: (i) => {
+      const v = col(k)[i];
+      return v === null || v === undefined ? "—" : fmt(Number(v));
+    },
+    sortKey: (i) => {
+      const v = col(k)[i];
+      return v === null || v === undefined ? null : Number(v);
+    },
+  });
+  const shapes = col("shape") as number[][];
+  return [
+    {
+      key: "path",
+      label: "path",
+      text: (i) => String(col("path")[i]),
+      sortKey: (i) => String(col("path")[i]),
+    },
+    {
+      key: "kind",
+      label: "kind",
+      text: (i) => String(col("kind")[i]),
+      sortKey: (i) => String(col("kind")[i]),
+    },
+    {
+      key: "shape",
+      label: "shape",
+      text: (i) => `(${shapes[i].join(", ")}${shapes[i].length === 1 ? "," : ""})`,
+      sortKey: (i) => shapes[i].reduce((a, b) => a * b, 1),
+    },
+    {
+      key: "dtype",
+      label: "dtype",
+      text: (i) => String(col("dtype")[i]),
+      sortKey: (i) => String(col("dtype")[i]),
+    },
+    num("count", "count", count),
+    num("norm", "norm", shortNumber),
+    num("mean", "mean", shortNumber),
+    num("std", "std", shortNumber),
+    num("nan", "NaN", count),
+    num("inf", "Inf", count),
+  ];
+}
+
+function render({ model, el }: RenderProps<Record<string, unknown>>) {
+  ensureStyle("ls-table-css", TABLE_CSS);
+  const requester = new Requester(model as never, 30_000);
+  const [view, cleanup] = mountHeatmap(model as Model, requester);
+  let paths: string[] = [];
+  const table = new VirtualTable((row) => {
+    model.set("selected", paths[row]);
+    model.save_changes();
+  });
+  table.root.classList.add("ls-weights-table");
+  const sync = () => {
+    const rows = (model.get("_rows") as Rows) ?? {};
+    paths = ((rows.path ?? []) as string[]).map(String);
+    table.setData(columns(rows), paths.length);
+    table.root.dataset.rows = String(paths.length);
+  };
+  const select = () => {
+    const i = paths.indexOf(String(model.get("selected") ?? ""));
+    table.select(i);
+    if (i >= 0) table.reveal(i);
+  };
+  sync();
+  select();
+  model.on("change:_rows", sync);
+  model.on("change:selected", select);
+  // The table sits above the heatmap, inside the same view box.
+  view.root.classList.add("ls-weights");
+  view.root.insertBefore(table.root, view.root.firstChild);
+  el.append(view.root);
+  return () => {
+    model.off("change:_rows", sync);
+    model.off("change:selected", select);
+    cleanup();
+    requester.dispose();
+  };
+}
+
+export default { render };

@@ -1,0 +1,192 @@
+"""Tiles against numpy: every aggregation, edge tiles, non-square, 1 x N / N x 1, float16 and
+bfloat16 input, NaN/Inf dominance, chunking; quantization within its stated error bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import layerscope.wire.tiles as tiles
+from layerscope.inspect.histogram import FINE_BINS, percentile, summarize
+from layerscope.inspect.stats import tensor_stats
+from layerscope.wire.quantize import (
+    LEVELS,
+    NAN,
+    NEGINF,
+    POSINF,
+    dequantize_u8,
+    error_bound,
+    quantize_u8,
+    to_float16,
+)
+from layerscope.wire.tiles import AGGREGATIONS, block_reduce, fit_budget
+
+
+def reference(
+    x: np.ndarray, out: tuple[int, int], agg: str, window: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """Plain-numpy block aggregation with the adaptive-pooling windows, in float64."""
+    if window is not None:
+        r0, r1, c0, c1 = window
+        x = x[r0:r1, c0:c1]
+    h, w = x.shape
+    oh, ow = min(out[0], h), min(out[1], w)
+    res = np.empty((oh, ow), np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            b = x[
+                (i * h) // oh : -((-(i + 1) * h) // oh), (j * w) // ow : -((-(j + 1) * w) // ow)
+            ].astype(np.float64)
+            if agg == "mean":
+                v = b.mean()
+            elif agg == "max":
+                v = b.max()
+            elif agg == "min":
+                v = b.min()
+            else:
+                v = b.max() if b.max() >= -b.min() else b.min()
+            if agg != "mean" and not np.isfinite(b).all():
+                v = np.nan if np.isnan(b).any() else (np.inf if (b == np.inf).any() else -np.inf)
+            res[i, j] = v
+    return res
+
+
+CASES = [
+    ((37, 53), (7, 11), None),  # non-square, uneven windows
+    ((1, 1000), (1, 37), None),  # 1 x N
+    ((1000, 1), (37, 1), None),  # N x 1
+    ((64, 64), (64, 5), None),  # rows exact, columns reduced
+    ((50, 40), (3, 40), None),
+    ((100, 90), (9, 8), (91, 100, 80, 90)),  # edge tile at the bottom-right corner
+    ((100, 90), (4, 4), (13, 57, 0, 33)),
+]
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+@pytest.mark.parametrize(("shape", "out", "window"), CASES)
+def test_block_reduce_matches_numpy(shape, out, window, agg) -> None:
+    rng = np.random.default_rng(hash((shape, out)) % 2**32)
+    x = rng.standard_normal(shape).astype(np.float32)
+    got = block_reduce(torch.from_numpy(x), out, window=window, agg=agg)
+    np.testing.assert_allclose(got, reference(x, out, agg, window), rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_nan_and_inf_win_in_every_block(agg) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 70)).astype(np.float32)
+    x[3, 4], x[30, 31], x[50, 60], x[51, 61] = np.nan, np.inf, -np.inf, np.inf
+    got = block_reduce(torch.from_numpy(x), (6, 7), agg=agg)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(reference(x, (6, 7), agg)))
+    np.testing.assert_allclose(got, reference(x, (6, 7), agg), rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_chunked_reduction_is_the_same(agg, monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((301, 77)).astype(np.float32)
+    x[150, 3] = np.nan
+    monkeypatch.setattr(tiles, "_CHUNK_ELEMENTS", 200)  # a few rows per chunk, windows split
+    for out in [(13, 9), (1, 9), (301, 77 // 2)]:
+        np.testing.assert_allclose(
+            block_reduce(torch.from_numpy(x), out, agg=agg),
+            reference(x, out, agg),
+            rtol=2e-6,
+            atol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32, torch.bool])
+def test_low_precision_and_integer_input(dtype) -> None:
+    x = (torch.randn(40, 30) * 4).to(dtype)
+    ref = x.to(torch.float32).numpy()
+    for agg in AGGREGATIONS:
+        np.testing.assert_allclose(
+            block_reduce(x, (5, 6), agg=agg), reference(ref, (5, 6), agg), rtol=1e-5, atol=1e-5
+        )
+    assert block_reduce(x, (40, 30)).dtype == np.float32  # exact cells, widened
+
+
+def test_output_never_invents_resolution_and_bad_windows_are_errors() -> None:
+    assert block_reduce(torch.zeros(3, 4), (100, 100)).shape == (3, 4)
+    with pytest.raises(ValueError, match="outside a tensor of shape"):
+        block_reduce(torch.zeros(3, 4), (2, 2), window=(0, 4, 0, 2))
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        block_reduce(torch.zeros(3, 4), (2, 2), agg="median")
+
+
+def test_fit_budget_keeps_aspect_and_budget() -> None:
+    assert fit_budget((4096, 2048), 1024, 2**19) == (1024, 512)
+    h, w = fit_budget((16384, 16384), 1024, 2**19)
+    assert h * w <= 2**19 and abs(h - w) <= 1
+    assert fit_budget((3, 5), 1024, 2**19) == (3, 5)
+
+
+def test_quantization_error_is_within_the_stated_bound() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.uniform(-3, 5, 100_000).astype(np.float32)
+    codes, q = quantize_u8(v, -3, 5)
+    back = dequantize_u8(codes, q)
+    bound = error_bound(q)
+    assert bound == pytest.approx(8 / 500)
+    assert np.abs(back - v).max() <= bound * (1 + 1e-5)  # + float32 rounding of the decoded value
+    assert codes.max() == LEVELS and codes.min() == 0
+    # The bound is tight: a coarser rounding would fail this test.
+    assert np.abs(back - v).max() > bound * 0.9
+
+
+def test_quantization_sentinels_clipping_and_log_mode() -> None:
+    v = np.array([np.nan, np.inf, -np.inf, -10.0, 10.0, 0.5], np.float32)
+    codes, q = quantize_u8(v, 0, 1)
+    assert codes[:3].tolist() == [NAN, POSINF, NEGINF]
+    assert codes[3] == 0 and codes[4] == LEVELS  # clipped to the colour range ends
+    back = dequantize_u8(codes, q)
+    assert np.isnan(back[0]) and back[1] == np.inf and back[2] == -np.inf
+    # 1e-30 and 1e30 together: log magnitudes keep both ends.
+    mags = np.array([1e-30, 1e-10, 1.0, 1e30, 0.0], np.float32)
+    codes, q = quantize_u8(mags, 1e-30, 1e30, log=True)
+    back = dequantize_u8(codes, q)
+    logerr = np.abs(np.log10(back[:4]) - np.log10(mags[:4]))
+    assert logerr.max() <= error_bound(q) + 1e-6 and back[4] == 0
+    # All-equal: no division by zero.
+    codes, q = quantize_u8(np.full(4, 7.0, np.float32), 7.0, 7.0)
+    assert q["hi"] > q["lo"] and np.allclose(dequantize_u8(codes, q), 7.0, atol=error_bound(q))
+
+
+def test_float16_form_bounded_relative_error() -> None:
+    v = np.array([1e30, -3e29, 1e25, np.nan, np.inf], np.float32)
+    h, scale = to_float16(v)
+    back = h.astype(np.float32) * scale
+    assert np.allclose(back[:3], v[:3], rtol=2**-11)
+    assert np.isnan(back[3]) and back[4] == np.inf
+
+
+def test_summary_matches_numpy_and_percentiles_within_a_bin() -> None:
+    x = torch.randn(700, 900) * 3 + 1
+    x[0, 0] = 0.0
+    x[1, 1] = float("nan")
+    x[2, 2] = float("inf")
+    stats, hist = summarize(x)
+    ref = tensor_stats(x)
+    for k in ("nan", "posinf", "neginf", "finite", "min", "max"):
+        assert stats[k] == ref[k]
+    for k in ("mean", "std", "norm", "zeros"):
+        assert stats[k] == pytest.approx(ref[k], rel=1e-5)
+    assert sum(hist["counts"]) == stats["finite"] and len(hist["counts"]) == FINE_BINS
+    finite = x[torch.isfinite(x)].numpy()
+    width = (stats["max"] - stats["min"]) / FINE_BINS
+    for q in (1, 50, 99):
+        assert abs(percentile(hist, q) - np.percentile(finite, q)) <= width
+    assert hist["abs_lo"] == 0 or hist["abs_lo"] == pytest.approx(np.abs(finite[finite != 0]).min())
+
+
+def test_summary_of_all_nan_and_all_equal() -> None:
+    stats, hist = summarize(torch.full((5, 5), float("nan")))
+    assert stats["nan"] == 25 and stats["min"] is None and hist["counts"] == []
+    stats, hist = summarize(torch.full((5, 5), 2.0))
+    assert stats["min"] == stats["max"] == 2.0 and sum(hist["counts"]) == 25
+    assert percentile(hist, 50) == 2.0
+    assert math.isfinite(stats["std"])
