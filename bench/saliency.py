@@ -9,7 +9,7 @@ Cases (float32, CPU):
 
 Every measurement runs in a fresh subprocess that imports the same modules (torch, captum,
 layerscope), builds the same model and inputs from the same seed, does a warm-up run, then times
-as many runs as fit in about 1 s (at least one) and keeps the median. The two libraries
+as many runs as fit in about 3 s (at least one) and keeps the median. The two libraries
 alternate, several subprocesses each; the table shows medians.
 
 Time: CPU time of the process (time.process_time; one torch thread by default) and wall time. On
@@ -172,8 +172,8 @@ def worker(case: str, lib: str, cfg: dict, threads: int) -> dict:
     floor = current_rss_kib()
     t0 = time.perf_counter()
     run()  # warm-up: lazy initialisation inside torch and the libraries
-    # fast cases repeat within the worker (about 1 s in all) so one timer tick does not dominate
-    count = max(1, min(20, int(1.0 / max(time.perf_counter() - t0, 1e-3))))
+    # fast cases repeat within the worker (about 3 s in all) so one noisy run does not dominate
+    count = max(1, min(200, int(3.0 / max(time.perf_counter() - t0, 1e-3))))
     cpu, wall = [], []
     for _ in range(count):
         c0, w0 = time.process_time(), time.perf_counter()
@@ -205,7 +205,7 @@ def main() -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(root / "python"), env.get("PYTHONPATH", "")])
     print(
         f"settings: {cfg} threads={args.threads}; {cfg['repeats']} fresh subprocesses per library, alternating; "
-        "each: a warm-up run, then the median of timed runs (about 1 s of them, at least one); memory = peak RSS (getrusage ru_maxrss) of the "
+        "each: a warm-up run, then the median of timed runs (about 3 s of them, at least one); memory = peak RSS (getrusage ru_maxrss) of the "
         "subprocess and its rise over the RSS before the first run; medians shown"
     )
     header = f"{'case':<16}{'lib':<12}{'cpu s':>9}{'wall s':>9}{'peak MiB':>10}{'rise MiB':>10}"

@@ -326,3 +326,21 @@ def test_predict_topk():
     assert torch.equal(idx, full.topk(3).indices)
     assert model.training
     assert predict_topk(DictOutput(), x, k=2, output="logits").probs.shape == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("method", "kw"),
+    [
+        ("integrated_gradients", {"n_steps": 8, "internal_batch_size": 5}),
+        ("smoothgrad", {"n_samples": 4, "internal_batch_size": 3, "seed": 0}),
+        ("grad_cam", {"internal_batch_size": 1}),
+    ],
+)
+def test_progress_reports_rising_fractions_up_to_one(method, kw):
+    torch.manual_seed(0)
+    seen: list[float] = []
+    ls.attribute(
+        SmallCNN().eval(), torch.randn(3, 3, 8, 8), 0, method=method, progress=seen.append, **kw
+    )
+    assert len(seen) > 1
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and seen[0] > 0

@@ -231,6 +231,8 @@ def attribute(
         problem.model, problem.inputs, layers=layers, forward_kwargs=problem.forward_kwargs
     )
     roll = attention_rollout(weights, head_fusion=head_fusion, residual=residual)
+    if problem.progress is not None:
+        problem.progress(1.0)
     if query == "mean":
         rel = roll.mean(1)
     elif (

@@ -56,7 +56,7 @@ def _check_options(
         raise TypeError(
             f"method {method!r} has no option {', '.join(map(repr, unknown))}; its options are "
             f"{valid} (plus output, embedding, embedding_reduce, forward_kwargs, "
-            "internal_batch_size, memory_budget, eval_mode)."
+            "internal_batch_size, memory_budget, eval_mode, progress)."
         )
 
 
@@ -90,6 +90,7 @@ def attribute(
     internal_batch_size: int | None = None,
     memory_budget: int = DEFAULT_BUDGET,
     eval_mode: bool = True,
+    progress: Callable[[float], None] | None = None,
     **options: Any,
 ) -> Any:
     """Attribute ``model``'s output for ``target`` to ``inputs``: a tensor shaped like the input.
@@ -116,6 +117,9 @@ def attribute(
     ``training`` flags, buffers, no hooks left, also after an error. The computation runs in
     eval mode (``eval_mode=True``): a model in train mode with dropout or batch norm gets a
     warning saying so, and is put back in train mode afterwards.
+
+    ``progress``: called with the fraction done (0..1] after each chunk, for a view's progress bar
+    (the kernel is busy meanwhile: send what it needs from the callback).
 
     Peak memory: one forward+backward over a chunk of rows (sample x step/draw): at most
     ``internal_batch_size`` rows, or by default as many as keep about ``memory_budget`` bytes
@@ -160,7 +164,8 @@ def attribute(
     with preserved(model), _buffers_restored(model, active=not eval_mode):
         if eval_mode:
             model.eval()
-        # frozen parameters: autograd then keeps no tensors for weight gradients (less memory)
+        # frozen parameters: no graph is recorded upstream of the attributed tensor (Grad-CAM's
+        # layer, the embedding output) and no weight-gradient work is done
         for p in model.parameters():
             p.requires_grad_(False)
         problem: Problem = build_problem(
@@ -172,7 +177,8 @@ def attribute(
             forward_kwargs=forward_kwargs,
             internal_batch_size=internal_batch_size,
             budget=memory_budget,
-            exclude=parameter_storages(model),
+            exclude=parameter_storages(model) if internal_batch_size is None else set(),
+            progress=progress,
         )
         result = fn(problem, **options)
     values = result.values
@@ -181,9 +187,9 @@ def attribute(
             values = tuple(v.sum(-1) for v in values)
         elif embedding_reduce == "norm":
             values = tuple(v.norm(dim=-1) for v in values)
-    attr: Any = values if inputs_tuple and len(values) > 1 else values[0]
-    if inputs_tuple and len(values) == 1 and problem.embedding is None and result.at_point:
-        attr = values
+    # a tuple of float inputs gets a tuple back; token ids and maps (Grad-CAM, attention) one tensor
+    tuple_out = inputs_tuple and result.at_point and problem.embedding is None
+    attr: Any = values if tuple_out or len(values) > 1 else values[0]
     if result.delta is not None:
         return attr, result.delta
     return attr

@@ -14,12 +14,12 @@ from .grid import GridSpec, rows_first, tokens_to_grid
 from .problem import Attributions, Problem
 
 
-def default_layer(model: nn.Module) -> str:
-    """The path of the last ``nn.Conv2d`` in ``named_modules()`` order."""
+def default_layer(model: nn.Module) -> tuple[str, nn.Module]:
+    """The path and module of the last ``nn.Conv2d`` in ``named_modules()`` order."""
     last = None
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
-            last = name
+            last = (name, m)
     if last is None:
         raise ValueError(
             f"Grad-CAM defaults to the last nn.Conv2d, and {type(model).__name__} has none; pass "
@@ -63,8 +63,7 @@ def attribute(
     >>> ls.attribute(model, x, 3, method="grad_cam", layer="features.4")   # doctest: +SKIP
     """
     if layer is None:
-        path = default_layer(problem.model)
-        module = find_module(problem.model, path)
+        path, module = default_layer(problem.model)
     elif isinstance(layer, nn.Module):
         module, path = layer, type(layer).__name__
     else:

@@ -126,6 +126,6 @@ def attribute(
 
 def _scores(problem: Problem, values: Any) -> torch.Tensor:
     parts = []
-    for sl in problem.chunks(problem.row_count):
+    for sl in problem.chunks(problem.row_count, report=False):
         parts.append(problem.scores([v[sl] for v in values], problem.index[sl]))
     return torch.cat(parts)

@@ -69,6 +69,7 @@ class Problem:
     rows: int | None = None
     budget: int = DEFAULT_BUDGET
     exclude: set[int] = field(default_factory=set)
+    progress: Callable[[float], None] | None = None
 
     @property
     def row_count(self) -> int:
@@ -78,11 +79,16 @@ class Problem:
         """The same problem over other rows (noisy copies, path points) of the same samples."""
         return dataclasses.replace(self, values=values, index=index)
 
-    def chunks(self, total: int, row_bytes: int = 0) -> Iterator[slice]:
-        """Row slices sized by ``internal_batch_size`` or by the memory budget."""
-        return chunks(
+    def chunks(self, total: int, row_bytes: int = 0, *, report: bool = True) -> Iterator[slice]:
+        """Row slices sized by ``internal_batch_size`` or by the memory budget; after each one
+        the ``progress`` callback (when given and ``report``) gets the fraction done."""
+        parts = chunks(
             total, self.rows, row_bytes=row_bytes, budget=self.budget, exclude=self.exclude
         )
+        for sl in parts:
+            yield sl
+            if report and self.progress is not None:
+                self.progress(sl.stop / total)
 
     def row_bytes(self) -> int:
         """Bytes one row of the attributed values takes (a row's input plus its gradient)."""
@@ -227,6 +233,7 @@ def build_problem(
     internal_batch_size: int | None = None,
     budget: int = DEFAULT_BUDGET,
     exclude: set[int] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Problem:
     """Check the inputs, find the attribution point, resolve the target.
 
@@ -258,6 +265,7 @@ def build_problem(
         rows=internal_batch_size,
         budget=budget,
         exclude=exclude or set(),
+        progress=progress,
     )
     tokens = any(is_token_tensor(x) for x in args)
     if tokens or embedding is not None:

@@ -108,7 +108,11 @@ def attribute(
                 bucket.append(v + e)
         rows = tuple(torch.cat(b) for b in noisy)
         # draw j of row i is row j * r + i: the base method sees k x r rows of the same samples
-        result = base(problem.with_rows(rows, problem.index.repeat(k)), **base_options)
+        sub = problem.with_rows(rows, problem.index.repeat(k))
+        if problem.progress is not None:
+            outer, done = problem.progress, start
+            sub.progress = lambda f, outer=outer, done=done, k=k: outer((done + f * k) / n_samples)
+        result = base(sub, **base_options)
         at_point = result.at_point
         parts = [a.reshape(k, r, *a.shape[1:]) for a in result.values]
         if total is None:
