@@ -72,6 +72,51 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return acc
 
 
+class Training:
+    """A training run that advances one epoch per call: Adam, cross-entropy, shuffled batches.
+
+    Benchmarks interleave several runs epoch by epoch, so that a busy machine slows all alike.
+
+    >>> run = Training(DigitsCNN(), load())
+    >>> acc = run.epoch()                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: tuple[torch.Tensor, ...],
+        *,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.batch_size = batch_size
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def epoch(self, recorder: Any = None) -> float:
+        """Train one epoch (calling ``recorder.step``/``recorder.epoch``); return the test accuracy."""
+        x_train, y_train, x_test, y_test = self.data
+        model, opt = self.model, self.opt
+        model.train()
+        order = torch.randperm(len(x_train), generator=self.gen)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            loss = self.loss_fn(model(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recorder is not None:
+                recorder.step(loss=loss)
+            opt.step()
+        acc = accuracy(model, x_test, y_test)
+        if recorder is not None:
+            recorder.epoch(val_acc=acc)
+        return acc
+
+
 def train(
     model: nn.Module,
     epochs: int,
@@ -91,26 +136,12 @@ def train(
     >>> rec = ls.Recorder(model, probe=load()[2][:16])       # doctest: +SKIP
     >>> train(model, epochs=3, recorder=rec)                  # doctest: +SKIP
     """
-    x_train, y_train, x_test, y_test = data if data is not None else load()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(seed)
+    run = Training(
+        model, data if data is not None else load(), batch_size=batch_size, lr=lr, seed=seed
+    )
     accs = []
     for e in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=gen)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recorder is not None:
-                recorder.step(loss=loss)
-            opt.step()
-        acc = accuracy(model, x_test, y_test)
-        accs.append(acc)
-        if recorder is not None:
-            recorder.epoch(val_acc=acc)
+        accs.append(run.epoch(recorder))
         if on_epoch is not None:
             on_epoch(e)
     return accs

@@ -1,18 +1,21 @@
 """Training overhead of ls.Recorder vs no recording vs TensorBoard histograms.
 
-Trains the digits CNN (bench/digits.py) for the same epochs three ways in one run, interleaved
-(plain, Recorder, TensorBoard, plain, ...) so that load from other processes hits all alike:
+Trains the digits CNN (bench/digits.py) for the same epochs three ways in one run:
 
 - plain: no recording;
-- Recorder: ``ls.Recorder(model, probe=x_test[:64])`` with default settings (loss every step,
-  per-parameter grad norms and update ratios every step, an epoch snapshot of every parameter,
-  histograms, stats and the activations of every leaf module on the probe);
+- Recorder: ``ls.Recorder(model, probe=x_test[:32])`` (one batch of held-out images), otherwise default settings (loss every
+  step, per-parameter gradient norms every step, update ratios every 10th step, at each epoch a
+  bit-exact snapshot of every parameter, fixed-bin histograms, stats, change, and the activations
+  of every leaf module on the probe);
 - TensorBoard: ``SummaryWriter`` logging the loss every step and a histogram of every parameter and
   every gradient each epoch (to a temporary directory);
-- with ``--store``, also the Recorder writing each epoch to a temporary store.
+- with ``--store``, also the Recorder writing each epoch to a temporary store (flushed at the end).
 
-Prints the median time per configuration, the overhead against plain, and the memory the
-Recorder holds against its budget.
+The runs advance side by side, one epoch each in a shuffled order, so that load from other
+processes on a shared machine falls on all of them alike. Per configuration it prints the wall
+time and the CPU time of the training thread (steadier when the machine is busy), their overhead
+against plain as the median over epochs of the per-epoch ratio, and the time spent inside
+``step()``/``epoch()``; then the memory the Recorder holds against its budget.
 
     PYTHONPATH=python .venv/bin/python bench/recorder.py --quick
 """
@@ -20,17 +23,19 @@ Recorder holds against its budget.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layerscope as ls
-from digits import DigitsCNN, load, train
+from digits import DigitsCNN, Training, load
 from layerscope.record.budget import format_bytes
 
 
@@ -58,50 +63,70 @@ class TensorBoardLogger:
             self.writer.add_scalar(k, v, self.e)
         self.e += 1
 
+    def flush(self) -> None:
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 
 
 class Timed:
-    """Wraps a recorder to add up the time spent inside step() and epoch()."""
+    """Wraps a recorder to add up the wall and thread CPU time spent inside step() and epoch()."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.t_step = 0.0
-        self.t_epoch = 0.0
+        self.t_step = self.t_epoch = self.cpu = 0.0
 
-    def step(self, **kw) -> None:
-        t = time.perf_counter()
+    def step(self, **kw: Any) -> None:
+        t, u = time.perf_counter(), time.thread_time()
         self.inner.step(**kw)
         self.t_step += time.perf_counter() - t
+        self.cpu += time.thread_time() - u
 
-    def epoch(self, **kw) -> None:
-        t = time.perf_counter()
+    def epoch(self, **kw: Any) -> None:
+        t, u = time.perf_counter(), time.thread_time()
         self.inner.epoch(**kw)
         self.t_epoch += time.perf_counter() - t
+        self.cpu += time.thread_time() - u
 
 
-def run(config: str, epochs: int, width: int, data, tmp: Path, i: int) -> dict:
+def make(config: str, width: int, data: tuple, tmp: Path, i: int) -> tuple[Training, Timed | None]:
     torch.manual_seed(0)
     model = DigitsCNN(width=width)
     recorder = None
     if config == "recorder":
-        recorder = Timed(ls.Recorder(model, probe=data[2][:64]))
+        recorder = Timed(ls.Recorder(model, probe=data[2][:32]))
     elif config == "recorder+store":
-        recorder = Timed(ls.Recorder(model, probe=data[2][:64], store=tmp / f"run{i}"))
+        recorder = Timed(ls.Recorder(model, probe=data[2][:32], store=tmp / f"run{i}"))
     elif config == "tensorboard":
         recorder = Timed(TensorBoardLogger(model, str(tmp / f"tb{i}")))
-    t, c = time.perf_counter(), time.process_time()
-    train(model, epochs, recorder=recorder, data=data)
-    if config == "recorder+store":
-        recorder.inner.flush()  # the write of the last epoch counts too
-    out = {"time": time.perf_counter() - t, "cpu": time.process_time() - c}
-    if recorder is not None:
-        out.update(step=recorder.t_step, epoch=recorder.t_epoch)
-        if isinstance(recorder.inner, ls.Recorder):
-            out.update(held=recorder.inner.nbytes, budget=recorder.inner.budget)
-            recorder.inner.close()
-        else:
+    return Training(model, data), recorder
+
+
+def measure(configs: list[str], epochs: int, width: int, data: tuple, tmp: Path, i: int) -> dict:
+    runs = {c: make(c, width, data, tmp, i) for c in configs}
+    wall = {c: [] for c in configs}
+    cpu = {c: [] for c in configs}
+    order = list(configs)
+    shuffle = random.Random(i).shuffle
+    for e in range(epochs):
+        shuffle(order)
+        for c in order:
+            training, recorder = runs[c]
+            t, u = time.perf_counter(), time.thread_time()
+            training.epoch(recorder)
+            if e == epochs - 1 and recorder is not None and hasattr(recorder.inner, "flush"):
+                recorder.inner.flush()  # the last epoch's write counts too
+            wall[c].append(time.perf_counter() - t)
+            cpu[c].append(time.thread_time() - u)
+    out = {}
+    for c in configs:
+        recorder = runs[c][1]
+        out[c] = {"wall": wall[c], "cpu": cpu[c]}
+        if recorder is not None:
+            out[c].update(step=recorder.t_step, epoch=recorder.t_epoch, calls_cpu=recorder.cpu)
+            if isinstance(recorder.inner, ls.Recorder):
+                out[c].update(held=recorder.inner.nbytes, budget=recorder.inner.budget)
             recorder.inner.close()
     return out
 
@@ -111,61 +136,61 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=int, default=32, help="channels of the first conv (DigitsCNN)")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (1: stable timings on a shared machine)",
-    )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings)")
     ap.add_argument("--store", action="store_true", help="also time the Recorder writing a store")
-    ap.add_argument("--quick", action="store_true", help="3 epochs, 3 repeats")
+    ap.add_argument("--quick", action="store_true", help="4 epochs, 2 repeats")
     args = ap.parse_args()
     if args.quick:
-        args.epochs, args.repeats = 3, 3
+        args.epochs, args.repeats = 4, 2
     torch.set_num_threads(args.threads)
     data = load()
     configs = ["plain", "recorder", "tensorboard"] + (["recorder+store"] if args.store else [])
-    results: dict[str, list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
-        run("plain", 1, args.width, data, Path(tmp), -1)  # warm-up: allocator, kernels, imports
-        run("tensorboard", 1, args.width, data, Path(tmp), -1)
-        for i in range(args.repeats):
-            for c in configs:
-                results[c].append(run(c, args.epochs, args.width, data, Path(tmp), i))
+        measure(configs, 1, args.width, data, Path(tmp), -1)  # warm-up: allocator, kernels, imports
+        reps = [
+            measure(configs, args.epochs, args.width, data, Path(tmp), i)
+            for i in range(args.repeats)
+        ]
     n_params = sum(p.numel() for p in DigitsCNN(width=args.width).parameters())
-    steps = args.epochs * -(-len(data[0]) // 32)
+    steps_per_epoch = -(-len(data[0]) // 32)
     print(
         f"digits CNN width {args.width} ({n_params:,} parameters), {args.epochs} epochs x "
-        f"{steps // args.epochs} steps, batch 32, {args.threads} thread(s), median of {args.repeats}"
+        f"{steps_per_epoch} steps, batch 32, {args.threads} thread(s), {args.repeats} repeats"
     )
-    plain = statistics.median(r["time"] for r in results["plain"])
-    plain_cpu = statistics.median(r["cpu"] for r in results["plain"])
     print(
-        f"{'config':16} {'wall s':>8} {'overhead':>9} {'CPU s':>8} {'overhead':>9} "
-        f"{'per step()':>11} {'per epoch()':>12}"
+        f"{'config':15} {'wall s':>7} {'overhead':>9} {'CPU s':>7} {'overhead':>9} "
+        f"{'in step()':>10} {'in epoch()':>11} {'CPU in calls':>13}"
     )
+
+    def total(c: str, key: str) -> float:
+        return statistics.median(sum(r[c][key]) for r in reps)
+
+    def overhead(c: str, key: str) -> float:
+        ratios = [x / p for r in reps for x, p in zip(r[c][key], r["plain"][key], strict=True)]
+        return (statistics.median(ratios) - 1) * 100
+
     for c in configs:
-        med = statistics.median(r["time"] for r in results[c])
-        cpu = statistics.median(r["cpu"] for r in results[c])
         line = (
-            f"{c:16} {med:8.3f} {(med - plain) / plain * 100:8.1f}% {cpu:8.3f} "
-            f"{(cpu - plain_cpu) / plain_cpu * 100:8.1f}%"
+            f"{c:15} {total(c, 'wall'):7.3f} {overhead(c, 'wall'):8.1f}% {total(c, 'cpu'):7.3f} "
+            f"{overhead(c, 'cpu'):8.1f}%"
         )
         if c != "plain":
-            st = statistics.median(r["step"] for r in results[c])
-            ep = statistics.median(r["epoch"] for r in results[c])
-            line += f" {st / steps * 1e6:8.0f} us {ep / args.epochs * 1e3:9.1f} ms"
+            st = statistics.median(r[c]["step"] for r in reps) / (args.epochs * steps_per_epoch)
+            ep = statistics.median(r[c]["epoch"] for r in reps) / args.epochs
+            calls = statistics.median(r[c]["calls_cpu"] / sum(r["plain"]["cpu"]) for r in reps)
+            line += f" {st * 1e6:7.0f} us {ep * 1e3:8.1f} ms {calls * 100:11.1f}%"
         print(line)
     print(
-        "wall: median elapsed time; CPU: median process CPU time (steadier on a shared machine); "
-        "per call: wall time inside step()/epoch()"
+        "wall/CPU s: median over repeats of the total; CPU is the training thread's CPU time. "
+        "overhead: median over epochs of (epoch time / plain's same epoch) - 1. in step()/epoch(): "
+        "wall time per call. CPU in calls: thread CPU time inside step()+epoch() / plain's CPU "
+        "time (the recorder's own cost; TensorBoard also writes on a background thread)."
     )
-    held = [r["held"] for r in results["recorder"]]
-    print(
-        f"Recorder memory held: {format_bytes(max(held))} of a {format_bytes(results['recorder'][0]['budget'])} budget"
-    )
+    held = max(r["recorder"]["held"] for r in reps)
+    budget = reps[0]["recorder"]["budget"]
+    print(f"Recorder memory held: {format_bytes(held)} of a {format_bytes(budget)} budget")
 
 
 if __name__ == "__main__":

@@ -20,5 +20,6 @@ load = _module.load
 DigitsCNN = _module.DigitsCNN
 accuracy = _module.accuracy
 train = _module.train
+Training = _module.Training
 
-__all__ = ["DigitsCNN", "accuracy", "load", "train"]
+__all__ = ["DigitsCNN", "Training", "accuracy", "load", "train"]

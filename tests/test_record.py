@@ -702,10 +702,11 @@ def test_on_epoch_callbacks_and_a_failing_probe_do_not_stop_training():
     rec = ls.Recorder(model, probe=torch.randn(4, 6))
     seen = []
     stop = rec.on_epoch(seen.append)
-    rec.on_epoch(lambda e: 1 / 0)
+    stop_failing = rec.on_epoch(lambda e: 1 / 0)
     with pytest.warns(RecorderWarning, match="callback failed"):
         rec.epoch()
     stop()
+    stop_failing()
     model.fc1 = nn.Linear(5, 8)  # no longer takes the probe's 6 features
     with pytest.warns(RecorderWarning, match="probe forward pass failed"):
         assert rec.epoch() == 1

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from .histograms import HistogramCounts
+from .histograms import HistogramCounts, count
 from .steplog import StepLog
 from .summary import array_stats
 
@@ -234,7 +235,7 @@ class History:
         zero on every probe sample.
         """
         r = self._record(epoch)
-        fill_act_stats(r)
+        fill_derived(r, self._edges)
         return {"params": dict(r.param_stats), "activations": dict(r.act_stats)}
 
     def change(self, epoch: int | None = None) -> dict[str, float]:
@@ -268,6 +269,8 @@ class History:
         """
         if name not in self._edges:
             raise _unknown("parameter histogram", name, list(self._edges))
+        for r in self._sorted():
+            fill_derived(r, self._edges)
         records = [r for r in self._sorted() if name in r.hist]
         bins = len(self._edges[name]) - 1
         return Histograms(
@@ -364,12 +367,27 @@ class History:
         )
 
 
-def fill_act_stats(r: EpochRecord) -> None:
-    """Compute the activation stats of ``r`` not computed yet, from its exact snapshots.
+def fill_derived(r: EpochRecord, edges: dict[str, np.ndarray]) -> None:
+    """Compute what ``epoch()`` left out of the training loop, from ``r``'s exact snapshots:
+    parameter histograms (on the fixed ``edges``) and activation stats.
 
-    ``epoch()`` leaves them out of the training loop; they are filled on first read, before a
-    snapshot is thinned, or by the store's writer thread, always from the full tensor.
+    They are filled on first read, before a snapshot is thinned, or by the store's writer thread,
+    so always from the full tensor. Concurrent fills compute the same values.
     """
+    for name, held in list(r.params.items()):
+        if name in r.hist or name not in edges:
+            continue
+        array = held.array if held.array is not None and held.exact else None
+        if array is None and held.path is not None:
+            array = np.load(held.path)
+        if array is not None:
+            t = torch.from_numpy(array if array.flags.writeable else np.array(array))
+            r.hist[name] = count(t, edges[name], r.param_stats.get(name))
+    fill_act_stats(r)
+
+
+def fill_act_stats(r: EpochRecord) -> None:
+    """The activation stats of ``r`` not computed yet (see ``fill_derived``)."""
     for layer, held in list(r.acts.items()):
         if layer in r.act_stats:
             continue

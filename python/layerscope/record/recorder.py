@@ -40,8 +40,8 @@ from torch import nn
 from ..inspect.capture import capture
 from ..inspect.modules import check_module, find_module
 from .budget import format_bytes, parse_budget
-from .histograms import DEFAULT_BINS, choose_edges, count
-from .history import EpochRecord, Held, History, fill_act_stats
+from .histograms import DEFAULT_BINS, choose_edges
+from .history import EpochRecord, Held, History, fill_derived
 from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
 from .summary import summarize
@@ -373,13 +373,13 @@ class Recorder(History):
         last: dict[str, tuple[np.ndarray, bool]] = {}
         with torch.no_grad():
             for name, p in self._named:
-                # Stats and histogram where the tensor lives (cheap on a GPU), then one copy out.
+                # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
+                # fixed at a parameter's first epoch; the histogram itself is counted later, off
+                # the training loop (see fill_derived).
                 stats = summarize(p)
                 record.param_stats[name] = stats
-                edges = self._edges.get(name)
-                if edges is None or len(edges) != self.bins + 1:
-                    edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                record.hist[name] = count(p, edges, stats)
+                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
+                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
                 t = host_copy(p)
                 array = to_numpy(t)
                 record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
@@ -423,7 +423,7 @@ class Recorder(History):
             if drop is None:
                 break
             r = self._records[drop]
-            fill_act_stats(r)  # from the full tensors, before they go
+            fill_derived(r, self._edges)  # from the full tensors, before they go
             names = [n for n, h in [*r.params.items(), *r.acts.items()] if h.array is not None]
             for h in r.tensors():
                 h.array = None
@@ -463,7 +463,7 @@ class Recorder(History):
         self, r: EpochRecord, actions: list[dict[str, Any]], limit: int | None = None
     ) -> None:
         limit = self.reduced_elements if limit is None else limit
-        fill_act_stats(r)  # from the full tensors, before they shrink
+        fill_derived(r, self._edges)  # from the full tensors, before they shrink
         names = []
         for name, h in [*r.params.items(), *r.acts.items()]:
             if h.array is not None and h.array.size > limit:
@@ -596,8 +596,8 @@ def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> floa
     b = torch.from_numpy(np.ascontiguousarray(after)).reshape(-1)
     if not a.is_floating_point():
         a, b = a.double(), b.double()
-    den = float(torch.linalg.vector_norm(a, dtype=torch.float64))
-    num = float(torch.linalg.vector_norm(b - a, dtype=torch.float64))
+    den = float(torch.linalg.vector_norm(a))
+    num = float(torch.linalg.vector_norm(b - a))
     if den == 0:
         return 0.0 if num == 0 else math.inf
     return num / den

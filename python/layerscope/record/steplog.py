@@ -52,7 +52,11 @@ def _to_host(values: Sequence[torch.Tensor | float]) -> np.ndarray:
         else:
             out[i] = float(v)
     for idx in by_device.values():
-        stacked = torch.stack([values[i].reshape(()).float() for i in idx])  # type: ignore[union-attr]
+        group = [values[i] for i in idx]
+        try:  # the usual case: 0-d tensors of one dtype, one stack
+            stacked = torch.stack(group).float()  # type: ignore[arg-type]
+        except RuntimeError:
+            stacked = torch.stack([v.reshape(()).float() for v in group])  # type: ignore[union-attr]
         out[idx] = stacked.cpu().numpy()
     return out
 

@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from .histograms import HistogramCounts
+from .histograms import HistogramCounts, count
 from .history import EpochRecord, Held, History
 from .summary import array_stats
 
@@ -212,21 +213,13 @@ class RunStore:
                 rel = f"{kind}/{prefix}{i}.npy"
                 files.append((rel, held.array, held))
                 manifest[kind][name] = {"file": rel, "shape": list(held.shape), "dtype": held.dtype}
-        hist_names = list(record.hist)
-        hist: dict[str, np.ndarray] = {}
-        for i, name in enumerate(hist_names):
-            h = record.hist[name]
-            hist[f"c{i}"] = h.counts
-            hist[f"x{i}"] = np.asarray([h.underflow, h.overflow, h.nan], dtype=np.int64)
-            hist[f"e{i}"] = edges[name]
-        manifest["hist"] = hist_names
         steps: dict[str, np.ndarray] = {}
         for i, (_, s, v) in enumerate(segments):
             steps[f"s{i}"] = s
             steps[f"v{i}"] = v
         manifest["steps"] = [key for key, _, _ in segments]
         self._futures.append(
-            self._pool.submit(self._write_epoch, record, files, manifest, hist, steps)
+            self._pool.submit(self._write_epoch, record, files, manifest, dict(edges), steps)
         )
         self._futures = [f for f in self._futures if not f.done()]
 
@@ -235,20 +228,34 @@ class RunStore:
         record: EpochRecord,
         files: list[tuple[str, np.ndarray, Held]],
         manifest: dict[str, Any],
-        hist: dict[str, np.ndarray],
+        edges: dict[str, np.ndarray],
         steps: dict[str, np.ndarray],
     ) -> None:
         if self.error is not None:
             return
         epoch = record.epoch
-        # Activation stats left out of the training loop are computed here, off its thread.
+        # Histograms and activation stats left out of the training loop are computed here, off
+        # its thread, from the exact arrays this job holds (the record's may be thinned by now).
         act_stats = manifest["act_stats"]
+        hist: dict[str, np.ndarray] = {}
+        hist_names: list[str] = []
         for rel, array, _ in files:
-            if rel.startswith("acts/"):
-                layer = next(n for n, i in manifest["acts"].items() if i["file"] == rel)
-                if layer not in act_stats:
-                    act_stats[layer] = array_stats(array, units=True)
-                    record.act_stats.setdefault(layer, act_stats[layer])
+            kind = "acts" if rel.startswith("acts/") else "params"
+            name = next(n for n, i in manifest[kind].items() if i["file"] == rel)
+            if kind == "acts" and name not in act_stats:
+                act_stats[name] = record.act_stats.get(name) or array_stats(array, units=True)
+                record.act_stats.setdefault(name, act_stats[name])
+            elif kind == "params" and name in edges:
+                h = record.hist.get(name)
+                if h is None:
+                    h = count(torch.from_numpy(array), edges[name], record.param_stats.get(name))
+                    record.hist.setdefault(name, h)
+                i = len(hist_names)
+                hist_names.append(name)
+                hist[f"c{i}"] = h.counts
+                hist[f"x{i}"] = np.asarray([h.underflow, h.overflow, h.nan], dtype=np.int64)
+                hist[f"e{i}"] = edges[name]
+        manifest["hist"] = hist_names
         root = self.path / "epochs"
         tmp = root / f".tmp-{epoch:06d}-{os.getpid()}"
         final = root / f"{epoch:06d}"

@@ -41,10 +41,13 @@ def summarize(t: torch.Tensor, units: bool = False) -> dict[str, Any]:
         "numel": t.numel(),
     }
     x = t if t.dtype in (torch.float32, torch.float64) else t.float()
-    zero = x == 0
-    out["zeros"] = float(zero.sum()) / x.numel() if x.numel() else None
+    n = x.numel()
     if units:
+        zero = x == 0
+        out["zeros"] = float(zero.sum()) / n if n else None
         out["dead"] = _dead(zero)
+    else:
+        out["zeros"] = (n - int(torch.count_nonzero(x))) / n if n else None
     flat = x.reshape(-1)
     nan = posinf = neginf = 0
     if flat.numel():
@@ -58,18 +61,26 @@ def summarize(t: torch.Tensor, units: bool = False) -> dict[str, Any]:
                 lo, hi = (float(v) for v in torch.aminmax(flat))
     out.update(nan=nan, posinf=posinf, neginf=neginf, finite=flat.numel())
     if flat.numel():
-        std, mean = torch.std_mean(flat, correction=0)
-        m, s = float(mean), float(std)
-        out.update(
-            min=lo,
-            max=hi,
-            mean=m,
-            std=s,
-            norm=math.sqrt(flat.numel() * (s * s + m * m)),
-        )
+        m, s, norm = _moments(flat)
+        out.update(min=lo, max=hi, mean=m, std=s, norm=norm)
     else:
         out.update(min=None, max=None, mean=None, std=None, norm=None)
     return out
+
+
+def _moments(flat: torch.Tensor) -> tuple[float, float, float]:
+    """Mean, std and L2 norm from a sum and a dot product: two fast passes (``std_mean`` on the
+    CPU is ~25x slower). Where the mean dwarfs the spread, the one-pass variance cancels, so it
+    is recomputed around the mean."""
+    n = flat.numel()
+    total = float(flat.sum())
+    sumsq = float(torch.dot(flat, flat)) if flat.is_floating_point() else float((flat * flat).sum())
+    mean = total / n
+    var = sumsq / n - mean * mean
+    if var < 1e-3 * mean * mean:
+        d = flat - mean
+        var = float(torch.dot(d, d)) / n
+    return mean, math.sqrt(max(var, 0.0)), math.sqrt(max(sumsq, 0.0))
 
 
 def array_stats(array: np.ndarray, units: bool = False) -> dict[str, Any]:
