@@ -3,11 +3,15 @@ the kernel for tiles of the visible window, axis ticks follow it, feature maps, 
 
 from __future__ import annotations
 
+import pathlib
+import time
 from typing import Any
 
 import pytest
+import torch
 
-from browser import Lab, evaluate, open_notebook, screenshot
+import layerscope as ls
+from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -129,4 +133,165 @@ def test_wheel_zoom_requests_the_visible_window_and_ticks_follow(page: Any, kern
     page.mouse.dblclick(box["x"] + 10, box["y"] + 10)
     page.wait_for_timeout(200)
     assert shown_window(page, ROOT) == [0, 3000, 0, 2048]
+    assert page.errors == []
+
+
+CNN = """import torch, layerscope as ls
+from torch import nn
+torch.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(3, 96, 3, padding=1), nn.ReLU(), nn.Conv2d(96, 8, 3, padding=1))
+x = torch.randn(2, 3, 20, 24)
+view = ls.activations(net, x, layer='0')
+view"""
+
+
+def test_feature_map_grid_on_a_small_cnn(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook("fmap.ipynb", [CNN])
+    open_notebook(page, lab, "fmap.ipynb")
+    root = ".jp-OutputArea .ls-activations"
+    wait_painted(page, root)
+    cells = page.locator(f"{root} .ls-fmap")
+    assert cells.count() == 96
+    # The first channels are baked; channels scrolled into view are asked for, and only those.
+    page.wait_for_selector(f"{root} .ls-fmap[data-channel='0'][data-loaded]")
+    grid = page.locator(f"{root} .ls-fmap-grid")
+    grid.evaluate("g => { g.scrollTop = g.scrollHeight; }")
+    page.wait_for_selector(f"{root} .ls-fmap[data-channel='95'][data-loaded]", timeout=30_000)
+    # Thumbnail pixels: painted, not the empty background.
+    rgb = page.evaluate(
+        f"""() => {{ const c = document.querySelector("{root} .ls-fmap[data-channel='95'] canvas");
+        return [c.width, c.height, ...c.getContext('2d').getImageData(0, 0, 1, 1).data]; }}"""
+    )
+    assert rgb[0] == 24 and rgb[1] == 20 and rgb[5] == 255
+    # Click a channel: the zoomable view shows it, and the kernel knows.
+    page.locator(f"{root} .ls-fmap[data-channel='90']").click()
+    page.wait_for_function(
+        f"document.querySelector('{root} .ls-title').textContent.includes('[0, 90]')"
+    )
+    client = lab.kernel_client()
+    try:
+        got = evaluate(client, "[view.channel, view._meta['shape'], view.layer]")
+    finally:
+        client.stop_channels()
+    assert got == [90, [20, 24], "0"]
+    # Pick the second conv in the layer picker: (N, 8, H, W) maps.
+    page.locator(f"{root} select.ls-layer").select_option("2")
+    page.wait_for_function(f"document.querySelectorAll('{root} .ls-fmap').length === 8")
+    screenshot(page, "tensor_feature_maps")
+    assert page.errors == []
+
+
+WEIGHTS = """import torch, layerscope as ls
+from torch import nn
+torch.manual_seed(0)
+big = nn.Sequential(*[nn.Linear(8, 8) for _ in range(1500)], nn.Conv2d(3, 16, 3))
+view = ls.weights(big)
+view"""
+
+
+def test_weights_table_scrolls_sorts_and_selects(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook("weights.ipynb", [WEIGHTS])
+    open_notebook(page, lab, "weights.ipynb")
+    root = ".jp-OutputArea .ls-weights"
+    wait_painted(page, root)
+    table = f"{root} .ls-weights-table"
+    assert page.locator(table).get_attribute("data-rows") == "3002"
+    # Virtualized: a screenful of rows in the DOM, not 3002.
+    assert 5 < page.locator(f"{table} .ls-tr").count() < 60
+    # Sort by norm (descending first): the largest norm is on top.
+    page.locator(f"{table} .ls-th[data-key='norm']").click()
+    client = lab.kernel_client()
+    try:
+        top = evaluate(client, "max(zip(view._rows['norm'], view._rows['path']))[1]")
+    finally:
+        client.stop_channels()
+    first = page.locator(f"{table} .ls-tr").first
+    assert first.locator(".ls-td").first.inner_text() == top
+    # Scroll to the bottom and select a row: the heatmap shows that tensor.
+    page.locator(f"{table} .ls-table-body").evaluate("b => { b.scrollTop = b.scrollHeight; }")
+    page.wait_for_timeout(100)
+    last = page.locator(f"{table} .ls-tr").last
+    path = last.locator(".ls-td").first.inner_text()
+    last.click()
+    page.wait_for_function(f"document.querySelector('{root} .ls-title').textContent === {path!r}")
+    screenshot(page, "tensor_weights")
+    assert page.errors == []
+
+
+def test_exported_page_zooms_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    x = torch.ones(3000, 2000)
+    x[:, 0::2] = -1.0
+    x[:1500] *= 0.5  # top half pale, bottom half dark at the overview's resolution
+    path = ls.export_html(ls.heatmap(x, agg="maxabs"), tmp_path / "zoom.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=30_000)
+        page.wait_for_selector(f"{root} .ls-status:text('no kernel')", timeout=15_000)
+        for _ in range(4):
+            wheel(page, root, 0.5, 0.9, -400)
+            page.wait_for_timeout(50)
+        win = shown_window(page, root)
+        assert win[1] - win[0] < 3000 / 10 and win[0] < 2700 < win[1]
+        xt = ticks(page, root, "x")
+        assert xt and all(win[2] - 0.5 <= t <= win[3] for t in xt)
+        # Never blank: the baked overview is drawn scaled into the window.
+        rgb = cell_rgb(page, root, (win[0] + win[1]) / 2, (win[2] + win[3]) / 2)
+        assert rgb != (0, 0, 0) and rgb != (255, 255, 255), rgb
+        screenshot(page, "tensor_export_zoomed")
+    assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
+
+
+def test_histogram_bar_click_highlights_cells(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook(
+        "hist.ipynb",
+        [
+            "import torch, layerscope as ls\nx = torch.zeros(8, 8)\nx[:4] = 1.0\nview = ls.heatmap(x, colormap='gray')\nview"
+        ],
+    )
+    open_notebook(page, lab, "hist.ipynb")
+    wait_painted(page, ROOT)
+    page.wait_for_selector(f"{ROOT} .ls-hist[data-ready='1']")
+    before_top = cell_rgb(page, ROOT, 6, 3)  # a 0 cell: black in gray
+    bars = page.locator(f"{ROOT} .ls-hist canvas")
+    bars.scroll_into_view_if_needed()
+    box = bars.bounding_box()
+    bars.click(position={"x": box["width"] - 2, "y": box["height"] / 2})  # the bar of 1.0
+    page.wait_for_selector(f"{ROOT} .ls-hist[data-selected='63']")
+    assert "32 values" in page.locator(f"{ROOT} .ls-hist-sel").inner_text()
+    after_top = cell_rgb(page, ROOT, 6, 3)
+    assert after_top[0] > before_top[0] + 100  # dimmed towards light grey: not in range
+    assert cell_rgb(page, ROOT, 1, 3)[0] > 240  # a 1.0 cell stays white
+    assert page.errors == []
+
+
+@pytest.mark.slow
+def test_16384_squared_float32_opens_and_zooms(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook(
+        "huge.ipynb",
+        [
+            "import torch, layerscope as ls\ntorch.manual_seed(0)\nx = torch.randn(16384, 16384)\nx[8000:8003, 9000:9003] = 50.0\nview = ls.heatmap(x)\nview"
+        ],
+    )
+    t0 = time.time()
+    open_notebook(page, lab, "huge.ipynb", timeout=180_000)
+    wait_painted(page, ROOT, timeout=180_000)
+    prev = None
+    for _ in range(5):
+        wheel(page, ROOT, 9001 / 16384, 8001 / 16384, -400)
+        page.wait_for_timeout(100)
+    prev = wait_tile(page, ROOT, prev, timeout=60_000)
+    page.wait_for_timeout(1000)
+    tile = [int(v) for v in page.locator(ROOT).get_attribute("data-tile-window").split(",")]
+    win = shown_window(page, ROOT)
+    assert tile[0] <= win[0] and tile[1] >= win[1] and tile[2] <= win[2] and tile[3] >= win[3]
+    assert win[0] < 8001 < win[1] and win[2] < 9001 < win[3]
+    assert int(page.locator(ROOT).get_attribute("data-tile-bytes")) <= 2 * 1280 * 900
+    screenshot(page, "tensor_16384")
+    assert time.time() - t0 < 170
     assert page.errors == []

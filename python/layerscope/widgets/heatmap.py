@@ -36,6 +36,8 @@ LAYOUTS = ("slice", "kernels")
 
 # Longest side of the baked overview: the screen's resolution, not the tensor's.
 BASE_MAX_SIDE = 1024
+# A long tensor's short side keeps up to this many cells in the overview.
+BASE_MIN_SIDE = 512
 # Bytes of baked data per view (the overview, float32): what an exported page can zoom into.
 BAKE_BUDGET = 2 * 2**20
 # Tensors up to this many elements get exact float64 statistics; bigger ones a float32 pass.
@@ -50,6 +52,18 @@ EXACT_CELL_SHARE = 0.5
 KERNELS_MAX = 1 << 24
 
 _tokens = itertools.count(1)
+
+
+def base_shape(shape: tuple[int, int], max_cells: int) -> tuple[int, int]:
+    """The baked overview's size: at most BASE_MAX_SIDE a side and ``max_cells`` cells, aspect
+    kept, except that a very long tensor (an embedding, 50257 x 768) keeps up to
+    ``BASE_MIN_SIDE`` cells across its short side instead of a sliver."""
+    h, w = fit_budget(shape, BASE_MAX_SIDE, max_cells)
+    if w < min(shape[1], BASE_MIN_SIDE):
+        w = max(w, min(shape[1], BASE_MIN_SIDE, max_cells // max(1, h)))
+    if h < min(shape[0], BASE_MIN_SIDE):
+        h = max(h, min(shape[0], BASE_MIN_SIDE, max_cells // max(1, w)))
+    return h, w
 
 
 class TensorChanged(RuntimeError):
@@ -294,9 +308,7 @@ class TensorView(BaseView):
             meta["grid"] = [int(self._full_shape[2]), int(self._full_shape[3])]
         base: dict[str, Any] = {}
         if kind != "empty":
-            out_h, out_w = fit_budget(
-                (t.shape[0], t.shape[1]), BASE_MAX_SIDE, max(1, self.bake_budget // 4)
-            )
+            out_h, out_w = base_shape((t.shape[0], t.shape[1]), max(1, self.bake_budget // 4))
             exact = (out_h, out_w) == (t.shape[0], t.shape[1])
             arr = block_reduce(t, (out_h, out_w), agg=self.agg)
             base = {
