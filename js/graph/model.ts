@@ -1,0 +1,226 @@
+// What is drawn for a given fold state: the visible items (nodes, folded groups, "x N" repeat
+// blocks, open groups as boxes), which item owns each node, and the edges between items, filed
+// under the open group whose layout places them. No DOM: vitest covers it.
+import type { GraphData } from "./data";
+
+export type ItemKind = "node" | "group" | "repeat";
+
+export interface Item {
+  key: string;
+  kind: ItemKind;
+  /** node id, group index or repeat index */
+  ref: number;
+  /** index of the open group item that contains it; -1 for the root */
+  parent: number;
+  open: boolean;
+  children: number[];
+  depth: number;
+  /** smallest node id inside: execution order */
+  first: number;
+  /** nodes it stands for */
+  count: number;
+}
+
+export interface VisibleEdge {
+  src: number;
+  dst: number;
+  /** index into data.edges / 4 of the first graph edge it draws */
+  edge: number;
+  /** the children of the layout group the edge connects (ancestors of src and dst) */
+  a: number;
+  b: number;
+  group: number;
+  /** open groups the edge leaves on its way (innermost first): [group item, child in it] */
+  exits: number[];
+  /** open groups the edge enters (innermost first): [group item, child in it] */
+  entries: number[];
+}
+
+/** Pseudo-children of a layout group: where edges enter from above and leave below. */
+export const IN = -1;
+export const OUT = -2;
+
+export interface Visible {
+  items: Item[];
+  owner: Int32Array;
+  edges: VisibleEdge[];
+  /** layout group item -> edges [a, b] between its children (deduplicated) */
+  groupEdges: Map<number, [number, number][]>;
+  /** group index -> item (open or folded); repeat index -> item */
+  groupItem: Map<number, number>;
+  repeatItem: Map<number, number>;
+  /** leaf items (what the test hook calls drawn nodes) */
+  leaves: number;
+}
+
+export interface FoldState {
+  /** paths of open groups (the root is always open) */
+  open: Set<string>;
+  /** repeats shown as their members */
+  unfolded: Set<number>;
+}
+
+export function buildVisible(data: GraphData, state: FoldState): Visible {
+  const items: Item[] = [];
+  const groupItem = new Map<number, number>();
+  const repeatItem = new Map<number, number>();
+  const nodeItem = new Int32Array(data.nodes.length).fill(-1);
+  const add = (kind: ItemKind, ref: number, parent: number, open: boolean, key: string) => {
+    const depth = parent < 0 ? 0 : items[parent].depth + 1;
+    items.push({ key, kind, ref, parent, open, children: [], depth, first: 1e15, count: 0 });
+    const i = items.length - 1;
+    if (parent >= 0) items[parent].children.push(i);
+    return i;
+  };
+  const foldedRepeat = (path: string): number => {
+    const r = data.repeatOf.get(path);
+    return r !== undefined && !state.unfolded.has(r) ? r : -1;
+  };
+  const repeatBlock = (r: number, parent: number) => {
+    let it = repeatItem.get(r);
+    if (it === undefined) {
+      it = add("repeat", r, parent, false, `r${r}`);
+      repeatItem.set(r, it);
+    }
+    return it;
+  };
+  const build = (gi: number, parent: number): number => {
+    const g = data.groups[gi];
+    const me = add("group", gi, parent, true, `g${g.path}`);
+    groupItem.set(gi, me);
+    for (const cg of g.children) {
+      const path = data.groups[cg].path;
+      const r = foldedRepeat(path);
+      if (r >= 0) repeatBlock(r, me);
+      else if (state.open.has(path)) build(cg, me);
+      else groupItem.set(cg, add("group", cg, me, false, `g${path}`));
+    }
+    for (const id of g.nodes) {
+      const node = data.nodes[id];
+      const r = node.kind === "module" ? foldedRepeat(node.path) : -1;
+      if (r >= 0) repeatBlock(r, me);
+      else nodeItem[id] = add("node", id, me, false, `n${id}`);
+    }
+    return me;
+  };
+  build(data.root, -1);
+
+  // Owner of each node: the first folded thing on its way down from the root.
+  const owner = new Int32Array(data.nodes.length).fill(-1);
+  const chain: number[] = [];
+  for (const node of data.nodes) {
+    chain.length = 0;
+    for (let g = node.group; g >= 0 && g !== data.root; g = data.groups[g].parent) chain.push(g);
+    let found = -1;
+    for (let k = chain.length - 1; k >= 0 && found < 0; k--) {
+      const g = chain[k];
+      const r = foldedRepeat(data.groups[g].path);
+      if (r >= 0) found = repeatItem.get(r) ?? -1;
+      else {
+        const it = groupItem.get(g);
+        if (it !== undefined && !items[it].open) found = it;
+      }
+    }
+    if (found < 0) found = nodeItem[node.id];
+    if (found < 0 && node.kind === "module") {
+      const r = foldedRepeat(node.path);
+      if (r >= 0) found = repeatItem.get(r) ?? -1;
+    }
+    owner[node.id] = found;
+    for (let it = found; it >= 0; it = items[it].parent) {
+      const item = items[it];
+      if (node.id < item.first) item.first = node.id;
+      item.count++;
+    }
+  }
+
+  const edges: VisibleEdge[] = [];
+  const groupEdges = new Map<number, [number, number][]>();
+  const seenVisible = new Set<number>();
+  const seenGroup = new Set<number>();
+  const n = items.length;
+  const e = data.edges;
+  for (let k = 0; k < e.length; k += 4) {
+    const s = owner[e[k]];
+    const d = owner[e[k + 1]];
+    if (s < 0 || d < 0 || s === d) continue;
+    const vkey = s * n + d;
+    let a = s;
+    let b = d;
+    while (items[a].depth > items[b].depth) a = items[a].parent;
+    while (items[b].depth > items[a].depth) b = items[b].parent;
+    while (items[a].parent !== items[b].parent) {
+      a = items[a].parent;
+      b = items[b].parent;
+    }
+    const group = items[a].parent;
+    const fresh = !seenVisible.has(vkey);
+    const exits: number[] = [];
+    const entries: number[] = [];
+    const link = (g: number, x: number, y: number) => {
+      const gkey = (x + 2) * (n + 2) + (y + 2);
+      if (seenGroup.has(gkey * (n + 1) + g + 1)) return;
+      seenGroup.add(gkey * (n + 1) + g + 1);
+      const list = groupEdges.get(g);
+      if (list) list.push([x, y]);
+      else groupEdges.set(g, [[x, y]]);
+    };
+    for (let x = s; items[x].parent !== group; x = items[x].parent) {
+      exits.push(items[x].parent, x);
+      link(items[x].parent, x, OUT);
+    }
+    for (let y = d; items[y].parent !== group; y = items[y].parent) {
+      entries.push(items[y].parent, y);
+      link(items[y].parent, IN, y);
+    }
+    link(group, a, b);
+    if (fresh) {
+      seenVisible.add(vkey);
+      edges.push({ src: s, dst: d, edge: k / 4, a, b, group, exits, entries });
+    }
+  }
+  let leaves = 0;
+  for (const it of items) if (!it.open) leaves++;
+  return { items, owner, edges, groupEdges, groupItem, repeatItem, leaves };
+}
+
+/** Nodes drawn if every group above `level` is open (repeats folded): for choosing a depth. */
+export function leavesAtDepth(data: GraphData, depth: number): number {
+  return buildVisible(data, { open: openToDepth(data, depth), unfolded: new Set() }).leaves;
+}
+
+export function openToDepth(data: GraphData, depth: number): Set<string> {
+  const open = new Set<string>();
+  for (const g of data.groups) if (g.level < depth) open.add(g.path);
+  return open;
+}
+
+/** The deepest start depth that draws at most `most` items (at least depth 1). */
+export function autoDepth(data: GraphData, most = 60): number {
+  let maxLevel = 0;
+  for (const g of data.groups) maxLevel = Math.max(maxLevel, g.level);
+  let best = 1;
+  let last = -1;
+  for (let d = 1; d <= maxLevel + 1; d++) {
+    const count = leavesAtDepth(data, d);
+    if (count > most) break;
+    best = d;
+    if (count === last) break;
+    last = count;
+  }
+  return best;
+}
+
+/** Open every group (and unfold every repeat) on the way to `path`, so that it is drawn. */
+export function reveal(data: GraphData, state: FoldState, groupIndex: number, self: string | null) {
+  for (let g = groupIndex; g >= 0; g = data.groups[g].parent) {
+    const path = data.groups[g].path;
+    state.open.add(path);
+    const r = data.repeatOf.get(path);
+    if (r !== undefined) state.unfolded.add(r);
+  }
+  if (self !== null) {
+    const r = data.repeatOf.get(self);
+    if (r !== undefined) state.unfolded.add(r);
+  }
+}

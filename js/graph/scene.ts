@@ -1,0 +1,251 @@
+// Sizes, per-group layouts (cached: opening a group lays out that group and re-places its
+// ancestors only) and absolute positions of everything drawn, plus each edge's route.
+// Text widths come from a callback, so this runs without a DOM in tests.
+import { type GraphData, shapeText } from "./data";
+import { type LayoutResult, layered } from "./layout";
+import { IN, OUT, type Visible } from "./model";
+
+export const PAD = 12;
+export const HEAD = 26;
+const DUMMY = 6;
+
+export type Measure = (text: string, bold: boolean) => number;
+
+export interface Scene {
+  vis: Visible;
+  x: Float64Array;
+  y: Float64Array;
+  w: Float64Array;
+  h: Float64Array;
+  line1: string[];
+  line2: string[];
+  /** per visible edge: [x0, y0, ..., xn, yn] from the source's bottom to the target's top */
+  paths: number[][];
+  labels: string[];
+  width: number;
+  height: number;
+  /** layouts that were computed (not cached) for this scene */
+  laidOut: number;
+}
+
+interface Cached {
+  sig: string;
+  res: LayoutResult;
+  local: Map<string, number>;
+  edgeIndex: Map<string, number>;
+  inIdx: number;
+  outIdx: number;
+}
+
+function last(path: string): string {
+  const i = path.lastIndexOf(".");
+  return i < 0 ? path : path.slice(i + 1);
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, v));
+}
+
+export class SceneBuilder {
+  private cache = new Map<string, Cached>();
+  private widths = new Map<string, number>();
+
+  constructor(
+    private data: GraphData,
+    private measure: Measure,
+  ) {}
+
+  private tw(text: string, bold: boolean): number {
+    const k = (bold ? "b" : "r") + text;
+    let w = this.widths.get(k);
+    if (w === undefined) {
+      w = this.measure(text, bold);
+      this.widths.set(k, w);
+    }
+    return w;
+  }
+
+  build(vis: Visible): Scene {
+    const { data } = this;
+    const items = vis.items;
+    const n = items.length;
+    const x = new Float64Array(n);
+    const y = new Float64Array(n);
+    const w = new Float64Array(n);
+    const h = new Float64Array(n);
+    const line1: string[] = new Array(n).fill("");
+    const line2: string[] = new Array(n).fill("");
+    const layouts = new Map<number, Cached>();
+    const ekey = (a: number, b: number) =>
+      `${a < 0 ? a : items[a].key},${b < 0 ? b : items[b].key}`;
+    let laidOut = 0;
+
+    const leaf = (i: number) => {
+      const it = items[i];
+      if (it.kind === "node") {
+        const node = data.nodes[it.ref];
+        if (node.kind === "module") {
+          line1[i] = node.name;
+          line2[i] = last(node.path) + (node.calls > 1 ? ` · call ${node.call + 1}` : "");
+          w[i] = clamp(Math.max(this.tw(line1[i], true), this.tw(line2[i], false)) + 20, 64, 240);
+          h[i] = 38;
+        } else {
+          line1[i] = node.kind === "function" && node.inplace ? node.name : node.name;
+          w[i] = clamp(this.tw(line1[i], node.kind !== "function") + 22, 40, 240);
+          h[i] = node.kind === "function" ? 24 : 28;
+        }
+      } else if (it.kind === "group") {
+        const g = data.groups[it.ref];
+        line1[i] = g.cls;
+        line2[i] = `${last(g.path)} · ${it.count} nodes`;
+        w[i] = clamp(Math.max(this.tw(line1[i], true), this.tw(line2[i], false)) + 40, 80, 260);
+        h[i] = 42;
+      } else {
+        const r = data.repeats[it.ref];
+        line1[i] = r.label.replace(/ x(\d+)$/, " ×$1");
+        line2[i] = `${last(r.paths[0])} … ${last(r.paths[r.paths.length - 1])}`;
+        w[i] = clamp(Math.max(this.tw(line1[i], true), this.tw(line2[i], false)) + 40, 90, 260);
+        h[i] = 48;
+      }
+    };
+
+    const size = (i: number) => {
+      const it = items[i];
+      if (!it.open) return leaf(i);
+      for (const c of it.children) size(c);
+      const g = data.groups[it.ref];
+      line1[i] = g.path === "" ? g.cls : `${g.cls}  ${g.path}`;
+      const kids = it.children;
+      const gedges = vis.groupEdges.get(i) ?? [];
+      let sig = "";
+      for (const c of kids) sig += `${items[c].key}:${w[c]}x${h[c]}:${items[c].first}|`;
+      sig += "#";
+      for (const [a, b] of gedges)
+        sig += `${a < 0 ? a : items[a].key}>${b < 0 ? b : items[b].key},`;
+      let cached = this.cache.get(it.key);
+      if (!cached || cached.sig !== sig) {
+        laidOut++;
+        const local = new Map<string, number>();
+        kids.forEach((c, k) => {
+          local.set(items[c].key, k);
+        });
+        const lnodes = kids.map((c) => ({ w: w[c], h: h[c], order: items[c].first }));
+        let inIdx = -1;
+        let outIdx = -1;
+        const ledges: [number, number][] = [];
+        const edgeIndex = new Map<string, number>();
+        for (const [a, b] of gedges) {
+          if (a === IN && inIdx < 0) {
+            inIdx = lnodes.length;
+            lnodes.push({ w: DUMMY, h: 0, order: -1 });
+          }
+          if (b === OUT && outIdx < 0) {
+            outIdx = lnodes.length;
+            lnodes.push({ w: DUMMY, h: 0, order: Number.MAX_SAFE_INTEGER });
+          }
+          const la = a === IN ? inIdx : local.get(items[a].key)!;
+          const lb = b === OUT ? outIdx : local.get(items[b].key)!;
+          edgeIndex.set(ekey(a, b), ledges.length);
+          ledges.push([la, lb]);
+        }
+        const res = layered(lnodes, ledges);
+        cached = { sig, res, local, edgeIndex, inIdx, outIdx };
+        this.cache.set(it.key, cached);
+      }
+      layouts.set(i, cached);
+      const head = it.parent < 0 ? 0 : HEAD;
+      const pad = it.parent < 0 ? 0 : PAD;
+      w[i] = Math.max(cached.res.width + 2 * pad, this.tw(line1[i], true) + 40);
+      h[i] = cached.res.height + head + pad;
+    };
+    size(0);
+
+    const place = (i: number, px: number, py: number) => {
+      x[i] = px;
+      y[i] = py;
+      const it = items[i];
+      if (!it.open) return;
+      const c = layouts.get(i)!;
+      const head = it.parent < 0 ? 0 : HEAD;
+      const pad = it.parent < 0 ? 0 : PAD;
+      const innerX = px + pad + (w[i] - 2 * pad - c.res.width) / 2;
+      for (const k of it.children) {
+        const li = c.local.get(items[k].key)!;
+        place(k, innerX + c.res.x[li], py + head + c.res.y[li]);
+      }
+    };
+    place(0, 0, 0);
+
+    const origin = (g: number): [number, number, Cached] => {
+      const c = layouts.get(g)!;
+      const it = items[g];
+      const head = it.parent < 0 ? 0 : HEAD;
+      const pad = it.parent < 0 ? 0 : PAD;
+      return [x[g] + pad + (w[g] - 2 * pad - c.res.width) / 2, y[g] + head, c];
+    };
+    const route = (g: number, a: number, b: number, out: number[]) => {
+      const [ox, oy, c] = origin(g);
+      const ei = c.edgeIndex.get(ekey(a, b));
+      if (a === IN && c.inIdx >= 0) out.push(ox + c.res.x[c.inIdx] + DUMMY / 2, oy - 4);
+      const pts = ei === undefined ? undefined : c.res.routes.get(ei);
+      if (pts) for (let k = 0; k < pts.length; k += 2) out.push(ox + pts[k], oy + pts[k + 1]);
+      if (b === OUT && c.outIdx >= 0)
+        out.push(ox + c.res.x[c.outIdx] + DUMMY / 2, oy + c.res.y[c.outIdx] + 4);
+    };
+
+    // Ports: edges leave a node's bottom and reach a node's top spread by their far end's x.
+    const outsOf = new Map<number, number[]>();
+    const insOf = new Map<number, number[]>();
+    vis.edges.forEach((e, k) => {
+      const o = outsOf.get(e.src);
+      if (o) o.push(k);
+      else outsOf.set(e.src, [k]);
+      const q = insOf.get(e.dst);
+      if (q) q.push(k);
+      else insOf.set(e.dst, [k]);
+    });
+    const sx = new Float64Array(vis.edges.length);
+    const ex = new Float64Array(vis.edges.length);
+    const spread = (list: number[], at: number, key: (k: number) => number, into: Float64Array) => {
+      list.sort((p, q) => key(p) - key(q));
+      const m = list.length;
+      const span = Math.min(w[at] - 16, 14 * (m - 1));
+      list.forEach((k, j) => {
+        into[k] = x[at] + w[at] / 2 + (m > 1 ? -span / 2 + (span * j) / (m - 1) : 0);
+      });
+    };
+    for (const [s, list] of outsOf)
+      spread(list, s, (k) => x[vis.edges[k].dst] + w[vis.edges[k].dst] / 2, sx);
+    for (const [d, list] of insOf)
+      spread(list, d, (k) => x[vis.edges[k].src] + w[vis.edges[k].src] / 2, ex);
+
+    const paths: number[][] = [];
+    const labels: string[] = [];
+    vis.edges.forEach((e, k) => {
+      const pts: number[] = [sx[k], y[e.src] + h[e.src]];
+      for (let j = 0; j < e.exits.length; j += 2) route(e.exits[j], e.exits[j + 1], OUT, pts);
+      route(e.group, e.a, e.b, pts);
+      for (let j = e.entries.length - 2; j >= 0; j -= 2)
+        route(e.entries[j], IN, e.entries[j + 1], pts);
+      pts.push(ex[k], y[e.dst]);
+      paths.push(pts);
+      const src = data.edges[e.edge * 4];
+      const out = data.edges[e.edge * 4 + 2];
+      labels.push(shapeText(data.tensors[data.nodes[src].outs[out]]));
+    });
+    return {
+      vis,
+      x,
+      y,
+      w,
+      h,
+      line1,
+      line2,
+      paths,
+      labels,
+      width: w[0],
+      height: h[0],
+      laidOut,
+    };
+  }
+}
