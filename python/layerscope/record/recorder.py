@@ -62,8 +62,18 @@ class Recorder(History):
     - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
       epochs are thinned (see ``rec.thinned``; a warning says what);
     - ``layers``: module paths whose activations to record (default: every leaf module);
-    - ``every``: measure gradient norms and update ratios every ``every`` steps;
-    - ``params``: parameter names or module paths to snapshot (default: all).
+    - ``every``: measure gradient norms every ``every`` steps (loss and scalars: every step);
+    - ``mode``: what to do with an existing run at ``store``: None (refuse), "append", "overwrite";
+    - ``params``: parameter names or module paths to snapshot (default: all);
+    - ``bins``: histogram bins, fixed per parameter at its first epoch;
+    - ``reduced_elements``: size a thinned tensor is reduced to (default a 256x256 image);
+    - ``ratio_every``: measure update ratios every N steps (default 10, 0: never).
+
+    ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
+    probe; histograms and activation stats are counted off the training loop (on first read,
+    before thinning, or on the store's writer thread). ``budget`` counts host memory; the
+    update-ratio reference buffers are one copy of the parameters on their device. With AMP's
+    ``GradScaler``, call ``rec.step()`` after ``scaler.unscale_(opt)`` to record true gradient norms.
 
     Bad inputs do not stop training: a NaN loss is recorded and flagged, a non-scalar loss is
     recorded as its mean and flagged (both in ``rec.flags``, with one warning); parameters added
