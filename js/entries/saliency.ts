@@ -1,0 +1,28 @@
+// anywidget entry of ls.saliency (SaliencyView): image overlays or coloured tokens, top-k
+// re-targeting, attention thumbnails; the opened attention matrix in the zoomable heatmap.
+import type { RenderProps } from "@anywidget/types";
+import { Requester } from "../core/request";
+import { SaliencyUI } from "../saliency/view";
+import { type Model, mountHeatmap } from "../tensor/bind";
+
+function render({ model, el }: RenderProps<Record<string, unknown>>) {
+  const requester = new Requester(model as never, 120_000);
+  const [heatmap, cleanup] = mountHeatmap(model as Model, requester);
+  const view = new SaliencyUI(model as Model, requester, heatmap.root);
+  el.append(view.root);
+  // An exported page has no kernel: say so at once instead of letting a click time out.
+  const probe = new Requester(model as never, 5_000);
+  probe
+    .request("ping")
+    .catch(() => {
+      if (!requester.live) view.setOffline();
+    })
+    .finally(() => probe.dispose());
+  return () => {
+    view.dispose();
+    cleanup();
+    requester.dispose();
+  };
+}
+
+export default { render };
