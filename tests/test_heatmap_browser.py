@@ -39,12 +39,13 @@ EXPECTED = {
 def cell_pixel(
     page: Any, root: str, row: int, col: int, rows: int, cols: int
 ) -> tuple[int, int, int]:
-    """RGB painted at the centre of cell (row, col) of the view's canvas."""
+    """RGB painted inside cell (row, col) of the view's canvas, off-centre: zoomed-in cells carry
+    their value as text at the centre."""
     return tuple(
         page.evaluate(
             """([root, row, col, rows, cols]) => {
                 const c = document.querySelector(root + ' canvas.ls-canvas');
-                const x = Math.floor((col + 0.5) * c.width / cols), y = Math.floor((row + 0.5) * c.height / rows);
+                const x = Math.floor((col + 0.2) * c.width / cols), y = Math.floor((row + 0.2) * c.height / rows);
                 return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
             }""",
             [root, row, col, rows, cols],
