@@ -714,3 +714,31 @@ def test_on_epoch_callbacks_and_a_failing_probe_do_not_stop_training():
     assert rec.layers and rec.stats(1)["activations"] == {}
     assert any(f["flag"] == "probe_failed" and f["epoch"] == 1 for f in rec.flags)
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_long_runs_keep_per_parameter_step_series_at_a_lower_rate_within_budget():
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(10)])  # 20 parameters, tiny
+    rec = ls.Recorder(model, budget=60_000, ratio_every=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.warns(RecorderWarning, match="step series before step"):
+        for _ in range(3):
+            for _ in range(100):
+                loss = model(torch.randn(4, 2)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                rec.step(loss=loss)
+                opt.step()
+            rec.epoch()
+    assert rec.nbytes <= rec.budget
+    decimated = [t for t in rec.thinned if t["action"] == "steps_decimated"]
+    assert decimated and decimated[0]["before_step"] > 0
+    g = rec.grad_norms("0.weight")
+    cut = decimated[-1]["before_step"]
+    assert np.isfinite(g[cut:]).all()  # recent steps whole
+    assert np.isnan(g[:cut]).any() and np.isfinite(g[:cut]).any()  # older ones at a lower rate
+    assert np.isfinite(rec.scalars()["loss"]).all()  # the loss is never thinned
+    r = rec.update_ratios("0.weight")
+    # update ratios stay defined where grads were kept (NaN only where a float32 update was 0)
+    assert np.isfinite(r[np.isfinite(g)]).mean() > 0.9
+    assert rec.snapshot("0.weight", 2, exact=True).exact

@@ -152,7 +152,9 @@ class History:
 
     @property
     def thinned(self) -> list[dict[str, Any]]:
-        """What was reduced or let go to stay within the budget: ``{"epoch", "action", "tensors", "on_disk"}``."""
+        """What was thinned to stay within the budget, oldest first: ``{"epoch", "action",
+        "tensors", "on_disk"}`` with action "reduced" (kept at reduced resolution), "dropped" (let
+        go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved)."""
         return list(self._thinned)
 
     @property

@@ -420,6 +420,21 @@ class Recorder(History):
         first, last = records[0].epoch, records[-1].epoch
         pinned = {r.epoch for r in records if r.pinned}
         actions: list[dict[str, Any]] = []
+        # 0. Per-parameter step series (grad norms, update ratios) over the older half of the
+        # run at half the rate, while they hold more than a quarter of the budget.
+        while self._log.nbytes > self.budget // 4 and self.nbytes > self.budget:
+            before = self._log.count // 2
+            if not self._log.decimate(before):
+                break
+            actions.append(
+                {
+                    "epoch": None,
+                    "action": "steps_decimated",
+                    "tensors": [],
+                    "before_step": before,
+                    "on_disk": self._store is not None,
+                }
+            )
         # 1. Older, unpinned epochs keep big tensors at screen resolution.
         for r in records:
             if self.nbytes <= self.budget:
@@ -450,6 +465,7 @@ class Recorder(History):
         over = self.nbytes > self.budget
         if not actions and not over:
             return
+        decimated = [a["before_step"] for a in actions if a["action"] == "steps_decimated"]
         reduced = sorted({a["epoch"] for a in actions if a["action"] == "reduced"})
         dropped = sorted({a["epoch"] for a in actions if a["action"] == "dropped"})
         where = (
@@ -462,6 +478,10 @@ class Recorder(History):
             msg += f" Kept the big tensors of epoch(s) {reduced} at reduced resolution."
         if dropped:
             msg += f" Let go of the tensors of epoch(s) {dropped} (their scalars, histograms and stats stay)."
+        if decimated:
+            msg += (
+                f" Kept the per-parameter step series before step {max(decimated)} at a lower rate."
+            )
         if over:
             msg += (
                 f" Still holding {format_bytes(self.nbytes)}: the per-step series and the epochs that "

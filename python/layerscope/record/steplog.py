@@ -207,4 +207,36 @@ class StepLog:
 
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes for s in self.series.values())
+        # The step-index array of a block is shared by every parameter's series: count it once.
+        arrays = {
+            id(a): a.nbytes
+            for series in self.series.values()
+            for seg in series.segments
+            for a in seg
+        }
+        return sum(arrays.values())
+
+    def decimate(self, before: int) -> int:
+        """Halve the per-parameter series (grad, wnorm, delta) over steps ``< before``: keep every
+        other sample (the loss and scalars stay whole). Return the bytes freed.
+
+        Series measured at the same steps (wnorm and delta) keep the same steps, so update ratios
+        stay defined where kept.
+        """
+        was = self.nbytes
+        shared: dict[bytes, np.ndarray] = {}  # equal step arrays stay one array, as in flush()
+        for key, series in self.series.items():
+            if key == "loss" or key.startswith("scalar:"):
+                continue
+            steps = np.concatenate([s for s, _ in series.segments]) if series.segments else None
+            if steps is None or not len(steps):
+                continue
+            values = np.concatenate([v for _, v in series.segments])
+            old = np.flatnonzero(steps < before)
+            drop = old[1::2]
+            keep = np.ones(len(steps), dtype=bool)
+            keep[drop] = False
+            kept = steps[keep]
+            kept = shared.setdefault(kept.tobytes(), kept)
+            series.segments = [(kept, values[keep])]
+        return was - self.nbytes
