@@ -1,0 +1,187 @@
+// The timeline's frames (python/layerscope/widgets/timeline.py, `frames_payload`): every epoch of
+// the selected layer as uint8 codes, decoded once into typed-array views; a frame repaints from
+// them through a 256-entry colour table, without asking the kernel.
+import { chooseScale, colorOf, type Scale } from "../core/colormap";
+import { decodeArray, type Payload } from "../core/wire";
+import { dequantize, type Quant } from "../tensor/quant";
+
+export interface RawTensorFrames {
+  name: string;
+  shape: number[];
+  codes: Payload;
+  have: Payload;
+  quant: Quant;
+  diverging: boolean;
+}
+
+export interface RawFrames {
+  layer?: string;
+  epochs?: Payload;
+  steps?: Payload;
+  param?: RawTensorFrames | null;
+  act?: RawTensorFrames | null;
+  hist?: { epochs: Payload; codes: Payload; quant: Quant; lo: number; hi: number } | null;
+  grad?: { x: Payload; y: Payload } | null;
+  ratio?: { x: Payload; y: Payload } | null;
+}
+
+/** All epochs of one tensor: frame i is codes[i*h*w .. (i+1)*h*w). */
+export class TensorFrames {
+  readonly name: string;
+  readonly shape: number[];
+  readonly h: number;
+  readonly w: number;
+  readonly codes: Uint8Array;
+  readonly have: Uint8Array;
+  readonly quant: Quant;
+  readonly scale: Scale;
+  /** Code -> packed RGBA (little-endian ABGR in a Uint32), built once per payload. */
+  readonly table: Uint32Array;
+  /** Code -> value (for the readout). */
+  readonly values: Float32Array;
+
+  constructor(raw: RawTensorFrames) {
+    const codes = decodeArray(raw.codes);
+    this.name = raw.name;
+    this.shape = raw.shape;
+    [, this.h, this.w] = codes.shape;
+    this.codes = codes.data as Uint8Array;
+    this.have = decodeArray(raw.have).data as Uint8Array;
+    this.quant = raw.quant;
+    this.scale = chooseScale(
+      { min: raw.quant.lo, max: raw.quant.hi },
+      raw.diverging ? "diverging" : "sequential",
+      raw.quant.lo,
+      raw.quant.hi,
+    );
+    this.values = dequantize(
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+      raw.quant,
+    );
+    this.table = codeTable(this.values, this.scale);
+  }
+
+  get count(): number {
+    return this.have.length;
+  }
+
+  frame(i: number): Uint8Array {
+    const n = this.h * this.w;
+    return this.codes.subarray(i * n, (i + 1) * n);
+  }
+}
+
+/** Packed RGBA of every code's value under `scale` (NaN/Inf in their own colours). */
+export function codeTable(values: Float32Array, scale: Scale): Uint32Array {
+  const out = new Uint32Array(256);
+  for (let c = 0; c < 256; c++) {
+    const [r, g, b] = colorOf(values[c], scale);
+    out[c] = (255 << 24) | (b << 16) | (g << 8) | r;
+  }
+  return out;
+}
+
+/** One frame's codes into packed RGBA pixels (one pixel a cell): the whole repaint. */
+export function paintCodes(codes: Uint8Array, table: Uint32Array, out: Uint32Array): void {
+  for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
+}
+
+export interface Curve {
+  x: Float32Array;
+  y: Float32Array;
+}
+
+export interface Histograms {
+  epochs: Int32Array;
+  codes: Uint8Array;
+  bins: number;
+  table: Uint32Array;
+  lo: number;
+  hi: number;
+}
+
+export interface Frames {
+  layer: string;
+  epochs: Int32Array;
+  steps: Int32Array;
+  param: TensorFrames | null;
+  act: TensorFrames | null;
+  hist: Histograms | null;
+  grad: Curve | null;
+  ratio: Curve | null;
+}
+
+function curve(raw: { x: Payload; y: Payload } | null | undefined): Curve | null {
+  if (!raw) return null;
+  return {
+    x: decodeArray(raw.x).data as Float32Array,
+    y: decodeArray(raw.y).data as Float32Array,
+  };
+}
+
+export function decodeFrames(raw: RawFrames | null | undefined): Frames | null {
+  if (!raw?.epochs || !raw.steps) return null;
+  let hist: Histograms | null = null;
+  if (raw.hist) {
+    const codes = decodeArray(raw.hist.codes);
+    const values = dequantize(
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+      raw.hist.quant,
+    );
+    const scale: Scale = {
+      map: "viridis",
+      lo: raw.hist.quant.lo,
+      hi: raw.hist.quant.hi,
+      diverging: false,
+    };
+    hist = {
+      epochs: decodeArray(raw.hist.epochs).data as Int32Array,
+      codes: codes.data as Uint8Array,
+      bins: codes.shape[1] ?? 0,
+      table: codeTable(values, scale),
+      lo: raw.hist.lo,
+      hi: raw.hist.hi,
+    };
+  }
+  return {
+    layer: raw.layer ?? "",
+    epochs: decodeArray(raw.epochs).data as Int32Array,
+    steps: decodeArray(raw.steps).data as Int32Array,
+    param: raw.param ? new TensorFrames(raw.param) : null,
+    act: raw.act ? new TensorFrames(raw.act) : null,
+    hist,
+    grad: curve(raw.grad),
+    ratio: curve(raw.ratio),
+  };
+}
+
+/** Index of `epoch` in `epochs`, else of the nearest recorded epoch (-1 when there is none). */
+export function indexOfEpoch(epochs: ArrayLike<number>, epoch: number): number {
+  let best = -1;
+  let dist = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < epochs.length; i++) {
+    const d = Math.abs(epochs[i] - epoch);
+    if (d < dist) {
+      dist = d;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** Recent repaint times (ms), bounded, with the median and 95th percentile. */
+export class FrameTimes {
+  readonly times: number[] = [];
+  constructor(readonly size = 500) {}
+
+  add(ms: number): void {
+    this.times.push(ms);
+    if (this.times.length > this.size) this.times.shift();
+  }
+
+  quantile(q: number): number {
+    if (!this.times.length) return Number.NaN;
+    const s = [...this.times].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  }
+}

@@ -1,0 +1,531 @@
+"""``ls.timeline(rec)``: a recorded training run as curves and an epoch scrubber (``TimelineView``).
+
+The view is an ipywidgets ``VBox``: bqplot figures for the loss (x: step) and the per-epoch
+metrics (x: epoch), and a ``ScrubberView`` anywidget with the epoch slider, play/pause, speed, the
+layer picker and, for the selected layer, its weight heatmap, its weight histograms over epochs,
+its activation on the probe batch and its gradient-norm and update-ratio curves.
+
+Scrubbing never asks the kernel: when a layer is selected, the frames of every epoch are sent in
+one message (``frames``: uint8 codes at screen resolution within ``budget`` bytes), so dragging
+the slider repaints from memory in the browser, also while a training loop holds the kernel and
+in an exported page (the same trait is the baked state). A live ``Recorder`` pushes each new
+epoch as it is recorded (``rec.on_epoch``).
+
+>>> view = ls.timeline(rec)                       # doctest: +SKIP
+>>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
+>>> graph.overlay = layer_change_overlay(rec, 0, 9)        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+import traitlets
+
+from ..record import History, ThinnedError, parse_budget
+from ..wire.codec import payload_serialization
+from ..wire.quantize import quantize_u8
+from ..wire.tiles import block_reduce, fit_budget
+from .base import BaseView
+from .bundles import bundle
+
+# Longest side of a frame: the panel's size on screen (a frame is never finer than the tensor).
+FRAME_MAX_SIDE = 256
+# Bytes of frames in the synced state by default: what is pushed ahead of a drag and what a saved
+# notebook or exported page holds (all epochs of the selected layer).
+DEFAULT_BUDGET = "8MB"
+# Points of a per-step curve sent to the browser (bucket means beyond it).
+CURVE_POINTS = 1000
+
+
+def _as_2d(a: np.ndarray) -> torch.Tensor:
+    """A snapshot as the 2-D image the views show: ``[shape[0], prod(shape[1:])]`` (1-D: one row).
+
+    The Recorder's reduced snapshots are already such images, so exact and reduced epochs match.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    # Snapshots read from a store are read-only memory maps: torch wants writable memory.
+    t = torch.from_numpy(a if a.flags.writeable else a.copy())
+    if t.dim() == 0:
+        return t.reshape(1, 1)
+    if t.dim() == 1:
+        return t.reshape(1, -1)
+    return t.reshape(t.shape[0], -1)
+
+
+def downsample(y: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a per-step series with at most ``points`` points: bucket means over steps
+    (NaN where a bucket has no value), ``x`` the bucket's mean step.
+
+    >>> x, y = downsample(np.arange(10.0), 5)
+    >>> x.tolist(), y.tolist()
+    ([0.5, 2.5, 4.5, 6.5, 8.5], [0.5, 2.5, 4.5, 6.5, 8.5])
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n <= points:
+        return np.arange(n, dtype=np.float64), y
+    edges = np.linspace(0, n, points + 1).astype(np.int64)
+    xs = (edges[:-1] + edges[1:] - 1) / 2.0
+    finite = np.isfinite(y)
+    sums = np.add.reduceat(np.where(finite, y, 0.0), edges[:-1])
+    counts = np.add.reduceat(finite.astype(np.int64), edges[:-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ys = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return xs, ys
+
+
+def layer_change_overlay(
+    rec: History, a: int | None = None, b: int | None = None
+) -> dict[str, float]:
+    """Per module path: relative weight change ‖W_b − W_a‖ / ‖W_a‖ between epochs ``a`` and ``b``
+    (defaults: the last two), for ``GraphView.overlay``.
+
+    >>> g = ls.graph(model, x)                                # doctest: +SKIP
+    >>> g.overlay = layer_change_overlay(rec, 0, rec.epochs[-1])   # doctest: +SKIP
+    """
+    if not isinstance(rec, History):
+        raise TypeError(
+            f"layer_change_overlay needs an ls.Recorder or a Recorder.open(...) run; got {type(rec).__name__}"
+        )
+    return dict(rec.layer_change(a, b))
+
+
+def _modules(rec: History) -> list[str]:
+    """Module paths that own recorded parameters, in order of first appearance."""
+    return list(dict.fromkeys(n.rpartition(".")[0] for n in rec.parameters))
+
+
+def _weight_of(rec: History, layer: str) -> str | None:
+    """The parameter a layer's heatmap shows: ``layer.weight``, else its first parameter."""
+    own = [n for n in rec.parameters if n.rpartition(".")[0] == layer]
+    if f"{layer}.weight" in own:
+        return f"{layer}.weight"
+    return own[0] if own else None
+
+
+class _Frames:
+    """All epochs of one tensor (a parameter or a layer's activation) as screen-sized frames.
+
+    Reduced float32 frames are cached per epoch, so a live run that adds an epoch reduces only
+    that one; the codes are requantized over the whole range (the colour scale is fixed across
+    epochs, so a frame's colours compare with the others').
+    """
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        self.cache: dict[int, np.ndarray] = {}
+        self.out_shape: tuple[int, int] | None = None
+
+    def read(self, rec: History, epoch: int) -> np.ndarray | None:
+        try:
+            snap = (
+                rec.snapshot(self.name, epoch)
+                if self.kind == "param"
+                else rec.activation(self.name, epoch)
+            )
+        except (KeyError, ThinnedError, LookupError):
+            return None
+        return np.asarray(snap.array)
+
+    def shape2d(self, rec: History, epochs: list[int]) -> tuple[int, int] | None:
+        """The smallest 2-D image over epochs (reduced epochs are smaller than exact ones)."""
+        shapes = []
+        for e in epochs:
+            a = self.read(rec, e)
+            if a is not None:
+                t = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
+                shapes.append(t.shape)
+        if not shapes:
+            return None
+        return min(s[0] for s in shapes), min(s[1] for s in shapes)
+
+    def build(self, rec: History, epochs: list[int], max_cells: int) -> dict[str, Any] | None:
+        full = self.shape2d(rec, epochs)
+        if full is None:
+            return None
+        out = fit_budget(full, FRAME_MAX_SIDE, max(1, max_cells))
+        if out != self.out_shape:
+            self.cache.clear()
+            self.out_shape = out
+        have = np.zeros(len(epochs), np.uint8)
+        frames = np.full((len(epochs), *out), np.nan, np.float32)
+        for i, e in enumerate(epochs):
+            if e not in self.cache:
+                a = self.read(rec, e)
+                if a is None:
+                    continue
+                self.cache[e] = block_reduce(_as_2d(a), out)
+            frames[i] = self.cache[e]
+            have[i] = 1
+        finite = frames[np.isfinite(frames)]
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 0.0
+        # Signed data: a range symmetric around 0 (the diverging map's centre is 0).
+        if lo < 0 < hi:
+            m = max(-lo, hi)
+            lo, hi = -m, m
+        codes, q = quantize_u8(frames, lo, hi)
+        return {
+            "name": self.name,
+            "shape": list(full),
+            "codes": codes,
+            "have": have,
+            "quant": q,
+            "diverging": bool(q["lo"] < 0 < q["hi"]),
+        }
+
+
+class ScrubberView(BaseView):
+    """The front-end half of ``TimelineView``: slider, play, layer picker and the layer panels.
+
+    ``frames`` holds everything the panels show for every epoch (see module docstring).
+    ``_frame_ms`` is reported by the browser: repaint times of the last frames (ms).
+    """
+
+    _esm = bundle("timeline")
+
+    epoch = traitlets.Int(0).tag(sync=True)
+    layer = traitlets.Unicode("").tag(sync=True)
+    layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    epochs = traitlets.List(traitlets.Int()).tag(sync=True)
+    frames = traitlets.Dict().tag(sync=True, **payload_serialization)
+    _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
+
+
+class TimelineView(widgets.VBox):
+    """A recorded training run: curves, an epoch scrubber and the selected layer's panels.
+
+    Traits: ``epoch`` (an epoch number from ``rec.epochs``; synced with the slider) and ``layer``
+    (a module path; link it to ``GraphView.selected``). ``log_y`` switches the loss axis to log.
+    ``budget``: bytes of frames pushed to (and saved with) the view.
+
+    >>> view = ls.timeline(rec)                                  # doctest: +SKIP
+    >>> view.epoch = 3; view.layer = "features.0"                # doctest: +SKIP
+    """
+
+    epoch = traitlets.Int(0)
+    layer = traitlets.Unicode("")
+    log_y = traitlets.Bool(False)
+
+    def __init__(
+        self,
+        rec: History,
+        *,
+        layer: str | None = None,
+        budget: int | str = DEFAULT_BUDGET,
+        **kw: Any,
+    ) -> None:
+        if not isinstance(rec, History):
+            raise TypeError(
+                "ls.timeline needs an ls.Recorder (recording now) or a run from "
+                f"ls.Recorder.open('runs/NAME'); got {type(rec).__name__}"
+            )
+        self._unsubscribe: Callable[[], None] | None = None
+        self._links: list[Any] = []
+        self._quiet = False  # select a layer without pushing its frames (a push follows)
+        self.rec = rec
+        self.budget = parse_budget(budget)
+        self._param: _Frames | None = None
+        self._act: _Frames | None = None
+        self.scrubber = ScrubberView()
+        self._build_figures()
+        super().__init__(
+            children=[widgets.HBox([self.loss_fig, self.metric_fig]), self.scrubber], **kw
+        )
+        self.add_class("ls-timeline")
+        layers = _modules(rec)
+        self.scrubber.layers = layers
+        if layer is not None and layer not in layers:
+            raise ValueError(
+                f"layer {layer!r} has no recorded parameters; recorded layers: {layers}"
+            )
+        epochs = rec.epochs
+        self.scrubber.epochs = epochs
+        # Kernel and front end share one epoch and one layer (the slider and the picker).
+        self._links = [
+            traitlets.link((self, "epoch"), (self.scrubber, "epoch")),
+            traitlets.link((self, "layer"), (self.scrubber, "layer")),
+        ]
+        self.observe(self._on_layer, names="layer")
+        self.observe(self._on_epoch, names="epoch")
+        self.observe(self._on_log_y, names="log_y")
+        self.epoch = epochs[-1] if epochs else 0
+        self.layer = layer if layer is not None else (layers[0] if layers else "")
+        if not self.scrubber.frames:  # no layer to select yet (nothing recorded)
+            self.scrubber.frames = self.frames_payload()
+        self._update_curves()
+        on_epoch = getattr(rec, "on_epoch", None)
+        self._unsubscribe = on_epoch(self._on_recorded) if callable(on_epoch) else None
+
+    # -- curves (bqplot) -------------------------------------------------------------------------
+
+    def _build_figures(self) -> None:
+        import bqplot as bq
+
+        self._sx = bq.LinearScale()
+        self._sy_lin, self._sy_log = bq.LinearScale(), bq.LogScale()
+        self._loss = bq.Lines(
+            x=np.zeros(1),
+            y=np.zeros(1),
+            scales={"x": self._sx, "y": self._sy_lin},
+            colors=["#1f77b4"],
+            labels=["loss"],
+        )
+        # One point per epoch (its last step's smoothed loss): click one to jump there.
+        self._loss_pts = bq.Scatter(
+            x=np.zeros(1),
+            y=np.zeros(1),
+            scales={"x": self._sx, "y": self._sy_lin},
+            colors=["#1f77b4"],
+            default_size=24,
+        )
+        self._loss_marker = bq.Lines(
+            x=np.zeros(2),
+            y=np.zeros(2),
+            scales={"x": self._sx, "y": self._sy_lin},
+            colors=["#d62728"],
+            stroke_width=2,
+        )
+        self._loss_axes = [
+            bq.Axis(scale=self._sx, label="step"),
+            bq.Axis(scale=self._sy_lin, side="left", label="loss", tick_format=".3g"),
+        ]
+        self.loss_fig = bq.Figure(
+            marks=[self._loss, self._loss_pts, self._loss_marker],
+            axes=self._loss_axes,
+            title="loss",
+            layout=widgets.Layout(width="520px", height="260px"),
+            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
+        )
+        self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
+        self._metric_lines = bq.Lines(
+            x=np.zeros(1),
+            y=np.zeros(1),
+            scales={"x": self._ex, "y": self._ey},
+            display_legend=True,
+            marker="circle",
+        )
+        self._metric_pts = bq.Scatter(
+            x=np.zeros(1),
+            y=np.zeros(1),
+            scales={"x": self._ex, "y": self._ey},
+            colors=["#444444"],
+            default_size=24,
+            opacities=[0.0],
+        )
+        self._metric_marker = bq.Lines(
+            x=np.zeros(2),
+            y=np.zeros(2),
+            scales={"x": self._ex, "y": self._ey},
+            colors=["#d62728"],
+            stroke_width=2,
+        )
+        self.metric_fig = bq.Figure(
+            marks=[self._metric_lines, self._metric_pts, self._metric_marker],
+            axes=[
+                bq.Axis(scale=self._ex, label="epoch", tick_format="d"),
+                bq.Axis(scale=self._ey, side="left", tick_format=".3g"),
+            ],
+            title="metrics",
+            layout=widgets.Layout(width="520px", height="260px"),
+            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
+            legend_location="bottom-right",
+        )
+        self._loss_pts.on_element_click(self._clicked)
+        self._metric_pts.on_element_click(self._clicked)
+
+    def _clicked(self, _mark: Any, event: dict[str, Any]) -> None:
+        index = (event.get("data") or {}).get("index")
+        epochs = self.rec.epochs
+        if isinstance(index, int) and 0 <= index < len(epochs):
+            self.epoch = epochs[index]
+
+    def _update_curves(self) -> None:
+        rec = self.rec
+        epochs = rec.epochs
+        loss = rec.scalars().get("loss", np.zeros(0))
+        x, y = downsample(loss)
+        steps = rec.epoch_steps()
+        # Each epoch's point: the mean loss of its steps (what the epoch's curve segment shows).
+        pts = []
+        start = 0
+        for s in steps:
+            seg = loss[start:s]
+            seg = seg[np.isfinite(seg)]
+            pts.append(float(seg.mean()) if seg.size else math.nan)
+            start = int(s)
+        px = np.maximum(steps.astype(np.float64) - 1, 0)
+        with self._loss.hold_sync(), self._loss_pts.hold_sync():
+            self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(1), np.full(1, np.nan))
+            self._loss_pts.x = px if len(px) else np.zeros(1)
+            self._loss_pts.y = np.asarray(pts) if pts else np.full(1, np.nan)
+        metrics = rec.metrics()
+        ex = np.asarray(epochs, dtype=np.float64)
+        if metrics and len(ex):
+            names = list(metrics)
+            ys = np.stack([metrics[n] for n in names])
+            if len(ex) == 1:  # bqplot squeezes a (k, 1) array: one point, one line
+                names, ys = names[:1], ys[0]
+            with self._metric_lines.hold_sync(), self._metric_pts.hold_sync():
+                self._metric_lines.x, self._metric_lines.y = ex, ys
+                self._metric_lines.labels = names
+                self._metric_pts.x, self._metric_pts.y = ex, ys if ys.ndim == 1 else ys[0]
+        self._update_markers()
+
+    def _update_markers(self) -> None:
+        rec = self.rec
+        epochs = rec.epochs
+        if not epochs:
+            return
+        i = epochs.index(self.epoch) if self.epoch in epochs else len(epochs) - 1
+        step = float(max(int(rec.epoch_steps()[i]) - 1, 0))
+        ly = np.asarray(self._loss.y, dtype=np.float64)
+        finite = ly[np.isfinite(ly) & ((ly > 0) | (not self.log_y))]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self._loss_marker.x, self._loss_marker.y = np.array([step, step]), np.array([lo, hi])
+        my = np.asarray(self._metric_lines.y, dtype=np.float64)
+        mf = my[np.isfinite(my)]
+        mlo, mhi = (float(mf.min()), float(mf.max())) if mf.size else (0.0, 1.0)
+        e = float(self.epoch)
+        self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
+
+    def _on_log_y(self, change: dict[str, Any]) -> None:
+        sy = self._sy_log if change["new"] else self._sy_lin
+        for m in (self._loss, self._loss_pts, self._loss_marker):
+            m.scales = {"x": self._sx, "y": sy}
+        self._loss_axes[1].scale = sy
+        self.loss_fig.axes = [self._loss_axes[0], self._loss_axes[1]]
+        self._update_markers()
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def _on_epoch(self, change: dict[str, Any]) -> None:
+        self._update_markers()
+
+    def _on_layer(self, change: dict[str, Any]) -> None:
+        self._select(change["new"])
+        if not self._quiet:
+            self.scrubber.frames = self.frames_payload()
+
+    def _select(self, layer: str) -> None:
+        if layer and layer not in self.scrubber.layers:
+            # Linked to GraphView.selected: a module without recorded parameters shows nothing.
+            self._param = self._act = None
+        else:
+            param = _weight_of(self.rec, layer) if layer else None
+            self._param = _Frames("param", param) if param else None
+            self._act = _Frames("act", layer) if layer in self.rec.layers else None
+
+    def frames_payload(self) -> dict[str, Any]:
+        """What the scrubber gets for the selected layer: every epoch's frames, histograms and
+        per-step curves, within ``budget`` bytes (see ``frames``' layout in js/timeline/data.ts)."""
+        rec, layer = self.rec, self.layer
+        epochs = rec.epochs
+        out: dict[str, Any] = {
+            "layer": layer,
+            "epochs": np.asarray(epochs, dtype=np.int32),
+            "steps": rec.epoch_steps().astype(np.int32),
+            "param": None,
+            "act": None,
+            "hist": None,
+            "grad": None,
+            "ratio": None,
+        }
+        if not epochs or (self._param is None and self._act is None):
+            return out
+        tensors = [f for f in (self._param, self._act) if f is not None]
+        # Histograms and curves are small next to the frames: reserve 1/8 of the budget for them.
+        per_frame = (self.budget * 7 // 8) // (len(tensors) * len(epochs))
+        if self._param is not None:
+            out["param"] = self._param.build(rec, epochs, per_frame)
+            out["hist"] = self._histograms(self._param.name)
+            for key, series in (("grad", rec.grad_norms), ("ratio", rec.update_ratios)):
+                x, y = downsample(series(self._param.name))
+                out[key] = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+        if self._act is not None:
+            out["act"] = self._act.build(rec, epochs, per_frame)
+        return out
+
+    def _histograms(self, name: str) -> dict[str, Any] | None:
+        try:
+            h = self.rec.histograms(name)
+        except KeyError:
+            return None
+        counts = h.counts.astype(np.float64)
+        total = counts.sum(axis=1, keepdims=True)
+        # Shares of each epoch's values per bin, on a log scale so that the tails show.
+        share = np.log10(1.0 + 1e4 * counts / np.maximum(total, 1.0))
+        codes, q = quantize_u8(share, 0.0, float(share.max()) if share.size else 1.0)
+        return {
+            "epochs": h.epochs.astype(np.int32),
+            "codes": codes,
+            "quant": q,
+            "lo": float(h.edges[0]),
+            "hi": float(h.edges[-1]),
+        }
+
+    def _on_recorded(self, epoch: int) -> None:
+        """A live Recorder finished ``epoch``: push its frame (the cache reduces only that one)."""
+        follow = not self.scrubber.epochs or self.epoch == self.scrubber.epochs[-1]
+        layers = _modules(self.rec)
+        if layers != self.scrubber.layers:
+            self.scrubber.layers = layers
+        self._quiet = True
+        try:
+            if not self.layer and layers:
+                self.layer = layers[0]
+            elif self._param is None and self.layer in layers:
+                self._select(self.layer)
+        finally:
+            self._quiet = False
+        with self.scrubber.hold_sync():
+            self.scrubber.epochs = self.rec.epochs
+            self.scrubber.frames = self.frames_payload()
+            if follow:
+                self.epoch = epoch
+        self._update_curves()
+
+    # -- public helpers ---------------------------------------------------------------------------
+
+    def overlay(self, a: int | None = None, b: int | None = None) -> dict[str, float]:
+        """``layer_change_overlay(self.rec, a, b)``: set it as ``graph.overlay``."""
+        return layer_change_overlay(self.rec, a, b)
+
+    @property
+    def frame_ms(self) -> list[float]:
+        """Repaint times (ms) of the last frames the browser painted (empty until it reports)."""
+        return [float(v) for v in self.scrubber._frame_ms]
+
+    def close(self) -> None:
+        # Also reached from __del__ of a view whose __init__ raised (bad arguments).
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = None
+        for link in getattr(self, "_links", []):
+            link.unlink()
+        self._links = []
+        for w in (getattr(self, n, None) for n in ("scrubber", "loss_fig", "metric_fig")):
+            if w is not None:
+                w.close()
+        super().close()
+
+
+def timeline(
+    rec: History, *, layer: str | None = None, budget: int | str = DEFAULT_BUDGET
+) -> TimelineView:
+    """A ``TimelineView`` of a live ``ls.Recorder`` or a run from ``ls.Recorder.open(path)``.
+
+    ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
+    of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
+
+    >>> rec = ls.Recorder(model, probe=x[:32])          # doctest: +SKIP
+    >>> view = ls.timeline(rec); view                    # doctest: +SKIP
+    """
+    return TimelineView(rec, layer=layer, budget=budget)

@@ -1,0 +1,221 @@
+"""ls.timeline, kernel side: frames for every epoch match the stored snapshots after the same
+block_reduce and quantization, budgets, live pushes from Recorder.on_epoch, stored runs, the
+graph's weight-change overlay and linking to GraphView.selected."""
+
+from __future__ import annotations
+
+import pathlib
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+import digits
+import layerscope as ls
+from layerscope.record import RecorderWarning
+from layerscope.widgets.timeline import (
+    TimelineView,
+    _as_2d,
+    downsample,
+    layer_change_overlay,
+)
+from layerscope.wire.codec import payload_to_json
+from layerscope.wire.quantize import quantize_u8
+from layerscope.wire.tiles import block_reduce
+
+
+def small_data() -> tuple[torch.Tensor, ...]:
+    x_tr, y_tr, x_te, y_te = digits.load()
+    return x_tr[:160], y_tr[:160], x_te[:64], y_te[:64]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, torch.nn.Module, pathlib.Path]:
+    torch.manual_seed(0)
+    data = small_data()
+    model = digits.DigitsCNN(width=4)
+    path = tmp_path_factory.mktemp("tl") / "run"
+    rec = ls.Recorder(model, probe=data[2][:8], store=path)
+    digits.train(model, 4, rec, data=data)
+    rec.flush()
+    return rec, model, path
+
+
+def expected_codes(rec: Any, kind: str, name: str, payload: dict[str, Any]) -> np.ndarray:
+    h, w = payload["codes"].shape[1:]
+    frames = []
+    for e in rec.epochs:
+        snap = rec.snapshot(name, e) if kind == "param" else rec.activation(name, e)
+        frames.append(block_reduce(_as_2d(snap.array), (h, w)))
+    q = payload["quant"]
+    codes, _ = quantize_u8(np.stack(frames), q["lo"], q["hi"])
+    return codes
+
+
+def test_frames_of_every_epoch_match_the_stored_snapshots(run: Any) -> None:
+    rec, _, _ = run
+    view = ls.timeline(rec, layer="classifier.1")
+    f = view.scrubber.frames
+    assert f["layer"] == "classifier.1"
+    assert f["epochs"].tolist() == rec.epochs == [0, 1, 2, 3]
+    param, act = f["param"], f["act"]
+    assert param["name"] == "classifier.1.weight" and param["shape"] == [128, 128]
+    assert param["codes"].shape == (4, 128, 128)  # within the default budget: every cell
+    assert param["have"].tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(
+        param["codes"], expected_codes(rec, "param", "classifier.1.weight", param)
+    )
+    np.testing.assert_array_equal(act["codes"], expected_codes(rec, "act", "classifier.1", act))
+    # The colour range is one for all epochs, symmetric around 0 for signed weights.
+    assert param["quant"]["lo"] == -param["quant"]["hi"] and param["diverging"]
+    # Frames differ between epochs (training changed the weights).
+    assert (param["codes"][0] != param["codes"][-1]).any()
+    # Histograms on the Recorder's fixed bins, one row per epoch; curves per step.
+    hist = f["hist"]
+    h = rec.histograms("classifier.1.weight")
+    assert hist["codes"].shape == (4, len(h.edges) - 1)
+    assert (hist["lo"], hist["hi"]) == (float(h.edges[0]), float(h.edges[-1]))
+    assert f["grad"]["x"].dtype == np.float32 and len(f["grad"]["y"]) == rec.num_steps
+    assert f["steps"].tolist() == rec.epoch_steps().tolist()
+
+
+def test_budget_bounds_the_frames_and_lowers_their_resolution(run: Any) -> None:
+    rec, _, _ = run
+    budget = 40_000
+    view = ls.timeline(rec, layer="classifier.1", budget=budget)
+    f = view.scrubber.frames
+    total = f["param"]["codes"].nbytes + f["act"]["codes"].nbytes
+    assert total <= budget
+    h, w = f["param"]["codes"].shape[1:]
+    assert h * w < 128 * 128 and abs(w / h - 1) < 0.2  # aspect kept
+    np.testing.assert_array_equal(
+        f["param"]["codes"], expected_codes(rec, "param", "classifier.1.weight", f["param"])
+    )
+    # The synced state carries the frames as binary buffers, never JSON lists.
+    state = view.scrubber.get_state()
+    json_frames = payload_to_json(view.scrubber.frames)
+    assert isinstance(json_frames["param"]["codes"]["buffer"], memoryview)
+    assert "frames" in state
+
+
+def test_epoch_and_layer_traits_are_synced_and_validated(run: Any) -> None:
+    rec, _, _ = run
+    view = ls.timeline(rec)
+    assert view.epoch == 3 and view.scrubber.epoch == 3
+    assert view.layer == "features.0" and view.scrubber.layers == [
+        "features.0",
+        "features.2",
+        "classifier.1",
+        "classifier.3",
+    ]
+    view.scrubber.epoch = 1  # the browser moved the slider
+    assert view.epoch == 1
+    view.layer = "features.2"
+    assert view.scrubber.layer == "features.2"
+    assert view.scrubber.frames["param"]["name"] == "features.2.weight"
+    # A layer without recorded parameters (a ReLU selected in the graph) shows nothing, no error.
+    view.layer = "features.1"
+    assert view.scrubber.frames["param"] is None and view.scrubber.frames["layer"] == "features.1"
+    with pytest.raises(ValueError, match="recorded layers"):
+        ls.timeline(rec, layer="nope")
+    with pytest.raises(TypeError, match=r"ls\.Recorder"):
+        ls.timeline(torch.zeros(3))  # type: ignore[arg-type]
+    assert isinstance(view, TimelineView)
+
+
+def test_clicking_an_epoch_point_jumps_there(run: Any) -> None:
+    rec, _, _ = run
+    view = ls.timeline(rec)
+    view._clicked(view._loss_pts, {"event": "element_click", "data": {"index": 1}})
+    assert view.epoch == 1
+    view._clicked(view._metric_pts, {"event": "element_click", "data": {"index": 2}})
+    assert view.epoch == 2
+    assert view._loss_marker.x.tolist() == [rec.epoch_steps()[2] - 1] * 2
+    view.log_y = True
+    assert type(view.loss_fig.axes[1].scale).__name__ == "LogScale"
+
+
+def test_graph_overlay_and_link_to_graph_selection(run: Any) -> None:
+    rec, model, _ = run
+    overlay = layer_change_overlay(rec, 0, 3)
+    assert overlay == rec.layer_change(0, 3)
+    assert set(overlay) == {"features.0", "features.2", "classifier.1", "classifier.3"}
+    assert all(v > 0 for v in overlay.values())
+    view = ls.timeline(rec)
+    assert view.overlay(0, 3) == overlay
+    g = ls.graph(model, torch.zeros(1, 1, 8, 8))
+    g.overlay = view.overlay(0, 3)
+    assert g.overlay == pytest.approx(overlay)
+    traitlets.link((g, "selected"), (view, "layer"))
+    g.selected = "classifier.3"
+    assert view.layer == "classifier.3"
+    assert view.scrubber.frames["param"]["name"] == "classifier.3.weight"
+    with pytest.raises(TypeError, match="Recorder"):
+        layer_change_overlay({}, 0, 1)  # type: ignore[arg-type]
+
+
+def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
+    torch.manual_seed(1)
+    data = small_data()
+    model = digits.DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=data[2][:8])
+    view = ls.timeline(rec)  # before any epoch: an empty view, no error
+    assert view.scrubber.epochs == [] and view.scrubber.frames["param"] is None
+    sent: list[list[int]] = []
+    view.scrubber.observe(lambda c: sent.append(c["new"]["epochs"].tolist()), names="frames")
+    run = digits.Training(model, data)
+    with warnings.catch_warnings():
+        # A failing view callback only warns inside Recorder.epoch: make it fail the test.
+        warnings.simplefilter("error", RecorderWarning)
+        for _ in range(3):
+            run.epoch(rec)
+    assert sent == [[0], [0, 1], [0, 1, 2]]  # one push per recorded epoch
+    f = view.scrubber.frames
+    assert view.layer == "features.0" and view.epoch == 2  # follows the newest epoch
+    np.testing.assert_array_equal(
+        f["param"]["codes"], expected_codes(rec, "param", "features.0.weight", f["param"])
+    )
+    # A user looking at an older epoch stays there while new ones arrive.
+    view.epoch = 0
+    run.epoch(rec)
+    assert view.epoch == 0 and view.scrubber.epochs == [0, 1, 2, 3]
+    view.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run.epoch(rec)  # unsubscribed: nothing pushed, nothing fails
+    assert len(sent) == 4
+
+
+def test_reopened_run_and_thinned_epochs(run: Any) -> None:
+    _, _, path = run
+    opened = ls.Recorder.open(path)
+    view = ls.timeline(opened, layer="features.2")
+    f = view.scrubber.frames
+    assert f["param"]["codes"].shape[0] == 4
+    np.testing.assert_array_equal(
+        f["param"]["codes"], expected_codes(opened, "param", "features.2.weight", f["param"])
+    )
+    # A run thinned in memory (no store): dropped epochs are marked, never painted as data.
+    torch.manual_seed(2)
+    data = small_data()
+    model = digits.DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=data[2][:8], budget=200_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        digits.train(model, 4, rec, data=data)
+    view = ls.timeline(rec, layer="classifier.1")
+    have = view.scrubber.frames["param"]["have"].tolist()
+    assert have[0] == 1 and have[-1] == 1 and len(have) == 4
+    assert rec.thinned  # the budget did thin it
+
+
+def test_downsample_keeps_bucket_means() -> None:
+    y = np.arange(10_000, dtype=np.float64)
+    y[5] = np.nan
+    x, ys = downsample(y, 100)
+    assert len(x) == len(ys) == 100
+    assert ys[1] == pytest.approx(np.arange(100, 200).mean())
+    assert np.isfinite(ys).all()
