@@ -15,10 +15,12 @@ alternate, several subprocesses each; the table shows medians.
 Time: CPU time of the process (time.process_time; one torch thread by default) and wall time. On
 a shared machine CPU time is the steadier one; wall time moves with other processes' load.
 Memory: peak RSS of the subprocess (resource.getrusage ru_maxrss), as the total and as the rise
-over the RSS just before the first run (the computation's own cost).
+over the RSS just before the first run (the computation's own cost). faults/run: minor page
+faults per timed run (ru_minflt), the cost of glibc handing freed memory back to the OS.
 
     python bench/saliency.py            # full run
     python bench/saliency.py --quick    # smaller inputs, fewer steps and repeats
+    python bench/saliency.py --glibc-no-trim --cases grad_cam_cnn   # allocator effect
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ from pathlib import Path
 
 CASES = ("ig_cnn", "ig_transformer", "smoothgrad_cnn", "grad_cam_cnn")
 LIBS = ("layerscope", "captum")
-KEYS = ("cpu_s", "wall_s", "peak_mib", "rise_mib")
+KEYS = ("cpu_s", "wall_s", "peak_mib", "rise_mib", "faults")
+# glibc returns freed heap memory to the OS (trim) and maps big blocks fresh (mmap): both make the
+# next allocation page-fault. --glibc-no-trim turns that off for both libraries alike.
+NO_TRIM = "glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=33554432"
 
 
 def settings(quick: bool) -> dict:
@@ -175,13 +180,16 @@ def worker(case: str, lib: str, cfg: dict, threads: int) -> dict:
     # fast cases repeat within the worker (about 3 s in all) so one noisy run does not dominate
     count = max(1, min(200, int(3.0 / max(time.perf_counter() - t0, 1e-3))))
     cpu, wall = [], []
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(count):
         c0, w0 = time.process_time(), time.perf_counter()
         run()
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss
     return {
+        "faults": (usage.ru_minflt - faults0) / count,
         "cpu_s": statistics.median(cpu),
         "wall_s": statistics.median(wall),
         "peak_mib": peak / 1024,
@@ -194,6 +202,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs, 1 repeat")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument(
+        "--glibc-no-trim",
+        action="store_true",
+        help="run the workers with GLIBC_TUNABLES that keep freed memory mapped (fewer page faults)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "LIB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     cfg = settings(args.quick)
@@ -203,12 +216,19 @@ def main() -> None:
     env = dict(os.environ)
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root / "python"), env.get("PYTHONPATH", "")])
+    if args.glibc_no_trim:
+        env["GLIBC_TUNABLES"] = NO_TRIM
     print(
         f"settings: {cfg} threads={args.threads}; {cfg['repeats']} fresh subprocesses per library, alternating; "
         "each: a warm-up run, then the median of timed runs (about 3 s of them, at least one); memory = peak RSS (getrusage ru_maxrss) of the "
         "subprocess and its rise over the RSS before the first run; medians shown"
     )
-    header = f"{'case':<16}{'lib':<12}{'cpu s':>9}{'wall s':>9}{'peak MiB':>10}{'rise MiB':>10}"
+    if args.glibc_no_trim:
+        print(f"GLIBC_TUNABLES={NO_TRIM}")
+    header = (
+        f"{'case':<16}{'lib':<12}{'cpu s':>9}{'wall s':>9}{'peak MiB':>10}{'rise MiB':>10}"
+        f"{'faults/run':>12}"
+    )
     print(header)
     print("-" * len(header))
     ratios = []
@@ -242,7 +262,7 @@ def main() -> None:
         for lib, r in res.items():
             print(
                 f"{case:<16}{lib:<12}{r['cpu_s']:>9.3f}{r['wall_s']:>9.3f}"
-                f"{r['peak_mib']:>10.0f}{r['rise_mib']:>10.0f}"
+                f"{r['peak_mib']:>10.0f}{r['rise_mib']:>10.0f}{r['faults']:>12.0f}"
             )
         if len(res) == 2:
             ours, ref = res["layerscope"], res["captum"]

@@ -120,4 +120,3 @@ class HFStyleModel(nn.Module):
         for layer in self.layers:
             h = h + layer(h)[0]
         return self.head(h[:, 0])
-

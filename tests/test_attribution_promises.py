@@ -344,3 +344,28 @@ def test_progress_reports_rising_fractions_up_to_one(method, kw):
     )
     assert len(seen) > 1
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and seen[0] > 0
+
+
+def test_attention_weights_with_padding_mask_and_nested_tensor_encoder():
+    """TransformerEncoder's eval fast path packs padded batches into nested tensors."""
+    torch.manual_seed(0)
+
+    class Padded(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+            self.enc = nn.TransformerEncoder(layer, 2)  # enable_nested_tensor=True by default
+
+        def forward(self, x, mask):
+            return self.enc(x, src_key_padding_mask=mask)
+
+    model = Padded().eval()
+    x = torch.randn(2, 5, 8)
+    mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's prototype nested-tensor warning
+        weights = attention_weights(model, (x, mask))
+    w = weights["enc.layers.1.self_attn"]
+    assert w.shape == (2, 2, 5, 5)
+    assert torch.all(w[1, :, :, 3:] == 0)  # padded keys get no attention
+    assert model.enc.use_nested_tensor

@@ -108,9 +108,18 @@ def attention_weights(
         return record
 
     handles: list[Any] = []
+    # TransformerEncoder turns padded batches into nested tensors in eval mode, which
+    # need_weights=True cannot take: switch that off for this pass
+    nested = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.TransformerEncoder) and getattr(m, "use_nested_tensor", False)
+    ]
     with preserved(model):
         model.eval()
         try:
+            for m in nested:
+                m.use_nested_tensor = False
             for path, m in chosen:
                 if isinstance(m, nn.MultiheadAttention):
                     handles += _mha_hooks(m, recorder(path))
@@ -126,6 +135,8 @@ def attention_weights(
         finally:
             for h in handles:
                 h.remove()
+            for m in nested:
+                m.use_nested_tensor = True
     if not found:
         raise ValueError(
             f"no attention weights found in {type(model).__name__}: it has no nn.MultiheadAttention "
