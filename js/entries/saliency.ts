@@ -7,8 +7,12 @@ import { type Model, mountHeatmap } from "../tensor/bind";
 
 function render({ model, el }: RenderProps<Record<string, unknown>>) {
   const requester = new Requester(model as never, 120_000);
-  const [heatmap, cleanup] = mountHeatmap(model as Model, requester);
-  const view = new SaliencyUI(model as Model, requester, heatmap.root);
+  let cleanup = () => {};
+  const view = new SaliencyUI(model as Model, requester, () => {
+    const [heatmap, done] = mountHeatmap(model as Model, requester);
+    cleanup = done;
+    return heatmap.root;
+  });
   el.append(view.root);
   // An exported page has no kernel: say so at once instead of letting a click time out.
   const probe = new Requester(model as never, 5_000);

@@ -51,6 +51,7 @@ const PANEL_PX = 224;
 const TOKEN_CHUNK = 256;
 
 const CSS = `
+.ls-saliency [hidden] { display: none !important; }
 .ls-saliency .ls-sal-bar { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: center; margin: 0 0 6px 0; }
 .ls-saliency .ls-sal-bar label { display: inline-flex; gap: 4px; align-items: center; }
 .ls-saliency .ls-sal-bar input[type=number] { width: 4em; }
@@ -68,10 +69,10 @@ const CSS = `
 .ls-saliency .ls-topk .ls-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); border-radius: 2px; }
 .ls-saliency .ls-topk .ls-label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .ls-saliency progress.ls-progress { width: 160px; }
-.ls-saliency .ls-tokens { max-height: 180px; overflow-y: auto; line-height: 1.9; padding: 2px;
+.ls-saliency .ls-tokens { max-height: 180px; overflow-y: auto; padding: 2px;
   border: 1px solid var(--jp-border-color2, #e0e0e0); border-radius: 3px; margin: 2px 0 8px 0; }
 .ls-saliency .ls-tokchunk { content-visibility: auto; contain-intrinsic-size: auto 120px; }
-.ls-saliency .ls-tok { white-space: pre; padding: 1px 2px; margin: 0 1px; border-radius: 2px; cursor: default;
+.ls-saliency .ls-tok { display: inline-block; white-space: pre; line-height: 1.4; padding: 1px 2px; margin: 0 1px; border-radius: 2px; cursor: default;
   font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 12px); }
 .ls-saliency .ls-tok:hover { outline: 1px solid var(--jp-ui-font-color1, #000); }
 .ls-saliency .ls-attn { display: grid; gap: 3px; align-items: center; justify-content: start; margin: 4px 0; overflow-x: auto; }
@@ -117,7 +118,7 @@ export class SaliencyUI {
   constructor(
     private readonly model: Model,
     private readonly requester: Requester,
-    heatmapRoot: HTMLElement,
+    private readonly mountHeatmap: () => HTMLElement,
   ) {
     ensureStyle("ls-base-css", BASE_CSS);
     ensureStyle("ls-saliency-css", CSS);
@@ -154,7 +155,6 @@ export class SaliencyUI {
     this.progress.hidden = true;
     this.bar.append(this.batchLabel, this.opacityLabel, signLabel, this.progress, this.status);
     this.errorEl.hidden = true;
-    this.attnOpen.append(heatmapRoot);
     this.attnOpen.hidden = true;
     this.root.append(
       this.bar,
@@ -525,6 +525,8 @@ export class SaliencyUI {
 
   private readonly showOpen = () => {
     const meta = this.model.get("_meta") as { kind?: string } | undefined;
+    // The heatmap is mounted once a matrix is open (it cannot draw a view without data).
+    if (meta?.kind && !this.attnOpen.firstChild) this.attnOpen.append(this.mountHeatmap());
     this.attnOpen.hidden = !meta?.kind;
   };
 }

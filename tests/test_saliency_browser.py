@@ -1,0 +1,223 @@
+"""ls.saliency in real JupyterLab and in an exported page, in headless Chromium: the overlay's
+pixels where attribution is strong and weak, the opacity slider, re-targeting from the top-k list
+(the kernel recomputes), tokens as text, attention thumbnails opening the matrix, a 2,048-token
+context that scrolls and hovers without a long task, and the exported page offline."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+import torch
+
+import layerscope as ls
+from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
+
+pytestmark = pytest.mark.browser
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+# A linear "classifier" over a 16x16 RGB image: class 0 reads only the top-left quadrant, class 1
+# only the bottom-right one, so the gradient is strong exactly there and zero elsewhere.
+IMAGE_MODEL = """import torch, layerscope as ls
+from torch import nn
+
+def quadrant_model():
+    m = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3))
+    with torch.no_grad():
+        w = torch.zeros(3, 3, 16, 16)
+        w[0, :, :8, :8] = 1.0
+        w[1, :, 8:, 8:] = 1.0
+        w[2, :, :, :] = 0.01
+        m[1].weight.copy_(w.flatten(1))
+        m[1].bias.copy_(torch.tensor([120.0, 0.0, 100.0]))
+    return m.eval()
+
+model = quadrant_model()
+x = torch.linspace(0, 1, 16).expand(1, 3, 16, 16).clone()
+"""
+
+IMAGE_CELL = (
+    IMAGE_MODEL
+    + """view = ls.saliency(model, x, method=["gradient", "input_x_gradient"],
+                  labels=["top-left <b>tl</b>", "bottom-right", "flat"])
+view"""
+)
+
+
+def pixel(page: Any, root: str, method: str, row: int, col: int) -> tuple[int, int, int]:
+    """RGB at (row, col) of the panel's canvas (canvas pixels are baked pixels)."""
+    return tuple(
+        page.evaluate(
+            """([root, method, row, col]) => {
+                const c = document.querySelector(`${root} .ls-panel[data-method="${method}"] canvas`);
+                return Array.from(c.getContext('2d').getImageData(col, row, 1, 1).data.slice(0, 3));
+            }""",
+            [root, method, row, col],
+        )
+    )
+
+
+def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 2) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def test_image_overlay_opacity_and_retarget_in_lab(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook("saliency_image.ipynb", [IMAGE_CELL])
+    open_notebook(page, lab, "saliency_image.ipynb")
+    root = ".jp-OutputArea .ls-saliency"
+    page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=120_000)
+    assert page.locator(f"{root}").get_attribute("data-target") == "0"
+    # Strong attribution (top-left, class 0) is coloured; weak (bottom-right) shows the input.
+    strong = pixel(page, root, "gradient", 2, 2)
+    assert not close(strong, pixel(page, root, "input", 2, 2), 20)
+    assert strong[0] > strong[2], f"positive attribution should be red: {strong}"
+    assert close(pixel(page, root, "gradient", 13, 13), pixel(page, root, "input", 13, 13))
+    # The labels are text, never HTML.
+    labels = page.locator(f"{root} .ls-topk .ls-label")
+    assert labels.first.inner_text() == "top-left <b>tl</b>"
+    assert page.locator(f"{root} .ls-topk b").count() == 0
+    screenshot(page, "saliency_lab_image")
+    # The opacity slider: at 0 the overlay panel is the input.
+    slider = page.locator(f"{root} input.ls-opacity")
+    slider.fill("0")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.opacity === '0'")
+    assert close(pixel(page, root, "gradient", 2, 2), pixel(page, root, "input", 2, 2))
+    slider.fill("1")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.opacity === '1'")
+    full = pixel(page, root, "gradient", 2, 2)
+    assert not close(full, strong, 5), "opacity 1 should cover more than the default 0.6"
+    # Click the second class: the kernel recomputes for it and the overlay moves.
+    page.click(f"{root} .ls-topk button[data-cls='1']")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.target === '1'")
+    client = lab.kernel_client()
+    assert evaluate(client, "view.target") == [1]
+    assert close(pixel(page, root, "gradient", 2, 2), pixel(page, root, "input", 2, 2))
+    assert not close(pixel(page, root, "gradient", 13, 13), pixel(page, root, "input", 13, 13), 20)
+    assert page.locator(f"{root} .ls-topk button.ls-current").get_attribute("data-cls") == "1"
+    screenshot(page, "saliency_lab_retarget")
+    # A failing re-target is a readable message in the view, not a spinner.
+    evaluate(client, "1", setup="view._kw['bogus_option'] = 1")
+    page.click(f"{root} .ls-topk button[data-cls='2']")
+    err = page.locator(f"{root} .ls-error")
+    err.wait_for(state="visible", timeout=60_000)
+    assert "bogus_option" in err.inner_text()
+    assert page.locator(f"{root} progress.ls-progress").is_hidden()
+    assert evaluate(client, "view.target") == [1]
+    client.stop_channels()
+    assert page.errors == []
+
+
+TEXT_CELL = """import sys, torch, layerscope as ls
+sys.path.insert(0, {tests!r})
+from attribution_models import TinyTransformer
+torch.manual_seed(0)
+model = TinyTransformer(vocab=50, length={length}).eval()
+ids = torch.randint(0, 50, (1, {length}))
+tokens = ["<b>x</b>"] + [f"tok{{i}} " for i in range(1, {length})]
+view = ls.saliency(model, ids, method=["gradient", "input_x_gradient"], tokens=tokens,
+                   labels=["neg", "neu", "pos"])
+view"""
+
+
+def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook(
+        "saliency_text.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=2048)]
+    )
+    open_notebook(page, lab, "saliency_text.ipynb")
+    root = ".jp-OutputArea .ls-saliency"
+    page.wait_for_selector(f"{root}[data-painted] .ls-tok", timeout=180_000)
+    # Tokens are text: "<b>x</b>" shows as those characters.
+    first = page.locator(f"{root} .ls-tokens[data-method='gradient'] .ls-tok").first
+    assert first.inner_text() == "<b>x</b>"
+    assert page.locator(f"{root} .ls-tokens b").count() == 0
+    assert page.locator(f"{root} .ls-tokens[data-method='gradient'] .ls-tok").count() == 2048
+    # Scroll to the end of the 2,048-token list and hover a token there: no long task.
+    timing = page.evaluate(
+        """async (root) => {
+            const longs = [];
+            const obs = new PerformanceObserver((l) => longs.push(...l.getEntries().map(e => e.duration)));
+            obs.observe({entryTypes: ['longtask']});
+            const box = document.querySelector(root + " .ls-tokens[data-method='gradient']");
+            const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+            const t0 = performance.now();
+            for (let k = 1; k <= 10; k++) { box.scrollTop = box.scrollHeight * k / 10; await frame(); }
+            const scroll = performance.now() - t0;
+            const tok = box.querySelector('.ls-tok[data-i="2040"]');
+            const t1 = performance.now();
+            tok.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+            await frame();
+            const hover = performance.now() - t1;
+            const text = document.querySelector(root + ' .ls-readout').textContent;
+            await new Promise(r => setTimeout(r, 100));
+            obs.disconnect();
+            return {scroll, hover, text, longs};
+        }""",
+        root,
+    )
+    assert "[2040]" in timing["text"] and "tok2040" in timing["text"], timing
+    assert timing["hover"] < 100, timing
+    assert timing["scroll"] < 1000, timing  # ten scroll steps, each painted
+    assert all(d < 200 for d in timing["longs"]), timing
+    # The attention grid: layers x heads thumbnails; a click opens that matrix in the heatmap.
+    thumbs = page.locator(f"{root} .ls-attn canvas")
+    assert thumbs.count() == 4
+    screenshot(page, "saliency_lab_tokens")
+    thumbs.nth(3).click()
+    heat = f"{root} .ls-attn-open .ls-heatmap"
+    page.wait_for_selector(f"{heat}[data-token]", timeout=60_000)
+    client = lab.kernel_client()
+    assert evaluate(client, "view.attention_open") == [1, 1]
+    assert evaluate(client, "list(view.data.shape)") == [2048, 2048]
+    assert "encoder.layers.1.self_attn head 1" in page.locator(f"{heat} .ls-title").inner_text()
+    page.locator(f"{heat}").scroll_into_view_if_needed()
+    screenshot(page, "saliency_lab_attention_open")
+    client.stop_channels()
+    assert page.errors == []
+
+
+def test_exported_page_renders_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    ns: dict[str, Any] = {}
+    exec(IMAGE_MODEL, ns)
+    view = ls.saliency(ns["model"], ns["x"], method=["gradient", "input_x_gradient"])
+    path = ls.export_html(view, tmp_path / "page.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-saliency"
+        page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=30_000)
+        assert not close(pixel(page, root, "gradient", 2, 2), pixel(page, root, "input", 2, 2), 20)
+        assert close(pixel(page, root, "gradient", 13, 13), pixel(page, root, "input", 13, 13))
+        assert page.locator(f"{root} .ls-topk button").count() == 3
+        page.wait_for_function(
+            f"document.querySelector('{root} .ls-status').textContent.includes('no kernel')",
+            timeout=15_000,
+        )
+        screenshot(page, "saliency_export_offline")
+    assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
+
+
+def test_exported_text_view_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(TESTS))
+    from attribution_models import TinyTransformer
+
+    torch.manual_seed(0)
+    model = TinyTransformer(vocab=50, length=64).eval()
+    ids = torch.randint(0, 50, (1, 64))
+    tokens = ["<b>x</b>"] + [f"t{i}" for i in range(1, 64)]
+    view = ls.saliency(model, ids, method="gradient", tokens=tokens)
+    path = ls.export_html(view, tmp_path / "text.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-saliency"
+        page.wait_for_selector(f"{root}[data-painted] .ls-tok", timeout=30_000)
+        assert page.locator(f"{root} .ls-tok").first.inner_text() == "<b>x</b>"
+        assert page.locator(f"{root} .ls-attn canvas").count() == 4
+        screenshot(page, "saliency_export_text")
+    assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
