@@ -99,7 +99,7 @@ def test_image_overlay_opacity_and_retarget_in_lab(page: Any, kernels: Lab) -> N
     assert page.locator(f"{root} .ls-topk button.ls-current").get_attribute("data-cls") == "1"
     screenshot(page, "saliency_lab_retarget")
     # A failing re-target is a readable message in the view, not a spinner.
-    evaluate(client, "1", setup="view._kw['bogus_option'] = 1")
+    evaluate(client, "1", setup="view._method_kw['gradient']['bogus_option'] = 1")
     page.click(f"{root} .ls-topk button[data-cls='2']")
     err = page.locator(f"{root} .ls-error")
     err.wait_for(state="visible", timeout=60_000)
@@ -124,9 +124,7 @@ view"""
 
 def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook(
-        "saliency_text.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=2048)]
-    )
+    lab.write_notebook("saliency_text.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=2048)])
     open_notebook(page, lab, "saliency_text.ipynb")
     root = ".jp-OutputArea .ls-saliency"
     page.wait_for_selector(f"{root}[data-painted] .ls-tok", timeout=180_000)

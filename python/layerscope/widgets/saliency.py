@@ -18,6 +18,7 @@ Everything the view draws at the computed targets is baked into the synced state
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,6 +116,45 @@ def _check_labels(labels: Any, name: str) -> list[str] | None:
     return [str(v) for v in labels]
 
 
+# Options every method takes (ls.attribute's own keywords).
+_COMMON = (
+    "output",
+    "embedding",
+    "embedding_reduce",
+    "forward_kwargs",
+    "internal_batch_size",
+    "memory_budget",
+    "eval_mode",
+)
+
+
+def _method_options(method: str) -> set[str] | None:
+    """Keyword options ``method`` takes; None where any may be valid (smoothgrad passes its
+    base's options on)."""
+    if method == "smoothgrad":
+        return None
+    params = inspect.signature(METHODS[method]).parameters
+    return {k for k, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY}
+
+
+def _split_options(methods: list[str], kw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's share of ``kw`` (n_steps= goes to integrated_gradients, not to gradient);
+    an option no shown method takes is an error here, at call time."""
+    out: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    for m in methods:
+        valid = _method_options(m)
+        out[m] = {k: v for k, v in kw.items() if k in _COMMON or valid is None or k in valid}
+        used |= set(out[m])
+    unknown = [k for k in kw if k not in used]
+    if unknown:
+        raise TypeError(
+            f"no method in {methods} takes the option(s) {unknown}; each method's options are "
+            "listed in ls.attribute's docstring (integrated_gradients: n_steps, baselines, ...)."
+        )
+    return out
+
+
 class SaliencyView(TensorView):
     """Attributions of ``model`` on ``inputs`` for ``target``, per method; see ``ls.saliency``."""
 
@@ -167,6 +207,7 @@ class SaliencyView(TensorView):
         label_list = _check_labels(labels, "labels")
         token_list = self._check_tokens(tokens, x, kind)
         self._kw = dict(kw)
+        self._method_kw = _split_options(methods, kw)
         self._budget = int(budget)
         self._x = x
         self._kind = kind
@@ -253,7 +294,7 @@ class SaliencyView(TensorView):
         if rows is not None:
             inputs = self._rows(rows)
             tg = tg[rows] if tg is not None else None
-        kw = dict(self._kw)
+        kw = dict(self._method_kw.get(method, self._kw))
         if method == "attention":
             kw.pop("output", None)
         attr = attribute(self._model, inputs, tg, method=method, progress=progress, **kw)
