@@ -243,3 +243,48 @@ def test_model_comes_back_as_it_was() -> None:
     before = {k: t.clone() for k, t in m.state_dict().items()}
     ls.activations(m, torch.randn(2, 3, 8, 8))
     assert m.training and all(torch.equal(before[k], t) for k, t in m.state_dict().items())
+
+
+def test_big_tensors_tile_from_the_reduced_copy_within_a_mip_cell(monkeypatch) -> None:
+    import layerscope.widgets.heatmap as hm
+
+    monkeypatch.setattr(hm, "MIP_MIN_ELEMENTS", 1 << 16)
+    x = torch.randn(1024, 1536)
+    v = ls.heatmap(x, agg="max")
+    content, codes, _ = tile(v, [100, 900, 200, 1400], [100, 150], lo=-6.0, hi=6.0)
+    assert content["from_mip"] == hm.MIP_FACTOR and v._mip is not None
+    assert v._mip[1].numel() * 16 >= x.numel() * 0.99  # 1/16 of the cells
+    back = dequantize_u8(codes, content["quant"])
+    # Each pixel is the max over its block with edges moved by less than one mip cell.
+    for i, j in [(0, 0), (50, 75), (99, 149)]:
+        r0, r1 = 100 + i * 8, 100 + (i + 1) * 8
+        c0, c1 = 200 + j * 8, 200 + (j + 1) * 8
+        inner = (
+            float(x[r0 + 4 : r1 - 4 or None, c0 + 4 : c1 - 4 or None].max())
+            if r1 - r0 > 8
+            else None
+        )
+        outer = float(x[max(0, r0 - 4) : r1 + 4, max(0, c0 - 4) : c1 + 4].max())
+        tol = error_bound(content["quant"]) * 1.01
+        assert back[i, j] <= outer + tol
+        if inner is not None:
+            assert back[i, j] >= inner - tol
+
+
+def test_huge_tensors_paint_a_strided_preview_first(monkeypatch) -> None:
+    import layerscope.widgets.heatmap as hm
+
+    monkeypatch.setattr(hm, "PREVIEW_MIN_ELEMENTS", 1 << 16)
+    seen: list[tuple[dict, dict]] = []
+    v = ls.TensorView()
+    v.observe(lambda ch: seen.append((ch["new"], dict(v._base))), names="_meta")
+    x = torch.randn(2048, 1024)
+    v.data = x
+    (first, first_base), (last, last_base) = seen[0], seen[-1]
+    assert first["stats"]["sampled"] == [2, 2] and first_base["agg"] == "sample"
+    np.testing.assert_array_equal(decode_array(first_base["data"]), x[::2, ::2].numpy())
+    assert (
+        "sampled" not in last["stats"]
+        and last_base["agg"] == "mean"
+        and last["token"] > first["token"]
+    )

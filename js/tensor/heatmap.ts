@@ -308,6 +308,12 @@ export class HeatmapView {
       const base = state.base as Base;
       this.base = base.data ? this.makeLayer(base, decodeArray(base.data)) : undefined;
       this.tile = undefined;
+      const sampled = (meta.stats as { sampled?: number[] }).sampled;
+      if (base.agg === "sample" && sampled) {
+        this.statusEl.textContent = `preview: every ${sampled.join(" x ")}-th cell; reading the whole tensor…`;
+      } else if (!this.offline) {
+        this.statusEl.textContent = "";
+      }
     }
     this.repaintLayers();
     this.renderColorbar(meta);
@@ -742,7 +748,7 @@ export class HeatmapView {
     const meta = this.state?.meta;
     const base = this.state?.base as Base | undefined;
     if (!meta || meta.kind === "empty" || !this.requester || !base?.data || !this.scale) return;
-    if (base.exact) return; // the whole tensor is here already
+    if (base.exact || base.agg === "sample") return; // all here already / the kernel is busy
     const [rows, cols] = meta.shape;
     const W = this.canvas.width;
     const H = this.canvas.height;

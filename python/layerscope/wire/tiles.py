@@ -25,8 +25,15 @@ import torch.nn.functional as F
 Aggregation = Literal["mean", "maxabs", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "maxabs", "min", "max")
 
-# Input elements read per chunk: bounds a float32 copy of a chunk (non-float32 input) to ~16 MB.
-_CHUNK_ELEMENTS = 1 << 22
+# Input elements read per chunk: at most 2**21 (an 8 MB float32 copy or negation of a chunk),
+# and at most 1/64 of the tensor, so temporaries stay a few % of the tensor at any size.
+_CHUNK_ELEMENTS = 1 << 20
+_MIN_CHUNK_ELEMENTS = 1 << 16
+
+
+def chunk_elements(numel: int) -> int:
+    """Elements per chunk for a tensor of ``numel`` elements (see ``_CHUNK_ELEMENTS``)."""
+    return max(min(_MIN_CHUNK_ELEMENTS, _CHUNK_ELEMENTS), min(_CHUNK_ELEMENTS, numel // 64))
 
 
 # Threads for tile and summary work. Measured on the 2-core development machine shared with other
@@ -140,7 +147,7 @@ def _block_reduce(
         )
     starts, ends = _bounds(h, out_h)
     out = torch.empty((out_h, out_w), dtype=torch.float32)
-    step = max(1, _CHUNK_ELEMENTS // max(1, w))
+    step = max(1, chunk_elements(x.numel()) // max(1, w))
     i0 = 0
     while i0 < out_h:
         # Output rows i0..i1 whose input rows (s..e) fit in one chunk (at least one output row).
