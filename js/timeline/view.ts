@@ -32,7 +32,7 @@ const CSS = `
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 3px; }
 .ls-timeline-scrub .ls-tl-play { width: 32px; }
 .ls-timeline-scrub .ls-tl-epoch { min-width: 96px; font-variant-numeric: tabular-nums; }
-.ls-timeline-scrub .ls-tl-panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 8px; }
+.ls-timeline-scrub .ls-tl-panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 8px; }
 .ls-timeline-scrub .ls-tl-panel { min-width: 0; }
 .ls-timeline-scrub .ls-tl-box { position: relative; height: 170px; border: 1px solid var(--jp-border-color2, #e0e0e0);
   background: var(--jp-layout-color2, #eee); }
@@ -42,6 +42,7 @@ const CSS = `
 .ls-timeline-scrub .ls-tl-mark.v { top: 0; bottom: 0; width: 2px; opacity: 0.8; }
 .ls-timeline-scrub .ls-tl-note { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   text-align: center; padding: 8px; }
+.ls-timeline-scrub .ls-tl-note[hidden], .ls-timeline-scrub .ls-tl-mark[hidden] { display: none; }
 .ls-timeline-scrub .ls-tl-sub { font-size: 11px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .ls-timeline-scrub .ls-tl-axis { display: flex; justify-content: space-between; font-size: 11px; }
 `;
@@ -156,20 +157,25 @@ function drawCurves(
     ctx.strokeStyle = color;
     ctx.lineWidth = 1.25;
     ctx.beginPath();
+    // Steps where nothing was measured (NaN: update ratios are measured every Nth step) are
+    // bridged; each measured point also gets a dot, so a sparse series stays visible.
     let pen = false;
+    const dots: [number, number][] = [];
     for (let i = 0; i < c.x.length; i++) {
       const v = c.y[i];
-      if (!(v > 0 && Number.isFinite(v))) {
-        pen = false;
-        continue;
-      }
+      if (!(v > 0 && Number.isFinite(v))) continue;
       const x = (c.x[i] / Math.max(1, xmax)) * w;
       const y = bottom - ((Math.log10(v) - lo) / (hi - lo)) * (bottom - top - 4);
       if (pen) ctx.lineTo(x, y);
       else ctx.moveTo(x, y);
       pen = true;
+      dots.push([x, y]);
     }
     ctx.stroke();
+    if (dots.length <= 60) {
+      ctx.fillStyle = color;
+      for (const [x, y] of dots) ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+    }
   });
 }
 
@@ -246,9 +252,14 @@ export class ScrubberView {
     this.root.addEventListener("keydown", (e) => {
       if (e.target === this.picker || e.target === this.speed) return;
       if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
-        if (e.target !== this.slider) this.scrubTo(this.index + (e.key === "ArrowLeft" ? -1 : 1));
+        // Handled here also on the focused slider (its native step would fire a second input).
+        this.scrubTo(this.index + (e.key === "ArrowLeft" ? -1 : 1));
         e.preventDefault();
         e.stopPropagation(); // Lab would move between cells
+      } else if (e.key === "Home" || e.key === "End") {
+        this.scrubTo(e.key === "Home" ? 0 : Number.MAX_SAFE_INTEGER);
+        e.preventDefault();
+        e.stopPropagation();
       } else if (e.key === " ") {
         this.toggle();
         e.preventDefault();

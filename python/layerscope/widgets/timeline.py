@@ -304,6 +304,7 @@ class TimelineView(widgets.VBox):
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
+        self._epoch_axis = bq.Axis(scale=self._ex, label="epoch", tick_format="d")
         self._metric_lines = bq.Lines(
             x=np.zeros(1),
             y=np.zeros(1),
@@ -329,7 +330,7 @@ class TimelineView(widgets.VBox):
         self.metric_fig = bq.Figure(
             marks=[self._metric_lines, self._metric_pts, self._metric_marker],
             axes=[
-                bq.Axis(scale=self._ex, label="epoch", tick_format="d"),
+                self._epoch_axis,
                 bq.Axis(scale=self._ey, side="left", tick_format=".3g"),
             ],
             title="metrics",
@@ -376,6 +377,9 @@ class TimelineView(widgets.VBox):
                 self._metric_lines.x, self._metric_lines.y = ex, ys
                 self._metric_lines.labels = names
                 self._metric_pts.x, self._metric_pts.y = ex, ys if ys.ndim == 1 else ys[0]
+            # Whole epochs only: at most ~10 ticks.
+            stride = max(1, math.ceil(len(ex) / 10))
+            self._epoch_axis.tick_values = ex[::stride]
         self._update_markers()
 
     def _update_markers(self) -> None:
@@ -459,8 +463,8 @@ class TimelineView(widgets.VBox):
             return None
         counts = h.counts.astype(np.float64)
         total = counts.sum(axis=1, keepdims=True)
-        # Shares of each epoch's values per bin, on a log scale so that the tails show.
-        share = np.log10(1.0 + 1e4 * counts / np.maximum(total, 1.0))
+        # Share of each epoch's values per bin, square root so that the tails show.
+        share = np.sqrt(counts / np.maximum(total, 1.0))
         codes, q = quantize_u8(share, 0.0, float(share.max()) if share.size else 1.0)
         return {
             "epochs": h.epochs.astype(np.int32),

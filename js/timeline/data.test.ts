@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { colorOf } from "../core/colormap";
+import { codeTable, decodeFrames, FrameTimes, indexOfEpoch, paintCodes } from "./data";
+
+const quant = { lo: -1, hi: 1, log: false, levels: 250 };
+
+type Typed = new (d: ArrayLike<number>) => { buffer: ArrayBufferLike };
+
+function payload(dtype: string, shape: number[], data: ArrayLike<number>, T: Typed) {
+  const a = new T(data);
+  return { dtype, shape, buffer: new DataView(a.buffer as ArrayBuffer) } as never;
+}
+
+describe("timeline frames", () => {
+  const codes = [0, 125, 250, 252, 250, 125, 0, 253];
+  const raw = {
+    layer: "fc",
+    epochs: payload("int32", [2], [0, 1], Int32Array),
+    steps: payload("int32", [2], [10, 20], Int32Array),
+    param: {
+      name: "fc.weight",
+      shape: [2, 2],
+      codes: payload("uint8", [2, 2, 2], codes, Uint8Array),
+      have: payload("uint8", [2], [1, 1], Uint8Array),
+      quant,
+      diverging: true,
+    },
+    grad: {
+      x: payload("float32", [2], [0, 1], Float32Array),
+      y: payload("float32", [2], [1, 2], Float32Array),
+    },
+  };
+
+  it("decodes every epoch's frame and paints it through the code table", () => {
+    const f = decodeFrames(raw);
+    expect(f).not.toBeNull();
+    const p = f?.param;
+    expect(p?.h).toBe(2);
+    expect(p?.w).toBe(2);
+    expect(Array.from(p?.frame(1) ?? [])).toEqual([250, 125, 0, 253]);
+    const out = new Uint32Array(4);
+    paintCodes(p?.frame(0) as Uint8Array, p?.table as Uint32Array, out);
+    const rgba = new Uint8Array(out.buffer);
+    // code 0 is lo = -1: the diverging map's low end; 252 is NaN (magenta).
+    expect(Array.from(rgba.slice(0, 3))).toEqual(Array.from(colorOf(-1, p?.scale as never)));
+    expect(Array.from(rgba.slice(12, 15))).toEqual([255, 0, 255]);
+    expect(rgba[3]).toBe(255);
+    expect(f?.grad?.y[1]).toBe(2);
+    expect(f?.act).toBeNull();
+  });
+
+  it("code tables map every code to an opaque colour", () => {
+    const values = new Float32Array(256).map((_, i) => i / 255);
+    const t = codeTable(values, { map: "viridis", lo: 0, hi: 1, diverging: false });
+    expect(t.length).toBe(256);
+    expect(Array.from(t).every((v) => v >>> 24 === 255)).toBe(true);
+  });
+
+  it("finds the nearest recorded epoch and keeps bounded frame times", () => {
+    expect(indexOfEpoch([0, 2, 5], 5)).toBe(2);
+    expect(indexOfEpoch([0, 2, 5], 3)).toBe(1);
+    expect(indexOfEpoch([], 3)).toBe(-1);
+    const times = new FrameTimes(3);
+    for (const v of [5, 1, 2, 3]) times.add(v);
+    expect(times.times).toEqual([1, 2, 3]);
+    expect(times.quantile(0.5)).toBe(2);
+    expect(decodeFrames({})).toBeNull();
+  });
+});

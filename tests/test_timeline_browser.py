@@ -1,0 +1,263 @@
+"""ls.timeline in real JupyterLab and in an exported page, in headless Chromium: scrubbing repaints
+the weight heatmap from the frames in the browser (pixels match the stored snapshot), the epoch
+reaches the kernel, repaint times, scrubbing while the kernel is busy, live epochs, offline."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import statistics
+import time
+from typing import Any
+
+import pytest
+import torch
+
+import digits
+import layerscope as ls
+from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
+
+pytestmark = pytest.mark.browser
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ROOT = ".ls-timeline-scrub"
+SETUP = f"""import sys, torch, layerscope as ls
+sys.path.insert(0, {str(REPO / "bench")!r})
+import digits
+torch.manual_seed(0)
+x_tr, y_tr, x_te, y_te = digits.load()
+data = (x_tr[:160], y_tr[:160], x_te[:64], y_te[:64])
+model = digits.DigitsCNN(width=4)
+rec = ls.Recorder(model, probe=x_te[:8])
+run = digits.Training(model, data)
+for _ in range(4):
+    run.epoch(rec)
+view = ls.timeline(rec, layer="classifier.1")
+view"""
+
+# The JS colour map (js/core/colormap.ts), to say which colour a code must be painted with.
+RDBU = [
+    "#053061",
+    "#2166ac",
+    "#4393c3",
+    "#92c5de",
+    "#d1e5f0",
+    "#f7f7f7",
+    "#fddbc7",
+    "#f4a582",
+    "#d6604d",
+    "#b2182b",
+    "#67001f",
+]
+
+
+def rdbu_rgb(v: float, lo: float, hi: float) -> tuple[int, int, int]:
+    stops = [tuple(int(s[i : i + 2], 16) for i in (1, 3, 5)) for s in RDBU]
+    idx = min(254, max(0, int((v - lo) * (254 / (hi - lo)) + 0.5)))
+    t = idx / 254 * (len(stops) - 1)
+    k = min(len(stops) - 2, math.floor(t))
+    f = t - k
+    return tuple(math.floor(stops[k][c] * (1 - f) + stops[k + 1][c] * f + 0.5) for c in range(3))  # type: ignore[return-value]
+
+
+def expected_cell(
+    client: Any, index: int, r: int, c: int, var: str = "view"
+) -> tuple[int, int, int]:
+    """The colour of weight cell (r, c) at epoch index ``index``, from the stored snapshot."""
+    setup = f"""
+import numpy as _np
+from layerscope.widgets.timeline import _as_2d
+from layerscope.wire.tiles import block_reduce
+from layerscope.wire.quantize import quantize_u8, dequantize_u8
+_p = {var}.scrubber.frames["param"]
+_e = {var}.rec.epochs[{index}]
+_img = block_reduce(_as_2d({var}.rec.snapshot(_p["name"], _e).array), _p["codes"].shape[1:])
+_code, _q = quantize_u8(_img, _p["quant"]["lo"], _p["quant"]["hi"])
+_value = float(dequantize_u8(_code, _q)[{r}, {c}])
+"""
+    v, lo, hi = evaluate(client, "[_value, _q['lo'], _q['hi']]", setup=setup)
+    return rdbu_rgb(v, lo, hi)
+
+
+def changing_cell(client: Any, var: str = "view") -> tuple[int, int]:
+    """A weight cell whose colour differs between the first and the last epoch."""
+    setup = f"""
+import numpy as _np
+_c = {var}.scrubber.frames["param"]["codes"]
+_d = _np.abs(_c[0].astype(int) - _c[-1].astype(int))
+_rc = [int(i) for i in _np.unravel_index(int(_np.argmax(_d)), _d.shape)]
+"""
+    r, c = evaluate(client, "_rc", setup=setup)
+    return r, c
+
+
+def pixel(page: Any, r: int, c: int, root: str = ROOT) -> tuple[int, int, int]:
+    return tuple(
+        page.evaluate(
+            """([root, r, c]) => {
+                const cv = document.querySelector(root + ' .ls-tl-weight canvas');
+                return Array.from(cv.getContext('2d').getImageData(c, r, 1, 1).data.slice(0, 3));
+            }""",
+            [root, r, c],
+        )
+    )
+
+
+def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 2) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def shown_epoch(page: Any, root: str = ROOT) -> int:
+    return int(page.eval_on_selector(root, "e => e.dataset.epoch"))
+
+
+def frame_times(page: Any, root: str = ROOT) -> list[float]:
+    return list(page.eval_on_selector(root, "e => Array.from(e.lsFrameTimes)"))
+
+
+def drag_slider(page: Any, root: str = ROOT, steps: int = 40) -> None:
+    """Drag the slider's thumb from the left end to the right end and back, as a user would."""
+    box = page.locator(f"{root} .ls-tl-slider").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 2, y)
+    page.mouse.down()
+    for k in range(steps + 1):
+        page.mouse.move(box["x"] + 2 + (box["width"] - 4) * k / steps, y)
+    for k in range(steps, -1, -1):
+        page.mouse.move(box["x"] + 2 + (box["width"] - 4) * k / steps, y)
+    page.mouse.up()
+
+
+def still_running(client: Any, msg_id: str) -> bool:
+    """True until the kernel has answered the execute request ``msg_id`` (the cell finished)."""
+    import queue
+
+    while True:
+        try:
+            msg = client.get_shell_msg(timeout=0.05)
+        except queue.Empty:
+            return True
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return False
+
+
+def wait_done(client: Any, msg_id: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while still_running(client, msg_id):
+        assert time.time() < deadline, "the cell did not finish"
+        time.sleep(0.2)
+
+
+def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook("timeline.ipynb", [SETUP])
+    open_notebook(page, lab, "timeline.ipynb")
+    root = f".jp-OutputArea {ROOT}"
+    page.wait_for_selector(f"{root}[data-epoch='3']", timeout=120_000)
+    page.wait_for_selector(".jp-OutputArea .bqplot svg", timeout=60_000)
+    client = lab.kernel_client()
+    r, c = changing_cell(client)
+    # Colours from the stored snapshots, computed now: a busy kernel cannot answer later.
+    colours = {i: expected_cell(client, i, r, c) for i in range(4)}
+    first, last = colours[0], colours[3]
+    assert not close(first, last, 0)
+    assert close(pixel(page, r, c, root), last), (pixel(page, r, c, root), last)
+
+    # Arrow keys: one epoch back at a time; the painted cell follows the stored snapshot.
+    page.locator(root).focus()
+    for want in (2, 1, 0):
+        page.keyboard.press("ArrowLeft")
+        assert shown_epoch(page, root) == want
+        assert close(pixel(page, r, c, root), colours[want])
+    # The kernel hears the epoch (throttled, after the repaint).
+    deadline = time.time() + 10
+    while evaluate(client, "view.epoch") != 0 and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "view.epoch") == 0
+
+    # A mouse drag across the slider and back repaints every frame from memory.
+    drag_slider(page, root)
+    assert shown_epoch(page, root) == 0
+    page.keyboard.press("End")  # the native slider's key: to the last epoch
+    page.wait_for_function(f"document.querySelector('{root}').dataset.epoch === '3'")
+    assert close(pixel(page, r, c, root), last)
+    times = frame_times(page, root)
+    assert len(times) >= 8
+    median = statistics.median(times)
+    print(
+        f"\nframe repaint in Lab: median {median:.3f} ms, max {max(times):.3f} ms, n={len(times)}"
+    )
+    assert median < 50
+    screenshot(page, "timeline_lab")
+
+    # The kernel is busy (a training loop would be): scrubbing still repaints at once.
+    busy = client.execute("import time; time.sleep(20)")
+    time.sleep(2)  # the kernel has taken the cell
+    page.locator(root).focus()
+    t0 = time.time()
+    for want in (2, 1):
+        page.keyboard.press("ArrowLeft")
+        assert shown_epoch(page, root) == want
+        assert close(pixel(page, r, c, root), colours[want])
+    assert time.time() - t0 < 5
+    assert still_running(client, busy), "the scrub must happen while the kernel is busy"
+    wait_done(client, busy)
+    # The epoch scrubbed while busy reaches the kernel once it is free.
+    deadline = time.time() + 10
+    while evaluate(client, "view.epoch") != 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "view.epoch") == 1
+
+    # Live: an epoch recorded while a cell runs appears in the browser during that cell.
+    page.keyboard.press("End")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.epoch === '3'")
+    live = client.execute("run.epoch(rec); import time; time.sleep(15)")
+    page.wait_for_selector(f"{root}[data-epoch='4']", timeout=60_000)
+    assert still_running(client, live), "the new epoch must show while its cell runs"
+    wait_done(client, live)
+    assert page.locator(f"{root} .ls-tl-epoch").inner_text().startswith("epoch 4 (5/5)")
+    screenshot(page, "timeline_lab_live")
+    client.stop_channels()
+    assert page.errors == []
+
+
+def test_exported_page_renders_and_scrubs_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    torch.manual_seed(0)
+    x_tr, y_tr, x_te, y_te = digits.load()
+    data = (x_tr[:160], y_tr[:160], x_te[:64], y_te[:64])
+    model = digits.DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=x_te[:8])
+    digits.train(model, 4, rec, data=data)
+    view = ls.timeline(rec, layer="classifier.1", budget="1MB")
+    codes = view.scrubber.frames["param"]["codes"]
+    quant = view.scrubber.frames["param"]["quant"]
+    diff = (codes[0].astype(int) - codes[-1].astype(int)) ** 2
+    r, c = (int(i) for i in divmod(int(diff.argmax()), codes.shape[2]))
+    from layerscope.wire.quantize import dequantize_u8
+
+    def want(i: int) -> tuple[int, int, int]:
+        return rdbu_rgb(float(dequantize_u8(codes[i], quant)[r, c]), quant["lo"], quant["hi"])
+
+    path = ls.export_html(view, tmp_path / "timeline.html")
+    size = path.stat().st_size
+    print(f"\nexported page: {size / 1e6:.2f} MB")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-epoch='3']", timeout=60_000)
+        assert close(pixel(page, r, c), want(3))
+        page.locator(ROOT).focus()
+        for i in (2, 1, 0):
+            page.keyboard.press("ArrowLeft")
+            assert shown_epoch(page) == i
+            assert close(pixel(page, r, c), want(i))
+        drag_slider(page)
+        # bqplot renders offline: the loss line is drawn.
+        page.wait_for_selector(".bqplot svg path.line", timeout=30_000)
+        d = page.eval_on_selector(".bqplot svg path.line", "e => e.getAttribute('d')")
+        assert d and d.count("L") > 10
+        screenshot(page, "timeline_export_offline")
+        times = frame_times(page)
+        print(f"frame repaint offline: median {statistics.median(times):.3f} ms, n={len(times)}")
+        assert statistics.median(times) < 50
+    assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
