@@ -4,6 +4,7 @@ graph's weight-change overlay and linking to GraphView.selected."""
 
 from __future__ import annotations
 
+import ast
 import pathlib
 import warnings
 from typing import Any
@@ -219,3 +220,24 @@ def test_downsample_keeps_bucket_means() -> None:
     assert len(x) == len(ys) == 100
     assert ys[1] == pytest.approx(np.arange(100, 200).mean())
     assert np.isfinite(ys).all()
+
+
+def test_training_notebook_runs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    nb = nbformat.read(root / "notebooks" / "training.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(root / "notebooks")}},
+    )
+    client.execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    accs = ast.literal_eval(code[1].outputs[-1]["data"]["text/plain"])
+    assert len(accs) == 6 and accs[-1] > accs[0] and accs[-1] > 0.8
+    assert code[-1].outputs[-1]["data"]["text/plain"] == "('classifier.1', 0, 6)"
+    # The views rendered as widgets (timeline: a VBox; graph: an anywidget).
+    for i in (0, 2):
+        assert "application/vnd.jupyter.widget-view+json" in code[i].outputs[-1]["data"]
