@@ -71,6 +71,9 @@ def click_item(page: Any, path: str, *, toggle: bool = False, kind: str | None =
     y = it["y"] + (
         13 if toggle and it["open"] else it["h"] / 2 + (4 if it["kind"] == "repeat" else 0)
     )
+    box = page.locator(f"{ROOT} canvas").first.bounding_box()
+    inside = box["x"] < x < box["x"] + box["width"] and box["y"] < y < box["y"] + box["height"]
+    assert inside, f"{path!r} at ({x:.0f}, {y:.0f}) is outside the canvas {box}"
     page.mouse.click(x, y)
 
 
@@ -283,4 +286,38 @@ def test_ten_thousand_nodes_stay_interactive(page: Any, tmp_path: pathlib.Path) 
     assert first < 1_000
     assert open_all < 5_000 and interact < 3_000
     assert folded < 1_000 and reopened < 1_000
+    assert page.errors == []
+
+
+def test_example_notebook_links_graph_and_heatmap(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    src = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "graph.ipynb"
+    (lab.root / "graph_example.ipynb").write_text(src.read_text())
+    open_notebook(page, lab, "graph_example.ipynb")
+    wait_ready(page)
+    lab.wait_kernel_idle()
+    client = lab.kernel_client()
+    assert evaluate(client, "heat.title") == "head.weight"  # the last cell set g.selected
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.selected === 'head'")
+    page.locator(ROOT).first.scroll_into_view_if_needed()
+    # Wheel zooms in; Fit shows the whole graph again.
+    start = data(page)["scale"]
+    box = page.locator(f"{ROOT} canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_function(f"+document.querySelector('{ROOT}').dataset.scale > {start}")
+    before = data(page)["scale"]
+    page.locator(f"{ROOT} .ls-graph-fit").click()
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.scale !== '{before}'")
+    screenshot(page, "graph_notebook_fit")
+    click_item(page, "net.2")
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.selected === 'net.2'")
+    deadline = 50
+    while evaluate(client, "heat.title") != "net.2.weight" and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert evaluate(client, "heat.title") == "net.2.weight"
+    assert evaluate(client, "list(heat.data.shape)") == [32, 32]
+    client.stop_channels()
+    screenshot(page, "graph_notebook_linked")
     assert page.errors == []

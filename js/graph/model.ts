@@ -7,6 +7,8 @@ export type ItemKind = "node" | "group" | "repeat";
 
 export interface Item {
   key: string;
+  /** stable number for the same thing across fold states: node id, 1e6 + group, 2e6 + repeat */
+  uid: number;
   kind: ItemKind;
   /** node id, group index or repeat index */
   ref: number;
@@ -60,6 +62,23 @@ export interface FoldState {
   unfolded: Set<number>;
 }
 
+const repeatCache = new WeakMap<GraphData, { groupRepeat: Int32Array; nodeRepeat: Int32Array }>();
+
+/** Repeat index of each group and each leaf-module node (-1: none), computed once per graph. */
+export function repeatIndex(data: GraphData) {
+  let hit = repeatCache.get(data);
+  if (!hit) {
+    const groupRepeat = new Int32Array(data.groups.length).fill(-1);
+    const nodeRepeat = new Int32Array(data.nodes.length).fill(-1);
+    for (const g of data.groups) groupRepeat[g.index] = data.repeatOf.get(g.path) ?? -1;
+    for (const n of data.nodes)
+      if (n.kind === "module") nodeRepeat[n.id] = data.repeatOf.get(n.path) ?? -1;
+    hit = { groupRepeat, nodeRepeat };
+    repeatCache.set(data, hit);
+  }
+  return hit;
+}
+
 export function buildVisible(data: GraphData, state: FoldState): Visible {
   const items: Item[] = [];
   const groupItem = new Map<number, number>();
@@ -67,14 +86,19 @@ export function buildVisible(data: GraphData, state: FoldState): Visible {
   const nodeItem = new Int32Array(data.nodes.length).fill(-1);
   const add = (kind: ItemKind, ref: number, parent: number, open: boolean, key: string) => {
     const depth = parent < 0 ? 0 : items[parent].depth + 1;
-    items.push({ key, kind, ref, parent, open, children: [], depth, first: 1e15, count: 0 });
+    const uid = kind === "node" ? ref : kind === "group" ? 1e6 + ref : 2e6 + ref;
+    items.push({ key, uid, kind, ref, parent, open, children: [], depth, first: 1e15, count: 0 });
     const i = items.length - 1;
     if (parent >= 0) items[parent].children.push(i);
     return i;
   };
-  const foldedRepeat = (path: string): number => {
-    const r = data.repeatOf.get(path);
-    return r !== undefined && !state.unfolded.has(r) ? r : -1;
+  const { groupRepeat, nodeRepeat } = repeatIndex(data);
+  const folded = (r: number) => r >= 0 && !state.unfolded.has(r);
+  // groupOwner[g]: the folded item that owns the nodes of group g (-1: g is open)
+  const groupOwner = new Int32Array(data.groups.length).fill(-1);
+  const ownSubtree = (gi: number, item: number) => {
+    groupOwner[gi] = item;
+    for (const c of data.groups[gi].children) ownSubtree(c, item);
   };
   const repeatBlock = (r: number, parent: number) => {
     let it = repeatItem.get(r);
@@ -89,49 +113,38 @@ export function buildVisible(data: GraphData, state: FoldState): Visible {
     const me = add("group", gi, parent, true, `g${g.path}`);
     groupItem.set(gi, me);
     for (const cg of g.children) {
-      const path = data.groups[cg].path;
-      const r = foldedRepeat(path);
-      if (r >= 0) repeatBlock(r, me);
-      else if (state.open.has(path)) build(cg, me);
-      else groupItem.set(cg, add("group", cg, me, false, `g${path}`));
+      const r = groupRepeat[cg];
+      if (folded(r)) ownSubtree(cg, repeatBlock(r, me));
+      else if (state.open.has(data.groups[cg].path)) build(cg, me);
+      else {
+        const it = add("group", cg, me, false, `g${data.groups[cg].path}`);
+        groupItem.set(cg, it);
+        ownSubtree(cg, it);
+      }
     }
     for (const id of g.nodes) {
-      const node = data.nodes[id];
-      const r = node.kind === "module" ? foldedRepeat(node.path) : -1;
-      if (r >= 0) repeatBlock(r, me);
+      const r = nodeRepeat[id];
+      if (folded(r)) nodeItem[id] = repeatBlock(r, me);
       else nodeItem[id] = add("node", id, me, false, `n${id}`);
     }
     return me;
   };
   build(data.root, -1);
 
-  // Owner of each node: the first folded thing on its way down from the root.
-  const owner = new Int32Array(data.nodes.length).fill(-1);
-  const chain: number[] = [];
+  const owner = new Int32Array(data.nodes.length);
   for (const node of data.nodes) {
-    chain.length = 0;
-    for (let g = node.group; g >= 0 && g !== data.root; g = data.groups[g].parent) chain.push(g);
-    let found = -1;
-    for (let k = chain.length - 1; k >= 0 && found < 0; k--) {
-      const g = chain[k];
-      const r = foldedRepeat(data.groups[g].path);
-      if (r >= 0) found = repeatItem.get(r) ?? -1;
-      else {
-        const it = groupItem.get(g);
-        if (it !== undefined && !items[it].open) found = it;
-      }
-    }
-    if (found < 0) found = nodeItem[node.id];
-    if (found < 0 && node.kind === "module") {
-      const r = foldedRepeat(node.path);
-      if (r >= 0) found = repeatItem.get(r) ?? -1;
-    }
-    owner[node.id] = found;
-    for (let it = found; it >= 0; it = items[it].parent) {
-      const item = items[it];
-      if (node.id < item.first) item.first = node.id;
-      item.count++;
-    }
+    const o = groupOwner[node.group] >= 0 ? groupOwner[node.group] : nodeItem[node.id];
+    owner[node.id] = o;
+    const item = items[o];
+    if (node.id < item.first) item.first = node.id;
+    item.count++;
+  }
+  // children come after their parent: one backward pass carries first and count up
+  for (let i = items.length - 1; i > 0; i--) {
+    const it = items[i];
+    const p = items[it.parent];
+    if (it.first < p.first) p.first = it.first;
+    p.count += it.count;
   }
 
   const edges: VisibleEdge[] = [];

@@ -29,10 +29,10 @@ export interface Scene {
 }
 
 interface Cached {
-  sig: string;
+  sig: number;
   res: LayoutResult;
-  local: Map<string, number>;
-  edgeIndex: Map<string, number>;
+  local: Map<number, number>;
+  edgeIndex: Map<number, number>;
   inIdx: number;
   outIdx: number;
 }
@@ -76,8 +76,9 @@ export class SceneBuilder {
     const line1: string[] = new Array(n).fill("");
     const line2: string[] = new Array(n).fill("");
     const layouts = new Map<number, Cached>();
-    const ekey = (a: number, b: number) =>
-      `${a < 0 ? a : items[a].key},${b < 0 ? b : items[b].key}`;
+    // edge key from stable uids (IN/OUT are -1/-2), so cached layouts outlive item indices
+    const uidOf = (a: number) => (a < 0 ? a : items[a].uid);
+    const ekey = (a: number, b: number) => (uidOf(a) + 2) * 4e6 + uidOf(b) + 2;
     let laidOut = 0;
 
     const leaf = (i: number) => {
@@ -117,23 +118,32 @@ export class SceneBuilder {
       line1[i] = g.path === "" ? g.cls : `${g.cls}  ${g.path}`;
       const kids = it.children;
       const gedges = vis.groupEdges.get(i) ?? [];
-      let sig = "";
-      for (const c of kids) sig += `${items[c].key}:${w[c]}x${h[c]}:${items[c].first}|`;
-      sig += "#";
-      for (const [a, b] of gedges)
-        sig += `${a < 0 ? a : items[a].key}>${b < 0 ? b : items[b].key},`;
+      let sig = kids.length * 7919 + gedges.length;
+      const mix = (v: number) => {
+        sig = (Math.imul(sig, 31) + (v | 0)) | 0;
+      };
+      for (const c of kids) {
+        mix(items[c].uid);
+        mix(w[c] * 16);
+        mix(h[c] * 16);
+        mix(items[c].first);
+      }
+      for (const [a, b] of gedges) {
+        mix(uidOf(a));
+        mix(uidOf(b));
+      }
       let cached = this.cache.get(it.key);
       if (!cached || cached.sig !== sig) {
         laidOut++;
-        const local = new Map<string, number>();
+        const local = new Map<number, number>();
         kids.forEach((c, k) => {
-          local.set(items[c].key, k);
+          local.set(items[c].uid, k);
         });
         const lnodes = kids.map((c) => ({ w: w[c], h: h[c], order: items[c].first }));
         let inIdx = -1;
         let outIdx = -1;
         const ledges: [number, number][] = [];
-        const edgeIndex = new Map<string, number>();
+        const edgeIndex = new Map<number, number>();
         for (const [a, b] of gedges) {
           if (a === IN && inIdx < 0) {
             inIdx = lnodes.length;
@@ -143,8 +153,8 @@ export class SceneBuilder {
             outIdx = lnodes.length;
             lnodes.push({ w: DUMMY, h: 0, order: Number.MAX_SAFE_INTEGER });
           }
-          const la = a === IN ? inIdx : local.get(items[a].key)!;
-          const lb = b === OUT ? outIdx : local.get(items[b].key)!;
+          const la = a === IN ? inIdx : local.get(items[a].uid)!;
+          const lb = b === OUT ? outIdx : local.get(items[b].uid)!;
           edgeIndex.set(ekey(a, b), ledges.length);
           ledges.push([la, lb]);
         }
@@ -170,7 +180,7 @@ export class SceneBuilder {
       const pad = it.parent < 0 ? 0 : PAD;
       const innerX = px + pad + (w[i] - 2 * pad - c.res.width) / 2;
       for (const k of it.children) {
-        const li = c.local.get(items[k].key)!;
+        const li = c.local.get(items[k].uid)!;
         place(k, innerX + c.res.x[li], py + head + c.res.y[li]);
       }
     };
@@ -194,30 +204,43 @@ export class SceneBuilder {
     };
 
     // Ports: edges leave a node's bottom and reach a node's top spread by their far end's x.
-    const outsOf = new Map<number, number[]>();
-    const insOf = new Map<number, number[]>();
-    vis.edges.forEach((e, k) => {
-      const o = outsOf.get(e.src);
-      if (o) o.push(k);
-      else outsOf.set(e.src, [k]);
-      const q = insOf.get(e.dst);
-      if (q) q.push(k);
-      else insOf.set(e.dst, [k]);
-    });
-    const sx = new Float64Array(vis.edges.length);
-    const ex = new Float64Array(vis.edges.length);
-    const spread = (list: number[], at: number, key: (k: number) => number, into: Float64Array) => {
-      list.sort((p, q) => key(p) - key(q));
-      const m = list.length;
-      const span = Math.min(w[at] - 16, 14 * (m - 1));
-      list.forEach((k, j) => {
-        into[k] = x[at] + w[at] / 2 + (m > 1 ? -span / 2 + (span * j) / (m - 1) : 0);
-      });
+    const ne = vis.edges.length;
+    const sx = new Float64Array(ne);
+    const ex = new Float64Array(ne);
+    const cxOf = (i: number) => x[i] + w[i] / 2;
+    const ports = (end: (k: number) => number, far: (k: number) => number, into: Float64Array) => {
+      const start = new Int32Array(n + 1);
+      for (let k = 0; k < ne; k++) start[end(k) + 1]++;
+      for (let i = 0; i < n; i++) start[i + 1] += start[i];
+      const fill = start.slice(0, n);
+      const order = new Int32Array(ne);
+      for (let k = 0; k < ne; k++) order[fill[end(k)]++] = k;
+      for (let i = 0; i < n; i++) {
+        const a = start[i];
+        const m = start[i + 1] - a;
+        if (!m) continue;
+        if (m === 1) {
+          into[order[a]] = cxOf(i);
+          continue;
+        }
+        const list = Array.from(order.subarray(a, a + m)).sort((p, q) => far(p) - far(q));
+        const span = Math.min(w[i] - 16, 14 * (m - 1));
+        list.forEach((k, j) => {
+          into[k] = cxOf(i) - span / 2 + (span * j) / (m - 1);
+        });
+      }
     };
-    for (const [s, list] of outsOf)
-      spread(list, s, (k) => x[vis.edges[k].dst] + w[vis.edges[k].dst] / 2, sx);
-    for (const [d, list] of insOf)
-      spread(list, d, (k) => x[vis.edges[k].src] + w[vis.edges[k].src] / 2, ex);
+    const edges = vis.edges;
+    ports(
+      (k) => edges[k].src,
+      (k) => cxOf(edges[k].dst),
+      sx,
+    );
+    ports(
+      (k) => edges[k].dst,
+      (k) => cxOf(edges[k].src),
+      ex,
+    );
 
     const paths: number[][] = [];
     const labels: string[] = [];

@@ -99,6 +99,7 @@ export class GraphView {
   private searchTimer = 0;
   private resize: ResizeObserver | null = null;
   private expandedEcho: string | null = null;
+  private expands = 0;
 
   constructor(private cb: GraphCallbacks) {
     ensureStyle("ls-base-css", BASE_CSS);
@@ -267,7 +268,7 @@ export class GraphView {
   }
 
   /** Rebuild what is drawn; keeps `anchor` (an item key) at the same place on screen. */
-  private relayout(anchor: string | null): number {
+  private relayout(anchor: string | null, anchorAfter: string | null = anchor): number {
     const data = this.data!;
     const t = performance.now();
     let ax = 0;
@@ -285,7 +286,7 @@ export class GraphView {
     this.vis = buildVisible(data, this.fold);
     this.scene = this.builder!.build(this.vis);
     if (anchored) {
-      const i = this.vis.items.findIndex((it) => it.key === anchor);
+      const i = this.vis.items.findIndex((it) => it.key === anchorAfter);
       if (i >= 0) {
         this.tx = ax - this.scene.x[i] * this.scale;
         this.ty = ay - this.scene.y[i] * this.scale;
@@ -364,11 +365,10 @@ export class GraphView {
       } else this.fold.open.add(path);
     } else return;
     const anchor = it.kind === "repeat" ? `g${data.repeats[it.ref].paths[0]}` : it.key;
-    const keep = it.key;
-    this.relayout(keep);
-    if (!this.vis!.items.some((x) => x.key === keep)) this.relayout(anchor);
+    this.relayout(it.key, anchor);
     this.drawNow();
     this.root.dataset.expandMs = (performance.now() - t).toFixed(1);
+    this.root.dataset.expands = String(++this.expands);
     this.sendFold();
   }
 
@@ -381,6 +381,7 @@ export class GraphView {
     this.fit();
     this.drawNow();
     this.root.dataset.expandMs = (performance.now() - t).toFixed(1);
+    this.root.dataset.expands = String(++this.expands);
     this.sendFold();
   }
 
@@ -670,6 +671,7 @@ export class GraphView {
     const s = this.scene;
     const data = this.data;
     if (!s || !data) return;
+    const tDraw = performance.now();
     const vis = s.vis;
     this.computeContains();
     const ctx = this.ctx;
@@ -751,7 +753,10 @@ export class GraphView {
       if (bx0 > x1 || bx1 < x0 || by0 > y1 || by1 < y0) return;
       const e = vis.edges[k];
       if (selItem >= 0 && (e.src === selItem || e.dst === selItem)) selEdges.push(k);
-      this.tracePath(p);
+      if (sc < 0.08) {
+        ctx.moveTo(p[0], p[1]);
+        for (let j = 2; j < p.length; j += 2) ctx.lineTo(p[j], p[j + 1]);
+      } else this.tracePath(p);
       if (sc > 0.3 && heads < 5000) {
         arrows.push(p[p.length - 2], p[p.length - 1]);
         heads++;
@@ -792,6 +797,12 @@ export class GraphView {
       const it = items[i];
       if (it.open || !inView(i)) continue;
       const kind = this.kindOf(it.kind, it.ref, data);
+      if (s.h[i] * sc < 4) {
+        // too small to read: a plain block (fast at 10,000 nodes zoomed out)
+        ctx.fillStyle = isSelected(i) ? ACCENT : this.matchState(i) ? MATCH : kind.stroke;
+        ctx.fillRect(s.x[i], s.y[i], s.w[i], s.h[i]);
+        continue;
+      }
       let fill = kind.fill;
       let textColor = TEXT;
       if (hasOverlay) {
@@ -901,10 +912,12 @@ export class GraphView {
       ctx.textAlign = "left";
     }
     this.root.dataset.scale = sc.toFixed(3);
+    this.root.dataset.drawMs = (performance.now() - tDraw).toFixed(1);
     if (!this.firstDone) {
       this.firstDone = true;
       const ms = performance.now() - this.t0;
       this.root.dataset.renderMs = ms.toFixed(1);
+      this.root.dataset.readyAt = performance.now().toFixed(1);
       this.root.dataset.ready = "1";
       this.cb.rendered(ms, vis.leaves);
     }

@@ -187,8 +187,12 @@ class GraphView(BaseView):
 
     Traits: ``selected`` (module path of the selected node; set it to select, reveal and centre
     a node), ``search`` (the search box: substring, or ``/regex/``), ``overlay`` (module path ->
-    number, coloured with a legend), ``overlay_label``, ``expanded`` (paths of open groups;
-    ``None`` lets the view choose a depth that shows about 20-60 nodes), ``height`` (pixels).
+    number, coloured with a legend), ``overlay_label``, ``expanded`` (paths of open groups, and
+    ``"*" + first member path`` for each repeat shown as its members instead of one "x N" block;
+    ``None`` lets the view choose the deepest start that draws at most 60 nodes), ``height``.
+
+    A function node's path is ``group + ":" + op`` (``"layer1.0:add"``), with ``"#k"`` added for
+    its k-th call after the first (``"layer1.0:add#1"``); a module called twice is one path.
 
     >>> g = ls.graph(model, x)                                   # doctest: +SKIP
     >>> g.observe(lambda c: print(c["new"]), names="selected")   # doctest: +SKIP
