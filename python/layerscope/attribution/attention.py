@@ -95,14 +95,15 @@ def attention_weights(
         paths = [layers] if isinstance(layers, str) else list(layers)
         chosen = [(p, find_module(model, p)) for p in paths]
     found: list[tuple[str, torch.Tensor]] = []
-    seen: set[int] = set()
+    # The recorded tensors themselves, kept alive: an id() alone could be reused by a later
+    # layer's weights once the first ones are freed, and that layer would be skipped.
+    seen: list[torch.Tensor] = []
 
     def recorder(path: str) -> Any:
         def record(w: torch.Tensor) -> None:
             # Hugging Face wrappers pass their inner module's weights up: keep the first (inner)
-            key = id(w)
-            if key not in seen:
-                seen.add(key)
+            if not any(w is s for s in seen):
+                seen.append(w)
                 found.append((path, w.detach()))
 
         return record

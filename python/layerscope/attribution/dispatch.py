@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,19 +57,6 @@ def _check_options(
             f"{valid} (plus output, embedding, embedding_reduce, forward_kwargs, "
             "internal_batch_size, memory_budget, eval_mode, progress)."
         )
-
-
-@contextlib.contextmanager
-def _buffers_restored(model: nn.Module, active: bool) -> Iterator[None]:
-    """Copy buffers back afterwards: BatchNorm's native kernel updates running stats in place
-    without bumping their version counter, which ``preserved`` relies on (train-mode runs only)."""
-    saved = [(b, b.detach().clone()) for b in model.buffers()] if active else []
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, copy in saved:
-                b.copy_(copy)
 
 
 def _unused_target(out: torch.Tensor) -> torch.Tensor:
@@ -161,7 +147,7 @@ def attribute(
             stacklevel=2,
         )
     inputs_tuple = isinstance(inputs, (tuple, list))
-    with preserved(model), _buffers_restored(model, active=not eval_mode):
+    with preserved(model):
         if eval_mode:
             model.eval()
         # frozen parameters: no graph is recorded upstream of the attributed tensor (Grad-CAM's
