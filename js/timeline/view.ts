@@ -309,6 +309,7 @@ export class ScrubberView {
       this.status.textContent = "";
     }
     this.picker.value = layer;
+    this.root.dataset.layer = f?.layer ?? "";
     this.slider.max = String(Math.max(0, (f?.epochs.length ?? 1) - 1));
     this.slider.disabled = !f || f.epochs.length < 2;
     this.wImg = makeImage(this.weight, f?.param ?? null);
