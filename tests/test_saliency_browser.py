@@ -5,6 +5,7 @@ context that scrolls and hovers without a long task, and the exported page offli
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
@@ -156,6 +157,7 @@ def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> No
         }""",
         root,
     )
+    (TESTS / "artifacts" / "saliency_long_context.json").write_text(json.dumps(timing))
     assert "[2040]" in timing["text"] and "tok2040" in timing["text"], timing
     assert timing["hover"] < 100, timing
     assert timing["scroll"] < 1000, timing  # ten scroll steps, each painted
