@@ -162,3 +162,9 @@ def test_example_notebook_runs() -> None:
     client.execute()
     last = nb.cells[-1].outputs[-1]["data"]["text/plain"]
     assert last == "'head.weight'"
+
+
+def test_graph_leaves_ls_inspect_trace_a_function() -> None:
+    model, (x,) = zoo.make_mlp()
+    ls.graph(model, x)
+    assert callable(ls.inspect.trace)

@@ -150,14 +150,25 @@ export function buildVisible(data: GraphData, state: FoldState): Visible {
   const edges: VisibleEdge[] = [];
   const groupEdges = new Map<number, [number, number][]>();
   const seenVisible = new Set<number>();
-  const seenGroup = new Set<number>();
+  const seenSibling = new Set<number>();
   const n = items.length;
+  // an item's exit (to OUT) or entry (from IN) is linked in its parent's layout at most once
+  const exitLinked = new Uint8Array(n);
+  const entryLinked = new Uint8Array(n);
+  const link = (g: number, x: number, y: number) => {
+    const list = groupEdges.get(g);
+    if (list) list.push([x, y]);
+    else groupEdges.set(g, [[x, y]]);
+  };
+  const NONE: number[] = [];
   const e = data.edges;
   for (let k = 0; k < e.length; k += 4) {
     const s = owner[e[k]];
     const d = owner[e[k + 1]];
     if (s < 0 || d < 0 || s === d) continue;
     const vkey = s * n + d;
+    if (seenVisible.has(vkey)) continue; // same items, same links: nothing new
+    seenVisible.add(vkey);
     let a = s;
     let b = d;
     while (items[a].depth > items[b].depth) a = items[a].parent;
@@ -167,30 +178,30 @@ export function buildVisible(data: GraphData, state: FoldState): Visible {
       b = items[b].parent;
     }
     const group = items[a].parent;
-    const fresh = !seenVisible.has(vkey);
-    const exits: number[] = [];
-    const entries: number[] = [];
-    const link = (g: number, x: number, y: number) => {
-      const gkey = (x + 2) * (n + 2) + (y + 2);
-      if (seenGroup.has(gkey * (n + 1) + g + 1)) return;
-      seenGroup.add(gkey * (n + 1) + g + 1);
-      const list = groupEdges.get(g);
-      if (list) list.push([x, y]);
-      else groupEdges.set(g, [[x, y]]);
-    };
+    let exits = NONE;
+    let entries = NONE;
     for (let x = s; items[x].parent !== group; x = items[x].parent) {
+      if (exits === NONE) exits = [];
       exits.push(items[x].parent, x);
-      link(items[x].parent, x, OUT);
+      if (!exitLinked[x]) {
+        exitLinked[x] = 1;
+        link(items[x].parent, x, OUT);
+      }
     }
     for (let y = d; items[y].parent !== group; y = items[y].parent) {
+      if (entries === NONE) entries = [];
       entries.push(items[y].parent, y);
-      link(items[y].parent, IN, y);
+      if (!entryLinked[y]) {
+        entryLinked[y] = 1;
+        link(items[y].parent, IN, y);
+      }
     }
-    link(group, a, b);
-    if (fresh) {
-      seenVisible.add(vkey);
-      edges.push({ src: s, dst: d, edge: k / 4, a, b, group, exits, entries });
+    const skey = a * n + b;
+    if (!seenSibling.has(skey)) {
+      seenSibling.add(skey);
+      link(group, a, b);
     }
+    edges.push({ src: s, dst: d, edge: k / 4, a, b, group, exits, entries });
   }
   let leaves = 0;
   for (const it of items) if (!it.open) leaves++;

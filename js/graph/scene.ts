@@ -49,6 +49,8 @@ function clamp(v: number, lo: number, hi: number): number {
 export class SceneBuilder {
   private cache = new Map<string, Cached>();
   private widths = new Map<string, number>();
+  /** a leaf's labels and size never change (a folded group's node count included) */
+  private leaves = new Map<number, { l1: string; l2: string; w: number; h: number }>();
 
   constructor(
     private data: GraphData,
@@ -82,6 +84,19 @@ export class SceneBuilder {
     let laidOut = 0;
 
     const leaf = (i: number) => {
+      const it = items[i];
+      const hit = this.leaves.get(it.uid);
+      if (hit) {
+        line1[i] = hit.l1;
+        line2[i] = hit.l2;
+        w[i] = hit.w;
+        h[i] = hit.h;
+        return;
+      }
+      leafNew(i);
+      this.leaves.set(it.uid, { l1: line1[i], l2: line2[i], w: w[i], h: h[i] });
+    };
+    const leafNew = (i: number) => {
       const it = items[i];
       if (it.kind === "node") {
         const node = data.nodes[it.ref];

@@ -280,9 +280,11 @@ def graph(
         raise ValueError(
             f"overlay={overlay!r} is not built in; use one of {list(BUILTIN_OVERLAYS)} or pass a dict path -> number"
         )
-    from ..inspect.trace import trace
+    # Through the package's lazy attribute: importing the submodule layerscope.inspect.trace
+    # directly would rebind ls.inspect.trace to that module for everyone.
+    from ..inspect import trace
 
-    traced = trace(model, *inputs, **kwargs)
+    traced = trace(model, *inputs, **kwargs)  # type: ignore[operator]
     d = traced.to_dict()
     overlay_values: dict[str, Any] = {}
     label = ""
