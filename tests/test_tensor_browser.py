@@ -295,3 +295,38 @@ def test_16384_squared_float32_opens_and_zooms(page: Any, kernels: Lab) -> None:
     screenshot(page, "tensor_16384")
     assert time.time() - t0 < 170
     assert page.errors == []
+
+
+def test_n_d_axis_pickers_and_sliders(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook(
+        "nd.ipynb",
+        [
+            "import torch, layerscope as ls\nx = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)\nview = ls.heatmap(x)\nview"
+        ],
+    )
+    open_notebook(page, lab, "nd.ipynb")
+    wait_painted(page, ROOT)
+    assert page.locator(f"{ROOT} .ls-nd .ls-slider").count() == 2
+    token = page.locator(ROOT).get_attribute("data-token")
+    slider = page.locator(f"{ROOT} .ls-slider[data-axis='1']")
+    slider.evaluate("s => { s.value = '2'; s.dispatchEvent(new Event('change')); }")
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.token !== '{token}'")
+    hover = page.locator(f"{ROOT} canvas.ls-canvas").bounding_box()
+    page.mouse.move(hover["x"] + 2.5 * hover["width"] / 5, hover["y"] + 1.5 * hover["height"] / 4)
+    page.wait_for_function(
+        f"document.querySelector('{ROOT} .ls-readout').textContent.includes('=')"
+    )
+    assert page.locator(f"{ROOT} .ls-readout").inner_text() == "[0, 2, 1, 2] = 47"
+    # Show axes (0, 3): rows are the first axis now.
+    token = page.locator(ROOT).get_attribute("data-token")
+    page.locator(f"{ROOT} select.ls-axis-row").select_option("0")
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.token !== '{token}'")
+    client = lab.kernel_client()
+    try:
+        got = evaluate(client, "[view.axes, view.index, view._meta['shape']]")
+    finally:
+        client.stop_channels()
+    assert got == [[0, 3], [0, 2, 0, 0], [2, 5]]
+    screenshot(page, "tensor_nd")
+    assert page.errors == []

@@ -112,7 +112,7 @@ const CSS = `
 .ls-heatmap .ls-bad { white-space: nowrap; }
 .ls-heatmap .ls-panels { display: flex; flex-wrap: wrap; gap: 8px 16px; margin-top: 6px; }
 .ls-heatmap .ls-stats-panel { flex: 0 0 auto; margin: 0; display: grid; justify-content: start; grid-template-columns: auto auto; gap: 0 10px; align-content: start; }
-.ls-heatmap .ls-stats-panel dt { color: var(--jp-ui-font-color2, rgba(0,0,0,0.54)); }
+.ls-heatmap .ls-stats-panel dt { white-space: nowrap; color: var(--jp-ui-font-color2, rgba(0,0,0,0.54)); }
 .ls-heatmap .ls-stats-panel dd { margin: 0; white-space: nowrap; font-family: var(--jp-code-font-family, monospace); }
 .ls-heatmap .ls-hist { flex: 1 1 240px; min-width: 200px; max-width: 520px; }
 .ls-heatmap .ls-hist canvas { display: block; width: 100%; cursor: pointer; }

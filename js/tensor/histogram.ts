@@ -28,6 +28,8 @@ export class HistogramView {
 
   constructor(private readonly onSelect: (range: [number, number] | undefined) => void) {
     this.root.append(this.canvas, this.axis, this.selection);
+    if (typeof ResizeObserver !== "undefined")
+      new ResizeObserver(() => this.draw()).observe(this.root);
     this.canvas.addEventListener("click", (e) => {
       const rect = this.canvas.getBoundingClientRect();
       const i = Math.floor(((e.clientX - rect.left) / rect.width) * DISPLAY_BINS);
