@@ -250,6 +250,17 @@ def test_exported_page_renders_and_scrubs_offline(page: Any, tmp_path: pathlib.P
             page.keyboard.press("ArrowLeft")
             assert shown_epoch(page) == i
             assert close(pixel(page, r, c), want(i))
+        # The bqplot epoch markers follow the scrub in the page (no kernel here).
+        marker = page.eval_on_selector_all(
+            ".bqplot svg path.line", "es => es.map(e => e.getAttribute('d'))"
+        )
+        page.keyboard.press("End")
+        assert shown_epoch(page) == 3
+        page.wait_for_function(
+            "m => JSON.stringify(Array.from(document.querySelectorAll('.bqplot svg path.line'), e => e.getAttribute('d'))) !== m",
+            arg=__import__("json").dumps(marker),
+            timeout=10_000,
+        )
         drag_slider(page)
         # bqplot renders offline: the loss line is drawn.
         page.wait_for_selector(".bqplot svg path.line", timeout=30_000)

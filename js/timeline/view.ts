@@ -22,6 +22,7 @@ export interface TimelineModel {
   save_changes(): void;
   on(name: string, cb: () => void): void;
   off(name: string, cb: () => void): void;
+  widget_manager?: { get_model(id: string): Promise<TimelineModel> };
 }
 
 const CSS = `
@@ -203,6 +204,8 @@ export class ScrubberView {
   private sendTimer: ReturnType<typeof setTimeout> | undefined;
   private reportTimer: ReturnType<typeof setTimeout> | undefined;
   private lastSent = 0;
+  /** The bqplot marker models (loss at the epoch's last step, metrics at the epoch). */
+  private markers: { loss?: TimelineModel; metric?: TimelineModel } = {};
 
   constructor(private readonly model: TimelineModel) {
     ensureStyle("ls-base-css", BASE_CSS);
@@ -269,6 +272,32 @@ export class ScrubberView {
     (this.root as unknown as { lsFrameTimes: number[] }).lsFrameTimes = this.times.times;
     this.onFrames();
     this.onLayers();
+    this.findMarkers();
+  }
+
+  /** The bqplot epoch markers, moved here while scrubbing so they follow without the kernel. */
+  private findMarkers(): void {
+    const ids = (this.model.get("_markers") as Record<string, string>) ?? {};
+    const wm = this.model.widget_manager;
+    if (!wm) return;
+    for (const key of ["loss", "metric"] as const) {
+      const id = ids[key];
+      if (!id) continue;
+      wm.get_model(id).then(
+        (m) => {
+          this.markers[key] = m;
+        },
+        () => undefined, // no marker: the curves just do not follow (never an error)
+      );
+    }
+  }
+
+  private moveMarkers(i: number): void {
+    const f = this.frames as Frames;
+    const { loss, metric } = this.markers;
+    const step = Math.max(0, f.steps[i] - 1);
+    if (loss) loss.set("x", new Float64Array([step, step]));
+    if (metric) metric.set("x", new Float64Array([f.epochs[i], f.epochs[i]]));
   }
 
   readonly onLayers = (): void => {
@@ -395,6 +424,7 @@ export class ScrubberView {
     }
     const xmax = f.steps.length ? f.steps[f.steps.length - 1] : 1;
     this.curveMark.style.left = `calc(${(Math.max(0, f.steps[i] - 1) / Math.max(1, xmax)) * 100}% - 1px)`;
+    this.moveMarkers(i);
     this.slider.value = String(i);
     this.label.textContent = `epoch ${epoch} (${i + 1}/${f.epochs.length})`;
     this.index = i;

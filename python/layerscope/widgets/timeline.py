@@ -196,6 +196,8 @@ class ScrubberView(BaseView):
     epochs = traitlets.List(traitlets.Int()).tag(sync=True)
     frames = traitlets.Dict().tag(sync=True, **payload_serialization)
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
+    # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
+    _markers = traitlets.Dict().tag(sync=True)
 
 
 class TimelineView(widgets.VBox):
@@ -235,6 +237,10 @@ class TimelineView(widgets.VBox):
         self._act: _Frames | None = None
         self.scrubber = ScrubberView()
         self._build_figures()
+        self.scrubber._markers = {
+            "loss": self._loss_marker.model_id,
+            "metric": self._metric_marker.model_id,
+        }
         super().__init__(
             children=[widgets.HBox([self.loss_fig, self.metric_fig]), self.scrubber], **kw
         )
@@ -396,6 +402,9 @@ class TimelineView(widgets.VBox):
         my = np.asarray(self._metric_lines.y, dtype=np.float64)
         mf = my[np.isfinite(my)]
         mlo, mhi = (float(mf.min()), float(mf.max())) if mf.size else (0.0, 1.0)
+        if not mhi > mlo:  # a flat metric: give the marker (and the axis) some height
+            pad = max(0.05, abs(mlo) * 0.05)
+            mlo, mhi = mlo - pad, mhi + pad
         e = float(self.epoch)
         self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
 
