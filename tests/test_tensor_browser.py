@@ -330,3 +330,24 @@ def test_n_d_axis_pickers_and_sliders(page: Any, kernels: Lab) -> None:
     assert got == [[0, 3], [0, 2, 0, 0], [2, 5]]
     screenshot(page, "tensor_nd")
     assert page.errors == []
+
+
+def test_exported_activations_and_weights_render_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.ReLU())
+    acts = ls.export_html(ls.activations(net, torch.randn(1, 3, 16, 16)), tmp_path / "acts.html")
+    weights = ls.export_html(ls.weights(net), tmp_path / "weights.html")
+    with offline_guard(page) as attempted:
+        page.goto(acts.as_uri())
+        wait_painted(page, ".ls-activations", timeout=30_000)
+        # The baked thumbnails show without a kernel.
+        page.wait_for_selector(".ls-fmap[data-channel='11'][data-loaded]", timeout=15_000)
+        screenshot(page, "tensor_activations_export")
+        page.goto(weights.as_uri())
+        wait_painted(page, ".ls-weights", timeout=30_000)
+        assert page.locator(".ls-weights-table .ls-tr").count() == 2
+        assert page.locator(".ls-weights .ls-title").inner_text() == "0.weight"
+    assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
