@@ -111,6 +111,51 @@ def test_image_overlay_opacity_and_retarget_in_lab(page: Any, kernels: Lab) -> N
     assert page.errors == []
 
 
+SLOW_CELL = (
+    IMAGE_MODEL
+    + """import time
+
+class Slow(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        time.sleep(0.03 * x.shape[0])  # a slow model: about 3 s for IG below
+        return self.inner(x)
+
+view = ls.saliency(Slow(model), x, method="integrated_gradients", n_steps=4, internal_batch_size=1)
+view"""
+)
+
+
+def test_retarget_shows_progress_for_slow_methods(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    lab.write_notebook("saliency_slow.ipynb", [SLOW_CELL])
+    open_notebook(page, lab, "saliency_slow.ipynb")
+    root = ".jp-OutputArea .ls-saliency"
+    page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=120_000)
+    # More steps for the re-target: about 3 s in the slow model, one row a chunk.
+    client = lab.kernel_client()
+    evaluate(client, "1", setup="view._method_kw['integrated_gradients']['n_steps'] = 100")
+    page.click(f"{root} .ls-topk button[data-cls='1']")
+    page.wait_for_function(
+        f"""(() => {{ const p = document.querySelector('{root} progress.ls-progress');
+            return !p.hidden && p.value > 0 && p.value < 1; }})()""",
+        timeout=60_000,
+    )
+    status = page.locator(f"{root} .ls-status").inner_text()
+    assert status.startswith("integrated_gradients ") and status.endswith("%"), status
+    screenshot(page, "saliency_lab_progress")
+    page.wait_for_function(
+        f"document.querySelector('{root}').dataset.target === '1'", timeout=120_000
+    )
+    page.wait_for_selector(f"{root} progress.ls-progress", state="hidden", timeout=30_000)
+    assert evaluate(client, "view.target") == [1]
+    client.stop_channels()
+    assert page.errors == []
+
+
 TEXT_CELL = """import sys, torch, layerscope as ls
 sys.path.insert(0, {tests!r})
 from attribution_models import TinyTransformer

@@ -98,6 +98,7 @@ export class SaliencyUI {
   private readonly signSel = el("select", "ls-sign");
   private readonly progress = el("progress", "ls-progress");
   private readonly status = el("span", "ls-status ls-muted");
+  private readonly busyRow = el("div", "ls-row ls-busy");
   private readonly errorEl = el("div", "ls-error");
   private readonly panels = el("div", "ls-panels");
   private readonly readout = el("div", "ls-readout ls-mono");
@@ -153,15 +154,18 @@ export class SaliencyUI {
     signLabel.append(this.signSel);
     this.progress.max = 1;
     this.progress.hidden = true;
-    this.bar.append(this.batchLabel, this.opacityLabel, signLabel, this.progress, this.status);
+    this.bar.append(this.batchLabel, this.opacityLabel, signLabel);
+    // Progress and errors sit by the top-k list, where the click that starts a re-target is.
+    this.busyRow.append(this.progress, this.status);
     this.errorEl.hidden = true;
     this.attnOpen.hidden = true;
     this.root.append(
       this.bar,
-      this.errorEl,
       this.panels,
       this.tokensEl,
       this.readout,
+      this.busyRow,
+      this.errorEl,
       this.topk,
       this.attnTitle,
       this.attn,
