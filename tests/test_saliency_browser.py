@@ -263,6 +263,21 @@ def test_exported_text_view_offline(page: Any, tmp_path: pathlib.Path) -> None:
         page.wait_for_selector(f"{root}[data-painted] .ls-tok", timeout=30_000)
         assert page.locator(f"{root} .ls-tok").first.inner_text() == "<b>x</b>"
         assert page.locator(f"{root} .ls-attn canvas").count() == 4
+        page.wait_for_function(
+            f"document.querySelector('{root} .ls-status').textContent.includes('no kernel')",
+            timeout=15_000,
+        )
+        # No kernel: a thumbnail click shows the saved thumbnail enlarged.
+        page.locator(f"{root} .ls-attn canvas").nth(1).click()
+        saved = page.locator(f"{root} canvas.ls-attn-saved")
+        saved.wait_for(state="visible")
+        lit = page.evaluate(
+            """(root) => { const c = document.querySelector(root + ' canvas.ls-attn-saved');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""",
+            root,
+        )
+        assert lit > 0
         screenshot(page, "saliency_export_text")
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []

@@ -107,6 +107,7 @@ export class SaliencyUI {
   private readonly attnTitle = el("div", "ls-caption", "attention (layers x heads): click to open");
   private readonly attn = el("div", "ls-attn");
   private readonly attnOpen = el("div", "ls-attn-open");
+  private readonly attnSaved = el("div", "ls-attn-saved-wrap");
   private painted = 0;
   private offline = false;
   private busy = 0;
@@ -170,13 +171,16 @@ export class SaliencyUI {
       this.attnTitle,
       this.attn,
       this.attnOpen,
+      this.attnSaved,
     );
+    this.attnSaved.hidden = true;
     this.attn.addEventListener("click", (e) => {
       const t = e.target as HTMLElement;
       if (t.tagName !== "CANVAS") return;
       const open = [Number(t.dataset.layer), Number(t.dataset.head)];
       if (this.offline) {
-        this.showError("no kernel: open attention matrices from a live notebook");
+        this.showSaved(t as HTMLCanvasElement);
+        this.markSelected(open);
         return;
       }
       this.set("attention_open", open);
@@ -484,6 +488,7 @@ export class SaliencyUI {
     this.attnTitle.hidden = !has;
     this.attn.hidden = !has;
     if (!a || !has) return;
+    this.attnTitle.textContent = `attention of sample ${a.batch} (layers x heads, ${a.shape[0]} x ${a.shape[1]}): click to open`;
     if (a !== this.lastAttention) {
       this.lastAttention = a;
       const codes = decodeArray(a.codes).data as Uint8Array;
@@ -516,6 +521,23 @@ export class SaliencyUI {
     }
     this.markSelected((this.model.get("attention_open") as number[]) ?? []);
   };
+
+  /** No kernel: the saved thumbnail, enlarged, stands in for the zoomable matrix. */
+  private showSaved(thumb: HTMLCanvasElement): void {
+    const big = el("canvas", "ls-attn-saved");
+    big.width = thumb.width;
+    big.height = thumb.height;
+    big.getContext("2d")?.drawImage(thumb, 0, 0);
+    big.style.width = "320px";
+    big.style.imageRendering = "pixelated";
+    const note = el(
+      "div",
+      "ls-muted",
+      `${thumb.title}: the saved ${thumb.height} x ${thumb.width} thumbnail (no kernel for the full matrix)`,
+    );
+    this.attnSaved.replaceChildren(note, big);
+    this.attnSaved.hidden = false;
+  }
 
   private markSelected(open: number[]): void {
     for (const cv of this.attn.querySelectorAll("canvas")) {
