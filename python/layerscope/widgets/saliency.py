@@ -220,13 +220,9 @@ class SaliencyView(TensorView):
         maps = {m: self._attribute(m, targets) for m in methods}
         self._maps = maps
         self._attn: dict[str, torch.Tensor] | None = None
+        self._attn_batch = -1
         if kind == "tokens":
-            try:
-                self._attn = attention_weights(
-                    self._model, inputs, forward_kwargs=kw.get("forward_kwargs")
-                )
-            except ValueError:
-                self._attn = None  # a model without attention: no grid
+            self._attention_for(0)
         super().__init__(height=height)
         with self.hold_sync():
             self.methods = methods
@@ -357,6 +353,21 @@ class SaliencyView(TensorView):
     def _bake_all(self, targets: list[Any]) -> list[dict[str, Any]]:
         return [self._bake_sample(b, targets[b]) for b in range(int(self._x.shape[0]))]
 
+    def _attention_for(self, b: int) -> None:
+        """Attention weights of sample ``b`` alone (layers x heads x T x S for one sample: all
+        samples at once would hold N times that)."""
+        if self._attn_batch == b:
+            return
+        try:
+            self._attn = attention_weights(
+                self._model,
+                self._rows(slice(b, b + 1)),
+                forward_kwargs=self._kw.get("forward_kwargs"),
+            )
+        except ValueError:
+            self._attn = None  # a model without attention: no grid
+        self._attn_batch = b
+
     def _layer_list(self) -> list[tuple[str, torch.Tensor]]:
         if not self._attn:
             return []
@@ -366,7 +377,7 @@ class SaliencyView(TensorView):
         layers = self._layer_list()
         if not layers:
             return {}
-        b = min(self.batch, int(self._x.shape[0]) - 1)
+        b = self._attn_batch
         heads = max(int(w.shape[1]) for _, w in layers)
         t, s = int(layers[0][1].shape[2]), int(layers[0][1].shape[3])
         side = THUMB_SIDE
@@ -376,7 +387,7 @@ class SaliencyView(TensorView):
         codes = np.zeros((len(layers), heads, th, tw), dtype=np.uint8)
         for i, (_, w) in enumerate(layers):
             for h in range(int(w.shape[1])):
-                img = block_reduce(w[b, h].float(), (th, tw), agg="mean")
+                img = block_reduce(w[0, h].float(), (th, tw), agg="mean")
                 hi = float(np.nanmax(img)) if np.isfinite(img).any() else 1.0
                 codes[i, h], _q = quantize_u8(img, 0.0, hi if hi > 0 else 1.0)
         return {
@@ -395,7 +406,8 @@ class SaliencyView(TensorView):
             self._error = f"sample {self.batch} is outside 0..{n - 1}"
             return
         self._error = ""
-        if self._attn:
+        if self._kind == "tokens" and self._attn is not None:
+            self._attention_for(self.batch)
             self._attention = self._bake_attention()
             if self.attention_open:
                 self._open_attention()
@@ -419,10 +431,9 @@ class SaliencyView(TensorView):
         path, w = layers[li]
         if not 0 <= h < w.shape[1]:
             raise IndexError(f"head {h} is outside 0..{int(w.shape[1]) - 1} of {path!r}")
-        b = min(self.batch, int(self._x.shape[0]) - 1)
         self._error = ""
-        self.title = f"attention {path} head {h} (sample {b}): queries x keys"
-        self.data = w[b, h]
+        self.title = f"attention {path} head {h} (sample {self._attn_batch}): queries x keys"
+        self.data = w[0, h]
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -535,7 +546,7 @@ def saliency(
     Computes every method once at call time (bad input raises here); clicking a class in the view
     recomputes that sample. Peak memory: that of ``ls.attribute`` for the slowest method, plus
     the display maps (N x H x W floats per method) and, for token inputs, one forward's
-    attention weights.
+    attention weights of the shown sample (computed again when the sample changes).
 
     >>> view = ls.saliency(cnn, images, method=["gradient", "integrated_gradients"])  # doctest: +SKIP
     >>> ls.saliency(lm, ids, tokens=["the", "cat", "sat"], embedding="embed")           # doctest: +SKIP
