@@ -36,6 +36,11 @@ EXPECTED = {
 }
 
 
+def luminance(css: str) -> float:
+    """Mean of the R, G, B of a computed CSS colour like "rgb(18, 18, 18)"."""
+    return sum(int(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3]) / 3
+
+
 def cell_pixel(
     page: Any, root: str, row: int, col: int, rows: int, cols: int
 ) -> tuple[int, int, int]:
@@ -147,10 +152,7 @@ def test_dark_theme_uses_lab_colours(browser: Any, tmp_path: pathlib.Path) -> No
         page.wait_for_selector(f"{root}[data-token]", timeout=60_000)
         bg = page.eval_on_selector(root, "e => getComputedStyle(e).backgroundColor")
         fg = page.eval_on_selector(root, "e => getComputedStyle(e).color")
-        lum = lambda css: (
-            sum(int(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3]) / 3
-        )  # noqa: E731
-        assert lum(bg) < 80 < lum(fg), (bg, fg)
+        assert luminance(bg) < 80 < luminance(fg), (bg, fg)
         assert_known_view(page, root)
         screenshot(page, "heatmap_lab_dark")
         page.close()
