@@ -174,6 +174,13 @@ def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> N
     while evaluate(client, "view.epoch") != 0 and time.time() < deadline:
         time.sleep(0.2)
     assert evaluate(client, "view.epoch") == 0
+    # The browser moved the bqplot markers and synced them: the kernel's state says epoch 0.
+    deadline = time.time() + 10
+    marker = "[view._loss_marker.x.tolist(), view._metric_marker.x.tolist()]"
+    want = evaluate(client, "[[float(rec.epoch_steps()[0] - 1)] * 2, [0.0, 0.0]]")
+    while evaluate(client, marker) != want and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, marker) == want
 
     # A mouse drag across the slider and back repaints every frame from memory.
     drag_slider(page, root)

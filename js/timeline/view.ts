@@ -204,6 +204,7 @@ export class ScrubberView {
   private sendTimer: ReturnType<typeof setTimeout> | undefined;
   private reportTimer: ReturnType<typeof setTimeout> | undefined;
   private lastSent = 0;
+  private markerTimer: ReturnType<typeof setTimeout> | undefined;
   /** The bqplot marker models (loss at the epoch's last step, metrics at the epoch). */
   private markers: { loss?: TimelineModel; metric?: TimelineModel } = {};
 
@@ -292,12 +293,30 @@ export class ScrubberView {
     }
   }
 
-  private moveMarkers(i: number): void {
+  /**
+   * bqplot redraws its SVG on each change, which costs a frame or two here: during a fast scrub
+   * the markers move once the scrub pauses for 120 ms (play at up to 5 epoch/s moves them every
+   * step), so the heatmaps keep every frame.
+   */
+  private moveMarkers(i: number, now = false): void {
+    if (this.markerTimer !== undefined) clearTimeout(this.markerTimer);
+    this.markerTimer = undefined;
+    if (!now) {
+      this.markerTimer = setTimeout(() => this.moveMarkers(this.index, true), 120);
+      return;
+    }
     const f = this.frames as Frames;
     const { loss, metric } = this.markers;
     const step = Math.max(0, f.steps[i] - 1);
-    if (loss) loss.set("x", new Float64Array([step, step]));
-    if (metric) metric.set("x", new Float64Array([f.epochs[i], f.epochs[i]]));
+    // Synced to the kernel too (one message a pause), so its state matches what is drawn.
+    for (const [m, x] of [
+      [loss, step],
+      [metric, f.epochs[i]],
+    ] as const) {
+      if (!m) continue;
+      m.set("x", new Float64Array([x, x]));
+      m.save_changes();
+    }
   }
 
   readonly onLayers = (): void => {
@@ -485,5 +504,6 @@ export class ScrubberView {
     if (this.timer !== undefined) clearInterval(this.timer);
     if (this.sendTimer !== undefined) clearTimeout(this.sendTimer);
     if (this.reportTimer !== undefined) clearTimeout(this.reportTimer);
+    if (this.markerTimer !== undefined) clearTimeout(this.markerTimer);
   }
 }

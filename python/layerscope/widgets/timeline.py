@@ -419,7 +419,10 @@ class TimelineView(widgets.VBox):
     # -- frames ----------------------------------------------------------------------------------
 
     def _on_epoch(self, change: dict[str, Any]) -> None:
-        self._update_markers()
+        # The browser moved the slider: it has moved the markers too (and synced them); setting
+        # them here again would redraw bqplot's SVG mid-scrub.
+        if "epoch" not in getattr(self.scrubber, "_property_lock", {}):
+            self._update_markers()
 
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
