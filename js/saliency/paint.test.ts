@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { lut } from "../core/colormap";
-import { chunks, composite, overlayColor, tokenBackground } from "./paint";
+import { chunks, composite, lightText, overlayColor, tokenBackground } from "./paint";
 
 describe("overlay colours", () => {
   it("signed: the ends of the diverging map, weight by magnitude", () => {
@@ -48,6 +48,12 @@ describe("tokens", () => {
   it("background alpha grows with magnitude", () => {
     expect(tokenBackground(0, 1, "signed")).toMatch(/, 0\.000\)$/);
     expect(tokenBackground(1, 1, "signed")).toMatch(/, 0\.850\)$/);
+  });
+  it("light text on dark, opaque backgrounds only", () => {
+    expect(lightText(1, 1, "signed")).toBe(true); // dark red
+    expect(lightText(-1, 1, "signed")).toBe(true); // dark blue
+    expect(lightText(0.1, 1, "signed")).toBe(false); // nearly transparent
+    expect(lightText(1, 1, "absolute")).toBe(false); // magma's light end
   });
   it("chunks cover every token once", () => {
     expect(chunks(5, 2)).toEqual([

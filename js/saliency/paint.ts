@@ -65,6 +65,14 @@ export function tokenBackground(v: number, maxAbs: number, mode: SignMode): stri
   return `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${a.toFixed(3)})`;
 }
 
+/** Whether a token's text should be light: its background, over a light page, is dark. */
+export function lightText(v: number, maxAbs: number, mode: SignMode): boolean {
+  const [c, w] = overlayColor(v, maxAbs, mode);
+  const alpha = Number.isFinite(v) ? 0.85 * w : 0.9;
+  const luma = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+  return luma * alpha + 255 * (1 - alpha) < 128;
+}
+
 /** The blocks a long token list is cut into (rendered lazily; content-visibility skips the rest). */
 export function chunks(n: number, size: number): [number, number][] {
   const out: [number, number][] = [];

@@ -12,7 +12,7 @@ import { BASE_CSS } from "../core/theme";
 import { decodeArray, formatExact, type Payload } from "../core/wire";
 import { paintCodes } from "../tensor/featuremaps";
 import { dequantize, type Quant } from "../tensor/quant";
-import { chunks, composite, type SignMode, tokenBackground } from "./paint";
+import { chunks, composite, lightText, type SignMode, tokenBackground } from "./paint";
 
 type Model = AnyModel<Record<string, unknown>>;
 
@@ -454,6 +454,8 @@ export class SaliencyUI {
           const span = el("span", "ls-tok", texts[i]);
           span.dataset.i = String(i);
           span.style.background = tokenBackground(values[i], m.max_abs, mode);
+          // Light text on the dark ends of the map (both themes), the theme's text elsewhere.
+          if (lightText(values[i], m.max_abs, mode)) span.style.color = "#fff";
           chunk.append(span);
         }
         frag.append(chunk);
