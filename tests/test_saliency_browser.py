@@ -107,6 +107,16 @@ def test_image_overlay_opacity_and_retarget_in_lab(page: Any, kernels: Lab) -> N
     assert "bogus_option" in err.inner_text()
     assert page.locator(f"{root} progress.ls-progress").is_hidden()
     assert evaluate(client, "view.target") == [1]
+    # Methods set from Python: the panels follow (same count, new order).
+    evaluate(client, "1", setup="view.methods = ['input_x_gradient', 'gradient']")
+    page.wait_for_function(
+        f"document.querySelectorAll('{root} .ls-panel')[1].dataset.method === 'input_x_gradient'"
+    )
+    assert page.locator(f"{root} .ls-panel .ls-caption").all_inner_texts() == [
+        "input",
+        "input_x_gradient",
+        "gradient",
+    ]
     client.stop_channels()
     assert page.errors == []
 

@@ -246,3 +246,15 @@ def test_options_go_to_the_methods_that_take_them(
     assert view._method_kw == {"gradient": {}, "integrated_gradients": {"n_steps": 4}}
     with pytest.raises(TypeError, match="no method in"):
         ls.saliency(cnn, images[:1], method="gradient", n_steps=4)
+
+
+def test_methods_trait_computes_new_methods(cnn: torch.nn.Module, images: torch.Tensor) -> None:
+    view = ls.saliency(cnn, images[:2], method="gradient", target=[1, 2])
+    view.methods = ["grad_cam", "gradient"]
+    assert view._info["methods"] == ["grad_cam", "gradient"] and view._error == ""
+    expected = ls.attribute(cnn, images[:2], [1, 2], method="grad_cam")[:, 0]
+    torch.testing.assert_close(view._maps["grad_cam"], expected)
+    assert set(view._samples[1]["maps"]) == {"grad_cam", "gradient"}
+    view.methods = ["nope"]
+    assert "unknown method 'nope'" in view._error
+    assert view._info["methods"] == ["grad_cam", "gradient"]

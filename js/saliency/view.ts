@@ -109,6 +109,7 @@ export class SaliencyUI {
   private readonly attnOpen = el("div", "ls-attn-open");
   private readonly attnSaved = el("div", "ls-attn-saved-wrap");
   private painted = 0;
+  private panelKey = "";
   private offline = false;
   private busy = 0;
   private lastAttention: unknown;
@@ -257,6 +258,7 @@ export class SaliencyUI {
       this.paintPanels();
     } else {
       this.panels.replaceChildren();
+      this.panelKey = "";
       this.renderTokens(info, s);
     }
     this.painted += 1;
@@ -353,7 +355,8 @@ export class SaliencyUI {
     const mode = (this.model.get("sign") as SignMode) ?? "signed";
     const opacity = Number(this.model.get("opacity") ?? 0.6);
     const want = ["input", ...info.methods];
-    if (this.panels.children.length !== want.length) {
+    if (this.panelKey !== want.join("\n")) {
+      this.panelKey = want.join("\n");
       this.panels.replaceChildren(
         ...want.map((name) => {
           const p = el("div", "ls-panel");

@@ -238,6 +238,7 @@ class SaliencyView(TensorView):
             }
             self._samples = self._bake_all(targets)
             self._attention = self._bake_attention()
+        self._ready = True
 
     # ---- computation ----------------------------------------------------------------------
 
@@ -398,6 +399,36 @@ class SaliencyView(TensorView):
             "codes": encode_array(codes),
             "batch": b,
         }
+
+    @traitlets.observe("methods")
+    def _methods_changed(self, change: Any) -> None:
+        """New methods from Python (or a linked widget): compute the missing ones at the
+        current targets; a bad name or option is shown as the view's error."""
+        if not getattr(self, "_ready", False):
+            return
+        methods = list(change["new"])
+        try:
+            if not methods:
+                raise ValueError(f"methods needs at least one name; valid: {list(METHODS)}.")
+            for m in methods:
+                if m not in METHODS:
+                    raise ValueError(f"unknown method {m!r}; valid methods are {list(METHODS)}.")
+            method_kw = _split_options(methods, self._kw)
+            old_kw, self._method_kw = self._method_kw, {**self._method_kw, **method_kw}
+            targets = self._targets()
+            try:
+                fresh = {m: self._attribute(m, targets) for m in methods if m not in self._maps}
+            except Exception:
+                self._method_kw = old_kw
+                raise
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self._error = str(exc)
+            return
+        self._maps = {m: fresh[m] if m in fresh else self._maps[m] for m in methods}
+        self._error = ""
+        with self.hold_sync():
+            self._info = {**self._info, "methods": methods}
+            self._samples = self._bake_all(targets)
 
     @traitlets.observe("batch")
     def _batch_changed(self, _change: Any) -> None:
