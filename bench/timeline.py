@@ -71,13 +71,20 @@ def q(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "p95": q(values, 0.95), "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "p95": q(values, 0.95),
+        "max": max(values),
+        "over_17ms": sum(v > 17 for v in values),
+        "n": len(values),
+    }
 
 
 def scrub(page: Any, steps: int) -> dict[str, Any]:
     page.eval_on_selector(
         ROOT, "e => e.dispatchEvent(new KeyboardEvent('keydown', {key: 'Home', bubbles: true}))"
     )
+    page.wait_for_timeout(400)  # the markers' move after Home is done before the scrub starts
     out = page.evaluate(SCRUB, [ROOT, steps])
     return {"repaint_ms": summary(out["repaint"]), "frame_interval_ms": summary(out["intervals"])}
 
