@@ -291,3 +291,30 @@ def test_exported_text_view_offline(page: Any, tmp_path: pathlib.Path) -> None:
         screenshot(page, "saliency_export_text")
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+def test_dark_theme_uses_lab_colours(browser: Any, tmp_path: pathlib.Path) -> None:
+    lab = Lab(tmp_path, theme="JupyterLab Dark")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        lab.write_notebook(
+            "dark.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=64), IMAGE_CELL]
+        )
+        open_notebook(page, lab, "dark.ipynb")
+        page.wait_for_selector(".jp-OutputArea .ls-saliency[data-painted] .ls-tok", timeout=120_000)
+        page.wait_for_selector(
+            ".jp-OutputArea .ls-saliency[data-painted] .ls-panel canvas", timeout=120_000
+        )
+        root = ".jp-OutputArea .ls-saliency"
+        bg = page.eval_on_selector(root, "e => getComputedStyle(e).backgroundColor")
+        fg = page.eval_on_selector(root, "e => getComputedStyle(e).color")
+
+        def lum(css: str) -> float:
+            return sum(int(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3]) / 3
+
+        assert lum(bg) < 80 < lum(fg), (bg, fg)
+        screenshot(page, "saliency_lab_dark")
+        page.close()
+    finally:
+        lab.shutdown_kernels()
+        lab.close()
