@@ -188,6 +188,11 @@ def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
         warnings.simplefilter("error")
         run.epoch(rec)  # unsubscribed: nothing pushed, nothing fails
     assert len(sent) == 4
+    # A layer chosen before the first epoch is taken on trust and shown once recorded.
+    rec2 = ls.Recorder(model, probe=data[2][:8])
+    early = ls.timeline(rec2, layer="features.2")
+    digits.Training(model, data).epoch(rec2)
+    assert early.scrubber.frames["param"]["name"] == "features.2.weight"
 
 
 def test_reopened_run_and_thinned_epochs(run: Any) -> None:

@@ -247,7 +247,8 @@ class TimelineView(widgets.VBox):
         self.add_class("ls-timeline")
         layers = _modules(rec)
         self.scrubber.layers = layers
-        if layer is not None and layer not in layers:
+        # Before the first epoch nothing is recorded yet: the layer is taken on trust.
+        if layer is not None and layers and layer not in layers:
             raise ValueError(
                 f"layer {layer!r} has no recorded parameters; recorded layers: {layers}"
             )
