@@ -120,7 +120,11 @@ def measure(page: Any, lab: Lab, ops: int, blocks: int, heads: int, repeat: int)
         out["start"] = int(d["nodes"])
         title = page.locator(f".jp-OutputArea {SEL} .ls-title").first.inner_text()
         out["nodes"] = int(title.split(" · ")[1].split()[0].replace(",", ""))
-    out["unfold"] = toggle_ms(page, "blocks.0", "repeat")
+    has_repeat = page.evaluate(
+        "sel => document.querySelector(sel).lsGraph.items().some(i => i.kind === 'repeat' && i.path === 'blocks.0')",
+        f".jp-OutputArea {SEL}",
+    )
+    out["unfold"] = toggle_ms(page, "blocks.0", "repeat") if has_repeat else None  # 1 block: none
     out["open"] = toggle_ms(page, "blocks.0", "group")
     if ops >= 10_000:
         before = dataset(page).get("expands", "0")

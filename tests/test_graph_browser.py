@@ -77,6 +77,16 @@ def click_item(page: Any, path: str, *, toggle: bool = False, kind: str | None =
     page.mouse.click(x, y)
 
 
+def kernel_value(client: Any, expr: str, want: Any, page: Any) -> Any:
+    """``expr`` in the kernel once it equals ``want`` (the view's message may still be on its way)."""
+    for _ in range(50):
+        got = evaluate(client, expr)
+        if got == want:
+            return got
+        page.wait_for_timeout(100)
+    return got
+
+
 def wait_ready(page: Any, timeout: float = 90_000) -> None:
     page.wait_for_selector(f".jp-OutputArea {ROOT}[data-ready]", timeout=timeout)
     page.locator(ROOT).first.scroll_into_view_if_needed()
@@ -98,7 +108,7 @@ def test_click_selects_in_the_kernel_and_python_selects_in_the_view(
     click_item(page, "stem")
     page.wait_for_function(f"document.querySelector('{ROOT}').dataset.selected === 'stem'")
     client = lab.kernel_client()
-    assert evaluate(client, "view.selected") == "stem"
+    assert kernel_value(client, "view.selected", "stem", page) == "stem"
     details = page.locator(f"{ROOT} .ls-graph-details")
     assert details.locator(".ls-title").inner_text() == "Conv2d"
     assert "(2, 3, 8, 8) float32" in details.inner_text()
@@ -151,6 +161,7 @@ def test_fold_unfold_and_search(page: Any, kernels: Lab) -> None:
     assert item(page, "blocks.1.ln1")["label"] == "LayerNorm"
     assert float(data(page)["expandMs"]) < 200
     client = lab.kernel_client()
+    page.wait_for_timeout(300)
     assert "blocks.1" in evaluate(client, "view.expanded")
     screenshot(page, "graph_lab_open_block")
     click_item(page, "blocks.1", toggle=True)  # fold it again from its header
@@ -159,7 +170,7 @@ def test_fold_unfold_and_search(page: Any, kernels: Lab) -> None:
     # Search: 3 blocks x 2 heads have a "query" Linear; Enter walks them in order.
     page.fill(f"{ROOT} .ls-graph-search", "query")
     page.wait_for_function(f"document.querySelector('{ROOT}').dataset.matches === '6'")
-    assert evaluate(client, "view.search") == "query"
+    assert kernel_value(client, "view.search", "query", page) == "query"
     page.press(f"{ROOT} .ls-graph-search", "Enter")
     page.wait_for_function(f"document.querySelector('{ROOT}').dataset.current !== undefined")
     first = data(page)["current"]
@@ -203,7 +214,7 @@ def test_overlay_legend_and_model_strings_are_text(page: Any, kernels: Lab) -> N
     assert page.locator("img[src='x']").count() == 0
     assert page.locator(f"{ROOT} img").count() == 0
     client = lab.kernel_client()
-    assert evaluate(client, "view.selected") == name
+    assert kernel_value(client, "view.selected", name, page) == name
     client.stop_channels()
     screenshot(page, "graph_lab_html_name")
     assert dialogs == [] and page.errors == []

@@ -5,7 +5,14 @@ import mlp from "./fixtures/mlp.json";
 import resnet from "./fixtures/resnet.json";
 import shared from "./fixtures/shared.json";
 import { isotonic, layered } from "./layout";
-import { autoDepth, buildVisible, type FoldState, openToDepth, reveal } from "./model";
+import {
+  autoDepth,
+  buildVisible,
+  type FoldState,
+  leavesAtDepth,
+  openToDepth,
+  reveal,
+} from "./model";
 import { SceneBuilder } from "./scene";
 
 const load = (raw: unknown) => decodeGraph(raw as RawGraph);
@@ -94,6 +101,25 @@ describe("fold state", () => {
     expect(
       buildVisible(m, { open: openToDepth(m, autoDepth(m)), unfolded: new Set() }).leaves,
     ).toBe(m.nodes.length);
+  });
+  it("counts leaves at a depth exactly as buildVisible draws them", () => {
+    for (const raw of [mlp, resnet, gpt2, shared]) {
+      const g = load(raw);
+      for (let d = 1; d < 8; d++)
+        expect(leavesAtDepth(g, d)).toBe(
+          buildVisible(g, { open: openToDepth(g, d), unfolded: new Set() }).leaves,
+        );
+    }
+  });
+  it("the start fold keeps the blocks of a folded repeat folded, and draws the same", async () => {
+    const { startFold } = await import("./model");
+    const g = load(gpt2);
+    const st = startFold(g, 6);
+    expect(st.open.has("blocks")).toBe(true);
+    expect(st.open.has("blocks.0")).toBe(false);
+    expect(buildVisible(g, st).leaves).toBe(leavesAtDepth(g, 6));
+    st.unfolded.add(0);
+    expect(buildVisible(g, st).leaves).toBe(leavesAtDepth(g, 6) + 2);
   });
   it("reveal opens the ancestors and unfolds repeats on the way", () => {
     const g = load(gpt2);

@@ -210,7 +210,30 @@ export function buildVisible(data: GraphData, state: FoldState): Visible {
 
 /** Nodes drawn if every group above `level` is open (repeats folded): for choosing a depth. */
 export function leavesAtDepth(data: GraphData, depth: number): number {
-  return buildVisible(data, { open: openToDepth(data, depth), unfolded: new Set() }).leaves;
+  // counts without building items: folded subtrees are never visited
+  const { groupRepeat, nodeRepeat } = repeatIndex(data);
+  const count = (gi: number): number => {
+    const g = data.groups[gi];
+    const seen = new Set<number>();
+    let total = 0;
+    for (const c of g.children) {
+      const r = groupRepeat[c];
+      if (r >= 0) {
+        if (!seen.has(r)) total++;
+        seen.add(r);
+      } else if (data.groups[c].level < depth) total += count(c);
+      else total++;
+    }
+    for (const id of g.nodes) {
+      const r = nodeRepeat[id];
+      if (r >= 0) {
+        if (!seen.has(r)) total++;
+        seen.add(r);
+      } else total++;
+    }
+    return total;
+  };
+  return count(data.root);
 }
 
 export function openToDepth(data: GraphData, depth: number): Set<string> {
@@ -219,18 +242,28 @@ export function openToDepth(data: GraphData, depth: number): Set<string> {
   return open;
 }
 
+/** The start fold: open to `depth`, but blocks inside a folded "x N" stay folded when unfolded. */
+export function startFold(data: GraphData, depth: number): FoldState {
+  const { groupRepeat } = repeatIndex(data);
+  const open = new Set<string>();
+  for (const g of data.groups) {
+    if (g.level >= depth) continue;
+    let inRepeat = false;
+    for (let a = g.index; a >= 0 && !inRepeat; a = data.groups[a].parent)
+      inRepeat = groupRepeat[a] >= 0;
+    if (!inRepeat) open.add(g.path);
+  }
+  return { open, unfolded: new Set() };
+}
+
 /** The deepest start depth that draws at most `most` items (at least depth 1). */
 export function autoDepth(data: GraphData, most = 60): number {
   let maxLevel = 0;
   for (const g of data.groups) maxLevel = Math.max(maxLevel, g.level);
   let best = 1;
-  let last = -1;
   for (let d = 1; d <= maxLevel + 1; d++) {
-    const count = leavesAtDepth(data, d);
-    if (count > most) break;
+    if (leavesAtDepth(data, d) > most) break;
     best = d;
-    if (count === last) break;
-    last = count;
   }
   return best;
 }

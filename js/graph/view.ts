@@ -14,14 +14,7 @@ import {
   tensorText,
 } from "./data";
 import { overlayText, renderDetails, type Selection } from "./details";
-import {
-  autoDepth,
-  buildVisible,
-  type FoldState,
-  openToDepth,
-  reveal,
-  type Visible,
-} from "./model";
+import { autoDepth, buildVisible, type FoldState, reveal, startFold, type Visible } from "./model";
 import { HEAD, type Scene, SceneBuilder } from "./scene";
 import { groupFirsts, type Matches, search } from "./search";
 import { ACCENT, GRAPH_CSS, KINDS, type Kind, kindOfClass, kindOfNode, MATCH, TEXT } from "./style";
@@ -231,7 +224,7 @@ export class GraphView {
 
   private autoFold(): FoldState {
     const data = this.data!;
-    return { open: openToDepth(data, autoDepth(data)), unfolded: new Set() };
+    return startFold(data, autoDepth(data));
   }
 
   private foldFrom(list: string[]): FoldState {
