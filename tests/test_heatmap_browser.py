@@ -180,3 +180,15 @@ def test_exported_page_renders_offline(page: Any, tmp_path: pathlib.Path) -> Non
         screenshot(page, "heatmap_export_offline")
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+def test_view_without_data_renders_without_errors(page: Any, tmp_path: pathlib.Path) -> None:
+    # A TensorView made before its tensor (``_meta`` is {}) must not throw from its resize hook.
+    path = ls.export_html(ls.TensorView(title="no data yet"), tmp_path / "empty_view.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".ls-heatmap", timeout=30_000)
+        page.set_viewport_size({"width": 900, "height": 700})  # fires the ResizeObserver
+        page.wait_for_timeout(300)
+    assert page.locator(".ls-heatmap .ls-title").inner_text() == "no data yet"
+    assert attempted == [] and page.errors == []

@@ -587,7 +587,8 @@ export class HeatmapView {
   private cssSize(): [number, number] {
     const meta = this.state?.meta;
     const width = Math.max(40, this.wrap.clientWidth || 400);
-    if (!meta || meta.kind === "empty") return [width, 0];
+    // No data yet (`_meta` is {} until the kernel assigns a tensor): nothing to size.
+    if (!meta?.kind || meta.kind === "empty") return [width, 0];
     if (meta.kind === "1d") return [width, 40];
     const [rows, cols] = meta.shape;
     const height = Math.max(
@@ -610,7 +611,7 @@ export class HeatmapView {
 
   draw(): void {
     const meta = this.state?.meta;
-    if (!meta) return;
+    if (!meta?.kind) return; // no data assigned yet
     if (meta.kind === "empty") {
       this.plot.hidden = true;
       let empty = this.root.querySelector(".ls-empty");
