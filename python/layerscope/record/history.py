@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,7 @@ class History:
         if name not in self._edges:
             raise _unknown("parameter histogram", name, list(self._edges))
         for r in self._sorted():
-            fill_derived(r, self._edges)
+            fill_derived(r, self._edges, names=(name,))
         records = [r for r in self._sorted() if name in r.hist]
         bins = len(self._edges[name]) - 1
         return Histograms(
@@ -369,15 +370,19 @@ class History:
         )
 
 
-def fill_derived(r: EpochRecord, edges: dict[str, np.ndarray]) -> None:
+def fill_derived(
+    r: EpochRecord, edges: dict[str, np.ndarray], names: Iterable[str] | None = None
+) -> None:
     """Compute what ``epoch()`` left out of the training loop, from ``r``'s exact snapshots:
-    parameter histograms (on the fixed ``edges``) and activation stats.
+    parameter histograms (on the fixed ``edges``) and activation stats. With ``names``, only the
+    histograms of those parameters (a view that shows one layer need not pay for all of them).
 
     They are filled on first read, before a snapshot is thinned, or by the store's writer thread,
     so always from the full tensor. Concurrent fills compute the same values.
     """
+    wanted = None if names is None else set(names)
     for name, held in list(r.params.items()):
-        if name in r.hist or name not in edges:
+        if name in r.hist or name not in edges or (wanted is not None and name not in wanted):
             continue
         array = held.array if held.array is not None and held.exact else None
         if array is None and held.path is not None:
@@ -385,7 +390,8 @@ def fill_derived(r: EpochRecord, edges: dict[str, np.ndarray]) -> None:
         if array is not None:
             t = torch.from_numpy(array if array.flags.writeable else np.array(array))
             r.hist[name] = count(t, edges[name], r.param_stats.get(name))
-    fill_act_stats(r)
+    if wanted is None:
+        fill_act_stats(r)
 
 
 def fill_act_stats(r: EpochRecord) -> None:
