@@ -71,7 +71,18 @@ export function mountHeatmap(model: Model, requester: Requester): [HeatmapView, 
     }
   };
   refresh();
-  model.on(HEATMAP_EVENTS, refresh);
+  // One kernel update sets _meta, _base and _hist together and fires a change event for each:
+  // draw once per update, not once per trait.
+  let queued = false;
+  const schedule = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      refresh();
+    });
+  };
+  model.on(HEATMAP_EVENTS, schedule);
   // An exported page has no kernel: find out early instead of waiting for a tile to time out.
   const probe = new Requester(model as never, 5_000);
   probe
@@ -83,7 +94,7 @@ export function mountHeatmap(model: Model, requester: Requester): [HeatmapView, 
   return [
     view,
     () => {
-      model.off(HEATMAP_EVENTS, refresh);
+      model.off(HEATMAP_EVENTS, schedule);
       view.dispose();
     },
   ];
