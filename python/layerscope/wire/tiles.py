@@ -25,14 +25,19 @@ import torch.nn.functional as F
 Aggregation = Literal["mean", "maxabs", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "maxabs", "min", "max")
 
-# Input elements read per chunk: at most 2**21 (an 8 MB float32 copy or negation of a chunk),
-# and at most 1/64 of the tensor, so temporaries stay a few % of the tensor at any size.
+# Input elements read per chunk: at most 2**20 (a 4 MB float32 copy or negation of a chunk),
+# and at most 1/64 of the tensor, so temporaries stay a few % of the tensor at any size. A tensor
+# of at most _WHOLE_ELEMENTS is read in one chunk: its temporaries are a few MB whatever the
+# share, and one pooling call instead of dozens is what a 1024 x 1024 view's first paint waits on.
 _CHUNK_ELEMENTS = 1 << 20
 _MIN_CHUNK_ELEMENTS = 1 << 16
+_WHOLE_ELEMENTS = 1 << 20
 
 
 def chunk_elements(numel: int) -> int:
     """Elements per chunk for a tensor of ``numel`` elements (see ``_CHUNK_ELEMENTS``)."""
+    if numel <= _WHOLE_ELEMENTS:
+        return max(1, numel)
     return max(min(_MIN_CHUNK_ELEMENTS, _CHUNK_ELEMENTS), min(_CHUNK_ELEMENTS, numel // 64))
 
 
