@@ -43,8 +43,8 @@ demo: setup
 		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/quickstart.ipynb
 
 lint: setup
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/ruff check python tests bench docs
+	$(VENV)/bin/ruff format --check python tests bench docs
 	npx biome check js
 
 typecheck: setup

@@ -14,10 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 import digits  # noqa: E402
+import layerscope as ls  # noqa: E402
 import zoo  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-
-import layerscope as ls  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 
@@ -39,7 +38,10 @@ def views() -> dict[str, object]:
         "weights": ls.weights(resnet),
         "activations": ls.activations(resnet, x),
         "timeline": ls.timeline(rec),
-        "explore": ls.explore(nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)), torch.randn(2, 1, 8, 8)),
+        "explore": ls.explore(
+            nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)),
+            torch.randn(2, 1, 8, 8),
+        ),
     }
 
 
