@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, Lab, evaluate, open_notebook
+from browser import CHROMIUM, CHROMIUM_ARGS, OBSERVE_BQPLOT_PAINTS, Lab, evaluate, open_notebook
 
 WHOLE_JS = r"""
 function decode(p) {
@@ -152,14 +152,6 @@ PAINTS = """(root) => {
   const e = document.querySelector(root);
   new MutationObserver((rs) => { for (const r of rs) if (r.attributeName === 'data-paint-ms') window.__paints.push(e.dataset.paintMs); })
     .observe(e, { attributes: true });
-}"""
-
-OBSERVE_BQ = """() => {
-  window.__bqPaints = [];
-  const obs = new MutationObserver((records) => {
-    for (const r of records) if (r.attributeName === 'href') window.__bqPaints.push(performance.timeOrigin + performance.now());
-  });
-  obs.observe(document.querySelector('.bqplot'), { attributes: true, subtree: true, attributeFilter: ['href'] });
 }"""
 
 CASES = {
@@ -292,7 +284,7 @@ def main() -> None:
             page.wait_for_selector(f"{ROOT}[data-token]", timeout=120_000)
             page.wait_for_selector(".bqplot", timeout=120_000)
             page.wait_for_timeout(1000)
-            page.evaluate(OBSERVE_BQ)
+            page.evaluate(OBSERVE_BQPLOT_PAINTS)
             client = lab.kernel_client()
             # Warm-up: the first use of each torch kernel pages its code in (RSS that is not
             # the view's); run every path once on a small tensor before measuring memory.

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, Lab, evaluate, open_notebook
+from browser import CHROMIUM, CHROMIUM_ARGS, OBSERVE_BQPLOT_PAINTS, Lab, evaluate, open_notebook
 
 SETUP = """import time, numpy as np, torch, layerscope as ls
 import bqplot as bq
@@ -33,14 +33,6 @@ BQ_SETUP = """x_sc, y_sc, c_sc = bq.LinearScale(), bq.LinearScale(), bq.ColorSca
 heat = bq.HeatMap(x=np.arange(2), y=np.arange(2), color=np.zeros((2, 2)), scales={'x': x_sc, 'y': y_sc, 'color': c_sc})
 fig = bq.Figure(marks=[heat], layout={'height': '400px'}, title='bqplot HeatMap')
 fig"""
-
-OBSERVE_BQ = """() => {
-  window.__bqPaints = [];
-  const obs = new MutationObserver((records) => {
-    for (const r of records) if (r.attributeName === 'href') window.__bqPaints.push(performance.timeOrigin + performance.now());
-  });
-  obs.observe(document.querySelector('.bqplot'), { attributes: true, subtree: true, attributeFilter: ['href'] });
-}"""
 
 
 def time_layerscope(page: Any, client: Any, n: int, run: int) -> float:
@@ -99,7 +91,7 @@ def main() -> None:
             page.wait_for_selector(".jp-OutputArea .ls-heatmap[data-token]", timeout=120_000)
             page.wait_for_selector(".bqplot", timeout=120_000)
             page.wait_for_timeout(1000)
-            page.evaluate(OBSERVE_BQ)
+            page.evaluate(OBSERVE_BQPLOT_PAINTS)
             client = lab.kernel_client()
             for n in sizes:
                 ours = [time_layerscope(page, client, n, r) for r in range(runs)]

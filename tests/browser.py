@@ -35,6 +35,16 @@ CHROMIUM_ARGS = [
 ARTIFACTS = pathlib.Path(__file__).resolve().parent / "artifacts"
 LOCAL_PREFIXES = ("file:", "data:", "blob:", "about:")
 
+# For benchmarks against bqplot: record when a bqplot HeatMap replaces its canvas image (its
+# paint), in window.__bqPaints, on the page's clock.
+OBSERVE_BQPLOT_PAINTS = """() => {
+  window.__bqPaints = [];
+  const obs = new MutationObserver((records) => {
+    for (const r of records) if (r.attributeName === 'href') window.__bqPaints.push(performance.timeOrigin + performance.now());
+  });
+  obs.observe(document.querySelector('.bqplot'), { attributes: true, subtree: true, attributeFilter: ['href'] });
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
