@@ -101,8 +101,7 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            lab.write_notebook("bench.ipynb", [SETUP.format(epochs=args.epochs)])
-            open_notebook(page, lab, "bench.ipynb")
+            open_notebook(page, lab, "bench.ipynb", [SETUP.format(epochs=args.epochs)])
             page.wait_for_selector(f"{ROOT}[data-epoch='{args.epochs - 1}']", timeout=300_000)
             client = lab.kernel_client()
             shape = evaluate(client, "list(view.scrubber.frames['param']['codes'].shape)")

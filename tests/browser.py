@@ -202,9 +202,18 @@ def evaluate(client: Any, expr: str, setup: str = "") -> Any:
 
 
 def open_notebook(
-    page: Any, lab: Lab, name: str, *, run_all: bool = True, timeout: float = 120_000
+    page: Any,
+    lab: Lab,
+    name: str,
+    cells: list[str] | None = None,
+    *,
+    run_all: bool = True,
+    timeout: float = 120_000,
 ) -> None:
-    """Open a notebook in Lab and run all its cells through the Run menu, as a user would."""
+    """Open a notebook in Lab (written first from ``cells`` when given) and run all its cells
+    through the Run menu, as a user would."""
+    if cells is not None:
+        lab.write_notebook(name, cells)
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook", timeout=timeout)
     lab.wait_kernel_idle(timeout / 1000)

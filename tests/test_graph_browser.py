@@ -96,11 +96,12 @@ def test_click_selects_in_the_kernel_and_python_selects_in_the_view(
     page: Any, kernels: Lab
 ) -> None:
     lab = kernels
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "graph_select.ipynb",
         cells("model, (x,) = zoo.make_resnet()\nview = ls.graph(model, x)\nview"),
     )
-    open_notebook(page, lab, "graph_select.ipynb")
     wait_ready(page)
     stem = item(page, "stem")
     # A conv node is drawn in the conv colour (a spot inside it, left of its text).
@@ -142,11 +143,12 @@ def test_click_selects_in_the_kernel_and_python_selects_in_the_view(
 
 def test_fold_unfold_and_search(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "graph_fold.ipynb",
         cells("model, (x,) = zoo.make_gpt(3, 2)\nview = ls.graph(model, x)\nview"),
     )
-    open_notebook(page, lab, "graph_fold.ipynb")
     wait_ready(page)
     start = int(data(page)["nodes"])
     repeat = item(page, "blocks.0", "repeat")
@@ -194,11 +196,12 @@ def test_overlay_legend_and_model_strings_are_text(page: Any, kernels: Lab) -> N
     lab = kernels
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "graph_html.ipynb",
         cells("view = ls.graph(zoo.HtmlNamed(), torch.randn(2, 3), overlay='params')\nview"),
     )
-    open_notebook(page, lab, "graph_html.ipynb")
     wait_ready(page)
     legend = page.locator(f"{ROOT} .ls-graph-legend")
     assert legend.is_visible()
@@ -224,10 +227,12 @@ def test_dark_theme_keeps_nodes_legible(browser: Any, tmp_path: pathlib.Path) ->
     lab = Lab(tmp_path, theme="JupyterLab Dark")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        lab.write_notebook(
-            "dark.ipynb", cells("model, (x,) = zoo.make_cnn()\nview = ls.graph(model, x)\nview")
+        open_notebook(
+            page,
+            lab,
+            "dark.ipynb",
+            cells("model, (x,) = zoo.make_cnn()\nview = ls.graph(model, x)\nview"),
         )
-        open_notebook(page, lab, "dark.ipynb")
         wait_ready(page)
         box = page.locator(f"{ROOT} canvas").bounding_box()
         bg = pixel(page, box["x"] + 3, box["y"] + 3)

@@ -81,8 +81,7 @@ def assert_known_view(page: Any, root: str) -> None:
 
 def test_heatmap_in_lab_pixels_hover_and_paint_report(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("heatmap_known.ipynb", [KNOWN])
-    open_notebook(page, lab, "heatmap_known.ipynb")
+    open_notebook(page, lab, "heatmap_known.ipynb", [KNOWN])
     root = ".jp-OutputArea .ls-heatmap"
     page.wait_for_selector(f"{root}[data-token]", timeout=60_000)
     assert_known_view(page, root)
@@ -115,13 +114,14 @@ def test_heatmap_in_lab_pixels_hover_and_paint_report(page: Any, kernels: Lab) -
 
 def test_downsampled_hover_asks_the_kernel_for_the_exact_value(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "heatmap_big.ipynb",
         [
             "import torch, layerscope as ls\ntorch.manual_seed(1)\nbig = torch.randn(3000, 2000)\nview = ls.heatmap(big)\nview"
         ],
     )
-    open_notebook(page, lab, "heatmap_big.ipynb")
     root = ".jp-OutputArea .ls-heatmap"
     page.wait_for_selector(f"{root}[data-token]", timeout=60_000)
     hover_cell(page, root, 1500, 1000, 3000, 2000)
@@ -146,8 +146,7 @@ def test_dark_theme_uses_lab_colours(browser: Any, tmp_path: pathlib.Path) -> No
     lab = Lab(tmp_path, theme="JupyterLab Dark")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        lab.write_notebook("dark.ipynb", [KNOWN])
-        open_notebook(page, lab, "dark.ipynb")
+        open_notebook(page, lab, "dark.ipynb", [KNOWN])
         root = ".jp-OutputArea .ls-heatmap"
         page.wait_for_selector(f"{root}[data-token]", timeout=60_000)
         bg = page.eval_on_selector(root, "e => getComputedStyle(e).backgroundColor")

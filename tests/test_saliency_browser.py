@@ -66,8 +66,7 @@ def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 2) -> bool:
 
 def test_image_overlay_opacity_and_retarget_in_lab(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("saliency_image.ipynb", [IMAGE_CELL])
-    open_notebook(page, lab, "saliency_image.ipynb")
+    open_notebook(page, lab, "saliency_image.ipynb", [IMAGE_CELL])
     root = ".jp-OutputArea .ls-saliency"
     page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=120_000)
     assert page.locator(f"{root}").get_attribute("data-target") == "0"
@@ -141,8 +140,7 @@ view"""
 
 def test_retarget_shows_progress_for_slow_methods(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("saliency_slow.ipynb", [SLOW_CELL])
-    open_notebook(page, lab, "saliency_slow.ipynb")
+    open_notebook(page, lab, "saliency_slow.ipynb", [SLOW_CELL])
     root = ".jp-OutputArea .ls-saliency"
     page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=120_000)
     # More steps for the re-target: about 3 s in the slow model, one row a chunk.
@@ -180,8 +178,9 @@ view"""
 
 def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("saliency_text.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=2048)])
-    open_notebook(page, lab, "saliency_text.ipynb")
+    open_notebook(
+        page, lab, "saliency_text.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=2048)]
+    )
     root = ".jp-OutputArea .ls-saliency"
     page.wait_for_selector(f"{root}[data-painted] .ls-tok", timeout=180_000)
     # Tokens are text: "<b>x</b>" shows as those characters.
@@ -297,10 +296,9 @@ def test_dark_theme_uses_lab_colours(browser: Any, tmp_path: pathlib.Path) -> No
     lab = Lab(tmp_path, theme="JupyterLab Dark")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        lab.write_notebook(
-            "dark.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=64), IMAGE_CELL]
+        open_notebook(
+            page, lab, "dark.ipynb", [TEXT_CELL.format(tests=str(TESTS), length=64), IMAGE_CELL]
         )
-        open_notebook(page, lab, "dark.ipynb")
         page.wait_for_selector(".jp-OutputArea .ls-saliency[data-painted] .ls-tok", timeout=120_000)
         page.wait_for_selector(
             ".jp-OutputArea .ls-saliency[data-painted] .ls-panel canvas", timeout=120_000

@@ -79,8 +79,7 @@ def cell_rgb(page: Any, root: str, r: float, c: float) -> tuple[int, ...]:
 
 def test_wheel_zoom_requests_the_visible_window_and_ticks_follow(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("zoom.ipynb", [STRIPES])
-    open_notebook(page, lab, "zoom.ipynb")
+    open_notebook(page, lab, "zoom.ipynb", [STRIPES])
     wait_painted(page, ROOT)
     # Initial view: the whole tensor, ticks from 0 to below the shape.
     assert ticks(page, ROOT, "x")[0] == 0 and ticks(page, ROOT, "x")[-1] < 2048
@@ -147,8 +146,7 @@ view"""
 
 def test_feature_map_grid_on_a_small_cnn(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("fmap.ipynb", [CNN])
-    open_notebook(page, lab, "fmap.ipynb")
+    open_notebook(page, lab, "fmap.ipynb", [CNN])
     root = ".jp-OutputArea .ls-activations"
     wait_painted(page, root)
     cells = page.locator(f"{root} .ls-fmap")
@@ -192,8 +190,7 @@ view"""
 
 def test_weights_table_scrolls_sorts_and_selects(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("weights.ipynb", [WEIGHTS])
-    open_notebook(page, lab, "weights.ipynb")
+    open_notebook(page, lab, "weights.ipynb", [WEIGHTS])
     root = ".jp-OutputArea .ls-weights"
     wait_painted(page, root)
     table = f"{root} .ls-weights-table"
@@ -247,13 +244,14 @@ def test_exported_page_zooms_offline(page: Any, tmp_path: pathlib.Path) -> None:
 
 def test_histogram_bar_click_highlights_cells(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "hist.ipynb",
         [
             "import torch, layerscope as ls\nx = torch.zeros(8, 8)\nx[:4] = 1.0\nview = ls.heatmap(x, colormap='gray')\nview"
         ],
     )
-    open_notebook(page, lab, "hist.ipynb")
     wait_painted(page, ROOT)
     page.wait_for_selector(f"{ROOT} .ls-hist[data-ready='1']")
     before_top = cell_rgb(page, ROOT, 6, 3)  # a 0 cell: black in gray
@@ -299,13 +297,14 @@ def test_16384_squared_float32_opens_and_zooms(page: Any, kernels: Lab) -> None:
 
 def test_n_d_axis_pickers_and_sliders(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook(
+    open_notebook(
+        page,
+        lab,
         "nd.ipynb",
         [
             "import torch, layerscope as ls\nx = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)\nview = ls.heatmap(x)\nview"
         ],
     )
-    open_notebook(page, lab, "nd.ipynb")
     wait_painted(page, ROOT)
     assert page.locator(f"{ROOT} .ls-nd .ls-slider").count() == 2
     token = page.locator(ROOT).get_attribute("data-token")

@@ -150,8 +150,7 @@ def wait_done(client: Any, msg_id: str, timeout: float = 120) -> None:
 
 def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> None:
     lab = kernels
-    lab.write_notebook("timeline.ipynb", [SETUP])
-    open_notebook(page, lab, "timeline.ipynb")
+    open_notebook(page, lab, "timeline.ipynb", [SETUP])
     root = f".jp-OutputArea {ROOT}"
     page.wait_for_selector(f"{root}[data-epoch='3']", timeout=120_000)
     page.wait_for_selector(".jp-OutputArea .bqplot svg", timeout=60_000)
