@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { chooseScale, colorOf, LUT_SIZE, lut, NAN_RGB, NEGINF_RGB, POSINF_RGB } from "./colormap";
+import {
+  chooseScale,
+  colorOf,
+  LUT_SIZE,
+  lut,
+  NAN_RGB,
+  NEGINF_RGB,
+  POSINF_RGB,
+  paint,
+} from "./colormap";
 
 describe("chooseScale", () => {
   it("is diverging and symmetric around 0 for signed data", () => {
@@ -32,6 +41,27 @@ describe("colours", () => {
     expect(colorOf(1, s)).toEqual([103, 0, 31]);
     expect(colorOf(0, s)).toEqual([247, 247, 247]);
     expect(colorOf(-100, s)).toEqual([5, 48, 97]); // clipped
+    // Above the range: the top colour (this once read past the table and painted black), also
+    // for values whose index would overflow a 32-bit integer.
+    expect(colorOf(1.5, s)).toEqual([103, 0, 31]);
+    expect(colorOf(3e9, s)).toEqual([103, 0, 31]);
+    expect(colorOf(-3e9, s)).toEqual([5, 48, 97]);
+    expect(colorOf(Number.MAX_VALUE, s)).toEqual([103, 0, 31]);
+  });
+  it("paints a whole array as it paints each value", () => {
+    const s = chooseScale({ min: -2, max: 5 }, "viridis", null, null);
+    const values = Float32Array.from([-3, -2, 0, 1.25, 5, 9, Number.NaN, Number.POSITIVE_INFINITY]);
+    const out = new Uint8ClampedArray(values.length * 4);
+    paint(values, s, out);
+    values.forEach((v, i) => {
+      expect([...out.slice(i * 4, i * 4 + 3)]).toEqual(colorOf(v, s));
+      expect(out[i * 4 + 3]).toBe(255);
+    });
+    // A sub-array at an odd byte offset is painted too.
+    const backing = new Uint8ClampedArray(values.length * 4 + 1);
+    const odd = backing.subarray(1);
+    paint(values, s, odd);
+    expect([...odd]).toEqual([...out]);
   });
   it("gives NaN and +/-Inf their own colours, not in any map", () => {
     const s = chooseScale({ min: 0, max: 1 }, "viridis", null, null);

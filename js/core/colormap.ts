@@ -146,35 +146,48 @@ export function chooseScale(
   return { map, lo, hi, diverging };
 }
 
-/** Paint `values` into RGBA `out` (length 4n) with `scale`; NaN/Inf get their own colours. */
+const packedCache = new Map<string, Uint32Array>();
+
+/** A map's LUT as one RGBA word per entry (in the platform's byte order), then NaN, +Inf, -Inf. */
+function packedLut(name: string): Uint32Array {
+  const hit = packedCache.get(name);
+  if (hit) return hit;
+  const table = lut(name);
+  const words = new Uint32Array(LUT_SIZE + 3);
+  const bytes = new Uint8Array(words.buffer);
+  const put = (i: number, r: number, g: number, b: number) => bytes.set([r, g, b, 255], i * 4);
+  for (let i = 0; i < LUT_SIZE; i++) put(i, table[i * 3], table[i * 3 + 1], table[i * 3 + 2]);
+  put(LUT_SIZE, ...NAN_RGB);
+  put(LUT_SIZE + 1, ...POSINF_RGB);
+  put(LUT_SIZE + 2, ...NEGINF_RGB);
+  packedCache.set(name, words);
+  return words;
+}
+
+/** Paint `values` into RGBA `out` (length 4n) with `scale`; NaN/Inf get their own colours and
+ * values outside [lo, hi] the end colours. One 32-bit write a pixel. */
 export function paint(values: ArrayLike<number>, scale: Scale, out: Uint8ClampedArray): void {
-  const table = lut(scale.map);
+  const words = packedLut(scale.map);
   const top = LUT_SIZE - 1;
-  const k = top / (scale.hi - scale.lo);
+  // (Capped: a subnormal-wide range must not make k infinite, 0 * Inf being NaN.)
+  const k = Math.min(top / (scale.hi - scale.lo), 1e300);
   const lo = scale.lo;
-  for (let i = 0, j = 0; i < values.length; i++, j += 4) {
+  const n = values.length;
+  // An ImageData's bytes are 4-aligned; any other array is painted via a copy.
+  const aligned = out.byteOffset % 4 === 0;
+  const px = aligned ? new Uint32Array(out.buffer, out.byteOffset, n) : new Uint32Array(n);
+  const nan = words[LUT_SIZE];
+  const posinf = words[LUT_SIZE + 1];
+  const neginf = words[LUT_SIZE + 2];
+  for (let i = 0; i < n; i++) {
     const v = values[i];
-    let r: number;
-    let g: number;
-    let b: number;
-    if (Number.isFinite(v)) {
-      let idx = ((v - lo) * k + 0.5) | 0;
-      idx = idx < 0 ? 0 : Math.min(idx, 255);
-      r = table[idx * 3];
-      g = table[idx * 3 + 1];
-      b = table[idx * 3 + 2];
-    } else if (Number.isNaN(v)) {
-      [r, g, b] = NAN_RGB;
-    } else if (v > 0) {
-      [r, g, b] = POSINF_RGB;
-    } else {
-      [r, g, b] = NEGINF_RGB;
-    }
-    out[j] = r;
-    out[j + 1] = g;
-    out[j + 2] = b;
-    out[j + 3] = 255;
+    const f = (v - lo) * k + 0.5;
+    if (f >= 0 && f < top) px[i] = words[f | 0];
+    else if (f >= top) px[i] = v === Number.POSITIVE_INFINITY ? posinf : words[top];
+    else if (f < 0) px[i] = v === Number.NEGATIVE_INFINITY ? neginf : words[0];
+    else px[i] = nan; // v is NaN
   }
+  if (!aligned) out.set(new Uint8ClampedArray(px.buffer));
 }
 
 /** The colour of one value under a scale (for tests and legends). */
