@@ -62,6 +62,10 @@ CASES = [
     ((50, 40), (3, 40), None),
     ((100, 90), (9, 8), (91, 100, 80, 90)),  # edge tile at the bottom-right corner
     ((100, 90), (4, 4), (13, 57, 0, 33)),
+    # Uniform blocks (every cell kh x kw): the reshape path.
+    ((64, 48), (16, 12), None),
+    ((100, 90), (4, 5), (10, 50, 20, 45)),
+    ((1, 1000), (1, 100), None),
 ]
 
 
@@ -89,8 +93,12 @@ def test_chunked_reduction_is_the_same(agg, monkeypatch) -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((301, 77)).astype(np.float32)
     x[150, 3] = np.nan
-    monkeypatch.setattr(tiles, "_CHUNK_ELEMENTS", 200)  # a few rows per chunk, windows split
-    for out in [(13, 9), (1, 9), (301, 77 // 2)]:
+    # A few rows per chunk, windows split (and no one-chunk shortcut for small tensors).
+    monkeypatch.setattr(tiles, "_CHUNK_ELEMENTS", 200)
+    monkeypatch.setattr(tiles, "_MIN_CHUNK_ELEMENTS", 200)
+    monkeypatch.setattr(tiles, "_WHOLE_ELEMENTS", 0)
+    assert tiles.chunk_elements(x.size) == 200
+    for out in [(13, 9), (1, 9), (301, 77 // 2), (43, 11), (7, 7)]:
         np.testing.assert_allclose(
             block_reduce(torch.from_numpy(x), out, agg=agg),
             reference(x, out, agg),

@@ -150,9 +150,46 @@ def _block_reduce(
             if win.dtype != torch.float32
             else win.cpu().numpy().copy()
         )
+    step = max(1, chunk_elements(x.numel()) // max(1, w))
+    if h % out_h == 0 and w % out_w == 0:
+        return _reduce_uniform(win, out_h, out_w, agg, step).numpy()
+    return _reduce_general(win, out_h, out_w, agg, step).numpy()
+
+
+def _reduce_uniform(win: torch.Tensor, out_h: int, out_w: int, agg: str, step: int) -> torch.Tensor:
+    """Every cell a ``kh x kw`` block: reshape and reduce rows, then columns, a band of output
+    rows at a time (several times faster than pooling; the same cells). A band that holds NaN
+    or Inf goes through ``_reduce_general`` for min/max/maxabs (their NaN/Inf dominance)."""
+    h, w = win.shape
+    kh, kw = h // out_h, w // out_w
+    out = torch.empty((out_h, out_w), dtype=torch.float32)
+    band = max(1, step // kh)
+    for i0 in range(0, out_h, band):
+        i1 = min(out_h, i0 + band)
+        x = win[i0 * kh : i1 * kh].cpu().to(torch.float32)
+        if agg != "mean" and not _all_finite(x):
+            out[i0:i1] = _reduce_general(x, i1 - i0, out_w, agg, step)
+            continue
+        rows = x.reshape(i1 - i0, kh, w)
+        if agg == "mean":
+            out[i0:i1] = rows.sum(1).reshape(i1 - i0, out_w, kw).sum(2) / (kh * kw)
+            continue
+        if agg == "max":
+            out[i0:i1] = rows.amax(1).reshape(i1 - i0, out_w, kw).amax(2)
+        elif agg == "min":
+            out[i0:i1] = rows.amin(1).reshape(i1 - i0, out_w, kw).amin(2)
+        else:  # maxabs: the signed value of the largest magnitude (ties go to the positive one)
+            hi = rows.amax(1).reshape(i1 - i0, out_w, kw).amax(2)
+            lo = rows.amin(1).reshape(i1 - i0, out_w, kw).amin(2)
+            out[i0:i1] = torch.where(hi >= -lo, hi, lo)
+    return out
+
+
+def _reduce_general(win: torch.Tensor, out_h: int, out_w: int, agg: str, step: int) -> torch.Tensor:
+    """Adaptive windows (cells of uneven size), a chunk of ``step`` input rows at a time."""
+    h = win.shape[0]
     starts, ends = _bounds(h, out_h)
     out = torch.empty((out_h, out_w), dtype=torch.float32)
-    step = max(1, chunk_elements(x.numel()) // max(1, w))
     i0 = 0
     while i0 < out_h:
         # Output rows i0..i1 whose input rows (s..e) fit in one chunk (at least one output row).
@@ -183,7 +220,7 @@ def _block_reduce(
             red = _reduce_last(g, 1, agg)[:, 0]
             out[i0:i1] = red.view(i1 - i0, out_w)
         i0 = i1
-    return out.numpy()
+    return out
 
 
 def fit_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
