@@ -84,9 +84,10 @@ def test_wheel_zoom_requests_the_visible_window_and_ticks_follow(page: Any, kern
     # Initial view: the whole tensor, ticks from 0 to below the shape.
     assert ticks(page, ROOT, "x")[0] == 0 and ticks(page, ROOT, "x")[-1] < 2048
     assert ticks(page, ROOT, "y")[-1] < 3000
-    # The overview averages the stripes: near-white in the middle.
+    # The overview averages the stripes (blocks of k columns: 0 for even k, +-1/3 for k = 3):
+    # a light colour in the middle, not a stripe's dark blue or dark red.
     mid = cell_rgb(page, ROOT, 1500, 1000)
-    assert all(v > 200 for v in mid), mid
+    assert all(v > 140 for v in mid), mid
     prev = None
     for _ in range(6):  # each step zooms in by e^0.8: ~17 columns across at the end
         wheel(page, ROOT, 0.25, 0.5, -400)

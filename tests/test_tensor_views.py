@@ -26,10 +26,15 @@ def test_tile_is_quantized_block_reduce_within_the_bound() -> None:
     x = torch.randn(3000, 2000)
     v = ls.heatmap(x)
     content, codes, buf = tile(v, [100, 1100, 50, 1950], [300, 400], lo=-4.0, hi=4.0)
-    assert content["exact"] is False and content["window"] == [100, 1100, 50, 1950]
-    assert codes.dtype == np.uint8 and codes.shape == (300, 400)
+    # Whole blocks of round(cells per pixel) cells, aligned to their size: rows in blocks of 3
+    # from 99 (covering 100..1100), columns in blocks of 5 from 50.
+    assert content["exact"] is False and content["window"] == [99, 1101, 50, 1950]
+    assert codes.dtype == np.uint8 and codes.shape == (334, 380)
     assert buf.nbytes <= 2 * 300 * 400  # at most 2 bytes a canvas pixel
-    ref = block_reduce(x, (300, 400), window=(100, 1100, 50, 1950))
+    ref = block_reduce(x, (334, 380), window=(99, 1101, 50, 1950))
+    np.testing.assert_allclose(
+        ref, x[99:1101, 50:1950].reshape(334, 3, 380, 5).mean((1, 3)), rtol=1e-5, atol=1e-6
+    )
     back = dequantize_u8(codes, content["quant"])
     assert np.abs(back - np.clip(ref, -4, 4)).max() <= error_bound(content["quant"]) * (1 + 1e-5)
 

@@ -66,6 +66,9 @@ CASES = [
     ((64, 48), (16, 12), None),
     ((100, 90), (4, 5), (10, 50, 20, 45)),
     ((1, 1000), (1, 100), None),
+    # Uniform row blocks, uneven column windows.
+    ((60, 70), (12, 9), None),
+    ((100, 90), (8, 7), (20, 60, 3, 90)),
 ]
 
 
@@ -79,13 +82,14 @@ def test_block_reduce_matches_numpy(shape, out, window, agg) -> None:
 
 
 @pytest.mark.parametrize("agg", AGGREGATIONS)
-def test_nan_and_inf_win_in_every_block(agg) -> None:
+@pytest.mark.parametrize("out", [(6, 7), (6, 9), (7, 9)])  # uniform, uniform rows, neither
+def test_nan_and_inf_win_in_every_block(agg, out) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((60, 70)).astype(np.float32)
     x[3, 4], x[30, 31], x[50, 60], x[51, 61] = np.nan, np.inf, -np.inf, np.inf
-    got = block_reduce(torch.from_numpy(x), (6, 7), agg=agg)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(reference(x, (6, 7), agg)))
-    np.testing.assert_allclose(got, reference(x, (6, 7), agg), rtol=2e-6, atol=1e-6)
+    got = block_reduce(torch.from_numpy(x), out, agg=agg)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(reference(x, out, agg)))
+    np.testing.assert_allclose(got, reference(x, out, agg), rtol=2e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("agg", AGGREGATIONS)

@@ -151,17 +151,22 @@ def _block_reduce(
             else win.cpu().numpy().copy()
         )
     step = max(1, chunk_elements(x.numel()) // max(1, w))
-    if h % out_h == 0 and w % out_w == 0:
-        return _reduce_uniform(win, out_h, out_w, agg, step).numpy()
+    if h % out_h == 0:
+        return _reduce_row_blocks(win, out_h, out_w, agg, step).numpy()
     return _reduce_general(win, out_h, out_w, agg, step).numpy()
 
 
-def _reduce_uniform(win: torch.Tensor, out_h: int, out_w: int, agg: str, step: int) -> torch.Tensor:
-    """Every cell a ``kh x kw`` block: reshape and reduce rows, then columns, a band of output
-    rows at a time (several times faster than pooling; the same cells). A band that holds NaN
-    or Inf goes through ``_reduce_general`` for min/max/maxabs (their NaN/Inf dominance)."""
+def _reduce_row_blocks(
+    win: torch.Tensor, out_h: int, out_w: int, agg: str, step: int
+) -> torch.Tensor:
+    """Every output row a block of ``kh`` whole rows: reshape and reduce the rows, then the
+    columns (by reshape too when they divide evenly, else adaptive pooling), a band of output
+    rows at a time; several times faster than ``_reduce_general``, the same cells. A band that
+    holds NaN or Inf goes through ``_reduce_general`` for min/max/maxabs (their NaN/Inf
+    dominance)."""
     h, w = win.shape
-    kh, kw = h // out_h, w // out_w
+    kh = h // out_h
+    kw = w // out_w if w % out_w == 0 else 0
     out = torch.empty((out_h, out_w), dtype=torch.float32)
     band = max(1, step // kh)
     for i0 in range(0, out_h, band):
@@ -171,16 +176,19 @@ def _reduce_uniform(win: torch.Tensor, out_h: int, out_w: int, agg: str, step: i
             out[i0:i1] = _reduce_general(x, i1 - i0, out_w, agg, step)
             continue
         rows = x.reshape(i1 - i0, kh, w)
+
+        def cols(r: torch.Tensor, how: str, i0: int = i0, i1: int = i1) -> torch.Tensor:
+            if not kw:
+                return _pool_last(r, out_w, how)
+            blocks = r.reshape(i1 - i0, out_w, kw)
+            return blocks.sum(2) if how == "mean" else getattr(blocks, f"a{how}")(2)
+
         if agg == "mean":
-            out[i0:i1] = rows.sum(1).reshape(i1 - i0, out_w, kw).sum(2) / (kh * kw)
-            continue
-        if agg == "max":
-            out[i0:i1] = rows.amax(1).reshape(i1 - i0, out_w, kw).amax(2)
-        elif agg == "min":
-            out[i0:i1] = rows.amin(1).reshape(i1 - i0, out_w, kw).amin(2)
+            out[i0:i1] = cols(rows.sum(1), "mean") / kh / (kw or 1)
+        elif agg in ("max", "min"):
+            out[i0:i1] = cols(getattr(rows, f"a{agg}")(1), agg)
         else:  # maxabs: the signed value of the largest magnitude (ties go to the positive one)
-            hi = rows.amax(1).reshape(i1 - i0, out_w, kw).amax(2)
-            lo = rows.amin(1).reshape(i1 - i0, out_w, kw).amin(2)
+            hi, lo = cols(rows.amax(1), "max"), cols(rows.amin(1), "min")
             out[i0:i1] = torch.where(hi >= -lo, hi, lo)
     return out
 
