@@ -12,6 +12,12 @@ layerscope), builds the same model and inputs from the same seed, does a warm-up
 as many runs as fit in about 3 s (at least one) and keeps the median. The two libraries
 alternate, several subprocesses each; the table shows medians.
 
+The ratio (the target) is measured in pairs: a subprocess builds both libraries' runs and calls
+them alternately, ours then Captum's then Captum's then ours, and takes the median of the per-pair
+time ratios; the table shows the median over several such subprocesses. On this shared machine a
+library's time alone moved by 30 % between fresh processes minutes apart (Captum's Grad-CAM:
+19-27 ms), more than the difference measured; a pair shares the machine's state of the moment.
+
 Time: CPU time of the process (time.process_time; one torch thread by default) and wall time. On
 a shared machine CPU time is the steadier one; wall time moves with other processes' load.
 Memory: peak RSS of the subprocess (resource.getrusage ru_maxrss), as the total and as the rise
@@ -197,6 +203,36 @@ def worker(case: str, lib: str, cfg: dict, threads: int) -> dict:
     }
 
 
+def pair_worker(case: str, cfg: dict, threads: int) -> dict:
+    """Both libraries in one process, called alternately: per-pair ratios ours / Captum."""
+    import warnings
+
+    import torch
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(threads)
+    model, inputs, target = build(case, cfg)
+    runs = {lib: runner(case, lib, model, inputs, target, cfg) for lib in LIBS}
+    t0 = time.perf_counter()
+    for run in runs.values():
+        run()  # warm-up
+    count = max(1, min(200, int(6.0 / max(time.perf_counter() - t0, 1e-3))))
+    cpu: dict[str, list[float]] = {lib: [] for lib in LIBS}
+    wall: dict[str, list[float]] = {lib: [] for lib in LIBS}
+    for i in range(count):
+        for lib in LIBS if i % 2 == 0 else LIBS[::-1]:
+            c0, w0 = time.process_time(), time.perf_counter()
+            runs[lib]()
+            cpu[lib].append(time.process_time() - c0)
+            wall[lib].append(time.perf_counter() - w0)
+    ours, ref = LIBS
+    return {
+        "pairs": count,
+        "cpu_ratio": statistics.median(a / b for a, b in zip(cpu[ours], cpu[ref], strict=True)),
+        "wall_ratio": statistics.median(a / b for a, b in zip(wall[ours], wall[ref], strict=True)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, 1 repeat")
@@ -208,10 +244,14 @@ def main() -> None:
         help="run the workers with GLIBC_TUNABLES that keep freed memory mapped (fewer page faults)",
     )
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "LIB"), help=argparse.SUPPRESS)
+    parser.add_argument("--pair-worker", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cfg = settings(args.quick)
     if args.worker:
         print(json.dumps(worker(*args.worker, cfg, args.threads)))
+        return
+    if args.pair_worker:
+        print(json.dumps(pair_worker(args.pair_worker, cfg, args.threads)))
         return
     env = dict(os.environ)
     root = Path(__file__).resolve().parents[1]
@@ -234,26 +274,17 @@ def main() -> None:
     ratios = []
     for case in args.cases.split(","):
         runs: dict[str, list[dict]] = {lib: [] for lib in LIBS}
+        pairs: list[dict] = []
         # alternate the libraries run by run: load from other processes on a shared machine
         # then falls on both alike
         for rep in range(cfg["repeats"]):
             for lib in LIBS if rep % 2 == 0 else LIBS[::-1]:
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    case,
-                    lib,
-                    "--threads",
-                    str(args.threads),
-                ]
-                if args.quick:
-                    cmd.append("--quick")
-                out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-                if out.returncode != 0:
-                    print(f"{case:<16}{lib:<12} failed:\n{out.stderr[-2000:]}")
-                    continue
-                runs[lib].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                out = run_worker(["--worker", case, lib], args, env)
+                if out is not None:
+                    runs[lib].append(out)
+            out = run_worker(["--pair-worker", case], args, env)
+            if out is not None:
+                pairs.append(out)
         res = {
             lib: {k: statistics.median(r[k] for r in rs) for k in KEYS}
             for lib, rs in runs.items()
@@ -264,21 +295,38 @@ def main() -> None:
                 f"{case:<16}{lib:<12}{r['cpu_s']:>9.3f}{r['wall_s']:>9.3f}"
                 f"{r['peak_mib']:>10.0f}{r['rise_mib']:>10.0f}{r['faults']:>12.0f}"
             )
-        if len(res) == 2:
+        if len(res) == 2 and pairs:
             ours, ref = res["layerscope"], res["captum"]
             ratios.append(
                 (
                     case,
-                    ours["cpu_s"] / ref["cpu_s"],
-                    ours["wall_s"] / ref["wall_s"],
+                    statistics.median(p["cpu_ratio"] for p in pairs),
+                    statistics.median(p["wall_ratio"] for p in pairs),
                     ours["peak_mib"] / ref["peak_mib"],
                     ours["rise_mib"] / max(ref["rise_mib"], 1e-9),
+                    ours["cpu_s"] / ref["cpu_s"],
+                    [round(p["cpu_ratio"], 2) for p in pairs],
+                    sum(p["pairs"] for p in pairs),
                 )
             )
     print()
-    print(f"{'ratio ours/captum':<28}{'cpu':>8}{'wall':>8}{'peak':>8}{'rise':>8}   (target <= 1.0)")
-    for case, c, w, p, r in ratios:
-        print(f"{case:<28}{c:>8.2f}{w:>8.2f}{p:>8.2f}{r:>8.2f}")
+    print(
+        f"{'ratio ours/captum':<24}{'cpu':>7}{'wall':>7}{'peak':>7}{'rise':>7}   (target <= 1.0)"
+        "   cpu, separate processes | paired cpu ratio per process (pairs in all)"
+    )
+    for case, c, w, pk, r, sep, per, n in ratios:
+        print(f"{case:<24}{c:>7.2f}{w:>7.2f}{pk:>7.2f}{r:>7.2f}   {sep:.2f} | {per} ({n})")
+
+
+def run_worker(extra: list[str], args: argparse.Namespace, env: dict) -> dict | None:
+    cmd = [sys.executable, __file__, *extra, "--threads", str(args.threads)]
+    if args.quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        print(f"{' '.join(extra)} failed:\n{out.stderr[-2000:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -369,3 +369,48 @@ def test_attention_weights_with_padding_mask_and_nested_tensor_encoder():
     assert w.shape == (2, 2, 5, 5)
     assert torch.all(w[1, :, :, 3:] == 0)  # padded keys get no attention
     assert model.enc.use_nested_tensor
+
+
+class ViewAfterConv(nn.Module):
+    """``.view`` of a conv output: fails when the rows run in channels-last layout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.fc(y.view(y.shape[0], -1))
+
+
+@pytest.mark.parametrize(("method", "kw"), CASES)
+def test_channels_last_rows_give_the_same_attributions(method, kw, monkeypatch):
+    """CNN rows run channels-last on the CPU (faster convolutions): same values as the model's own
+    layout, returned contiguous; a model that cannot take that layout is run as given."""
+    import layerscope.attribution.problem as problem
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 8, 8)
+    for model in (SmallCNN().eval(), ViewAfterConv().eval()):
+        layouts: list[bool] = []
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        handle = first.register_forward_pre_hook(
+            lambda _m, a, seen=layouts: seen.append(
+                a[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        fast = ls.attribute(model, x, 1, method=method, **kw)
+        monkeypatch.setattr(problem, "CHANNELS_LAST", False)
+        plain = ls.attribute(model, x, 1, method=method, **kw)
+        monkeypatch.undo()
+        handle.remove()
+        if isinstance(fast, tuple):
+            fast, plain = fast[0], plain[0]
+        assert fast.is_contiguous()
+        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-6)
+        if isinstance(model, SmallCNN):
+            assert layouts[0], "a CNN's rows should reach its first conv in channels-last layout"
+        else:
+            assert model in problem._KEEP_LAYOUT
+            assert layouts[-1] is False  # its last pass ran in the layout it was given

@@ -148,7 +148,7 @@ def attribute(
         )
     inputs_tuple = isinstance(inputs, (tuple, list))
     with preserved(model):
-        if eval_mode:
+        if eval_mode and any(m.training for m in model.modules()):
             model.eval()
         # frozen parameters: no graph is recorded upstream of the attributed tensor (Grad-CAM's
         # layer, the embedding output) and no weight-gradient work is done
@@ -167,7 +167,8 @@ def attribute(
             progress=progress,
         )
         result = fn(problem, **options)
-    values = result.values
+    # (contiguous: rows run in channels-last layout give gradients in that layout)
+    values = tuple(v.contiguous() for v in result.values)
     if result.at_point and problem.embedding is not None:
         if embedding_reduce == "sum":
             values = tuple(v.sum(-1) for v in values)

@@ -88,7 +88,12 @@ def attribute(
             return _replace_first(out, leaf)
 
         with torch.enable_grad():
-            out = problem.run(rows, index, hooks=[lambda: module.register_forward_hook(hook)])
+            out = problem.run(
+                rows,
+                index,
+                hooks=[lambda: module.register_forward_hook(hook)],
+                reset=leaves.clear,
+            )
             score = problem.target.scores(out, index)
         if not leaves:
             raise ValueError(

@@ -33,7 +33,8 @@ def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> 
     """
     modules = list(model.modules())
     training = [m.training for m in modules]
-    hooks = [{k: dict(getattr(m, k, {})) for k in _HOOK_DICTS} for m in modules]
+    # Keys of the hook dictionaries that hold any (most hold none: nothing to copy for them).
+    hooks = [(m, k, set(d)) for m in modules for k in _HOOK_DICTS if (d := m.__dict__.get(k))]
     params = list(model.parameters())
     requires_grad = [p.requires_grad for p in params]
     saved_grads = [p.grad for p in params] if grads else []
@@ -47,13 +48,17 @@ def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> 
         yield model
     finally:
         for m, t in zip(modules, training, strict=True):
-            m.training = t
-        for m, h in zip(modules, hooks, strict=True):
-            for k, before in h.items():
-                current = getattr(m, k, None)
-                if current is not None and len(current) != len(before):
-                    for key in [key for key in current if key not in before]:
-                        del current[key]
+            if m.training != t:
+                m.training = t
+        before = {(id(m), k): keys for m, k, keys in hooks}
+        for m in modules:
+            for k in _HOOK_DICTS:
+                current = m.__dict__.get(k)
+                if not current:
+                    continue
+                kept = before.get((id(m), k), set())
+                for key in [key for key in current if key not in kept]:
+                    del current[key]
         for p, rg in zip(params, requires_grad, strict=True):
             if p.requires_grad != rg:
                 p.requires_grad_(rg)
