@@ -196,6 +196,7 @@ export class HeatmapView {
   private resize: ResizeObserver | undefined;
   private offline = false;
   private tileTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastTileAsk = -Infinity;
   private frame = 0;
   private controlsKey = "";
 
@@ -739,9 +740,20 @@ export class HeatmapView {
   }
 
   private scheduleTile(): void {
+    // The first change after a quiet frame asks at once; the rest of a burst of wheel events is
+    // coalesced into one request per frame (the last window wins). Not yet on the page: wait
+    // a frame for the layout to give the canvas its size.
+    const now = performance.now();
+    if (!this.tileTimer && now - this.lastTileAsk >= 16 && this.root.isConnected) {
+      this.lastTileAsk = now;
+      this.requestTile();
+      return;
+    }
     if (this.tileTimer) clearTimeout(this.tileTimer);
-    // Coalesce a burst of wheel events into one request per frame.
-    this.tileTimer = setTimeout(() => this.requestTile(), 16);
+    this.tileTimer = setTimeout(() => {
+      this.lastTileAsk = performance.now();
+      this.requestTile();
+    }, 16);
   }
 
   private requestTile(): void {

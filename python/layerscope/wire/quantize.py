@@ -37,6 +37,7 @@ import torch
 LEVELS = 250  # codes 0..250 inclusive
 ZERO, NAN, POSINF, NEGINF = 251, 252, 253, 254
 FLOAT16_MAX_SCALED = 60000.0
+_BLOCK = 1 << 16  # cells quantized at a time
 
 
 def _check_range(lo: float, hi: float, log: bool) -> tuple[float, float]:
@@ -62,25 +63,31 @@ def quantize_u8(
     ([0, 125, 250, 252], 250)
     """
     lo, hi = _check_range(lo, hi, log)
-    v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-    # One float64 buffer, worked on in place (float64: a narrow range far from 0 keeps its
-    # resolution), then the codes; with one torch thread (see tile_threads).
-    t = v.to(torch.float64)
-    if log:
-        t.abs_().log10_()
-        a, b = math.log10(lo), math.log10(hi)
-    else:
-        a, b = lo, hi
-    t.sub_(a).mul_(LEVELS / (b - a)).round_()
-    t.nan_to_num_(nan=0.0, posinf=LEVELS, neginf=0.0).clamp_(0, LEVELS)
-    codes = t.to(torch.uint8)
-    del t
+    v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(-1)
+    codes = torch.empty(v.shape, dtype=torch.uint8)
+    a, b = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
+    # float64 (a narrow range far from 0 keeps its resolution), worked on in place a block of
+    # cells at a time: one 512 KB buffer whatever the tile's size.
+    buf = torch.empty(min(v.numel(), _BLOCK), dtype=torch.float64)
+    for i in range(0, v.numel(), _BLOCK):
+        part = v[i : i + _BLOCK]
+        t = buf[: part.numel()].copy_(part)
+        if log:
+            t.abs_().log10_()
+        t.sub_(a).mul_(LEVELS / (b - a)).round_()
+        t.nan_to_num_(nan=0.0, posinf=LEVELS, neginf=0.0).clamp_(0, LEVELS)
+        codes[i : i + _BLOCK] = t
     if log:
         codes[v == 0] = ZERO
     codes[torch.isnan(v)] = NAN
     codes[v == math.inf] = POSINF
     codes[v == -math.inf] = NEGINF
-    return codes.numpy(), {"lo": lo, "hi": hi, "log": bool(log), "levels": LEVELS}
+    return codes.numpy().reshape(np.shape(values)), {
+        "lo": lo,
+        "hi": hi,
+        "log": bool(log),
+        "levels": LEVELS,
+    }
 
 
 def dequantize_u8(codes: np.ndarray, q: dict[str, Any]) -> np.ndarray:
