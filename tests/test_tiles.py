@@ -202,3 +202,19 @@ def test_summary_of_all_nan_and_all_equal() -> None:
     assert stats["min"] == stats["max"] == 2.0 and sum(hist["counts"]) == 25
     assert percentile(hist, 50) == 2.0
     assert math.isfinite(stats["std"])
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_reduce_blocks_whole_blocks_and_remainders(agg) -> None:
+    """Blocks of kh x kw from the corner; the last row and column of cells take what is left."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((23, 17)).astype(np.float32)
+    x[21, 2] = np.nan  # in a remainder row
+    got = tiles.reduce_blocks(torch.from_numpy(x), (5, 4), agg=agg)
+    assert got.shape == (5, 5)
+    for i, (a, b) in enumerate([(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]):
+        for j, (c, d) in enumerate([(0, 4), (4, 8), (8, 12), (12, 16), (16, 17)]):
+            want = reference(x[a:b, c:d], (1, 1), agg)[0, 0]
+            np.testing.assert_allclose(got[i, j], want, rtol=2e-6, atol=1e-6)
+    whole = tiles.reduce_blocks(torch.from_numpy(x), (1, 1), window=(2, 9, 3, 5), agg=agg)
+    np.testing.assert_array_equal(whole, x[2:9, 3:5])

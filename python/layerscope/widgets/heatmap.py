@@ -24,7 +24,7 @@ from ..inspect.histogram import fast_stats, histogram
 from ..inspect.stats import tensor_stats
 from ..wire.codec import ACCEPTED, check_array, describe, encode_array
 from ..wire.quantize import quantize_u8
-from ..wire.tiles import AGGREGATIONS, block_reduce, fit_budget, tile_threads
+from ..wire.tiles import AGGREGATIONS, block_reduce, fit_budget, reduce_blocks, tile_threads
 from ..wire.values import exact_text
 from .base import BaseView, request
 from .bundles import bundle
@@ -60,16 +60,27 @@ _tokens = itertools.count(1)
 
 
 def base_shape(shape: tuple[int, int], max_cells: int) -> tuple[int, int]:
-    """The baked overview's size: the tensor reduced by a whole factor per axis to at most
+    """The baked overview's size (see ``base_blocks``).
+
+    >>> base_shape((1024, 1024), 2**19), base_shape((300, 200), 2**19)
+    ((512, 512), (300, 200))
+    """
+    kh, kw = base_blocks(shape, max_cells)
+    return -(-shape[0] // kh), -(-shape[1] // kw)
+
+
+def base_blocks(shape: tuple[int, int], max_cells: int) -> tuple[int, int]:
+    """The blocks of cells the baked overview reduces: a whole factor per axis, to at most
     BASE_MAX_SIDE a side and ``max_cells`` cells, except that a very long tensor (an embedding,
     50257 x 768) keeps up to ``BASE_MIN_SIDE`` cells across its short side instead of a sliver.
 
     Whole factors make every overview cell a block of the same size (a 1024 x 1024 tensor is
     baked as 512 x 512 blocks of 2 x 2, not 724 x 724 overlapping windows): a sharper overview,
-    half the bytes to send and paint, and a reduction that is one reshape.
+    half the bytes to send and paint, and a reduction that is one reshape (when a side does not
+    divide, the last row or column of the overview covers the remainder).
 
-    >>> base_shape((1024, 1024), 2**19), base_shape((300, 200), 2**19)
-    ((512, 512), (300, 200))
+    >>> base_blocks((1024, 1024), 2**19), base_blocks((4096, 4096), 2**19)
+    ((2, 2), (6, 6))
     """
     rows, cols = shape
     h, w = fit_budget(shape, BASE_MAX_SIDE, max_cells)
@@ -83,7 +94,7 @@ def base_shape(shape: tuple[int, int], max_cells: int) -> tuple[int, int]:
         k[short] = max(1, n[short] // keep)
         room = min(BASE_MAX_SIDE, max(1, max_cells // -(-n[short] // k[short])))
         k[long_] = -(-n[long_] // room)
-    return -(-rows // k[0]), -(-cols // k[1])
+    return k[0], k[1]
 
 
 class TensorChanged(RuntimeError):
@@ -359,8 +370,9 @@ class TensorView(BaseView):
                 "agg": "sample",
             }
         elif kind != "empty":
-            out_h, out_w = base_shape((t.shape[0], t.shape[1]), max(1, self.bake_budget // 4))
-            exact = (out_h, out_w) == (t.shape[0], t.shape[1])
+            blocks = base_blocks((t.shape[0], t.shape[1]), max(1, self.bake_budget // 4))
+            out_h, out_w = -(-t.shape[0] // blocks[0]), -(-t.shape[1] // blocks[1])
+            exact = blocks == (1, 1)
             mip = self._mip_for(t, self.agg)
             if (
                 mip is not None
@@ -369,7 +381,7 @@ class TensorView(BaseView):
             ):
                 arr = block_reduce(mip, (out_h, out_w), agg=self.agg)
             else:
-                arr = block_reduce(t, (out_h, out_w), agg=self.agg)
+                arr = reduce_blocks(t, blocks, agg=self.agg)
             base = {
                 "data": encode_array(arr),
                 "window": [0, t.shape[0], 0, t.shape[1]],

@@ -235,6 +235,36 @@ def _reduce_general(win: torch.Tensor, out_h: int, out_w: int, agg: str, step: i
     return out
 
 
+def reduce_blocks(
+    x: torch.Tensor,
+    blocks: tuple[int, int],
+    *,
+    window: tuple[int, int, int, int] | None = None,
+    agg: str = "mean",
+) -> np.ndarray:
+    """Reduce ``x[r0:r1, c0:c1]`` in blocks of ``kh x kw`` cells from its top-left corner:
+    ``ceil(h / kh) x ceil(w / kw)`` cells, the last row and column of them over the remainder
+    (fewer cells) when the sides do not divide. Every part is a whole-block reduction (reshape).
+
+    >>> reduce_blocks(torch.arange(20.).view(4, 5), (2, 2)).tolist()
+    [[3.0, 5.0, 6.5], [13.0, 15.0, 16.5]]
+    """
+    r0, r1, c0, c1 = window if window is not None else (0, x.shape[0], 0, x.shape[1])
+    kh, kw = max(1, int(blocks[0])), max(1, int(blocks[1]))
+
+    def spans(a: int, b: int, k: int) -> list[tuple[int, int, int]]:
+        whole = (b - a) // k
+        out = [(a, a + whole * k, whole)] if whole else []
+        return out + ([(a + whole * k, b, 1)] if (b - a) % k else [])
+
+    rows, cols = spans(r0, r1, kh), spans(c0, c1, kw)
+    parts = [
+        [block_reduce(x, (nr, nc), window=(a, b, c, d), agg=agg) for c, d, nc in cols]
+        for a, b, nr in rows
+    ]
+    return np.block(parts) if len(parts) * len(cols) > 1 else parts[0][0]
+
+
 def fit_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
     """The output size of a whole-tensor overview whose longest side is at most ``max_side``."""
     h, w = shape
