@@ -107,6 +107,11 @@ def attribute(
     ``progress``: called with the fraction done (0..1] after each chunk, for a view's progress bar
     (the kernel is busy meanwhile: send what it needs from the callback).
 
+    Speed: on the CPU, float32 image rows of a model with ``nn.Conv2d`` layers run in
+    channels-last memory layout (oneDNN's faster convolutions; the same values, returned
+    contiguous). A model that cannot take that layout is run again as given and remembered;
+    ``layerscope.attribution.problem.CHANNELS_LAST = False`` turns it off.
+
     Peak memory: one forward+backward over a chunk of rows (sample x step/draw): at most
     ``internal_batch_size`` rows, or by default as many as keep about ``memory_budget`` bytes
     (256 MiB) of saved activations, measured on the first row; plus a few input-sized buffers.
