@@ -218,3 +218,20 @@ def test_reduce_blocks_whole_blocks_and_remainders(agg) -> None:
             np.testing.assert_allclose(got[i, j], want, rtol=2e-6, atol=1e-6)
     whole = tiles.reduce_blocks(torch.from_numpy(x), (1, 1), window=(2, 9, 3, 5), agg=agg)
     np.testing.assert_array_equal(whole, x[2:9, 3:5])
+
+
+def test_aligned_blocks_cover_the_window_in_whole_aligned_blocks() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(500):
+        n = int(rng.integers(2, 50_000))
+        a = int(rng.integers(0, n - 1))
+        b = int(rng.integers(a + 1, n + 1))
+        out = int(rng.integers(1, 2000))
+        start, end, cells = tiles.aligned_blocks(a, b, n, out)
+        if 2 * (b - a) < 3 * out:  # under 1.5 cells a pixel: as asked
+            assert (start, end, cells) == (a, b, out)
+            continue
+        k = round((b - a) / out)
+        assert start % k == 0 and (end - start) == cells * k and 0 <= start <= a
+        assert end <= n and (end >= b or n - end < k)  # covers it, but for a tail under k
+        assert cells <= 1.25 * out + 2 and cells >= 0.75 * out - 1

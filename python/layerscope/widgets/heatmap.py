@@ -24,7 +24,14 @@ from ..inspect.histogram import fast_stats, histogram
 from ..inspect.stats import tensor_stats
 from ..wire.codec import ACCEPTED, check_array, describe, encode_array
 from ..wire.quantize import quantize_u8
-from ..wire.tiles import AGGREGATIONS, block_reduce, fit_budget, reduce_blocks, tile_threads
+from ..wire.tiles import (
+    AGGREGATIONS,
+    aligned_blocks,
+    block_reduce,
+    fit_budget,
+    reduce_blocks,
+    tile_threads,
+)
 from ..wire.values import exact_text
 from .base import BaseView, request
 from .bundles import bundle
@@ -507,29 +514,6 @@ class TensorView(BaseView):
             reply.update(exact=False, quant=q)
         reply["data"] = {k: v for k, v in payload.items() if k != "buffer"}
         return reply, [payload["buffer"]]
-
-
-def aligned_blocks(a: int, b: int, n: int, out: int) -> tuple[int, int, int]:
-    """The span and cell count a tile uses for ``[a, b)`` of an axis of ``n`` cells shown at
-    ``out`` pixels.
-
-    At 1.5 or more cells a pixel: whole blocks of ``k = round(cells per pixel)`` cells, aligned
-    to multiples of ``k`` (panning keeps the same blocks, so the picture does not shimmer),
-    enough to cover the window (0.75 to ~1.25 ``out`` of them) and inside the axis (a remainder
-    of fewer than ``k`` cells at the axis's end is left to the overview drawn underneath). Whole
-    blocks are reduced by reshaping, several times faster than uneven windows, and a regular
-    pattern (stripes) shows no moire. Below 1.5 cells a pixel: the window as asked, ``out``
-    cells of uneven size.
-
-    >>> aligned_blocks(100, 1100, 4096, 300), aligned_blocks(0, 500, 500, 400)
-    ((99, 1101, 334), (0, 500, 400))
-    """
-    if 2 * (b - a) < 3 * out:
-        return a, b, out
-    k = round((b - a) / out)
-    start = a // k * k
-    cells = min(-(-(b - start) // k), (n - start) // k)
-    return start, start + cells * k, cells
 
 
 def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bool]:

@@ -7,7 +7,7 @@ value stays visible at any zoom. (``mean`` of a cell with both +Inf and -Inf is 
 ``max`` and ``maxabs`` give +Inf there.)
 
 When the output rows divide the window's rows evenly (tiles and overviews ask for whole blocks
-where they can, see ``heatmap.aligned_blocks``), rows are reduced by reshaping, and columns too
+where they can, see ``aligned_blocks``), rows are reduced by reshaping, and columns too
 when they divide evenly: several times faster than pooling, the same cells.
 
 Memory: the window is read in row chunks aligned to output rows; the only temporaries are one
@@ -263,6 +263,29 @@ def reduce_blocks(
         for a, b, nr in rows
     ]
     return np.block(parts) if len(parts) * len(cols) > 1 else parts[0][0]
+
+
+def aligned_blocks(a: int, b: int, n: int, out: int) -> tuple[int, int, int]:
+    """The span and cell count a tile uses for ``[a, b)`` of an axis of ``n`` cells shown at
+    ``out`` pixels.
+
+    At 1.5 or more cells a pixel: whole blocks of ``k = round(cells per pixel)`` cells, aligned
+    to multiples of ``k`` (panning keeps the same blocks, so the picture does not shimmer),
+    enough to cover the window (0.75 to ~1.25 ``out`` of them) and inside the axis (a remainder
+    of fewer than ``k`` cells at the axis's end is left to the overview drawn underneath). Whole
+    blocks are reduced by reshaping, several times faster than uneven windows, and a regular
+    pattern (stripes) shows no moire. Below 1.5 cells a pixel: the window as asked, ``out``
+    cells of uneven size.
+
+    >>> aligned_blocks(100, 1100, 4096, 300), aligned_blocks(0, 500, 500, 400)
+    ((99, 1101, 334), (0, 500, 400))
+    """
+    if 2 * (b - a) < 3 * out:
+        return a, b, out
+    k = round((b - a) / out)
+    start = a // k * k
+    cells = min(-(-(b - start) // k), (n - start) // k)
+    return start, start + cells * k, cells
 
 
 def fit_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
