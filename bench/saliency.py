@@ -261,7 +261,9 @@ def main() -> None:
     print(
         f"settings: {cfg} threads={args.threads}; {cfg['repeats']} fresh subprocesses per library, alternating; "
         "each: a warm-up run, then the median of timed runs (about 3 s of them, at least one); memory = peak RSS (getrusage ru_maxrss) of the "
-        "subprocess and its rise over the RSS before the first run; medians shown"
+        "subprocess and its rise over the RSS before the first run; medians shown. Ratios: "
+        f"{cfg['repeats']} more subprocesses running both libraries alternately (median of the "
+        "per-pair time ratios; median over the subprocesses)"
     )
     if args.glibc_no_trim:
         print(f"GLIBC_TUNABLES={NO_TRIM}")
