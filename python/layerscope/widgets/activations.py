@@ -55,20 +55,23 @@ class ActivationView(TensorView):
     # "ranges", "thumb", "map", "shared"} (uint8 codes, see wire/quantize.py).
     _thumbs = traitlets.Dict().tag(sync=True)
 
+    # Bytes of channel thumbnails baked into the state (what an exported page shows).
+    thumb_budget: int = THUMB_BAKE_BUDGET
+
     def __init__(
-        self, model: nn.Module, *inputs: Any, layer: str | None = None, **kwargs: Any
+        self,
+        model: nn.Module,
+        *inputs: Any,
+        layer: str | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
         self._inputs = inputs
+        self._forward_kwargs = dict(forward_kwargs or {})
         if layer is not None:
             find_module(self._model, layer)  # ModulePathError listing close matches
-        # Every leaf module (a model without children is its own only layer, path "").
-        acts = capture(
-            self._model, *inputs, layers=None if any(True for _ in self._model.children()) else [""]
-        )
-        if layer is not None and layer not in acts:
-            acts.update(capture(self._model, *inputs, layers=[layer]))
-        self._acts: dict[str, torch.Tensor] = {k: v for k, v in acts.items() if "#" not in k}
+        self._acts: dict[str, torch.Tensor] = self._capture_all(layer)
         if not self._acts:
             raise ValueError(
                 "the model produced no tensor outputs to show (no module returned a tensor)"
@@ -81,11 +84,27 @@ class ActivationView(TensorView):
         if not self._act:  # layer "" equals the trait's default: no change event
             self._show("layer")
 
+    def _capture_all(self, layer: str | None) -> dict[str, torch.Tensor]:
+        # Every leaf module (a model without children is its own only layer, path "").
+        leaves = None if any(True for _ in self._model.children()) else [""]
+        acts = capture(self._model, *self._inputs, layers=leaves, **self._forward_kwargs)
+        if layer is not None and layer not in acts:
+            acts.update(capture(self._model, *self._inputs, layers=[layer], **self._forward_kwargs))
+        return {k: v for k, v in acts.items() if "#" not in k}
+
+    def recapture(self) -> None:
+        """Run the model again (its weights changed, e.g. in training) and show the new outputs."""
+        self._acts = self._capture_all(self.layer or None)
+        self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
+        self._show("layer")
+
     def _activation(self) -> torch.Tensor:
         path = self.layer
         if path not in self._acts:
             find_module(self._model, path)  # unknown path: ModulePathError with close matches
-            self._acts.update(capture(self._model, *self._inputs, layers=[path]))
+            self._acts.update(
+                capture(self._model, *self._inputs, layers=[path], **self._forward_kwargs)
+            )
             if path not in self._acts:
                 raise ValueError(f"layer {path!r} returned no tensor on these inputs")
             self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
@@ -136,7 +155,7 @@ class ActivationView(TensorView):
 
     def _bake_thumbs(self, act: torch.Tensor, b: int) -> dict[str, Any]:
         th, tw = fit_shape((act.shape[2], act.shape[3]), THUMB_SIDE)
-        count = max(1, min(act.shape[1], THUMB_BAKE_BUDGET // (th * tw)))
+        count = max(1, min(act.shape[1], self.thumb_budget // (th * tw)))
         reply, buffers = self._thumb_payload(act, b, 0, count, THUMB_SIDE)
         return {**reply, "codes": {**reply["data"], "buffer": buffers[0]}, "batch": b}
 

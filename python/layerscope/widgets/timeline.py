@@ -19,6 +19,7 @@ epoch as it is recorded (``rec.on_epoch``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +95,30 @@ def layer_change_overlay(
             f"layer_change_overlay needs an ls.Recorder or a Recorder.open(...) run; got {type(rec).__name__}"
         )
     return dict(rec.layer_change(a, b))
+
+
+def clamp_epoch(epochs: list[int], value: int) -> int:
+    """``value`` if it is a recorded epoch, else the nearest recorded one, with a warning that
+    says so (an epoch that was never recorded is never accepted silently).
+
+    >>> clamp_epoch([0, 1, 2], 1)
+    1
+    """
+    if value in epochs or (not epochs and value == 0):
+        return value
+    if not epochs:
+        warnings.warn(
+            f"epoch {value} is not recorded: no epoch is recorded yet (call rec.epoch()); showing 0",
+            stacklevel=4,
+        )
+        return 0
+    nearest = min(epochs, key=lambda e: (abs(e - value), e))
+    warnings.warn(
+        f"epoch {value} is not recorded (recorded: {epochs[0]}..{epochs[-1]}, {len(epochs)} epochs); "
+        f"showing epoch {nearest}",
+        stacklevel=4,
+    )
+    return nearest
 
 
 def _modules(rec: History) -> list[str]:
@@ -198,6 +223,9 @@ class ScrubberView(BaseView):
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
     # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
     _markers = traitlets.Dict().tag(sync=True)
+    # The loss and metric curves as data, for hosts that draw them themselves (the workspace):
+    # {"loss": {x, y}, "points": {x, y}, "metrics": {name: y}, "epochs": [...]} (float32).
+    _curves = traitlets.Dict().tag(sync=True, **payload_serialization)
 
 
 class TimelineView(widgets.VBox):
@@ -221,6 +249,7 @@ class TimelineView(widgets.VBox):
         *,
         layer: str | None = None,
         budget: int | str = DEFAULT_BUDGET,
+        curves: bool = True,
         **kw: Any,
     ) -> None:
         if not isinstance(rec, History):
@@ -236,14 +265,17 @@ class TimelineView(widgets.VBox):
         self._param: _Frames | None = None
         self._act: _Frames | None = None
         self.scrubber = ScrubberView()
-        self._build_figures()
-        self.scrubber._markers = {
-            "loss": self._loss_marker.model_id,
-            "metric": self._metric_marker.model_id,
-        }
-        super().__init__(
-            children=[widgets.HBox([self.loss_fig, self.metric_fig]), self.scrubber], **kw
-        )
+        # Without bqplot figures (curves=False) the curves travel as data in scrubber._curves.
+        self._figures = curves
+        children: list[widgets.Widget] = [self.scrubber]
+        if curves:
+            self._build_figures()
+            self.scrubber._markers = {
+                "loss": self._loss_marker.model_id,
+                "metric": self._metric_marker.model_id,
+            }
+            children.insert(0, widgets.HBox([self.loss_fig, self.metric_fig]))
+        super().__init__(children=children, **kw)
         self.add_class("ls-timeline")
         layers = _modules(rec)
         self.scrubber.layers = layers
@@ -269,6 +301,10 @@ class TimelineView(widgets.VBox):
         self._update_curves()
         on_epoch = getattr(rec, "on_epoch", None)
         self._unsubscribe = on_epoch(self._on_recorded) if callable(on_epoch) else None
+
+    @traitlets.validate("epoch")
+    def _valid_epoch(self, proposal: Any) -> int:
+        return clamp_epoch(self.rec.epochs, int(proposal["value"]))
 
     # -- curves (bqplot) -------------------------------------------------------------------------
 
@@ -354,9 +390,9 @@ class TimelineView(widgets.VBox):
         if isinstance(index, int) and 0 <= index < len(epochs):
             self.epoch = epochs[index]
 
-    def _update_curves(self) -> None:
+    def _curve_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The loss curve (downsampled) and each epoch's point: ``x, y, px, py``."""
         rec = self.rec
-        epochs = rec.epochs
         loss = rec.scalars().get("loss", np.zeros(0))
         x, y = downsample(loss)
         steps = rec.epoch_steps()
@@ -369,10 +405,25 @@ class TimelineView(widgets.VBox):
             pts.append(float(seg.mean()) if seg.size else math.nan)
             start = int(s)
         px = np.maximum(steps.astype(np.float64) - 1, 0)
+        return x, y, px, np.asarray(pts, dtype=np.float64)
+
+    def _update_curves(self) -> None:
+        x, y, px, pts = self._curve_data()
+        if not self._figures:
+            f32 = np.float32
+            self.scrubber._curves = {
+                "loss": {"x": x.astype(f32), "y": y.astype(f32)},
+                "points": {"x": px.astype(f32), "y": pts.astype(f32)},
+                "epochs": [int(e) for e in self.rec.epochs],
+                "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
+            }
+            return
+        rec = self.rec
+        epochs = rec.epochs
         with self._loss.hold_sync(), self._loss_pts.hold_sync():
             self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(1), np.full(1, np.nan))
             self._loss_pts.x = px if len(px) else np.zeros(1)
-            self._loss_pts.y = np.asarray(pts) if pts else np.full(1, np.nan)
+            self._loss_pts.y = pts if len(pts) else np.full(1, np.nan)
         metrics = rec.metrics()
         ex = np.asarray(epochs, dtype=np.float64)
         if metrics and len(ex):
@@ -392,7 +443,7 @@ class TimelineView(widgets.VBox):
     def _update_markers(self) -> None:
         rec = self.rec
         epochs = rec.epochs
-        if not epochs:
+        if not epochs or not self._figures:
             return
         i = epochs.index(self.epoch) if self.epoch in epochs else len(epochs) - 1
         step = float(max(int(rec.epoch_steps()[i]) - 1, 0))
@@ -410,6 +461,8 @@ class TimelineView(widgets.VBox):
         self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
 
     def _on_log_y(self, change: dict[str, Any]) -> None:
+        if not self._figures:
+            return
         sy = self._sy_log if change["new"] else self._sy_lin
         for m in (self._loss, self._loss_pts, self._loss_marker):
             m.scales = {"x": self._sx, "y": sy}
