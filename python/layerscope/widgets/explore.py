@@ -292,13 +292,14 @@ class ExploreView(BaseView):
     # -- the layer map and the bake --------------------------------------------------------------
 
     def _default_layer(self, graph: dict[str, Any]) -> str:
-        """The first module with parameters (what a user clicks first), else the first module."""
+        """The first leaf module with parameters in model order (what a user clicks first),
+        else the first module."""
         modules = dict(self._model.named_modules())
-        for path in self._order():
+        for path in module_paths(self._model):
             m = modules.get(path)
-            if path and m is not None and next(m.children(), None) is None:
-                if next(m.parameters(recurse=False), None) is not None:
-                    return path
+            leaf = m is not None and next(m.children(), None) is None
+            if path and leaf and next(m.parameters(recurse=False), None) is not None:  # type: ignore[union-attr]
+                return path
         return next((p for p in module_paths(self._model) if p), "")
 
     def _order(self) -> list[str]:
@@ -339,20 +340,21 @@ class ExploreView(BaseView):
         try:
             for path in order:
                 param = first_parameter(self._model, path)
-                jobs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = []
-                if param is not None and param not in baked["weights"]:
-                    jobs.append(("weights", param, lambda p=param: self._snap_weights(p)))
-                if a is not None and path in {d["path"] for d in a._layers}:
-                    jobs.append(("acts", path, lambda p=path: self._snap_acts(p)))
-                if t is not None and path in t.scrubber.layers:
-                    jobs.append(("frames", path, lambda p=path: self._snap_frames(p)))
-                for kind, key, snap in jobs:
-                    if key in baked[kind] or key in left[kind]:
+                jobs: list[tuple[str, str | None]] = [
+                    ("weights", param),
+                    (
+                        "acts",
+                        path if a is not None and path in {d["path"] for d in a._layers} else None,
+                    ),
+                    ("frames", path if t is not None and path in t.scrubber.layers else None),
+                ]
+                for kind, key in jobs:
+                    if key is None or key in baked[kind] or key in left[kind]:
                         continue
                     if used >= self.budget:
                         left[kind].append(key)
                         continue
-                    state = snap()
+                    state = self._snap(kind, key)
                     size = _nbytes(state)
                     if used + size > self.budget:
                         left[kind].append(key)
@@ -367,18 +369,16 @@ class ExploreView(BaseView):
                 t.budget = parse_budget("8MB")
         self._baked = {**baked, "budget": self.budget, "used": used, "left_out": left}
 
-    def _snap_weights(self, param: str) -> dict[str, Any]:
-        self.weights.selected = param
-        return panel_state(self.weights, WEIGHT_KEYS)
-
-    def _snap_acts(self, path: str) -> dict[str, Any]:
-        a = self.activations
-        assert a is not None
-        a.layer = path
-        return panel_state(a, ACT_KEYS)
-
-    def _snap_frames(self, path: str) -> dict[str, Any]:
-        self.timeline.layer = path
+    def _snap(self, kind: str, key: str) -> dict[str, Any]:
+        """One panel's state with ``key`` (a parameter, or a module path) selected."""
+        if kind == "weights":
+            self.weights.selected = key
+            return panel_state(self.weights, WEIGHT_KEYS)
+        if kind == "acts":
+            assert self.activations is not None
+            self.activations.layer = key
+            return panel_state(self.activations, ACT_KEYS)
+        self.timeline.layer = key
         return panel_state(self.timeline.scrubber, FRAME_KEYS)
 
     def _static_state(self, name: str) -> dict[str, Any]:
