@@ -61,6 +61,7 @@ def panels(scope: Any) -> dict[str, dict[str, str]]:
 def click_layer(root: Any, page: Any, path: str) -> None:
     """Click the node of ``path`` in the workspace's graph (fitted so that every node shows)."""
     root.locator(".ls-graph-fit").click()
+    root.locator(".ls-graph canvas").scroll_into_view_if_needed()
     page.wait_for_timeout(150)
     items = root.locator(".ls-graph").evaluate("g => g.lsGraph.items()")
     found = [i for i in items if i["path"] == path and i["kind"] != "group"]
@@ -170,6 +171,13 @@ def test_workspace_in_notebook7(page: Any, kernels: Lab) -> None:
     lab = kernels
     code = TRAINED.format(tests=TESTS) + "ex = ls.explore(model, X[:8], recorder=rec)\nex"
     lab.write_notebook("explore_nb7.ipynb", [code])
+    ours: list[str] = []
+    # Notebook 7 itself throws on a plain notebook (its settings: "reading 'schema'", in
+    # notebook_core.js): only errors from anywhere else count.
+    page.on(
+        "pageerror",
+        lambda e: None if "/static/notebook/" in (e.stack or "") else ours.append(str(e)),
+    )
     page.goto(f"{lab.url}/notebooks/explore_nb7.ipynb?token={lab.token}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     lab.wait_kernel_idle()
@@ -190,7 +198,7 @@ def test_workspace_in_notebook7(page: Any, kernels: Lab) -> None:
     check_layer(root, model, "classifier.1")
     client.stop_channels()
     screenshot(page, "explore_notebook7")
-    assert page.errors == []
+    assert ours == []
 
 
 MARIMO_APP = """

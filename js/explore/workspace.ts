@@ -256,8 +256,10 @@ export class Workspace {
     const changed = path !== this.layer;
     this.layer = path;
     this.root.dataset.selected = path;
+    const graph = this.model.get("_graph") as RawGraph | undefined;
+    if (!graph?.schema) return; // the model is gone (the view is closing)
     this.graph.update({
-      graph: this.model.get("_graph") as RawGraph,
+      graph,
       selected: path,
       search: "",
       overlay: (this.model.get("overlay") as Record<string, number | string>) ?? {},

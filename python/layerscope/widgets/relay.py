@@ -83,13 +83,17 @@ def headless(forward: Forward | None, channel: str) -> Iterator[list[RelayComm]]
         made.append(relay)
         return relay
 
-    # ipywidgets' own shim (not the `comm` package that hosts such as marimo replace): only
-    # widgets made here are affected.
+    # ipywidgets' own shim (not the `comm` package that hosts replace): only widgets made here
+    # are affected. A host may also give each new widget its comm from the construction
+    # callback (marimo does): none runs here.
+    construction = Widget._widget_construction_callback
     widget_comm.create_comm = create_comm
+    Widget._widget_construction_callback = None
     try:
         yield made
     finally:
         widget_comm.create_comm = original
+        Widget._widget_construction_callback = construction
 
 
 # Traits of a widget that a panel never needs in the front end (the host brings the code).
