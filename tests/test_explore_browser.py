@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
 
-import digits
 import layerscope as ls
 from browser import Lab, evaluate, free_port, offline_guard, open_notebook, screenshot
 
@@ -90,7 +88,7 @@ def check_layer(root: Any, model: Any, path: str) -> None:
     if own:
         param = f"{path}.weight"
         assert p["weights"] == {"state": "shown", "what": param, "note": ""}, p
-        w = getattr(modules[path], "weight").detach()
+        w = modules[path].weight.detach()
         lo, hi = weights_stats(root)
         assert abs(lo - float(w.min())) < 1e-3 and abs(hi - float(w.max())) < 1e-3
         assert (
