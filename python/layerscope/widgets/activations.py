@@ -56,18 +56,22 @@ class ActivationView(TensorView):
     _thumbs = traitlets.Dict().tag(sync=True)
 
     def __init__(
-        self, model: nn.Module, *inputs: Any, layer: str | None = None, **kwargs: Any
+        self,
+        model: nn.Module,
+        *inputs: Any,
+        layer: str | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
         self._inputs = inputs
+        self._forward_kwargs = dict(forward_kwargs or {})
         if layer is not None:
             find_module(self._model, layer)  # ModulePathError listing close matches
-        # Every leaf module (a model without children is its own only layer, path "").
-        acts = capture(
-            self._model, *inputs, layers=None if any(True for _ in self._model.children()) else [""]
-        )
+        # Every layer that ran (a model none of whose children ran is its own only layer, "").
+        acts = capture(self._model, *inputs, **self._forward_kwargs)
         if layer is not None and layer not in acts:
-            acts.update(capture(self._model, *inputs, layers=[layer]))
+            acts.update(capture(self._model, *inputs, layers=[layer], **self._forward_kwargs))
         self._acts: dict[str, torch.Tensor] = {k: v for k, v in acts.items() if "#" not in k}
         if not self._acts:
             raise ValueError(
@@ -85,7 +89,9 @@ class ActivationView(TensorView):
         path = self.layer
         if path not in self._acts:
             find_module(self._model, path)  # unknown path: ModulePathError with close matches
-            self._acts.update(capture(self._model, *self._inputs, layers=[path]))
+            self._acts.update(
+                capture(self._model, *self._inputs, layers=[path], **self._forward_kwargs)
+            )
             if path not in self._acts:
                 raise ValueError(f"layer {path!r} returned no tensor on these inputs")
             self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
@@ -200,10 +206,13 @@ def _range(t: torch.Tensor) -> tuple[float, float, str]:
 
 
 def activations(
-    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320
+    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320, **kwargs: Any
 ) -> ActivationView:
-    """Run ``model(*inputs)`` once and show a layer's output: conv feature maps as a grid of
-    channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+    """Run ``model(*inputs, **kwargs)`` once and show a layer's output: conv feature maps as a
+    grid of channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+
+    Other keyword arguments are the model's own (``attention_mask=``, ``decoder_input_ids=``).
+    The layers are the modules that ran and none of whose children ran (see ``inspect.capture``).
 
     ``layer`` is a module path (default: the first layer with a 4-D output); an unknown path
     raises an error that lists close matches. Link ``view.layer`` to ``GraphView.selected``.
@@ -211,4 +220,4 @@ def activations(
     >>> import layerscope as ls, torch                                          # doctest: +SKIP
     >>> view = ls.activations(model, torch.randn(1, 3, 32, 32), layer="conv1")  # doctest: +SKIP
     """
-    return ActivationView(model, *inputs, layer=layer, height=height)
+    return ActivationView(model, *inputs, layer=layer, forward_kwargs=kwargs, height=height)
