@@ -56,12 +56,14 @@ class Recorder(History):
     """Record a model's training history within a memory budget, optionally also on disk.
 
     - ``probe``: a fixed input batch (tensor, tuple of positional inputs, or dict of keyword
-      inputs) whose layer activations are captured at each ``epoch()``;
+      inputs) whose layer activations are captured at each ``epoch()``; ``probe_kwargs``: the
+      model's keyword arguments for that pass beside positional probe inputs (``attention_mask=``);
     - ``store``: a directory; each epoch is also written there (see ``layerscope.record.store``).
       An existing run there is refused unless ``mode="append"`` or ``mode="overwrite"``;
     - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
       epochs are thinned (see ``rec.thinned``; a warning says what);
-    - ``layers``: module paths whose activations to record (default: every leaf module);
+    - ``layers``: module paths whose activations to record (default: every layer that ran, see
+      ``inspect.capture``);
     - ``every``: measure gradient norms every ``every`` steps (loss and scalars: every step);
     - ``mode``: what to do with an existing run at ``store``: None (refuse), "append", "overwrite";
     - ``params``: parameter names or module paths to snapshot (default: all);
@@ -99,6 +101,7 @@ class Recorder(History):
         bins: int = DEFAULT_BINS,
         reduced_elements: int = REDUCED_ELEMENTS,
         ratio_every: int = 10,
+        probe_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = check_module(model)
@@ -119,6 +122,12 @@ class Recorder(History):
             )
         self.ratio_every = ratio_every
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
+        if probe_kwargs:
+            # the model's keyword arguments for the probe pass (attention_mask=, ...)
+            extra = _probe_inputs(dict(probe_kwargs))[1]
+            self._probe_kwargs = {**self._probe_kwargs, **extra}
+            if self._probe_args is None:
+                self._probe_args = ()
         self._layers = _check_layers(model, layers)
         self._param_filter = _check_params(model, params)
         self.store_error: StoreError | None = None

@@ -77,7 +77,8 @@ def _explain(e: OSError, path: Path, doing: str) -> StoreError:
 def write_array(path: Path, array: np.ndarray) -> None:
     """Write one ``.npy`` file and fsync it (the durable unit of the store)."""
     with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
+        np.save(f, np.require(array, requirements="C"), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
 

@@ -85,9 +85,8 @@ class ActivationView(TensorView):
             self._show("layer")
 
     def _capture_all(self, layer: str | None) -> dict[str, torch.Tensor]:
-        # Every leaf module (a model without children is its own only layer, path "").
-        leaves = None if any(True for _ in self._model.children()) else [""]
-        acts = capture(self._model, *self._inputs, layers=leaves, **self._forward_kwargs)
+        # Every layer that ran (a model none of whose children ran is its own only layer, "").
+        acts = capture(self._model, *self._inputs, **self._forward_kwargs)
         if layer is not None and layer not in acts:
             acts.update(capture(self._model, *self._inputs, layers=[layer], **self._forward_kwargs))
         return {k: v for k, v in acts.items() if "#" not in k}
@@ -219,10 +218,13 @@ def _range(t: torch.Tensor) -> tuple[float, float, str]:
 
 
 def activations(
-    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320
+    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320, **kwargs: Any
 ) -> ActivationView:
-    """Run ``model(*inputs)`` once and show a layer's output: conv feature maps as a grid of
-    channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+    """Run ``model(*inputs, **kwargs)`` once and show a layer's output: conv feature maps as a
+    grid of channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+
+    Other keyword arguments are the model's own (``attention_mask=``, ``decoder_input_ids=``).
+    The layers are the modules that ran and none of whose children ran (see ``inspect.capture``).
 
     ``layer`` is a module path (default: the first layer with a 4-D output); an unknown path
     raises an error that lists close matches. Link ``view.layer`` to ``GraphView.selected``.
@@ -230,4 +232,4 @@ def activations(
     >>> import layerscope as ls, torch                                          # doctest: +SKIP
     >>> view = ls.activations(model, torch.randn(1, 3, 32, 32), layer="conv1")  # doctest: +SKIP
     """
-    return ActivationView(model, *inputs, layer=layer, height=height)
+    return ActivationView(model, *inputs, layer=layer, forward_kwargs=kwargs, height=height)
