@@ -206,12 +206,16 @@ class Recorder(History):
         self, store: str | Path, mode: str | None, storage_options: dict[str, Any] | None
     ) -> None:
         meta = {"axis": self._axis, "world": self.world, "policy": self.policy.describe()}
+        model_name = type(self.model).__name__
+        base = type(self.model).__mro__[1].__name__
+        if model_name == "FSDP" + base:  # fully_shard swaps the class for FSDP<Name>
+            model_name = base
         error: BaseException | None = None
         try:
             self._store = RunStore(
                 store,
                 mode if self.rank == 0 else "append",
-                type(self.model).__name__,
+                model_name,
                 storage_options=storage_options,
                 rank=self.rank,
                 world=self.world,

@@ -117,14 +117,14 @@ def _explain(e: BaseException, where: str, doing: str) -> StoreError:
 def write_array(path: Path, array: np.ndarray) -> None:
     """Write one ``.npy`` file and fsync it (the durable unit of a local store)."""
     with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        np.save(f, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d shapes
         f.flush()
         os.fsync(f.fileno())
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.save(buf, np.asarray(array, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 
