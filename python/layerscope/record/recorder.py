@@ -207,9 +207,10 @@ class Recorder(History):
     ) -> None:
         meta = {"axis": self._axis, "world": self.world, "policy": self.policy.describe()}
         model_name = type(self.model).__name__
-        base = type(self.model).__mro__[1].__name__
-        if model_name == "FSDP" + base:  # fully_shard swaps the class for FSDP<Name>
-            model_name = base
+        if model_name.startswith("FSDP") and any(
+            c.__name__ == model_name[4:] for c in type(self.model).__mro__
+        ):  # fully_shard swaps the class for FSDP<Name>
+            model_name = model_name[4:]
         error: BaseException | None = None
         try:
             self._store = RunStore(
