@@ -156,7 +156,7 @@ def test_kill_9_mid_epoch_leaves_the_written_epochs_readable_while_a_follower_wa
             "0.5",
             "--marker",
             str(marker),
-        ),  # fmt: skip
+        ),
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
