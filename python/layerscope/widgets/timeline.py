@@ -9,7 +9,10 @@ Scrubbing never asks the kernel: when a layer is selected, the frames of every e
 one message (``frames``: uint8 codes at screen resolution within ``budget`` bytes), so dragging
 the slider repaints from memory in the browser, also while a training loop holds the kernel and
 in an exported page (the same trait is the baked state). A live ``Recorder`` pushes each new
-epoch as it is recorded (``rec.on_epoch``).
+epoch as it is recorded (``rec.on_epoch``); a store path or URL (``ls.timeline("runs/exp1")``) is
+opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
+poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
+the view moves to a new epoch only when it showed the newest one.
 
 >>> view = ls.timeline(rec)                       # doctest: +SKIP
 >>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
@@ -18,7 +21,9 @@ epoch as it is recorded (``rec.on_epoch``).
 
 from __future__ import annotations
 
+import html
 import math
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +33,7 @@ import numpy as np
 import torch
 import traitlets
 
-from ..record import History, ThinnedError, parse_budget
+from ..record import History, RecordedRun, ThinnedError, parse_budget
 from ..wire.codec import payload_serialization
 from ..wire.quantize import quantize_u8
 from ..wire.tiles import block_reduce, fit_budget
@@ -245,13 +250,17 @@ class TimelineView(widgets.VBox):
 
     def __init__(
         self,
-        rec: History,
+        rec: History | str | os.PathLike[str],
         *,
         layer: str | None = None,
         budget: int | str = DEFAULT_BUDGET,
         curves: bool = True,
         **kw: Any,
     ) -> None:
+        self._owned: RecordedRun | None = None
+        if isinstance(rec, (str, os.PathLike)):
+            # A store written by another process: follow it while the view is open.
+            rec = self._owned = RecordedRun(rec, follow=True)
         if not isinstance(rec, History):
             raise TypeError(
                 "ls.timeline needs an ls.Recorder (recording now) or a run from "
@@ -267,7 +276,12 @@ class TimelineView(widgets.VBox):
         self.scrubber = ScrubberView()
         # Without bqplot figures (curves=False) the curves travel as data in scrubber._curves.
         self._figures = curves
-        children: list[widgets.Widget] = [self.scrubber]
+        # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
+        self._steps_axis = getattr(rec, "axis", "epoch") == "step"
+        # What the run did not keep (budget thinning, snapshot policy), said under the charts.
+        self.notes = widgets.HTML("", layout=widgets.Layout(margin="0 0 0 60px"))
+        self.notes.add_class("ls-timeline-notes")
+        children: list[widgets.Widget] = [self.notes, self.scrubber]
         if curves:
             self._build_figures()
             self.scrubber._markers = {
@@ -347,7 +361,10 @@ class TimelineView(widgets.VBox):
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
-        self._epoch_axis = bq.Axis(scale=self._ex, label="epoch", tick_format="d")
+        # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
+        self._epoch_axis = bq.Axis(
+            scale=self._ex, label="step" if self._steps_axis else "epoch", tick_format="d"
+        )
         self._metric_lines = bq.Lines(
             x=np.zeros(1),
             y=np.zeros(1),
@@ -416,16 +433,19 @@ class TimelineView(widgets.VBox):
                 "points": {"x": px.astype(f32), "y": pts.astype(f32)},
                 "epochs": [int(e) for e in self.rec.epochs],
                 "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
+                "axis": "step" if self._steps_axis else "epoch",
             }
+            self.notes.value = _notes(self.rec)
             return
         rec = self.rec
         epochs = rec.epochs
+        steps = rec.epoch_steps()
         with self._loss.hold_sync(), self._loss_pts.hold_sync():
             self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(1), np.full(1, np.nan))
             self._loss_pts.x = px if len(px) else np.zeros(1)
             self._loss_pts.y = pts if len(pts) else np.full(1, np.nan)
         metrics = rec.metrics()
-        ex = np.asarray(epochs, dtype=np.float64)
+        ex = np.asarray(steps if self._steps_axis else epochs, dtype=np.float64)
         if metrics and len(ex):
             names = list(metrics)
             ys = np.stack([metrics[n] for n in names])
@@ -439,6 +459,7 @@ class TimelineView(widgets.VBox):
             stride = max(1, math.ceil(len(ex) / 10))
             self._epoch_axis.tick_values = ex[::stride]
         self._update_markers()
+        self.notes.value = _notes(rec)
 
     def _update_markers(self) -> None:
         rec = self.rec
@@ -457,7 +478,7 @@ class TimelineView(widgets.VBox):
         if not mhi > mlo:  # a flat metric: give the marker (and the axis) some height
             pad = max(0.05, abs(mlo) * 0.05)
             mlo, mhi = mlo - pad, mhi + pad
-        e = float(self.epoch)
+        e = float(rec.epoch_steps()[i]) if self._steps_axis else float(self.epoch)
         self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
 
     def _on_log_y(self, change: dict[str, Any]) -> None:
@@ -578,6 +599,12 @@ class TimelineView(widgets.VBox):
         if unsubscribe is not None:
             unsubscribe()
             self._unsubscribe = None
+        owned = getattr(self, "_owned", None)
+        if owned is not None:
+            owned.close()  # stop following the store this view opened
+        notes = getattr(self, "notes", None)
+        if notes is not None:
+            notes.close()
         for link in getattr(self, "_links", []):
             link.unlink()
         self._links = []
@@ -587,15 +614,65 @@ class TimelineView(widgets.VBox):
         super().close()
 
 
+def _ranges(values: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    out: list[str] = []
+    for v in sorted(set(values)):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == v - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{v}"
+        elif out and "-" not in out[-1] and int(out[-1]) == v - 1:
+            out[-1] = f"{out[-1]}-{v}"
+        else:
+            out.append(str(v))
+    return ", ".join(out)
+
+
+_ACTIONS = {
+    "reduced": "kept at reduced resolution (budget)",
+    "dropped": "tensors let go (budget)",
+    "policy_reduced": "snapshots reduced by the snapshot policy",
+    "policy_stats": "snapshots skipped by the snapshot policy (stats and histograms only)",
+}
+
+
+def _notes(rec: History) -> str:
+    """One line per kind of thinning or skipping in ``rec.thinned`` (empty when nothing was)."""
+    by: dict[str, list[int]] = {}
+    steps: list[int] = []
+    for t in rec.thinned:
+        if t.get("action") == "steps_decimated":
+            steps.append(int(t.get("before_step", 0)))
+        elif t.get("epoch") is not None:
+            by.setdefault(str(t["action"]), []).append(int(t["epoch"]))
+    lines = [
+        f"{html.escape(_ACTIONS.get(a, a))}: epochs {_ranges(es)}" for a, es in sorted(by.items())
+    ]
+    if steps:
+        lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
+    if not lines:
+        return ""
+    return (
+        '<div style="font-size:12px;color:#8a5a00">Not kept whole: '
+        + "; ".join(lines)
+        + " (see rec.thinned)</div>"
+    )
+
+
 def timeline(
-    rec: History, *, layer: str | None = None, budget: int | str = DEFAULT_BUDGET
+    rec: History | str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
 ) -> TimelineView:
-    """A ``TimelineView`` of a live ``ls.Recorder`` or a run from ``ls.Recorder.open(path)``.
+    """A ``TimelineView`` of a live ``ls.Recorder``, a run from ``ls.Recorder.open(path)``, or a
+    store path or URL (``"runs/exp1"``, ``"s3://bucket/run"``) that another process is writing:
+    that one is followed live (``Recorder.open(path, follow=True)``) until the view is closed.
 
     ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
     of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
 
     >>> rec = ls.Recorder(model, probe=x[:32])          # doctest: +SKIP
     >>> view = ls.timeline(rec); view                    # doctest: +SKIP
+    >>> ls.timeline("runs/exp1")                         # doctest: +SKIP
     """
     return TimelineView(rec, layer=layer, budget=budget)
