@@ -6,7 +6,7 @@
 
 import { cssRgb, LUT_SIZE, lut, NAN_RGB, NEGINF_RGB, POSINF_RGB } from "../core/colormap";
 import { el, ensureStyle } from "../core/dom";
-import { count, shortNumber } from "../core/format";
+import { cellFormat, count, shortNumber } from "../core/format";
 import { type Requester, Superseded } from "../core/request";
 import { BASE_CSS } from "../core/theme";
 import { asFloat64, type Decoded, decodeArray, elementText, type Payload } from "../core/wire";
@@ -151,6 +151,16 @@ export function indexText(meta: Meta, index: number[] | undefined, r: number, c:
   idx[axes[0]] = r;
   idx[axes[1]] = c;
   return `[${idx.join(", ")}]`;
+}
+
+/** A value written in a cell (read by tests through the root's lsCellTexts). */
+export interface CellText {
+  r: number;
+  c: number;
+  text: string;
+  /** Left and right edge of the drawn text in canvas pixels. */
+  x0: number;
+  x1: number;
 }
 
 interface Layer {
@@ -660,7 +670,7 @@ export class HeatmapView {
       const dh = ((cy1 - cy0) / sh) * H;
       ctx.drawImage(layer.canvas, cx0, cy0, cx1 - cx0, cy1 - cy0, dx, dy, dw, dh);
     }
-    this.drawCellText(ctx, W, H, dpr);
+    this.drawCellText(ctx, W, H, dpr, meta);
     this.drawGrid(ctx, W, H, meta);
     renderAxis(this.xAxis, "x", w.c0, w.c1, cssW);
     if (meta.kind === "1d") this.yAxis.replaceChildren();
@@ -668,8 +678,21 @@ export class HeatmapView {
     this.reportPainted(meta);
   }
 
-  /** Exact values written in the cells once they are big enough to read. */
-  private drawCellText(ctx: CanvasRenderingContext2D, W: number, H: number, dpr: number): void {
+  /**
+   * Values written in the cells once they are big enough to read: one format for the whole view
+   * (cellFormat, from the data's range), exact on hover. A cell cut by the canvas edge gets its
+   * text centred in the part that shows, or none if it does not fit there: a number must never
+   * lose its minus sign (or leading digits) to the edge.
+   */
+  private drawCellText(
+    ctx: CanvasRenderingContext2D,
+    W: number,
+    H: number,
+    dpr: number,
+    meta: Meta,
+  ): void {
+    const drawn: CellText[] = [];
+    (this.root as HTMLElement & { lsCellTexts?: CellText[] }).lsCellTexts = drawn;
     const layer = this.exactLayer();
     const w = this.win;
     if (!layer?.decoded) return;
@@ -678,22 +701,34 @@ export class HeatmapView {
     if (cw < 44 * dpr || ch < 16 * dpr) return;
     const [lr0, , lc0] = layer.window;
     const [, lw] = layer.shape;
+    const d = layer.decoded;
+    const stats = meta.stats;
+    const float = d.source.startsWith("float") || d.source === "bfloat16";
+    const fmt = cellFormat(stats?.min ?? this.scale?.lo, stats?.max ?? this.scale?.hi, {
+      log: this.scale?.log,
+    });
     ctx.font = `${Math.round(10 * dpr)}px monospace`;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     for (let r = Math.floor(w.r0); r < Math.ceil(w.r1); r++) {
+      const y0 = Math.max(0, (r - w.r0) * ch);
+      const y1 = Math.min(H, (r + 1 - w.r0) * ch);
+      if (y1 - y0 < 12 * dpr) continue;
       for (let c = Math.floor(w.c0); c < Math.ceil(w.c1); c++) {
         const i = (r - lr0) * lw + (c - lc0);
         if (i < 0 || i >= layer.values.length) continue;
         const v = layer.values[i];
-        const text = elementText(layer.decoded, i);
-        const x = (c + 0.5 - w.c0) * cw;
-        const y = (r + 0.5 - w.r0) * ch;
+        const text = float ? fmt(v) : elementText(d, i);
+        const x0 = Math.max(0, (c - w.c0) * cw);
+        const x1 = Math.min(W, (c + 1 - w.c0) * cw);
+        const tw = ctx.measureText(text).width;
+        if (tw > x1 - x0 - 4 * dpr) continue;
         const s = this.scale;
         const mid = s ? (s.lo + s.hi) / 2 : 0;
         const dark = s && !s.log && s.diverging ? Math.abs(v) > Math.abs(s.hi) * 0.6 : v < mid;
         ctx.fillStyle = dark ? "#fff" : "#000";
-        ctx.fillText(text.length > 10 ? Number(v).toPrecision(5) : text, x, y, cw - 4);
+        ctx.fillText(text, (x0 + x1) / 2, (y0 + y1) / 2);
+        drawn.push({ r, c, text, x0: (x0 + x1 - tw) / 2, x1: (x0 + x1 + tw) / 2 });
       }
     }
   }
