@@ -97,3 +97,29 @@ def test_exported_notebook_cells_keep_their_minus_sign(page: Any, tmp_path: path
     nbformat.write(nb, src)
     path = export_notebook(src, tmp_path / "cells_nb.html", execute=True)
     check_page(page, path, weight(), "export_notebook_cells")
+
+
+def test_exported_timeline_loads_its_fonts_and_makes_no_failed_request(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    # bqplot's toolbar uses the html-manager's Font Awesome faces: inlined, not file:// misses.
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    rec = ls.Recorder(model, probe=torch.randn(2, 4))
+    for epoch in range(2):
+        rec.step(loss=1.0 / (epoch + 1))
+        rec.epoch(acc=0.5 + epoch / 10)
+    path = ls.export_html(ls.timeline(rec), tmp_path / "timeline.html")
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".bqplot", timeout=60_000)
+        page.wait_for_timeout(1500)
+        loaded = page.evaluate(
+            """async () => { await document.fonts.ready;
+                return [...document.fonts].filter(f => /awesome/i.test(f.family)).map(f => f.status); }"""
+        )
+        screenshot(page, "export_timeline_fonts")
+    assert attempted == [] and failed == [], failed or attempted
+    assert "loaded" in loaded, loaded
