@@ -244,6 +244,12 @@ class TensorView(BaseView):
     _source_ptr: int = 0
     _mip: tuple[Any, torch.Tensor] | None = None
 
+    def _describe(self) -> list[str]:
+        m = self._meta
+        shape = m.get("source_shape") or m.get("shape")
+        data = [f"{m['dtype']} {tuple(shape)}"] if m.get("dtype") and shape is not None else []
+        return [*super()._describe(), *data]
+
     def __init__(self, data: Any = None, **kwargs: Any) -> None:
         t_assign = time.time() * 1000.0
         # Validate before the widget (and its comm) exists: bad input leaves nothing behind.

@@ -514,6 +514,12 @@ class TimelineView(widgets.VBox):
         """``layer_change_overlay(self.rec, a, b)``: set it as ``graph.overlay``."""
         return layer_change_overlay(self.rec, a, b)
 
+    def __repr__(self) -> str:
+        rec = getattr(self, "rec", None)
+        if rec is None:
+            return "TimelineView()"
+        return f"TimelineView({len(rec.epochs)} epochs, layer {self.layer!r})"
+
     @property
     def frame_ms(self) -> list[float]:
         """Repaint times (ms) of the last frames the browser painted (empty until it reports)."""
