@@ -215,6 +215,11 @@ class SaliencyView(TensorView):
         # Predictions first: target=None means the predicted class, which the view names.
         self._topk = self._predict()
         self._n_classes = self._classes_count()
+        if label_list is not None and self._n_classes and len(label_list) != self._n_classes:
+            raise ValueError(
+                f"labels= has {len(label_list)} names but the model scores {self._n_classes} "
+                f"classes; pass one name per class (labels[i] names class i), or labels=None."
+            )
         targets = self._resolve_targets(target, n)
         # Compute everything before the widget exists: bad input raises with nothing left behind.
         maps = {m: self._attribute(m, targets) for m in methods}
@@ -430,12 +435,16 @@ class SaliencyView(TensorView):
             self._info = {**self._info, "methods": methods}
             self._samples = self._bake_all(targets)
 
+    @traitlets.validate("batch")
+    def _valid_batch(self, proposal: Any) -> int:
+        n = int(self._x.shape[0])
+        b = proposal["value"]
+        if not 0 <= b < n:
+            raise traitlets.TraitError(f"sample {b} is outside 0..{n - 1}; pass 0 to {n - 1}.")
+        return b
+
     @traitlets.observe("batch")
     def _batch_changed(self, _change: Any) -> None:
-        n = int(self._x.shape[0])
-        if not 0 <= self.batch < n:
-            self._error = f"sample {self.batch} is outside 0..{n - 1}"
-            return
         self._error = ""
         if self._kind == "tokens" and self._attn is not None:
             self._attention_for(self.batch)
