@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import model_errors
 from .modules import check_module, find_module
 from .restore import preserved
 
@@ -73,7 +74,7 @@ def capture(
                         captured[path].append(t.detach())
 
                 handles.append(module.register_forward_hook(hook))
-            with torch.no_grad():
+            with torch.no_grad(), model_errors(model, "capture", inputs, kwargs):
                 model(*inputs, **kwargs)
         finally:
             for h in handles:

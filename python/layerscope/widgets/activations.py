@@ -59,6 +59,11 @@ class ActivationView(TensorView):
         self, model: nn.Module, *inputs: Any, layer: str | None = None, **kwargs: Any
     ) -> None:
         self._model = check_module(model)
+        if not inputs:
+            raise TypeError(
+                "ls.activations runs the model on example inputs and shows what a layer computes; "
+                "pass them after the model: ls.activations(model, x, layer=...)."
+            )
         self._inputs = inputs
         if layer is not None:
             find_module(self._model, layer)  # ModulePathError listing close matches
