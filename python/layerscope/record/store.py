@@ -47,7 +47,9 @@ from .summary import array_stats
 
 FORMAT = "layerscope-run"
 VERSION = 1
-MODES = (None, "append", "overwrite")
+# None is "new": a store path that already holds a run (a re-run notebook cell) gets the new run
+# in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises instead.
+MODES = (None, "new", "refuse", "append", "overwrite")
 
 
 class StoreConflictError(FileExistsError):
@@ -121,6 +123,16 @@ def epoch_dirs(path: Path) -> list[Path]:
     return sorted(dirs, key=lambda d: int(d.name))
 
 
+def free_sibling(path: Path) -> Path:
+    """The first of ``path-2``, ``path-3``, ... that does not exist or is an empty directory."""
+    k = 2
+    while True:
+        candidate = path.with_name(f"{path.name}-{k}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+        k += 1
+
+
 class RunStore:
     """The writer of one run directory (see module docstring).
 
@@ -129,8 +141,15 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str], mode: str | None, model: str = "") -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be None, 'append' or 'overwrite', got {mode!r}")
-        self.path = Path(path).expanduser()
+            raise ValueError(
+                f"mode must be None, 'new', 'refuse', 'append' or 'overwrite', got {mode!r}"
+            )
+        # ``requested`` is the path given; ``path`` is where this run goes (a sibling in "new"
+        # mode when the requested one already holds a run).
+        self.requested = Path(path).expanduser()
+        self.path = self.requested
+        if mode in (None, "new") and (self.path / "run.json").is_file():
+            self.path = free_sibling(self.path)
         self.error: StoreError | None = None
         self.appending = False
         try:
@@ -154,7 +173,7 @@ class RunStore:
                     f"layerscope: {p} is not empty and holds no layerscope run; refusing to write "
                     "into it. Pass a new or empty directory."
                 )
-            if mode is None:
+            if mode == "refuse":
                 n = len(epoch_dirs(p))
                 raise StoreConflictError(
                     f"layerscope: {p} already holds a recorded run ({n} epochs). Pass "
