@@ -4,6 +4,7 @@ the kernel for tiles of the visible window, axis ticks follow it, feature maps, 
 from __future__ import annotations
 
 import pathlib
+import re
 import time
 from typing import Any
 
@@ -241,6 +242,57 @@ def test_exported_page_zooms_offline(page: Any, tmp_path: pathlib.Path) -> None:
         screenshot(page, "tensor_export_zoomed")
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+CANVAS_SPREAD = """(root) => {
+  // Mean and spread of (red - blue) over the canvas: ~0 and ~0 for a uniform grey view.
+  const cv = document.querySelector(root + ' canvas.ls-canvas');
+  const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  let n = 0, s = 0, s2 = 0;
+  for (let i = 0; i < d.length; i += 4 * 7) { const v = d[i] - d[i + 2]; n++; s += v; s2 += v * v; }
+  return Math.sqrt(s2 / n - (s / n) ** 2);
+}"""
+
+
+def region_rgb(page: Any, root: str, r0: float, r1: float, c0: float, c1: float) -> list[float]:
+    """Mean RGB over the tensor region rows r0..r1, cols c0..c1 (fractions of the shape)."""
+    return page.evaluate(
+        """([root, r0, r1, c0, c1]) => {
+            const cv = document.querySelector(root + ' canvas.ls-canvas');
+            const x0 = Math.floor(c0 * cv.width), x1 = Math.floor(c1 * cv.width);
+            const y0 = Math.floor(r0 * cv.height), y1 = Math.floor(r1 * cv.height);
+            const d = cv.getContext('2d').getImageData(x0, y0, x1 - x0, y1 - y0).data;
+            const m = [0, 0, 0];
+            for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) m[k] += d[i + k];
+            return m.map((v) => v / (d.length / 4));
+        }""",
+        [root, r0, r1, c0, c1],
+    )
+
+
+def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pathlib.Path) -> None:
+    # Block means of N(0, 1) cells are ~0 within the tensor's +/-5 range: one grey, unless the
+    # colours follow the shown block values. A shifted square must stand out.
+    torch.manual_seed(0)
+    x = torch.randn(4096, 4096)
+    x[1024:2048, 1024:2048] += 0.5
+    path = ls.export_html(ls.heatmap(x), tmp_path / "big.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=60_000)
+        spread = page.evaluate(CANVAS_SPREAD, root)
+        square = region_rgb(page, root, 0.27, 0.48, 0.27, 0.48)
+        outside = region_rgb(page, root, 0.6, 0.9, 0.6, 0.9)
+        note = page.locator(f"{root} .ls-pixel-note").inner_text()
+        cbar = page.locator(f"{root} .ls-cbar-note").inner_text()
+        screenshot(page, "tensor_big_random")
+    assert attempted == [] and page.errors == []
+    assert spread > 25, f"the view is one colour (spread {spread:.1f})"
+    assert square[0] - square[2] > 60, f"the +0.5 square is not red: {square} vs {outside}"
+    assert abs(outside[0] - outside[2]) < 30, outside
+    assert re.fullmatch(r"each block: mean of \d+(\.\d)? x \d+(\.\d)? cells", note), note
+    assert cbar == "range of the shown block mean values", cbar
 
 
 def test_histogram_bar_click_highlights_cells(page: Any, kernels: Lab) -> None:

@@ -4,7 +4,15 @@
 // the pointer. While a tile is on its way the coarser data already held (the baked overview, or
 // the previous tile) is drawn scaled: the canvas is never blank.
 
-import { cssRgb, LUT_SIZE, lut, NAN_RGB, NEGINF_RGB, POSINF_RGB } from "../core/colormap";
+import {
+  cssRgb,
+  LUT_SIZE,
+  lut,
+  NAN_RGB,
+  NEGINF_RGB,
+  POSINF_RGB,
+  type RangeStats,
+} from "../core/colormap";
 import { el, ensureStyle } from "../core/dom";
 import { cellFormat, count, shortNumber } from "../core/format";
 import { type Requester, Superseded } from "../core/request";
@@ -172,6 +180,8 @@ interface Layer {
   exact: boolean;
   agg: string;
   scaleKey: string;
+  /** Finite min and max of values (computed when first needed; null: none finite). */
+  range?: RangeStats | null;
 }
 
 export class HeatmapView {
@@ -189,6 +199,7 @@ export class HeatmapView {
   private readonly zoomBox = el("div", "ls-zoombox");
   private readonly readout = el("div", "ls-readout ls-mono");
   private readonly statusEl = el("div", "ls-status ls-muted");
+  private readonly pixelEl = el("div", "ls-pixel-note ls-muted");
   private readonly colorbar = el("div", "ls-colorbar");
   private readonly panels = el("div", "ls-panels");
   private readonly statsPanel = el("dl", "ls-stats-panel");
@@ -235,6 +246,7 @@ export class HeatmapView {
       this.ndEl,
       this.plot,
       this.readout,
+      this.pixelEl,
       this.statusEl,
       this.colorbar,
       this.panels,
@@ -308,13 +320,6 @@ export class HeatmapView {
     if (!prev || prev.hist !== state.hist) this.hist = decodeHist(state.hist);
     this.renderStats(meta);
     this.renderControls(state);
-    this.scale = viewScale(meta.stats, this.hist, {
-      colormap: state.colormap,
-      scale: state.scale ?? "auto",
-      vmin: state.vmin,
-      vmax: state.vmax,
-      clip: state.clip ?? [1, 99],
-    });
     if (newData) {
       const base = state.base as Base;
       this.base = base.data ? this.makeLayer(base, decodeArray(base.data)) : undefined;
@@ -326,11 +331,73 @@ export class HeatmapView {
         this.statusEl.textContent = "";
       }
     }
+    this.scale = this.computeScale();
     this.repaintLayers();
     this.renderColorbar(meta);
     this.histogram.update(this.hist, state.logCounts ?? false);
     this.draw();
     this.scheduleTile();
+  }
+
+  /**
+   * The colour scale. "auto" over an aggregated display (many cells a pixel) spans the shown
+   * block values, not the tensor's min and max: block means of 16384^2 N(0,1) values lie
+   * within +/-0.3 and would all be grey in a +/-5.8 range. Cells shown one to a pixel or more
+   * use the tensor's range, so zooming in compares cells with the whole tensor.
+   */
+  private computeScale(): ViewScale | undefined {
+    const state = this.state;
+    if (!state?.meta?.kind) return undefined;
+    const o = {
+      colormap: state.colormap,
+      scale: state.scale ?? "auto",
+      vmin: state.vmin,
+      vmax: state.vmax,
+      clip: state.clip ?? [1, 99],
+    } as const;
+    const shown = this.shownBlocks();
+    if (o.scale === "auto" && o.vmin == null && o.vmax == null && shown && shown.range) {
+      const s = viewScale(shown.range, this.hist, o);
+      return { ...s, note: `range of the shown block ${shown.layer.agg} values` };
+    }
+    return viewScale(state.meta.stats, this.hist, o);
+  }
+
+  /** The layer drawn on top, when it shows blocks of cells (not single cells), and its range. */
+  private shownBlocks(): { layer: Layer; range: RangeStats | null } | undefined {
+    const layer = this.tile ?? this.base;
+    if (!layer || layer.exact) return undefined;
+    if (layer.range === undefined) {
+      let min = Number.POSITIVE_INFINITY;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < layer.values.length; i++) {
+        const v = layer.values[i];
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      layer.range = min <= max ? { min, max } : null;
+    }
+    return { layer, range: layer.range };
+  }
+
+  /** Whether "auto" colours follow the shown block values (see computeScale). */
+  private followsShown(): boolean {
+    const s = this.state;
+    return (s?.scale ?? "auto") === "auto" && s?.vmin == null && s?.vmax == null;
+  }
+
+  /** What one block of the display is: "each pixel: mean of 16 x 16 cells". */
+  private pixelNote(): string {
+    const layer = this.tile ?? this.base;
+    if (!layer) return "";
+    const [r0, r1, c0, c1] = layer.window;
+    const [h, w] = layer.shape;
+    const bh = (r1 - r0) / Math.max(1, h);
+    const bw = (c1 - c0) / Math.max(1, w);
+    if (layer.exact || (bh <= 1 && bw <= 1)) return "";
+    const n = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+    const what = layer.agg === "sample" ? "one sampled cell of" : `${layer.agg} of`;
+    return `each block: ${what} ${n(bh)} x ${n(bw)} cells`;
   }
 
   private scaleKey(): string {
@@ -671,6 +738,7 @@ export class HeatmapView {
       ctx.drawImage(layer.canvas, cx0, cy0, cx1 - cx0, cy1 - cy0, dx, dy, dw, dh);
     }
     this.drawCellText(ctx, W, H, dpr, meta);
+    this.pixelEl.textContent = this.pixelNote();
     this.drawGrid(ctx, W, H, meta);
     renderAxis(this.xAxis, "x", w.c0, w.c1, cssW);
     if (meta.kind === "1d") this.yAxis.replaceChildren();
@@ -803,7 +871,13 @@ export class HeatmapView {
     const w = this.win;
     const [bh, bw] = this.base?.shape ?? [0, 0];
     if (isFull(w, rows, cols) && bh >= Math.min(H, rows) && bw >= Math.min(W, cols)) {
-      this.tile = undefined;
+      if (this.tile) {
+        this.tile = undefined;
+        this.scale = this.computeScale();
+        this.repaintLayers();
+        this.renderColorbar(meta);
+        this.draw();
+      }
       return;
     }
     const req = tileRequest(w, W, H, rows, cols);
@@ -823,9 +897,11 @@ export class HeatmapView {
     const args = {
       ...req,
       agg: this.state?.agg ?? base.agg,
-      lo: s.log ? 10 ** s.lo : s.lo,
-      hi: s.log ? 10 ** s.hi : s.hi,
-      log: s.log,
+      // Over blocks, "auto" follows the shown values: the kernel quantizes the tile over its own
+      // range (returned in quant), which then sets the colours.
+      ...(this.followsShown()
+        ? { lo: null, hi: null, log: false }
+        : { lo: s.log ? 10 ** s.lo : s.lo, hi: s.log ? 10 ** s.hi : s.hi, log: s.log }),
       token,
     };
     const slow = setTimeout(() => {
@@ -850,8 +926,9 @@ export class HeatmapView {
           quant ? dequantize(d.data as Uint8Array, quant) : undefined,
         );
         this.tile = layer;
+        this.scale = this.computeScale();
         this.repaintLayers();
-        layer.scaleKey = this.scaleKey();
+        if (this.state?.meta) this.renderColorbar(this.state.meta);
         this.draw();
         this.statusEl.textContent = "";
         const bytes = reply.buffers[0]?.byteLength ?? 0;
