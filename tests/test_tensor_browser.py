@@ -403,3 +403,35 @@ def test_exported_activations_and_weights_render_offline(page: Any, tmp_path: pa
         assert page.locator(".ls-weights .ls-title").inner_text() == "0.weight"
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+def test_conv_kernels_are_square_with_gaps(page: Any, tmp_path: pathlib.Path) -> None:
+    # A (16, 1, 3, 3) conv weight: a 16 x 1 grid of square 3 x 3 kernels with gaps between them.
+    torch.manual_seed(0)
+    w = torch.randn(16, 1, 3, 3).abs() + 0.5  # no cell is near white
+    path = ls.export_html(ls.heatmap(w, arrangement="kernels"), tmp_path / "kernels.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=30_000)
+        box = page.locator(f"{root} canvas.ls-canvas").bounding_box()
+        colours = page.evaluate(
+            """(root) => {
+                const cv = document.querySelector(root + ' canvas.ls-canvas');
+                const ctx = cv.getContext('2d');
+                const at = (r, c) => Array.from(ctx.getImageData(
+                    Math.floor(c / 3 * cv.width), Math.floor(r / 48 * cv.height), 1, 1).data.slice(0, 3));
+                // On the border between kernels k-1 and k (row 3k), and in kernel centres.
+                const gaps = [1, 5, 9, 15].map((k) => at(3 * k, 1.5));
+                const centres = [0, 5, 9, 15].map((k) => at(3 * k + 1.5, 1.5));
+                return { gaps, centres };
+            }""",
+            root,
+        )
+        screenshot(page, "tensor_kernels_grid")
+    assert attempted == [] and page.errors == []
+    # Square cells: the canvas is 3 cells wide for 48 tall (not stretched to the page width).
+    assert abs(box["width"] / box["height"] - 3 / 48) < 0.02, box
+    assert box["height"] >= 360
+    assert all(c == [255, 255, 255] for c in colours["gaps"]), colours
+    assert all(c != [255, 255, 255] for c in colours["centres"]), colours

@@ -356,7 +356,7 @@ export class HeatmapView {
       clip: state.clip ?? [1, 99],
     } as const;
     const shown = this.shownBlocks();
-    if (o.scale === "auto" && o.vmin == null && o.vmax == null && shown && shown.range) {
+    if (o.scale === "auto" && o.vmin == null && o.vmax == null && shown?.range) {
       const s = viewScale(shown.range, this.hist, o);
       return { ...s, note: `range of the shown block ${shown.layer.agg} values` };
     }
@@ -669,6 +669,13 @@ export class HeatmapView {
     if (!meta?.kind || meta.kind === "empty") return [width, 0];
     if (meta.kind === "1d") return [width, 40];
     const [rows, cols] = meta.shape;
+    if (meta.layout === "kernels") {
+      // Square cells, so each kh x kw kernel is drawn square: taller than `height` if need be
+      // (up to 12 px a cell, 720 px in all), narrower than the view rather than stretched.
+      const maxH = Math.max(this.state?.height ?? 360, Math.min(720, rows * 12));
+      const cell = Math.min(width / cols, maxH / rows);
+      return [Math.max(24, Math.round(cell * cols)), Math.max(40, Math.round(cell * rows))];
+    }
     const height = Math.max(
       40,
       Math.min(this.state?.height ?? 360, Math.round((width * rows) / cols)),
@@ -706,6 +713,7 @@ export class HeatmapView {
     const [cssW, cssH] = this.cssSize();
     const dpr = window.devicePixelRatio || 1;
     this.canvas.style.height = `${cssH}px`;
+    this.canvas.style.width = meta.layout === "kernels" ? `${cssW}px` : "";
     this.yAxis.style.height = `${cssH}px`;
     const W = Math.round(cssW * dpr);
     const H = Math.round(cssH * dpr);
@@ -801,28 +809,31 @@ export class HeatmapView {
     }
   }
 
+  /** Gaps between the kernels of a kernels grid, in the page's background colour. */
   private drawGrid(ctx: CanvasRenderingContext2D, W: number, H: number, meta: Meta): void {
     if (meta.layout !== "kernels" || !meta.grid) return;
     const [kh, kw] = meta.grid;
     const w = this.win;
     const ch = H / (w.r1 - w.r0);
     const cw = W / (w.c1 - w.c0);
-    ctx.strokeStyle = "rgba(128,128,128,0.9)";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    if (cw * kw >= 4)
+    const bg = getComputedStyle(this.root).getPropertyValue("--jp-layout-color0").trim() || "#fff";
+    ctx.fillStyle = bg;
+    // A gap of about a sixth of a cell, 1 to 4 px: wide enough to see, never hiding a cell.
+    const gap = (px: number) => Math.max(1, Math.min(4, Math.round(px / 6)));
+    if (cw * kw >= 4) {
+      const g = gap(cw);
       for (let c = Math.ceil(w.c0 / kw) * kw; c <= w.c1; c += kw) {
-        const x = Math.round((c - w.c0) * cw) + 0.5;
-        ctx.moveTo(x, 0);
-        ctx.lineTo(x, H);
+        if (c <= 0 || c >= meta.shape[1]) continue;
+        ctx.fillRect(Math.round((c - w.c0) * cw - g / 2), 0, g, H);
       }
-    if (ch * kh >= 4)
+    }
+    if (ch * kh >= 4) {
+      const g = gap(ch);
       for (let r = Math.ceil(w.r0 / kh) * kh; r <= w.r1; r += kh) {
-        const y = Math.round((r - w.r0) * ch) + 0.5;
-        ctx.moveTo(0, y);
-        ctx.lineTo(W, y);
+        if (r <= 0 || r >= meta.shape[0]) continue;
+        ctx.fillRect(0, Math.round((r - w.r0) * ch - g / 2), W, g);
       }
-    ctx.stroke();
+    }
   }
 
   /** The layer that holds exact values for the whole current window, if any. */
