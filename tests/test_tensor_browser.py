@@ -435,3 +435,62 @@ def test_conv_kernels_are_square_with_gaps(page: Any, tmp_path: pathlib.Path) ->
     assert box["height"] >= 360
     assert all(c == [255, 255, 255] for c in colours["gaps"]), colours
     assert all(c != [255, 255, 255] for c in colours["centres"]), colours
+
+
+def test_weights_table_is_readable_at_half_width(page: Any, tmp_path: pathlib.Path) -> None:
+    # A transformer: every path starts "layers.0.self_attn..." or "layers.1...."; at half width
+    # the rows must still be told apart, and no header or value may be cut off.
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    path = ls.export_html(ls.weights(model), tmp_path / "weights.html")
+    names = [n for n, _ in model.named_parameters()]
+    table = ".ls-weights-table"
+    with offline_guard(page) as attempted:
+        for width, name in [(560, "weights_table_narrow"), (1200, "weights_table_wide")]:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(path.as_uri())
+            page.wait_for_selector(f"{table} .ls-tr", timeout=30_000)
+            page.wait_for_timeout(200)
+            shown = page.locator(table).get_attribute("data-columns").split(",")
+            cells = page.locator(f"{table} .ls-tr").first.locator(".ls-td")
+            cut = page.evaluate(
+                """(t) => [...document.querySelectorAll(t + ' .ls-td, ' + t + ' .ls-th')]
+                    .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent)""",
+                table,
+            )
+            rows = page.evaluate(
+                """(t) => [...document.querySelectorAll(t + ' .ls-tr')].map((r) => {
+                    const c = r.querySelector('.ls-td'); return [c.textContent, c.title]; })""",
+                table,
+            )
+            screenshot(page, name)
+            assert cut == [], f"text cut off at {width} px: {cut}"
+            assert shown[:3] == ["path", "shape", "norm"], shown
+            texts = [t for t, _ in rows]
+            assert len(set(texts)) == len(texts), f"rows cannot be told apart: {texts}"
+            for text, full in rows:
+                assert full in names
+                if text != full:  # parts left out in the middle; the last segment is kept
+                    parts = text.split("…")
+                    assert full.endswith(parts[-1]) and full.split(".")[-1] in parts[-1], text
+                    at = 0
+                    for part in parts:
+                        at = full.index(part, at) + len(part)
+            assert cells.count() == len(shown)
+            if width == 560:
+                assert "kind" not in shown and any("…" in t for t in texts)
+            else:
+                assert set(shown) == {
+                    "path",
+                    "shape",
+                    "norm",
+                    "nan",
+                    "inf",
+                    "mean",
+                    "std",
+                    "count",
+                    "dtype",
+                    "kind",
+                }
+    assert attempted == [] and page.errors == []
