@@ -263,6 +263,14 @@ def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> No
     assert evaluate(client, "view.attention_open") == [1, 1]
     assert evaluate(client, "list(view.data.shape)") == [2048, 2048]
     assert "encoder.layers.1.self_attn head 1" in page.locator(f"{heat} .ls-title").inner_text()
+    # The axes name the tokens (not 0..L-1), with the index on hover.
+    tick = page.locator(f"{heat} .ls-axis-x .ls-tick").nth(1)
+    index = int(tick.get_attribute("data-index"))
+    assert (
+        tick.inner_text() == f"tok{index}"
+        and tick.get_attribute("title") == f"[{index}] tok{index}"
+    )
+    assert page.locator(f"{heat} .ls-axis-y .ls-tick").first.inner_text().startswith("tok")
     page.locator(f"{heat}").scroll_into_view_if_needed()
     screenshot(page, "saliency_lab_attention_open")
     client.stop_channels()

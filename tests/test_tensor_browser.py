@@ -494,3 +494,42 @@ def test_weights_table_is_readable_at_half_width(page: Any, tmp_path: pathlib.Pa
                     "kind",
                 }
     assert attempted == [] and page.errors == []
+
+
+def test_axes_show_names_elided_with_the_index_on_hover(page: Any, tmp_path: pathlib.Path) -> None:
+    # An attention matrix over 12 tokens: the axes name the tokens, long ones elided.
+    tokens = [
+        "<s>",
+        "The",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "the",
+        "extraordinarily_long_token",
+        "dog",
+        ".",
+        "</s>",
+    ]
+    view = ls.heatmap(torch.rand(12, 12))
+    view.axis_labels = {"rows": tokens, "cols": tokens}
+    path = ls.export_html(view, tmp_path / "names.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=30_000)
+        ticks = {}
+        for axis in ("x", "y"):
+            ticks[axis] = page.locator(f"{root} .ls-axis-{axis} .ls-tick").evaluate_all(
+                "els => els.map(e => [Number(e.dataset.index), e.textContent, e.title, e.scrollWidth <= e.parentElement.clientWidth])"
+            )
+        screenshot(page, "tensor_axis_names")
+    assert attempted == [] and page.errors == []
+    for axis in ("x", "y"):
+        assert len(ticks[axis]) >= 6, ticks[axis]
+        for index, text, title, _ in ticks[axis]:
+            assert title == f"[{index}] {tokens[index]}"
+            assert text == tokens[index] or ("…" in text and len(text) < len(tokens[index])), text
+    assert all(t[1] == tokens[t[0]] for t in ticks["x"] if len(tokens[t[0]]) <= 5)
+    assert any("…" in t[1] for t in ticks["x"] + ticks["y"] if t[0] == 8)

@@ -45,3 +45,11 @@ export function cellFormat(
   const decimals = Math.max(0, digits - 1 - Math.floor(Math.log10(m)));
   return (v) => special(v) ?? v.toFixed(decimals);
 }
+
+/** `s` shortened to at most `n` characters by an ellipsis in the middle, keeping more tail. */
+export function elideMiddle(s: string, n: number): string {
+  if (s.length <= n) return s;
+  if (n <= 1) return "…".slice(0, n);
+  const head = Math.max(1, Math.floor((n - 1) / 4));
+  return `${s.slice(0, head)}…${s.slice(s.length - (n - 1 - head))}`;
+}

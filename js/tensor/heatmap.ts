@@ -83,6 +83,8 @@ export interface HeatmapState {
   logCounts?: boolean;
   hist?: HistPayload | Record<string, never>;
   index?: number[];
+  /** Names of the rows and/or columns (tokens of an attention matrix) for the axes. */
+  axisLabels?: { rows?: string[] | null; cols?: string[] | null };
 }
 
 /** What the view changes in the model (the entry maps these to traits). */
@@ -748,9 +750,10 @@ export class HeatmapView {
     this.drawCellText(ctx, W, H, dpr, meta);
     this.pixelEl.textContent = this.pixelNote();
     this.drawGrid(ctx, W, H, meta);
-    renderAxis(this.xAxis, "x", w.c0, w.c1, cssW);
+    const names = this.state?.axisLabels;
+    renderAxis(this.xAxis, "x", w.c0, w.c1, cssW, 0, names?.cols ?? undefined);
     if (meta.kind === "1d") this.yAxis.replaceChildren();
-    else renderAxis(this.yAxis, "y", w.r0, w.r1, cssH);
+    else renderAxis(this.yAxis, "y", w.r0, w.r1, cssH, 0, names?.rows ?? undefined);
     this.reportPainted(meta);
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { elideMiddle, elidePath, fitColumns, segmentCounts } from "./table";
+import { elideMiddle } from "../core/format";
+import { elidePath, fitColumns, segmentCounts } from "./table";
 
 describe("elideMiddle", () => {
   it("keeps short text and the distinguishing tail of long text", () => {

@@ -7,6 +7,7 @@
 // do not fit are left out by priority, and every cell and header shows its full text on hover.
 
 import { el } from "../core/dom";
+import { elideMiddle } from "../core/format";
 
 export interface Column {
   key: string;
@@ -28,14 +29,6 @@ const OVERSCAN = 6;
 const CH = 7.3;
 const PAD = 14;
 const FIRST_MIN = 120;
-
-/** `s` shortened to at most `n` characters by an ellipsis in the middle, keeping more tail. */
-export function elideMiddle(s: string, n: number): string {
-  if (s.length <= n) return s;
-  if (n <= 1) return "…".slice(0, n);
-  const head = Math.max(1, Math.floor((n - 1) / 4));
-  return `${s.slice(0, head)}…${s.slice(s.length - (n - 1 - head))}`;
-}
 
 /**
  * A dotted path shortened to at most `n` characters so that rows stay apart: whole segments are

@@ -212,6 +212,9 @@ class TensorView(BaseView):
     _esm = bundle("heatmap")
 
     title = traitlets.Unicode("").tag(sync=True)
+    # Names for the axes instead of indices: {"rows": [...], "cols": [...]} (either may be left
+    # out), e.g. the tokens of an attention matrix; elided on the axis, full on hover.
+    axis_labels = traitlets.Dict().tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value="auto").tag(sync=True)
     vmin = traitlets.Float(None, allow_none=True).tag(sync=True)
     vmax = traitlets.Float(None, allow_none=True).tag(sync=True)

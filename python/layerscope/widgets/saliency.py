@@ -473,7 +473,12 @@ class SaliencyView(TensorView):
             raise IndexError(f"head {h} is outside 0..{int(w.shape[1]) - 1} of {path!r}")
         self._error = ""
         self.title = f"attention {path} head {h} (sample {self._attn_batch}): queries x keys"
-        self.data = w[0, h]
+        tokens = self._sample_tokens(self._attn_batch)
+        n = int(w.shape[-1])
+        names = tokens if tokens is not None and len(tokens) == n else None
+        with self.hold_sync():
+            self.axis_labels = {"rows": names, "cols": names} if names else {}
+            self.data = w[0, h]
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -542,6 +547,13 @@ class SaliencyView(TensorView):
                 self._kw.get("output"),
             )
         return int(out.shape[-1])
+
+    def _sample_tokens(self, b: int) -> list[str] | None:
+        """The token strings of sample ``b`` (``tokens=`` is one list, or one list per sample)."""
+        t = self.tokens
+        if not t:
+            return None
+        return list(t[b]) if isinstance(t[0], list) else list(t)
 
     def _check_tokens(self, tokens: Any, x: torch.Tensor, kind: str) -> list[Any] | None:
         if tokens is None:
