@@ -9,11 +9,13 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   el.append(view.root);
   m.on("change:frames", view.onFrames);
   m.on("change:epoch", view.onEpoch);
+  m.on("change:follow", view.onFollow);
   m.on("change:layers", view.onLayers);
   m.on("change:layer", view.onLayers);
   return () => {
     m.off("change:frames", view.onFrames);
     m.off("change:epoch", view.onEpoch);
+    m.off("change:follow", view.onFollow);
     m.off("change:layers", view.onLayers);
     m.off("change:layer", view.onLayers);
     view.dispose();

@@ -130,9 +130,16 @@ export class SaliencyUI {
     ensureStyle("ls-saliency-kinds-css", KIND_CSS);
     this.batchIn.type = "number";
     this.batchIn.min = "0";
-    this.batchIn.addEventListener("change", () =>
-      this.set("batch", Number(this.batchIn.value) || 0),
-    );
+    // Enter applies at once (and stays in the box: the notebook must not take the key as a
+    // command); leaving the box applies too.
+    this.batchIn.addEventListener("change", () => this.applyBatch());
+    this.batchIn.addEventListener("keydown", (e) => {
+      e.stopPropagation();
+      if (e.key === "Enter") {
+        e.preventDefault();
+        this.applyBatch();
+      }
+    });
     this.batchLabel.append(this.batchIn);
     this.opacityIn.type = "range";
     this.opacityIn.min = "0";
@@ -221,6 +228,24 @@ export class SaliencyUI {
   private set(name: string, value: unknown): void {
     this.model.set(name, value);
     this.model.save_changes();
+  }
+
+  /**
+   * The box's number as the sample, if it is one: out of range (or not a whole number) is
+   * refused with a message, and the box goes back to the sample drawn, so the box, the drawing
+   * and the trait always agree.
+   */
+  private applyBatch(): void {
+    const n = this.info()?.n ?? 1;
+    const text = this.batchIn.value.trim();
+    const b = Number(text);
+    if (text === "" || !Number.isInteger(b) || b < 0 || b >= n) {
+      this.batchIn.value = String(this.batch());
+      this.showError(`sample ${text || "(empty)"} is outside 0..${n - 1}`);
+      return;
+    }
+    this.showError("");
+    if (b !== this.batch()) this.set("batch", b);
   }
 
   private showError(message: string): void {

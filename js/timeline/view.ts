@@ -189,6 +189,8 @@ export class ScrubberView {
   private readonly label = el("span", "ls-tl-epoch ls-mono");
   private readonly speed = el("select", "ls-tl-speed");
   private readonly picker = el("select", "ls-tl-layer");
+  private readonly followBox = el("input", "ls-tl-follow");
+  private readonly followLabel = el("label", "ls-tl-follow-label", "follow latest ");
   private readonly status = el("div", "ls-muted ls-tl-status");
   private readonly error = el("div", "ls-error");
   private readonly weight = panel("ls-tl-weight", "weights");
@@ -202,6 +204,11 @@ export class ScrubberView {
   private wImg: Image | null = null;
   private aImg: Image | null = null;
   private index = -1;
+  /** Show each new epoch as it arrives; any scrub turns it off, the "follow latest" box on. */
+  private follow = true;
+  /** What changed since the last settle(): frames (a new epoch, another layer) and/or epoch. */
+  private pending = { frames: false, epoch: false };
+  private settleQueued = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private sendTimer: ReturnType<typeof setTimeout> | undefined;
   private reportTimer: ReturnType<typeof setTimeout> | undefined;
@@ -231,9 +238,20 @@ export class ScrubberView {
       this.slider,
       this.label,
       this.speed,
+      this.followLabel,
       el("span", "ls-muted", "layer"),
       this.picker,
     );
+    this.followBox.type = "checkbox";
+    this.followLabel.title =
+      "show each new epoch as training records it (scrubbing to an older epoch turns this off: the view stays where you put it)";
+    this.followLabel.prepend(this.followBox);
+    this.follow = (model.get("follow") as boolean | undefined) ?? true;
+    this.followBox.checked = this.follow;
+    this.followBox.addEventListener("change", () => {
+      this.setFollow(this.followBox.checked);
+      if (this.follow && this.frames) this.showAndSend(this.frames.epochs.length - 1);
+    });
     this.error.hidden = true;
     const panels = el("div", "ls-tl-panels");
     panels.append(this.weight.root, this.hist.root, this.act.root, this.curves.root);
@@ -242,7 +260,7 @@ export class ScrubberView {
     this.root.append(controls, this.status, this.error, panels);
     this.root.dataset.epoch = "";
 
-    this.slider.addEventListener("input", () => this.scrubTo(Number(this.slider.value)));
+    this.slider.addEventListener("input", () => this.userScrub(Number(this.slider.value)));
     this.play.addEventListener("click", () => this.toggle());
     this.speed.addEventListener("change", () => {
       if (this.timer !== undefined) {
@@ -261,11 +279,11 @@ export class ScrubberView {
       if (e.target === this.picker || e.target === this.speed) return;
       if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
         // Handled here also on the focused slider (its native step would fire a second input).
-        this.scrubTo(this.index + (e.key === "ArrowLeft" ? -1 : 1));
+        this.userScrub(this.index + (e.key === "ArrowLeft" ? -1 : 1));
         e.preventDefault();
         e.stopPropagation(); // Lab would move between cells
       } else if (e.key === "Home" || e.key === "End") {
-        this.scrubTo(e.key === "Home" ? 0 : Number.MAX_SAFE_INTEGER);
+        this.userScrub(e.key === "Home" ? 0 : Number.MAX_SAFE_INTEGER);
         e.preventDefault();
         e.stopPropagation();
       } else if (e.key === " ") {
@@ -375,7 +393,8 @@ export class ScrubberView {
     this.setupHist();
     this.setupCurves();
     this.index = -1;
-    this.onEpoch();
+    this.pending.frames = true;
+    this.queueSettle();
   };
 
   private setupHist(): void {
@@ -418,16 +437,66 @@ export class ScrubberView {
     );
   }
 
-  /** The kernel (or a link) set `epoch`: show it. */
+  /** The kernel (or a link) set `epoch`: show it (see settle). */
   readonly onEpoch = (): void => {
+    this.pending.epoch = true;
+    this.queueSettle();
+  };
+
+  /** The kernel (or Python) turned following on or off. */
+  readonly onFollow = (): void => {
+    this.follow = (this.model.get("follow") as boolean | undefined) ?? true;
+    this.followBox.checked = this.follow;
+  };
+
+  // Frames and epoch of one kernel update arrive as separate change events in no fixed order;
+  // decide once both are in.
+  private queueSettle(): void {
+    if (this.settleQueued) return;
+    this.settleQueued = true;
+    queueMicrotask(() => this.settle());
+  }
+
+  /**
+   * Which epoch to show after an update. New frames while following: the newest. New frames
+   * while not following: the epoch already shown, whatever epoch the kernel sent with them (a
+   * kernel busy training has not heard of the scrub yet); the kernel is told. Otherwise the
+   * kernel's (or a link's) epoch.
+   */
+  private settle(): void {
+    this.settleQueued = false;
+    const { frames } = this.pending;
+    this.pending = { frames: false, epoch: false };
     const f = this.frames;
     if (!f || f.epochs.length === 0) {
       this.label.textContent = "epoch –";
       return;
     }
-    const i = indexOfEpoch(f.epochs, (this.model.get("epoch") as number) ?? 0);
+    const shown = this.root.dataset.epoch ? Number(this.root.dataset.epoch) : null;
+    const kernel = (this.model.get("epoch") as number) ?? 0;
+    let i: number;
+    if (frames && shown !== null && this.follow) i = f.epochs.length - 1;
+    else if (frames && shown !== null) i = indexOfEpoch(f.epochs, shown);
+    else i = indexOfEpoch(f.epochs, kernel);
     if (i !== this.index) this.show(i);
-  };
+    if (f.epochs[i] !== kernel) this.sendEpoch();
+  }
+
+  private setFollow(on: boolean): void {
+    this.followBox.checked = on;
+    if (on === this.follow) return;
+    this.follow = on;
+    this.model.set("follow", on);
+    this.model.save_changes();
+  }
+
+  /** A scrub by the user: the view stays where the user puts it; at the newest epoch (End, or
+   * a drag to the right end) it follows again. */
+  private userScrub(i: number): void {
+    const n = this.frames?.epochs.length ?? 0;
+    this.setFollow(n > 0 && i >= n - 1);
+    this.scrubTo(i);
+  }
 
   /** Show frame i now (no kernel round trip) and tell the kernel afterwards. */
   scrubTo(i: number): void {
@@ -435,7 +504,11 @@ export class ScrubberView {
     if (!f || f.epochs.length === 0) return;
     const j = Math.max(0, Math.min(f.epochs.length - 1, i));
     if (j === this.index) return;
-    this.show(j);
+    this.showAndSend(j);
+  }
+
+  private showAndSend(i: number): void {
+    this.show(i);
     this.sendEpoch();
   }
 
@@ -496,6 +569,7 @@ export class ScrubberView {
     }
     const f = this.frames;
     if (!f || f.epochs.length < 2) return;
+    this.setFollow(false);
     if (this.index >= f.epochs.length - 1) this.scrubTo(0);
     this.play.textContent = "❚❚";
     this.timer = setInterval(() => {

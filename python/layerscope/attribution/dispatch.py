@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..inspect.errors import model_errors
 from ..inspect.modules import check_module
 from ..inspect.restore import preserved
 from . import attention, grad_cam, gradient, input_x_gradient, integrated_gradients, smoothgrad
@@ -191,7 +192,7 @@ def attribute(
             stacklevel=2,
         )
     inputs_tuple = isinstance(inputs, (tuple, list))
-    with preserved(model):
+    with preserved(model), model_errors(model, f"attribution ({method})", inputs, forward_kwargs):
         if eval_mode and any(m.training for m in model.modules()):
             model.eval()
         # frozen parameters: no graph is recorded upstream of the attributed tensor (Grad-CAM's

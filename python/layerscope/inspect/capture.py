@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import model_errors
 from .modules import check_module, find_module, layer_modules
 from .restore import preserved
 
@@ -101,7 +102,7 @@ def _capture_paths(
                         captured[path].append(dense(t.detach()))
 
                 handles.append(module.register_forward_hook(hook))
-            with torch.no_grad():
+            with torch.no_grad(), model_errors(model, "capture", inputs, kwargs):
                 model(*inputs, **kwargs)
         finally:
             for h in handles:

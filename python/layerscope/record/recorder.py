@@ -69,13 +69,15 @@ class Recorder(History):
       inputs) whose layer activations are captured at each ``epoch()``; ``probe_kwargs``: the
       model's keyword arguments for that pass beside positional probe inputs (``attention_mask=``);
     - ``store``: a directory; each epoch is also written there (see ``layerscope.record.store``).
-      An existing run there is refused unless ``mode="append"`` or ``mode="overwrite"``;
+      If it already holds a run (a re-run cell), the new run goes to a numbered sibling
+      (``runs/exp1-2``; the repr says so) unless ``mode="append"``, ``"overwrite"`` or ``"refuse"``;
     - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
       epochs are thinned (see ``rec.thinned``; a warning says what);
     - ``layers``: module paths whose activations to record (default: every layer that ran, see
       ``inspect.capture``);
     - ``every``: measure gradient norms every ``every`` steps (loss and scalars: every step);
-    - ``mode``: what to do with an existing run at ``store``: None (refuse), "append", "overwrite";
+    - ``mode``: what to do with an existing run at ``store``: None or "new" (a new run in a
+      numbered sibling), "refuse" (raise StoreConflictError), "append", "overwrite";
     - ``params``: parameter names or module paths to snapshot (default: all);
     - ``bins``: histogram bins, fixed per parameter at its first epoch;
     - ``reduced_elements``: size a thinned tensor is reduced to (default a 256x256 image);
@@ -968,7 +970,11 @@ class Recorder(History):
         return RecordedRun(path, follow=follow, interval=interval, storage_options=storage_options)
 
     def __repr__(self) -> str:
-        where = f", store {self._store.path}" if self._store is not None else ""
+        where = ""
+        if self._store is not None:
+            where = f", store {self._store.path}"
+            if self._store.path != self._store.requested:
+                where += f" (a new run: {self._store.requested} holds an earlier one)"
         return (
             f"<Recorder {type(self.model).__name__}: {len(self._records)} epochs, {self.num_steps} steps, "
             f"{format_bytes(self.nbytes)} of {format_bytes(self.budget)}{where}>"

@@ -67,6 +67,11 @@ class ActivationView(TensorView):
         **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
+        if not inputs:
+            raise TypeError(
+                "ls.activations runs the model on example inputs and shows what a layer computes; "
+                "pass them after the model: ls.activations(model, x, layer=...)."
+            )
         self._inputs = inputs
         self._forward_kwargs = dict(forward_kwargs or {})
         if layer is not None:

@@ -226,6 +226,11 @@ class SaliencyView(TensorView):
         # Predictions first: target=None means the predicted class, which the view names.
         self._topk = self._predict()
         self._n_classes = self._classes_count()
+        if label_list is not None and self._n_classes and len(label_list) != self._n_classes:
+            raise ValueError(
+                f"labels= has {len(label_list)} names but the model scores {self._n_classes} "
+                f"classes; pass one name per class (labels[i] names class i), or labels=None."
+            )
         targets = self._resolve_targets(target, n)
         # Compute everything before the widget exists: bad input raises with nothing left behind.
         maps = {m: self._attribute(m, targets) for m in methods}
@@ -452,12 +457,16 @@ class SaliencyView(TensorView):
             self._info = {**self._info, "methods": methods}
             self._samples = self._bake_all(targets)
 
+    @traitlets.validate("batch")
+    def _valid_batch(self, proposal: Any) -> int:
+        n = int(self._x.shape[0])
+        b = proposal["value"]
+        if not 0 <= b < n:
+            raise traitlets.TraitError(f"sample {b} is outside 0..{n - 1}; pass 0 to {n - 1}.")
+        return b
+
     @traitlets.observe("batch")
     def _batch_changed(self, _change: Any) -> None:
-        n = int(self._x.shape[0])
-        if not 0 <= self.batch < n:
-            self._error = f"sample {self.batch} is outside 0..{n - 1}"
-            return
         self._error = ""
         if self._kind == "tokens" and self._attn is not None:
             self._attention_for(self.batch)
@@ -486,7 +495,12 @@ class SaliencyView(TensorView):
             raise IndexError(f"head {h} is outside 0..{int(w.shape[1]) - 1} of {path!r}")
         self._error = ""
         self.title = f"attention {path} head {h} (sample {self._attn_batch}): queries x keys"
-        self.data = w[0, h]
+        tokens = self._sample_tokens(self._attn_batch)
+        n = int(w.shape[-1])
+        names = tokens if tokens is not None and len(tokens) == n else None
+        with self.hold_sync():
+            self.axis_labels = {"rows": names, "cols": names} if names else {}
+            self.data = w[0, h]
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -555,6 +569,13 @@ class SaliencyView(TensorView):
                 self._kw.get("output"),
             )
         return int(out.shape[-1])
+
+    def _sample_tokens(self, b: int) -> list[str] | None:
+        """The token strings of sample ``b`` (``tokens=`` is one list, or one list per sample)."""
+        t = self.tokens
+        if not t:
+            return None
+        return list(t[b]) if isinstance(t[0], list) else list(t)
 
     def _check_tokens(self, tokens: Any, x: torch.Tensor, kind: str) -> list[Any] | None:
         if tokens is None:

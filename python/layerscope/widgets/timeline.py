@@ -221,6 +221,9 @@ class ScrubberView(BaseView):
     _esm = bundle("timeline")
 
     epoch = traitlets.Int(0).tag(sync=True)
+    # Show each new epoch as it is recorded. Scrubbing turns it off (in the browser, at once:
+    # the kernel hears of it only after a training cell ends); the "follow latest" box turns it on.
+    follow = traitlets.Bool(True).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     epochs = traitlets.List(traitlets.Int()).tag(sync=True)
@@ -358,7 +361,6 @@ class TimelineView(widgets.VBox):
             axes=self._loss_axes,
             title="loss",
             layout=widgets.Layout(width="520px", height="260px"),
-            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
         # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
@@ -498,6 +500,9 @@ class TimelineView(widgets.VBox):
         # them here again would redraw bqplot's SVG mid-scrub.
         if "epoch" not in getattr(self.scrubber, "_property_lock", {}):
             self._update_markers()
+            # Set from Python to an older epoch: stay there while new ones arrive.
+            if self.rec.epochs and change["new"] != self.rec.epochs[-1]:
+                self.scrubber.follow = False
 
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
@@ -563,7 +568,7 @@ class TimelineView(widgets.VBox):
 
     def _on_recorded(self, epoch: int) -> None:
         """A live Recorder finished ``epoch``: push its frame (the cache reduces only that one)."""
-        follow = not self.scrubber.epochs or self.epoch == self.scrubber.epochs[-1]
+        follow = self.scrubber.follow
         layers = _modules(self.rec)
         if layers != self.scrubber.layers:
             self.scrubber.layers = layers
@@ -587,6 +592,12 @@ class TimelineView(widgets.VBox):
     def overlay(self, a: int | None = None, b: int | None = None) -> dict[str, float]:
         """``layer_change_overlay(self.rec, a, b)``: set it as ``graph.overlay``."""
         return layer_change_overlay(self.rec, a, b)
+
+    def __repr__(self) -> str:
+        rec = getattr(self, "rec", None)
+        if rec is None:
+            return "TimelineView()"
+        return f"TimelineView({len(rec.epochs)} epochs, layer {self.layer!r})"
 
     @property
     def frame_ms(self) -> list[float]:
