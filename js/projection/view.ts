@@ -47,6 +47,7 @@ export const PROJECTION_CSS = `${BASE_CSS}
 .ls-proj-progress { width: 120px; height: 6px; background: var(--jp-layout-color2, #eee); border-radius: 3px; overflow: hidden; display: inline-block; vertical-align: middle; }
 .ls-proj-progress > div { height: 100%; background: var(--jp-brand-color1, #1976d2); }
 .ls-proj-notes { font-size: 12px; }
+.ls-proj [hidden] { display: none !important; }
 .ls-proj-scrub { display: flex; gap: 8px; align-items: center; }
 .ls-proj-scrub input { flex: 1 1 auto; }
 `;
@@ -253,6 +254,8 @@ export class ProjectionPanel {
     this.methodSel.value = s.method;
     this.syncColourOptions(s);
     this.recolour();
+    this.updateSelection();
+    this.requestDraw();
     this.renderLegend();
     this.renderStatus();
     const drawn = s.points.n_drawn ?? 0;
@@ -709,13 +712,11 @@ export class ProjectionPanel {
     this.card.hidden = false;
     this.card.style.left = `${Math.min(x + 14, Math.max(0, this.width - 270))}px`;
     this.card.style.top = `${Math.min(y + 14, Math.max(0, this.view.height - 160))}px`;
-    this.card.replaceChildren(el("div", "ls-muted", `sample ${count(sample)} …`));
     this.card.dataset.sample = String(sample);
+    // What the page holds is shown at once; the kernel's reply (the full input) replaces it.
     const baked = this.bakedCard(sample);
-    if (this.offline || !this.requester) {
-      this.fillCard(sample, baked.info, baked.body);
-      return;
-    }
+    this.fillCard(sample, baked.info, baked.body);
+    if (this.offline) return;
     this.requester
       .request("sample", { index: sample }, { channel: "hover" })
       .then((r) => {
