@@ -61,10 +61,10 @@ class Poller:
                 self.error = e
                 continue
             self.error = None
-            for e in new:
+            for epoch in new:
                 if self._stop.is_set():
                     return
-                self._notify(e)
+                self._notify(epoch)
 
     @property
     def running(self) -> bool:

@@ -682,10 +682,10 @@ class Recorder(History):
             op = d.dist.ReduceOp
             low = self._dist.all_reduce(torch.tensor(mins + checks), op.MIN, "parameter stats")
             tot = self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
-            tot = tot.reshape(len(locals_), 7).numpy()
-            low = low.numpy()
-            ranges = low[: 2 * len(locals_)].reshape(-1, 2)
-            chk = low[2 * len(locals_) :].reshape(-1, 2)
+            totals = tot.reshape(len(locals_), 7).numpy()
+            lows = low.numpy()
+            ranges = lows[: 2 * len(locals_)].reshape(-1, 2)
+            chk = lows[2 * len(locals_) :].reshape(-1, 2)
             differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
             if differ:
                 self._flags.append(
@@ -704,11 +704,11 @@ class Recorder(History):
                     stacklevel=3,
                 )
             hists = []
-            for i, (name, p, local, dim) in enumerate(locals_):
+            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
                 shape = tuple(p.shape)
                 stats = d.stats_from(
-                    shape, dtype_name(local), tot[i], lo if lo != math.inf else math.inf, hi
+                    shape, dtype_name(local), totals[i], lo if lo != math.inf else math.inf, hi
                 )
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
@@ -724,7 +724,7 @@ class Recorder(History):
             )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
-            for i, (name, p, local, dim) in enumerate(locals_):
+            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
                 c = counts[i].astype(np.int64)
                 record.hist[name] = HistogramCounts(
                     c[:-2].copy(), int(c[-2]), int(c[-1]), int(record.param_stats[name]["nan"])

@@ -263,7 +263,7 @@ class TimelineView(widgets.VBox):
         self._owned: RecordedRun | None = None
         if isinstance(rec, (str, os.PathLike)):
             # A store written by another process: follow it while the view is open.
-            rec = self._owned = RecordedRun(rec, follow=True)
+            rec = self._owned = RecordedRun(os.fspath(rec), follow=True)
         if not isinstance(rec, History):
             raise TypeError(
                 "ls.timeline needs an ls.Recorder (recording now) or a run from "
