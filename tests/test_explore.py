@@ -174,6 +174,12 @@ def test_panels_map_module_paths_on_a_transformer_and_a_shared_module() -> None:
 def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed() -> None:
     model = small_cnn()
     ex = ls.explore(model, torch.randn(2, 1, 8, 8))
+    # The first display holds the selected layer's panels; the rest is baked once the cell ends
+    # (IPython's post_run_cell) or before an export.
+    assert list(ex._baked["weights"]) == ["0.weight"] and list(ex._baked["acts"]) == ["0"]
+    assert ex._stale
+    ex._after_cell()
+    assert not ex._stale
     baked = ex._baked
     assert set(baked["weights"]) == {"0.weight", "2.0.weight", "4.weight"}
     assert {"0", "1", "2.0", "2.1", "3", "4"} <= set(baked["acts"])
@@ -182,6 +188,7 @@ def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed()
     w = baked["weights"]["4.weight"]["state"]
     assert w["selected"] == "4.weight" and w["_meta"]["source_shape"] == [10, 64]
     small = ls.explore(model, torch.randn(2, 1, 8, 8), budget=60_000)
+    small.refresh()
     assert small._baked["used"] <= 60_000
     assert any(small._baked["left_out"].values())
 
@@ -211,3 +218,20 @@ def test_the_relay_carries_panel_requests_and_state_both_ways() -> None:
     ((content, buffers),) = sent
     assert content["ls_panel"] == "weights" and content["data"]["content"]["id"] == "r1"
     assert content["data"]["content"]["ok"] and len(buffers) == 1
+
+
+def test_saliency_panel_follows_the_sample_and_its_class_is_the_target() -> None:
+    torch.manual_seed(0)
+    model = small_cnn()
+    x = torch.randn(3, 1, 8, 8)
+    ex = ls.explore(model, x, saliency={"method": "gradient"})
+    ex.sample = 1
+    assert ex.saliency.batch == 1 and ex.target == ex.saliency.target[1]
+    new = (ex.target + 3) % 10
+    ex.target = new
+    assert ex.saliency.target[1] == new
+    # The panel's map of sample 1 is the attribution at the new class.
+    want = ls.attribute(model, x[1:2], target=new, method="gradient")[0]
+    assert torch.allclose(torch.as_tensor(ex.saliency._maps["gradient"][1]), want, atol=1e-6)
+    with pytest.raises(ValueError, match="saliency= attributes one input tensor; ls.explore got 2"):
+        ls.explore(model, x, torch.randn(1), saliency={})

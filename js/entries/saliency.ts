@@ -6,7 +6,7 @@ import { Requester } from "../core/request";
 import { SaliencyUI } from "../saliency/view";
 import { type Model, mountHeatmap } from "../tensor/bind";
 
-function render({ model, el }: RenderProps<Record<string, unknown>>) {
+export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   const requester = new Requester(model as never, 120_000);
   let cleanup = () => {};
   const view = new SaliencyUI(model as Model, requester, () => {

@@ -9,6 +9,7 @@ import { el, ensureStyle } from "../core/dom";
 import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
 import { render as renderActivations } from "../entries/activations";
+import { render as renderSaliency } from "../entries/saliency";
 import { render as renderWeights } from "../entries/weights";
 import type { RawGraph } from "../graph/data";
 import { GraphView } from "../graph/view";
@@ -39,7 +40,7 @@ export const EXPLORE_CSS = `
 .ls-explore .ls-ex-panel { min-width: 0; border: 1px solid var(--jp-border-color2, #e0e0e0); border-radius: 4px;
   padding: 6px; box-sizing: border-box; }
 .ls-explore .ls-ex-graph { grid-row: span 2; }
-.ls-explore .ls-ex-timeline { grid-column: 1 / -1; }
+.ls-explore .ls-ex-timeline, .ls-explore .ls-ex-saliency { grid-column: 1 / -1; }
 .ls-explore .ls-ex-head { display: flex; gap: 8px; align-items: baseline; margin-bottom: 4px; min-width: 0; }
 .ls-explore .ls-ex-head .ls-title { margin: 0; flex: none; }
 .ls-explore .ls-ex-what { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; min-width: 0; }
@@ -51,6 +52,11 @@ export const EXPLORE_CSS = `
 .ls-explore .ls-ex-foot { grid-column: 1 / -1; font-size: 11px; }
 @media (max-width: 760px) { .ls-explore { grid-template-columns: 1fr; } .ls-explore .ls-ex-graph { grid-row: auto; } }
 `;
+
+/** Run `fn` once the frame after the next has been drawn (what was scheduled is painted). */
+function afterPaint(fn: () => void): void {
+  requestAnimationFrame(() => requestAnimationFrame(fn));
+}
 
 class Box {
   readonly root: HTMLElement;
@@ -99,6 +105,9 @@ export class Workspace {
   private layer = "";
   private readonly offline = isOffline();
   private readonly watchers = new Map<PanelModel, () => void>();
+  /** Panels still waiting for the kernel's data since the last selection (live only). */
+  private readonly waiting = new Set<string>();
+  private routedAt = 0;
 
   constructor(private readonly model: Model) {
     ensureStyle("ls-base-css", BASE_CSS);
@@ -117,6 +126,7 @@ export class Workspace {
       (model.get("_panels") as Record<string, PanelState & { channel: string }>) ?? {};
     this.mountWeights(statics.weights);
     if (statics.acts) this.mountActs(statics.acts);
+    if (statics.saliency) this.mountSaliency(statics.saliency);
     if (statics.scrub) this.mountTimeline(statics.scrub);
     this.root.append(this.foot);
     const onMsg = (msg: unknown, buffers: unknown[]) => {
@@ -138,9 +148,20 @@ export class Workspace {
       model.off("change:epoch change:_epochs", onEpoch);
       model.off("change:_graph change:height", onSelected);
     });
+    // Test and benchmark hook: select a layer as a click in the graph does.
+    Object.defineProperty(this.root, "lsExplore", {
+      value: { select: (path: string) => this.choose("selected", path) },
+      configurable: true,
+    });
+    const t0 = performance.now();
     this.route();
     this.routeEpoch();
     this.sayBudget();
+    // Test and benchmark hooks: when every panel has drawn (page clock), and how long it took.
+    afterPaint(() => {
+      this.root.dataset.paintedAt = String(performance.timeOrigin + performance.now());
+      this.root.dataset.viewMs = (performance.now() - t0).toFixed(1);
+    });
   }
 
   /** A selection made in the view: it goes to the model (and the kernel), then routes. */
@@ -156,6 +177,13 @@ export class Workspace {
   private panel(name: string, identity: string[], initial?: PanelState): PanelModel {
     const p = new PanelModel(name, this.model, identity, putBuffers(initial));
     this.panels[name] = p;
+    p.received = () => {
+      if (!this.waiting.delete(name) || this.waiting.size > 0) return;
+      const t = this.routedAt;
+      afterPaint(() => {
+        this.root.dataset.liveMs = (performance.now() - t).toFixed(1);
+      });
+    };
     return p;
   }
 
@@ -186,6 +214,21 @@ export class Workspace {
     this.boxes.acts = box;
     this.root.append(box.root);
     this.cleanups.push(renderActivations({ model: p as never, el: box.body } as never));
+  }
+
+  /** Saliency does not depend on the layer: it bakes every sample and follows `sample`. */
+  private mountSaliency(initial: PanelState): void {
+    const p = this.panel("saliency", [], initial);
+    p.intercept = (name, value) => {
+      if (name !== "batch") return false;
+      this.choose("sample", value);
+      return true;
+    };
+    const box = new Box("ls-ex-saliency", "saliency");
+    this.boxes.saliency = box;
+    box.root.dataset.state = "shown";
+    this.root.append(box.root);
+    this.cleanups.push(renderSaliency({ model: p as never, el: box.body } as never));
   }
 
   private mountTimeline(initial: PanelState): void {
@@ -242,6 +285,7 @@ export class Workspace {
 
   /** Load `kind`'s baked state for `key` into panel p when it has one; else say why not. */
   private loadBaked(p: PanelModel, box: Box, state: PanelState | undefined, what: string): void {
+    if (!this.offline) this.waiting.add(p.name);
     if (state) {
       p.load(putBuffers(state));
       box.show(what);
@@ -269,9 +313,18 @@ export class Workspace {
     });
     if (!changed && this.root.dataset.routed === "1") return;
     this.root.dataset.routed = "1";
+    const t = performance.now();
+    this.routedAt = t;
+    this.waiting.clear();
+    delete this.root.dataset.liveMs;
+    delete this.root.dataset.routeMs;
     this.routeWeights();
     this.routeActs();
     this.routeFrames();
+    this.root.dataset.waiting = String(this.waiting.size);
+    afterPaint(() => {
+      if (this.routedAt === t) this.root.dataset.routeMs = (performance.now() - t).toFixed(1);
+    });
   }
 
   private routeWeights(): void {
@@ -290,7 +343,16 @@ export class Workspace {
     this.loadBaked(p, box, this.baked().weights?.[param], param);
   }
 
+  private routeSaliency(): void {
+    const p = this.panels.saliency;
+    if (!p) return;
+    const sample = Number(this.model.get("sample") ?? 0);
+    if (p.get("batch") !== sample) p.load({ batch: sample });
+    this.boxes.saliency.label(`sample ${sample}`);
+  }
+
   private routeActs(): void {
+    this.routeSaliency();
     const p = this.panels.acts;
     const box = this.boxes.acts;
     if (!p || !box) return;

@@ -49,20 +49,47 @@ ACT_KEYS += ["_meta", "_base", "_hist"]
 FRAME_KEYS = ["layer", "frames"]
 
 
+def parameter_map(model: nn.Module) -> dict[str, str]:
+    """Module path -> the parameter it stands for in the weights panel: its own first one
+    (``path.weight`` before ``path.bias``), else the first of its descendants. One pass over the
+    parameters (a lookup per path would be O(paths x parameters): seconds on a 12-block GPT).
+
+    >>> parameter_map(nn.Sequential(nn.Linear(2, 2)))
+    {'0': '0.weight', '': '0.weight'}
+    """
+    own: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for name, _ in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        if owner not in own or (leaf == "weight" and own[owner].rpartition(".")[2] != "weight"):
+            own[owner] = name
+        parts = owner.split(".") if owner else []
+        for k in range(len(parts), -1, -1):
+            out.setdefault(".".join(parts[:k]), name)
+    out.update(own)
+    return out
+
+
 def first_parameter(model: nn.Module, path: str) -> str | None:
-    """The parameter a module path stands for in the weights panel: its own first one
-    (``path.weight`` before ``path.bias``), else the first of its descendants.
+    """The parameter a module path stands for in the weights panel (see ``parameter_map``).
 
     >>> first_parameter(nn.Sequential(nn.Linear(2, 2)), "0")
     '0.weight'
     """
-    prefix = f"{path}." if path else ""
-    names = [n for n, _ in model.named_parameters()]
-    own = [n for n in names if n.startswith(prefix) and "." not in n[len(prefix) :]]
-    if own:
-        return f"{prefix}weight" if f"{prefix}weight" in own else own[0]
-    deeper = [n for n in names if n.startswith(prefix)]
-    return deeper[0] if deeper else None
+    return parameter_map(model).get(path)
+
+
+def _check_saliency(options: Any, inputs: tuple[Any, ...]) -> None:
+    if not isinstance(options, dict):
+        raise TypeError(
+            "saliency= takes the options of ls.saliency as a dict, e.g. "
+            f"saliency={{'method': 'integrated_gradients'}}; got {type(options).__name__}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"saliency= attributes one input tensor; ls.explore got {len(inputs)} inputs. "
+            "Pass the model's one input, or use ls.saliency(model, x, ...) on its own."
+        )
 
 
 class RecorderMismatch(ValueError):
@@ -158,10 +185,13 @@ class ExploreView(BaseView):
         budget: int | str = DEFAULT_BUDGET,
         height: int = 520,
         selected: str | None = None,
+        saliency: dict[str, Any] | None = None,
         **forward_kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
         self._model = check_module(model)
+        if saliency is not None:
+            _check_saliency(saliency, inputs)
         self._rec = check_recorder(model, recorder) if recorder is not None else None
         self.budget = parse_budget(budget)
         from ..inspect import trace
@@ -171,6 +201,7 @@ class ExploreView(BaseView):
         graph = compact_graph(traced_dict)
         self.graph = traced
         self._paths = set(module_paths(model))
+        self._param_of = parameter_map(model)
         if selected is not None:
             find_module(model, selected)
         super().__init__(height=height)
@@ -193,6 +224,9 @@ class ExploreView(BaseView):
                     forward_kwargs=forward_kwargs,
                 )
             self._relays["acts"] = made[-1]
+        self.saliency: Any = None
+        if saliency is not None:
+            self._make_saliency(inputs, saliency)
         self.timeline: Any = None
         if self._rec is not None:
             from .timeline import TimelineView
@@ -201,14 +235,18 @@ class ExploreView(BaseView):
                 self.timeline = TimelineView(self._rec, curves=False)
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
-            self._unhook = self._hook_cells()
         first = selected if selected is not None else self._default_layer(graph)
         self._graph = graph
         self._params_overlay = params_overlay(traced_dict)
         self._update_overlay()
         self._layers = self._layer_map()
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
-        self._bake(first)
+        # The first display needs the selected layer's panels only: the rest of the bake runs
+        # once the cell that made the view has ended (its output is on screen by then), or before
+        # an export.
+        self._bake(first, only_first=True)
+        self._stale = True
+        self._unhook = self._hook_cells()
         with self.hold_trait_notifications():
             self.selected = first
             if self._epochs:
@@ -217,6 +255,31 @@ class ExploreView(BaseView):
         self._panels = {name: self._static_state(name) for name in self._relays}
         self._live = True
         self.build_ms = (time.perf_counter() - t0) * 1000.0
+
+    def _make_saliency(self, inputs: tuple[Any, ...], options: dict[str, Any]) -> None:
+        """The saliency panel: ``ls.saliency(model, inputs[0], **options)`` made headless; its
+        sample follows ``sample`` and its class ``target`` (both ways)."""
+        from .saliency import saliency as make_saliency
+
+        with headless(self._forward, "saliency") as made:
+            self.saliency = make_saliency(self._model, inputs[0], **options)
+        self._relays["saliency"] = made[0]
+        self.saliency.observe(self._saliency_retargeted, names="target")
+
+    def _saliency_retargeted(self, change: Any) -> None:
+        targets = change["new"]
+        if 0 <= self.sample < len(targets) and isinstance(targets[self.sample], int):
+            self.target = targets[self.sample]
+
+    @traitlets.observe("target")
+    def _on_target(self, change: Any) -> None:
+        sal = self.saliency
+        value = change["new"]
+        if sal is None or value is None:
+            return
+        current = sal.target[self.sample] if self.sample < len(sal.target) else None
+        if current != value:
+            sal.handle_request("retarget", {"batch": self.sample, "target": int(value)})
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -274,6 +337,11 @@ class ExploreView(BaseView):
     def _on_sample(self, change: Any) -> None:
         if self.activations is not None:
             self.activations.batch = change["new"]
+        if self.saliency is not None:
+            self.saliency.batch = change["new"]
+            targets = self.saliency.target
+            if change["new"] < len(targets) and isinstance(targets[change["new"]], int):
+                self.target = targets[change["new"]]
 
     @traitlets.observe("epoch")
     def _on_epoch(self, change: Any) -> None:
@@ -281,7 +349,7 @@ class ExploreView(BaseView):
             self.timeline.epoch = change["new"]
 
     def _select_panels(self, path: str) -> None:
-        param = first_parameter(self._model, path)
+        param = self._param_of.get(path)
         if param is not None:
             self.weights.selected = param
         if self.activations is not None:
@@ -317,19 +385,20 @@ class ExploreView(BaseView):
         acts = {d["path"] for d in self.activations._layers} if self.activations else set()
         return {
             p: {
-                "param": first_parameter(self._model, p),
+                "param": self._param_of.get(p),
                 "recorded": p in recorded,
                 "act": p in acts,
             }
             for p in module_paths(self._model)
         }
 
-    def _bake(self, first: str) -> None:
-        """Every layer's panels at reduced resolution, in baking order, within the budget."""
+    def _bake(self, first: str, *, only_first: bool = False) -> None:
+        """Every layer's panels at reduced resolution, in baking order, within the budget
+        (``only_first``: the panels of ``first`` alone)."""
         baked: dict[str, dict[str, Any]] = {"weights": {}, "acts": {}, "frames": {}}
         left: dict[str, list[str]] = {"weights": [], "acts": [], "frames": []}
         used = 0
-        order = list(dict.fromkeys([first, *self._order()]))
+        order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
         w, a, t = self.weights, self.activations, self.timeline
         saved = (w.bake_budget, a.bake_budget if a else 0)
         w.bake_budget = WEIGHT_BAKE
@@ -339,7 +408,7 @@ class ExploreView(BaseView):
             t.budget = FRAME_BAKE
         try:
             for path in order:
-                param = first_parameter(self._model, path)
+                param = self._param_of.get(path)
                 jobs: list[tuple[str, str | None]] = [
                     ("weights", param),
                     (
@@ -383,7 +452,7 @@ class ExploreView(BaseView):
 
     def _static_state(self, name: str) -> dict[str, Any]:
         widget = self._panel_widget(name)
-        per_layer = {"weights": WEIGHT_KEYS, "acts": ACT_KEYS, "scrub": FRAME_KEYS}[name]
+        per_layer = {"weights": WEIGHT_KEYS, "acts": ACT_KEYS, "scrub": FRAME_KEYS}.get(name, [])
         keys = [k for k in widget.keys if k not in per_layer]
         return {"channel": self._relays[name].channel, **panel_state(widget, keys)}
 
@@ -392,6 +461,7 @@ class ExploreView(BaseView):
             "weights": self.weights,
             "acts": self.activations,
             "scrub": self.timeline.scrubber if self.timeline is not None else None,
+            "saliency": self.saliency,
         }[name]
 
     # -- the relay -------------------------------------------------------------------------------
@@ -435,24 +505,26 @@ class ExploreView(BaseView):
             self.activations.recapture()
         if follow:
             self.epoch = epoch
-        self._stale = True
+        self._stale = self._changed = True
 
     _stale = False
 
+    _changed = False  # the model changed since the activations were captured
+
     def _after_cell(self, *_args: Any) -> None:
         if self._stale:
-            self.refresh()
+            self.refresh(recapture=self._changed)
 
-    def refresh(self) -> None:
+    def refresh(self, *, recapture: bool = True) -> None:
         """Read the model again and re-make the baked state (every layer's panels within the
-        budget) that a saved notebook or exported page holds. Runs by itself after a cell that
-        recorded epochs ends (and before ``ls.export_html``); call it after changing the model
-        some other way."""
-        self._stale = False
+        budget) that a saved notebook or exported page holds. Runs by itself after the cell
+        that made the view, and after a cell that recorded epochs, ends (and before
+        ``ls.export_html``); call it after changing the model some other way."""
+        self._stale = self._changed = False
         path = self.selected
         self._live = False
         try:
-            if self.activations is not None:
+            if recapture and self.activations is not None:
                 self.activations.recapture()
             self._bake(path)
             self._panels = {name: self._static_state(name) for name in self._relays}
@@ -480,7 +552,7 @@ class ExploreView(BaseView):
             if undo is not None:
                 undo()
                 setattr(self, name, None)
-        for name in ("weights", "activations", "timeline"):
+        for name in ("weights", "activations", "timeline", "saliency"):
             w = getattr(self, name, None)
             if w is not None:
                 w.close()
@@ -501,13 +573,16 @@ def explore(
     budget: int | str = DEFAULT_BUDGET,
     height: int = 520,
     selected: str | None = None,
+    saliency: dict[str, Any] | None = None,
     **forward_kwargs: Any,
 ) -> ExploreView:
     """One workspace: the graph of ``model(*inputs, **forward_kwargs)`` with the selected layer's
     weights (table and heatmap), activations and, with ``recorder`` (an ``ls.Recorder`` or a
     stored run), its training history. Click a layer and every panel follows; the links live in
     the front end, so they also work in an exported page (``budget`` bytes of every layer's panels
-    at reduced resolution are saved with the view: default 6 MB).
+    at reduced resolution are saved with the view: default 6 MB). ``saliency``: the options of
+    ``ls.saliency`` (e.g. ``{"method": "integrated_gradients", "labels": names}``) add its panel,
+    which follows the selected sample; ``target`` is its class.
 
     >>> ex = ls.explore(model, x, recorder=rec)     # doctest: +SKIP
     >>> ex.selected = "conv2"; ex.epoch = 3          # doctest: +SKIP
@@ -519,6 +594,7 @@ def explore(
         budget=budget,
         height=height,
         selected=selected,
+        saliency=saliency,
         **forward_kwargs,
     )
 
