@@ -233,5 +233,7 @@ def test_saliency_panel_follows_the_sample_and_its_class_is_the_target() -> None
     # The panel's map of sample 1 is the attribution at the new class.
     want = ls.attribute(model, x[1:2], target=new, method="gradient")[0]
     assert torch.allclose(torch.as_tensor(ex.saliency._maps["gradient"][1]), want, atol=1e-6)
-    with pytest.raises(ValueError, match="saliency= attributes one input tensor; ls.explore got 2"):
+    with pytest.raises(
+        ValueError, match=r"saliency= attributes one input tensor; ls\.explore got 2"
+    ):
         ls.explore(model, x, torch.randn(1), saliency={})
