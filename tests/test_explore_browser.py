@@ -144,6 +144,11 @@ def test_workspace_in_lab_clicks_reach_python_and_python_moves_the_panels(
     lab.wait_kernel_idle()
     page.wait_for_timeout(500)
     client = lab.kernel_client()
+    # The rest of the bake ran once the cell had ended (IPython's post_run_cell).
+    assert evaluate(client, "[ex._stale, sorted(ex._baked['weights'])]") == [
+        False,
+        ["classifier.1.weight", "classifier.3.weight", "features.0.weight", "features.2.weight"],
+    ]
     model, _, _ = trained()
     click_layer(root, page, "features.2")
     wait_selected(root, "features.2")
@@ -290,4 +295,31 @@ def test_workspace_in_marimo_renders_styled_and_its_value_follows_clicks(
         p = panels(root)
         assert p["weights"]["what"] == "3.weight" and p["acts"]["what"] == "3, sample 0"
         screenshot(page, "explore_marimo")
+    assert page.errors == []
+
+
+def test_exported_workspace_sample_moves_saliency_and_says_what_is_not_saved(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    model, X, _ = trained()
+    ex = ls.explore(model, X[:4], saliency={"method": "gradient"})
+    path = ls.export_html(ex, tmp_path / "explore_saliency.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        box = root.locator(".ls-ex-saliency input[type=number]").first
+        box.fill("2")
+        box.press("Enter")
+        page.locator(".ls-explore[data-selected='features.0']").wait_for()
+        page.wait_for_function(
+            "document.querySelector('.ls-ex-saliency .ls-ex-what').textContent === 'sample 2'"
+        )
+        p = panels(root)
+        # Activations were baked for sample 0 only: the panel says so instead of showing sample 0.
+        assert p["acts"]["state"] == "note" and "not saved in this page" in p["acts"]["note"], p
+        assert "it holds sample 0 of each layer" in p["acts"]["note"]
+        screenshot(page, "explore_offline_saliency_sample")
+    assert attempted == []
     assert page.errors == []

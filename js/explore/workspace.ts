@@ -276,21 +276,29 @@ export class Workspace {
   }
 
   /** What a panel says when the selection's data is not in this page. */
-  private missing(what: string): string {
+  private missing(what: string, why?: string): string {
     if (!this.offline) return `loading ${what} from the kernel…`;
     const budget = this.baked().budget ?? 0;
-    const mb = Math.max(1, Math.ceil((budget * 2) / 2 ** 20));
-    return `${what}: ${NOT_SAVED} (its ${(budget / 2 ** 20).toFixed(1)} MB budget was full); re-run ls.explore(..., budget="${mb}MB")`;
+    const mb = Math.max(1, Math.ceil((budget * 2) / 1e6));
+    return why
+      ? `${what}: ${NOT_SAVED} (${why})`
+      : `${what}: ${NOT_SAVED} (its ${(budget / 1e6).toFixed(1)} MB budget was full); re-run ls.explore(..., budget="${mb}MB")`;
   }
 
   /** Load `kind`'s baked state for `key` into panel p when it has one; else say why not. */
-  private loadBaked(p: PanelModel, box: Box, state: PanelState | undefined, what: string): void {
+  private loadBaked(
+    p: PanelModel,
+    box: Box,
+    state: PanelState | undefined,
+    what: string,
+    why?: string,
+  ): void {
     if (!this.offline) this.waiting.add(p.name);
     if (state) {
       p.load(putBuffers(state));
       box.show(what);
     } else {
-      box.say(this.missing(what));
+      box.say(this.missing(what, why));
       box.label(what);
     }
   }
@@ -363,7 +371,11 @@ export class Workspace {
     this.watch(p, box, what);
     const baked = this.baked().acts?.[this.layer];
     const bakedSample = baked ? Number((baked.state as { batch?: number }).batch ?? 0) : -1;
-    this.loadBaked(p, box, bakedSample === sample ? baked : undefined, what);
+    const why =
+      baked && bakedSample !== sample
+        ? `it holds sample ${bakedSample} of each layer; the kernel shows the others`
+        : undefined;
+    this.loadBaked(p, box, bakedSample === sample ? baked : undefined, what, why);
   }
 
   private routeFrames(): void {
@@ -406,8 +418,8 @@ export class Workspace {
   private sayBudget(): void {
     const b = this.baked();
     const left = Object.values(b.left_out ?? {}).reduce((n, l) => n + l.length, 0);
-    const used = ((b.used ?? 0) / 2 ** 20).toFixed(1);
-    const budget = ((b.budget ?? 0) / 2 ** 20).toFixed(1);
+    const used = ((b.used ?? 0) / 1e6).toFixed(1);
+    const budget = ((b.budget ?? 0) / 1e6).toFixed(1);
     this.foot.textContent =
       left > 0
         ? `saved with this view: ${used} of ${budget} MB; ${left} panels of later layers left out (budget=)`
