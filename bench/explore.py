@@ -2,8 +2,8 @@
 on a layer to every panel repainted (live in JupyterLab, and offline in the exported page), and the
 exported page's size, in real JupyterLab + headless Chromium.
 
-Two models, each with a Recorder that has recorded 3 epochs:
-- the digits CNN of ``bench/digits.py`` (sklearn's load_digits, 8 x 8 images);
+Two models, each with a Recorder that has recorded a few epochs:
+- the digits CNN of ``bench/digits.py`` (sklearn's load_digits, 8 x 8 images), 2 short epochs;
 - a 12-block GPT of ``tests/zoo.py`` (``make_gpt(12, 4)``: 4 heads, width 16) on token ids.
 
 Measured, from the workspace root's ``data-*`` hooks (js/explore/workspace.ts):
@@ -32,24 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import CHROMIUM, CHROMIUM_ARGS, Lab, open_notebook  # noqa: E402
+from test_explore_browser import TRAINED  # noqa: E402
 
 MODELS = {
-    "digits CNN": """
-import sys, torch, layerscope as ls
-sys.path.insert(0, {tests!r})
-import digits
-torch.manual_seed(0)
-X, y = digits.load()[:2]
-model = digits.DigitsCNN()
-x = X[:8]
-rec = ls.Recorder(model, probe=X[:32])
-opt = torch.optim.SGD(model.parameters(), lr=0.1)
-for epoch in range(3):
-    for i in range(0, 256, 32):
-        loss = torch.nn.functional.cross_entropy(model(X[i:i+32]), y[i:i+32])
-        opt.zero_grad(); loss.backward(); opt.step(); rec.step(loss=loss.item())
-    rec.epoch(accuracy=0.5 + 0.1 * epoch)
-""",
+    "digits CNN": TRAINED + "x = X_test[:8]\n",
     "12-block GPT": """
 import sys, torch, layerscope as ls
 sys.path.insert(0, {tests!r})
