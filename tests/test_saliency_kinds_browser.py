@@ -109,14 +109,17 @@ def test_sequence_signal_spectrogram_and_video_in_lab(page: Any, kernels: Lab) -
             const host = document.querySelectorAll(".ls-kind-views[data-kind='signal']")[0];
             const c = host.querySelector('[data-method="gradient"] canvas.ls-wave');
             const ctx = c.getContext('2d');
-            const at = (x) => Array.from(ctx.getImageData(x, 2, 1, 1).data.slice(0, 3));
-            return {hot: at(2 * 15), cold: at(2 * 3), width: c.width};
+            const step = (i) => Math.floor(((i + 0.5) / 32) * c.width);  // 32 steps
+            const at = (x) => Array.from(ctx.getImageData(x, c.height - 2, 1, 1).data.slice(0, 3));
+            return {hot: at(step(15)), cold: at(step(3)), width: c.width};
         }"""
     )
-    assert wave_px["width"] == 64
+    assert wave_px["width"] == 896  # drawn as a line at twice the CSS width
     assert coloured(tuple(wave_px["hot"])), wave_px
     assert near_white(tuple(wave_px["cold"]), 60), wave_px
     assert signals.nth(0).locator("canvas.ls-wave").count() == 2  # input + gradient
+    signals.nth(0).scroll_into_view_if_needed()
+    screenshot(page, "saliency_kinds_wave")
 
     # Spectrogram: channel 2 (row 8 - 1 - 2 = 5 from the top), steps 5..10 are red.
     spec_px = page.evaluate(
