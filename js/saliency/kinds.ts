@@ -87,7 +87,8 @@ export function paintBars(
   mark = -1,
 ): void {
   const n = values.length;
-  const scale = 4; // device pixels per bar at least, so thin bars stay visible
+  // canvas pixels per bar: the strip's CSS width shared out, so the frame mark stays a thin line
+  const scale = Math.max(1, Math.floor(STRIP_PX / Math.max(1, n)));
   cv.width = Math.max(1, n * scale);
   cv.height = BARS_PX;
   const ctx = cv.getContext("2d");
