@@ -359,3 +359,36 @@ def test_entry_points_take_the_models_keyword_arguments():
     rec.step(loss=1.0)
     quiet(rec.epoch)
     assert any(k.startswith("decoder.") for k in rec.layers)
+
+
+def test_token_baseline_embeds_at_the_attributed_call():
+    """Integrated gradients from a token-id baseline embed it at the attributed call; at a call
+    that embeds other ids (the target tokens) a token-id baseline is refused, and an
+    embedding-space baseline works."""
+    model, (src,), kwargs = CASES["shared_seq2seq"].build()
+    ig = {"method": "integrated_gradients", "n_steps": 64, "return_convergence_delta": True}
+    base = torch.zeros_like(src)
+    attr, delta = ls.attribute(model, src, 1, baselines=base, forward_kwargs=kwargs, **ig)
+    assert attr.abs().sum() > 0 and delta.abs().max() < 1e-2
+    with pytest.raises(ValueError, match="does not embed the first integer input"):
+        ls.attribute(
+            model,
+            src,
+            1,
+            baselines=base,
+            embedding="embed",
+            embedding_call=1,
+            forward_kwargs=kwargs,
+            **ig,
+        )
+    attr1, delta1 = ls.attribute(
+        model,
+        src,
+        1,
+        baselines="zero",
+        embedding="embed",
+        embedding_call=1,
+        forward_kwargs=kwargs,
+        **ig,
+    )
+    assert attr1.abs().sum() > 0 and delta1.abs().max() < 1e-2
