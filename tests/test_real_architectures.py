@@ -392,3 +392,10 @@ def test_token_baseline_embeds_at_the_attributed_call():
         **ig,
     )
     assert attr1.abs().sum() > 0 and delta1.abs().max() < 1e-2
+
+
+def test_named_attention_layers_are_kept_as_asked():
+    model, args, kwargs = quiet(CASES["bart"].build)
+    path = "model.encoder.layers.0.self_attn"
+    weights = quiet(attention_weights, model, args, layers=path, forward_kwargs=kwargs)
+    assert list(weights) == [path] and weights[path].shape == (2, 2, 6, 6)
