@@ -399,3 +399,17 @@ def test_named_attention_layers_are_kept_as_asked():
     path = "model.encoder.layers.0.self_attn"
     weights = quiet(attention_weights, model, args, layers=path, forward_kwargs=kwargs)
     assert list(weights) == [path] and weights[path].shape == (2, 2, 6, 6)
+
+
+def test_grad_cam_all_negative_evidence_says_relu_removed_it():
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(16, 1, bias=False))
+    with torch.no_grad():
+        model[2].weight.fill_(-1.0)
+    x = torch.rand(1, 1, 4, 4) + 0.5
+    with pytest.warns(UserWarning, match="against the target.*relu=False"):
+        cam = ls.attribute(model, x, 0, method="grad_cam", layer="0")
+    assert cam.abs().max() == 0
+    assert ls.attribute(model, x, 0, method="grad_cam", layer="0", relu=False).max() < 0
