@@ -43,6 +43,8 @@ export interface KindState {
   mode: SignMode;
   opacity: number;
   frame: number;
+  /** Strings for the steps of a sequence (``tokens=``), shown on hover. */
+  steps?: string[];
   setFrame: (t: number) => void;
   readout: (text: string) => void;
 }
@@ -180,6 +182,11 @@ export function renderKind(host: HTMLElement, state: KindState, s: KindSample | 
   else renderVideo(host, state, s);
 }
 
+function stepName(st: KindState, i: number): string {
+  const s = st.steps?.[i];
+  return s === undefined ? String(i) : `${i} ${JSON.stringify(s)}`;
+}
+
 function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
   const [steps, feats] = s.grid ?? [st.shape[1], st.shape[2]];
   const [L, D] = [st.shape[1], st.shape[2]];
@@ -205,7 +212,7 @@ function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
       feats,
       steps,
       (r, c) =>
-        `${name} step ${Math.floor((c * L) / steps)} feature ${Math.floor((r * D) / feats)} ≈ ${formatExact(t[r * steps + c], "float32")}`,
+        `${name} step ${stepName(st, Math.floor((c * L) / steps))} feature ${Math.floor((r * D) / feats)} ≈ ${formatExact(t[r * steps + c], "float32")}`,
       st.readout,
     );
     p.append(
@@ -221,7 +228,7 @@ function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
         1,
         tv.length,
         (_r, c) =>
-          `${name} step ${Math.floor((c * L) / tv.length)} total ≈ ${formatExact(tv[c], "float32")}`,
+          `${name} step ${stepName(st, Math.floor((c * L) / tv.length))} total ≈ ${formatExact(tv[c], "float32")}`,
         st.readout,
       );
       p.append(el("div", "ls-muted", "per-step totals"), bars);
