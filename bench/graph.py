@@ -150,22 +150,8 @@ def measure_layerscope(make: Make, into: Measured) -> None:
 
 
 def measure_torchview(make: Make, into: Measured) -> None:
-    from torchview import draw_graph
-
     model, inputs = make()
-    seconds, cg = _timed(
-        lambda: draw_graph(
-            model,
-            input_data=list(inputs),
-            graph_name="bench",
-            depth=float("inf"),
-            expand_nested=True,
-            save_graph=False,
-        )
-    )
-    into.add(seconds)
-    # Graphviz body lines holding "->" are edges; the rest with "[" are node statements.
-    into.nodes = sum(1 for line in cg.visual_graph.body if "[" in line and "->" not in line)
+    _torchview_kwargs(model, inputs, {}, into)
 
 
 def measure_fx(make: Make, into: Measured) -> None:
@@ -215,6 +201,8 @@ def zoo_rows(repeat: int) -> list[tuple[str, str, Measured, Measured]]:
 
 
 def _torchview_kwargs(model: nn.Module, args: tuple, kwargs: dict, into: Measured) -> None:
+    """torchview's ``draw_graph`` (graph building only, no Graphviz rendering) on
+    ``model(*args, **kwargs)``; a failure is recorded as such."""
     from torchview import draw_graph
 
     try:

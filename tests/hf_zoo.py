@@ -488,3 +488,244 @@ CASES: dict[str, Case] = {
         Case("shared_seq2seq", "odd", shared_seq2seq, output=None, hf=False),
     ]
 }
+
+
+# -- more families, built the same way: a config class, tiny sizes, a task head --
+
+
+def _hf(config: str, model: str, inputs: str = "ids", **cfg: Any) -> Callable[[], Built]:
+    """A builder for ``transformers.<model>(transformers.<config>(**cfg))`` on token ids (2, 6),
+    images (2, 3, 16, 16) or raw audio (2, 400)."""
+
+    def build() -> Built:
+        import transformers
+
+        _seed()
+        m = getattr(transformers, model)(getattr(transformers, config)(**cfg)).eval()
+        g = torch.Generator().manual_seed(1)
+        if inputs == "ids":
+            return m, (_ids(64),), {}
+        if inputs == "image":
+            return m, (torch.randn(2, 3, 16, 16, generator=g),), {}
+        return m, (torch.randn(2, 400, generator=g),), {}
+
+    return build
+
+
+_LM = {"num_labels": 3, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+_ENC = {**_text({}), **_LM}
+_DEC = {**_text({"num_key_value_heads": 1}), **_LM}
+_VIS = {"image_size": 16, "patch_size": 4, "num_channels": 3, "num_labels": 3}
+_VIS_T = {
+    **_VIS,
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
+_AUDIO = {
+    "vocab_size": 32,
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "conv_dim": (8, 8),
+    "conv_stride": (4, 2),
+    "conv_kernel": (8, 4),
+    "num_conv_pos_embeddings": 4,
+    "num_conv_pos_embedding_groups": 2,
+    "num_labels": 3,
+    "classifier_proj_size": 8,
+    "mask_time_prob": 0.0,
+}
+
+MORE = [
+    Case(
+        "distilbert",
+        "encoder",
+        _hf(
+            "DistilBertConfig",
+            "DistilBertForSequenceClassification",
+            vocab_size=64,
+            dim=16,
+            n_layers=1,
+            n_heads=2,
+            hidden_dim=32,
+            max_position_embeddings=32,
+            num_labels=3,
+            pad_token_id=0,
+        ),
+    ),
+    Case(
+        "roberta",
+        "encoder",
+        _hf(
+            "RobertaConfig",
+            "RobertaForSequenceClassification",
+            **{**_ENC, "max_position_embeddings": 40},
+        ),
+    ),
+    Case(
+        "albert",
+        "encoder",
+        _hf("AlbertConfig", "AlbertForSequenceClassification", **{**_ENC, "embedding_size": 8}),
+    ),
+    Case(
+        "electra",
+        "encoder",
+        _hf("ElectraConfig", "ElectraForSequenceClassification", **{**_ENC, "embedding_size": 16}),
+    ),
+    Case(
+        "deberta_v2",
+        "encoder",
+        _hf("DebertaV2Config", "DebertaV2ForSequenceClassification", **_ENC),
+    ),
+    Case(
+        "opt",
+        "decoder",
+        _hf(
+            "OPTConfig",
+            "OPTForSequenceClassification",
+            vocab_size=64,
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=32,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            word_embed_proj_dim=16,
+            **_LM,
+        ),
+    ),
+    Case("qwen2", "decoder", _hf("Qwen2Config", "Qwen2ForSequenceClassification", **_DEC)),
+    Case("mistral", "decoder", _hf("MistralConfig", "MistralForSequenceClassification", **_DEC)),
+    Case(
+        "gemma",
+        "decoder",
+        _hf("GemmaConfig", "GemmaForSequenceClassification", **{**_DEC, "head_dim": 8}),
+    ),
+    Case("phi", "decoder", _hf("PhiConfig", "PhiForSequenceClassification", **_DEC)),
+    Case("gpt_neox", "decoder", _hf("GPTNeoXConfig", "GPTNeoXForSequenceClassification", **_ENC)),
+    Case(
+        "bloom",
+        "decoder",
+        _hf(
+            "BloomConfig",
+            "BloomForSequenceClassification",
+            vocab_size=64,
+            hidden_size=16,
+            n_layer=1,
+            n_head=2,
+            **_LM,
+        ),
+    ),
+    Case(
+        "qwen2_moe",
+        "mixture of experts",
+        _hf(
+            "Qwen2MoeConfig",
+            "Qwen2MoeForSequenceClassification",
+            **{
+                **_DEC,
+                "num_experts": 4,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 16,
+                "shared_expert_intermediate_size": 16,
+            },
+        ),
+    ),
+    Case(
+        "olmoe",
+        "mixture of experts",
+        _hf(
+            "OlmoeConfig",
+            "OlmoeForCausalLM",
+            **{**_DEC, "num_experts": 4, "num_experts_per_tok": 2},
+        ),
+        target=(0, 5),
+    ),
+    Case(
+        "mamba2",
+        "state space",
+        _hf(
+            "Mamba2Config",
+            "Mamba2ForCausalLM",
+            vocab_size=64,
+            hidden_size=16,
+            state_size=4,
+            num_hidden_layers=1,
+            expand=2,
+            num_heads=4,
+            head_dim=8,
+            n_groups=1,
+            chunk_size=8,
+        ),
+        target=(0, 5),
+        slow=True,
+    ),
+    Case(
+        "deit",
+        "vision transformer",
+        _hf("DeiTConfig", "DeiTForImageClassification", "image", **_VIS_T),
+    ),
+    Case(
+        "beit",
+        "vision transformer",
+        _hf("BeitConfig", "BeitForImageClassification", "image", **{**_VIS_T, "vocab_size": 32}),
+    ),
+    Case(
+        "dinov2",
+        "vision transformer",
+        _hf("Dinov2Config", "Dinov2ForImageClassification", "image", **_VIS_T),
+    ),
+    Case(
+        "swin",
+        "vision transformer",
+        _hf(
+            "SwinConfig",
+            "SwinForImageClassification",
+            "image",
+            image_size=16,
+            patch_size=2,
+            num_channels=3,
+            embed_dim=8,
+            depths=[1, 1],
+            num_heads=[1, 2],
+            window_size=4,
+            num_labels=3,
+        ),
+    ),
+    Case(
+        "mobilenet_v2",
+        "convnet",
+        _hf(
+            "MobileNetV2Config",
+            "MobileNetV2ForImageClassification",
+            "image",
+            image_size=16,
+            depth_multiplier=0.25,
+            min_depth=4,
+            finegrained_output=False,
+            num_labels=3,
+        ),
+        slow=True,  # its first depthwise convolutions are slow to set up (seconds)
+    ),
+    Case(
+        "regnet",
+        "convnet",
+        _hf(
+            "RegNetConfig",
+            "RegNetForImageClassification",
+            "image",
+            embedding_size=8,
+            hidden_sizes=[8, 16],
+            depths=[1, 1],
+            groups_width=8,
+            num_labels=3,
+        ),
+    ),
+    Case(
+        "hubert", "audio", _hf("HubertConfig", "HubertForSequenceClassification", "audio", **_AUDIO)
+    ),
+    Case("wavlm", "audio", _hf("WavLMConfig", "WavLMForSequenceClassification", "audio", **_AUDIO)),
+]
+CASES.update({c.name: c for c in MORE})

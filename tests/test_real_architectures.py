@@ -359,3 +359,57 @@ def test_entry_points_take_the_models_keyword_arguments():
     rec.step(loss=1.0)
     quiet(rec.epoch)
     assert any(k.startswith("decoder.") for k in rec.layers)
+
+
+def test_token_baseline_embeds_at_the_attributed_call():
+    """Integrated gradients from a token-id baseline embed it at the attributed call; at a call
+    that embeds other ids (the target tokens) a token-id baseline is refused, and an
+    embedding-space baseline works."""
+    model, (src,), kwargs = CASES["shared_seq2seq"].build()
+    ig = {"method": "integrated_gradients", "n_steps": 64, "return_convergence_delta": True}
+    base = torch.zeros_like(src)
+    attr, delta = ls.attribute(model, src, 1, baselines=base, forward_kwargs=kwargs, **ig)
+    assert attr.abs().sum() > 0 and delta.abs().max() < 1e-2
+    with pytest.raises(ValueError, match="does not embed the first integer input"):
+        ls.attribute(
+            model,
+            src,
+            1,
+            baselines=base,
+            embedding="embed",
+            embedding_call=1,
+            forward_kwargs=kwargs,
+            **ig,
+        )
+    attr1, delta1 = ls.attribute(
+        model,
+        src,
+        1,
+        baselines="zero",
+        embedding="embed",
+        embedding_call=1,
+        forward_kwargs=kwargs,
+        **ig,
+    )
+    assert attr1.abs().sum() > 0 and delta1.abs().max() < 1e-2
+
+
+def test_named_attention_layers_are_kept_as_asked():
+    model, args, kwargs = quiet(CASES["bart"].build)
+    path = "model.encoder.layers.0.self_attn"
+    weights = quiet(attention_weights, model, args, layers=path, forward_kwargs=kwargs)
+    assert list(weights) == [path] and weights[path].shape == (2, 2, 6, 6)
+
+
+def test_grad_cam_all_negative_evidence_says_relu_removed_it():
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(16, 1, bias=False))
+    with torch.no_grad():
+        model[2].weight.fill_(-1.0)
+    x = torch.rand(1, 1, 4, 4) + 0.5
+    with pytest.warns(UserWarning, match="against the target.*relu=False"):
+        cam = ls.attribute(model, x, 0, method="grad_cam", layer="0")
+    assert cam.abs().max() == 0
+    assert ls.attribute(model, x, 0, method="grad_cam", layer="0", relu=False).max() < 0

@@ -42,7 +42,7 @@ CELLS = [
     MODELS
     + """seq = Linear((6, 4), (2, 1))
 xs = torch.ones(1, 6, 4)
-view_seq = ls.saliency(seq, xs, method="gradient")
+view_seq = ls.saliency(seq, xs, method="gradient", tokens=["a", "b", "<c>", "d", "e", "f"])
 view_seq""",
     """t = torch.linspace(0, 1, 32)
 wave = torch.sin(2 * torch.pi * 3 * t)[None, None]
@@ -98,6 +98,14 @@ def test_sequence_signal_spectrogram_and_video_in_lab(page: Any, kernels: Lab) -
     assert coloured(kind_pixel(page, "sequence", "gradient", ".ls-strip", 1, 2))
     assert near_white(kind_pixel(page, "sequence", "gradient", ".ls-strip", 3, 4))
     assert page.locator(".ls-kind-views[data-kind='sequence'] canvas.ls-bars").count() == 1
+    # hover names the step by its token (text, never HTML) and gives the value
+    strip = page.locator(
+        ".ls-kind-views[data-kind='sequence'] [data-method='gradient'] canvas.ls-strip"
+    )
+    box = strip.bounding_box()
+    strip.hover(position={"x": box["width"] * 2.5 / 6, "y": box["height"] * 1.5 / 4})
+    readout = page.locator(".jp-OutputArea .ls-saliency").nth(0).locator(".ls-readout")
+    assert readout.inner_text().startswith('gradient step 2 "<c>" feature 1 ≈ 1')
     seq = page.locator(".jp-OutputArea .ls-saliency").nth(0)
     seq.scroll_into_view_if_needed()
     screenshot(page, "saliency_kinds_sequence")
@@ -109,14 +117,17 @@ def test_sequence_signal_spectrogram_and_video_in_lab(page: Any, kernels: Lab) -
             const host = document.querySelectorAll(".ls-kind-views[data-kind='signal']")[0];
             const c = host.querySelector('[data-method="gradient"] canvas.ls-wave');
             const ctx = c.getContext('2d');
-            const at = (x) => Array.from(ctx.getImageData(x, 2, 1, 1).data.slice(0, 3));
-            return {hot: at(2 * 15), cold: at(2 * 3), width: c.width};
+            const step = (i) => Math.floor(((i + 0.5) / 32) * c.width);  // 32 steps
+            const at = (x) => Array.from(ctx.getImageData(x, c.height - 2, 1, 1).data.slice(0, 3));
+            return {hot: at(step(15)), cold: at(step(3)), width: c.width};
         }"""
     )
-    assert wave_px["width"] == 64
+    assert wave_px["width"] == 896  # drawn as a line at twice the CSS width
     assert coloured(tuple(wave_px["hot"])), wave_px
     assert near_white(tuple(wave_px["cold"]), 60), wave_px
     assert signals.nth(0).locator("canvas.ls-wave").count() == 2  # input + gradient
+    signals.nth(0).scroll_into_view_if_needed()
+    screenshot(page, "saliency_kinds_wave")
 
     # Spectrogram: channel 2 (row 8 - 1 - 2 = 5 from the top), steps 5..10 are red.
     spec_px = page.evaluate(

@@ -21,21 +21,10 @@ from layerscope.attribution import attention_weights
 from test_attribution_promises import assert_same, prepared, snapshot
 
 # models with attention: attention_weights must find probabilities there, and nothing else
+NO_ATTENTION_FAMILIES = {"convnet", "state space", "odd"}
+NO_ATTENTION = {"lstm", "gru"}
 ATTENTION = {
-    "bert",
-    "gpt2",
-    "llama",
-    "t5",
-    "bart",
-    "vit",
-    "wav2vec2",
-    "whisper",
-    "mixtral",
-    "clip",
-    "videomae",
-    "mha",
-    "transformer_encoder_padded",
-    "transformer",
+    n for n, c in CASES.items() if c.family not in NO_ATTENTION_FAMILIES and n not in NO_ATTENTION
 }
 # the models' own errors for an API, said clearly (the test checks the message)
 REFUSED = {
@@ -72,6 +61,7 @@ def _api_calls(case: Case, model: torch.nn.Module, args: tuple, kwargs: dict) ->
             model, args, target, method="gradient", output=out, **kwargs
         ),
         "recorder": lambda: _record(model, args, kwargs),
+        "timeline": lambda: ls.timeline(_record(model, args, kwargs)),
     }
 
 

@@ -43,6 +43,8 @@ export interface KindState {
   mode: SignMode;
   opacity: number;
   frame: number;
+  /** Strings for the steps of a sequence (``tokens=``), shown on hover. */
+  steps?: string[];
   setFrame: (t: number) => void;
   readout: (text: string) => void;
 }
@@ -51,12 +53,15 @@ const STRIP_PX = 448;
 const BARS_PX = 40;
 const WAVE_PX = 96;
 const FRAME_PX = 224;
+// The waveform is drawn as a line at twice the CSS size (crisp on high-DPI screens), not as pixels.
+export const WAVE_W = 2 * STRIP_PX;
 
 export const KIND_CSS = `
 .ls-saliency .ls-kind-panel { display: flex; flex-direction: column; gap: 2px; margin: 0 0 8px 0; }
 .ls-saliency .ls-kind-panel canvas { width: ${STRIP_PX}px; image-rendering: pixelated; display: block;
   border: 1px solid var(--jp-border-color2, #e0e0e0); }
 .ls-saliency .ls-kind-panel canvas.ls-bars { height: ${BARS_PX}px; image-rendering: pixelated; }
+.ls-saliency .ls-kind-panel canvas.ls-wave { image-rendering: auto; }
 .ls-saliency .ls-frames { display: flex; flex-wrap: wrap; gap: 10px; }
 .ls-saliency .ls-frames canvas { width: ${FRAME_PX}px; }
 .ls-saliency .ls-scrub { display: flex; gap: 8px; align-items: center; margin: 0 0 6px 0; }
@@ -84,7 +89,8 @@ export function paintBars(
   mark = -1,
 ): void {
   const n = values.length;
-  const scale = 4; // device pixels per bar at least, so thin bars stay visible
+  // canvas pixels per bar: the strip's CSS width shared out, so the frame mark stays a thin line
+  const scale = Math.max(1, Math.floor(STRIP_PX / Math.max(1, n)));
   cv.width = Math.max(1, n * scale);
   cv.height = BARS_PX;
   const ctx = cv.getContext("2d");
@@ -176,6 +182,11 @@ export function renderKind(host: HTMLElement, state: KindState, s: KindSample | 
   else renderVideo(host, state, s);
 }
 
+function stepName(st: KindState, i: number): string {
+  const s = st.steps?.[i];
+  return s === undefined ? String(i) : `${i} ${JSON.stringify(s)}`;
+}
+
 function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
   const [steps, feats] = s.grid ?? [st.shape[1], st.shape[2]];
   const [L, D] = [st.shape[1], st.shape[2]];
@@ -201,7 +212,7 @@ function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
       feats,
       steps,
       (r, c) =>
-        `${name} step ${Math.floor((c * L) / steps)} feature ${Math.floor((r * D) / feats)} ≈ ${formatExact(t[r * steps + c], "float32")}`,
+        `${name} step ${stepName(st, Math.floor((c * L) / steps))} feature ${Math.floor((r * D) / feats)} ≈ ${formatExact(t[r * steps + c], "float32")}`,
       st.readout,
     );
     p.append(
@@ -217,7 +228,7 @@ function renderSequence(host: HTMLElement, st: KindState, s: KindSample): void {
         1,
         tv.length,
         (_r, c) =>
-          `${name} step ${Math.floor((c * L) / tv.length)} total ≈ ${formatExact(tv[c], "float32")}`,
+          `${name} step ${stepName(st, Math.floor((c * L) / tv.length))} total ≈ ${formatExact(tv[c], "float32")}`,
         st.readout,
       );
       p.append(el("div", "ls-muted", "per-step totals"), bars);
@@ -235,8 +246,8 @@ function renderSignal(host: HTMLElement, st: KindState, s: KindSample): void {
   const input = el("div", "ls-kind-panel");
   input.dataset.method = "input";
   if (wave) {
-    const cv = canvas(cols * 2, WAVE_PX, WAVE_PX, "ls-wave");
-    paintWave(cv, wave, undefined, 0, st.mode);
+    const cv = canvas(WAVE_W, 2 * WAVE_PX, WAVE_PX, "ls-wave");
+    paintWave(cv, wave, undefined, 0, st.mode, st.opacity);
     input.append(caption(`input: signal, ${L} steps`), cv);
   } else if (image) {
     const cv = canvas(cols, rows, Math.max(64, Math.min(200, rows * 4)), "ls-spec");
@@ -261,8 +272,8 @@ function renderSignal(host: HTMLElement, st: KindState, s: KindSample): void {
     p.dataset.method = name;
     p.append(caption(scaleText(name, m, st.mode)));
     if (wave) {
-      const cv = canvas(cols * 2, WAVE_PX, WAVE_PX, "ls-wave");
-      paintWave(cv, wave, values, m.max_abs, st.mode);
+      const cv = canvas(WAVE_W, 2 * WAVE_PX, WAVE_PX, "ls-wave");
+      paintWave(cv, wave, values, m.max_abs, st.mode, st.opacity);
       hover(
         cv,
         1,
@@ -295,13 +306,15 @@ function renderSignal(host: HTMLElement, st: KindState, s: KindSample): void {
   }
 }
 
-/** The waveform (a dark line) over the attribution's colour along time (full-height columns). */
+/** The waveform (a dark line with a light halo) over the attribution's colour along time
+ * (full-height columns whose alpha is opacity x |v| / max, as image overlays). */
 export function paintWave(
   cv: HTMLCanvasElement,
   wave: Float32Array,
   values: Float32Array | undefined,
   maxAbs: number,
   mode: SignMode,
+  opacity: number,
 ): void {
   const ctx = cv.getContext("2d");
   if (!ctx) return;
@@ -314,7 +327,8 @@ export function paintWave(
     const colW = w / n;
     for (let i = 0; i < n; i++) {
       const [c, weight] = overlayColor(values[i], maxAbs, mode);
-      ctx.fillStyle = `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${Number.isFinite(values[i]) ? 0.15 + 0.85 * weight : 1})`;
+      const a = Number.isFinite(values[i]) ? Math.max(0, Math.min(1, opacity)) * weight : 1;
+      ctx.fillStyle = `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${a.toFixed(3)})`;
       ctx.fillRect(Math.floor(i * colW), 0, Math.ceil(colW), h);
     }
   }
@@ -330,16 +344,23 @@ export function paintWave(
     lo -= 1;
     hi += 1;
   }
+  const line = () => {
+    ctx.beginPath();
+    for (let i = 0; i < n; i++) {
+      const x = ((i + 0.5) / n) * w;
+      const y = h - 6 - ((wave[i] - lo) / (hi - lo)) * (h - 12);
+      if (i === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+    }
+    ctx.stroke();
+  };
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
+  ctx.lineWidth = 6;
+  line();
   ctx.strokeStyle = "#222";
-  ctx.lineWidth = 1.5;
-  ctx.beginPath();
-  for (let i = 0; i < n; i++) {
-    const x = ((i + 0.5) / n) * w;
-    const y = h - 4 - ((wave[i] - lo) / (hi - lo)) * (h - 8);
-    if (i === 0) ctx.moveTo(x, y);
-    else ctx.lineTo(x, y);
-  }
-  ctx.stroke();
+  ctx.lineWidth = 2.5;
+  line();
 }
 
 function renderVideo(host: HTMLElement, st: KindState, s: KindSample): void {

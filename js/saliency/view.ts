@@ -313,6 +313,7 @@ export class SaliencyUI {
         mode: (this.model.get("sign") as SignMode) ?? "signed",
         opacity: Number(this.model.get("opacity") ?? 0.6),
         frame: Number(this.model.get("frame") ?? 0),
+        steps: this.model.get("tokens") ? this.tokenTexts(info, s) : undefined,
         setFrame: (t) => this.set("frame", t),
         readout: (text) => {
           this.readout.textContent = text;

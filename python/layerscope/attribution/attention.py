@@ -213,9 +213,9 @@ def attention_weights(
                 h.remove()
             for m in nested:
                 m.use_nested_tensor = True
-    if own:
+    if own and layers is None:
         # the model's own attention outputs: keep the modules that returned one of them, and
-        # name the rest by their output field
+        # name the rest by their output field (named layers= are kept as asked)
         kept = [(p, w) for p, w in found if any(w is o for _, o in own)]
         matched = [o for _, o in own if any(o is w for _, w in kept)]
         extra = [(name, o) for name, o in own if not any(o is m for m in matched)]

@@ -60,7 +60,8 @@ def _check_options(
         )
 
 
-def _method_keywords(method: str) -> set[str]:
+def method_keywords(method: str) -> set[str]:
+    """The keyword options ``method`` takes (smoothgrad: its bases' too)."""
     names = {
         k
         for k, p in inspect.signature(METHODS[method]).parameters.items()
@@ -68,23 +69,23 @@ def _method_keywords(method: str) -> set[str]:
     }
     if method == "smoothgrad":
         for base in SMOOTHGRAD_BASES:
-            names |= _method_keywords(base)
+            names |= method_keywords(base)
         names.add("base")
     return names
 
 
 def split_model_kwargs(
-    model: nn.Module, method: str, options: dict[str, Any]
+    model: nn.Module, options: dict[str, Any], taken: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``options`` split into the method's own and the model's keyword arguments: a keyword the
-    method does not take but ``model.forward`` names (``attention_mask=``) goes to the model."""
-    own = _method_keywords(method)
+    """``options`` split into the methods' own and the model's keyword arguments: a keyword not
+    in ``taken`` (the methods' options) that ``model.forward`` names (``attention_mask=``) goes
+    to the model."""
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return options, {}
     forward = {k for k, p in params.items() if p.kind != inspect.Parameter.VAR_POSITIONAL}
-    model_kw = {k: v for k, v in options.items() if k not in own and k in forward}
+    model_kw = {k: v for k, v in options.items() if k not in taken and k in forward}
     return {k: v for k, v in options.items() if k not in model_kw}, model_kw
 
 
@@ -166,7 +167,7 @@ def attribute(
             f"embedding_reduce must be one of {list(EMBEDDING_REDUCTIONS)}; got {embedding_reduce!r}."
         )
     fn = METHODS[method]
-    options, model_kwargs = split_model_kwargs(model, method, options)
+    options, model_kwargs = split_model_kwargs(model, options, method_keywords(method))
     if model_kwargs:
         forward_kwargs = {**(forward_kwargs or {}), **model_kwargs}
     if method == "smoothgrad":

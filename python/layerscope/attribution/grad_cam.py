@@ -124,26 +124,16 @@ def attribute(
                 "last Conv2d)."
             )
         leaves_shape = leaves[0].shape[1:]
+        # before the ReLU: an all-zero map then tells "no gradient there" from "only negative
+        # evidence"
         maps.append(
-            _cam(leaves[0].detach(), grad, module, image, len(index), relu, token_grid, skip_tokens)
+            _cam(
+                leaves[0].detach(), grad, module, image, len(index), False, token_grid, skip_tokens
+            )
         )
-    cam = torch.cat(maps)
-    zero = [i for i in range(cam.shape[0]) if not bool(cam[i].ne(0).any())]
-    if zero:
-        shape = tuple(leaves_shape)
-        signal = _layers_with_signal(problem, path, shape, image, relu, token_grid, skip_tokens)
-        where = (
-            f"layers of the same output shape that give a signal for this sample: {signal}"
-            if signal
-            else "no layer of the same output shape gives one either; try an earlier layer"
-        )
-        warnings.warn(
-            f"the Grad-CAM map at layer {path!r} is all zero for sample(s) {zero[:10]}: the "
-            "target's gradient does not reach that layer's spatial positions (at the last block "
-            f"of a vision transformer only the CLS token gets one). {where}.",
-            UserWarning,
-            stacklevel=4,
-        )
+    raw = torch.cat(maps)
+    cam = F.relu(raw) if relu else raw
+    _warn_if_zero(problem, path, raw, cam, tuple(leaves_shape), image, token_grid, skip_tokens)
     first = problem.values[0] if problem.embedding is None else None
     if image is not None and cam.dim() == 4:
         cam = F.interpolate(cam, tuple(image.shape[2:]), mode=interpolate_mode)
@@ -156,6 +146,46 @@ def attribute(
         if cam.shape[1] != length:
             cam = F.interpolate(cam[:, None], length, mode="linear")[:, 0]
     return Attributions((cam,), at_point=False)
+
+
+def _warn_if_zero(
+    problem: Problem,
+    path: str,
+    raw: torch.Tensor,
+    cam: torch.Tensor,
+    shape: tuple[int, ...],
+    image: torch.Tensor | None,
+    token_grid: GridSpec,
+    skip_tokens: int | None,
+) -> None:
+    """Warn about samples whose map is all zero, saying why and which layers give a signal."""
+    zero = [i for i in range(cam.shape[0]) if not bool(cam[i].ne(0).any())]
+    if not zero:
+        return
+    no_gradient = [i for i in zero if not bool(raw[i].ne(0).any())]
+    if len(no_gradient) < len(zero):
+        negative = [i for i in zero if i not in no_gradient]
+        warnings.warn(
+            f"the Grad-CAM map at layer {path!r} is all zero for sample(s) {negative[:10]}: all "
+            "of that layer's evidence there is against the target, and the ReLU removes it; "
+            "relu=False shows it.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if no_gradient:
+        signal = _layers_with_signal(problem, path, shape, image, True, token_grid, skip_tokens)
+        where = (
+            f"layers of the same output shape that give a signal for sample 0: {signal}"
+            if signal
+            else "no layer of the same output shape gives one either; try an earlier layer"
+        )
+        warnings.warn(
+            f"the Grad-CAM map at layer {path!r} is all zero for sample(s) {no_gradient[:10]}: "
+            "the target's gradient does not reach that layer's positions (at the last block of a "
+            f"CLS-pooled vision transformer only the CLS token gets one). {where}.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _layers_with_signal(

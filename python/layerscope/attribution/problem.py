@@ -244,17 +244,38 @@ class Problem:
             )
         args[pos] = ids.to(args[pos].device)
         store: list[torch.Tensor] = []
-        handle = self.embedding.register_forward_hook(
-            _capture_output(store, stop=True, call=self.embedding_call)
-        )
+        seen: list[Any] = []
+        handles = [
+            # the ids the attributed call embeds: they must be the baseline's, or the baseline
+            # would be embedded at a call that does not read these inputs
+            self.embedding.register_forward_hook(
+                lambda _m, inp, _out: seen.append(inp[0] if inp else None)
+            ),
+            self.embedding.register_forward_hook(
+                _capture_output(store, stop=True, call=self.embedding_call)
+            ),
+        ]
         try:
             with torch.no_grad():
                 self.model(*args, **self.forward_kwargs)
         except _StopForward:
             pass
         finally:
-            handle.remove()
-        return store[0]
+            for h in handles:
+                h.remove()
+        used = seen[self.embedding_call] if len(seen) > self.embedding_call else None
+        if not (
+            isinstance(used, torch.Tensor)
+            and used.numel() == ids.numel()
+            and torch.equal(used.reshape(ids.shape).cpu(), ids.cpu())
+        ):
+            raise ValueError(
+                f"call {self.embedding_call} of the embedding layer does not embed the first "
+                "integer input, so a token-id baseline cannot be put there; pass the baseline in "
+                "embedding space instead (a float tensor shaped like that call's output, or "
+                "'zero')."
+            )
+        return store[self.embedding_call]
 
 
 def _replace_output(value: torch.Tensor, call: int = 0) -> Callable[[nn.Module, Any, Any], Any]:

@@ -30,6 +30,7 @@ import traitlets
 from torch import nn
 
 from ..attribution import METHODS, attention_weights, attribute, predict_topk
+from ..attribution.dispatch import method_keywords, split_model_kwargs
 from ..attribution.targets import select_output
 from ..inspect.modules import check_module
 from ..inspect.restore import preserved
@@ -607,24 +608,10 @@ _input_kind = input_kind
 def _model_keywords(model: nn.Module, methods: list[str], kw: dict[str, Any]) -> dict[str, Any]:
     """``kw`` with the model's own keyword arguments (``attention_mask=``: no method takes it,
     the model's ``forward`` names it) moved into ``forward_kwargs``."""
-    taken = set(_COMMON)
-    for m in methods:
-        opts = _method_options(m)
-        if opts is None:  # smoothgrad: its base's options too
-            for base in ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad"):
-                taken |= _method_options(base) or set()
-            taken.add("base")
-        else:
-            taken |= opts
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return kw
-    model_kw = {k: v for k, v in kw.items() if k not in taken and k in params}
-    if not model_kw:
-        return kw
-    rest = {k: v for k, v in kw.items() if k not in model_kw}
-    rest["forward_kwargs"] = {**(kw.get("forward_kwargs") or {}), **model_kw}
+    taken = set(_COMMON).union(*(method_keywords(m) for m in methods))
+    rest, model_kw = split_model_kwargs(model, kw, taken)
+    if model_kw:
+        rest["forward_kwargs"] = {**(kw.get("forward_kwargs") or {}), **model_kw}
     return rest
 
 
