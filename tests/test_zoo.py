@@ -62,7 +62,21 @@ def _api_calls(case: Case, model: torch.nn.Module, args: tuple, kwargs: dict) ->
         ),
         "recorder": lambda: _record(model, args, kwargs),
         "timeline": lambda: ls.timeline(_record(model, args, kwargs)),
+        "explore": lambda: _explore(model, args, kwargs),
     }
+
+
+def _explore(model: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
+    """The workspace with a recorder, three layers selected across the model (every panel of
+    each computed), then the rest of the bake."""
+    ex = ls.explore(model, *args, recorder=_record(model, args, kwargs), **kwargs)
+    paths = [p for p in ex._layers if p]
+    for path in paths[:: max(1, len(paths) // 3)][:3]:
+        ex.selected = path
+        assert ex.weights.selected == (ex._layers[path]["param"] or ex.weights.selected)
+    ex._after_cell()
+    assert ex._baked["weights"] or not any(True for _ in model.parameters())
+    return ex
 
 
 def _record(model: torch.nn.Module, args: tuple, kwargs: dict) -> ls.Recorder:
