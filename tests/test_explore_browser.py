@@ -319,3 +319,34 @@ def test_exported_workspace_sample_moves_saliency_and_says_what_is_not_saved(
         screenshot(page, "explore_offline_saliency_sample")
     assert attempted == []
     assert page.errors == []
+
+
+def test_whole_notebook_export_is_linked_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    """The page of ``python -m layerscope.export nb.ipynb --execute``: the bake that runs after
+    the cell is in the saved widget state, so every layer is there."""
+    import nbformat
+
+    from layerscope.export import export_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(TRAINED.format(tests=TESTS)),
+        nbformat.v4.new_code_cell("ex = ls.explore(model, X[:8], recorder=rec)\nex"),
+    ]
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(nb, src)
+    out = export_notebook(src, tmp_path / "nb.html", execute=True)
+    model, _, _ = trained()
+    with offline_guard(page) as attempted:
+        page.goto(out.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        for layer in ("classifier.3", "features.2"):
+            click_layer(root, page, layer)
+            wait_selected(root, layer)
+            check_layer(root, model, layer)
+        assert "not saved" not in page.locator("body").inner_text()
+        screenshot(page, "explore_notebook_export")
+    assert attempted == []
+    assert page.errors == []
