@@ -166,7 +166,8 @@ class ExploreView(BaseView):
     overlay_label = traitlets.Unicode("").tag(sync=True)
 
     _graph = traitlets.Dict().tag(sync=True)
-    # module path -> {"param": its weights-panel parameter or None, "recorded": bool}
+    # module path -> {"param": its weights-panel parameter or None, "recorded": bool (has
+    # recorded parameters), "act": bool (has a captured output)}
     _layers = traitlets.Dict().tag(sync=True)
     # panel name -> {"channel", "state", "buffer_paths", "buffers"}: what does not change with
     # the layer (the table, the layer lists), sent once.
@@ -235,7 +236,7 @@ class ExploreView(BaseView):
                 self.timeline = TimelineView(self._rec, curves=False)
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
-        first = selected if selected is not None else self._default_layer(graph)
+        first = selected if selected is not None else self._default_layer()
         self._graph = graph
         self._params_overlay = params_overlay(traced_dict)
         self._update_overlay()
@@ -325,8 +326,7 @@ class ExploreView(BaseView):
         a = self.activations
         return int(a._act.get("n", 0)) if a is not None and a._act else 0
 
-    # -- python-side selection moves the headless panels too (the front end asks them as well;
-    #    setting the same value twice is free) ------------------------------------------------
+    # -- the kernel follows the selection: its headless panels send full-resolution data ------
 
     @traitlets.observe("selected")
     def _on_selected(self, change: Any) -> None:
@@ -359,7 +359,7 @@ class ExploreView(BaseView):
 
     # -- the layer map and the bake --------------------------------------------------------------
 
-    def _default_layer(self, graph: dict[str, Any]) -> str:
+    def _default_layer(self) -> str:
         """The first leaf module with parameters in model order (what a user clicks first),
         else the first module."""
         modules = dict(self._model.named_modules())
@@ -400,22 +400,20 @@ class ExploreView(BaseView):
         used = 0
         order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
         w, a, t = self.weights, self.activations, self.timeline
-        saved = (w.bake_budget, a.bake_budget if a else 0)
+        saved = (w.bake_budget, a.bake_budget if a else 0, t.budget if t else 0)
         w.bake_budget = WEIGHT_BAKE
         if a is not None:
             a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
         if t is not None:
             t.budget = FRAME_BAKE
+        captured = {d["path"] for d in a._layers} if a is not None else set()
+        recorded = set(t.scrubber.layers) if t is not None else set()
         try:
             for path in order:
-                param = self._param_of.get(path)
-                jobs: list[tuple[str, str | None]] = [
-                    ("weights", param),
-                    (
-                        "acts",
-                        path if a is not None and path in {d["path"] for d in a._layers} else None,
-                    ),
-                    ("frames", path if t is not None and path in t.scrubber.layers else None),
+                jobs = [
+                    ("weights", self._param_of.get(path)),
+                    ("acts", path if path in captured else None),
+                    ("frames", path if path in recorded else None),
                 ]
                 for kind, key in jobs:
                     if key is None or key in baked[kind] or key in left[kind]:
@@ -435,7 +433,7 @@ class ExploreView(BaseView):
             if a is not None:
                 a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
             if t is not None:
-                t.budget = parse_budget("8MB")
+                t.budget = saved[2]
         self._baked = {**baked, "budget": self.budget, "used": used, "left_out": left}
 
     def _snap(self, kind: str, key: str) -> dict[str, Any]:
@@ -507,8 +505,7 @@ class ExploreView(BaseView):
             self.epoch = epoch
         self._stale = self._changed = True
 
-    _stale = False
-
+    _stale = False  # the baked state lags the model (or holds the first layer only)
     _changed = False  # the model changed since the activations were captured
 
     def _after_cell(self, *_args: Any) -> None:
