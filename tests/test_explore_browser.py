@@ -350,3 +350,51 @@ def test_whole_notebook_export_is_linked_offline(page: Any, tmp_path: pathlib.Pa
         screenshot(page, "explore_notebook_export")
     assert attempted == []
     assert page.errors == []
+
+
+def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None:
+    """Made before training (the quickstart's flow): epochs appear while the training cell runs,
+    the timeline panel switches from 'no recorded parameters' to the layer's frames, and the
+    bake after the training cell holds every epoch."""
+    lab = kernels
+    setup = (
+        "import sys, torch, layerscope as ls\n"
+        f"sys.path.insert(0, {TESTS!r})\n"
+        "import digits\n"
+        "torch.manual_seed(0)\n"
+        "X, y, X_test, y_test = digits.load()\n"
+        "model = digits.DigitsCNN()\n"
+        "rec = ls.Recorder(model, probe=X_test[:16])\n"
+        "ex = ls.explore(model, X_test[:8], recorder=rec)\n"
+        "ex"
+    )
+    train = "digits.train(model, 3, rec, data=(X[:128], y[:128], X_test[:64], y_test[:64]))"
+    open_notebook(page, lab, "explore_training.ipynb", [setup, train])
+    root = page.locator(".ls-explore")
+    root.wait_for(timeout=60_000)
+    lab.wait_kernel_idle(180)
+    page.locator(".ls-explore[data-epoch='2']").wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    p = panels(root)
+    assert p["timeline"]["state"] == "shown", p
+    scrub = root.locator(".ls-timeline-scrub")
+    assert scrub.get_attribute("data-layer") == "features.0"
+    assert scrub.get_attribute("data-epoch") == "2"
+    assert "epoch 2 (3/3)" in scrub.inner_text()
+    # The graph is coloured by the weight change over training, the table holds the new norms.
+    assert "weight change, epoch 0 to 2" in root.locator(".ls-graph").inner_text()
+    client = lab.kernel_client()
+    assert evaluate(client, "[ex._stale, ex._epochs, sorted(ex._baked['frames'])]") == [
+        False,
+        [0, 1, 2],
+        ["classifier.1", "classifier.3", "features.0", "features.2"],
+    ]
+    norm, table = evaluate(
+        client, "[float(model.features[0].weight.norm()), ex.weights._rows['norm'][0]]"
+    )
+    assert abs(norm - table) < 1e-4  # the table was read again after training
+    page.wait_for_timeout(300)
+    assert f"{norm:.4g}" in root.locator(".ls-ex-weights").inner_text()
+    client.stop_channels()
+    screenshot(page, "explore_lab_training")
+    assert page.errors == []

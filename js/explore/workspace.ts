@@ -137,16 +137,24 @@ export class Workspace {
     const onSelected = () => this.route();
     const onSample = () => this.routeActs();
     const onEpoch = () => this.routeEpoch();
-    model.on("change:selected change:_layers", onSelected);
+    // A first recorded epoch makes layers "recorded": the timeline panel shows them from then on.
+    const onLayers = () => this.routeFrames();
+    model.on(
+      "change:selected change:_graph change:height change:overlay change:overlay_label",
+      onSelected,
+    );
+    model.on("change:_layers", onLayers);
     model.on("change:sample", onSample);
     model.on("change:epoch change:_epochs", onEpoch);
-    model.on("change:_graph change:height", onSelected);
     this.cleanups.push(() => {
       model.off("msg:custom", onMsg);
-      model.off("change:selected change:_layers", onSelected);
+      model.off(
+        "change:selected change:_graph change:height change:overlay change:overlay_label",
+        onSelected,
+      );
+      model.off("change:_layers", onLayers);
       model.off("change:sample", onSample);
       model.off("change:epoch change:_epochs", onEpoch);
-      model.off("change:_graph change:height", onSelected);
     });
     // Test and benchmark hook: select a layer as a click in the graph does.
     Object.defineProperty(this.root, "lsExplore", {

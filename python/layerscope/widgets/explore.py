@@ -521,8 +521,10 @@ class ExploreView(BaseView):
         path = self.selected
         self._live = False
         try:
-            if recapture and self.activations is not None:
-                self.activations.recapture()
+            if recapture:
+                self.weights.refresh_rows()
+                if self.activations is not None:
+                    self.activations.recapture()
             self._bake(path)
             self._panels = {name: self._static_state(name) for name in self._relays}
             self._select_panels(path)

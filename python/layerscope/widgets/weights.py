@@ -67,6 +67,20 @@ class WeightsView(TensorView):
         tensors = named_tensors(self._model)
         kwargs.setdefault("agg", "maxabs")
         super().__init__(**kwargs)
+        self.refresh_rows(tensors)
+        first = (
+            selected
+            if selected is not None
+            else next((p for p, _, t in tensors if t.dim() >= 2), tensors[0][0] if tensors else "")
+        )
+        if first:
+            self._lookup(first)  # a clear error for a bad `selected`
+            self.selected = first
+
+    def refresh_rows(self, tensors: list[tuple[str, str, torch.Tensor]] | None = None) -> None:
+        """The table again, from the model's tensors as they are now (e.g. after training)."""
+        if tensors is None:
+            tensors = named_tensors(self._model)
         cols: dict[str, list[Any]] = {c: [] for c in ROW_COLUMNS}
         for path, kind, t in tensors:
             cols["path"].append(path)
@@ -76,14 +90,6 @@ class WeightsView(TensorView):
             for k, v in _summary(t).items():
                 cols[k].append(v)
         self._rows = cols
-        first = (
-            selected
-            if selected is not None
-            else next((p for p, _, t in tensors if t.dim() >= 2), tensors[0][0] if tensors else "")
-        )
-        if first:
-            self._lookup(first)  # a clear error for a bad `selected`
-            self.selected = first
 
     def _lookup(self, path: str) -> torch.Tensor:
         # Straight down the module path (a scan of every tensor per lookup cost seconds on a
