@@ -398,3 +398,133 @@ def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None
     client.stop_channels()
     screenshot(page, "explore_lab_training")
     assert page.errors == []
+
+
+MARIMO_SINGLE_VIEWS = """
+import marimo
+
+app = marimo.App(width="full")
+
+
+@app.cell
+def _():
+    import marimo as mo
+    import torch
+    import layerscope as ls
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    x = torch.randn(2, 1, 8, 8)
+    rec = ls.Recorder(model, probe=x)
+    for _e in range(2):
+        rec.step(loss=1.0 / (_e + 1))
+        rec.epoch(acc=0.5 + 0.1 * _e)
+    g = mo.ui.anywidget(ls.graph(model, x))
+    w = mo.ui.anywidget(ls.weights(model))
+    views = [
+        g,
+        mo.ui.anywidget(ls.heatmap(torch.randn(64, 64))),
+        w,
+        mo.ui.anywidget(ls.activations(model, x)),
+        mo.ui.anywidget(ls.saliency(model, x, method="gradient")),
+        mo.ui.anywidget(ls.timeline(rec, curves=False).scrubber),
+    ]
+    mo.vstack(views)
+    return (g, mo, w)
+
+
+@app.cell
+def _(g, mo, w):
+    mo.md(f"graph-selected: {g.value['selected']} / weights-selected: {w.value['selected']}")
+    return
+"""
+
+
+def test_every_single_view_renders_styled_and_reacts_in_marimo(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    app = tmp_path / "views.py"
+    app.write_text(MARIMO_SINGLE_VIEWS)
+    with marimo_server(app) as url:
+        page.goto(url)
+        page.get_by_text("graph-selected:").wait_for(timeout=90_000)
+        for sel in (
+            ".ls-graph",
+            ".ls-heatmap",
+            ".ls-weights",
+            ".ls-activations",
+            ".ls-saliency",
+            ".ls-timeline-scrub",
+        ):
+            view = page.locator(sel).first
+            view.wait_for(timeout=30_000)
+            # Styled inside the shadow DOM: our border and padding, not the browser's defaults.
+            assert view.evaluate("e => getComputedStyle(e).boxSizing") == "border-box", sel
+        # The timeline's curves are drawn by the scrubber itself (no bqplot container here).
+        assert page.locator(".ls-timeline-scrub .ls-curves").first.is_visible()
+        graph = page.locator(".ls-graph").first
+        graph.locator(".ls-graph-fit").click()
+        page.wait_for_timeout(200)
+        items = graph.evaluate("g => g.lsGraph.items()")
+        lin = next(i for i in items if i["path"] == "3")
+        page.mouse.click(lin["x"] + lin["w"] / 2, lin["y"] + min(lin["h"], 24) / 2)
+        page.get_by_text("graph-selected: 3 /").wait_for(timeout=30_000)
+        page.locator(".ls-weights .ls-tr", has_text="3.bias").first.click()
+        page.get_by_text("weights-selected: 3.bias").wait_for(timeout=30_000)
+        screenshot(page, "marimo_single_views")
+    assert page.errors == []
+
+
+SINGLE_VIEWS = [
+    ".ls-graph",
+    ".ls-heatmap",
+    ".ls-weights",
+    ".ls-activations",
+    ".ls-saliency",
+    ".ls-timeline-scrub",
+]
+
+
+def test_every_single_view_renders_and_reacts_in_notebook7(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    code = (
+        "import torch, layerscope as ls\nfrom torch import nn\n"
+        "torch.manual_seed(0)\n"
+        "model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))\n"
+        "x = torch.randn(2, 1, 8, 8)\n"
+        "rec = ls.Recorder(model, probe=x)\n"
+        "for e in range(2):\n    rec.step(loss=1.0 / (e + 1)); rec.epoch(acc=0.5 + 0.1 * e)\n"
+        "g = ls.graph(model, x)\n"
+        "for v in (g, ls.heatmap(torch.randn(64, 64)), ls.weights(model), ls.activations(model, x),\n"
+        "          ls.saliency(model, x, method='gradient'), ls.timeline(rec)):\n"
+        "    display(v)"
+    )
+    lab.write_notebook("views_nb7.ipynb", [code])
+    ours: list[str] = []
+    page.on(
+        "pageerror",
+        lambda e: None if "/static/notebook/" in (e.stack or "") else ours.append(str(e)),
+    )
+    page.goto(f"{lab.url}/notebooks/views_nb7.ipynb?token={lab.token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    lab.wait_kernel_idle()
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    for sel in SINGLE_VIEWS:
+        page.locator(sel).first.wait_for(timeout=60_000)
+    lab.wait_kernel_idle()
+    graph = page.locator(".ls-graph").first
+    graph.locator(".ls-graph-fit").click()
+    graph.scroll_into_view_if_needed()
+    page.wait_for_timeout(200)
+    lin = next(i for i in graph.evaluate("g => g.lsGraph.items()") if i["path"] == "3")
+    page.mouse.click(lin["x"] + lin["w"] / 2, lin["y"] + min(lin["h"], 24) / 2)
+    client = lab.kernel_client()
+    deadline = time.time() + 20
+    while evaluate(client, "g.selected") != "3" and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "g.selected") == "3"
+    client.stop_channels()
+    screenshot(page, "notebook7_single_views")
+    assert ours == []

@@ -10,11 +10,12 @@ import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
 import { render as renderActivations } from "../entries/activations";
 import { render as renderSaliency } from "../entries/saliency";
+import { bindScrubber } from "../entries/timeline";
 import { render as renderWeights } from "../entries/weights";
 import type { RawGraph } from "../graph/data";
 import { GraphView } from "../graph/view";
 import { ScrubberView, type TimelineModel } from "../timeline/view";
-import { CURVES_CSS, CurvesView, type RawCurves } from "./curves";
+import { CURVES_CSS, CurvesView } from "./curves";
 import { PanelModel, type PanelState, putBuffers } from "./panel";
 
 type Model = AnyModel<Record<string, unknown>>;
@@ -101,7 +102,6 @@ export class Workspace {
   private readonly boxes: Record<string, Box> = {};
   private readonly cleanups: (() => void)[] = [];
   private readonly foot = el("div", "ls-ex-foot ls-muted");
-  private curves: CurvesView | null = null;
   private layer = "";
   private readonly offline = isOffline();
   private readonly watchers = new Map<PanelModel, () => void>();
@@ -249,30 +249,13 @@ export class Workspace {
     };
     const box = new Box("ls-ex-timeline", "training");
     this.boxes.scrub = box;
-    this.curves = new CurvesView();
+    const curves = new CurvesView();
     const scrubber = new ScrubberView(p as unknown as TimelineModel);
-    const scrubBody = el("div", "ls-ex-scrub");
-    scrubBody.append(scrubber.root);
-    box.body.append(scrubBody);
-    box.root.insertBefore(this.curves.root, box.root.children[1]);
+    box.body.append(scrubber.root);
+    // The curves are not per layer: they stay when the panel says a layer has no history.
+    box.root.insertBefore(curves.root, box.root.children[1]);
     this.root.append(box.root);
-    const onCurves = () => {
-      this.curves?.update(p.get("_curves") as RawCurves);
-      this.curves?.mark(Number(this.model.get("epoch") ?? 0));
-    };
-    onCurves();
-    requestAnimationFrame(() => this.curves?.redraw());
-    p.on("change:_curves", onCurves);
-    p.on("change:frames", scrubber.onFrames);
-    p.on("change:epoch", scrubber.onEpoch);
-    p.on("change:layers change:layer", scrubber.onLayers);
-    this.cleanups.push(() => {
-      p.off("change:_curves", onCurves);
-      p.off("change:frames", scrubber.onFrames);
-      p.off("change:epoch", scrubber.onEpoch);
-      p.off("change:layers change:layer", scrubber.onLayers);
-      scrubber.dispose();
-    });
+    this.cleanups.push(bindScrubber(p as unknown as TimelineModel, scrubber, curves));
   }
 
   private baked(): Baked {
@@ -420,7 +403,6 @@ export class Workspace {
     const p = this.panels.scrub;
     if (!p) return;
     if (p.get("epoch") !== epoch) p.load({ epoch });
-    this.curves?.mark(epoch);
   }
 
   private sayBudget(): void {

@@ -674,6 +674,7 @@ def timeline(
     *,
     layer: str | None = None,
     budget: int | str = DEFAULT_BUDGET,
+    curves: bool = True,
 ) -> TimelineView:
     """A ``TimelineView`` of a live ``ls.Recorder``, a run from ``ls.Recorder.open(path)``, or a
     store path or URL (``"runs/exp1"``, ``"s3://bucket/run"``) that another process is writing:
@@ -681,9 +682,12 @@ def timeline(
 
     ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
     of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
+    ``curves=False``: no bqplot figures; ``view.scrubber``, one anywidget, then draws the loss and
+    metric curves itself (for hosts that refuse widget containers: marimo).
 
     >>> rec = ls.Recorder(model, probe=x[:32])          # doctest: +SKIP
     >>> view = ls.timeline(rec); view                    # doctest: +SKIP
     >>> ls.timeline("runs/exp1")                         # doctest: +SKIP
+    >>> mo.ui.anywidget(ls.timeline(rec, curves=False).scrubber)   # doctest: +SKIP
     """
-    return TimelineView(rec, layer=layer, budget=budget)
+    return TimelineView(rec, layer=layer, budget=budget, curves=curves)
