@@ -3,6 +3,7 @@ written, one writer at a time, and what the snapshot policy keeps (said in rec.t
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import threading
@@ -156,6 +157,11 @@ def test_a_second_local_writer_is_refused_until_the_first_closes(tmp_path):
     assert not (tmp_path / "run" / "writer.json").exists()
     rec = ls.Recorder(tiny(), store=tmp_path / "run", mode="append")
     assert rec.epoch() == 1
+    rec.flush()
+    del rec  # dropped without close() (a re-run notebook cell): its lock goes with it
+    gc.collect()
+    rec = ls.Recorder(tiny(), store=tmp_path / "run", mode="append")
+    assert rec.epoch() == 2
     rec.close()
 
 

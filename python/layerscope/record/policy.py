@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .thinning import reduced_shape
+
 RESOLUTIONS = ("full", "reduced", "stats")
 AUTO_FULL_BYTES = 256 * 2**20
 AUTO_FULL_EVERY = 50
@@ -132,20 +134,23 @@ def reduce_tensor(t: torch.Tensor, max_elements: int) -> np.ndarray:
     array([[0.5, 2.5],
            [4.5, 6.5]], dtype=float32)
     """
-    from .thinning import reduced_shape
-
     shape = tuple(t.shape) if t.dim() else (1,)
     rows = int(shape[0])
     cols = int(math.prod(shape[1:])) if len(shape) > 1 else 1
-    m = t.detach().reshape(rows, cols).float()
+    m = t.detach().reshape(rows, cols)
+    if m.dtype != torch.float32:
+        m = m.float()
     fy, fx = reduced_shape(shape, max_elements)
     if fy == fx == 1:
         return m.cpu().numpy().copy()
     ry, rx = math.ceil(rows / fy), math.ceil(cols / fx)
-    padded = torch.zeros((ry * fy, rx * fx), dtype=torch.float32, device=m.device)
-    padded[:rows, :cols] = m
-    weight = torch.zeros_like(padded)
-    weight[:rows, :cols] = 1.0
-    sums = padded.reshape(ry, fy, rx, fx).sum(dim=(1, 3))
-    n = weight.reshape(ry, fy, rx, fx).sum(dim=(1, 3))
-    return (sums / n).cpu().numpy()
+    if ry * fy != rows or rx * fx != cols:  # pad the ragged last blocks with zeros...
+        m = torch.nn.functional.pad(m, (0, rx * fx - cols, 0, ry * fy - rows))
+    # ...summed in two passes along memory order (rows of blocks, then columns of blocks)...
+    sums = m.reshape(ry, fy, rx * fx).sum(dim=1).reshape(ry, rx, fx).sum(dim=2)
+    # ...and divided by the number of real values in each block (fewer in the ragged ones).
+    ny = torch.full((ry,), float(fy), device=m.device)
+    ny[-1] = rows - (ry - 1) * fy
+    nx = torch.full((rx,), float(fx), device=m.device)
+    nx[-1] = cols - (rx - 1) * fx
+    return (sums / torch.outer(ny, nx)).cpu().numpy()

@@ -27,6 +27,7 @@ every step.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import warnings
@@ -562,8 +563,7 @@ class Recorder(History):
                     record.hist[name] = count(p, self._edges[name], stats)
                     if level == "stats":
                         continue
-                    array = reduce_tensor(p, self.reduced_elements)
-                    exact = array.size == p.numel() and array.dtype == to_numpy(p[:0].cpu()).dtype
+                    array, exact = reduce_tensor(p, self.reduced_elements), False
                     record.params[name] = Held(tuple(p.shape), dtype_name(p), False, array)
                 else:
                     t = host_copy(p)
@@ -669,10 +669,14 @@ class Recorder(History):
                     checks += [c, -c]
                     replicated.append(name)
             op = d.dist.ReduceOp
-            low = self._dist.all_reduce(torch.tensor(mins + checks), op.MIN, "parameter stats")
-            tot = self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
-            tot = tot.reshape(len(locals_), 7).numpy()
-            low = low.numpy()
+            low = self._dist.all_reduce(
+                torch.tensor(mins + checks), op.MIN, "parameter stats"
+            ).numpy()
+            tot = (
+                self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
+                .reshape(len(locals_), 7)
+                .numpy()
+            )
             ranges = low[: 2 * len(locals_)].reshape(-1, 2)
             chk = low[2 * len(locals_) :].reshape(-1, 2)
             differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
@@ -693,12 +697,9 @@ class Recorder(History):
                     stacklevel=3,
                 )
             hists = []
-            for i, (name, p, local, dim) in enumerate(locals_):
+            for i, (name, param, local, dim) in enumerate(locals_):
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
-                shape = tuple(p.shape)
-                stats = d.stats_from(
-                    shape, dtype_name(local), tot[i], lo if lo != math.inf else math.inf, hi
-                )
+                stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
                     self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
@@ -713,7 +714,7 @@ class Recorder(History):
             )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
-            for i, (name, p, local, dim) in enumerate(locals_):
+            for i, (name, param, local, dim) in enumerate(locals_):
                 c = counts[i].astype(np.int64)
                 record.hist[name] = HistogramCounts(
                     c[:-2].copy(), int(c[-2]), int(c[-1]), int(record.param_stats[name]["nan"])
@@ -726,7 +727,7 @@ class Recorder(History):
                         t = host_copy(local)
                         shards[name] = (to_numpy(t), dim)
                         if rank0:
-                            record.params[name] = Held(tuple(p.shape), dtype_name(t), True)
+                            record.params[name] = Held(tuple(param.shape), dtype_name(t), True)
                     else:
                         levels["stats"].append(name)
                     continue
@@ -738,7 +739,7 @@ class Recorder(History):
                 if level == "reduced":
                     levels["reduced"].append(name)
                     array, exact = reduce_tensor(local, self.reduced_elements), False
-                    record.params[name] = Held(tuple(p.shape), dtype_name(local), False, array)
+                    record.params[name] = Held(tuple(param.shape), dtype_name(local), False, array)
                 else:
                     t = host_copy(local)
                     array, exact = to_numpy(t), True
@@ -941,7 +942,7 @@ class Recorder(History):
 
     @staticmethod
     def open(
-        path: str | Path,
+        path: str | os.PathLike[str],
         follow: bool = False,
         *,
         interval: float = DEFAULT_INTERVAL,
@@ -975,7 +976,7 @@ class RecordedRun(History):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str],
         *,
         follow: bool = False,
         interval: float = DEFAULT_INTERVAL,
@@ -1056,8 +1057,8 @@ def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit
     before, before_exact = prev
     if exact:
         return _relative_change(before, before_exact, array)
-    if before_exact:
-        before = reduce_array(before, limit)
+    if before_exact:  # on torch: numpy's float64 block means of a big tensor take seconds
+        before = reduce_tensor(torch.from_numpy(np.ascontiguousarray(before)), limit)
     return _relative_change(before, False, array)
 
 

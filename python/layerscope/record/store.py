@@ -245,8 +245,13 @@ class RunStore:
             except Exception as e:
                 raise _explain(e, self.loc.describe(), "create the layerscope store at") from e
             _live_writers[self.writer_id] = self
+            # The thread holds the store weakly: a Recorder dropped without close() lets go of
+            # its lock when it is collected.
             self._heartbeat = threading.Thread(
-                target=self._beat, name="layerscope-store-heartbeat", daemon=True
+                target=_beat,
+                args=(weakref.ref(self), self._closed),
+                name="layerscope-store-heartbeat",
+                daemon=True,
             )
             self._heartbeat.start()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerscope-store")
@@ -287,12 +292,6 @@ class RunStore:
                 f"layerscope: another writer took {loc.describe()} at the same moment; pass "
                 "another store path"
             )
-
-    def _beat(self) -> None:
-        while not self._closed.wait(HEARTBEAT_S):
-            # The store's writes report errors; the heartbeat stays quiet.
-            with contextlib.suppress(Exception):
-                self.loc.write_bytes(LOCK, _json_bytes(self._lock_info()))
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -597,6 +596,17 @@ class RunStore:
                     self.loc.remove(LOCK)
             except Exception:
                 pass  # a lock left behind is stale once this process is gone
+
+
+def _beat(ref: weakref.ref[RunStore], closed: threading.Event) -> None:
+    while not closed.wait(HEARTBEAT_S):
+        store = ref()
+        if store is None:
+            return
+        # The store's writes report errors; the heartbeat stays quiet.
+        with contextlib.suppress(Exception):
+            store.loc.write_bytes(LOCK, _json_bytes(store._lock_info()))
+        del store
 
 
 def _sharded_reference(loc: Location, entry: dict[str, Any]) -> ShardedArray:
