@@ -67,14 +67,18 @@ class Recorder(History):
     """Record a model's training history within a memory budget, optionally also on disk.
 
     - ``probe``: a fixed input batch (tensor, tuple of positional inputs, or dict of keyword
-      inputs) whose layer activations are captured at each ``epoch()``;
+      inputs) whose layer activations are captured at each ``epoch()``; ``probe_kwargs``: the
+      model's keyword arguments for that pass beside positional probe inputs (``attention_mask=``);
     - ``store``: a directory; each epoch is also written there (see ``layerscope.record.store``).
-      An existing run there is refused unless ``mode="append"`` or ``mode="overwrite"``;
+      If it already holds a run (a re-run cell), the new run goes to a numbered sibling
+      (``runs/exp1-2``; the repr says so) unless ``mode="append"``, ``"overwrite"`` or ``"refuse"``;
     - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
       epochs are thinned (see ``rec.thinned``; a warning says what);
-    - ``layers``: module paths whose activations to record (default: every leaf module);
+    - ``layers``: module paths whose activations to record (default: every layer that ran, see
+      ``inspect.capture``);
     - ``every``: measure gradient norms every ``every`` steps (loss and scalars: every step);
-    - ``mode``: what to do with an existing run at ``store``: None (refuse), "append", "overwrite";
+    - ``mode``: what to do with an existing run at ``store``: None or "new" (a new run in a
+      numbered sibling), "refuse" (raise StoreConflictError), "append", "overwrite";
     - ``params``: parameter names or module paths to snapshot (default: all);
     - ``bins``: histogram bins, fixed per parameter at its first epoch;
     - ``reduced_elements``: size a thinned tensor is reduced to (default a 256x256 image);
@@ -129,6 +133,7 @@ class Recorder(History):
         bins: int = DEFAULT_BINS,
         reduced_elements: int = REDUCED_ELEMENTS,
         ratio_every: int = 10,
+        probe_kwargs: dict[str, Any] | None = None,
         snapshot: Any = "auto",
         axis: str = "epoch",
         reduce: str | None = None,
@@ -170,6 +175,12 @@ class Recorder(History):
             )
         self.ratio_every = ratio_every
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
+        if probe_kwargs:
+            # the model's keyword arguments for the probe pass (attention_mask=, ...)
+            extra = _probe_inputs(dict(probe_kwargs))[1]
+            self._probe_kwargs = {**self._probe_kwargs, **extra}
+            if self._probe_args is None:
+                self._probe_args = ()
         self._layers = _check_layers(model, layers)
         self._param_filter = _check_params(model, params)
         chosen = [(n, p) for n, p in model.named_parameters() if self._chosen(n)]
@@ -960,7 +971,11 @@ class Recorder(History):
         return RecordedRun(path, follow=follow, interval=interval, storage_options=storage_options)
 
     def __repr__(self) -> str:
-        where = f", store {self._store.path}" if self._store is not None else ""
+        where = ""
+        if self._store is not None:
+            where = f", store {self._store.path}"
+            if self._store.path != self._store.requested:
+                where += f" (a new run: {self._store.requested} holds an earlier one)"
         return (
             f"<Recorder {type(self.model).__name__}: {len(self._records)} epochs, {self.num_steps} steps, "
             f"{format_bytes(self.nbytes)} of {format_bytes(self.budget)}{where}>"

@@ -64,7 +64,10 @@ from .summary import array_stats
 
 FORMAT = "layerscope-run"
 VERSION = 2  # 2: sharded parameters, reduced snapshots, writer lock, run axis
-MODES = (None, "append", "overwrite")
+# None is "new": a local store path that already holds a run (a re-run notebook cell) gets the new
+# run in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises
+# instead (as None does for remote stores and distributed jobs, where a sibling cannot be agreed).
+MODES = (None, "new", "refuse", "append", "overwrite")
 LOCK = "writer.json"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 120.0
@@ -117,7 +120,8 @@ def _explain(e: BaseException, where: str, doing: str) -> StoreError:
 def write_array(path: Path, array: np.ndarray) -> None:
     """Write one ``.npy`` file and fsync it (the durable unit of a local store)."""
     with open(path, "wb") as f:
-        np.save(f, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d shapes
+        # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
+        np.save(f, np.require(array, requirements="C"), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
 
@@ -209,6 +213,16 @@ def read_meta(loc: Location) -> dict[str, Any]:
     return meta
 
 
+def free_sibling(path: Path) -> Path:
+    """The first of ``path-2``, ``path-3``, ... that does not exist or is an empty directory."""
+    k = 2
+    while True:
+        candidate = path.with_name(f"{path.name}-{k}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+        k += 1
+
+
 class RunStore:
     """The writer of one run (see module docstring). Under ``torch.distributed`` every rank has
     one: rank 0 owns the run (lock, ``run.json``, manifests), the others write only their shards.
@@ -228,8 +242,21 @@ class RunStore:
         meta: dict[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be None, 'append' or 'overwrite', got {mode!r}")
-        self.loc = open_location(path, storage_options)
+            raise ValueError(
+                f"mode must be None, 'new', 'refuse', 'append' or 'overwrite', got {mode!r}"
+            )
+        loc = open_location(path, storage_options)
+        # ``requested`` is the path given; ``path`` is where this run goes (a sibling in "new"
+        # mode when the requested one already holds a run).
+        self.requested: Path | str = loc.local if loc.local is not None else loc.url
+        if (
+            mode in (None, "new")
+            and world == 1
+            and loc.local is not None
+            and (loc.local / "run.json").is_file()
+        ):
+            loc = open_location(str(free_sibling(loc.local)), storage_options)
+        self.loc = loc
         self.path: Path | str = self.loc.local if self.loc.local is not None else self.loc.url
         self.rank, self.world = rank, world
         self.writer_id = uuid.uuid4().hex
@@ -315,7 +342,7 @@ class RunStore:
         if LOCK in names:
             self._take_lock()
         if "run.json" in names:
-            if mode is None:
+            if mode in (None, "new", "refuse"):
                 n = len(complete_epochs(loc))
                 raise StoreConflictError(
                     f"layerscope: {where} already holds a recorded run ({n} epochs). Pass "
