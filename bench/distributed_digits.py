@@ -105,9 +105,9 @@ def main() -> None:
         writer = SummaryWriter(args.store)
     out = Path(args.out) if args.out else None
     gen = torch.Generator().manual_seed(rank)
-    epoch_times = []
+    epoch_times, epoch_cpu = [], []
     for e in range(args.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trained.train()
         order = torch.randperm(len(x_train), generator=gen)
         for start in range(0, len(order), args.batch):
@@ -138,6 +138,7 @@ def main() -> None:
                 writer.add_scalar("val_acc", acc, e)
                 writer.flush()
         epoch_times.append(time.perf_counter() - t0)
+        epoch_cpu.append(time.process_time() - c0)  # all threads: gloo's, the store writer's
         if out is not None:
             params = {n: full(p) for n, p in model.named_parameters()}
             if rank == 0:
@@ -154,6 +155,7 @@ def main() -> None:
     if out is not None and rank == 0:
         info = {
             "epoch_s": epoch_times,
+            "epoch_cpu_s": epoch_cpu,
             "communicated": rec.communicated if rec is not None else [],
             "param_bytes": sum(p.numel() * 4 for p in model.parameters()),
             "rank": rank,

@@ -55,6 +55,7 @@ def torchrun(*args: str, wait: bool = True) -> Any:
 def distributed(epochs: int, width: int, repeats: int) -> None:
     configs = ["none", "layerscope", "tensorboard"]
     times: dict[str, list[float]] = {c: [] for c in configs}
+    cpu: dict[str, list[float]] = {c: [] for c in configs}
     comm: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -68,6 +69,7 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
                 )  # fmt: skip
                 info = json.loads((out / "timing.json").read_text())
                 times[c] += info["epoch_s"][1:]  # epoch 0: warm-up
+                cpu[c] += info["epoch_cpu_s"][1:]
                 if c == "layerscope":
                     comm["ddp"] = info
         out = Path(tmp) / "fsdp"
@@ -77,9 +79,11 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
         )  # fmt: skip
         comm["fsdp"] = json.loads((out / "timing.json").read_text())
     plain = statistics.median(times["none"])
+    plain_cpu = statistics.median(cpu["none"])
     print(
         f"\nDDP, 2 processes (torchrun, gloo, CPU), digits CNN width {width}, {epochs} epochs x "
-        f"{repeats} runs per config (alternating order); rank 0's epoch time, median:"
+        f"{repeats} runs per config (alternating order); rank 0's epoch, median wall time and "
+        "CPU time of the process (all its threads):"
     )
     for c, label in (
         ("none", "plain"),
@@ -87,7 +91,11 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
         ("tensorboard", "TensorBoard"),
     ):
         m = statistics.median(times[c])
-        print(f"  {label:12} {m * 1e3:8.1f} ms/epoch  overhead {(m / plain - 1) * 100:6.1f}%")
+        mc = statistics.median(cpu[c])
+        print(
+            f"  {label:12} wall {m * 1e3:7.1f} ms/epoch ({(m / plain - 1) * 100:+6.1f}%)   "
+            f"CPU {mc * 1e3:7.1f} ms/epoch ({(mc / plain_cpu - 1) * 100:+6.1f}%)"
+        )
     for mode, info in comm.items():
         b = statistics.median(info["communicated"])
         print(
@@ -152,16 +160,23 @@ def transformer(threads: int) -> None:
     x = torch.randint(0, 32000, (2, 64))
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     loss = nn.functional.cross_entropy(model(x).flatten(0, 1), x.flatten())
     loss.backward()
     opt.step()
     opt.zero_grad()
     step_s = time.perf_counter() - t0
+    step_cpu = time.thread_time() - c0
     print(
         f"\n~100M transformer: {n / 1e6:.1f}M parameters ({format_bytes(n * 4)} float32); one "
-        f"training step (batch 2 x 64 tokens, {threads} thread(s)): {step_s:.2f} s"
+        f"training step (batch 2 x 64 tokens, {threads} thread(s)): {step_s:.2f} s, CPU "
+        f"{step_cpu:.2f} s. epoch(): mean of epochs 0 and 1 (wall, and CPU of the calling "
+        "thread); write: the store's background thread, waited for by flush()"
     )
-    print(f"  {'snapshot=':24} {'epoch() s':>10} {'write s':>8} {'on disk/epoch':>14} {'held':>10}")
+    print(
+        f"  {'snapshot=':30} {'epoch() s':>10} {'CPU s':>6} {'write s':>8} {'on disk/epoch':>14} "
+        f"{'held':>10}"
+    )
     policies: list[tuple[str, Any]] = [
         ("'full'", "full"),
         ("'auto' (> 256 MB)", "auto"),
@@ -174,13 +189,14 @@ def transformer(threads: int) -> None:
         for i, (label, policy) in enumerate(policies):
             store = Path(tmp) / f"p{i}"
             rec = ls.Recorder(model, store=store, snapshot=policy, budget="4GB")
-            epoch_s, write_s = [], []
+            epoch_s, cpu_s, write_s = [], [], []
             for _ in range(2):
                 with torch.no_grad():
                     model.head.bias.add_(1e-3)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 rec.epoch()
                 t1 = time.perf_counter()
+                cpu_s.append(time.thread_time() - c0)
                 rec.flush()
                 epoch_s.append(t1 - t0)
                 write_s.append(time.perf_counter() - t1)
@@ -196,7 +212,8 @@ def transformer(threads: int) -> None:
             # Epoch 1 is what a policy keeps between its full snapshots (epoch 0 is always full
             # for "every k"); both are printed where they differ.
             print(
-                f"  {label:24} {statistics.mean(epoch_s):10.2f} {statistics.mean(write_s):8.2f} "
+                f"  {label:30} {statistics.mean(epoch_s):10.2f} {statistics.mean(cpu_s):6.2f} "
+                f"{statistics.mean(write_s):8.2f} "
                 f"{format_bytes(sizes[1]):>14} {format_bytes(rec.nbytes):>10}"
                 + (f"  (epoch 0: {format_bytes(sizes[0])})" if sizes[0] != sizes[1] else "")
             )

@@ -15,14 +15,16 @@ level the views draw), or nothing more (``"stats"``).
   ``AUTO_FULL_BYTES`` (256 MB: 64M float32 values), else ``"reduced"`` every epoch with a full
   snapshot every 50th.
 
-Why that default: a 1B-parameter float32 model is 4 GB. A full snapshot every epoch copies 4 GB to
-the host and writes 4 GB to disk per epoch (measured here: ~2.5 s/GB for the host copy plus the
-write on this CPU, see BENCHMARKS.md), which for an LLM's "epoch" of a few hundred steps is far
-above a few percent. ``"reduced"`` copies at most 256 KB per tensor: ~290 tensors (a 1B
-Llama-style model) x 256 KB = ~75 MB per epoch on disk and in host memory, and its cost is the
-statistics' and histogram's passes over the weights on their device (measured: ~3 % of one
-training step's compute on the 100M transformer of ``bench/recorder.py``). The full snapshot every
-50th epoch bounds the disk to ~(4 GB / 50 + 75 MB) = ~155 MB per epoch on average.
+Why that default (measured with ``bench/recorder.py --transformer`` on a 134M-parameter
+transformer, 537 MB float32, on a 2-core CPU; see BENCHMARKS.md): whatever the policy, ``epoch()``
+spends ~0.8 s of CPU on the statistics and histogram passes over the weights (about one training
+step of that model at batch 2 x 64 tokens), so calling it every N >= 30 steps keeps it within ~3 %;
+on a GPU those passes run on the device. What the policy changes is the host copy and the disk:
+``"full"`` writes 537 MB per epoch (7.6 s of background writing here), ``"reduced"`` 9.3 MB
+(at most 256 KB per tensor). A 1B-parameter float32 model is 4 GB: ``"full"`` every epoch would
+copy and write 4 GB per epoch; the default keeps ~150 weight tensors x 256 KB = ~40 MB per epoch
+plus one full snapshot every 50 epochs, ~(4 GB / 50 + 40 MB) = ~120 MB per epoch on average on
+disk; in memory the budget (512 MB by default) thins older epochs.
 
 Every epoch at which the policy kept less than the full tensor is listed in ``rec.thinned``
 (action ``"policy_reduced"`` or ``"policy_stats"``) and shown under the timeline.
