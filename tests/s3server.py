@@ -24,11 +24,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server(timeout: float = 30.0) -> Iterator[str]:
-    """Start ``python -m moto.server`` on a free loopback port; yield its endpoint URL; stop it."""
+def moto_server(timeout: float = 30.0, *, auth: bool = False) -> Iterator[str]:
+    """Start ``python -m moto.server`` on a free loopback port; yield its endpoint URL; stop it.
+
+    ``auth=True``: moto checks credentials (IAM) from the first request, so unknown keys fail."""
     port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -122,6 +122,20 @@ def test_unreachable_s3_endpoint_fails_fast_with_the_url():
     assert time.monotonic() - t0 < 60
 
 
+def test_wrong_s3_credentials_raise_the_filesystems_error_with_the_url():
+    pytest.importorskip("s3fs")
+    with moto_server(auth=True) as endpoint:
+        opts = {**s3_options(endpoint), "key": "AKIAWRONGWRONGWRONG1", "secret": "nope"}
+        t0 = time.monotonic()
+        with pytest.raises(
+            StoreError, match=r"s3://locked/run.*(Permission|Forbidden|denied|Access)"
+        ):
+            ls.Recorder(tiny(), store="s3://locked/run", storage_options=opts)
+        with pytest.raises(StoreError, match=r"s3://locked/run"):
+            ls.Recorder.open("s3://locked/run", storage_options=opts)
+        assert time.monotonic() - t0 < 60
+
+
 def test_a_url_whose_filesystem_is_not_installed_names_the_package(monkeypatch):
     pytest.importorskip("fsspec")
     registry = sys.modules["fsspec.registry"]
