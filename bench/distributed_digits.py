@@ -106,6 +106,7 @@ def main() -> None:
     out = Path(args.out) if args.out else None
     gen = torch.Generator().manual_seed(rank)
     epoch_times, epoch_cpu = [], []
+    losses: list[float] = []  # this rank's, for the tests' reference (reduce="mean" or rank 0's)
     for e in range(args.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         trained.train()
@@ -117,6 +118,8 @@ def main() -> None:
             loss.backward()
             if rec is not None:
                 rec.step(loss=loss)
+            if out is not None:
+                losses.append(float(loss))
             opt.step()
         if args.perturb_rank == rank and e == 1:
             with torch.no_grad():
@@ -141,8 +144,9 @@ def main() -> None:
         epoch_cpu.append(time.process_time() - c0)  # all threads: gloo's, the store writer's
         if out is not None:
             params = {n: full(p) for n, p in model.named_parameters()}
+            out.mkdir(parents=True, exist_ok=True)
+            np.save(out / f"losses{rank}.npy", np.asarray(losses))
             if rank == 0:
-                out.mkdir(parents=True, exist_ok=True)
                 np.savez(out / f"params{e}.npz", **params)
         if args.marker and rank == 0:
             Path(f"{args.marker}.{e}").write_text(str(os.getpid()))

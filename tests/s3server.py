@@ -16,11 +16,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from browser import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "make_bucket", "moto_server", "s3_options"]
 
 
 @contextlib.contextmanager

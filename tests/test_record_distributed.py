@@ -77,7 +77,8 @@ def kill_job(job: subprocess.Popen) -> None:
 @pytest.mark.parametrize(("mode", "width"), [("ddp", 4), ("fsdp", 4), ("fsdp", 12)])
 def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width):
     store, ref = tmp_path / "run", tmp_path / "ref"
-    extra = ["--perturb-rank", "1"] if mode == "ddp" else []
+    # DDP: rank 1 changes a replicated weight (said, not hidden); step values averaged over ranks.
+    extra = ["--perturb-rank", "1", "--reduce", "mean"] if mode == "ddp" else []
     done = torchrun(
         "--mode", mode, "--store", str(store), "--out", str(ref), "--epochs", "2",
         "--width", str(width), *extra,
@@ -108,6 +109,10 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
         assert {p.parent.name for p in shard_files} == {"r0", "r1"}
         assert not list((store / "epochs" / "000000" / "params").iterdir())
     # Gradient norms are those of the synchronized gradients: the same under DDP and FSDP2.
+    loss = run.scalars()["loss"]
+    ranks = [np.load(ref / f"losses{r}.npy") for r in (0, 1)]
+    want = (ranks[0] + ranks[1]) / 2 if mode == "ddp" else ranks[0]  # reduce="mean" / rank 0's
+    assert np.allclose(loss, want, rtol=1e-6) and not np.allclose(ranks[0], ranks[1])
     g = run.grad_norms("classifier.3.weight")
     assert np.isfinite(g).all() and len(g) == run.num_steps == 10
     # Communication per epoch: a few values per tensor plus the histogram bins (and, sharded,
