@@ -103,6 +103,10 @@ def test_s3_store_on_a_moto_server_round_trips_follows_and_refuses_a_second_writ
     assert live.epochs == [0, 1, 2] and len(seen) == 1
     live.close()
     assert not live.following
+    view = ls.timeline(url, storage_options=opts)  # a URL: followed too
+    assert view.scrubber.epochs == [0, 1, 2] and view._owned.following
+    view.close()
+    assert not view._owned.following
     rec.close()
     # The lock went with the writer: appending is allowed now, and the half-written epoch goes.
     rec2 = ls.Recorder(tiny(), store=url, mode="append", storage_options=opts)

@@ -258,12 +258,17 @@ class TimelineView(widgets.VBox):
         layer: str | None = None,
         budget: int | str = DEFAULT_BUDGET,
         curves: bool = True,
+        storage_options: dict[str, Any] | None = None,
         **kw: Any,
     ) -> None:
         self._owned: RecordedRun | None = None
         if isinstance(rec, (str, os.PathLike)):
             # A store written by another process: follow it while the view is open.
-            rec = self._owned = RecordedRun(os.fspath(rec), follow=True)
+            rec = self._owned = RecordedRun(
+                os.fspath(rec), follow=True, storage_options=storage_options
+            )
+        elif storage_options is not None:
+            raise TypeError("storage_options= applies to a store URL: pass the URL with it")
         if not isinstance(rec, History):
             raise TypeError(
                 "ls.timeline needs an ls.Recorder (recording now) or a run from "
@@ -674,16 +679,18 @@ def timeline(
     *,
     layer: str | None = None,
     budget: int | str = DEFAULT_BUDGET,
+    storage_options: dict[str, Any] | None = None,
 ) -> TimelineView:
     """A ``TimelineView`` of a live ``ls.Recorder``, a run from ``ls.Recorder.open(path)``, or a
     store path or URL (``"runs/exp1"``, ``"s3://bucket/run"``) that another process is writing:
     that one is followed live (``Recorder.open(path, follow=True)``) until the view is closed.
 
     ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
-    of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
+    of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer);
+    ``storage_options``: fsspec options for a URL (``{"endpoint_url": ..., "key": ...}``).
 
     >>> rec = ls.Recorder(model, probe=x[:32])          # doctest: +SKIP
     >>> view = ls.timeline(rec); view                    # doctest: +SKIP
     >>> ls.timeline("runs/exp1")                         # doctest: +SKIP
     """
-    return TimelineView(rec, layer=layer, budget=budget)
+    return TimelineView(rec, layer=layer, budget=budget, storage_options=storage_options)
