@@ -277,13 +277,22 @@ def test_timeline_of_a_path_follows_it_keeps_the_scrub_position_and_stops_on_clo
     rec.close()
 
 
-def test_timeline_says_what_the_policy_skipped(tmp_path):
+def test_timeline_says_what_the_policy_skipped_and_what_was_sampled(tmp_path):
     model = tiny()
     rec = ls.Recorder(model, snapshot=3)
     for _ in range(5):
         train_epoch(model, rec)
     view = ls.timeline(rec)
     assert "reduced by the snapshot policy: epochs 1-2, 4" in view.notes.value
+    assert "update ratios every 10th step" in view.notes.value  # the default ratio_every
+    view.close()
+    rec = ls.Recorder(model, store=tmp_path / "sampled", every=4, ratio_every=0)
+    rec.epoch()
+    rec.close()
+    run = ls.Recorder.open(tmp_path / "sampled")
+    assert run.sampling == {"grad_norms_every": 4, "update_ratios_every": 0}
+    view = ls.timeline(run)
+    assert "gradient norms every 4th step, update ratios never" in view.notes.value
     view.close()
 
 

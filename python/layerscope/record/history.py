@@ -132,6 +132,7 @@ class History:
         self._edges: dict[str, np.ndarray] = {}
         self._thinned: list[dict[str, Any]] = []
         self._flags: list[dict[str, Any]] = []
+        self._sampling: dict[str, int] = {}
         # Epochs whose snapshots the policy kept reduced or skipped (not the budget's thinning).
         self._policy_reduced: set[int] = set()
 
@@ -162,6 +163,12 @@ class History:
         "tensors", "on_disk"}`` with action "reduced" (kept at reduced resolution), "dropped" (let
         go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved)."""
         return list(self._thinned)
+
+    @property
+    def sampling(self) -> dict[str, int]:
+        """Per-step series measured on some steps only (``Recorder(every=, ratio_every=)``):
+        ``{"grad_norms_every": k, "update_ratios_every": r}`` (1: every step, 0: never)."""
+        return dict(self._sampling)
 
     @property
     def flags(self) -> list[dict[str, Any]]:

@@ -174,6 +174,7 @@ class Recorder(History):
                 f"got {ratio_every!r}"
             )
         self.ratio_every = ratio_every
+        self._sampling = {"grad_norms_every": every, "update_ratios_every": ratio_every}
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
         if probe_kwargs:
             # the model's keyword arguments for the probe pass (attention_mask=, ...)
@@ -217,7 +218,12 @@ class Recorder(History):
     def _open_store(
         self, store: str | Path, mode: str | None, storage_options: dict[str, Any] | None
     ) -> None:
-        meta = {"axis": self._axis, "world": self.world, "policy": self.policy.describe()}
+        meta = {
+            "axis": self._axis,
+            "world": self.world,
+            "policy": self.policy.describe(),
+            "sampling": self._sampling,
+        }
         model_name = type(self.model).__name__
         if model_name.startswith("FSDP") and any(
             c.__name__ == model_name[4:] for c in type(self.model).__mro__
@@ -1003,6 +1009,7 @@ class RecordedRun(History):
         self._refresh_lock = threading.Lock()
         self.meta = load_history(self.loc, self)
         self._axis = str(self.meta.get("axis", "epoch"))
+        self._sampling = dict(self.meta.get("sampling", {}))
         self._listeners: list[Callable[[int], None]] = []
         self._poller = (
             Poller(self.refresh, self._notify, interval, name=str(self.path)) if follow else None

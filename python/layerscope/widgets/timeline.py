@@ -643,6 +643,12 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(out)
 
 
+def _ordinal(k: int) -> str:
+    """``2`` -> ``"2nd"``, ``11`` -> ``"11th"``."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 _ACTIONS = {
     "reduced": "kept at reduced resolution (budget)",
     "dropped": "tensors let go (budget)",
@@ -665,13 +671,20 @@ def _notes(rec: History) -> str:
     ]
     if steps:
         lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
-    if not lines:
-        return ""
-    return (
-        '<div style="font-size:12px;color:#8a5a00">Not kept whole: '
-        + "; ".join(lines)
-        + " (see rec.thinned)</div>"
-    )
+    sampled = []
+    for key, what in (
+        ("grad_norms_every", "gradient norms"),
+        ("update_ratios_every", "update ratios"),
+    ):
+        k = rec.sampling.get(key, 1)
+        if k != 1:
+            sampled.append(f"{what} {'never' if k == 0 else f'every {_ordinal(k)} step'}")
+    out = ""
+    if lines:
+        out += "Not kept whole: " + "; ".join(lines) + " (see rec.thinned). "
+    if sampled:
+        out += "Measured on some steps only: " + ", ".join(sampled) + " (see rec.sampling)."
+    return f'<div style="font-size:12px;color:#8a5a00">{out}</div>' if out else ""
 
 
 def timeline(
