@@ -161,7 +161,10 @@ class History:
     def thinned(self) -> list[dict[str, Any]]:
         """What was thinned to stay within the budget, oldest first: ``{"epoch", "action",
         "tensors", "on_disk"}`` with action "reduced" (kept at reduced resolution), "dropped" (let
-        go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved)."""
+        go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved) by the
+        memory budget; and, by ``Recorder(snapshot=...)``, "policy_reduced" (only the reduced
+        image was kept, in memory and in the store) or "policy_stats" (only stats and histograms;
+        also sharded parameters that no store or no full snapshot could take)."""
         return list(self._thinned)
 
     @property
