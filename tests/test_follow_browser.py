@@ -89,8 +89,9 @@ def test_notebook_follows_a_torchrun_job_while_it_writes(page: Any, kernels: Lab
         assert shown_epoch(page) == back
         client = lab.kernel_client()
         deadline = time.monotonic() + 10
-        while evaluate(client, "view.epoch") != back:
-            assert time.monotonic() < deadline
+        state = "[view.epoch, view.scrubber.follow, view.scrubber.epoch, view.scrubber.epochs[-1]]"
+        while evaluate(client, state)[:2] != [back, False]:
+            assert time.monotonic() < deadline, (evaluate(client, state), shown_epoch(page), back)
             time.sleep(0.2)
         page.wait_for_function(
             f"Number(document.querySelector('{ROOT} .ls-tl-slider').max) > {e}", timeout=60_000

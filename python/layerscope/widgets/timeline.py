@@ -588,7 +588,8 @@ class TimelineView(widgets.VBox):
         with self.scrubber.hold_sync():
             self.scrubber.epochs = self.rec.epochs
             self.scrubber.frames = self.frames_payload()
-            if follow:
+            # Asked again: from a follower's thread, the user may have scrubbed meanwhile.
+            if follow and self.scrubber.follow:
                 self.epoch = epoch
         self._update_curves()
 
