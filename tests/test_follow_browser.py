@@ -98,6 +98,7 @@ def test_notebook_follows_a_torchrun_job_while_it_writes(page: Any, kernels: Lab
         )
         time.sleep(0.5)
         assert shown_epoch(page) == back and evaluate(client, "view.epoch") == back
+        assert not page.locator(f"{ROOT} .ls-tl-follow").is_checked()  # issue 11's toggle: off
         screenshot(page, "follow_lab_scrubbed_back")
         assert job.poll() is None, job.communicate()[1][-3000:]
         kill_job(job)  # the job is stopped (its store keeps every complete epoch)
