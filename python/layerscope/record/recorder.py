@@ -623,16 +623,14 @@ class Recorder(History):
         what = f"{0 if flat is None else flat.numel()}|{keys}|{counts}|{sorted(metrics)}"
         self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
         if flat is not None:
-            mask = torch.tensor([n in self._sharded for n in self._grad_names], dtype=torch.bool)
             sq = flat * flat
             if self.rank != 0:  # replicated norms: rank 0's stand for all
                 offset = 0
                 for names, kinds, _, _row in rows:
-                    n = len(names)
+                    replicated = torch.tensor([n not in self._sharded for n in names])
                     for _k in kinds:
-                        seg = sq[offset : offset + n]
-                        seg[~mask[:n]] = 0.0
-                        offset += n
+                        sq[offset : offset + len(names)][replicated] = 0.0
+                        offset += len(names)
             total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
             offset = 0
             for names, kinds, steps, row in rows:
