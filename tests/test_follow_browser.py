@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from browser import Lab, evaluate, open_notebook, screenshot
-from test_record_distributed import env, kill_job, torchrun_cmd
+from torchrun_job import env, kill_job, torchrun_cmd
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = ".jp-OutputArea .ls-timeline-scrub"

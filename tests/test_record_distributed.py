@@ -7,12 +7,9 @@ job saved separately (gathered there for the reference only).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,55 +20,11 @@ import torch
 import layerscope as ls
 from layerscope.record.histograms import count
 from layerscope.record.summary import summarize
-from s3server import free_port
+from torchrun_job import env, kill_job, torchrun, torchrun_cmd
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "distributed_digits.py"
 BINS = 64
 pytestmark = pytest.mark.slow
 _communicated: dict[tuple[str, int], list[int]] = {}
-
-
-def torchrun_cmd(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
-        str(SCRIPT),
-        *args,
-    ]
-
-
-def env() -> dict[str, str]:
-    paths = [str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def torchrun(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        torchrun_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout
-    )
-
-
-def kill_job(job: subprocess.Popen) -> None:
-    """kill -9 torchrun and its workers (they run in sessions of their own)."""
-    import psutil
-
-    if job.poll() is not None:
-        return
-    procs = [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)]
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.send_signal(signal.SIGKILL)
-    job.wait(timeout=30)
-    psutil.wait_procs(procs[1:], timeout=30)
 
 
 @pytest.mark.parametrize(("mode", "width"), [("ddp", 4), ("fsdp", 4), ("fsdp", 12)])
