@@ -312,3 +312,43 @@ def test_closing_a_followed_run_stops_its_thread_and_a_bad_interval_is_refused(t
     with pytest.raises(ValueError, match="interval must be > 0"):
         ls.Recorder.open(tmp_path / "r", follow=True, interval=0)
     rec.close()
+
+
+def test_reading_a_followed_run_while_its_poller_loads_epochs(tmp_path):
+    model = tiny()
+    rec = ls.Recorder(model, store=tmp_path / "busy")
+    train_epoch(model, rec)
+    rec.flush()
+    run = ls.Recorder.open(tmp_path / "busy", follow=True, interval=0.01)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for _ in range(12):
+                train_epoch(model, rec)
+                rec.flush()
+        except BaseException as e:  # reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = 0
+    while not done.is_set() or len(run.epochs) < 13:
+        # Every accessor the timeline uses, while the poller swaps new epochs in.
+        run.scalars()
+        run.metrics()
+        run.epoch_steps()
+        assert isinstance(run.parameters, list)
+        if run.epochs:
+            run.histograms("0.weight")
+            run.grad_norms("0.weight")
+        reads += 1
+        assert reads < 100_000
+    writer.join()
+    run.close()
+    rec.close()
+    assert not errors and run.epochs == list(range(13)) and reads > 10
+    assert run.num_steps == 13 * 3

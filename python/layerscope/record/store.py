@@ -60,6 +60,7 @@ import torch
 from .histograms import HistogramCounts, count
 from .history import EpochRecord, Held, History
 from .location import LocalLocation, Location, ShardedArray, StoreError, open_location
+from .steplog import Series
 from .summary import array_stats
 
 FORMAT = "layerscope-run"
@@ -651,6 +652,10 @@ def load_history(
 
     Tensors are not read here: each is a ``Held`` with a ``path``, read on first access
     (memory-mapped locally, fetched whole from a remote store).
+
+    A follower calls this on its poller's thread while the kernel reads: new epochs are built in
+    copies of the history's dicts, swapped in at the end (a reader never iterates a dict that
+    grows under it).
     """
     loc = path if isinstance(path, Location) else open_location(path, storage_options)
     meta = read_meta(loc)
@@ -660,6 +665,11 @@ def load_history(
     log = history._log
     last_step = log.count
     known = set(history._records)
+    records = dict(history._records)
+    edges = dict(history._edges)
+    series = {k: Series(list(v.segments)) for k, v in log.series.items()}
+    flags: list[dict[str, Any]] = []
+    thinned: list[dict[str, Any]] = []
     for e in complete_epochs(loc, known):
         if e in known:
             continue
@@ -697,16 +707,21 @@ def load_history(
             for i, name in enumerate(m["hist"]):
                 under, over, nan = (int(v) for v in z[f"x{i}"])
                 record.hist[name] = HistogramCounts(z[f"c{i}"], under, over, nan)
-                history._edges.setdefault(name, z[f"e{i}"])
+                edges.setdefault(name, z[f"e{i}"])
         with np.load(io.BytesIO(loc.read_bytes(f"{base}/steps.npz"))) as z:
             for i, key in enumerate(m["steps"]):
                 steps = z[f"s{i}"]
-                log.load(key, steps, z[f"v{i}"])
+                series.setdefault(key, Series()).segments.append((steps, z[f"v{i}"]))
                 if len(steps):
                     last_step = max(last_step, int(steps.max()) + 1)
-        history._flags.extend(m.get("flags", []))
-        history._thinned.extend(m.get("skipped", []))
-        history._records[record.epoch] = record
+        flags.extend(m.get("flags", []))
+        thinned.extend(m.get("skipped", []))
+        records[record.epoch] = record
         last_step = max(last_step, record.step)
+    log.series = series
+    history._edges = edges
+    history._flags = [*history._flags, *flags]
+    history._thinned = [*history._thinned, *thinned]
     log.count = last_step
+    history._records = records
     return meta
