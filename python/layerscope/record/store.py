@@ -659,20 +659,21 @@ def load_history(
     """
     loc = path if isinstance(path, Location) else open_location(path, storage_options)
     meta = read_meta(loc)
+    known = set(history._records)
+    new = [e for e in complete_epochs(loc, known) if e not in known]
+    if not new:  # a follower's poll with nothing new: nothing copied
+        return meta
     pins: set[int] | None = None
     with contextlib.suppress(FileNotFoundError):
         pins = set(json.loads(loc.read_bytes("pins.json")).get("pinned", []))
     log = history._log
     last_step = log.count
-    known = set(history._records)
     records = dict(history._records)
     edges = dict(history._edges)
     series = {k: Series(list(v.segments)) for k, v in log.series.items()}
     flags: list[dict[str, Any]] = []
     thinned: list[dict[str, Any]] = []
-    for e in complete_epochs(loc, known):
-        if e in known:
-            continue
+    for e in new:
         base = f"epochs/{e:06d}"
         m = json.loads(loc.read_bytes(f"{base}/epoch.json"))
         record = EpochRecord(
