@@ -18,8 +18,10 @@ import pytest
 import torch
 
 import layerscope as ls
+from layerscope.record import ThinnedError
 from layerscope.record.histograms import count
 from layerscope.record.summary import summarize
+from layerscope.record.thinning import reduce_array
 from torchrun_job import env, kill_job, torchrun, torchrun_cmd
 
 BINS = 64
@@ -32,6 +34,10 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
     store, ref = tmp_path / "run", tmp_path / "ref"
     # DDP: rank 1 changes a replicated weight (said, not hidden); step values averaged over ranks.
     extra = ["--perturb-rank", "1", "--reduce", "mean"] if mode == "ddp" else []
+    # FSDP2 at width 12: full snapshots at even epochs, each rank's reduced image at odd ones.
+    reduced = (mode, width) == ("fsdp", 12)
+    if reduced:
+        extra = ["--snapshot", "2"]
     done = torchrun(
         "--mode", mode, "--store", str(store), "--out", str(ref), "--epochs", "2",
         "--width", str(width), *extra,
@@ -54,9 +60,22 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
                 assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (name, e, key)
             h = run.histograms(name)
             assert np.array_equal(h.counts[e], count(w, h.edges, want).counts), (name, e)
+            if reduced and e % 2:
+                # Stacked from the shards' reduced images: the whole parameter's reduced image.
+                snap = run.snapshot(name, e)
+                assert not snap.exact, name
+                want_img = reduce_array(full[name], 256 * 256)
+                assert snap.array.shape == want_img.shape, name
+                assert np.allclose(snap.array, want_img, rtol=1e-5, atol=1e-7), name
+                with pytest.raises(ThinnedError, match="snapshot policy"):
+                    run.snapshot(name, e, exact=True)
+                continue
             # Full-resolution snapshots: per shard on disk (FSDP2), whole again when read.
             snap = run.snapshot(name, e, exact=True)
             assert np.array_equal(np.asarray(snap.array), full[name]), (name, e)
+    if reduced:
+        assert [(t["epoch"], t["action"]) for t in run.thinned] == [(1, "policy_reduced")]
+        assert run.snapshot("classifier.1.weight", 1).array.shape == (128, 384)  # 128 x 768 / 2
     if mode == "fsdp":
         shard_files = list((store / "shards" / "000000").glob("r*/*.npy"))
         assert {p.parent.name for p in shard_files} == {"r0", "r1"}

@@ -164,7 +164,8 @@ class History:
         go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved) by the
         memory budget; and, by ``Recorder(snapshot=...)``, "policy_reduced" (only the reduced
         image was kept, in memory and in the store) or "policy_stats" (only stats and histograms;
-        also sharded parameters that no store or no full snapshot could take)."""
+        also a sharded parameter when there is no store to write its shards, or when its reduced
+        image is asked for and it is sharded on a dim other than 0)."""
         return list(self._thinned)
 
     @property

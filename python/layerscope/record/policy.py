@@ -26,6 +26,10 @@ copy and write 4 GB per epoch; the default keeps ~150 weight tensors x 256 KB = 
 plus one full snapshot every 50 epochs, ~(4 GB / 50 + 40 MB) = ~120 MB per epoch on average on
 disk; in memory the budget (512 MB by default) thins older epochs.
 
+Under FSDP2 each rank writes its own shard, full or reduced (rows split on dim 0: each rank
+reduces its rows with the whole parameter's blocks, and the reader stacks the images); nothing is
+gathered.
+
 Every epoch at which the policy kept less than the full tensor is listed in ``rec.thinned``
 (action ``"policy_reduced"`` or ``"policy_stats"``) and shown under the timeline.
 
@@ -128,9 +132,13 @@ def parse_snapshot(spec: object, param_bytes: int, names: Sequence[str] = ()) ->
     return policy
 
 
-def reduce_tensor(t: torch.Tensor, max_elements: int) -> np.ndarray:
+def reduce_tensor(
+    t: torch.Tensor, max_elements: int, factors: tuple[int, int] | None = None
+) -> np.ndarray:
     """Block means of the 2-D view ``[shape[0], rest]`` of ``t``, at most ``max_elements`` values,
     computed where ``t`` lives (one small copy to the host): ``thinning.reduce_array`` for a tensor.
+    ``factors``: the block size ``(rows, cols)`` to use instead (a shard of a parameter is reduced
+    with its whole parameter's blocks, so the shards' images stack into the parameter's).
 
     >>> reduce_tensor(torch.arange(8.0).reshape(2, 4), 4)
     array([[0.5, 2.5],
@@ -142,9 +150,11 @@ def reduce_tensor(t: torch.Tensor, max_elements: int) -> np.ndarray:
     m = t.detach().reshape(rows, cols)
     if m.dtype != torch.float32:
         m = m.float()
-    fy, fx = reduced_shape(shape, max_elements)
+    fy, fx = factors if factors is not None else reduced_shape(shape, max_elements)
     if fy == fx == 1:
         return m.cpu().numpy().copy()
+    if rows == 0:  # an empty shard (FSDP2 pads uneven splits on the last ranks)
+        return np.zeros((0, math.ceil(cols / fx)), np.float32)
     ry, rx = math.ceil(rows / fy), math.ceil(cols / fx)
     if ry * fy != rows or rx * fx != cols:  # pad the ragged last blocks with zeros...
         m = torch.nn.functional.pad(m, (0, rx * fx - cols, 0, ry * fy - rows))

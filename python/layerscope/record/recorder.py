@@ -53,7 +53,7 @@ from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
 from .summary import summarize
 from .tensors import dtype_name, host_copy, to_numpy
-from .thinning import choose_drop, reduce_array
+from .thinning import choose_drop, reduce_array, reduced_shape
 
 AXES = ("epoch", "step")
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
@@ -474,7 +474,7 @@ class Recorder(History):
         self._refresh_params()
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
         skipped: list[dict[str, Any]] = []
-        shards: dict[str, tuple[np.ndarray, int]] = {}
+        shards: dict[str, tuple[np.ndarray, int, bool]] = {}
         if self._dist is not None:
             self._snapshot_params_dist(record, skipped, shards)
             self._communicated.append(self._dist.bytes_sent - sent_before)
@@ -661,7 +661,7 @@ class Recorder(History):
         self,
         record: EpochRecord,
         skipped: list[dict[str, Any]],
-        shards: dict[str, tuple[np.ndarray, int]],
+        shards: dict[str, tuple[np.ndarray, int, bool]],
     ) -> None:
         """Stats and histograms from every rank's shard, all-reduced (see ``distributed``)."""
         assert self._dist is not None
@@ -736,13 +736,22 @@ class Recorder(History):
                 )
                 level = self.policy.level(name, record.epoch)
                 if dim is not None:
-                    # A shard is written by its own rank, never gathered; reduced images of a
-                    # sharded tensor would need the neighbours' rows: stats only then.
+                    # A shard is written by its own rank, never gathered. Reduced: each rank
+                    # reduces its rows with the whole parameter's blocks (rows split on dim 0
+                    # only), so the shards' images stack into the parameter's image.
+                    shape = tuple(param.shape)
                     if level == "full" and self._store is not None:
                         t = host_copy(local)
-                        shards[name] = (to_numpy(t), dim)
+                        shards[name] = (to_numpy(t), dim, True)
                         if rank0:
-                            record.params[name] = Held(tuple(param.shape), dtype_name(t), True)
+                            record.params[name] = Held(shape, dtype_name(t), True)
+                    elif level == "reduced" and dim == 0 and self._store is not None:
+                        factors = reduced_shape(shape or (1,), self.reduced_elements)
+                        image = reduce_tensor(local, self.reduced_elements, factors)
+                        shards[name] = (image, dim, False)
+                        levels["reduced"].append(name)
+                        if rank0:
+                            record.params[name] = Held(shape, dtype_name(local), False)
                     else:
                         levels["stats"].append(name)
                     continue

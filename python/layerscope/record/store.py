@@ -440,22 +440,23 @@ class RunStore:
         )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
-        """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim)}``."""
+    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+        """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim, exact)}``
+        (not exact: the shard's reduced image, see ``Recorder``)."""
         if self.error is not None:
             return
         self._futures.append(self._pool.submit(self._write_shards, epoch, dict(shards)))
         self._futures = [f for f in self._futures if not f.done()]
 
-    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
+    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
         loc = self.loc
         base = f"shards/{epoch:06d}"
         index: dict[str, Any] = {}
         try:
-            for i, (name, (array, dim)) in enumerate(shards.items()):
+            for i, (name, (array, dim, exact)) in enumerate(shards.items()):
                 rel = f"{base}/r{self.rank}/s{i}.npy"
                 self._put_array(rel, array)
-                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim}
+                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim, "exact": exact}
             loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
         except Exception as e:
             self.error = _explain(
@@ -492,13 +493,17 @@ class RunStore:
         out: dict[str, Any] = {}
         for name, info in names.items():
             parts = [indexes[r][name] for r in range(self.world) if name in indexes[r]]
+            exact = all(q.get("exact", True) for q in parts)
             out[name] = {
                 "shards": [{"file": q["file"], "shape": q["shape"]} for q in parts],
                 "dim": int(info["dim"]),
                 "shape": list(info["shape"]),
                 "dtype": info["dtype"],
-                "exact": True,
+                "exact": exact,
             }
+            if not exact:  # the reduced images of the shards, stacked along their rows
+                rows = sum(int(q["shape"][0]) for q in parts)
+                out[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
         return out
 
     def _write_epoch(
@@ -587,6 +592,7 @@ class RunStore:
         for name, entry in manifest["params"].items():
             if "shards" in entry and name in record.params:
                 record.params[name].path = _sharded_reference(loc, entry)
+                record.params[name].path_exact = bool(entry["exact"])
 
     def write_pins(self, pinned: list[int]) -> None:
         if self.error is not None or self.rank != 0:
@@ -639,7 +645,8 @@ def _beat(ref: weakref.ref[RunStore], closed: threading.Event) -> None:
 
 def _sharded_reference(loc: Location, entry: dict[str, Any]) -> ShardedArray:
     parts = [loc.reference(s["file"]) for s in entry["shards"]]
-    return ShardedArray(parts, int(entry["dim"]), tuple(entry["shape"]))
+    shape = entry.get("image_shape", entry["shape"])  # a reduced image's, or the parameter's
+    return ShardedArray(parts, int(entry["dim"]), tuple(shape))
 
 
 def load_history(
@@ -689,11 +696,13 @@ def load_history(
         for kind, target in (("params", record.params), ("acts", record.acts)):
             for name, info in m[kind].items():
                 if "shards" in info:
+                    exact = bool(info.get("exact", True))
                     target[name] = Held(
                         tuple(info["shape"]),
                         info["dtype"],
-                        True,
+                        exact,
                         path=_sharded_reference(loc, info),
+                        path_exact=exact,
                     )
                     continue
                 exact = bool(info.get("exact", True))
