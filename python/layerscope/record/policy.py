@@ -28,7 +28,8 @@ disk; in memory the budget (512 MB by default) thins older epochs.
 
 Under FSDP2 each rank writes its own shard, full or reduced (rows split on dim 0: each rank
 reduces its rows with the whole parameter's blocks, and the reader stacks the images); nothing is
-gathered.
+gathered. Where a shard's rows do not split into whole blocks, its last block row is shorter, so
+the stacked image may have up to (ranks - 1) more rows than the unsharded parameter's.
 
 Every epoch at which the policy kept less than the full tensor is listed in ``rec.thinned``
 (action ``"policy_reduced"`` or ``"policy_stats"``) and shown under the timeline.
