@@ -105,9 +105,10 @@ def main() -> None:
         writer = SummaryWriter(args.store)
     out = Path(args.out) if args.out else None
     gen = torch.Generator().manual_seed(rank)
-    epoch_times = []
+    epoch_times, epoch_cpu = [], []
+    losses: list[float] = []  # this rank's, for the tests' reference (reduce="mean" or rank 0's)
     for e in range(args.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trained.train()
         order = torch.randperm(len(x_train), generator=gen)
         for start in range(0, len(order), args.batch):
@@ -117,6 +118,8 @@ def main() -> None:
             loss.backward()
             if rec is not None:
                 rec.step(loss=loss)
+            if out is not None:
+                losses.append(float(loss))
             opt.step()
         if args.perturb_rank == rank and e == 1:
             with torch.no_grad():
@@ -138,10 +141,12 @@ def main() -> None:
                 writer.add_scalar("val_acc", acc, e)
                 writer.flush()
         epoch_times.append(time.perf_counter() - t0)
+        epoch_cpu.append(time.process_time() - c0)  # all threads: gloo's, the store writer's
         if out is not None:
             params = {n: full(p) for n, p in model.named_parameters()}
+            out.mkdir(parents=True, exist_ok=True)
+            np.save(out / f"losses{rank}.npy", np.asarray(losses))
             if rank == 0:
-                out.mkdir(parents=True, exist_ok=True)
                 np.savez(out / f"params{e}.npz", **params)
         if args.marker and rank == 0:
             Path(f"{args.marker}.{e}").write_text(str(os.getpid()))
@@ -154,6 +159,7 @@ def main() -> None:
     if out is not None and rank == 0:
         info = {
             "epoch_s": epoch_times,
+            "epoch_cpu_s": epoch_cpu,
             "communicated": rec.communicated if rec is not None else [],
             "param_bytes": sum(p.numel() * 4 for p in model.parameters()),
             "rank": rank,

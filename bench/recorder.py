@@ -11,6 +11,18 @@ Trains the digits CNN (bench/digits.py) for the same epochs three ways in one ru
   every gradient each epoch (to a temporary directory);
 - with ``--store``, also the Recorder writing each epoch to a temporary store (flushed at the end).
 
+Issue 14 adds three measurements (each its own flag):
+
+- ``--distributed``: the same digits CNN under DDP, 2 processes (``torchrun``, CPU, gloo,
+  ``bench/distributed_digits.py``): plain vs Recorder (rank-aware, store on rank 0) vs TensorBoard
+  ``SummaryWriter`` on rank 0 with a histogram of every parameter and gradient each epoch; rank
+  0's epoch times, alternating the configurations; the bytes the Recorder all-reduced per epoch
+  against the parameters' bytes (also under FSDP2);
+- ``--follow``: a DDP job writes a store; this process follows it (``Recorder.open(path,
+  follow=True)``) and reports the time from each epoch's manifest landing to the listener call;
+- ``--transformer``: ``epoch()`` cost and bytes on disk per epoch of a ~100M-parameter transformer
+  under each snapshot policy (``snapshot=``), against one training step of that model.
+
 The runs advance side by side, one epoch each in a shuffled order, so that load from other
 processes on a shared machine falls on all of them alike. Per configuration it prints the wall
 time and the CPU time of the training thread (steadier when the machine is busy), their overhead
@@ -141,7 +153,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings)")
     ap.add_argument("--store", action="store_true", help="also time the Recorder writing a store")
     ap.add_argument("--quick", action="store_true", help="4 epochs, 2 repeats")
+    ap.add_argument("--distributed", action="store_true", help="DDP, 2 processes (issue 14)")
+    ap.add_argument("--follow", action="store_true", help="follow latency (issue 14)")
+    ap.add_argument("--transformer", action="store_true", help="snapshot policies, ~100M params")
     args = ap.parse_args()
+    if args.distributed or args.follow or args.transformer:
+        from recorder_distributed import run_issue14
+
+        run_issue14(args)
+        return
     if args.quick:
         args.epochs, args.repeats = 4, 2
     torch.set_num_threads(args.threads)

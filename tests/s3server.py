@@ -16,19 +16,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from browser import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "make_bucket", "moto_server", "s3_options"]
 
 
 @contextlib.contextmanager
-def moto_server(timeout: float = 30.0) -> Iterator[str]:
-    """Start ``python -m moto.server`` on a free loopback port; yield its endpoint URL; stop it."""
+def moto_server(timeout: float = 30.0, *, auth: bool = False) -> Iterator[str]:
+    """Start ``python -m moto.server`` on a free loopback port; yield its endpoint URL; stop it.
+
+    ``auth=True``: moto checks credentials (IAM) from the first request, so unknown keys fail."""
     port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

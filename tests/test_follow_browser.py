@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from browser import Lab, evaluate, open_notebook, screenshot
-from test_record_distributed import env, kill_job, torchrun_cmd
+from torchrun_job import env, kill_job, torchrun_cmd
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = ".jp-OutputArea .ls-timeline-scrub"
@@ -89,14 +89,16 @@ def test_notebook_follows_a_torchrun_job_while_it_writes(page: Any, kernels: Lab
         assert shown_epoch(page) == back
         client = lab.kernel_client()
         deadline = time.monotonic() + 10
-        while evaluate(client, "view.epoch") != back:
-            assert time.monotonic() < deadline
+        state = "[view.epoch, view.scrubber.follow, view.scrubber.epoch, view.scrubber.epochs[-1]]"
+        while evaluate(client, state)[:2] != [back, False]:
+            assert time.monotonic() < deadline, (evaluate(client, state), shown_epoch(page), back)
             time.sleep(0.2)
         page.wait_for_function(
             f"Number(document.querySelector('{ROOT} .ls-tl-slider').max) > {e}", timeout=60_000
         )
         time.sleep(0.5)
         assert shown_epoch(page) == back and evaluate(client, "view.epoch") == back
+        assert not page.locator(f"{ROOT} .ls-tl-follow").is_checked()  # issue 11's toggle: off
         screenshot(page, "follow_lab_scrubbed_back")
         assert job.poll() is None, job.communicate()[1][-3000:]
         kill_job(job)  # the job is stopped (its store keeps every complete epoch)

@@ -7,12 +7,9 @@ job saved separately (gathered there for the reference only).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,63 +18,26 @@ import pytest
 import torch
 
 import layerscope as ls
+from layerscope.record import ThinnedError
 from layerscope.record.histograms import count
 from layerscope.record.summary import summarize
-from s3server import free_port
+from layerscope.record.thinning import reduce_array
+from torchrun_job import env, kill_job, torchrun, torchrun_cmd
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "distributed_digits.py"
 BINS = 64
 pytestmark = pytest.mark.slow
 _communicated: dict[tuple[str, int], list[int]] = {}
 
 
-def torchrun_cmd(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
-        str(SCRIPT),
-        *args,
-    ]
-
-
-def env() -> dict[str, str]:
-    paths = [str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def torchrun(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        torchrun_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout
-    )
-
-
-def kill_job(job: subprocess.Popen) -> None:
-    """kill -9 torchrun and its workers (they run in sessions of their own)."""
-    import psutil
-
-    if job.poll() is not None:
-        return
-    procs = [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)]
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.send_signal(signal.SIGKILL)
-    job.wait(timeout=30)
-    psutil.wait_procs(procs[1:], timeout=30)
-
-
 @pytest.mark.parametrize(("mode", "width"), [("ddp", 4), ("fsdp", 4), ("fsdp", 12)])
 def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width):
     store, ref = tmp_path / "run", tmp_path / "ref"
-    extra = ["--perturb-rank", "1"] if mode == "ddp" else []
+    # DDP: rank 1 changes a replicated weight (said, not hidden); step values averaged over ranks.
+    extra = ["--perturb-rank", "1", "--reduce", "mean"] if mode == "ddp" else []
+    # FSDP2 at width 12: full snapshots at even epochs, each rank's reduced image at odd ones.
+    reduced = (mode, width) == ("fsdp", 12)
+    if reduced:
+        extra = ["--snapshot", "2"]
     done = torchrun(
         "--mode", mode, "--store", str(store), "--out", str(ref), "--epochs", "2",
         "--width", str(width), *extra,
@@ -100,14 +60,31 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
                 assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (name, e, key)
             h = run.histograms(name)
             assert np.array_equal(h.counts[e], count(w, h.edges, want).counts), (name, e)
+            if reduced and e % 2:
+                # Stacked from the shards' reduced images: the whole parameter's reduced image.
+                snap = run.snapshot(name, e)
+                assert not snap.exact, name
+                want_img = reduce_array(full[name], 256 * 256)
+                assert snap.array.shape == want_img.shape, name
+                assert np.allclose(snap.array, want_img, rtol=1e-5, atol=1e-7), name
+                with pytest.raises(ThinnedError, match="snapshot policy"):
+                    run.snapshot(name, e, exact=True)
+                continue
             # Full-resolution snapshots: per shard on disk (FSDP2), whole again when read.
             snap = run.snapshot(name, e, exact=True)
             assert np.array_equal(np.asarray(snap.array), full[name]), (name, e)
+    if reduced:
+        assert [(t["epoch"], t["action"]) for t in run.thinned] == [(1, "policy_reduced")]
+        assert run.snapshot("classifier.1.weight", 1).array.shape == (128, 384)  # 128 x 768 / 2
     if mode == "fsdp":
         shard_files = list((store / "shards" / "000000").glob("r*/*.npy"))
         assert {p.parent.name for p in shard_files} == {"r0", "r1"}
         assert not list((store / "epochs" / "000000" / "params").iterdir())
     # Gradient norms are those of the synchronized gradients: the same under DDP and FSDP2.
+    loss = run.scalars()["loss"]
+    ranks = [np.load(ref / f"losses{r}.npy") for r in (0, 1)]
+    want = (ranks[0] + ranks[1]) / 2 if mode == "ddp" else ranks[0]  # reduce="mean" / rank 0's
+    assert np.allclose(loss, want, rtol=1e-6) and not np.allclose(ranks[0], ranks[1])
     g = run.grad_norms("classifier.3.weight")
     assert np.isfinite(g).all() and len(g) == run.num_steps == 10
     # Communication per epoch: a few values per tensor plus the histogram bins (and, sharded,

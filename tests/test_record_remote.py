@@ -3,6 +3,7 @@ written, one writer at a time, and what the snapshot policy keeps (said in rec.t
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import threading
@@ -102,6 +103,10 @@ def test_s3_store_on_a_moto_server_round_trips_follows_and_refuses_a_second_writ
     assert live.epochs == [0, 1, 2] and len(seen) == 1
     live.close()
     assert not live.following
+    view = ls.timeline(url, storage_options=opts)  # a URL: followed too
+    assert view.scrubber.epochs == [0, 1, 2] and view._owned.following
+    view.close()
+    assert not view._owned.following
     rec.close()
     # The lock went with the writer: appending is allowed now, and the half-written epoch goes.
     rec2 = ls.Recorder(tiny(), store=url, mode="append", storage_options=opts)
@@ -119,6 +124,20 @@ def test_unreachable_s3_endpoint_fails_fast_with_the_url():
     with pytest.raises(StoreError, match=r"s3://nowhere/run"):
         ls.Recorder.open("s3://nowhere/run", storage_options=opts)
     assert time.monotonic() - t0 < 60
+
+
+def test_wrong_s3_credentials_raise_the_filesystems_error_with_the_url():
+    pytest.importorskip("s3fs")
+    with moto_server(auth=True) as endpoint:
+        opts = {**s3_options(endpoint), "key": "AKIAWRONGWRONGWRONG1", "secret": "nope"}
+        t0 = time.monotonic()
+        with pytest.raises(
+            StoreError, match=r"s3://locked/run.*(Permission|Forbidden|denied|Access)"
+        ):
+            ls.Recorder(tiny(), store="s3://locked/run", storage_options=opts)
+        with pytest.raises(StoreError, match=r"s3://locked/run"):
+            ls.Recorder.open("s3://locked/run", storage_options=opts)
+        assert time.monotonic() - t0 < 60
 
 
 def test_a_url_whose_filesystem_is_not_installed_names_the_package(monkeypatch):
@@ -156,6 +175,11 @@ def test_a_second_local_writer_is_refused_until_the_first_closes(tmp_path):
     assert not (tmp_path / "run" / "writer.json").exists()
     rec = ls.Recorder(tiny(), store=tmp_path / "run", mode="append")
     assert rec.epoch() == 1
+    rec.flush()
+    del rec  # dropped without close() (a re-run notebook cell): its lock goes with it
+    gc.collect()
+    rec = ls.Recorder(tiny(), store=tmp_path / "run", mode="append")
+    assert rec.epoch() == 2
     rec.close()
 
 
@@ -253,13 +277,22 @@ def test_timeline_of_a_path_follows_it_keeps_the_scrub_position_and_stops_on_clo
     rec.close()
 
 
-def test_timeline_says_what_the_policy_skipped(tmp_path):
+def test_timeline_says_what_the_policy_skipped_and_what_was_sampled(tmp_path):
     model = tiny()
     rec = ls.Recorder(model, snapshot=3)
     for _ in range(5):
         train_epoch(model, rec)
     view = ls.timeline(rec)
     assert "reduced by the snapshot policy: epochs 1-2, 4" in view.notes.value
+    assert "update ratios every 10th step" in view.notes.value  # the default ratio_every
+    view.close()
+    rec = ls.Recorder(model, store=tmp_path / "sampled", every=4, ratio_every=0)
+    rec.epoch()
+    rec.close()
+    run = ls.Recorder.open(tmp_path / "sampled")
+    assert run.sampling == {"grad_norms_every": 4, "update_ratios_every": 0}
+    view = ls.timeline(run)
+    assert "gradient norms every 4th step, update ratios never" in view.notes.value
     view.close()
 
 
@@ -279,3 +312,43 @@ def test_closing_a_followed_run_stops_its_thread_and_a_bad_interval_is_refused(t
     with pytest.raises(ValueError, match="interval must be > 0"):
         ls.Recorder.open(tmp_path / "r", follow=True, interval=0)
     rec.close()
+
+
+def test_reading_a_followed_run_while_its_poller_loads_epochs(tmp_path):
+    model = tiny()
+    rec = ls.Recorder(model, store=tmp_path / "busy")
+    train_epoch(model, rec)
+    rec.flush()
+    run = ls.Recorder.open(tmp_path / "busy", follow=True, interval=0.01)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for _ in range(12):
+                train_epoch(model, rec)
+                rec.flush()
+        except BaseException as e:  # reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = 0
+    while not done.is_set() or len(run.epochs) < 13:
+        # Every accessor the timeline uses, while the poller swaps new epochs in.
+        run.scalars()
+        run.metrics()
+        run.epoch_steps()
+        assert isinstance(run.parameters, list)
+        if run.epochs:
+            run.histograms("0.weight")
+            run.grad_norms("0.weight")
+        reads += 1
+        assert reads < 100_000
+    writer.join()
+    run.close()
+    rec.close()
+    assert not errors and run.epochs == list(range(13)) and reads > 10
+    assert run.num_steps == 13 * 3

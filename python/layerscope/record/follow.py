@@ -50,15 +50,15 @@ class Poller:
         while not self._stop.wait(self.interval):
             try:
                 new = self._poll()
-            except Exception as e:
+            except Exception as exc:
                 if self.error is None:
                     warnings.warn(
-                        f"layerscope: following the run failed ({e}); retrying every "
+                        f"layerscope: following the run failed ({exc}); retrying every "
                         f"{self.interval:g} s (run.close() stops it).",
                         RecorderWarning,
                         stacklevel=1,
                     )
-                self.error = e
+                self.error = exc
                 continue
             self.error = None
             for epoch in new:

@@ -132,6 +132,7 @@ class History:
         self._edges: dict[str, np.ndarray] = {}
         self._thinned: list[dict[str, Any]] = []
         self._flags: list[dict[str, Any]] = []
+        self._sampling: dict[str, int] = {}
         # Epochs whose snapshots the policy kept reduced or skipped (not the budget's thinning).
         self._policy_reduced: set[int] = set()
 
@@ -160,8 +161,18 @@ class History:
     def thinned(self) -> list[dict[str, Any]]:
         """What was thinned to stay within the budget, oldest first: ``{"epoch", "action",
         "tensors", "on_disk"}`` with action "reduced" (kept at reduced resolution), "dropped" (let
-        go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved)."""
+        go) or "steps_decimated" (per-parameter step series before ``"before_step"`` halved) by the
+        memory budget; and, by ``Recorder(snapshot=...)``, "policy_reduced" (only the reduced
+        image was kept, in memory and in the store) or "policy_stats" (only stats and histograms;
+        also a sharded parameter when there is no store to write its shards, or when its reduced
+        image is asked for and it is sharded on a dim other than 0)."""
         return list(self._thinned)
+
+    @property
+    def sampling(self) -> dict[str, int]:
+        """Per-step series measured on some steps only (``Recorder(every=, ratio_every=)``):
+        ``{"grad_norms_every": k, "update_ratios_every": r}`` (1: every step, 0: never)."""
+        return dict(self._sampling)
 
     @property
     def flags(self) -> list[dict[str, Any]]:

@@ -15,14 +15,21 @@ level the views draw), or nothing more (``"stats"``).
   ``AUTO_FULL_BYTES`` (256 MB: 64M float32 values), else ``"reduced"`` every epoch with a full
   snapshot every 50th.
 
-Why that default: a 1B-parameter float32 model is 4 GB. A full snapshot every epoch copies 4 GB to
-the host and writes 4 GB to disk per epoch (measured here: ~2.5 s/GB for the host copy plus the
-write on this CPU, see BENCHMARKS.md), which for an LLM's "epoch" of a few hundred steps is far
-above a few percent. ``"reduced"`` copies at most 256 KB per tensor: ~290 tensors (a 1B
-Llama-style model) x 256 KB = ~75 MB per epoch on disk and in host memory, and its cost is the
-statistics' and histogram's passes over the weights on their device (measured: ~3 % of one
-training step's compute on the 100M transformer of ``bench/recorder.py``). The full snapshot every
-50th epoch bounds the disk to ~(4 GB / 50 + 75 MB) = ~155 MB per epoch on average.
+Why that default (measured with ``bench/recorder.py --transformer`` on a 134M-parameter
+transformer, 537 MB float32, on a 2-core CPU; see BENCHMARKS.md): whatever the policy, ``epoch()``
+spends ~0.8 s of CPU on the statistics and histogram passes over the weights (about one training
+step of that model at batch 2 x 64 tokens), so calling it every N >= 30 steps keeps it within ~3 %;
+on a GPU those passes run on the device. What the policy changes is the host copy and the disk:
+``"full"`` writes 537 MB per epoch (7.6 s of background writing here), ``"reduced"`` 9.3 MB
+(at most 256 KB per tensor). A 1B-parameter float32 model is 4 GB: ``"full"`` every epoch would
+copy and write 4 GB per epoch; the default keeps ~150 weight tensors x 256 KB = ~40 MB per epoch
+plus one full snapshot every 50 epochs, ~(4 GB / 50 + 40 MB) = ~120 MB per epoch on average on
+disk; in memory the budget (512 MB by default) thins older epochs.
+
+Under FSDP2 each rank writes its own shard, full or reduced (rows split on dim 0: each rank
+reduces its rows with the whole parameter's blocks, and the reader stacks the images); nothing is
+gathered. Where a shard's rows do not split into whole blocks, its last block row is shorter, so
+the stacked image may have up to (ranks - 1) more rows than the unsharded parameter's.
 
 Every epoch at which the policy kept less than the full tensor is listed in ``rec.thinned``
 (action ``"policy_reduced"`` or ``"policy_stats"``) and shown under the timeline.
@@ -39,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .thinning import reduced_shape
 
 RESOLUTIONS = ("full", "reduced", "stats")
 AUTO_FULL_BYTES = 256 * 2**20
@@ -124,28 +133,37 @@ def parse_snapshot(spec: object, param_bytes: int, names: Sequence[str] = ()) ->
     return policy
 
 
-def reduce_tensor(t: torch.Tensor, max_elements: int) -> np.ndarray:
+def reduce_tensor(
+    t: torch.Tensor, max_elements: int, factors: tuple[int, int] | None = None
+) -> np.ndarray:
     """Block means of the 2-D view ``[shape[0], rest]`` of ``t``, at most ``max_elements`` values,
     computed where ``t`` lives (one small copy to the host): ``thinning.reduce_array`` for a tensor.
+    ``factors``: the block size ``(rows, cols)`` to use instead (a shard of a parameter is reduced
+    with its whole parameter's blocks, so the shards' images stack into the parameter's).
 
     >>> reduce_tensor(torch.arange(8.0).reshape(2, 4), 4)
     array([[0.5, 2.5],
            [4.5, 6.5]], dtype=float32)
     """
-    from .thinning import reduced_shape
-
     shape = tuple(t.shape) if t.dim() else (1,)
     rows = int(shape[0])
     cols = int(math.prod(shape[1:])) if len(shape) > 1 else 1
-    m = t.detach().reshape(rows, cols).float()
-    fy, fx = reduced_shape(shape, max_elements)
+    m = t.detach().reshape(rows, cols)
+    if m.dtype != torch.float32:
+        m = m.float()
+    fy, fx = factors if factors is not None else reduced_shape(shape, max_elements)
     if fy == fx == 1:
         return m.cpu().numpy().copy()
+    if rows == 0:  # an empty shard (FSDP2 pads uneven splits on the last ranks)
+        return np.zeros((0, math.ceil(cols / fx)), np.float32)
     ry, rx = math.ceil(rows / fy), math.ceil(cols / fx)
-    padded = torch.zeros((ry * fy, rx * fx), dtype=torch.float32, device=m.device)
-    padded[:rows, :cols] = m
-    weight = torch.zeros_like(padded)
-    weight[:rows, :cols] = 1.0
-    sums = padded.reshape(ry, fy, rx, fx).sum(dim=(1, 3))
-    n = weight.reshape(ry, fy, rx, fx).sum(dim=(1, 3))
-    return (sums / n).cpu().numpy()
+    if ry * fy != rows or rx * fx != cols:  # pad the ragged last blocks with zeros...
+        m = torch.nn.functional.pad(m, (0, rx * fx - cols, 0, ry * fy - rows))
+    # ...summed in two passes along memory order (rows of blocks, then columns of blocks)...
+    sums = m.reshape(ry, fy, rx * fx).sum(dim=1).reshape(ry, rx, fx).sum(dim=2)
+    # ...and divided by the number of real values in each block (fewer in the ragged ones).
+    ny = torch.full((ry,), float(fy), device=m.device)
+    ny[-1] = rows - (ry - 1) * fy
+    nx = torch.full((rx,), float(fx), device=m.device)
+    nx[-1] = cols - (rx - 1) * fx
+    return (sums / torch.outer(ny, nx)).cpu().numpy()

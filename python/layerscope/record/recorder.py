@@ -27,6 +27,7 @@ every step.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import warnings
@@ -52,7 +53,7 @@ from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
 from .summary import summarize
 from .tensors import dtype_name, host_copy, to_numpy
-from .thinning import choose_drop, reduce_array
+from .thinning import choose_drop, reduce_array, reduced_shape
 
 AXES = ("epoch", "step")
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
@@ -173,6 +174,7 @@ class Recorder(History):
                 f"got {ratio_every!r}"
             )
         self.ratio_every = ratio_every
+        self._sampling = {"grad_norms_every": every, "update_ratios_every": ratio_every}
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
         if probe_kwargs:
             # the model's keyword arguments for the probe pass (attention_mask=, ...)
@@ -216,7 +218,12 @@ class Recorder(History):
     def _open_store(
         self, store: str | Path, mode: str | None, storage_options: dict[str, Any] | None
     ) -> None:
-        meta = {"axis": self._axis, "world": self.world, "policy": self.policy.describe()}
+        meta = {
+            "axis": self._axis,
+            "world": self.world,
+            "policy": self.policy.describe(),
+            "sampling": self._sampling,
+        }
         model_name = type(self.model).__name__
         if model_name.startswith("FSDP") and any(
             c.__name__ == model_name[4:] for c in type(self.model).__mro__
@@ -467,7 +474,7 @@ class Recorder(History):
         self._refresh_params()
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
         skipped: list[dict[str, Any]] = []
-        shards: dict[str, tuple[np.ndarray, int]] = {}
+        shards: dict[str, tuple[np.ndarray, int, bool]] = {}
         if self._dist is not None:
             self._snapshot_params_dist(record, skipped, shards)
             self._communicated.append(self._dist.bytes_sent - sent_before)
@@ -573,8 +580,7 @@ class Recorder(History):
                     record.hist[name] = count(p, self._edges[name], stats)
                     if level == "stats":
                         continue
-                    array = reduce_tensor(p, self.reduced_elements)
-                    exact = array.size == p.numel() and array.dtype == to_numpy(p[:0].cpu()).dtype
+                    array, exact = reduce_tensor(p, self.reduced_elements), False
                     record.params[name] = Held(tuple(p.shape), dtype_name(p), False, array)
                 else:
                     t = host_copy(p)
@@ -617,16 +623,14 @@ class Recorder(History):
         what = f"{0 if flat is None else flat.numel()}|{keys}|{counts}|{sorted(metrics)}"
         self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
         if flat is not None:
-            mask = torch.tensor([n in self._sharded for n in self._grad_names], dtype=torch.bool)
             sq = flat * flat
             if self.rank != 0:  # replicated norms: rank 0's stand for all
                 offset = 0
                 for names, kinds, _, _row in rows:
-                    n = len(names)
+                    replicated = torch.tensor([n not in self._sharded for n in names])
                     for _k in kinds:
-                        seg = sq[offset : offset + n]
-                        seg[~mask[:n]] = 0.0
-                        offset += n
+                        sq[offset : offset + len(names)][replicated] = 0.0
+                        offset += len(names)
             total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
             offset = 0
             for names, kinds, steps, row in rows:
@@ -657,7 +661,7 @@ class Recorder(History):
         self,
         record: EpochRecord,
         skipped: list[dict[str, Any]],
-        shards: dict[str, tuple[np.ndarray, int]],
+        shards: dict[str, tuple[np.ndarray, int, bool]],
     ) -> None:
         """Stats and histograms from every rank's shard, all-reduced (see ``distributed``)."""
         assert self._dist is not None
@@ -680,12 +684,16 @@ class Recorder(History):
                     checks += [c, -c]
                     replicated.append(name)
             op = d.dist.ReduceOp
-            low = self._dist.all_reduce(torch.tensor(mins + checks), op.MIN, "parameter stats")
-            tot = self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
-            totals = tot.reshape(len(locals_), 7).numpy()
-            lows = low.numpy()
-            ranges = lows[: 2 * len(locals_)].reshape(-1, 2)
-            chk = lows[2 * len(locals_) :].reshape(-1, 2)
+            low = self._dist.all_reduce(
+                torch.tensor(mins + checks), op.MIN, "parameter stats"
+            ).numpy()
+            tot = (
+                self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
+                .reshape(len(locals_), 7)
+                .numpy()
+            )
+            ranges = low[: 2 * len(locals_)].reshape(-1, 2)
+            chk = low[2 * len(locals_) :].reshape(-1, 2)
             differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
             if differ:
                 self._flags.append(
@@ -704,12 +712,9 @@ class Recorder(History):
                     stacklevel=3,
                 )
             hists = []
-            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
+            for i, (name, param, local, dim) in enumerate(locals_):
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
-                shape = tuple(p.shape)
-                stats = d.stats_from(
-                    shape, dtype_name(local), totals[i], lo if lo != math.inf else math.inf, hi
-                )
+                stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
                     self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
@@ -724,20 +729,29 @@ class Recorder(History):
             )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
-            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
+            for i, (name, param, local, dim) in enumerate(locals_):
                 c = counts[i].astype(np.int64)
                 record.hist[name] = HistogramCounts(
                     c[:-2].copy(), int(c[-2]), int(c[-1]), int(record.param_stats[name]["nan"])
                 )
                 level = self.policy.level(name, record.epoch)
                 if dim is not None:
-                    # A shard is written by its own rank, never gathered; reduced images of a
-                    # sharded tensor would need the neighbours' rows: stats only then.
+                    # A shard is written by its own rank, never gathered. Reduced: each rank
+                    # reduces its rows with the whole parameter's blocks (rows split on dim 0
+                    # only), so the shards' images stack into the parameter's image.
+                    shape = tuple(param.shape)
                     if level == "full" and self._store is not None:
                         t = host_copy(local)
-                        shards[name] = (to_numpy(t), dim)
+                        shards[name] = (to_numpy(t), dim, True)
                         if rank0:
-                            record.params[name] = Held(tuple(p.shape), dtype_name(t), True)
+                            record.params[name] = Held(shape, dtype_name(t), True)
+                    elif level == "reduced" and dim == 0 and self._store is not None:
+                        factors = reduced_shape(shape or (1,), self.reduced_elements)
+                        image = reduce_tensor(local, self.reduced_elements, factors)
+                        shards[name] = (image, dim, False)
+                        levels["reduced"].append(name)
+                        if rank0:
+                            record.params[name] = Held(shape, dtype_name(local), False)
                     else:
                         levels["stats"].append(name)
                     continue
@@ -749,7 +763,7 @@ class Recorder(History):
                 if level == "reduced":
                     levels["reduced"].append(name)
                     array, exact = reduce_tensor(local, self.reduced_elements), False
-                    record.params[name] = Held(tuple(p.shape), dtype_name(local), False, array)
+                    record.params[name] = Held(tuple(param.shape), dtype_name(local), False, array)
                 else:
                     t = host_copy(local)
                     array, exact = to_numpy(t), True
@@ -952,7 +966,7 @@ class Recorder(History):
 
     @staticmethod
     def open(
-        path: str | Path,
+        path: str | os.PathLike[str],
         follow: bool = False,
         *,
         interval: float = DEFAULT_INTERVAL,
@@ -990,7 +1004,7 @@ class RecordedRun(History):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str],
         *,
         follow: bool = False,
         interval: float = DEFAULT_INTERVAL,
@@ -1002,6 +1016,7 @@ class RecordedRun(History):
         self._refresh_lock = threading.Lock()
         self.meta = load_history(self.loc, self)
         self._axis = str(self.meta.get("axis", "epoch"))
+        self._sampling = dict(self.meta.get("sampling", {}))
         self._listeners: list[Callable[[int], None]] = []
         self._poller = (
             Poller(self.refresh, self._notify, interval, name=str(self.path)) if follow else None
@@ -1071,8 +1086,8 @@ def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit
     before, before_exact = prev
     if exact:
         return _relative_change(before, before_exact, array)
-    if before_exact:
-        before = reduce_array(before, limit)
+    if before_exact:  # on torch: numpy's float64 block means of a big tensor take seconds
+        before = reduce_tensor(torch.from_numpy(np.ascontiguousarray(before)), limit)
     return _relative_change(before, False, array)
 
 

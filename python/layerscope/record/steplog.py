@@ -190,10 +190,6 @@ class StepLog:
         out, self._unsaved = self._unsaved, []
         return out
 
-    def load(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
-        """Add a segment read back from a store (not marked unsaved)."""
-        self.series.setdefault(key, Series()).segments.append((steps, values))
-
     # -- reading ----------------------------------------------------------------------------
 
     def dense(self, key: str) -> np.ndarray:

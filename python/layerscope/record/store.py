@@ -60,6 +60,7 @@ import torch
 from .histograms import HistogramCounts, count
 from .history import EpochRecord, Held, History
 from .location import LocalLocation, Location, ShardedArray, StoreError, open_location
+from .steplog import Series
 from .summary import array_stats
 
 FORMAT = "layerscope-run"
@@ -272,8 +273,13 @@ class RunStore:
             except Exception as e:
                 raise _explain(e, self.loc.describe(), "create the layerscope store at") from e
             _live_writers[self.writer_id] = self
+            # The thread holds the store weakly: a Recorder dropped without close() lets go of
+            # its lock when it is collected.
             self._heartbeat = threading.Thread(
-                target=self._beat, name="layerscope-store-heartbeat", daemon=True
+                target=_beat,
+                args=(weakref.ref(self), self._closed),
+                name="layerscope-store-heartbeat",
+                daemon=True,
             )
             self._heartbeat.start()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerscope-store")
@@ -314,12 +320,6 @@ class RunStore:
                 f"layerscope: another writer took {loc.describe()} at the same moment; pass "
                 "another store path"
             )
-
-    def _beat(self) -> None:
-        while not self._closed.wait(HEARTBEAT_S):
-            # The store's writes report errors; the heartbeat stays quiet.
-            with contextlib.suppress(Exception):
-                self.loc.write_bytes(LOCK, _json_bytes(self._lock_info()))
 
     # -- creating -----------------------------------------------------------------------------
 
@@ -440,22 +440,23 @@ class RunStore:
         )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
-        """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim)}``."""
+    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+        """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim, exact)}``
+        (not exact: the shard's reduced image, see ``Recorder``)."""
         if self.error is not None:
             return
         self._futures.append(self._pool.submit(self._write_shards, epoch, dict(shards)))
         self._futures = [f for f in self._futures if not f.done()]
 
-    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
+    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
         loc = self.loc
         base = f"shards/{epoch:06d}"
         index: dict[str, Any] = {}
         try:
-            for i, (name, (array, dim)) in enumerate(shards.items()):
+            for i, (name, (array, dim, exact)) in enumerate(shards.items()):
                 rel = f"{base}/r{self.rank}/s{i}.npy"
                 self._put_array(rel, array)
-                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim}
+                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim, "exact": exact}
             loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
         except Exception as e:
             self.error = _explain(
@@ -492,13 +493,17 @@ class RunStore:
         out: dict[str, Any] = {}
         for name, info in names.items():
             parts = [indexes[r][name] for r in range(self.world) if name in indexes[r]]
+            exact = all(q.get("exact", True) for q in parts)
             out[name] = {
                 "shards": [{"file": q["file"], "shape": q["shape"]} for q in parts],
                 "dim": int(info["dim"]),
                 "shape": list(info["shape"]),
                 "dtype": info["dtype"],
-                "exact": True,
+                "exact": exact,
             }
+            if not exact:  # the reduced images of the shards, stacked along their rows
+                rows = sum(int(q["shape"][0]) for q in parts)
+                out[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
         return out
 
     def _write_epoch(
@@ -587,6 +592,7 @@ class RunStore:
         for name, entry in manifest["params"].items():
             if "shards" in entry and name in record.params:
                 record.params[name].path = _sharded_reference(loc, entry)
+                record.params[name].path_exact = bool(entry["exact"])
 
     def write_pins(self, pinned: list[int]) -> None:
         if self.error is not None or self.rank != 0:
@@ -626,9 +632,21 @@ class RunStore:
                 pass  # a lock left behind is stale once this process is gone
 
 
+def _beat(ref: weakref.ref[RunStore], closed: threading.Event) -> None:
+    while not closed.wait(HEARTBEAT_S):
+        store = ref()
+        if store is None:
+            return
+        # The store's writes report errors; the heartbeat stays quiet.
+        with contextlib.suppress(Exception):
+            store.loc.write_bytes(LOCK, _json_bytes(store._lock_info()))
+        del store
+
+
 def _sharded_reference(loc: Location, entry: dict[str, Any]) -> ShardedArray:
     parts = [loc.reference(s["file"]) for s in entry["shards"]]
-    return ShardedArray(parts, int(entry["dim"]), tuple(entry["shape"]))
+    shape = entry.get("image_shape", entry["shape"])  # a reduced image's, or the parameter's
+    return ShardedArray(parts, int(entry["dim"]), tuple(shape))
 
 
 def load_history(
@@ -641,18 +659,28 @@ def load_history(
 
     Tensors are not read here: each is a ``Held`` with a ``path``, read on first access
     (memory-mapped locally, fetched whole from a remote store).
+
+    A follower calls this on its poller's thread while the kernel reads: new epochs are built in
+    copies of the history's dicts, swapped in at the end (a reader never iterates a dict that
+    grows under it).
     """
     loc = path if isinstance(path, Location) else open_location(path, storage_options)
     meta = read_meta(loc)
+    known = set(history._records)
+    new = [e for e in complete_epochs(loc, known) if e not in known]
+    if not new:  # a follower's poll with nothing new: nothing copied
+        return meta
     pins: set[int] | None = None
     with contextlib.suppress(FileNotFoundError):
         pins = set(json.loads(loc.read_bytes("pins.json")).get("pinned", []))
     log = history._log
     last_step = log.count
-    known = set(history._records)
-    for e in complete_epochs(loc, known):
-        if e in known:
-            continue
+    records = dict(history._records)
+    edges = dict(history._edges)
+    series = {k: Series(list(v.segments)) for k, v in log.series.items()}
+    flags: list[dict[str, Any]] = []
+    thinned: list[dict[str, Any]] = []
+    for e in new:
         base = f"epochs/{e:06d}"
         m = json.loads(loc.read_bytes(f"{base}/epoch.json"))
         record = EpochRecord(
@@ -668,11 +696,13 @@ def load_history(
         for kind, target in (("params", record.params), ("acts", record.acts)):
             for name, info in m[kind].items():
                 if "shards" in info:
+                    exact = bool(info.get("exact", True))
                     target[name] = Held(
                         tuple(info["shape"]),
                         info["dtype"],
-                        True,
+                        exact,
                         path=_sharded_reference(loc, info),
+                        path_exact=exact,
                     )
                     continue
                 exact = bool(info.get("exact", True))
@@ -687,16 +717,21 @@ def load_history(
             for i, name in enumerate(m["hist"]):
                 under, over, nan = (int(v) for v in z[f"x{i}"])
                 record.hist[name] = HistogramCounts(z[f"c{i}"], under, over, nan)
-                history._edges.setdefault(name, z[f"e{i}"])
+                edges.setdefault(name, z[f"e{i}"])
         with np.load(io.BytesIO(loc.read_bytes(f"{base}/steps.npz"))) as z:
             for i, key in enumerate(m["steps"]):
                 steps = z[f"s{i}"]
-                log.load(key, steps, z[f"v{i}"])
+                series.setdefault(key, Series()).segments.append((steps, z[f"v{i}"]))
                 if len(steps):
                     last_step = max(last_step, int(steps.max()) + 1)
-        history._flags.extend(m.get("flags", []))
-        history._thinned.extend(m.get("skipped", []))
-        history._records[record.epoch] = record
+        flags.extend(m.get("flags", []))
+        thinned.extend(m.get("skipped", []))
+        records[record.epoch] = record
         last_step = max(last_step, record.step)
+    log.series = series
+    history._edges = edges
+    history._flags = [*history._flags, *flags]
+    history._thinned = [*history._thinned, *thinned]
     log.count = last_step
+    history._records = records
     return meta

@@ -258,12 +258,17 @@ class TimelineView(widgets.VBox):
         layer: str | None = None,
         budget: int | str = DEFAULT_BUDGET,
         curves: bool = True,
+        storage_options: dict[str, Any] | None = None,
         **kw: Any,
     ) -> None:
         self._owned: RecordedRun | None = None
         if isinstance(rec, (str, os.PathLike)):
             # A store written by another process: follow it while the view is open.
-            rec = self._owned = RecordedRun(os.fspath(rec), follow=True)
+            rec = self._owned = RecordedRun(
+                os.fspath(rec), follow=True, storage_options=storage_options
+            )
+        elif storage_options is not None:
+            raise TypeError("storage_options= applies to a store URL: pass the URL with it")
         if not isinstance(rec, History):
             raise TypeError(
                 "ls.timeline needs an ls.Recorder (recording now) or a run from "
@@ -583,7 +588,8 @@ class TimelineView(widgets.VBox):
         with self.scrubber.hold_sync():
             self.scrubber.epochs = self.rec.epochs
             self.scrubber.frames = self.frames_payload()
-            if follow:
+            # Asked again: from a follower's thread, the user may have scrubbed meanwhile.
+            if follow and self.scrubber.follow:
                 self.epoch = epoch
         self._update_curves()
 
@@ -638,6 +644,12 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(out)
 
 
+def _ordinal(k: int) -> str:
+    """``2`` -> ``"2nd"``, ``11`` -> ``"11th"``."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 _ACTIONS = {
     "reduced": "kept at reduced resolution (budget)",
     "dropped": "tensors let go (budget)",
@@ -660,13 +672,20 @@ def _notes(rec: History) -> str:
     ]
     if steps:
         lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
-    if not lines:
-        return ""
-    return (
-        '<div style="font-size:12px;color:#8a5a00">Not kept whole: '
-        + "; ".join(lines)
-        + " (see rec.thinned)</div>"
-    )
+    sampled = []
+    for key, what in (
+        ("grad_norms_every", "gradient norms"),
+        ("update_ratios_every", "update ratios"),
+    ):
+        k = rec.sampling.get(key, 1)
+        if k != 1:
+            sampled.append(f"{what} {'never' if k == 0 else f'every {_ordinal(k)} step'}")
+    out = ""
+    if lines:
+        out += "Not kept whole: " + "; ".join(lines) + " (see rec.thinned). "
+    if sampled:
+        out += "Measured on some steps only: " + ", ".join(sampled) + " (see rec.sampling)."
+    return f'<div style="font-size:12px;color:#8a5a00">{out}</div>' if out else ""
 
 
 def timeline(
@@ -675,13 +694,15 @@ def timeline(
     layer: str | None = None,
     budget: int | str = DEFAULT_BUDGET,
     curves: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> TimelineView:
     """A ``TimelineView`` of a live ``ls.Recorder``, a run from ``ls.Recorder.open(path)``, or a
     store path or URL (``"runs/exp1"``, ``"s3://bucket/run"``) that another process is writing:
     that one is followed live (``Recorder.open(path, follow=True)``) until the view is closed.
 
     ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
-    of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
+    of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer);
+    ``storage_options``: fsspec options for a URL (``{"endpoint_url": ..., "key": ...}``).
     ``curves=False``: no bqplot figures; ``view.scrubber``, one anywidget, then draws the loss and
     metric curves itself (for hosts that refuse widget containers: marimo).
 
@@ -690,4 +711,6 @@ def timeline(
     >>> ls.timeline("runs/exp1")                         # doctest: +SKIP
     >>> mo.ui.anywidget(ls.timeline(rec, curves=False).scrubber)   # doctest: +SKIP
     """
-    return TimelineView(rec, layer=layer, budget=budget, curves=curves)
+    return TimelineView(
+        rec, layer=layer, budget=budget, curves=curves, storage_options=storage_options
+    )
