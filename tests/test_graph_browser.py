@@ -337,3 +337,35 @@ def test_example_notebook_links_graph_and_heatmap(page: Any, kernels: Lab) -> No
     client.stop_channels()
     screenshot(page, "graph_notebook_linked")
     assert page.errors == []
+
+
+def test_small_cnn_fits_the_view_on_first_draw(page: Any, tmp_path: pathlib.Path) -> None:
+    # The digits CNN (11 nodes, a vertical chain): fc layers and the output must not start below
+    # the fold.
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    import digits
+
+    model = digits.DigitsCNN()
+    path = ls.export_html(ls.graph(model, torch.randn(1, 1, 8, 8)), tmp_path / "cnn.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-ready]", timeout=30_000)
+        box = page.locator(f"{ROOT} canvas").first.bounding_box()
+        drawn = items(page)
+        screenshot(page, "graph_small_cnn_fit")
+    assert attempted == [] and page.errors == []
+    nodes = [i for i in drawn if i["kind"] == "node"]
+    assert len(nodes) >= 10, nodes
+    outside = [
+        i["label"]
+        for i in nodes
+        if i["y"] < box["y"]
+        or i["y"] + i["h"] > box["y"] + box["height"] + 0.5
+        or i["x"] < box["x"]
+        or i["x"] + i["w"] > box["x"] + box["width"] + 0.5
+    ]
+    assert outside == [], f"below the fold or off the side at first draw: {outside}"

@@ -270,6 +270,17 @@ def region_rgb(page: Any, root: str, r0: float, r1: float, c0: float, c1: float)
     )
 
 
+def ticks_cut(page: Any, root: str) -> list[str]:
+    """Axis tick labels that reach outside their axis (and so are cut by it)."""
+    return page.evaluate(
+        """(root) => [...document.querySelectorAll(root + ' .ls-axis-x .ls-tick, ' + root + ' .ls-axis-y .ls-tick')]
+            .filter((t) => { const a = t.parentElement.getBoundingClientRect(), b = t.getBoundingClientRect();
+                return b.left < a.left - 0.5 || b.right > a.right + 0.5 || b.top < a.top - 0.5 || b.bottom > a.bottom + 0.5; })
+            .map((t) => t.parentElement.className + ':' + t.textContent)""",
+        root,
+    )
+
+
 def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pathlib.Path) -> None:
     # Block means of N(0, 1) cells are ~0 within the tensor's +/-5 range: one grey, unless the
     # colours follow the shown block values. A shifted square must stand out.
@@ -286,8 +297,10 @@ def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pat
         outside = region_rgb(page, root, 0.6, 0.9, 0.6, 0.9)
         note = page.locator(f"{root} .ls-pixel-note").inner_text()
         cbar = page.locator(f"{root} .ls-cbar-note").inner_text()
+        cut = ticks_cut(page, root)
         screenshot(page, "tensor_big_random")
     assert attempted == [] and page.errors == []
+    assert cut == [], f"axis labels cut off: {cut}"  # the first cell's "0" on both axes
     assert spread > 25, f"the view is one colour (spread {spread:.1f})"
     assert square[0] - square[2] > 60, f"the +0.5 square is not red: {square} vs {outside}"
     assert abs(outside[0] - outside[2]) < 30, outside
@@ -533,3 +546,36 @@ def test_axes_show_names_elided_with_the_index_on_hover(page: Any, tmp_path: pat
             assert text == tokens[index] or ("…" in text and len(text) < len(tokens[index])), text
     assert all(t[1] == tokens[t[0]] for t in ticks["x"] if len(tokens[t[0]]) <= 5)
     assert any("…" in t[1] for t in ticks["x"] + ticks["y"] if t[0] == 8)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+
+    def lum(css: str) -> float:
+        r, g, b = (int(float(v)) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+        f = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * f[0] + 0.7152 * f[1] + 0.0722 * f[2]
+
+    hi, lo = sorted([lum(a), lum(b)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_selected_weights_row_is_readable(browser: Any, tmp_path: pathlib.Path, theme: str) -> None:
+    lab = Lab(tmp_path, theme=theme)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        cell = "import torch, layerscope as ls\nls.weights(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)))"
+        open_notebook(page, lab, "rows.ipynb", [cell])
+        row = ".jp-OutputArea .ls-weights-table .ls-tr.ls-selected"
+        page.wait_for_selector(row, timeout=60_000)
+        colours = page.eval_on_selector(
+            row,
+            "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e.querySelector('.ls-td')).color]",
+        )
+        screenshot(page, f"weights_selected_{theme.split()[-1].lower()}")
+        page.close()
+    finally:
+        lab.shutdown_kernels()
+        lab.close()
+    assert contrast(*colours) >= 4.5, colours
