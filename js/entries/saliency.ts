@@ -1,6 +1,7 @@
 // anywidget entry of ls.saliency (SaliencyView): image overlays or coloured tokens, top-k
 // re-targeting, attention thumbnails; the opened attention matrix in the zoomable heatmap.
 import type { RenderProps } from "@anywidget/types";
+import { entry } from "../core/entry";
 import { Requester } from "../core/request";
 import { SaliencyUI } from "../saliency/view";
 import { type Model, mountHeatmap } from "../tensor/bind";
@@ -29,4 +30,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

@@ -1,5 +1,6 @@
 // anywidget entry of the scrubber inside ls.timeline (TimelineView's ScrubberView).
 import type { RenderProps } from "@anywidget/types";
+import { entry } from "../core/entry";
 import { ScrubberView, type TimelineModel } from "../timeline/view";
 
 function render({ model, el }: RenderProps<Record<string, unknown>>) {
@@ -21,4 +22,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

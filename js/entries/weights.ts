@@ -1,6 +1,7 @@
 // anywidget entry of ls.weights (WeightsView): the parameter table over the tensor view.
 import type { RenderProps } from "@anywidget/types";
 import { ensureStyle } from "../core/dom";
+import { entry } from "../core/entry";
 import { count, shortNumber } from "../core/format";
 import { Requester } from "../core/request";
 import { type Model, mountHeatmap } from "../tensor/bind";
@@ -74,7 +75,7 @@ function columns(rows: Rows): Column[] {
   ];
 }
 
-function render({ model, el }: RenderProps<Record<string, unknown>>) {
+export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-table-css", TABLE_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -112,4 +113,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

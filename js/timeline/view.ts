@@ -4,6 +4,7 @@
 // hears the new epoch afterwards (throttled), so a busy kernel never slows a drag.
 import { el, ensureStyle } from "../core/dom";
 import { shortNumber } from "../core/format";
+import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
 import {
   type Curve,
@@ -199,6 +200,7 @@ export class ScrubberView {
   private readonly histMark = el("div", "ls-tl-mark h");
   private readonly curveMark = el("div", "ls-tl-mark v");
   private frames: Frames | null = null;
+  private stale = false;
   private wImg: Image | null = null;
   private aImg: Image | null = null;
   private index = -1;
@@ -269,7 +271,9 @@ export class ScrubberView {
     this.picker.addEventListener("change", () => {
       model.set("layer", this.picker.value);
       model.save_changes();
-      this.status.textContent = "asking the kernel for this layer's frames…";
+      this.status.textContent = isOffline()
+        ? `${NOT_SAVED}: the frames of ${this.picker.value || "(root)"}`
+        : "asking the kernel for this layer's frames…";
     });
     this.root.addEventListener("keydown", (e) => {
       if (e.target === this.picker || e.target === this.speed) return;
@@ -368,7 +372,9 @@ export class ScrubberView {
     if (!f || f.epochs.length === 0) {
       this.status.textContent = "no epoch recorded yet: call rec.epoch() at the end of each epoch";
     } else if (f.layer !== layer) {
-      this.status.textContent = `the frames of ${layer || "this layer"} need the kernel (this page holds ${f.layer || "none"})`;
+      this.status.textContent = isOffline()
+        ? `${NOT_SAVED}: the frames of ${layer || "(root)"} (it holds ${f.layer || "none"})`
+        : `the frames of ${layer || "this layer"} need the kernel (this view holds ${f.layer || "none"})`;
     } else if (!f.param && !f.act) {
       this.status.textContent = `${layer || "(root)"} has no recorded parameters or activations`;
     } else {
@@ -378,8 +384,10 @@ export class ScrubberView {
     this.root.dataset.layer = f?.layer ?? "";
     this.slider.max = String(Math.max(0, (f?.epochs.length ?? 1) - 1));
     this.slider.disabled = !f || f.epochs.length < 2;
-    this.wImg = makeImage(this.weight, f?.param ?? null);
-    this.aImg = makeImage(this.act, f?.act ?? null);
+    // Frames of another layer are never drawn under this layer's name.
+    this.stale = !!f && f.layer !== layer;
+    this.wImg = makeImage(this.weight, this.stale ? null : (f?.param ?? null));
+    this.aImg = makeImage(this.act, this.stale ? null : (f?.act ?? null));
     this.weight.note.textContent = "no weights recorded for this layer";
     this.act.note.textContent = "no activation recorded for this layer";
     this.setupHist();
@@ -390,7 +398,7 @@ export class ScrubberView {
   };
 
   private setupHist(): void {
-    const h = this.frames?.hist ?? null;
+    const h = this.stale ? null : (this.frames?.hist ?? null);
     const p = this.hist;
     p.note.hidden = h !== null;
     p.note.textContent = "no histograms for this layer";
@@ -408,7 +416,7 @@ export class ScrubberView {
   }
 
   private setupCurves(): void {
-    const f = this.frames;
+    const f = this.stale ? null : this.frames;
     const p = this.curves;
     const xmax = f?.steps.length ? f.steps[f.steps.length - 1] : 1;
     const any = !!(f?.grad || f?.ratio);

@@ -29,6 +29,10 @@ _LAZY = {
     "activations": "layerscope.widgets.activations:activations",
     "saliency": "layerscope.widgets.saliency:saliency",
     "timeline": "layerscope.widgets.timeline:timeline",
+    "projection": "layerscope.widgets.projection:projection",
+    "ProjectionView": "layerscope.widgets.projection:ProjectionView",
+    "units": "layerscope.widgets.units:units",
+    "UnitsView": "layerscope.widgets.units:UnitsView",
     "explore": "layerscope.widgets.explore:explore",
     "export_html": "layerscope.export:export_html",
 }

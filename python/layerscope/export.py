@@ -74,7 +74,8 @@ def widget_modules(state: dict[str, Any]) -> list[str]:
 
 def offline_scripts(modules: Iterable[str]) -> str:
     """Inline <script> tags: require.js, each widget AMD module under its name, embed-amd.js."""
-    parts = [_script(_vendor("require.js"))]
+    # The page has no kernel: views read this flag and say what the page holds instead of waiting.
+    parts = ["<script>window.__layerscopeOffline = true;</script>", _script(_vendor("require.js"))]
     for name in modules:
         parts.append(_NAMED_DEFINE_OPEN % json.dumps(name))
         parts.append(_script(amd_module(name)))
@@ -122,6 +123,10 @@ def export_html(
             raise TypeError(
                 f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}"
             )
+    for w in widgets:
+        # A view whose saved state lags its model (the workspace after training) re-makes it.
+        if getattr(w, "_stale", False) and callable(getattr(w, "refresh", None)):
+            w.refresh()
     state = dependency_state(widgets, drop_defaults=False)
     manager_state = {"version_major": 2, "version_minor": 0, "state": state}
     views = "\n".join(

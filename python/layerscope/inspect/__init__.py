@@ -2,6 +2,7 @@
 
 >>> from layerscope import inspect
 >>> acts = inspect.capture(model, x, layers=["layer1.0.conv1"])   # doctest: +SKIP
+>>> col = inspect.collect(model, (x, y), layers=["layer1"])        # doctest: +SKIP
 """
 
 import importlib
@@ -11,7 +12,15 @@ from .modules import find_module, module_paths
 from .restore import preserved
 from .stats import tensor_stats
 
-__all__ = ["capture", "find_module", "module_paths", "preserved", "tensor_stats"]
+__all__ = [
+    "Collected",
+    "capture",
+    "collect",
+    "find_module",
+    "module_paths",
+    "preserved",
+    "tensor_stats",
+]
 
 
 def __getattr__(name: str):
@@ -24,5 +33,10 @@ def __getattr__(name: str):
         globals()["trace"] = _trace.trace
         globals()["Graph"] = _trace.Graph
         globals()["TraceError"] = _trace.TraceError
+        return globals()[name]
+    if name in ("collect", "Collected"):
+        _collect = importlib.import_module(".collect", __name__)
+        globals()["collect"] = _collect.collect
+        globals()["Collected"] = _collect.Collected
         return globals()[name]
     raise AttributeError(f"module 'layerscope.inspect' has no attribute {name!r}")

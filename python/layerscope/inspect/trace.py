@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .errors import ModelError, locate, model_error_message
 from .graph import Graph, Group, Node
-from .modules import check_module, first_parameter_device
+from .modules import check_module, first_parameter_device, unwrap_compiled
 from .recorder import Failure, Recorder
 from .repeats import find_repeats
 from .restore import preserved
@@ -61,7 +61,9 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     (412, ['Block x12'])
     >>> json.dumps(g.to_dict())                         # doctest: +SKIP
     """
-    check_module(model)
+    # A torch.compile'd model is traced through the module it wraps: run through Dynamo, our
+    # hooks and TorchFunctionMode would be compiled too, and recompiled on every trace.
+    model = unwrap_compiled(check_module(model))
     # A trace allocates ~10 small objects per op and frees few: the cyclic GC would walk the
     # growing node list again and again (a third of the time at 10,000 ops). Tensors are
     # freed by reference counting either way; the GC runs again when trace returns.

@@ -286,6 +286,12 @@ class TensorView(BaseView):
             self.axes, self.index, self.arrangement = axes, index, layout
         self._set_source(value, shown, t_assign)
 
+    def reload(self) -> None:
+        """Read the tensor again (its values changed in place, e.g. in training): new
+        statistics, histogram and overview."""
+        if self._source is not None:
+            self.data = self._source
+
     def _set_source(self, value: Any, shown: tuple[torch.Tensor, str], t_assign: float) -> None:
         self._source = value
         full = to_tensor(value)

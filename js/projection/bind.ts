@@ -1,0 +1,94 @@
+// Binding of a ProjectionPanel to an anywidget model (the projection entry and the workspace
+// both mount it this way): traits in, `selected` / `hidden` / `color_by` / `method` / `epoch` out.
+import type { AnyModel } from "@anywidget/types";
+import { Requester } from "../core/request";
+import { ProjectionPanel, type ProjectionState } from "./view";
+
+export type Model = AnyModel<Record<string, unknown>>;
+
+export const PROJECTION_EVENTS = [
+  "_points",
+  "_arrays",
+  "_status",
+  "_frames",
+  "_thumbs",
+  "_notes",
+  "_error",
+  "color_by",
+  "selected",
+  "hidden",
+  "method",
+  "epoch",
+  "height",
+  "point_size",
+]
+  .map((n) => `change:${n}`)
+  .join(" ");
+
+export function projectionState(model: Model): ProjectionState {
+  return {
+    points: (model.get("_points") as ProjectionState["points"]) ?? {},
+    arrays: (model.get("_arrays") as ProjectionState["arrays"]) ?? {},
+    colorBy: String(model.get("color_by") ?? "label"),
+    selected: (model.get("selected") as number[]) ?? [],
+    hidden: (model.get("hidden") as string[]) ?? [],
+    method: String(model.get("method") ?? "pca"),
+    status: (model.get("_status") as ProjectionState["status"]) ?? {},
+    frames: (model.get("_frames") as ProjectionState["frames"]) ?? {},
+    epoch: Number(model.get("epoch") ?? -1),
+    thumbs: (model.get("_thumbs") as ProjectionState["thumbs"]) ?? {},
+    notes: (model.get("_notes") as string[]) ?? [],
+    height: Number(model.get("height") ?? 420),
+    pointSize: Number(model.get("point_size") ?? 0),
+    error: String(model.get("_error") ?? ""),
+  };
+}
+
+/** A projection bound to `model`: returns the panel and a cleanup function. */
+export function mountProjection(model: Model, requester: Requester): [ProjectionPanel, () => void] {
+  const panel = new ProjectionPanel(requester, (name, value) => {
+    model.set(name, value);
+    model.save_changes();
+  });
+  panel.onPainted = (info) => {
+    model.set("_painted", info);
+    model.save_changes();
+  };
+  const refresh = () => {
+    try {
+      const s = projectionState(model);
+      panel.update(s);
+      panel.showError(s.error);
+    } catch (e) {
+      panel.showError(
+        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  };
+  let queued = false;
+  const schedule = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      refresh();
+    });
+  };
+  refresh();
+  model.on(PROJECTION_EVENTS, schedule);
+  // An exported page has no kernel: find out early instead of waiting for a hover to time out.
+  const probe = new Requester(model as never, 5_000);
+  probe
+    .request("ping")
+    .catch(() => {
+      if (!requester.live) panel.setOffline();
+    })
+    .finally(() => probe.dispose());
+  return [
+    panel,
+    () => {
+      model.off(PROJECTION_EVENTS, schedule);
+      panel.dispose();
+    },
+  ];
+}

@@ -1,0 +1,468 @@
+"""``collect(model, data, layers=...)``: one streaming pass over a dataset -> ``Collected``.
+
+Per layer it keeps the per-sample representation (pooled over space/time), per-unit running
+statistics and per-unit top-k samples (see ``unitstats.py``); for the model, the predictions,
+their probability and, with labels, the per-sample loss.
+
+Memory is bounded whatever the dataset size:
+
+- representations: at most ``max_bytes`` for all layers together. While the pass runs, sample
+  ``i`` is kept iff ``i % stride == 0``; ``stride`` starts at 1 and doubles (dropping every other
+  kept sample) whenever the next sample would exceed the cap. So the kept samples are evenly
+  spaced, deterministic, and ``Collected.rep_index`` lists them; ``rep_stride`` says the rule.
+- statistics and top-k: ``O(units x (bins + top_k))`` per layer;
+- per-sample scalars (label, prediction, probability, loss): 24 bytes a sample, for every sample;
+- one batch of layer outputs at a time.
+
+The model is run under ``preserved`` in eval mode with no grads: it comes back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .batches import DatasetError, dataset_length, iter_batches, sample_input
+from .capture import _layer_list, first_tensor
+from .modules import check_module, find_module
+from .restore import preserved
+from .unitstats import UnitStats, as_units, bounds_of, unit_layout
+
+POOLS = ("mean", "max", None)
+DEFAULT_MAX_BYTES = 256 * 2**20
+FLOAT16_MAX = 65504.0
+
+
+@dataclass
+class LayerData:
+    """What ``collect`` kept for one layer. Arrays are numpy; ``stats`` as in ``unitstats.py``."""
+
+    path: str
+    shape: tuple[int, ...]  # per-sample output shape
+    layout: str  # "vec", "seq" or "conv"
+    bounds: tuple[float, float] | None
+    stats: dict[str, np.ndarray]
+    reps: np.ndarray  # (kept samples, dim) float16/float32; rows follow Collected.rep_index
+    nonfinite_reps: int = 0  # kept representation rows holding NaN/Inf
+
+    @property
+    def units(self) -> int:
+        return int(self.stats["mean"].shape[0])
+
+    def top(self, unit: int) -> list[tuple[int, float, int]]:
+        """``(sample index, value, flat position)`` of a unit's top samples, largest first."""
+        s = self.stats
+        return [
+            (int(i), float(v), int(p))
+            for i, v, p in zip(
+                s["top_index"][unit], s["top_value"][unit], s["top_pos"][unit], strict=True
+            )
+            if i >= 0
+        ]
+
+    def position(self, flat: int) -> tuple[int, ...]:
+        """A flat position of ``top_pos`` as coordinates in the output's space/time dims."""
+        if self.layout == "vec":
+            return ()
+        if self.layout == "seq":
+            return (flat,)
+        return tuple(int(c) for c in np.unravel_index(flat, self.shape[1:]))
+
+
+@dataclass
+class Collected:
+    """The result of ``collect``: plain numpy, usable without widgets.
+
+    ``layers[path]`` holds each layer's ``LayerData``; ``labels``, ``predictions``,
+    ``probability`` (of the prediction) and ``loss`` cover every sample (None where not known);
+    ``rep_index`` lists the samples whose representations were kept (all of them unless the
+    ``max_bytes`` cap made the pass subsample, see ``rep_stride``).
+    """
+
+    n: int
+    layers: dict[str, LayerData]
+    rep_index: np.ndarray
+    rep_stride: int
+    max_bytes: int
+    pool: str | None
+    labels: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+    probability: np.ndarray | None = None
+    loss: np.ndarray | None = None
+    input_shape: tuple[int, ...] = ()
+    input_dtype: str = "float32"
+    notes: list[str] = field(default_factory=list)
+    data: Any = field(default=None, repr=False)
+
+    def __getitem__(self, path: str) -> LayerData:
+        if path not in self.layers:
+            raise KeyError(f"no layer {path!r} was collected; collected: {list(self.layers)}")
+        return self.layers[path]
+
+    @property
+    def subsampled(self) -> bool:
+        return self.rep_stride > 1
+
+    def sample(self, index: int) -> torch.Tensor | None:
+        """Input ``index`` from the data (None when the data cannot be indexed: an iterable)."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"sample index {index} is outside 0..{self.n - 1}")
+        return None if self.data is None else sample_input(self.data, index)
+
+    @property
+    def correct(self) -> np.ndarray | None:
+        if self.labels is None or self.predictions is None:
+            return None
+        return self.labels == self.predictions
+
+    def __repr__(self) -> str:
+        kept = f"{len(self.rep_index):,}" + (
+            f" (every {self.rep_stride}th)" if self.subsampled else ""
+        )
+        return (
+            f"Collected(n={self.n:,}, layers={list(self.layers)}, representations kept={kept}, "
+            f"labels={'yes' if self.labels is not None else 'no'})"
+        )
+
+
+class _Progress:
+    """tqdm when installed (tqdm.auto: a bar in notebooks and scripts), else a line on stderr."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self.bar = None
+        self.enabled = enabled
+        self.total = total
+        self.done = 0
+        if not enabled:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, desc="layerscope collect", unit="sample", leave=False)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled:
+            total = f"/{self.total:,}" if self.total else ""
+            print(f"\rlayerscope collect: {self.done:,}{total} samples", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            print(file=sys.stderr)
+
+
+class _Reps:
+    """Per-sample representations of every layer under one byte cap (the stride rule above)."""
+
+    def __init__(self, max_bytes: int, dtype: torch.dtype) -> None:
+        self.max_bytes = max_bytes
+        self.dtype = dtype
+        self.stride = 1
+        self.index: list[int] = []
+        self.rows: dict[str, list[torch.Tensor]] = {}
+        self.dims: dict[str, int] = {}
+        self.dtypes: dict[str, torch.dtype] = {}
+
+    def per_sample(self) -> int:
+        return sum(
+            d * torch.tensor([], dtype=self.dtypes[p]).element_size() for p, d in self.dims.items()
+        )
+
+    def add(self, start: int, pooled: dict[str, torch.Tensor]) -> None:
+        for p, t in pooled.items():
+            if p not in self.dims:
+                self.dims[p] = t.shape[1]
+                self.dtypes[p] = self.dtype
+                self.rows[p] = []
+            if self.dtypes[p] == torch.float16:
+                finite = t[torch.isfinite(t)]
+                if finite.numel() and float(finite.abs().max()) > FLOAT16_MAX:
+                    # float16 would turn these into Inf: keep this layer in float32 instead.
+                    self.dtypes[p] = torch.float32
+                    self.rows[p] = [r.float() for r in self.rows[p]]
+        b = next(iter(pooled.values())).shape[0]
+        cap = max(1, self.max_bytes // max(1, self.per_sample()))
+        wanted = [i for i in range(start, start + b) if i % self.stride == 0]
+        while len(self.index) + len(wanted) > cap:
+            self.stride *= 2
+            keep = [k for k, i in enumerate(self.index) if i % self.stride == 0]
+            self.index = [self.index[k] for k in keep]
+            ki = torch.tensor(keep, dtype=torch.int64)
+            for p in self.rows:
+                if self.rows[p]:
+                    self.rows[p] = [torch.cat(self.rows[p])[ki]]
+            wanted = [i for i in wanted if i % self.stride == 0]
+        if not wanted:
+            return
+        sel = torch.tensor([i - start for i in wanted], dtype=torch.int64)
+        self.index.extend(wanted)
+        for p, t in pooled.items():
+            self.rows[p].append(t[sel].to(self.dtypes[p]).cpu())
+
+    def result(self, path: str) -> np.ndarray:
+        rows = self.rows.get(path) or []
+        if not rows:
+            return np.zeros((0, self.dims.get(path, 0)), np.float32)
+        return torch.cat(rows).numpy()
+
+
+def _pool(v: torch.Tensor, pool: str | None) -> torch.Tensor:
+    """(B, U, P) -> (B, D): mean or max over positions, or every position (None)."""
+    if pool == "mean":
+        return v.mean(dim=2)
+    if pool == "max":
+        return v.amax(dim=2)
+    return v.flatten(1)
+
+
+def _check_args(pool: Any, top_k: Any, bins: Any, dtype: Any, max_bytes: Any) -> None:
+    if pool not in POOLS:
+        raise ValueError(f"pool must be 'mean', 'max' or None (keep every position), got {pool!r}")
+    for name, v in (("top_k", top_k), ("bins", bins)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if dtype not in (torch.float16, torch.float32):
+        raise ValueError(f"dtype must be torch.float16 or torch.float32, got {dtype!r}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive int (bytes), got {max_bytes!r}")
+
+
+def collect(
+    model: nn.Module,
+    data: Any,
+    layers: str | Sequence[str] | None = None,
+    *,
+    labels: Any = None,
+    pool: str | None = "mean",
+    top_k: int = 20,
+    batch_size: int = 256,
+    bins: int = 50,
+    dtype: torch.dtype = torch.float16,
+    max_bytes: int | str = DEFAULT_MAX_BYTES,
+    loss_fn: Any = None,
+    progress: bool = True,
+    **model_kwargs: Any,
+) -> Collected:
+    """Run ``model`` over ``data`` once and keep, per layer, what dataset-level views need.
+
+    ``data``: a tensor (samples along dim 0, cut into ``batch_size`` batches), a tuple
+    ``(inputs, labels)``, a ``DataLoader`` or any iterable of batches (inputs or (inputs, labels)).
+    ``layers``: module path(s), default every leaf module. ``pool``: how a sample's representation
+    is pooled over space/time ("mean", "max", or None to keep every position). ``max_bytes``
+    caps the stored representations (int or "256MB"; see the module docstring for the rule when
+    the data does not fit). ``loss_fn(output, labels)`` gives per-sample losses (default:
+    cross-entropy for class outputs ``(N, C)`` with integer labels).
+
+    >>> col = ls.inspect.collect(model, (x, y), layers=["features.2", "classifier.2"])  # doctest: +SKIP
+    >>> col["features.2"].stats["frac_zero"]          # dead units: near 1.0          # doctest: +SKIP
+    """
+    check_module(model)
+    if isinstance(max_bytes, str):
+        from ..record.budget import parse_budget
+
+        max_bytes = parse_budget(max_bytes)
+    _check_args(pool, top_k, bins, dtype, max_bytes)
+    paths = (
+        _layer_list(model, layers)
+        if layers is not None
+        else [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
+    )
+    if not paths:
+        raise ValueError("the model has no leaf modules to collect from; pass layers=[...]")
+    modules = {p: find_module(model, p) for p in paths}
+    total = dataset_length(data)
+    if total == 0:
+        raise DatasetError("the dataset is empty: there are no samples to collect over")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    reps = _Reps(int(max_bytes), dtype)
+    stats: dict[str, UnitStats] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    layouts: dict[str, str] = {}
+    nonfinite_rows: dict[str, int] = dict.fromkeys(paths, 0)
+    label_parts: list[np.ndarray] = []
+    pred_parts: list[np.ndarray] = []
+    prob_parts: list[np.ndarray] = []
+    loss_parts: list[np.ndarray] = []
+    notes: list[str] = []
+    outs: dict[str, torch.Tensor] = {}
+    n = 0
+    input_shape: tuple[int, ...] = ()
+    input_dtype = "float32"
+    bar = _Progress(total, progress)
+
+    def hook(path: str) -> Any:
+        def fn(_m: nn.Module, _i: Any, out: Any) -> None:
+            t = first_tensor(out)
+            if t is not None:
+                outs[path] = t.detach()
+
+        return fn
+
+    try:
+        with preserved(model), torch.no_grad():
+            model.eval()
+            handles = [modules[p].register_forward_hook(hook(p)) for p in paths]
+            try:
+                for k, (xb, yb, start) in enumerate(
+                    iter_batches(data, labels=labels, batch_size=batch_size)
+                ):
+                    if k == 0:
+                        input_shape, input_dtype = (
+                            tuple(xb.shape[1:]),
+                            str(xb.dtype).replace("torch.", ""),
+                        )
+                    outs.clear()
+                    x_dev = xb.to(device)
+                    if (
+                        x_dev.is_floating_point()
+                        and (p0 := next(model.parameters(), None)) is not None
+                    ):
+                        x_dev = x_dev.to(p0.dtype) if p0.is_floating_point() else x_dev
+                    output = model(x_dev, **model_kwargs)
+                    b = xb.shape[0]
+                    pooled: dict[str, torch.Tensor] = {}
+                    for p in paths:
+                        if p not in outs:
+                            raise RuntimeError(
+                                f"layer {p!r} did not run (or returned no tensor) in the forward "
+                                f"pass of batch {k}; choose layers that run, e.g. from "
+                                "ls.inspect.trace(model, x)"
+                            )
+                        out = outs[p]
+                        if out.shape[0] != b:
+                            raise RuntimeError(
+                                f"layer {p!r} returned shape {tuple(out.shape)}, whose first dim is "
+                                f"not the batch ({b}); collect needs per-sample outputs"
+                            )
+                        if p not in stats:
+                            shapes[p] = tuple(out.shape[1:])
+                            layouts[p] = unit_layout(modules[p], tuple(out.shape))
+                            units = as_units(out, layouts[p]).shape[1]
+                            stats[p] = UnitStats(units, bins, bounds_of(modules[p]), top_k)
+                        elif tuple(out.shape[1:]) != shapes[p]:
+                            raise DatasetError(
+                                f"layer {p!r} gave per-sample shape {tuple(out.shape[1:])} in batch "
+                                f"{k} but {shapes[p]} before: the batches change shape; pad or "
+                                "resize samples to one shape"
+                            )
+                        v = as_units(out, layouts[p])
+                        stats[p].update(v, start)
+                        pr = _pool(v.float(), pool)
+                        nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
+                        pooled[p] = pr
+                    reps.add(start, pooled)
+                    _predictions(
+                        output, yb, loss_fn, label_parts, pred_parts, prob_parts, loss_parts, notes
+                    )
+                    n += b
+                    bar.update(b)
+            finally:
+                for h in handles:
+                    h.remove()
+    finally:
+        bar.close()
+    if n == 0:
+        raise DatasetError("the dataset is empty: it yielded no samples")
+    if reps.stride > 1:
+        notes.append(
+            f"representations of {len(reps.index):,} of {n:,} samples kept (every "
+            f"{reps.stride}th: {format_mb(reps.per_sample() * n)} would exceed max_bytes="
+            f"{format_mb(int(max_bytes))}); statistics and top-k cover all {n:,}"
+        )
+    layer_data = {
+        p: LayerData(
+            path=p,
+            shape=shapes[p],
+            layout=layouts[p],
+            bounds=stats[p].bounds,
+            stats=stats[p].finish(),
+            reps=reps.result(p),
+            nonfinite_reps=_nonfinite_kept(reps.result(p)),
+        )
+        for p in paths
+    }
+    for p, c in nonfinite_rows.items():
+        if c:
+            notes.append(f"layer {p!r}: {c:,} samples have NaN/Inf in their representation")
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray | None:
+        return np.concatenate(parts) if parts and sum(len(q) for q in parts) == n else None
+
+    return Collected(
+        n=n,
+        layers=layer_data,
+        rep_index=np.asarray(reps.index, np.int64),
+        rep_stride=reps.stride,
+        max_bytes=int(max_bytes),
+        pool=pool,
+        labels=cat(label_parts),
+        predictions=cat(pred_parts),
+        probability=cat(prob_parts),
+        loss=cat(loss_parts),
+        input_shape=input_shape,
+        input_dtype=input_dtype,
+        notes=notes,
+        data=data if sample_input(data, 0) is not None else None,
+    )
+
+
+def _nonfinite_kept(reps: np.ndarray) -> int:
+    return int((~np.isfinite(reps)).any(axis=1).sum()) if reps.size else 0
+
+
+def format_mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _predictions(
+    output: Any,
+    yb: torch.Tensor | None,
+    loss_fn: Any,
+    labels: list[np.ndarray],
+    preds: list[np.ndarray],
+    probs: list[np.ndarray],
+    losses: list[np.ndarray],
+    notes: list[str],
+) -> None:
+    if yb is not None:
+        labels.append(yb.cpu().numpy())
+    out = first_tensor(output)
+    if out is None or out.dim() != 2 or not out.is_floating_point():
+        if not notes or "predictions" not in notes[-1]:
+            shape = None if out is None else tuple(out.shape)
+            notes.append(f"no predictions: the model output {shape} is not class scores (N, C)")
+        return
+    out = out.float()
+    p = torch.softmax(out, dim=1)
+    prob, pred = p.max(dim=1)
+    preds.append(pred.cpu().numpy())
+    probs.append(prob.cpu().numpy().astype(np.float32))
+    if yb is None:
+        return
+    y = yb.to(out.device)
+    if loss_fn is not None:
+        loss = loss_fn(out, y)
+        if not isinstance(loss, torch.Tensor) or loss.shape[:1] != (out.shape[0],):
+            raise ValueError(
+                "loss_fn(output, labels) must return one loss per sample (use reduction='none'), "
+                f"got {getattr(loss, 'shape', type(loss).__name__)}"
+            )
+        losses.append(loss.detach().float().reshape(out.shape[0], -1).mean(1).cpu().numpy())
+    elif not y.is_floating_point() and y.dim() == 1:
+        if int(y.min()) < 0 or int(y.max()) >= out.shape[1]:
+            raise ValueError(
+                f"labels range over {int(y.min())}..{int(y.max())} but the model outputs "
+                f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
+            )
+        losses.append(torch.nn.functional.cross_entropy(out, y, reduction="none").cpu().numpy())

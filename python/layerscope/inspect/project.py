@@ -1,0 +1,161 @@
+"""2-D projections of per-sample representations: PCA in torch, UMAP (umap-learn) and t-SNE
+(openTSNE), each as a ``Projector`` that is fitted once and can place other epochs' samples in
+the same picture (a fixed PCA basis; UMAP's and openTSNE's ``transform`` into the reference
+embedding), so points move smoothly when a view scrubs epochs.
+
+Rows holding NaN/Inf cannot be projected: ``finite_rows`` finds them, and views count and say how
+many were left out instead of crashing or dropping them silently.
+
+>>> proj = fit(reps, "pca")                         # doctest: +SKIP
+>>> xy = proj.embedding                              # (n, 2) float32
+>>> xy_epoch0 = proj.transform(reps_epoch0)          # same axes                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+METHODS = ("pca", "umap", "tsne")
+PACKAGES = {"umap": ("umap", "umap-learn"), "tsne": ("openTSNE", "openTSNE")}
+# (fraction done 0..1, words) -> None; called from the thread that fits.
+Progress = Callable[[float, str], None]
+
+
+class MissingPackage(ImportError):
+    """The projection method needs a package that is not installed."""
+
+
+def check_method(method: Any) -> str:
+    """The method name, or a clear error (unknown name; its package missing)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if method in PACKAGES:
+        module, package = PACKAGES[method]
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise MissingPackage(
+                f"method={method!r} needs the package {package!r}, which is not installed: "
+                f"pip install {package}. method='pca' works without it."
+            ) from exc
+    return method
+
+
+def finite_rows(x: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows with only finite values."""
+    return np.isfinite(x).all(axis=1) if x.size else np.ones(len(x), bool)
+
+
+class Projector:
+    """A fitted 2-D projection; ``embedding`` holds the fitted rows, ``transform`` places others."""
+
+    method: str
+    embedding: np.ndarray
+
+    def transform(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class PCA(Projector):
+    """The top two principal axes by an eigendecomposition of the covariance (torch, float64 for
+    the d x d matrix, float32 for the n x d data: 100,000 x 512 takes well under a second)."""
+
+    method = "pca"
+
+    def __init__(self, x: np.ndarray) -> None:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self.mean = t.mean(0)
+        c = t - self.mean
+        cov = (c.T @ c).double() / max(1, len(t) - 1)
+        evals, evecs = torch.linalg.eigh(cov)
+        basis = evecs[:, -2:].flip(1).float() if t.shape[1] >= 2 else torch.eye(t.shape[1], 2)
+        # a deterministic sign: the largest loading of each axis is positive
+        signs = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))
+        self.basis = basis * torch.where(signs == 0, 1.0, signs)
+        total = float(evals.clamp(min=0).sum())
+        top = evals.flip(0)[:2].clamp(min=0)
+        self.explained = (top / total).tolist() if total > 0 else [0.0, 0.0]
+        self.embedding = (c @ self.basis).numpy()
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return ((t - self.mean) @ self.basis).numpy()
+
+
+class UMAP(Projector):
+    method = "umap"
+
+    def __init__(self, x: np.ndarray, progress: Progress, seed: int = 0, **kw: Any) -> None:
+        import umap
+
+        progress(0.05, "UMAP: building the neighbour graph")
+        self.model = umap.UMAP(n_components=2, random_state=seed, **kw)
+        self.embedding = np.asarray(self.model.fit_transform(np.asarray(x, np.float32)), np.float32)
+        progress(1.0, "UMAP done")
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.transform(np.asarray(x, np.float32)), np.float32)
+
+
+class TSNE(Projector):
+    method = "tsne"
+
+    def __init__(self, x: np.ndarray, progress: Progress, seed: int = 0, **kw: Any) -> None:
+        import openTSNE
+
+        total = 750  # openTSNE's defaults: 250 early-exaggeration + 500 iterations
+        done = [0]
+
+        def callback(iteration: int, error: float, embedding: Any) -> bool:
+            done[0] += 10
+            progress(min(0.99, done[0] / total), f"t-SNE: iteration {done[0]} of {total}")
+            return False
+
+        progress(0.02, "t-SNE: finding neighbours")
+        self.model = openTSNE.TSNE(
+            n_components=2, random_state=seed, callbacks=callback, callbacks_every_iters=10, **kw
+        )
+        self.fitted = self.model.fit(np.asarray(x, np.float64))
+        self.embedding = np.asarray(self.fitted, np.float32)
+        progress(1.0, "t-SNE done")
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fitted.transform(np.asarray(x, np.float64)), np.float32)
+
+
+def fit(
+    x: np.ndarray, method: str = "pca", progress: Progress | None = None, **kw: Any
+) -> Projector:
+    """Fit ``method`` on the rows of ``x`` (n, d) (all finite: see ``finite_rows``).
+
+    >>> fit(np.random.rand(100, 8), "pca").embedding.shape
+    (100, 2)
+    """
+    check_method(method)
+    x = np.asarray(x)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"a projection needs at least 2 samples of (n, d) data, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("rows with NaN/Inf cannot be projected: drop them (see finite_rows)")
+    report = progress or (lambda f, words: None)
+    if method == "pca":
+        return PCA(x)
+    if method == "umap":
+        return UMAP(x, report, **kw)
+    return TSNE(x, report, **kw)
+
+
+def recentre(xy: np.ndarray) -> tuple[np.ndarray, list[float], float]:
+    """``(xy - centre) / scale`` as float32 with centre and scale (in float64) to undo it: the
+    wire and the GPU get coordinates around 0 where float32 is precise."""
+    xy = np.asarray(xy, np.float64)
+    if len(xy) == 0:
+        return np.zeros((0, 2), np.float32), [0.0, 0.0], 1.0
+    lo, hi = xy.min(0), xy.max(0)
+    centre = (lo + hi) / 2
+    scale = float(max((hi - lo).max() / 2, 1e-12))
+    return ((xy - centre) / scale).astype(np.float32), [float(c) for c in centre], scale

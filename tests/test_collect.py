@@ -1,0 +1,195 @@
+"""ls.inspect.collect on real models: statistics and top-k equal a brute-force computation over
+the whole dataset at once, the memory cap subsamples by its stated rule, the model comes back as
+it was, and every bad input gets a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import layerscope as ls
+from dataset_models import TinyTransformer, tokens, trained_digits
+from layerscope.inspect.batches import DatasetError
+
+LAYERS = ["features.1", "features.4", "classifier.2"]
+
+
+def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """(N, U, P) of a layer over the whole dataset in one forward pass."""
+    out = ls.inspect.capture(model, x, layers=[layer])[layer]
+    if out.dim() == 2:
+        return out.unsqueeze(-1)
+    if out.dim() == 3:
+        return out.transpose(1, 2)
+    return out.flatten(2)
+
+
+@pytest.fixture(scope="module")
+def digits_collected():
+    model, (x, y, _, _) = trained_digits()
+    x, y = x[:600], y[:600]
+    col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=128, progress=False)
+    return model, x, y, col
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_statistics_equal_brute_force(digits_collected, layer):
+    model, x, _, col = digits_collected
+    v = brute(model, x, layer).double()
+    per_unit = v.transpose(0, 1).reshape(v.shape[1], -1).numpy()
+    s = col[layer].stats
+    np.testing.assert_allclose(s["mean"], per_unit.mean(1), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(s["std"], per_unit.std(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s["frac_zero"], (per_unit == 0).mean(1))
+    np.testing.assert_allclose(s["max"], per_unit.max(1), rtol=1e-6)
+    edges = s["edges"]
+    for u in range(0, v.shape[1], 7):
+        vals = per_unit[u]
+        inside = vals[(vals >= edges[0]) & (vals <= edges[-1])]
+        np.testing.assert_array_equal(
+            s["hist"][u], np.histogram(inside, edges.astype(np.float32))[0]
+        )
+        assert s["hist"][u].sum() + s["under"][u] + s["over"][u] == vals.size
+    assert np.isnan(s["frac_saturated"]).all()  # ReLU is not bounded above: not applicable
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_top_k_equals_argsort(digits_collected, layer):
+    model, x, _, col = digits_collected
+    v = brute(model, x, layer)
+    per_sample, pos = v.max(dim=2)  # (N, U)
+    s = col[layer].stats
+    for u in range(v.shape[1]):
+        order = np.argsort(-per_sample[:, u].numpy(), kind="stable")[:20]
+        np.testing.assert_array_equal(s["top_index"][u], order)
+        np.testing.assert_allclose(s["top_value"][u], per_sample[order, u].numpy())
+        np.testing.assert_array_equal(s["top_pos"][u], pos[order, u].numpy())
+
+
+def test_representations_predictions_and_loss(digits_collected):
+    model, x, y, col = digits_collected
+    out = brute(model, x, "features.4")
+    np.testing.assert_allclose(
+        col["features.4"].reps.astype(np.float32), out.mean(2).numpy(), rtol=2e-3, atol=2e-3
+    )
+    assert col["features.4"].reps.dtype == np.float16
+    with torch.no_grad():
+        logits = model(x)
+    np.testing.assert_array_equal(col.predictions, logits.argmax(1).numpy())
+    np.testing.assert_allclose(
+        col.loss, nn.functional.cross_entropy(logits, y, reduction="none").numpy(), rtol=1e-5
+    )
+    np.testing.assert_array_equal(col.labels, y.numpy())
+    assert col.correct.mean() > 0.8
+    assert torch.equal(col.sample(5), x[5])
+
+
+def test_memory_cap_subsamples_by_stride_keeps_full_stats():
+    model, (x, _, _, _) = trained_digits()
+    x = x[:300]
+    full = ls.inspect.collect(model, x, layers=["classifier.2"], progress=False, batch_size=50)
+    # 128 float16 = 256 bytes a sample: 64 samples fit in 16 KiB, so the stride grows to 8.
+    capped = ls.inspect.collect(
+        model, x, layers=["classifier.2"], progress=False, batch_size=50, max_bytes=64 * 256
+    )
+    assert capped.rep_stride == 8
+    np.testing.assert_array_equal(capped.rep_index, np.arange(0, 300, 8))
+    np.testing.assert_array_equal(capped["classifier.2"].reps, full["classifier.2"].reps[::8])
+    assert any("every 8th" in n for n in capped.notes)
+    for k in ("mean", "std", "hist", "top_index"):
+        np.testing.assert_array_equal(
+            capped["classifier.2"].stats[k], full["classifier.2"].stats[k]
+        )
+
+
+def test_dataloader_and_iterable_match_tensor():
+    model, (x, y, _, _) = trained_digits()
+    x, y = x[:200], y[:200]
+    ref = ls.inspect.collect(model, (x, y), layers=["features.4"], progress=False, batch_size=64)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    via_loader = ls.inspect.collect(model, loader, layers=["features.4"], progress=False)
+    gen = ((x[i : i + 32], y[i : i + 32]) for i in range(0, 200, 32))
+    via_gen = ls.inspect.collect(model, gen, layers=["features.4"], progress=False)
+    for other in (via_loader, via_gen):
+        np.testing.assert_allclose(
+            other["features.4"].stats["mean"], ref["features.4"].stats["mean"], rtol=1e-6
+        )
+        np.testing.assert_array_equal(
+            other["features.4"].stats["top_index"], ref["features.4"].stats["top_index"]
+        )
+    assert torch.equal(via_loader.sample(3), x[3])
+    assert via_gen.sample(3) is None  # a generator cannot be indexed again
+
+
+def test_model_comes_back_unchanged():
+    model, (x, _, _, _) = trained_digits()
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    ls.inspect.collect(model, x[:64], layers=LAYERS, progress=False)
+    assert model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks for m in model.modules())
+    model.eval()
+
+
+def test_transformer_tokens_and_saturation():
+    torch.manual_seed(0)
+    model = TinyTransformer()
+    model.mlp.append(nn.Tanh())
+    t = tokens(48)
+    col = ls.inspect.collect(model, t, layers=["encoder", "mlp.2"], progress=False, batch_size=16)
+    enc = col["encoder"]
+    assert enc.layout == "seq" and enc.units == 16 and enc.reps.shape == (48, 16)
+    v = ls.inspect.capture(model, t, layers=["mlp.2"])["mlp.2"].transpose(1, 2).double()
+    per_unit = v.transpose(0, 1).reshape(16, -1).numpy()
+    sat = ((per_unit <= -0.98) | (per_unit >= 0.98)).mean(1)
+    np.testing.assert_allclose(col["mlp.2"].stats["frac_saturated"], sat)
+    top = col["encoder"].top(0)
+    assert len(top) == 20 and 0 <= top[0][2] < 12
+    assert col.predictions is not None and col.loss is None
+
+
+def test_nan_counted_not_dropped():
+    model = nn.Sequential(nn.Linear(4, 3))
+    x = torch.randn(20, 4)
+    x[3, 0] = float("nan")
+    col = ls.inspect.collect(model, x, layers=["0"], progress=False)
+    s = col["0"].stats
+    assert (s["nonfinite"] == 1).all() and (s["count"] == 19).all()
+    assert np.isfinite(s["mean"]).all()
+    assert col["0"].nonfinite_reps == 1
+    assert any("NaN/Inf" in n for n in col.notes)
+    assert 3 not in s["top_index"]
+
+
+def test_bad_inputs():
+    model, (x, y, _, _) = trained_digits()
+    with pytest.raises(DatasetError, match="empty"):
+        ls.inspect.collect(model, x[:0], progress=False)
+    with pytest.raises(DatasetError, match="empty"):
+        ls.inspect.collect(model, iter([]), progress=False)
+    with pytest.raises(DatasetError, match="labels have 5 entries but the data has 10"):
+        ls.inspect.collect(model, x[:10], labels=y[:5], progress=False)
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    shifting = [torch.randn(4, 1, 8, 8), torch.randn(4, 1, 4, 16)]
+    with pytest.raises(DatasetError, match=r"batch 1 has samples of shape \(1, 4, 16\)"):
+        ls.inspect.collect(seq, shifting, progress=False)
+    with pytest.raises(KeyError, match=r"no module at path 'features\.9'"):
+        ls.inspect.collect(model, x[:4], layers=["features.9"], progress=False)
+
+    class Skips(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(RuntimeError, match="layer 'unused' did not run"):
+        ls.inspect.collect(Skips(), torch.randn(3, 4), layers=["unused"], progress=False)
+    with pytest.raises(ValueError, match="pool must be"):
+        ls.inspect.collect(model, x[:4], pool="median", progress=False)
+    with pytest.raises(ValueError, match="labels range over"):
+        ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
