@@ -465,6 +465,11 @@ def test_weights_table_is_readable_at_half_width(page: Any, tmp_path: pathlib.Pa
             page.goto(path.as_uri())
             page.wait_for_selector(f"{table} .ls-tr", timeout=30_000)
             page.wait_for_timeout(200)
+            # Styled (the view's stylesheets reached its element): the header is a grid row.
+            assert (
+                page.eval_on_selector(f"{table} .ls-table-head", "e => getComputedStyle(e).display")
+                == "grid"
+            )
             shown = page.locator(table).get_attribute("data-columns").split(",")
             cells = page.locator(f"{table} .ls-tr").first.locator(".ls-td")
             cut = page.evaluate(
