@@ -370,7 +370,7 @@ class TimelineView(widgets.VBox):
             title=NO_LOSS,
             layout=widgets.Layout(width="520px", height="260px"),
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
-            legend_location="top-right",
+            legend_location="bottom-left",  # a falling loss leaves that corner empty
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
         # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
