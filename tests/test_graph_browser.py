@@ -182,7 +182,9 @@ def test_fold_unfold_and_search(page: Any, kernels: Lab) -> None:
     assert data(page)["current"] == "blocks.0.sa.heads.1.query"
     assert page.locator(f"{ROOT} .ls-graph-matches").inner_text() == "2 of 6"
     cur = item(page, "blocks.0.sa.heads.1.query")
-    assert near(pixel(page, cur["x"] - 3, cur["y"] + cur["h"] / 2), (255, 214, 0), 40)
+    assert near(
+        pixel(page, cur["x"] - 3, cur["y"] + cur["h"] / 2), (0xE0, 0x40, 0xFB), 40
+    )  # style.ts MATCH (magenta)
     screenshot(page, "graph_lab_search")
     # Regex on the class name, and from Python.
     evaluate(client, "1", setup="view.search = '/^LayerNorm$/'")

@@ -380,7 +380,7 @@ export class HeatmapView {
     return (s?.scale ?? "auto") === "auto" && s?.vmin == null && s?.vmax == null;
   }
 
-  /** What one block of the display is: "each pixel: mean of 16 x 16 cells". */
+  /** What one block of the display is: "each block: mean of 16 x 16 cells". */
   private pixelNote(): string {
     const layer = this.tile ?? this.base;
     if (!layer) return "";

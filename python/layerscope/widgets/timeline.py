@@ -12,7 +12,8 @@ in an exported page (the same trait is the baked state). A live ``Recorder`` pus
 epoch as it is recorded (``rec.on_epoch``); a store path or URL (``ls.timeline("runs/exp1")``) is
 opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
 poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
-the view moves to a new epoch only when it showed the newest one.
+after a scrub to an older epoch the view stays there while new epochs extend the slider; the
+"follow latest" box (``view.scrubber.follow``) turns following back on.
 
 >>> view = ls.timeline(rec)                       # doctest: +SKIP
 >>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
