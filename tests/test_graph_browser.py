@@ -182,7 +182,9 @@ def test_fold_unfold_and_search(page: Any, kernels: Lab) -> None:
     assert data(page)["current"] == "blocks.0.sa.heads.1.query"
     assert page.locator(f"{ROOT} .ls-graph-matches").inner_text() == "2 of 6"
     cur = item(page, "blocks.0.sa.heads.1.query")
-    assert near(pixel(page, cur["x"] - 3, cur["y"] + cur["h"] / 2), (255, 214, 0), 40)
+    assert near(
+        pixel(page, cur["x"] - 3, cur["y"] + cur["h"] / 2), (0xE0, 0x40, 0xFB), 40
+    )  # style.ts MATCH (magenta)
     screenshot(page, "graph_lab_search")
     # Regex on the class name, and from Python.
     evaluate(client, "1", setup="view.search = '/^LayerNorm$/'")
@@ -337,3 +339,35 @@ def test_example_notebook_links_graph_and_heatmap(page: Any, kernels: Lab) -> No
     client.stop_channels()
     screenshot(page, "graph_notebook_linked")
     assert page.errors == []
+
+
+def test_small_cnn_fits_the_view_on_first_draw(page: Any, tmp_path: pathlib.Path) -> None:
+    # The digits CNN (11 nodes, a vertical chain): fc layers and the output must not start below
+    # the fold.
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    import digits
+
+    model = digits.DigitsCNN()
+    path = ls.export_html(ls.graph(model, torch.randn(1, 1, 8, 8)), tmp_path / "cnn.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-ready]", timeout=30_000)
+        box = page.locator(f"{ROOT} canvas").first.bounding_box()
+        drawn = items(page)
+        screenshot(page, "graph_small_cnn_fit")
+    assert attempted == [] and page.errors == []
+    nodes = [i for i in drawn if i["kind"] == "node"]
+    assert len(nodes) >= 10, nodes
+    outside = [
+        i["label"]
+        for i in nodes
+        if i["y"] < box["y"]
+        or i["y"] + i["h"] > box["y"] + box["height"] + 0.5
+        or i["x"] < box["x"]
+        or i["x"] + i["w"] > box["x"] + box["width"] + 0.5
+    ]
+    assert outside == [], f"below the fold or off the side at first draw: {outside}"

@@ -9,7 +9,6 @@ from torch import nn
 
 import layerscope as ls
 from layerscope.inspect.errors import ForwardError, ModelError
-from layerscope.inspect.trace import TraceError, trace
 
 
 class CNN(nn.Module):
@@ -88,7 +87,8 @@ def test_activations_without_inputs_says_to_pass_them() -> None:
 
 
 def test_trace_error_is_a_model_error_and_says_what_the_module_takes() -> None:
-    with pytest.raises(TraceError) as info:
-        trace(CNN(), torch.randn(2, 64))
+    # Through the package (importing the submodule would rebind ls.inspect.trace to it).
+    with pytest.raises(ls.inspect.TraceError) as info:
+        ls.inspect.trace(CNN(), torch.randn(2, 64))
     assert isinstance(info.value, ModelError)
     assert "it takes a float tensor shaped (N, 3, H, W)" in str(info.value)

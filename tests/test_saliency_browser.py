@@ -268,9 +268,13 @@ def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> No
     index = int(tick.get_attribute("data-index"))
     assert (
         tick.inner_text() == f"tok{index}"
-        and tick.get_attribute("title") == f"[{index}] tok{index}"
+        and tick.get_attribute("title") == f"[{index}] tok{index} "  # the tokens end in a space
     )
-    assert page.locator(f"{heat} .ls-axis-y .ls-tick").first.inner_text().startswith("tok")
+    # Token 0 is "<b>x</b>": text on the axis, never HTML.
+    assert (
+        page.locator(f"{heat} .ls-axis-y .ls-tick").first.get_attribute("title") == "[0] <b>x</b>"
+    )
+    assert page.locator(f"{heat} .ls-axis-y b, {heat} .ls-axis-x b").count() == 0
     page.locator(f"{heat}").scroll_into_view_if_needed()
     screenshot(page, "saliency_lab_attention_open")
     client.stop_channels()

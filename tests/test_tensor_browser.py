@@ -85,10 +85,12 @@ def test_wheel_zoom_requests_the_visible_window_and_ticks_follow(page: Any, kern
     # Initial view: the whole tensor, ticks from 0 to below the shape.
     assert ticks(page, ROOT, "x")[0] == 0 and ticks(page, ROOT, "x")[-1] < 2048
     assert ticks(page, ROOT, "y")[-1] < 3000
-    # The overview averages the stripes (blocks of k columns: 0 for even k, +-1/3 for k = 3):
-    # a light colour in the middle, not a stripe's dark blue or dark red.
-    mid = cell_rgb(page, ROOT, 1500, 1000)
-    assert all(v > 140 for v in mid), mid
+    # The overview averages the stripes (blocks of k columns: 0 for even k, +-1/3 for k = 3),
+    # and its colours span those block means, not the cells' +-1.
+    assert page.locator(f"{ROOT} .ls-cbar-note").inner_text() == (
+        "range of the shown block mean values (1-99%)"
+    )
+    assert float(page.locator(f"{ROOT} .ls-cbar-hi").inner_text()) < 0.5
     prev = None
     for _ in range(6):  # each step zooms in by e^0.8: ~17 columns across at the end
         wheel(page, ROOT, 0.25, 0.5, -400)
@@ -270,6 +272,17 @@ def region_rgb(page: Any, root: str, r0: float, r1: float, c0: float, c1: float)
     )
 
 
+def ticks_cut(page: Any, root: str) -> list[str]:
+    """Axis tick labels that reach outside their axis (and so are cut by it)."""
+    return page.evaluate(
+        """(root) => [...document.querySelectorAll(root + ' .ls-axis-x .ls-tick, ' + root + ' .ls-axis-y .ls-tick')]
+            .filter((t) => { const a = t.parentElement.getBoundingClientRect(), b = t.getBoundingClientRect();
+                return b.left < a.left - 0.5 || b.right > a.right + 0.5 || b.top < a.top - 0.5 || b.bottom > a.bottom + 0.5; })
+            .map((t) => t.parentElement.className + ':' + t.textContent)""",
+        root,
+    )
+
+
 def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pathlib.Path) -> None:
     # Block means of N(0, 1) cells are ~0 within the tensor's +/-5 range: one grey, unless the
     # colours follow the shown block values. A shifted square must stand out.
@@ -286,13 +299,15 @@ def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pat
         outside = region_rgb(page, root, 0.6, 0.9, 0.6, 0.9)
         note = page.locator(f"{root} .ls-pixel-note").inner_text()
         cbar = page.locator(f"{root} .ls-cbar-note").inner_text()
+        cut = ticks_cut(page, root)
         screenshot(page, "tensor_big_random")
     assert attempted == [] and page.errors == []
+    assert cut == [], f"axis labels cut off: {cut}"  # the first cell's "0" on both axes
     assert spread > 25, f"the view is one colour (spread {spread:.1f})"
     assert square[0] - square[2] > 60, f"the +0.5 square is not red: {square} vs {outside}"
     assert abs(outside[0] - outside[2]) < 30, outside
     assert re.fullmatch(r"each block: mean of \d+(\.\d)? x \d+(\.\d)? cells", note), note
-    assert cbar == "range of the shown block mean values", cbar
+    assert cbar == "range of the shown block mean values (1-99%)", cbar
 
 
 def test_histogram_bar_click_highlights_cells(page: Any, kernels: Lab) -> None:
@@ -452,6 +467,11 @@ def test_weights_table_is_readable_at_half_width(page: Any, tmp_path: pathlib.Pa
             page.goto(path.as_uri())
             page.wait_for_selector(f"{table} .ls-tr", timeout=30_000)
             page.wait_for_timeout(200)
+            # Styled (the view's stylesheets reached its element): the header is a grid row.
+            assert (
+                page.eval_on_selector(f"{table} .ls-table-head", "e => getComputedStyle(e).display")
+                == "grid"
+            )
             shown = page.locator(table).get_attribute("data-columns").split(",")
             cells = page.locator(f"{table} .ls-tr").first.locator(".ls-td")
             cut = page.evaluate(
@@ -533,3 +553,36 @@ def test_axes_show_names_elided_with_the_index_on_hover(page: Any, tmp_path: pat
             assert text == tokens[index] or ("…" in text and len(text) < len(tokens[index])), text
     assert all(t[1] == tokens[t[0]] for t in ticks["x"] if len(tokens[t[0]]) <= 5)
     assert any("…" in t[1] for t in ticks["x"] + ticks["y"] if t[0] == 8)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+
+    def lum(css: str) -> float:
+        r, g, b = (int(float(v)) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+        f = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * f[0] + 0.7152 * f[1] + 0.0722 * f[2]
+
+    hi, lo = sorted([lum(a), lum(b)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_selected_weights_row_is_readable(browser: Any, tmp_path: pathlib.Path, theme: str) -> None:
+    lab = Lab(tmp_path, theme=theme)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        cell = "import torch, layerscope as ls\nls.weights(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)))"
+        open_notebook(page, lab, "rows.ipynb", [cell])
+        row = ".jp-OutputArea .ls-weights-table .ls-tr.ls-selected"
+        page.wait_for_selector(row, timeout=60_000)
+        colours = page.eval_on_selector(
+            row,
+            "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e.querySelector('.ls-td')).color]",
+        )
+        screenshot(page, f"weights_selected_{theme.split()[-1].lower()}")
+        page.close()
+    finally:
+        lab.shutdown_kernels()
+        lab.close()
+    assert contrast(*colours) >= 4.5, colours

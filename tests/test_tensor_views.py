@@ -293,3 +293,16 @@ def test_huge_tensors_paint_a_strided_preview_first(monkeypatch) -> None:
         and last_base["agg"] == "mean"
         and last["token"] > first["token"]
     )
+
+
+def test_tile_without_a_colour_range_uses_its_own_robust_range() -> None:
+    # The view asks for a tile over its own range (colours follow the shown block means): one
+    # outlier block must not take the codes the rest of the tile needs.
+    torch.manual_seed(0)
+    x = torch.randn(2000, 2000)
+    x[1000:1010, 1000:1010] = 50.0
+    content, codes, _ = tile(ls.heatmap(x), [0, 2000, 0, 2000], [400, 400], lo=None, hi=None)
+    q = content["quant"]
+    assert 0.1 < q["hi"] < 2 and -2 < q["lo"] < -0.1, q
+    assert len(np.unique(codes)) > 100  # the N(0, 1/25) block means get most of the codes
+    assert codes.max() == q["levels"]  # the outlier block shows, at the top colour

@@ -325,3 +325,61 @@ def test_exported_page_renders_and_scrubs_offline(page: Any, tmp_path: pathlib.P
         assert statistics.median(times) < 50
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+def svg_texts(page: Any, selector: str) -> list[str]:
+    """textContent of the SVG elements matching ``selector`` (inner_text is for HTML)."""
+    return page.locator(selector).evaluate_all("els => els.map((e) => e.textContent)")
+
+
+def test_exported_charts_empty_and_labelled(page: Any, tmp_path: pathlib.Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    empty = ls.export_html(
+        ls.timeline(ls.Recorder(model, probe=torch.randn(2, 4))), tmp_path / "empty.html"
+    )
+    rec = ls.Recorder(model, probe=torch.randn(2, 4))
+    for epoch in range(1, 4):
+        for k in range(7):
+            rec.step(loss=2.0 / epoch + 0.01 * k)  # no backward: no gradient norms
+        rec.epoch(val_acc=0.5 + epoch / 10)
+    trained = ls.export_html(ls.timeline(rec), tmp_path / "trained.html")
+    with offline_guard(page) as attempted:
+        page.goto(empty.as_uri())
+        page.wait_for_selector(".bqplot", timeout=60_000)
+        page.wait_for_timeout(800)
+        titles = svg_texts(page, ".bqplot .mainheading")
+        legend = svg_texts(page, ".bqplot .legendtext")
+        dots = page.locator(".bqplot .dot").count()
+        # Nothing recorded: the curves panel's note says so and its canvas draws no second text.
+        note = page.locator(f"{ROOT} .ls-tl-curves .ls-tl-note").is_visible()
+        blank = page.evaluate(
+            f"""() => {{ const c = document.querySelector('{ROOT} .ls-tl-curves canvas');
+                return !c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v); }}"""
+        )
+        screenshot(page, "timeline_export_empty")
+        page.goto(trained.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-epoch='2']", timeout=60_000)
+        page.wait_for_timeout(800)
+        trained_legend = svg_texts(page, ".bqplot .legendtext")
+        axes = page.locator(".bqplot .axis").evaluate_all(
+            "els => els.map((a) => [...a.querySelectorAll('.tick text')].map((t) => t.textContent))"
+        )
+        sub_cut = page.evaluate(
+            f"""() => [...document.querySelectorAll('{ROOT} .ls-tl-sub')]
+                .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent)"""
+        )
+        screenshot(page, "timeline_export_trained")
+    assert attempted == [] and page.errors == []
+    assert any("loss: none recorded yet" in t for t in titles), titles
+    assert any("metrics: none recorded yet" in t for t in titles), titles
+    assert "C1" not in legend and dots == 0, (legend, dots)
+    assert "epoch mean" in trained_legend and "loss (per step)" in trained_legend, trained_legend
+    # Each axis: distinct labels in one format (the same number of decimals).
+    for labels in axes:
+        labels = [t for t in labels if t.strip()]
+        assert len(labels) == len(set(labels)), f"repeated tick labels: {labels}"
+        decimals = {len(t.split(".")[1]) if "." in t else 0 for t in labels}
+        assert len(decimals) <= 1, f"mixed formats on one axis: {labels}"
+    assert ["0", "1", "2"] in axes, axes  # whole epochs
+    assert sub_cut == [], sub_cut
+    assert note and blank

@@ -250,3 +250,38 @@ def test_training_notebook_runs() -> None:
     # The views rendered as widgets (timeline: a VBox; graph: an anywidget).
     for i in (0, 2):
         assert "application/vnd.jupyter.widget-view+json" in code[i].outputs[-1]["data"]
+
+
+def test_charts_say_what_is_missing_and_label_what_they_draw() -> None:
+    from layerscope.widgets.timeline import NO_LOSS, NO_METRICS
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    rec = ls.Recorder(model, probe=torch.randn(2, 4))
+    view = ls.timeline(rec)
+    # Before training: no made-up point at (0, 0), no "C1" legend, words instead.
+    assert view.loss_fig.title == NO_LOSS and view.metric_fig.title == NO_METRICS
+    for mark in (view._loss, view._loss_pts, view._metric_lines, view._metric_pts):
+        assert len(mark.y) == 0
+    assert not view._metric_lines.display_legend and not view._loss_pts.display_legend
+    assert not any(a.visible for a in [*view._loss_axes, view._epoch_axis, view._metric_axis])
+    rec.epoch()  # an epoch with no steps and no metrics: still nothing to draw
+    assert view.metric_fig.title == NO_METRICS and view.loss_fig.title == NO_LOSS
+    assert not view._epoch_axis.visible and len(view._loss_pts.y) == 0
+    for epoch in range(1, 13):
+        for k in range(7):
+            rec.step(loss=2.0 / epoch + 0.01 * k)
+        rec.epoch(val_acc=0.5 + epoch / 40)
+    assert view.loss_fig.title == "loss" and view.metric_fig.title == "metrics"
+    ticks = view._epoch_axis.tick_values
+    assert ticks.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    steps = view._loss_axes[0].tick_values
+    assert all(float(t).is_integer() for t in steps) and 2 <= len(steps) <= 10
+    # One format per axis: fixed decimals from the range.
+    assert view._loss_axes[1].tick_format == ".1f"
+    assert view._metric_axis.tick_format == ".2f"
+    # Epoch means are labelled and sit in the middle of their epoch's steps.
+    assert view._loss_pts.labels == ["epoch mean"] and view._loss_pts.display_legend
+    assert view._loss.labels == ["loss (per step)"]
+    means_x = np.asarray(view._loss_pts.x, dtype=float)
+    assert means_x[1] == pytest.approx(3.0)  # epoch 1: steps 0..6
+    view.close()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellFormat } from "./format";
+import { cellFormat, elideMiddle } from "./format";
 
 describe("cellFormat", () => {
   it("gives every cell of a view the same decimals, sign kept", () => {
@@ -28,5 +28,14 @@ describe("cellFormat", () => {
       "+Inf",
       "-Inf",
     ]);
+  });
+});
+
+describe("elideMiddle", () => {
+  it("keeps both ends, or only the tail when very short", () => {
+    expect(elideMiddle("extraordinarily_long_token", 12)).toBe("ex…ong_token");
+    expect(elideMiddle("tok1000", 5)).toBe("…1000");
+    expect(elideMiddle("tok2000", 5)).not.toBe(elideMiddle("tok1000", 5));
+    expect(elideMiddle("short", 8)).toBe("short");
   });
 });

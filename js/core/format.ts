@@ -46,10 +46,11 @@ export function cellFormat(
   return (v) => special(v) ?? v.toFixed(decimals);
 }
 
-/** `s` shortened to at most `n` characters by an ellipsis in the middle, keeping more tail. */
+/** `s` shortened to at most `n` characters by an ellipsis in the middle, keeping more tail;
+ * under 8 characters only the tail ("tok1000", "tok2000" in 5: "…1000", "…2000"). */
 export function elideMiddle(s: string, n: number): string {
   if (s.length <= n) return s;
   if (n <= 1) return "…".slice(0, n);
-  const head = Math.max(1, Math.floor((n - 1) / 4));
+  const head = n < 8 ? 0 : Math.max(1, Math.floor((n - 1) / 4));
   return `${s.slice(0, head)}…${s.slice(s.length - (n - 1 - head))}`;
 }

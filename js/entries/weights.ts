@@ -75,7 +75,7 @@ function columns(rows: Rows): Column[] {
   ];
 }
 
-export function render({ model, el }: RenderProps<Record<string, unknown>>) {
+function renderView({ model, el }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-table-css", TABLE_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -113,4 +113,8 @@ export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default entry(render);
+// anywidget uses a named `render` export before the default one, so the named export (which
+// the explore workspace mounts too) must attach the view's styles itself.
+const mod = entry(renderView);
+export const render = mod.render;
+export default mod;

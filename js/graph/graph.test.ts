@@ -197,3 +197,22 @@ describe("search", () => {
     expect(search(g, "", f).targets).toEqual([]);
   });
 });
+
+describe("search match colour", () => {
+  it("is far from every overlay colour (viridis) and every node kind's colours", async () => {
+    const { lut, LUT_SIZE } = await import("../core/colormap");
+    const { KINDS, MATCH } = await import("./style");
+    const rgb = (hex: string) => [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16));
+    const dist = (a: number[], b: number[]) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    const m = rgb(MATCH);
+    const v = lut("viridis");
+    let nearest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < LUT_SIZE; i++)
+      nearest = Math.min(nearest, dist(m, [v[3 * i], v[3 * i + 1], v[3 * i + 2]]));
+    expect(nearest).toBeGreaterThan(120);
+    for (const k of Object.values(KINDS)) {
+      expect(dist(m, rgb(k.fill))).toBeGreaterThan(60);
+      expect(dist(m, rgb(k.stroke))).toBeGreaterThan(60);
+    }
+  });
+});

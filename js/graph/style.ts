@@ -54,7 +54,9 @@ export function kindOfNode(node: GNode): Kind {
 
 export const TEXT = "#1b1f24";
 export const ACCENT = "#ff6d00";
-export const MATCH = "#ffd600";
+// Search matches: magenta, a colour no overlay colour map (viridis ends in yellow) and no node
+// kind uses, so a match never reads as a high overlay value.
+export const MATCH = "#e040fb";
 
 export const GRAPH_CSS = `
 .ls-graph .ls-graph-bar { margin-bottom: 6px; }

@@ -38,9 +38,21 @@ export function renderAxis(
     );
     if (name !== undefined) tick.title = `[${t}] ${name}`;
     tick.dataset.index = String(t);
-    if (orient === "x") tick.style.left = `${offset + f * px}px`;
-    else tick.style.top = `${offset + f * px}px`;
+    const at = offset + f * px;
+    if (orient === "x") tick.style.left = `${at}px`;
+    else tick.style.top = `${at}px`;
     axis.append(tick);
+    keepInside(tick, orient, at, offset + px);
   }
   return ticks;
+}
+
+/** A label centred on its tick would be cut at the axis' ends (the "0" of the first cell):
+ * align it to the end it would cross instead. */
+function keepInside(tick: HTMLElement, orient: "x" | "y", at: number, end: number): void {
+  const size = orient === "x" ? tick.offsetWidth : tick.offsetHeight;
+  if (!size) return;
+  const translate = orient === "x" ? "translateX" : "translateY";
+  if (at - size / 2 < 0) tick.style.transform = `${translate}(${-at}px)`;
+  else if (at + size / 2 > end) tick.style.transform = `${translate}(calc(-100% + ${end - at}px))`;
 }

@@ -21,7 +21,7 @@ import { asFloat64, type Decoded, decodeArray, elementText, type Payload } from 
 import { renderAxis } from "./axes";
 import { HistogramView } from "./histogram";
 import { dequantize, type Quant } from "./quant";
-import { type Hist, paintValues, type ViewScale, viewScale } from "./scale";
+import { type Hist, paintValues, shownRange, type ViewScale, viewScale } from "./scale";
 import { fullWindow, isFull, tileRequest, type Win } from "./viewport";
 import { ZoomController } from "./zoom";
 
@@ -182,7 +182,7 @@ interface Layer {
   exact: boolean;
   agg: string;
   scaleKey: string;
-  /** Finite min and max of values (computed when first needed; null: none finite). */
+  /** Colour range of the shown values (shownRange; computed when first needed). */
   range?: RangeStats | null;
 }
 
@@ -360,7 +360,7 @@ export class HeatmapView {
     const shown = this.shownBlocks();
     if (o.scale === "auto" && o.vmin == null && o.vmax == null && shown?.range) {
       const s = viewScale(shown.range, this.hist, o);
-      return { ...s, note: `range of the shown block ${shown.layer.agg} values` };
+      return { ...s, note: `range of the shown block ${shown.layer.agg} values (1-99%)` };
     }
     return viewScale(state.meta.stats, this.hist, o);
   }
@@ -369,17 +369,9 @@ export class HeatmapView {
   private shownBlocks(): { layer: Layer; range: RangeStats | null } | undefined {
     const layer = this.tile ?? this.base;
     if (!layer || layer.exact) return undefined;
-    if (layer.range === undefined) {
-      let min = Number.POSITIVE_INFINITY;
-      let max = Number.NEGATIVE_INFINITY;
-      for (let i = 0; i < layer.values.length; i++) {
-        const v = layer.values[i];
-        if (v < min) min = v;
-        if (v > max) max = v;
-      }
-      layer.range = min <= max ? { min, max } : null;
-    }
-    return { layer, range: layer.range };
+    const stats = this.state?.meta?.stats;
+    if (layer.range === undefined && stats) layer.range = shownRange(layer.values, stats);
+    return { layer, range: layer.range ?? null };
   }
 
   /** Whether "auto" colours follow the shown block values (see computeScale). */
@@ -388,7 +380,7 @@ export class HeatmapView {
     return (s?.scale ?? "auto") === "auto" && s?.vmin == null && s?.vmax == null;
   }
 
-  /** What one block of the display is: "each pixel: mean of 16 x 16 cells". */
+  /** What one block of the display is: "each block: mean of 16 x 16 cells". */
   private pixelNote(): string {
     const layer = this.tile ?? this.base;
     if (!layer) return "";

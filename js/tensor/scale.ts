@@ -114,3 +114,25 @@ export function paintValues(
     out[j + 2] = (out[j + 2] + 3 * 200) >> 2;
   }
 }
+
+/**
+ * The colour range over shown block values: their 1st to 99th percentile (one outlier block
+ * must not grey out the rest), symmetric around 0 for a signed tensor so it keeps its diverging
+ * map; null when the shown values do not span a range (then the tensor's range is used).
+ */
+export function shownRange(values: ArrayLike<number>, tensor: RangeStats): RangeStats | null {
+  const n = values.length;
+  const step = Math.max(1, Math.floor(n / 65536));
+  const finite: number[] = [];
+  for (let i = 0; i < n; i += step) if (Number.isFinite(values[i])) finite.push(values[i]);
+  if (!finite.length) return null;
+  finite.sort((a, b) => a - b);
+  const q = (p: number) => finite[Math.min(finite.length - 1, Math.floor(p * finite.length))];
+  const lo = q(0.01);
+  const hi = q(0.99);
+  if ((tensor.min ?? 0) < 0 && (tensor.max ?? 0) > 0) {
+    const m = Math.max(Math.abs(lo), Math.abs(hi));
+    return m > 0 ? { min: -m, max: m } : null;
+  }
+  return hi > lo ? { min: lo, max: hi } : null;
+}

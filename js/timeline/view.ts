@@ -45,7 +45,7 @@ const CSS = `
 .ls-timeline-scrub .ls-tl-note { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   text-align: center; padding: 8px; }
 .ls-timeline-scrub .ls-tl-note[hidden], .ls-timeline-scrub .ls-tl-mark[hidden] { display: none; }
-.ls-timeline-scrub .ls-tl-sub { font-size: 11px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.ls-timeline-scrub .ls-tl-sub { font-size: 11px; overflow-wrap: anywhere; min-height: 2.6em; }
 .ls-timeline-scrub .ls-tl-axis { display: flex; justify-content: space-between; font-size: 11px; }
 `;
 
@@ -411,7 +411,7 @@ export class ScrubberView {
     const img = ctx.createImageData(p.canvas.width, p.canvas.height);
     paintCodes(h.codes, h.table, new Uint32Array(img.data.buffer));
     ctx.putImageData(img, 0, 0);
-    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y epoch (top: first)`;
+    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y epoch (first at top)`;
     p.axis.replaceChildren(el("span", "", shortNumber(h.lo)), el("span", "", shortNumber(h.hi)));
   }
 
@@ -419,11 +419,17 @@ export class ScrubberView {
     const f = this.stale ? null : this.frames;
     const p = this.curves;
     const xmax = f?.steps.length ? f.steps[f.steps.length - 1] : 1;
-    p.note.hidden = !!(f?.grad || f?.ratio);
-    p.note.textContent = "no gradient norms recorded for this layer";
+    const any = !!(f?.grad || f?.ratio);
+    p.note.hidden = any;
+    p.note.textContent = "no gradient norms or update ratios recorded for this layer";
     this.curveMark.hidden = !f?.param;
     p.sub.textContent = f?.param ? `${f.param.name}, x: step` : "";
     p.axis.replaceChildren(el("span", "", "0"), el("span", "", String(xmax)));
+    // Nothing recorded: the note says so, and the canvas stays empty under it (no second text).
+    if (!any) {
+      p.canvas.getContext("2d")?.clearRect(0, 0, p.canvas.width, p.canvas.height);
+      return;
+    }
     // Drawn after layout (the canvas needs its size on screen).
     requestAnimationFrame(() =>
       drawCurves(

@@ -532,7 +532,9 @@ class TensorView(BaseView):
 
 
 def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bool]:
-    """The quantization range: the view's colour range, else the tile's own finite range."""
+    """The quantization range: the view's colour range, else the tile's own: its 0.5th to
+    99.5th percentile (codes clip beyond), so that one outlier block does not leave the rest of
+    the tile a handful of codes (the view's colours follow the shown values, see heatmap.ts)."""
     log = bool(args.get("log"))
     lo, hi = args.get("lo"), args.get("hi")
     given = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
@@ -546,7 +548,10 @@ def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bo
         return float(mags.min()), float(mags.max()), True
     if finite.size == 0:
         return 0.0, 1.0, False
-    return float(finite.min()), float(finite.max()), False
+    lo, hi = (float(v) for v in np.quantile(finite, [0.005, 0.995]))
+    if not hi > lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    return lo, hi, False
 
 
 def _hist_payload(hist: dict[str, Any], token: int) -> dict[str, Any]:

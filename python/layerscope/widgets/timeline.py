@@ -12,7 +12,8 @@ in an exported page (the same trait is the baked state). A live ``Recorder`` pus
 epoch as it is recorded (``rec.on_epoch``); a store path or URL (``ls.timeline("runs/exp1")``) is
 opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
 poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
-the view moves to a new epoch only when it showed the newest one.
+after a scrub to an older epoch the view stays there while new epochs extend the slider; the
+"follow latest" box (``view.scrubber.follow``) turns following back on.
 
 >>> view = ls.timeline(rec)                       # doctest: +SKIP
 >>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
@@ -37,6 +38,7 @@ from ..record import History, RecordedRun, ThinnedError, parse_budget
 from ..wire.codec import payload_serialization
 from ..wire.quantize import quantize_u8
 from ..wire.tiles import block_reduce, fit_budget
+from .axes import axis_format, integer_ticks
 from .base import BaseView
 from .bundles import bundle
 
@@ -47,6 +49,9 @@ FRAME_MAX_SIDE = 256
 DEFAULT_BUDGET = "8MB"
 # Points of a per-step curve sent to the browser (bucket means beyond it).
 CURVE_POINTS = 1000
+# What an empty chart says instead of drawing a made-up point.
+NO_LOSS = "loss: none recorded yet (rec.step(loss=...))"
+NO_METRICS = "metrics: none recorded yet (rec.epoch(val_acc=...))"
 
 
 def _as_2d(a: np.ndarray) -> torch.Tensor:
@@ -335,20 +340,24 @@ class TimelineView(widgets.VBox):
 
         self._sx = bq.LinearScale()
         self._sy_lin, self._sy_log = bq.LinearScale(), bq.LogScale()
+        # Marks start empty, axes and legends hidden, so that nothing is drawn at (0, 0) before
+        # there is data; the figure titles say in words what is missing.
         self._loss = bq.Lines(
-            x=np.zeros(1),
-            y=np.zeros(1),
+            x=np.zeros(0),
+            y=np.zeros(0),
             scales={"x": self._sx, "y": self._sy_lin},
             colors=["#1f77b4"],
-            labels=["loss"],
+            labels=["loss (per step)"],
         )
-        # One point per epoch (its last step's smoothed loss): click one to jump there.
+        # One point per epoch, the mean loss of its steps, in the middle of them: click one to
+        # jump there.
         self._loss_pts = bq.Scatter(
-            x=np.zeros(1),
-            y=np.zeros(1),
+            x=np.zeros(0),
+            y=np.zeros(0),
             scales={"x": self._sx, "y": self._sy_lin},
             colors=["#1f77b4"],
             default_size=24,
+            labels=["epoch mean"],
         )
         self._loss_marker = bq.Lines(
             x=np.zeros(2),
@@ -358,30 +367,35 @@ class TimelineView(widgets.VBox):
             stroke_width=2,
         )
         self._loss_axes = [
-            bq.Axis(scale=self._sx, label="step"),
-            bq.Axis(scale=self._sy_lin, side="left", label="loss", tick_format=".3g"),
+            bq.Axis(scale=self._sx, label="step", tick_format="d", visible=False),
+            bq.Axis(scale=self._sy_lin, side="left", tick_format=".2f", visible=False),
         ]
         self.loss_fig = bq.Figure(
             marks=[self._loss, self._loss_pts, self._loss_marker],
             axes=self._loss_axes,
-            title="loss",
+            title=NO_LOSS,
             layout=widgets.Layout(width="520px", height="260px"),
+            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
+            legend_location="bottom-left",  # a falling loss leaves that corner empty
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
         # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
         self._epoch_axis = bq.Axis(
-            scale=self._ex, label="step" if self._steps_axis else "epoch", tick_format="d"
+            scale=self._ex,
+            label="step" if self._steps_axis else "epoch",
+            tick_format="d",
+            visible=False,
         )
         self._metric_lines = bq.Lines(
-            x=np.zeros(1),
-            y=np.zeros(1),
+            x=np.zeros(0),
+            y=np.zeros(0),
             scales={"x": self._ex, "y": self._ey},
-            display_legend=True,
+            display_legend=False,
             marker="circle",
         )
         self._metric_pts = bq.Scatter(
-            x=np.zeros(1),
-            y=np.zeros(1),
+            x=np.zeros(0),
+            y=np.zeros(0),
             scales={"x": self._ex, "y": self._ey},
             colors=["#444444"],
             default_size=24,
@@ -394,13 +408,11 @@ class TimelineView(widgets.VBox):
             colors=["#d62728"],
             stroke_width=2,
         )
+        self._metric_axis = bq.Axis(scale=self._ey, side="left", tick_format=".2f", visible=False)
         self.metric_fig = bq.Figure(
             marks=[self._metric_lines, self._metric_pts, self._metric_marker],
-            axes=[
-                self._epoch_axis,
-                bq.Axis(scale=self._ey, side="left", tick_format=".3g"),
-            ],
-            title="metrics",
+            axes=[self._epoch_axis, self._metric_axis],
+            title=NO_METRICS,
             layout=widgets.Layout(width="520px", height="260px"),
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
             legend_location="bottom-right",
@@ -420,16 +432,16 @@ class TimelineView(widgets.VBox):
         loss = rec.scalars().get("loss", np.zeros(0))
         x, y = downsample(loss)
         steps = rec.epoch_steps()
-        # Each epoch's point: the mean loss of its steps (what the epoch's curve segment shows).
-        pts = []
+        # Each epoch's point: the mean loss of its steps, in the middle of those steps.
+        pts, px = [], []
         start = 0
         for s in steps:
             seg = loss[start:s]
             seg = seg[np.isfinite(seg)]
             pts.append(float(seg.mean()) if seg.size else math.nan)
+            px.append((start + max(int(s), start + 1) - 1) / 2)
             start = int(s)
-        px = np.maximum(steps.astype(np.float64) - 1, 0)
-        return x, y, px, np.asarray(pts, dtype=np.float64)
+        return x, y, np.asarray(px, dtype=np.float64), np.asarray(pts, dtype=np.float64)
 
     def _update_curves(self) -> None:
         x, y, px, pts = self._curve_data()
@@ -448,9 +460,18 @@ class TimelineView(widgets.VBox):
         epochs = rec.epochs
         steps = rec.epoch_steps()
         with self._loss.hold_sync(), self._loss_pts.hold_sync():
-            self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(1), np.full(1, np.nan))
-            self._loss_pts.x = px if len(px) else np.zeros(1)
-            self._loss_pts.y = pts if len(pts) else np.full(1, np.nan)
+            self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(0), np.zeros(0))
+            # (epochs recorded before any step have no mean: NaN, not drawn)
+            self._loss_pts.x = px if len(x) else np.zeros(0)
+            self._loss_pts.y = pts if len(x) else np.zeros(0)
+            self._loss.display_legend = self._loss_pts.display_legend = bool(len(x))
+        self.loss_fig.title = "loss" if len(x) else NO_LOSS
+        for axis in self._loss_axes:
+            axis.visible = bool(len(x))
+        if len(x):
+            self._loss_axes[0].tick_values = integer_ticks(0, float(x[-1]))
+        if not self.log_y:
+            self._loss_axes[1].tick_format = axis_format(np.asarray(y, dtype=np.float64))
         metrics = rec.metrics()
         ex = np.asarray(steps if self._steps_axis else epochs, dtype=np.float64)
         if metrics and len(ex):
@@ -462,9 +483,13 @@ class TimelineView(widgets.VBox):
                 self._metric_lines.x, self._metric_lines.y = ex, ys
                 self._metric_lines.labels = names
                 self._metric_pts.x, self._metric_pts.y = ex, ys if ys.ndim == 1 else ys[0]
+                self._metric_lines.display_legend = True
+            self._metric_axis.tick_format = axis_format(np.asarray(ys, dtype=np.float64))
             # Whole epochs only: at most ~10 ticks.
-            stride = max(1, math.ceil(len(ex) / 10))
-            self._epoch_axis.tick_values = ex[::stride]
+            self._epoch_axis.tick_values = integer_ticks(ex[0], ex[-1])
+        has = bool(metrics and len(ex))
+        self.metric_fig.title = "metrics" if has else NO_METRICS
+        self._epoch_axis.visible = self._metric_axis.visible = has
         self._update_markers()
         self.notes.value = _notes(rec)
 
@@ -492,6 +517,10 @@ class TimelineView(widgets.VBox):
         if not self._figures:
             return
         sy = self._sy_log if change["new"] else self._sy_lin
+        # Log ticks span decades: significant digits without trailing zeros ("0.5", "1", "2").
+        self._loss_axes[1].tick_format = (
+            "~g" if change["new"] else axis_format(np.asarray(self._loss.y, dtype=np.float64))
+        )
         for m in (self._loss, self._loss_pts, self._loss_marker):
             m.scales = {"x": self._sx, "y": sy}
         self._loss_axes[1].scale = sy
