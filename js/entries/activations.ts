@@ -8,7 +8,7 @@ import { decodeArray, type Payload } from "../core/wire";
 import { type Model, mountHeatmap } from "../tensor/bind";
 import { type ActInfo, FeatureGrid, FMAP_CSS, type ThumbSet } from "../tensor/featuremaps";
 
-function renderView({ model, el: host }: RenderProps<Record<string, unknown>>) {
+export function mountActivations({ model, el: host }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-fmap-css", FMAP_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -90,8 +90,6 @@ function renderView({ model, el: host }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-// anywidget uses a named `render` export before the default one, so the named export (which
-// the explore workspace mounts too) must attach the view's styles itself.
-const mod = entry(renderView);
-export const render = mod.render;
-export default mod;
+// The view without its styles, for hosts that bring them (the explore workspace). Not named
+// `render`: anywidget would take a named `render` over the default export.
+export default entry(mountActivations);

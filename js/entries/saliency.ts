@@ -6,7 +6,7 @@ import { Requester } from "../core/request";
 import { SaliencyUI } from "../saliency/view";
 import { type Model, mountHeatmap } from "../tensor/bind";
 
-export function render({ model, el }: RenderProps<Record<string, unknown>>) {
+export function mountSaliency({ model, el }: RenderProps<Record<string, unknown>>) {
   const requester = new Requester(model as never, 120_000);
   let cleanup = () => {};
   const view = new SaliencyUI(model as Model, requester, () => {
@@ -30,4 +30,6 @@ export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default entry(render);
+// The view without its styles, for hosts that bring them (the explore workspace). Not named
+// `render`: anywidget would take a named `render` over the default export.
+export default entry(mountSaliency);

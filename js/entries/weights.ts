@@ -75,7 +75,7 @@ function columns(rows: Rows): Column[] {
   ];
 }
 
-function renderView({ model, el }: RenderProps<Record<string, unknown>>) {
+export function mountWeights({ model, el }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-table-css", TABLE_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -113,8 +113,6 @@ function renderView({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-// anywidget uses a named `render` export before the default one, so the named export (which
-// the explore workspace mounts too) must attach the view's styles itself.
-const mod = entry(renderView);
-export const render = mod.render;
-export default mod;
+// The view without its styles, for hosts that bring them (the explore workspace). Not named
+// `render`: anywidget would take a named `render` over the default export.
+export default entry(mountWeights);

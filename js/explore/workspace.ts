@@ -8,10 +8,10 @@ import type { AnyModel } from "@anywidget/types";
 import { el, ensureStyle } from "../core/dom";
 import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
-import { render as renderActivations } from "../entries/activations";
-import { render as renderSaliency } from "../entries/saliency";
+import { mountActivations } from "../entries/activations";
+import { mountSaliency } from "../entries/saliency";
 import { bindScrubber } from "../entries/timeline";
-import { render as renderWeights } from "../entries/weights";
+import { mountWeights } from "../entries/weights";
 import type { RawGraph } from "../graph/data";
 import { GraphView } from "../graph/view";
 import { ScrubberView, type TimelineModel } from "../timeline/view";
@@ -124,10 +124,10 @@ export class Workspace {
     this.root.append(g.root);
     const statics =
       (model.get("_panels") as Record<string, PanelState & { channel: string }>) ?? {};
-    this.mountWeights(statics.weights);
-    if (statics.acts) this.mountActs(statics.acts);
-    if (statics.saliency) this.mountSaliency(statics.saliency);
-    if (statics.scrub) this.mountTimeline(statics.scrub);
+    this.weightsPanel(statics.weights);
+    if (statics.acts) this.actsPanel(statics.acts);
+    if (statics.saliency) this.saliencyPanel(statics.saliency);
+    if (statics.scrub) this.timelinePanel(statics.scrub);
     this.root.append(this.foot);
     const onMsg = (msg: unknown, buffers: unknown[]) => {
       const m = msg as { ls_panel?: string; data?: Record<string, unknown> } | null;
@@ -195,7 +195,7 @@ export class Workspace {
     return p;
   }
 
-  private mountWeights(initial: PanelState | undefined): void {
+  private weightsPanel(initial: PanelState | undefined): void {
     const p = this.panel("weights", ["selected"], initial);
     // A row of the table selects the module that owns that parameter.
     p.intercept = (name, value) => {
@@ -207,10 +207,10 @@ export class Workspace {
     const box = new Box("ls-ex-weights", "weights");
     this.boxes.weights = box;
     this.root.append(box.root);
-    this.cleanups.push(renderWeights({ model: p as never, el: box.body } as never));
+    this.cleanups.push(mountWeights({ model: p as never, el: box.body } as never));
   }
 
-  private mountActs(initial: PanelState): void {
+  private actsPanel(initial: PanelState): void {
     const p = this.panel("acts", ["layer", "batch"], initial);
     p.intercept = (name, value) => {
       if (name === "layer") this.choose("selected", value);
@@ -221,11 +221,11 @@ export class Workspace {
     const box = new Box("ls-ex-acts", "activations");
     this.boxes.acts = box;
     this.root.append(box.root);
-    this.cleanups.push(renderActivations({ model: p as never, el: box.body } as never));
+    this.cleanups.push(mountActivations({ model: p as never, el: box.body } as never));
   }
 
   /** Saliency does not depend on the layer: it bakes every sample and follows `sample`. */
-  private mountSaliency(initial: PanelState): void {
+  private saliencyPanel(initial: PanelState): void {
     const p = this.panel("saliency", [], initial);
     p.intercept = (name, value) => {
       if (name !== "batch") return false;
@@ -236,10 +236,10 @@ export class Workspace {
     this.boxes.saliency = box;
     box.root.dataset.state = "shown";
     this.root.append(box.root);
-    this.cleanups.push(renderSaliency({ model: p as never, el: box.body } as never));
+    this.cleanups.push(mountSaliency({ model: p as never, el: box.body } as never));
   }
 
-  private mountTimeline(initial: PanelState): void {
+  private timelinePanel(initial: PanelState): void {
     const p = this.panel("scrub", ["layer"], initial);
     p.intercept = (name, value) => {
       if (name === "layer") this.choose("selected", value);
