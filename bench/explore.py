@@ -63,6 +63,8 @@ def click_paths(page: Any, sel: str, n: int) -> list[str]:
         f"() => document.querySelector('{sel} .ls-graph').lsGraph.items()"
         ".filter(i => i.kind === 'node' && i.path && !i.path.includes(':') && !['input', 'output'].includes(i.path)).map(i => i.path)"
     )
+    current = page.eval_on_selector(sel, "e => e.dataset.selected")
+    items = [p for p in items if p != current]
     step = max(1, len(items) // n)
     return items[::step][:n]
 
@@ -78,12 +80,10 @@ def click(page: Any, sel: str, path: str, live: bool) -> tuple[float, float | No
     baked = float(page.eval_on_selector(sel, "e => e.dataset.routeMs"))
     kernel = None
     if live:
-        waiting = page.eval_on_selector(sel, "e => e.dataset.waiting")
-        if waiting != "0":
-            page.wait_for_function(
-                f"document.querySelector('{sel}').dataset.liveMs !== undefined", timeout=30_000
-            )
-            kernel = float(page.eval_on_selector(sel, "e => e.dataset.liveMs"))
+        page.wait_for_function(
+            f"document.querySelector('{sel}').dataset.liveMs !== undefined", timeout=30_000
+        )
+        kernel = float(page.eval_on_selector(sel, "e => e.dataset.liveMs"))
     return baked, kernel
 
 

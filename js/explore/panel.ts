@@ -63,8 +63,6 @@ export class PanelModel {
   private dirty: Record<string, unknown> = {};
   private held: Record<string, unknown> = {};
   expected: Record<string, unknown> = {};
-  /** Called after the kernel's data for the expected layer was loaded. */
-  received: () => void = () => undefined;
   /** Traits the workspace owns (epoch, layer, sample): set here, they go to the workspace. */
   intercept: (name: string, value: unknown) => boolean = () => false;
 
@@ -160,6 +158,5 @@ export class PanelModel {
     }
     this.held = {};
     this.load(merged);
-    this.received();
   }
 }

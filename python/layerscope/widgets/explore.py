@@ -332,6 +332,8 @@ class ExploreView(BaseView):
     def _on_selected(self, change: Any) -> None:
         if self._live:
             self._select_panels(change["new"])
+            # Every panel's data for it has gone out: the front end can tell (and time) it.
+            self.send({"ls_followed": change["new"]})
 
     @traitlets.observe("sample")
     def _on_sample(self, change: Any) -> None:
