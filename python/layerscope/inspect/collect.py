@@ -252,6 +252,7 @@ def collect(
     max_bytes: int | str = DEFAULT_MAX_BYTES,
     loss_fn: Any = None,
     progress: bool = True,
+    predict: bool = True,
     **model_kwargs: Any,
 ) -> Collected:
     """Run ``model`` over ``data`` once and keep, per layer, what dataset-level views need.
@@ -262,7 +263,8 @@ def collect(
     is pooled over space/time ("mean", "max", or None to keep every position). ``max_bytes``
     caps the stored representations (int or "256MB"; see the module docstring for the rule when
     the data does not fit). ``loss_fn(output, labels)`` gives per-sample losses (default:
-    cross-entropy for class outputs ``(N, C)`` with integer labels).
+    cross-entropy for class outputs ``(N, C)`` with integer labels); ``predict=False`` skips
+    predictions and losses (labels are still kept).
 
     >>> col = ls.inspect.collect(model, (x, y), layers=["features.2", "classifier.2"])  # doctest: +SKIP
     >>> col["features.2"].stats["frac_zero"]          # dead units: near 1.0          # doctest: +SKIP
