@@ -163,3 +163,13 @@ def test_field_map_equals_exact_field_everywhere():
         fields = FieldMap(model, layer, (1, 8, 8), hw)
         for r, c in positions:
             assert fields(r, c) == receptive_field(model, layer, (1, 8, 8), (r, c)), (layer, r, c)
+
+
+def test_data_view_keeps_labels_without_predicting():
+    x = torch.randn(30, 4)
+    y = torch.arange(30) % 7  # 7 classes, 4 features: not class scores
+    v = ls.units((x, y), progress=False)
+    col = v.collected()
+    assert col.predictions is None and col.loss is None
+    np.testing.assert_array_equal(col.labels, y.numpy())
+    assert v._card["top"]["labels"][0] == str(int(y[v._card["top"]["index"][0]]))

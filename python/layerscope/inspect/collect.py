@@ -115,6 +115,20 @@ class Collected:
             raise IndexError(f"sample index {index} is outside 0..{self.n - 1}")
         return None if self.data is None else sample_input(self.data, index)
 
+    def samples(self, indices: Sequence[int]) -> torch.Tensor | None:
+        """Inputs ``indices`` stacked (one gather for tensor data); None for an iterable."""
+        if self.data is None:
+            return None
+        idx = [int(i) for i in indices]
+        if any(not 0 <= i < self.n for i in idx):
+            raise IndexError(f"sample indices must lie in 0..{self.n - 1}")
+        x = self.data[0] if isinstance(self.data, tuple) else self.data
+        if isinstance(x, (torch.Tensor, np.ndarray)):
+            t = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+            return t[torch.tensor(idx, dtype=torch.int64)]
+        rows = [sample_input(self.data, i) for i in idx]
+        return torch.stack([r for r in rows if r is not None]) if rows else None
+
     @property
     def correct(self) -> np.ndarray | None:
         if self.labels is None or self.predictions is None:
@@ -360,9 +374,19 @@ def collect(
                         nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
                         pooled[p] = pr
                     reps.add(start, pooled)
-                    _predictions(
-                        output, yb, loss_fn, label_parts, pred_parts, prob_parts, loss_parts, notes
-                    )
+                    if predict:
+                        _predictions(
+                            output,
+                            yb,
+                            loss_fn,
+                            label_parts,
+                            pred_parts,
+                            prob_parts,
+                            loss_parts,
+                            notes,
+                        )
+                    elif yb is not None:
+                        label_parts.append(yb.cpu().numpy())
                     n += b
                     bar.update(b)
             finally:
