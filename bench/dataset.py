@@ -11,7 +11,8 @@
   JupyterLab and headless Chromium (software WebGL, SwiftShader: no GPU here). The data (x, y,
   label) is made in one cell; the timed cell builds and displays the view. *first paint*: from
   Shift+Enter on that cell to the first animation frame whose WebGL canvas holds drawn pixels
-  (read each frame with ``readPixels``, on the page clock); *frame*: the median interval between
+  (copied each frame with ``drawImage`` and read back, on the page clock; jupyter-scatter's
+  regl-scatterplot draws in a shared WebGL context and copies to a 2-D canvas); *frame*: the median interval between
   animation frames while the mouse wheel zooms in and out over the plot (40 wheel events);
   *bytes/point*: binary buffers in the widget's synced state divided by the points.
 
@@ -143,19 +144,24 @@ JSCATTER_CELL = (
 BYTES_OURS = "sum(memoryview(b).nbytes for b in __import__('ipywidgets').widgets.widget._remove_buffers(view.get_state())[2]) / N"
 BYTES_JSCATTER = "sum(memoryview(b).nbytes for b in __import__('ipywidgets').widgets.widget._remove_buffers(sc.widget.get_state())[2]) / N"
 
-# Poll every animation frame for the first WebGL canvas in the output with drawn pixels.
+# Poll every animation frame for the first canvas in the output with drawn (coloured) pixels:
+# drawImage reads WebGL and 2-D canvases alike without touching their contexts.
 WATCH = """() => {
   window.__lsPaint = null;
+  const probe = document.createElement('canvas');
+  probe.width = 240; probe.height = 120;
+  const pc = probe.getContext('2d', { willReadFrequently: true });
   const tick = () => {
     for (const c of document.querySelectorAll('.jp-OutputArea-output canvas')) {
-      if (c.width < 100) continue;
-      const gl = c.getContext('webgl2') || c.getContext('webgl');
-      if (!gl) continue;
-      const w = gl.drawingBufferWidth, h = gl.drawingBufferHeight;
-      const px = new Uint8Array(4 * w * h);
-      gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
+      if (c.width < 100 || c.height < 100) continue;
+      pc.clearRect(0, 0, 240, 120);
+      pc.drawImage(c, 0, 0, 240, 120);
+      const px = pc.getImageData(0, 0, 240, 120).data;
       let drawn = 0;
-      for (let i = 3; i < px.length; i += 64) if (px[i] > 0) { drawn++; if (drawn > 20) break; }
+      for (let i = 0; i < px.length; i += 4) {
+        const white = px[i] > 235 && px[i + 1] > 235 && px[i + 2] > 235;
+        if (px[i + 3] > 0 && !white && ++drawn > 20) break;
+      }
       if (drawn > 20) { window.__lsPaint = performance.now(); return; }
     }
     requestAnimationFrame(tick);
