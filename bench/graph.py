@@ -21,6 +21,14 @@ runs on one thread: the numbers are tracing overhead, not arithmetic.
 
     PYTHONPATH=python .venv/bin/python bench/graph.py            # ~1 minute
     PYTHONPATH=python .venv/bin/python bench/graph.py --quick    # 100 and 1,000 ops, 1 run
+    PYTHONPATH=python .venv/bin/python bench/graph.py --zoo      # the real architectures
+
+``--zoo`` (issue 12) times instead, on every Hugging Face model of ``tests/hf_zoo.py`` (tiny
+configs, random weights, nothing downloaded), ``trace`` vs torchview's ``draw_graph`` with the
+model's keyword arguments (torchview's failures are listed as such, with their error), and then
+``torch.compile``d models traced twice: the first and second trace against the same model
+uncompiled, and how many graphs Dynamo compiled during the traces (it compiled our recorder
+code anew on every trace before ``trace`` unwrapped ``_orig_mod``).
 
 The measurements are functions taking ``(make, repeat)`` and returning a :class:`Measured`;
 :data:`MEASUREMENTS` lists the columns, so a browser time-to-first-render measurement can be
@@ -36,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +186,141 @@ MEASUREMENTS: dict[str, Callable[[Make, Measured], None]] = {
 }
 
 
+# -- the zoo of real architectures (issue 12) --
+
+
+def zoo_rows(repeat: int) -> list[tuple[str, str, Measured, Measured]]:
+    """(name, family, ours, torchview) for each Hugging Face model of tests/hf_zoo.py."""
+    import warnings
+
+    import hf_zoo
+
+    rows = []
+    for name, case in hf_zoo.CASES.items():
+        if not case.hf:
+            continue
+        print(f"zoo {name} ...", file=sys.stderr, flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, args, kwargs = case.build()
+            ours, theirs = Measured(), Measured()
+            for _ in range(repeat):  # interleaved
+                seconds, graph = _timed(partial(trace, model, *args, **kwargs))
+                ours.add(seconds)
+                ours.nodes = graph.summary["nodes"]
+                if theirs.error is None:
+                    _torchview_kwargs(model, args, kwargs, theirs)
+        rows.append((name, case.family, ours, theirs))
+    return rows
+
+
+def _torchview_kwargs(model: nn.Module, args: tuple, kwargs: dict, into: Measured) -> None:
+    from torchview import draw_graph
+
+    try:
+        seconds, cg = _timed(
+            lambda: draw_graph(
+                model,
+                input_data=list(args),
+                graph_name="bench",
+                depth=float("inf"),
+                expand_nested=True,
+                save_graph=False,
+                **kwargs,
+            )
+        )
+    except Exception as exc:  # torchview cannot trace every model: say why
+        into.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70] if str(exc) else ''}"
+        return
+    into.add(seconds)
+    into.nodes = sum(1 for line in cg.visual_graph.body if "[" in line and "->" not in line)
+
+
+def compiled_rows() -> list[dict[str, Any]]:
+    """Each model compiled with torch.compile (inductor), then traced twice."""
+    import warnings
+
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import hf_zoo
+
+    def small_cnn() -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
+        model, inputs = zoo.make_cnn()
+        return model.eval(), inputs, {}
+
+    def gpt() -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
+        model, inputs = zoo.make_gpt(2, 4)
+        return model, inputs, {}
+
+    makers = {"cnn": small_cnn, "gpt 2 blocks": gpt, "bert (hf)": hf_zoo.bert}
+    out = []
+    for name, make in makers.items():
+        print(f"compiled {name} ...", file=sys.stderr, flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, args, kwargs = make()
+            (plain, _), _ = _timed(partial(trace, model, *args, **kwargs))
+            (plain, _), _ = _timed(partial(trace, model, *args, **kwargs))  # warm
+            torch._dynamo.reset()
+            compiled = torch.compile(model)
+            (compile_s, _), _ = _timed(partial(compiled, *args, **kwargs))
+            before = counters["stats"]["unique_graphs"]
+            (first, _), _ = _timed(partial(trace, compiled, *args, **kwargs))
+            (second, _), _ = _timed(partial(trace, compiled, *args, **kwargs))
+            graphs = counters["stats"]["unique_graphs"] - before
+        out.append(
+            {
+                "model": name,
+                "uncompiled": plain,
+                "compile": compile_s,
+                "first": first,
+                "second": second,
+                "new_graphs": graphs,
+            }
+        )
+    return out
+
+
+def format_zoo(rows: list[tuple[str, str, Measured, Measured]], comp: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | family | layerscope wall / cpu s (nodes) | torchview wall / cpu s (nodes) "
+        "| torchview / ours (cpu) |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = []
+    failures = []
+    for name, family, ours, theirs in rows:
+        o = f"{ours.median:.4f} / {ours.median_cpu:.4f} ({ours.nodes})"
+        if theirs.error is not None:
+            t, r = "**fails**", ""
+            failures.append(f"- {name}: torchview fails: `{theirs.error}`")
+        else:
+            t = f"{theirs.median:.4f} / {theirs.median_cpu:.4f} ({theirs.nodes})"
+            ratio = (theirs.median_cpu or 0) / (ours.median_cpu or 1)
+            ratios.append(ratio)
+            r = f"{ratio:.1f}x"
+        lines.append(f"| {name} | {family} | {o} | {t} | {r} |")
+    if ratios:
+        lines.append("")
+        lines.append(
+            f"torchview / layerscope CPU time, median over the models both trace: "
+            f"{statistics.median(ratios):.1f}x"
+        )
+    lines += ["", *failures, ""]
+    lines.append(
+        "| torch.compile'd model | uncompiled trace s | compile (first call) s | first trace s "
+        "| second trace s | graphs compiled by the traces |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+    for c in comp:
+        lines.append(
+            f"| {c['model']} | {c['uncompiled']:.4f} | {c['compile']:.2f} | {c['first']:.4f} "
+            f"| {c['second']:.4f} | {c['new_graphs']} |"
+        )
+    return "\n".join(lines)
+
+
 # -- the run --
 
 
@@ -225,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 ops only, one run each")
+    parser.add_argument(
+        "--zoo",
+        action="store_true",
+        help="the real architectures of tests/hf_zoo.py vs torchview, and compiled models",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and model (median)")
     parser.add_argument(
         "--columns", default=",".join(MEASUREMENTS), help="comma-separated measurements"
@@ -239,6 +388,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown columns {unknown}; choose from {list(MEASUREMENTS)}")
     repeat = 1 if args.quick else args.repeat
+    if args.zoo:
+        zrows = zoo_rows(repeat)
+        comp = compiled_rows()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, median of {repeat}")
+        print(format_zoo(zrows, comp))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            data = {
+                "zoo": [
+                    {"model": n, "family": f, "ours": vars(o), "torchview": vars(t)}
+                    for n, f, o, t in zrows
+                ],
+                "compiled": comp,
+            }
+            args.json.write_text(json.dumps(data, indent=1))
+        return 0
 
     rows = []
     for case in cases(args.quick):

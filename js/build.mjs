@@ -1,7 +1,7 @@
 // Bundles every js/entries/<name>.ts into python/layerscope/static/<name>.js (one small ESM
 // bundle per view: anywidget stores the bundle in each widget's saved state), and copies the two
 // AMD files an offline exported page needs (require.js and the html-manager's embed-amd.js).
-import { copyFileSync, mkdirSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -18,10 +18,20 @@ copyFileSync(
   join(root, "node_modules", "requirejs", "require.js"),
   join(out, "vendor", "require.js"),
 );
-copyFileSync(
-  join(root, "node_modules", "@jupyter-widgets", "html-manager", "dist", "embed-amd.js"),
-  join(out, "vendor", "embed-amd.js"),
-);
+// embed-amd.js asks for its Font Awesome faces (bqplot's toolbar icons) at webpack's public path
+// (`x.p + "<hash>.woff2"`), next to the script: in an exported page that is a file:// miss per
+// face and format. Inline the woff2 faces (every browser we support takes woff2 first, so the
+// woff/ttf/eot fallbacks are never asked for).
+const htmlManager = join(root, "node_modules", "@jupyter-widgets", "html-manager", "dist");
+let embed = readFileSync(join(htmlManager, "embed-amd.js"), "utf8");
+let inlined = 0;
+embed = embed.replace(/\b[A-Za-z_$][\w$]*\.p\+"([0-9a-f]{20}\.woff2)"/g, (_, file) => {
+  inlined += 1;
+  const b64 = readFileSync(join(htmlManager, file)).toString("base64");
+  return JSON.stringify(`data:font/woff2;base64,${b64}`);
+});
+if (inlined === 0) throw new Error("embed-amd.js: no woff2 font reference found to inline");
+writeFileSync(join(out, "vendor", "embed-amd.js"), embed);
 
 const options = {
   entryPoints: entries,

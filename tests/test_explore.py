@@ -65,3 +65,175 @@ def test_explore_exports_offline(page: Any, tmp_path: pathlib.Path) -> None:
         screenshot(page, "explore_export_offline")
     assert attempted == []
     assert page.errors == []
+
+
+# -- the workspace as one widget: traits, links, bad inputs, the bake -----------------------------
+
+
+def test_explore_is_one_anywidget_with_synced_selection_traits() -> None:
+    import anywidget
+    import ipywidgets
+    import traitlets
+
+    model = small_cnn()
+    ex = ls.explore(model, torch.randn(2, 1, 8, 8))
+    assert isinstance(ex, anywidget.AnyWidget) and not isinstance(ex, ipywidgets.Box)
+    seen: list[str] = []
+    ex.observe(lambda c: seen.append(c["new"]), "selected")
+    # A click in the view arrives as a state update from the front end.
+    ex.set_state({"selected": "2.0"})
+    assert seen == ["2.0"] and ex.weights.selected == "2.0.weight"
+    other = ls.graph(model, torch.randn(2, 1, 8, 8))
+    link = traitlets.link((ex, "selected"), (other, "selected"))
+    ex.selected = "4"
+    assert other.selected == "4"
+    other.selected = "0"
+    assert ex.selected == "0" and ex.activations.layer == "0"
+    link.unlink()
+    ipywidgets.jslink((ex, "selected"), (other, "selected"))  # a front-end link is accepted
+
+
+def test_a_path_that_does_not_exist_is_refused_and_the_view_keeps_its_state() -> None:
+    ex = ls.explore(small_cnn(), torch.randn(2, 1, 8, 8))
+    ex.selected = "2.0"
+    with pytest.raises(KeyError, match=r"no module at path '2\.O'\. Did you mean: .*'2\.0'"):
+        ex.selected = "2.O"
+    assert ex.selected == "2.0" and ex.weights.selected == "2.0.weight"
+    with pytest.raises(KeyError, match="no module at path 'nope'"):
+        ls.explore(small_cnn(), torch.randn(2, 1, 8, 8), selected="nope")
+
+
+def test_sample_out_of_range_is_refused_and_epoch_is_clamped_and_said() -> None:
+    import traitlets
+
+    model = small_cnn()
+    rec = ls.Recorder(model, probe=torch.randn(2, 1, 8, 8))
+    for _ in range(2):
+        rec.step(loss=1.0)
+        rec.epoch()
+    ex = ls.explore(model, torch.randn(3, 1, 8, 8), recorder=rec)
+    ex.sample = 2
+    assert ex.activations.batch == 2
+    with pytest.raises(traitlets.TraitError, match=r"sample 3 is outside the inputs' batch of 3"):
+        ex.sample = 3
+    with pytest.warns(UserWarning, match="epoch 99 is not recorded .* showing epoch 1"):
+        ex.epoch = 99
+    assert ex.epoch == 1 and ex.timeline.epoch == 1
+    tl = ls.timeline(rec)
+    with pytest.warns(UserWarning, match="epoch 99 is not recorded"):
+        tl.epoch = 99
+    assert tl.epoch == 1
+
+
+def test_a_recorder_of_another_model_is_refused_naming_both() -> None:
+    rec = ls.Recorder(small_cnn(), probe=torch.randn(2, 1, 8, 8))
+    with pytest.raises(
+        ValueError, match=r"records another model \(Sequential at .*\) than the one given"
+    ):
+        ls.explore(small_cnn(), torch.randn(2, 1, 8, 8), recorder=rec)
+
+
+def test_forward_keyword_arguments_reach_the_model() -> None:
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor, *, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.proj(x) * attention_mask[..., None]
+
+    x, mask = torch.randn(2, 5, 4), torch.ones(2, 5)
+    mask[1, 3:] = 0
+    ex = ls.explore(Masked(), x, attention_mask=mask)
+    out = ex.activations._acts["proj"]
+    assert out.shape == (2, 5, 4)
+    assert ex.selected == "proj" and ex.weights.selected == "proj.weight"
+
+
+def test_panels_map_module_paths_on_a_transformer_and_a_shared_module() -> None:
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+    ex = ls.explore(model, torch.randn(2, 5, 8))
+    ex.selected = "layers.0.self_attn.out_proj"
+    assert ex.weights.selected == "layers.0.self_attn.out_proj.weight"
+    ex.selected = "layers.1.linear2"
+    assert (ex.weights.selected, ex.activations.layer) == (
+        "layers.1.linear2.weight",
+        "layers.1.linear2",
+    )
+    assert torch.equal(ex.weights.data, model.layers[1].linear2.weight)
+
+    shared = nn.Linear(4, 4)
+    twice = nn.Sequential(shared, nn.ReLU(), shared)
+    ex2 = ls.explore(twice, torch.randn(2, 4))
+    ex2.selected = "0"
+    assert ex2.weights.selected == "0.weight" and ex2.activations.layer == "0"
+
+
+def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed() -> None:
+    model = small_cnn()
+    ex = ls.explore(model, torch.randn(2, 1, 8, 8))
+    # The first display holds the selected layer's panels; the rest is baked once the cell ends
+    # (IPython's post_run_cell) or before an export.
+    assert list(ex._baked["weights"]) == ["0.weight"] and list(ex._baked["acts"]) == ["0"]
+    assert ex._stale
+    ex._after_cell()
+    assert not ex._stale
+    baked = ex._baked
+    assert set(baked["weights"]) == {"0.weight", "2.0.weight", "4.weight"}
+    assert {"0", "1", "2.0", "2.1", "3", "4"} <= set(baked["acts"])
+    assert baked["used"] <= baked["budget"] and not any(baked["left_out"].values())
+    # A baked panel holds that layer's own data: its path and its values.
+    w = baked["weights"]["4.weight"]["state"]
+    assert w["selected"] == "4.weight" and w["_meta"]["source_shape"] == [10, 64]
+    small = ls.explore(model, torch.randn(2, 1, 8, 8), budget=60_000)
+    small.refresh()
+    assert small._baked["used"] <= 60_000
+    assert any(small._baked["left_out"].values())
+
+
+def test_the_relay_carries_panel_requests_and_state_both_ways() -> None:
+    ex = ls.explore(small_cnn(), torch.randn(2, 1, 8, 8))
+    sent: list[tuple[dict, list]] = []
+    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))  # type: ignore[method-assign]
+    # The front end sets the activations panel's channel: the headless view follows and its new
+    # state comes back tagged with the panel's name.
+    ex._on_custom_message(
+        ex,
+        {
+            "ls_panel": "acts",
+            "data": {"method": "update", "state": {"channel": 2}, "buffer_paths": []},
+        },
+        [],
+    )
+    assert ex.activations.channel == 2
+    assert any(c["ls_panel"] == "acts" and "_meta" in c["data"].get("state", {}) for c, _ in sent)
+    # A tile request to the weights panel is answered by the weights view, through the relay.
+    sent.clear()
+    msg = {"ls": 1, "id": "r1", "kind": "tile", "args": {"window": [0, 4, 0, 4], "out": [4, 4]}}
+    ex._on_custom_message(
+        ex, {"ls_panel": "weights", "data": {"method": "custom", "content": msg}}, []
+    )
+    ((content, buffers),) = sent
+    assert content["ls_panel"] == "weights" and content["data"]["content"]["id"] == "r1"
+    assert content["data"]["content"]["ok"] and len(buffers) == 1
+
+
+def test_saliency_panel_follows_the_sample_and_its_class_is_the_target() -> None:
+    torch.manual_seed(0)
+    model = small_cnn()
+    x = torch.randn(3, 1, 8, 8)
+    ex = ls.explore(model, x, saliency={"method": "gradient"})
+    ex.sample = 1
+    assert ex.saliency.batch == 1 and ex.target == ex.saliency.target[1]
+    new = (ex.target + 3) % 10
+    ex.target = new
+    assert ex.saliency.target[1] == new
+    # The panel's map of sample 1 is the attribution at the new class.
+    want = ls.attribute(model, x[1:2], target=new, method="gradient")[0]
+    assert torch.allclose(torch.as_tensor(ex.saliency._maps["gradient"][1]), want, atol=1e-6)
+    with pytest.raises(
+        ValueError, match=r"saliency= attributes one input tensor; ls\.explore got 2"
+    ):
+        ls.explore(model, x, torch.randn(1), saliency={})

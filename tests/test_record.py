@@ -519,25 +519,26 @@ def test_count_puts_out_of_range_values_in_under_and_overflow():
 # -- framework adapters (optional imports) -----------------------------------------------------
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
+def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``modules`` unimportable (None in sys.modules) and forget the made adapters, so the
+    missing-library message is tested where the library is installed too."""
+    import sys
 
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+    from layerscope.record import adapters
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setattr(adapters, "_made", {})
 
 
-@pytest.mark.skipif(
-    _installed("lightning") or _installed("pytorch_lightning"), reason="Lightning is installed"
-)
-def test_lightning_adapter_says_what_to_install():
+def test_lightning_adapter_says_what_to_install(monkeypatch):
+    _without(monkeypatch, "lightning", "lightning.pytorch", "pytorch_lightning")
     with pytest.raises(ImportError, match="pip install lightning"):
         from layerscope.record.adapters import LightningRecorder  # noqa: F401
 
 
-@pytest.mark.skipif(_installed("transformers"), reason="transformers is installed")
-def test_hf_adapter_says_what_to_install():
+def test_hf_adapter_says_what_to_install(monkeypatch):
+    _without(monkeypatch, "transformers")
     with pytest.raises(ImportError, match="pip install transformers"):
         from layerscope.record.adapters import HFRecorder  # noqa: F401
 
@@ -553,10 +554,6 @@ def test_recorder_log_attaches_scalars_to_the_last_step():
     assert rec.scalars()["loss"].tolist() == [0.25] and rec.scalars()["lr"].tolist() == [0.1]
 
 
-@pytest.mark.skipif(
-    not (_installed("lightning") or _installed("pytorch_lightning")),
-    reason="Lightning is not installed (optional adapter)",
-)
 def test_lightning_adapter_records_steps_and_epochs(tmp_path):
     try:
         import lightning.pytorch as pl
@@ -600,9 +597,6 @@ def test_lightning_adapter_records_steps_and_epochs(tmp_path):
     assert np.isfinite(rec.update_ratios("net.weight")).all()
 
 
-@pytest.mark.skipif(
-    not _installed("transformers"), reason="transformers is not installed (optional adapter)"
-)
 def test_hf_adapter_records_steps_and_epochs(tmp_path):
     from transformers import Trainer, TrainingArguments
 

@@ -215,14 +215,35 @@ def test_kill_9_while_writing_epoch_5_leaves_epochs_0_to_4_readable(tmp_path):
     assert run.epochs == [0, 1, 2, 3, 4, 5] and run.num_steps == 51
 
 
-def test_an_existing_run_is_refused_unless_append_or_overwrite(tmp_path, data):
+def test_rerunning_a_cell_writes_a_new_run_beside_the_old_one(tmp_path, data):
+    # A notebook user re-runs the cell that made the Recorder: nothing raises, nothing is lost.
+    path = tmp_path / "exp"
+    record_run(path, data, epochs=2).close()
+    model = DigitsCNN(width=4)
+    for k in (2, 3):
+        rec = ls.Recorder(model, store=path)
+        assert rec._store.path == tmp_path / f"exp-{k}"
+        assert f"store {tmp_path / f'exp-{k}'} (a new run: {path} holds an earlier one)" in repr(
+            rec
+        )
+        rec.step(loss=0.25)
+        rec.epoch()
+        rec.close()
+        assert ls.Recorder.open(tmp_path / f"exp-{k}").epochs == [0]
+    assert ls.Recorder.open(path).epochs == [0, 1]  # the first run is untouched
+    fresh = ls.Recorder(model, store=tmp_path / "fresh")
+    assert "a new run" not in repr(fresh) and fresh._store.path == tmp_path / "fresh"
+    fresh.close()
+
+
+def test_an_existing_run_is_kept_appended_overwritten_or_refused(tmp_path, data):
     path = tmp_path / "exp"
     record_run(path, data, epochs=2).close()
     model = DigitsCNN(width=4)
     with pytest.raises(
         StoreConflictError, match=r"already holds a recorded run \(2 epochs\).*mode='append'"
     ):
-        ls.Recorder(model, store=path)
+        ls.Recorder(model, store=path, mode="refuse")
     with pytest.raises(ValueError, match="mode must be"):
         ls.Recorder(model, store=path, mode="replace")
 

@@ -138,6 +138,42 @@ view"""
 )
 
 
+def test_sample_box_applies_on_enter_and_refuses_out_of_range(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    cell = (
+        IMAGE_MODEL
+        + """x = torch.cat([x, x.flip(-1), x.flip(-2), x * 0.5])
+view = ls.saliency(model, x, method="gradient")
+view"""
+    )
+    open_notebook(page, lab, "saliency_samples.ipynb", [cell])
+    root = ".jp-OutputArea .ls-saliency"
+    page.wait_for_selector(f"{root}[data-painted] .ls-panel canvas", timeout=120_000)
+    box = page.locator(f"{root} input.ls-batch")
+    client = lab.kernel_client()
+    # Enter applies at once (no blur): the drawing, the box and the trait agree.
+    box.fill("2")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.batch === '2'", timeout=5_000)
+    assert box.input_value() == "2"
+    assert evaluate(client, "view.batch") == 2
+    assert box.evaluate("e => document.activeElement === e"), "Enter must not leave the box"
+    # Out of range: refused with a message; the box goes back to the sample drawn.
+    box.fill("7")
+    box.press("Enter")
+    page.wait_for_selector(f"{root} .ls-error:text('sample 7 is outside 0..3')", timeout=5_000)
+    assert box.input_value() == "2"
+    assert page.locator(root).get_attribute("data-batch") == "2"
+    assert evaluate(client, "view.batch") == 2
+    box.fill("3")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('{root}').dataset.batch === '3'", timeout=5_000)
+    assert page.locator(f"{root} .ls-error").is_hidden()
+    assert evaluate(client, "view.batch") == 3
+    screenshot(page, "saliency_lab_sample_box")
+    assert page.errors == []
+
+
 def test_retarget_shows_progress_for_slow_methods(page: Any, kernels: Lab) -> None:
     lab = kernels
     open_notebook(page, lab, "saliency_slow.ipynb", [SLOW_CELL])
@@ -227,6 +263,14 @@ def test_tokens_attention_and_long_context_in_lab(page: Any, kernels: Lab) -> No
     assert evaluate(client, "view.attention_open") == [1, 1]
     assert evaluate(client, "list(view.data.shape)") == [2048, 2048]
     assert "encoder.layers.1.self_attn head 1" in page.locator(f"{heat} .ls-title").inner_text()
+    # The axes name the tokens (not 0..L-1), with the index on hover.
+    tick = page.locator(f"{heat} .ls-axis-x .ls-tick").nth(1)
+    index = int(tick.get_attribute("data-index"))
+    assert (
+        tick.inner_text() == f"tok{index}"
+        and tick.get_attribute("title") == f"[{index}] tok{index}"
+    )
+    assert page.locator(f"{heat} .ls-axis-y .ls-tick").first.inner_text().startswith("tok")
     page.locator(f"{heat}").scroll_into_view_if_needed()
     screenshot(page, "saliency_lab_attention_open")
     client.stop_channels()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import traitlets
 from ipywidgets.widgets.widget import _remove_buffers
 
 import layerscope as ls
@@ -117,6 +118,14 @@ def test_retarget_errors_are_readable(cnn: torch.nn.Module, images: torch.Tensor
     assert view.target == before
 
 
+def test_sample_trait_refuses_out_of_range(cnn: torch.nn.Module, images: torch.Tensor) -> None:
+    view = ls.saliency(cnn, images, method="gradient")
+    view.batch = 2
+    with pytest.raises(traitlets.TraitError, match=r"sample 7 is outside 0\.\.2"):
+        view.batch = 7
+    assert view.batch == 2
+
+
 def test_bad_inputs_raise_at_call_time(cnn: torch.nn.Module, images: torch.Tensor) -> None:
     with pytest.raises(ValueError, match="unknown method 'saliencee'"):
         ls.saliency(cnn, images, method="saliencee")
@@ -128,6 +137,8 @@ def test_bad_inputs_raise_at_call_time(cnn: torch.nn.Module, images: torch.Tenso
         ls.saliency(cnn, images, target=lambda out: out[:, 0], method="gradient")
     with pytest.raises(TypeError, match="labels= must be a list"):
         ls.saliency(cnn, images, labels="abc", method="gradient")
+    with pytest.raises(ValueError, match="labels= has 2 names but the model scores 5 classes"):
+        ls.saliency(cnn, images, labels=["a", "b"], method="gradient")
     with pytest.raises(ValueError, match="tokens= is for token"):
         ls.saliency(cnn, images, tokens=["a"], method="gradient")
     with pytest.raises(ValueError, match="got shape"):

@@ -4,6 +4,7 @@ the kernel for tiles of the visible window, axis ticks follow it, feature maps, 
 from __future__ import annotations
 
 import pathlib
+import re
 import time
 from typing import Any
 
@@ -243,6 +244,57 @@ def test_exported_page_zooms_offline(page: Any, tmp_path: pathlib.Path) -> None:
     assert page.errors == []
 
 
+CANVAS_SPREAD = """(root) => {
+  // Mean and spread of (red - blue) over the canvas: ~0 and ~0 for a uniform grey view.
+  const cv = document.querySelector(root + ' canvas.ls-canvas');
+  const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  let n = 0, s = 0, s2 = 0;
+  for (let i = 0; i < d.length; i += 4 * 7) { const v = d[i] - d[i + 2]; n++; s += v; s2 += v * v; }
+  return Math.sqrt(s2 / n - (s / n) ** 2);
+}"""
+
+
+def region_rgb(page: Any, root: str, r0: float, r1: float, c0: float, c1: float) -> list[float]:
+    """Mean RGB over the tensor region rows r0..r1, cols c0..c1 (fractions of the shape)."""
+    return page.evaluate(
+        """([root, r0, r1, c0, c1]) => {
+            const cv = document.querySelector(root + ' canvas.ls-canvas');
+            const x0 = Math.floor(c0 * cv.width), x1 = Math.floor(c1 * cv.width);
+            const y0 = Math.floor(r0 * cv.height), y1 = Math.floor(r1 * cv.height);
+            const d = cv.getContext('2d').getImageData(x0, y0, x1 - x0, y1 - y0).data;
+            const m = [0, 0, 0];
+            for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) m[k] += d[i + k];
+            return m.map((v) => v / (d.length / 4));
+        }""",
+        [root, r0, r1, c0, c1],
+    )
+
+
+def test_big_random_tensor_shows_its_structure_not_grey(page: Any, tmp_path: pathlib.Path) -> None:
+    # Block means of N(0, 1) cells are ~0 within the tensor's +/-5 range: one grey, unless the
+    # colours follow the shown block values. A shifted square must stand out.
+    torch.manual_seed(0)
+    x = torch.randn(4096, 4096)
+    x[1024:2048, 1024:2048] += 0.5
+    path = ls.export_html(ls.heatmap(x), tmp_path / "big.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=60_000)
+        spread = page.evaluate(CANVAS_SPREAD, root)
+        square = region_rgb(page, root, 0.27, 0.48, 0.27, 0.48)
+        outside = region_rgb(page, root, 0.6, 0.9, 0.6, 0.9)
+        note = page.locator(f"{root} .ls-pixel-note").inner_text()
+        cbar = page.locator(f"{root} .ls-cbar-note").inner_text()
+        screenshot(page, "tensor_big_random")
+    assert attempted == [] and page.errors == []
+    assert spread > 25, f"the view is one colour (spread {spread:.1f})"
+    assert square[0] - square[2] > 60, f"the +0.5 square is not red: {square} vs {outside}"
+    assert abs(outside[0] - outside[2]) < 30, outside
+    assert re.fullmatch(r"each block: mean of \d+(\.\d)? x \d+(\.\d)? cells", note), note
+    assert cbar == "range of the shown block mean values", cbar
+
+
 def test_histogram_bar_click_highlights_cells(page: Any, kernels: Lab) -> None:
     lab = kernels
     open_notebook(
@@ -351,3 +403,133 @@ def test_exported_activations_and_weights_render_offline(page: Any, tmp_path: pa
         assert page.locator(".ls-weights .ls-title").inner_text() == "0.weight"
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []
+
+
+def test_conv_kernels_are_square_with_gaps(page: Any, tmp_path: pathlib.Path) -> None:
+    # A (16, 1, 3, 3) conv weight: a 16 x 1 grid of square 3 x 3 kernels with gaps between them.
+    torch.manual_seed(0)
+    w = torch.randn(16, 1, 3, 3).abs() + 0.5  # no cell is near white
+    path = ls.export_html(ls.heatmap(w, arrangement="kernels"), tmp_path / "kernels.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=30_000)
+        box = page.locator(f"{root} canvas.ls-canvas").bounding_box()
+        colours = page.evaluate(
+            """(root) => {
+                const cv = document.querySelector(root + ' canvas.ls-canvas');
+                const ctx = cv.getContext('2d');
+                const at = (r, c) => Array.from(ctx.getImageData(
+                    Math.floor(c / 3 * cv.width), Math.floor(r / 48 * cv.height), 1, 1).data.slice(0, 3));
+                // On the border between kernels k-1 and k (row 3k), and in kernel centres.
+                const gaps = [1, 5, 9, 15].map((k) => at(3 * k, 1.5));
+                const centres = [0, 5, 9, 15].map((k) => at(3 * k + 1.5, 1.5));
+                return { gaps, centres };
+            }""",
+            root,
+        )
+        screenshot(page, "tensor_kernels_grid")
+    assert attempted == [] and page.errors == []
+    # Square cells: the canvas is 3 cells wide for 48 tall (not stretched to the page width).
+    assert abs(box["width"] / box["height"] - 3 / 48) < 0.02, box
+    assert box["height"] >= 360
+    assert all(c == [255, 255, 255] for c in colours["gaps"]), colours
+    assert all(c != [255, 255, 255] for c in colours["centres"]), colours
+
+
+def test_weights_table_is_readable_at_half_width(page: Any, tmp_path: pathlib.Path) -> None:
+    # A transformer: every path starts "layers.0.self_attn..." or "layers.1...."; at half width
+    # the rows must still be told apart, and no header or value may be cut off.
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    path = ls.export_html(ls.weights(model), tmp_path / "weights.html")
+    names = [n for n, _ in model.named_parameters()]
+    table = ".ls-weights-table"
+    with offline_guard(page) as attempted:
+        for width, name in [(560, "weights_table_narrow"), (1200, "weights_table_wide")]:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(path.as_uri())
+            page.wait_for_selector(f"{table} .ls-tr", timeout=30_000)
+            page.wait_for_timeout(200)
+            shown = page.locator(table).get_attribute("data-columns").split(",")
+            cells = page.locator(f"{table} .ls-tr").first.locator(".ls-td")
+            cut = page.evaluate(
+                """(t) => [...document.querySelectorAll(t + ' .ls-td, ' + t + ' .ls-th')]
+                    .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent)""",
+                table,
+            )
+            rows = page.evaluate(
+                """(t) => [...document.querySelectorAll(t + ' .ls-tr')].map((r) => {
+                    const c = r.querySelector('.ls-td'); return [c.textContent, c.title]; })""",
+                table,
+            )
+            screenshot(page, name)
+            assert cut == [], f"text cut off at {width} px: {cut}"
+            assert shown[:3] == ["path", "shape", "norm"], shown
+            texts = [t for t, _ in rows]
+            assert len(set(texts)) == len(texts), f"rows cannot be told apart: {texts}"
+            for text, full in rows:
+                assert full in names
+                if text != full:  # parts left out in the middle; the last segment is kept
+                    parts = text.split("…")
+                    assert full.endswith(parts[-1]) and full.split(".")[-1] in parts[-1], text
+                    at = 0
+                    for part in parts:
+                        at = full.index(part, at) + len(part)
+            assert cells.count() == len(shown)
+            if width == 560:
+                assert "kind" not in shown and any("…" in t for t in texts)
+            else:
+                assert set(shown) == {
+                    "path",
+                    "shape",
+                    "norm",
+                    "nan",
+                    "inf",
+                    "mean",
+                    "std",
+                    "count",
+                    "dtype",
+                    "kind",
+                }
+    assert attempted == [] and page.errors == []
+
+
+def test_axes_show_names_elided_with_the_index_on_hover(page: Any, tmp_path: pathlib.Path) -> None:
+    # An attention matrix over 12 tokens: the axes name the tokens, long ones elided.
+    tokens = [
+        "<s>",
+        "The",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "the",
+        "extraordinarily_long_token",
+        "dog",
+        ".",
+        "</s>",
+    ]
+    view = ls.heatmap(torch.rand(12, 12))
+    view.axis_labels = {"rows": tokens, "cols": tokens}
+    path = ls.export_html(view, tmp_path / "names.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = ".ls-heatmap"
+        wait_painted(page, root, timeout=30_000)
+        ticks = {}
+        for axis in ("x", "y"):
+            ticks[axis] = page.locator(f"{root} .ls-axis-{axis} .ls-tick").evaluate_all(
+                "els => els.map(e => [Number(e.dataset.index), e.textContent, e.title, e.scrollWidth <= e.parentElement.clientWidth])"
+            )
+        screenshot(page, "tensor_axis_names")
+    assert attempted == [] and page.errors == []
+    for axis in ("x", "y"):
+        assert len(ticks[axis]) >= 6, ticks[axis]
+        for index, text, title, _ in ticks[axis]:
+            assert title == f"[{index}] {tokens[index]}"
+            assert text == tokens[index] or ("…" in text and len(text) < len(tokens[index])), text
+    assert all(t[1] == tokens[t[0]] for t in ticks["x"] if len(tokens[t[0]]) <= 5)
+    assert any("…" in t[1] for t in ticks["x"] + ticks["y"] if t[0] == 8)

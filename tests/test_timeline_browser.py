@@ -227,6 +227,53 @@ def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> N
     assert page.errors == []
 
 
+def test_live_timeline_stays_where_the_user_scrubbed(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    open_notebook(page, lab, "timeline_follow.ipynb", [SETUP])
+    root = f".jp-OutputArea {ROOT}"
+    page.wait_for_selector(f"{root}[data-epoch='3']", timeout=120_000)
+    follow = page.locator(f"{root} input.ls-tl-follow")
+    assert follow.is_visible() and follow.is_checked()
+    client = lab.kernel_client()
+    # Training runs (the kernel is busy); the view follows the newest epoch...
+    busy = client.execute("import time\nfor _ in range(3):\n    run.epoch(rec); time.sleep(2.5)")
+    page.wait_for_selector(f"{root}[data-epoch='4']", timeout=60_000)
+    # ...until the user scrubs: then it stays there while new epochs extend the slider.
+    page.locator(root).focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    assert shown_epoch(page, root) == 1
+    assert not follow.is_checked()
+    label = page.locator(f"{root} .ls-tl-epoch")
+    seen = set()
+    deadline = time.time() + 60
+    while not label.inner_text().endswith("(2/7)") and time.time() < deadline:
+        seen.add(shown_epoch(page, root))
+        page.wait_for_timeout(100)
+    assert label.inner_text() == "epoch 1 (2/7)"
+    assert page.locator(f"{root} input.ls-tl-slider").get_attribute("max") == "6"
+    assert seen == {1}, f"the view moved while training ran: {seen}"
+    wait_done(client, busy)
+    # Training over: the kernel hears the scrub; the view does not snap anywhere.
+    deadline = time.time() + 10
+    while (
+        evaluate(client, "[view.epoch, view.scrubber.follow]") != [1, False]
+        and time.time() < deadline
+    ):
+        time.sleep(0.2)
+    assert evaluate(client, "[view.epoch, view.scrubber.follow]") == [1, False]
+    assert shown_epoch(page, root) == 1
+    screenshot(page, "timeline_lab_stays")
+    # The toggle turns following back on: to the newest now, and to each new one.
+    follow.check()
+    page.wait_for_selector(f"{root}[data-epoch='6']", timeout=10_000)
+    client.execute_interactive("run.epoch(rec)", timeout=60)
+    page.wait_for_selector(f"{root}[data-epoch='7']", timeout=30_000)
+    assert evaluate(client, "[view.epoch, view.scrubber.follow]") == [7, True]
+    client.stop_channels()
+    assert page.errors == []
+
+
 def test_exported_page_renders_and_scrubs_offline(page: Any, tmp_path: pathlib.Path) -> None:
     torch.manual_seed(0)
     x_tr, y_tr, x_te, y_te = digits.load()

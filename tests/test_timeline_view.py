@@ -181,13 +181,17 @@ def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
     )
     # A user looking at an older epoch stays there while new ones arrive.
     view.epoch = 0
+    assert view.scrubber.follow is False  # the browser's "follow latest" box unticks
     run.epoch(rec)
     assert view.epoch == 0 and view.scrubber.epochs == [0, 1, 2, 3]
+    view.scrubber.follow = True  # ticked again: the newest now and each new one
+    run.epoch(rec)
+    assert view.epoch == 4
     view.close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run.epoch(rec)  # unsubscribed: nothing pushed, nothing fails
-    assert len(sent) == 4
+    assert len(sent) == 5
     # A layer chosen before the first epoch is taken on trust and shown once recorded.
     rec2 = ls.Recorder(model, probe=data[2][:8])
     early = ls.timeline(rec2, layer="features.2")

@@ -2,12 +2,13 @@
 // feature-map grid, and the selected map (or token x hidden, or strips) as the tensor view.
 import type { RenderProps } from "@anywidget/types";
 import { el, ensureStyle } from "../core/dom";
+import { entry } from "../core/entry";
 import { Requester } from "../core/request";
 import { decodeArray, type Payload } from "../core/wire";
 import { type Model, mountHeatmap } from "../tensor/bind";
 import { type ActInfo, FeatureGrid, FMAP_CSS, type ThumbSet } from "../tensor/featuremaps";
 
-function render({ model, el: host }: RenderProps<Record<string, unknown>>) {
+export function render({ model, el: host }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-fmap-css", FMAP_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -89,4 +90,4 @@ function render({ model, el: host }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

@@ -1,6 +1,7 @@
 // anywidget entry of ls.graph (GraphView). The graph is baked whole in `_graph`, so the view
 // needs no kernel: it works the same in an exported offline page.
 import type { AnyModel, RenderProps } from "@anywidget/types";
+import { entry } from "../core/entry";
 import type { RawGraph } from "../graph/data";
 import { type GraphState, GraphView } from "../graph/view";
 
@@ -50,4 +51,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

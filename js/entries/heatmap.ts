@@ -1,5 +1,6 @@
 // anywidget entry of ls.heatmap (TensorView).
 import type { RenderProps } from "@anywidget/types";
+import { entry } from "../core/entry";
 import { Requester } from "../core/request";
 import { type Model, mountHeatmap } from "../tensor/bind";
 
@@ -13,4 +14,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

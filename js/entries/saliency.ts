@@ -1,11 +1,12 @@
 // anywidget entry of ls.saliency (SaliencyView): image overlays or coloured tokens, top-k
 // re-targeting, attention thumbnails; the opened attention matrix in the zoomable heatmap.
 import type { RenderProps } from "@anywidget/types";
+import { entry } from "../core/entry";
 import { Requester } from "../core/request";
 import { SaliencyUI } from "../saliency/view";
 import { type Model, mountHeatmap } from "../tensor/bind";
 
-function render({ model, el }: RenderProps<Record<string, unknown>>) {
+export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   const requester = new Requester(model as never, 120_000);
   let cleanup = () => {};
   const view = new SaliencyUI(model as Model, requester, () => {
@@ -29,4 +30,4 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   };
 }
 
-export default { render };
+export default entry(render);

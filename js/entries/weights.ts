@@ -1,6 +1,7 @@
 // anywidget entry of ls.weights (WeightsView): the parameter table over the tensor view.
 import type { RenderProps } from "@anywidget/types";
 import { ensureStyle } from "../core/dom";
+import { entry } from "../core/entry";
 import { count, shortNumber } from "../core/format";
 import { Requester } from "../core/request";
 import { type Model, mountHeatmap } from "../tensor/bind";
@@ -10,9 +11,17 @@ type Rows = Record<string, unknown[]>;
 
 function columns(rows: Rows): Column[] {
   const col = (k: string) => (rows[k] ?? []) as unknown[];
-  const num = (k: string, label: string, fmt: (v: number) => string): Column => ({
+  const num = (
+    k: string,
+    label: string,
+    fmt: (v: number) => string,
+    priority: number,
+    title = label,
+  ): Column => ({
     key: k,
     label,
+    title,
+    priority,
     numeric: true,
     text: (i) => {
       const v = col(k)[i];
@@ -24,41 +33,49 @@ function columns(rows: Rows): Column[] {
     },
   });
   const shapes = col("shape") as number[][];
+  // What tells parameters apart first (path, shape, norm, NaN/Inf when any); at narrow widths
+  // the rest is left out, the least telling first.
+  const anyBad = (k: string) => col(k).some((v) => Number(v) > 0);
   return [
     {
       key: "path",
       label: "path",
+      title: "parameter path (full text on hover)",
       text: (i) => String(col("path")[i]),
       sortKey: (i) => String(col("path")[i]),
     },
     {
-      key: "kind",
-      label: "kind",
-      text: (i) => String(col("kind")[i]),
-      sortKey: (i) => String(col("kind")[i]),
-    },
-    {
       key: "shape",
       label: "shape",
+      priority: 1,
       text: (i) => `(${shapes[i].join(", ")}${shapes[i].length === 1 ? "," : ""})`,
       sortKey: (i) => shapes[i].reduce((a, b) => a * b, 1),
     },
+    num("norm", "norm", shortNumber, 2),
+    num("nan", "NaN", count, anyBad("nan") ? 1 : 6, "NaN values"),
+    num("inf", "Inf", count, anyBad("inf") ? 1 : 6, "infinite values"),
+    num("mean", "mean", shortNumber, 3),
+    num("std", "std", shortNumber, 3),
+    num("count", "count", count, 4, "number of values"),
     {
       key: "dtype",
       label: "dtype",
+      priority: 5,
       text: (i) => String(col("dtype")[i]),
       sortKey: (i) => String(col("dtype")[i]),
     },
-    num("count", "count", count),
-    num("norm", "norm", shortNumber),
-    num("mean", "mean", shortNumber),
-    num("std", "std", shortNumber),
-    num("nan", "NaN", count),
-    num("inf", "Inf", count),
+    {
+      key: "kind",
+      label: "kind",
+      priority: 7,
+      title: "parameter or buffer",
+      text: (i) => String(col("kind")[i]),
+      sortKey: (i) => String(col("kind")[i]),
+    },
   ];
 }
 
-function render({ model, el }: RenderProps<Record<string, unknown>>) {
+export function render({ model, el }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-table-css", TABLE_CSS);
   const requester = new Requester(model as never, 30_000);
   const [view, cleanup] = mountHeatmap(model as Model, requester);
@@ -90,9 +107,10 @@ function render({ model, el }: RenderProps<Record<string, unknown>>) {
   return () => {
     model.off("change:_rows", sync);
     model.off("change:selected", select);
+    table.dispose();
     cleanup();
     requester.dispose();
   };
 }
 
-export default { render };
+export default entry(render);

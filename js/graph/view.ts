@@ -58,6 +58,8 @@ export class GraphView {
   private ctx: CanvasRenderingContext2D;
   private wrap: HTMLDivElement;
   private details: HTMLDivElement;
+  /** The canvas width came from the page (not a guess made before the view was attached). */
+  private measured = false;
   private tip: HTMLDivElement;
   private legend: HTMLDivElement;
   private kindsRow: HTMLDivElement;
@@ -155,7 +157,12 @@ export class GraphView {
     this.canvas.addEventListener("dblclick", (e) => this.onDouble(e));
     this.canvas.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
     if (typeof ResizeObserver !== "undefined") {
-      this.resize = new ResizeObserver(() => this.sizeCanvas());
+      this.resize = new ResizeObserver(() => {
+        // Laid out before it was on the page (its width guessed): fit again once it is.
+        const guessed = !this.measured;
+        this.sizeCanvas();
+        if (guessed && this.measured && this.scene) this.fitStart();
+      });
       this.resize.observe(this.wrap);
     }
     Object.defineProperty(this.root, "lsGraph", { value: this.hook(), configurable: true });
@@ -294,6 +301,7 @@ export class GraphView {
   }
 
   private sizeCanvas(redraw = true): void {
+    this.measured = this.wrap.clientWidth > 0;
     const w = Math.max(200, Math.floor(this.wrap.clientWidth || 600));
     const dpr = window.devicePixelRatio || 1;
     this.width = w;

@@ -12,6 +12,7 @@ import { BASE_CSS } from "../core/theme";
 import { decodeArray, formatExact, type Payload } from "../core/wire";
 import { paintCodes } from "../tensor/featuremaps";
 import { dequantize, type Quant } from "../tensor/quant";
+import { EXTRA_KINDS, type ExtraKind, KIND_CSS, type KindSample, renderKind } from "./kinds";
 import { chunks, composite, lightText, type SignMode, tokenBackground } from "./paint";
 
 type Model = AnyModel<Record<string, unknown>>;
@@ -31,7 +32,7 @@ interface Sample {
 }
 
 interface Info {
-  kind: "image" | "tokens" | "features";
+  kind: "image" | "tokens" | "features" | ExtraKind;
   n: number;
   shape: number[];
   methods: string[];
@@ -104,6 +105,7 @@ export class SaliencyUI {
   private readonly readout = el("div", "ls-readout ls-mono");
   private readonly topk = el("div", "ls-topk");
   private readonly tokensEl = el("div", "ls-token-views");
+  private readonly kindsEl = el("div", "ls-kind-views");
   private readonly attnTitle = el("div", "ls-caption", "attention (layers x heads): click to open");
   private readonly attn = el("div", "ls-attn");
   private readonly attnOpen = el("div", "ls-attn-open");
@@ -116,7 +118,7 @@ export class SaliencyUI {
   private progressToken = "";
   private readonly onCustom = (msg: unknown) => this.receive(msg);
   private readonly events =
-    "change:_samples change:_info change:batch change:opacity change:sign change:target change:labels change:tokens change:_error";
+    "change:_samples change:_info change:batch change:opacity change:sign change:target change:labels change:tokens change:_error change:frame";
 
   constructor(
     private readonly model: Model,
@@ -125,11 +127,19 @@ export class SaliencyUI {
   ) {
     ensureStyle("ls-base-css", BASE_CSS);
     ensureStyle("ls-saliency-css", CSS);
+    ensureStyle("ls-saliency-kinds-css", KIND_CSS);
     this.batchIn.type = "number";
     this.batchIn.min = "0";
-    this.batchIn.addEventListener("change", () =>
-      this.set("batch", Number(this.batchIn.value) || 0),
-    );
+    // Enter applies at once (and stays in the box: the notebook must not take the key as a
+    // command); leaving the box applies too.
+    this.batchIn.addEventListener("change", () => this.applyBatch());
+    this.batchIn.addEventListener("keydown", (e) => {
+      e.stopPropagation();
+      if (e.key === "Enter") {
+        e.preventDefault();
+        this.applyBatch();
+      }
+    });
     this.batchLabel.append(this.batchIn);
     this.opacityIn.type = "range";
     this.opacityIn.min = "0";
@@ -137,7 +147,8 @@ export class SaliencyUI {
     this.opacityIn.step = "0.01";
     this.opacityIn.addEventListener("input", () => {
       this.model.set("opacity", Number(this.opacityIn.value));
-      this.paintPanels();
+      if (EXTRA_KINDS.includes(this.info()?.kind ?? "")) this.render();
+      else this.paintPanels();
     });
     this.opacityIn.addEventListener("change", () =>
       this.set("opacity", Number(this.opacityIn.value)),
@@ -165,6 +176,7 @@ export class SaliencyUI {
       this.bar,
       this.panels,
       this.tokensEl,
+      this.kindsEl,
       this.readout,
       this.busyRow,
       this.errorEl,
@@ -218,6 +230,24 @@ export class SaliencyUI {
     this.model.save_changes();
   }
 
+  /**
+   * The box's number as the sample, if it is one: out of range (or not a whole number) is
+   * refused with a message, and the box goes back to the sample drawn, so the box, the drawing
+   * and the trait always agree.
+   */
+  private applyBatch(): void {
+    const n = this.info()?.n ?? 1;
+    const text = this.batchIn.value.trim();
+    const b = Number(text);
+    if (text === "" || !Number.isInteger(b) || b < 0 || b >= n) {
+      this.batchIn.value = String(this.batch());
+      this.showError(`sample ${text || "(empty)"} is outside 0..${n - 1}`);
+      return;
+    }
+    this.showError("");
+    if (b !== this.batch()) this.set("batch", b);
+  }
+
   private showError(message: string): void {
     this.errorEl.textContent = message;
     this.errorEl.hidden = !message;
@@ -246,24 +276,51 @@ export class SaliencyUI {
     this.batchLabel.hidden = info.n <= 1;
     this.batchIn.max = String(info.n - 1);
     this.batchIn.value = String(b);
-    this.opacityLabel.hidden = info.kind !== "image";
+    this.opacityLabel.hidden = !["image", "signal", "video"].includes(info.kind);
     this.opacityIn.value = String(this.model.get("opacity") ?? 0.6);
     this.signSel.value = String(this.model.get("sign") ?? "signed");
     const s = this.sample();
     this.root.dataset.batch = String(b);
     this.root.dataset.target = JSON.stringify(s?.target ?? null);
     this.renderTopk(s);
-    if (info.kind === "image") {
+    if (EXTRA_KINDS.includes(info.kind)) {
       this.tokensEl.replaceChildren();
+      this.panels.replaceChildren();
+      this.panelKey = "";
+      this.renderExtraKind(info, s);
+    } else if (info.kind === "image") {
+      this.tokensEl.replaceChildren();
+      this.kindsEl.replaceChildren();
       this.paintPanels();
     } else {
       this.panels.replaceChildren();
+      this.kindsEl.replaceChildren();
       this.panelKey = "";
       this.renderTokens(info, s);
     }
     this.painted += 1;
     this.root.dataset.painted = String(this.painted);
   };
+
+  /** Sequences, signals and video (js/saliency/kinds.ts). */
+  private renderExtraKind(info: Info, s: Sample | undefined): void {
+    renderKind(
+      this.kindsEl,
+      {
+        kind: info.kind as ExtraKind,
+        shape: info.shape,
+        methods: info.methods,
+        mode: (this.model.get("sign") as SignMode) ?? "signed",
+        opacity: Number(this.model.get("opacity") ?? 0.6),
+        frame: Number(this.model.get("frame") ?? 0),
+        setFrame: (t) => this.set("frame", t),
+        readout: (text) => {
+          this.readout.textContent = text;
+        },
+      },
+      s as unknown as KindSample | undefined,
+    );
+  }
 
   private label(cls: number): string {
     const labels = this.model.get("labels") as string[] | null;

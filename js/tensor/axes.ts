@@ -1,7 +1,13 @@
-// Axis ticks in tensor indices along the canvas: labels at cell centres, 1-2-5 steps.
+// Axis ticks in tensor indices along the canvas: labels at cell centres, 1-2-5 steps. With
+// names (the tokens of an attention matrix) the ticks show the names, elided to fit, and the
+// index and full name on hover.
 
 import { el } from "../core/dom";
+import { elideMiddle } from "../core/format";
 import { cellCentre, niceTicks } from "./viewport";
+
+/** Characters of the 10 px axis font that fit in `px` pixels. */
+const fitChars = (px: number) => Math.max(3, Math.floor(px / 6.2));
 
 /** Fill `axis` with tick labels for the cells [lo, hi) shown over `px` CSS pixels. */
 export function renderAxis(
@@ -11,15 +17,26 @@ export function renderAxis(
   hi: number,
   px: number,
   offset = 0,
+  names?: string[],
 ): number[] {
-  const ticks = niceTicks(lo, hi, Math.max(2, Math.floor(px / (orient === "x" ? 70 : 28))));
+  const spacing = names ? (orient === "x" ? 44 : 14) : orient === "x" ? 70 : 28;
+  const ticks = niceTicks(lo, hi, Math.max(2, Math.floor(px / spacing)));
   axis.replaceChildren();
   axis.dataset.lo = String(lo);
   axis.dataset.hi = String(hi);
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+  // Room for a name: the tick spacing across the axis (x), the y axis' own width (y).
+  const room = orient === "x" ? (step * px) / Math.max(1e-9, hi - lo) - 4 : axis.clientWidth - 6;
   for (const t of ticks) {
     const f = cellCentre(t, lo, hi);
     if (f < 0 || f > 1) continue;
-    const tick = el("span", "ls-tick", String(t));
+    const name = names?.[t];
+    const tick = el(
+      "span",
+      "ls-tick",
+      name === undefined ? String(t) : elideMiddle(name, fitChars(room > 0 ? room : 40)),
+    );
+    if (name !== undefined) tick.title = `[${t}] ${name}`;
     tick.dataset.index = String(t);
     if (orient === "x") tick.style.left = `${offset + f * px}px`;
     else tick.style.top = `${offset + f * px}px`;

@@ -20,6 +20,7 @@ export const HEATMAP_EVENTS = [
   "clip",
   "log_counts",
   "index",
+  "axis_labels",
   "_error",
 ]
   .map((n) => `change:${n}`)
@@ -40,6 +41,7 @@ export function heatmapState(model: Model): HeatmapState {
     logCounts: Boolean(model.get("log_counts")),
     hist: model.get("_hist") as HeatmapState["hist"],
     index: (model.get("index") as number[]) ?? [],
+    axisLabels: (model.get("axis_labels") as HeatmapState["axisLabels"]) ?? {},
   };
 }
 

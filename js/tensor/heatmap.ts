@@ -4,9 +4,17 @@
 // the pointer. While a tile is on its way the coarser data already held (the baked overview, or
 // the previous tile) is drawn scaled: the canvas is never blank.
 
-import { cssRgb, LUT_SIZE, lut, NAN_RGB, NEGINF_RGB, POSINF_RGB } from "../core/colormap";
+import {
+  cssRgb,
+  LUT_SIZE,
+  lut,
+  NAN_RGB,
+  NEGINF_RGB,
+  POSINF_RGB,
+  type RangeStats,
+} from "../core/colormap";
 import { el, ensureStyle } from "../core/dom";
-import { count, shortNumber } from "../core/format";
+import { cellFormat, count, shortNumber } from "../core/format";
 import { type Requester, Superseded } from "../core/request";
 import { BASE_CSS } from "../core/theme";
 import { asFloat64, type Decoded, decodeArray, elementText, type Payload } from "../core/wire";
@@ -75,6 +83,8 @@ export interface HeatmapState {
   logCounts?: boolean;
   hist?: HistPayload | Record<string, never>;
   index?: number[];
+  /** Names of the rows and/or columns (tokens of an attention matrix) for the axes. */
+  axisLabels?: { rows?: string[] | null; cols?: string[] | null };
 }
 
 /** What the view changes in the model (the entry maps these to traits). */
@@ -153,6 +163,16 @@ export function indexText(meta: Meta, index: number[] | undefined, r: number, c:
   return `[${idx.join(", ")}]`;
 }
 
+/** A value written in a cell (read by tests through the root's lsCellTexts). */
+export interface CellText {
+  r: number;
+  c: number;
+  text: string;
+  /** Left and right edge of the drawn text in canvas pixels. */
+  x0: number;
+  x1: number;
+}
+
 interface Layer {
   canvas: HTMLCanvasElement;
   window: [number, number, number, number];
@@ -162,6 +182,8 @@ interface Layer {
   exact: boolean;
   agg: string;
   scaleKey: string;
+  /** Finite min and max of values (computed when first needed; null: none finite). */
+  range?: RangeStats | null;
 }
 
 export class HeatmapView {
@@ -179,6 +201,7 @@ export class HeatmapView {
   private readonly zoomBox = el("div", "ls-zoombox");
   private readonly readout = el("div", "ls-readout ls-mono");
   private readonly statusEl = el("div", "ls-status ls-muted");
+  private readonly pixelEl = el("div", "ls-pixel-note ls-muted");
   private readonly colorbar = el("div", "ls-colorbar");
   private readonly panels = el("div", "ls-panels");
   private readonly statsPanel = el("dl", "ls-stats-panel");
@@ -225,6 +248,7 @@ export class HeatmapView {
       this.ndEl,
       this.plot,
       this.readout,
+      this.pixelEl,
       this.statusEl,
       this.colorbar,
       this.panels,
@@ -298,13 +322,6 @@ export class HeatmapView {
     if (!prev || prev.hist !== state.hist) this.hist = decodeHist(state.hist);
     this.renderStats(meta);
     this.renderControls(state);
-    this.scale = viewScale(meta.stats, this.hist, {
-      colormap: state.colormap,
-      scale: state.scale ?? "auto",
-      vmin: state.vmin,
-      vmax: state.vmax,
-      clip: state.clip ?? [1, 99],
-    });
     if (newData) {
       const base = state.base as Base;
       this.base = base.data ? this.makeLayer(base, decodeArray(base.data)) : undefined;
@@ -316,11 +333,73 @@ export class HeatmapView {
         this.statusEl.textContent = "";
       }
     }
+    this.scale = this.computeScale();
     this.repaintLayers();
     this.renderColorbar(meta);
     this.histogram.update(this.hist, state.logCounts ?? false);
     this.draw();
     this.scheduleTile();
+  }
+
+  /**
+   * The colour scale. "auto" over an aggregated display (many cells a pixel) spans the shown
+   * block values, not the tensor's min and max: block means of 16384^2 N(0,1) values lie
+   * within +/-0.3 and would all be grey in a +/-5.8 range. Cells shown one to a pixel or more
+   * use the tensor's range, so zooming in compares cells with the whole tensor.
+   */
+  private computeScale(): ViewScale | undefined {
+    const state = this.state;
+    if (!state?.meta?.kind) return undefined;
+    const o = {
+      colormap: state.colormap,
+      scale: state.scale ?? "auto",
+      vmin: state.vmin,
+      vmax: state.vmax,
+      clip: state.clip ?? [1, 99],
+    } as const;
+    const shown = this.shownBlocks();
+    if (o.scale === "auto" && o.vmin == null && o.vmax == null && shown?.range) {
+      const s = viewScale(shown.range, this.hist, o);
+      return { ...s, note: `range of the shown block ${shown.layer.agg} values` };
+    }
+    return viewScale(state.meta.stats, this.hist, o);
+  }
+
+  /** The layer drawn on top, when it shows blocks of cells (not single cells), and its range. */
+  private shownBlocks(): { layer: Layer; range: RangeStats | null } | undefined {
+    const layer = this.tile ?? this.base;
+    if (!layer || layer.exact) return undefined;
+    if (layer.range === undefined) {
+      let min = Number.POSITIVE_INFINITY;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < layer.values.length; i++) {
+        const v = layer.values[i];
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      layer.range = min <= max ? { min, max } : null;
+    }
+    return { layer, range: layer.range };
+  }
+
+  /** Whether "auto" colours follow the shown block values (see computeScale). */
+  private followsShown(): boolean {
+    const s = this.state;
+    return (s?.scale ?? "auto") === "auto" && s?.vmin == null && s?.vmax == null;
+  }
+
+  /** What one block of the display is: "each pixel: mean of 16 x 16 cells". */
+  private pixelNote(): string {
+    const layer = this.tile ?? this.base;
+    if (!layer) return "";
+    const [r0, r1, c0, c1] = layer.window;
+    const [h, w] = layer.shape;
+    const bh = (r1 - r0) / Math.max(1, h);
+    const bw = (c1 - c0) / Math.max(1, w);
+    if (layer.exact || (bh <= 1 && bw <= 1)) return "";
+    const n = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+    const what = layer.agg === "sample" ? "one sampled cell of" : `${layer.agg} of`;
+    return `each block: ${what} ${n(bh)} x ${n(bw)} cells`;
   }
 
   private scaleKey(): string {
@@ -592,6 +671,13 @@ export class HeatmapView {
     if (!meta?.kind || meta.kind === "empty") return [width, 0];
     if (meta.kind === "1d") return [width, 40];
     const [rows, cols] = meta.shape;
+    if (meta.layout === "kernels") {
+      // Square cells, so each kh x kw kernel is drawn square: taller than `height` if need be
+      // (up to 12 px a cell, 720 px in all), narrower than the view rather than stretched.
+      const maxH = Math.max(this.state?.height ?? 360, Math.min(720, rows * 12));
+      const cell = Math.min(width / cols, maxH / rows);
+      return [Math.max(24, Math.round(cell * cols)), Math.max(40, Math.round(cell * rows))];
+    }
     const height = Math.max(
       40,
       Math.min(this.state?.height ?? 360, Math.round((width * rows) / cols)),
@@ -629,6 +715,7 @@ export class HeatmapView {
     const [cssW, cssH] = this.cssSize();
     const dpr = window.devicePixelRatio || 1;
     this.canvas.style.height = `${cssH}px`;
+    this.canvas.style.width = meta.layout === "kernels" ? `${cssW}px` : "";
     this.yAxis.style.height = `${cssH}px`;
     const W = Math.round(cssW * dpr);
     const H = Math.round(cssH * dpr);
@@ -660,16 +747,31 @@ export class HeatmapView {
       const dh = ((cy1 - cy0) / sh) * H;
       ctx.drawImage(layer.canvas, cx0, cy0, cx1 - cx0, cy1 - cy0, dx, dy, dw, dh);
     }
-    this.drawCellText(ctx, W, H, dpr);
+    this.drawCellText(ctx, W, H, dpr, meta);
+    this.pixelEl.textContent = this.pixelNote();
     this.drawGrid(ctx, W, H, meta);
-    renderAxis(this.xAxis, "x", w.c0, w.c1, cssW);
+    const names = this.state?.axisLabels;
+    renderAxis(this.xAxis, "x", w.c0, w.c1, cssW, 0, names?.cols ?? undefined);
     if (meta.kind === "1d") this.yAxis.replaceChildren();
-    else renderAxis(this.yAxis, "y", w.r0, w.r1, cssH);
+    else renderAxis(this.yAxis, "y", w.r0, w.r1, cssH, 0, names?.rows ?? undefined);
     this.reportPainted(meta);
   }
 
-  /** Exact values written in the cells once they are big enough to read. */
-  private drawCellText(ctx: CanvasRenderingContext2D, W: number, H: number, dpr: number): void {
+  /**
+   * Values written in the cells once they are big enough to read: one format for the whole view
+   * (cellFormat, from the data's range), exact on hover. A cell cut by the canvas edge gets its
+   * text centred in the part that shows, or none if it does not fit there: a number must never
+   * lose its minus sign (or leading digits) to the edge.
+   */
+  private drawCellText(
+    ctx: CanvasRenderingContext2D,
+    W: number,
+    H: number,
+    dpr: number,
+    meta: Meta,
+  ): void {
+    const drawn: CellText[] = [];
+    (this.root as HTMLElement & { lsCellTexts?: CellText[] }).lsCellTexts = drawn;
     const layer = this.exactLayer();
     const w = this.win;
     if (!layer?.decoded) return;
@@ -678,48 +780,63 @@ export class HeatmapView {
     if (cw < 44 * dpr || ch < 16 * dpr) return;
     const [lr0, , lc0] = layer.window;
     const [, lw] = layer.shape;
+    const d = layer.decoded;
+    const stats = meta.stats;
+    const float = d.source.startsWith("float") || d.source === "bfloat16";
+    const fmt = cellFormat(stats?.min ?? this.scale?.lo, stats?.max ?? this.scale?.hi, {
+      log: this.scale?.log,
+    });
     ctx.font = `${Math.round(10 * dpr)}px monospace`;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     for (let r = Math.floor(w.r0); r < Math.ceil(w.r1); r++) {
+      const y0 = Math.max(0, (r - w.r0) * ch);
+      const y1 = Math.min(H, (r + 1 - w.r0) * ch);
+      if (y1 - y0 < 12 * dpr) continue;
       for (let c = Math.floor(w.c0); c < Math.ceil(w.c1); c++) {
         const i = (r - lr0) * lw + (c - lc0);
         if (i < 0 || i >= layer.values.length) continue;
         const v = layer.values[i];
-        const text = elementText(layer.decoded, i);
-        const x = (c + 0.5 - w.c0) * cw;
-        const y = (r + 0.5 - w.r0) * ch;
+        const text = float ? fmt(v) : elementText(d, i);
+        const x0 = Math.max(0, (c - w.c0) * cw);
+        const x1 = Math.min(W, (c + 1 - w.c0) * cw);
+        const tw = ctx.measureText(text).width;
+        if (tw > x1 - x0 - 4 * dpr) continue;
         const s = this.scale;
         const mid = s ? (s.lo + s.hi) / 2 : 0;
         const dark = s && !s.log && s.diverging ? Math.abs(v) > Math.abs(s.hi) * 0.6 : v < mid;
         ctx.fillStyle = dark ? "#fff" : "#000";
-        ctx.fillText(text.length > 10 ? Number(v).toPrecision(5) : text, x, y, cw - 4);
+        ctx.fillText(text, (x0 + x1) / 2, (y0 + y1) / 2);
+        drawn.push({ r, c, text, x0: (x0 + x1 - tw) / 2, x1: (x0 + x1 + tw) / 2 });
       }
     }
   }
 
+  /** Gaps between the kernels of a kernels grid, in the page's background colour. */
   private drawGrid(ctx: CanvasRenderingContext2D, W: number, H: number, meta: Meta): void {
     if (meta.layout !== "kernels" || !meta.grid) return;
     const [kh, kw] = meta.grid;
     const w = this.win;
     const ch = H / (w.r1 - w.r0);
     const cw = W / (w.c1 - w.c0);
-    ctx.strokeStyle = "rgba(128,128,128,0.9)";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    if (cw * kw >= 4)
+    const bg = getComputedStyle(this.root).getPropertyValue("--jp-layout-color0").trim() || "#fff";
+    ctx.fillStyle = bg;
+    // A gap of about a sixth of a cell, 1 to 4 px: wide enough to see, never hiding a cell.
+    const gap = (px: number) => Math.max(1, Math.min(4, Math.round(px / 6)));
+    if (cw * kw >= 4) {
+      const g = gap(cw);
       for (let c = Math.ceil(w.c0 / kw) * kw; c <= w.c1; c += kw) {
-        const x = Math.round((c - w.c0) * cw) + 0.5;
-        ctx.moveTo(x, 0);
-        ctx.lineTo(x, H);
+        if (c <= 0 || c >= meta.shape[1]) continue;
+        ctx.fillRect(Math.round((c - w.c0) * cw - g / 2), 0, g, H);
       }
-    if (ch * kh >= 4)
+    }
+    if (ch * kh >= 4) {
+      const g = gap(ch);
       for (let r = Math.ceil(w.r0 / kh) * kh; r <= w.r1; r += kh) {
-        const y = Math.round((r - w.r0) * ch) + 0.5;
-        ctx.moveTo(0, y);
-        ctx.lineTo(W, y);
+        if (r <= 0 || r >= meta.shape[0]) continue;
+        ctx.fillRect(0, Math.round((r - w.r0) * ch - g / 2), W, g);
       }
-    ctx.stroke();
+    }
   }
 
   /** The layer that holds exact values for the whole current window, if any. */
@@ -768,7 +885,13 @@ export class HeatmapView {
     const w = this.win;
     const [bh, bw] = this.base?.shape ?? [0, 0];
     if (isFull(w, rows, cols) && bh >= Math.min(H, rows) && bw >= Math.min(W, cols)) {
-      this.tile = undefined;
+      if (this.tile) {
+        this.tile = undefined;
+        this.scale = this.computeScale();
+        this.repaintLayers();
+        this.renderColorbar(meta);
+        this.draw();
+      }
       return;
     }
     const req = tileRequest(w, W, H, rows, cols);
@@ -788,9 +911,11 @@ export class HeatmapView {
     const args = {
       ...req,
       agg: this.state?.agg ?? base.agg,
-      lo: s.log ? 10 ** s.lo : s.lo,
-      hi: s.log ? 10 ** s.hi : s.hi,
-      log: s.log,
+      // Over blocks, "auto" follows the shown values: the kernel quantizes the tile over its own
+      // range (returned in quant), which then sets the colours.
+      ...(this.followsShown()
+        ? { lo: null, hi: null, log: false }
+        : { lo: s.log ? 10 ** s.lo : s.lo, hi: s.log ? 10 ** s.hi : s.hi, log: s.log }),
       token,
     };
     const slow = setTimeout(() => {
@@ -815,8 +940,9 @@ export class HeatmapView {
           quant ? dequantize(d.data as Uint8Array, quant) : undefined,
         );
         this.tile = layer;
+        this.scale = this.computeScale();
         this.repaintLayers();
-        layer.scaleKey = this.scaleKey();
+        if (this.state?.meta) this.renderColorbar(this.state.meta);
         this.draw();
         this.statusEl.textContent = "";
         const bytes = reply.buffers[0]?.byteLength ?? 0;

@@ -4,6 +4,7 @@
 // hears the new epoch afterwards (throttled), so a busy kernel never slows a drag.
 import { el, ensureStyle } from "../core/dom";
 import { shortNumber } from "../core/format";
+import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
 import {
   type Curve,
@@ -188,6 +189,8 @@ export class ScrubberView {
   private readonly label = el("span", "ls-tl-epoch ls-mono");
   private readonly speed = el("select", "ls-tl-speed");
   private readonly picker = el("select", "ls-tl-layer");
+  private readonly followBox = el("input", "ls-tl-follow");
+  private readonly followLabel = el("label", "ls-tl-follow-label", "follow latest ");
   private readonly status = el("div", "ls-muted ls-tl-status");
   private readonly error = el("div", "ls-error");
   private readonly weight = panel("ls-tl-weight", "weights");
@@ -197,9 +200,15 @@ export class ScrubberView {
   private readonly histMark = el("div", "ls-tl-mark h");
   private readonly curveMark = el("div", "ls-tl-mark v");
   private frames: Frames | null = null;
+  private stale = false;
   private wImg: Image | null = null;
   private aImg: Image | null = null;
   private index = -1;
+  /** Show each new epoch as it arrives; any scrub turns it off, the "follow latest" box on. */
+  private follow = true;
+  /** What changed since the last settle(): frames (a new epoch, another layer) and/or epoch. */
+  private pending = { frames: false, epoch: false };
+  private settleQueued = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private sendTimer: ReturnType<typeof setTimeout> | undefined;
   private reportTimer: ReturnType<typeof setTimeout> | undefined;
@@ -229,9 +238,20 @@ export class ScrubberView {
       this.slider,
       this.label,
       this.speed,
+      this.followLabel,
       el("span", "ls-muted", "layer"),
       this.picker,
     );
+    this.followBox.type = "checkbox";
+    this.followLabel.title =
+      "show each new epoch as training records it (scrubbing to an older epoch turns this off: the view stays where you put it)";
+    this.followLabel.prepend(this.followBox);
+    this.follow = (model.get("follow") as boolean | undefined) ?? true;
+    this.followBox.checked = this.follow;
+    this.followBox.addEventListener("change", () => {
+      this.setFollow(this.followBox.checked);
+      if (this.follow && this.frames) this.showAndSend(this.frames.epochs.length - 1);
+    });
     this.error.hidden = true;
     const panels = el("div", "ls-tl-panels");
     panels.append(this.weight.root, this.hist.root, this.act.root, this.curves.root);
@@ -240,7 +260,7 @@ export class ScrubberView {
     this.root.append(controls, this.status, this.error, panels);
     this.root.dataset.epoch = "";
 
-    this.slider.addEventListener("input", () => this.scrubTo(Number(this.slider.value)));
+    this.slider.addEventListener("input", () => this.userScrub(Number(this.slider.value)));
     this.play.addEventListener("click", () => this.toggle());
     this.speed.addEventListener("change", () => {
       if (this.timer !== undefined) {
@@ -251,17 +271,19 @@ export class ScrubberView {
     this.picker.addEventListener("change", () => {
       model.set("layer", this.picker.value);
       model.save_changes();
-      this.status.textContent = "asking the kernel for this layer's frames…";
+      this.status.textContent = isOffline()
+        ? `${NOT_SAVED}: the frames of ${this.picker.value || "(root)"}`
+        : "asking the kernel for this layer's frames…";
     });
     this.root.addEventListener("keydown", (e) => {
       if (e.target === this.picker || e.target === this.speed) return;
       if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
         // Handled here also on the focused slider (its native step would fire a second input).
-        this.scrubTo(this.index + (e.key === "ArrowLeft" ? -1 : 1));
+        this.userScrub(this.index + (e.key === "ArrowLeft" ? -1 : 1));
         e.preventDefault();
         e.stopPropagation(); // Lab would move between cells
       } else if (e.key === "Home" || e.key === "End") {
-        this.scrubTo(e.key === "Home" ? 0 : Number.MAX_SAFE_INTEGER);
+        this.userScrub(e.key === "Home" ? 0 : Number.MAX_SAFE_INTEGER);
         e.preventDefault();
         e.stopPropagation();
       } else if (e.key === " ") {
@@ -350,7 +372,9 @@ export class ScrubberView {
     if (!f || f.epochs.length === 0) {
       this.status.textContent = "no epoch recorded yet: call rec.epoch() at the end of each epoch";
     } else if (f.layer !== layer) {
-      this.status.textContent = `the frames of ${layer || "this layer"} need the kernel (this page holds ${f.layer || "none"})`;
+      this.status.textContent = isOffline()
+        ? `${NOT_SAVED}: the frames of ${layer || "(root)"} (it holds ${f.layer || "none"})`
+        : `the frames of ${layer || "this layer"} need the kernel (this view holds ${f.layer || "none"})`;
     } else if (!f.param && !f.act) {
       this.status.textContent = `${layer || "(root)"} has no recorded parameters or activations`;
     } else {
@@ -360,18 +384,21 @@ export class ScrubberView {
     this.root.dataset.layer = f?.layer ?? "";
     this.slider.max = String(Math.max(0, (f?.epochs.length ?? 1) - 1));
     this.slider.disabled = !f || f.epochs.length < 2;
-    this.wImg = makeImage(this.weight, f?.param ?? null);
-    this.aImg = makeImage(this.act, f?.act ?? null);
+    // Frames of another layer are never drawn under this layer's name.
+    this.stale = !!f && f.layer !== layer;
+    this.wImg = makeImage(this.weight, this.stale ? null : (f?.param ?? null));
+    this.aImg = makeImage(this.act, this.stale ? null : (f?.act ?? null));
     this.weight.note.textContent = "no weights recorded for this layer";
     this.act.note.textContent = "no activation recorded for this layer";
     this.setupHist();
     this.setupCurves();
     this.index = -1;
-    this.onEpoch();
+    this.pending.frames = true;
+    this.queueSettle();
   };
 
   private setupHist(): void {
-    const h = this.frames?.hist ?? null;
+    const h = this.stale ? null : (this.frames?.hist ?? null);
     const p = this.hist;
     p.note.hidden = h !== null;
     p.note.textContent = "no histograms for this layer";
@@ -389,7 +416,7 @@ export class ScrubberView {
   }
 
   private setupCurves(): void {
-    const f = this.frames;
+    const f = this.stale ? null : this.frames;
     const p = this.curves;
     const xmax = f?.steps.length ? f.steps[f.steps.length - 1] : 1;
     p.note.hidden = !!(f?.grad || f?.ratio);
@@ -410,16 +437,66 @@ export class ScrubberView {
     );
   }
 
-  /** The kernel (or a link) set `epoch`: show it. */
+  /** The kernel (or a link) set `epoch`: show it (see settle). */
   readonly onEpoch = (): void => {
+    this.pending.epoch = true;
+    this.queueSettle();
+  };
+
+  /** The kernel (or Python) turned following on or off. */
+  readonly onFollow = (): void => {
+    this.follow = (this.model.get("follow") as boolean | undefined) ?? true;
+    this.followBox.checked = this.follow;
+  };
+
+  // Frames and epoch of one kernel update arrive as separate change events in no fixed order;
+  // decide once both are in.
+  private queueSettle(): void {
+    if (this.settleQueued) return;
+    this.settleQueued = true;
+    queueMicrotask(() => this.settle());
+  }
+
+  /**
+   * Which epoch to show after an update. New frames while following: the newest. New frames
+   * while not following: the epoch already shown, whatever epoch the kernel sent with them (a
+   * kernel busy training has not heard of the scrub yet); the kernel is told. Otherwise the
+   * kernel's (or a link's) epoch.
+   */
+  private settle(): void {
+    this.settleQueued = false;
+    const { frames } = this.pending;
+    this.pending = { frames: false, epoch: false };
     const f = this.frames;
     if (!f || f.epochs.length === 0) {
       this.label.textContent = "epoch –";
       return;
     }
-    const i = indexOfEpoch(f.epochs, (this.model.get("epoch") as number) ?? 0);
+    const shown = this.root.dataset.epoch ? Number(this.root.dataset.epoch) : null;
+    const kernel = (this.model.get("epoch") as number) ?? 0;
+    let i: number;
+    if (frames && shown !== null && this.follow) i = f.epochs.length - 1;
+    else if (frames && shown !== null) i = indexOfEpoch(f.epochs, shown);
+    else i = indexOfEpoch(f.epochs, kernel);
     if (i !== this.index) this.show(i);
-  };
+    if (f.epochs[i] !== kernel) this.sendEpoch();
+  }
+
+  private setFollow(on: boolean): void {
+    this.followBox.checked = on;
+    if (on === this.follow) return;
+    this.follow = on;
+    this.model.set("follow", on);
+    this.model.save_changes();
+  }
+
+  /** A scrub by the user: the view stays where the user puts it; at the newest epoch (End, or
+   * a drag to the right end) it follows again. */
+  private userScrub(i: number): void {
+    const n = this.frames?.epochs.length ?? 0;
+    this.setFollow(n > 0 && i >= n - 1);
+    this.scrubTo(i);
+  }
 
   /** Show frame i now (no kernel round trip) and tell the kernel afterwards. */
   scrubTo(i: number): void {
@@ -427,7 +504,11 @@ export class ScrubberView {
     if (!f || f.epochs.length === 0) return;
     const j = Math.max(0, Math.min(f.epochs.length - 1, i));
     if (j === this.index) return;
-    this.show(j);
+    this.showAndSend(j);
+  }
+
+  private showAndSend(i: number): void {
+    this.show(i);
     this.sendEpoch();
   }
 
@@ -488,6 +569,7 @@ export class ScrubberView {
     }
     const f = this.frames;
     if (!f || f.epochs.length < 2) return;
+    this.setFollow(false);
     if (this.index >= f.epochs.length - 1) this.scrubTo(0);
     this.play.textContent = "❚❚";
     this.timer = setInterval(() => {

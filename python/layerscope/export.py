@@ -74,7 +74,8 @@ def widget_modules(state: dict[str, Any]) -> list[str]:
 
 def offline_scripts(modules: Iterable[str]) -> str:
     """Inline <script> tags: require.js, each widget AMD module under its name, embed-amd.js."""
-    parts = [_script(_vendor("require.js"))]
+    # The page has no kernel: views read this flag and say what the page holds instead of waiting.
+    parts = ["<script>window.__layerscopeOffline = true;</script>", _script(_vendor("require.js"))]
     for name in modules:
         parts.append(_NAMED_DEFINE_OPEN % json.dumps(name))
         parts.append(_script(amd_module(name)))
@@ -122,6 +123,10 @@ def export_html(
             raise TypeError(
                 f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}"
             )
+    for w in widgets:
+        # A view whose saved state lags its model (the workspace after training) re-makes it.
+        if getattr(w, "_stale", False) and callable(getattr(w, "refresh", None)):
+            w.refresh()
     state = dependency_state(widgets, drop_defaults=False)
     manager_state = {"version_major": 2, "version_minor": 0, "state": state}
     views = "\n".join(
@@ -187,6 +192,15 @@ def export_notebook(
         .get("application/vnd.jupyter.widget-state+json", {})
         .get("state", {})
     )
+    missing = _views_without_state(nb, widget_state)
+    if missing:
+        raise ExportError(
+            f"{src} has {len(missing)} widget view(s) but was saved without their widget state "
+            f"(first: {missing[0]}), so the page would show no view. Run it while exporting: "
+            f"`python -m layerscope.export {src} -o {path} --execute` (or export_notebook(..., "
+            "execute=True)); or in JupyterLab turn on Settings > Save Widget State Automatically, "
+            "run all cells and save."
+        )
     with tempfile.TemporaryDirectory() as tmp:
         template_dir = pathlib.Path(tmp) / "layerscope_offline"
         template_dir.mkdir()
@@ -203,6 +217,18 @@ def export_notebook(
     return out
 
 
+def _views_without_state(nb: Any, state: dict[str, Any]) -> list[str]:
+    """The text repr of every widget view output whose model is not in the saved state."""
+    missing = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            view = data.get("application/vnd.jupyter.widget-view+json")
+            if view and view.get("model_id") not in state:
+                missing.append(str(data.get("text/plain", view.get("model_id"))))
+    return missing
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m layerscope.export NOTEBOOK -o PAGE.html [--execute]``"""
     import argparse
@@ -212,7 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--execute", action="store_true", help="run the notebook first")
     args = parser.parse_args(argv)
-    out = export_notebook(args.notebook, args.output, execute=args.execute)
+    try:
+        out = export_notebook(args.notebook, args.output, execute=args.execute)
+    except ExportError as exc:
+        parser.exit(2, f"error: {exc}\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, offline)")
 
 

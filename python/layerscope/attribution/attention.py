@@ -9,7 +9,9 @@ the Hugging Face style that return ``(output, weights, ...)`` are read as they a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -54,12 +56,78 @@ def _mha_hooks(module: nn.MultiheadAttention, record: Any) -> list[Any]:
     ]
 
 
+def is_attention(t: Any) -> bool:
+    """Whether ``t`` looks like attention probabilities: (N, heads, queries, keys), non-negative,
+    each row summing to 1 over the keys (0 for a fully masked row).
+
+    T5's attention modules return ``position_bias`` (negative values, rows not summing to 1)
+    before the weights: a 4-D tensor that is not attention, never to be shown as such.
+    """
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or not t.is_floating_point():
+        return False
+    if t.numel() == 0:
+        return False
+    a = t.detach().float()
+    if not bool(torch.isfinite(a).all()) or float(a.min()) < -1e-6:
+        return False
+    rows = a.sum(-1)
+    ok = torch.isclose(rows, torch.ones_like(rows), atol=1e-3) | (rows.abs() <= 1e-6)
+    return bool(ok.all()) and bool((rows > 0.5).any())
+
+
 def _returned_weights(out: Any) -> torch.Tensor | None:
     if isinstance(out, (tuple, list)):
         for v in out[1:]:
-            if isinstance(v, torch.Tensor) and v.dim() == 4:
+            if is_attention(v):
                 return v
     return None
+
+
+_OUTPUT_ATTENTIONS = ("attentions", "encoder_attentions", "decoder_attentions", "cross_attentions")
+
+
+def _output_attentions(out: Any) -> list[tuple[str, torch.Tensor]]:
+    """The attention tensors a model returned itself (Hugging Face ``ModelOutput`` fields)."""
+    found: list[tuple[str, torch.Tensor]] = []
+    for name in _OUTPUT_ATTENTIONS:
+        value = out.get(name) if isinstance(out, Mapping) else getattr(out, name, None)
+        if isinstance(value, (tuple, list)):
+            found += [(f"{name}.{i}", w) for i, w in enumerate(value) if is_attention(w)]
+    for sub in ("text_model_output", "vision_model_output"):  # CLIP-style nested outputs
+        inner = out.get(sub) if isinstance(out, Mapping) else getattr(out, sub, None)
+        if inner is not None:
+            found += [(f"{sub}.{k}", w) for k, w in _output_attentions(inner)]
+    return found
+
+
+def _takes_output_attentions(model: nn.Module) -> bool:
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return "output_attentions" in params or (
+        any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+        and hasattr(model, "config")
+    )
+
+
+@contextlib.contextmanager
+def _eager_attention(model: nn.Module) -> Iterator[None]:
+    """Hugging Face models with SDPA or flash attention return no weights: switch their configs
+    to the "eager" implementation (which computes the same thing) for this pass."""
+    configs: dict[int, tuple[Any, Any]] = {}
+    for m in model.modules():
+        cfg = getattr(m, "config", None)
+        if cfg is not None and hasattr(cfg, "_attn_implementation_internal"):
+            configs.setdefault(id(cfg), (cfg, cfg._attn_implementation_internal))
+    try:
+        for cfg, impl in configs.values():
+            if impl != "eager":
+                cfg._attn_implementation_internal = "eager"
+        yield
+    finally:
+        for cfg, impl in configs.values():
+            cfg._attn_implementation_internal = impl
 
 
 def attention_weights(
@@ -72,9 +140,12 @@ def attention_weights(
     """Attention weights of one forward pass: module path -> (N, heads, queries, keys).
 
     ``layers`` None takes every ``nn.MultiheadAttention`` and every module whose class name
-    contains "Attention" and that returns ``(output, weights (N, H, T, S), ...)``; Hugging Face
-    models need ``forward_kwargs={"output_attentions": True}`` for that. Runs in eval mode without
-    gradients and gives the model back as it was. Entries are in call order (a module called twice
+    contains "Attention" and that returns ``(output, weights (N, H, T, S), ...)``. A tensor counts
+    as weights only if it is attention (see :func:`is_attention`: T5's position bias is not).
+    Hugging Face models are run with ``output_attentions=True`` and eager attention (SDPA returns
+    no weights), and the weights the model returns itself are preferred: a module's entry is kept
+    when it returned one of them. Runs in eval mode without gradients and gives the model back
+    as it was (its attention implementation too). Entries are in call order (a module called twice
     gives ``path`` for the last call and ``path#0``, ``path#1``).
 
     Peak memory: one no-grad forward plus the weights (layers x N x H x T x S).
@@ -104,7 +175,7 @@ def attention_weights(
             # Hugging Face wrappers pass their inner module's weights up: keep the first (inner)
             if not any(w is s for s in seen):
                 seen.append(w)
-                found.append((path, w.detach()))
+                found.append((path, w))
 
         return record
 
@@ -116,7 +187,11 @@ def attention_weights(
         for m in model.modules()
         if isinstance(m, nn.TransformerEncoder) and getattr(m, "use_nested_tensor", False)
     ]
-    with preserved(model):
+    kwargs = dict(forward_kwargs or {})
+    if "output_attentions" not in kwargs and _takes_output_attentions(model):
+        kwargs["output_attentions"] = True
+    own: list[tuple[str, torch.Tensor]] = []
+    with preserved(model), _eager_attention(model):
         model.eval()
         try:
             for m in nested:
@@ -132,12 +207,20 @@ def attention_weights(
                         )
                     )
             with torch.no_grad():
-                model(*args, **(forward_kwargs or {}))
+                own = _output_attentions(model(*args, **kwargs))
         finally:
             for h in handles:
                 h.remove()
             for m in nested:
                 m.use_nested_tensor = True
+    if own:
+        # the model's own attention outputs: keep the modules that returned one of them, and
+        # name the rest by their output field
+        kept = [(p, w) for p, w in found if any(w is o for _, o in own)]
+        matched = [o for _, o in own if any(o is w for _, w in kept)]
+        extra = [(name, o) for name, o in own if not any(o is m for m in matched)]
+        found = kept + extra
+    found = [(p, w.detach()) for p, w in found]
     if not found:
         raise ValueError(
             f"no attention weights found in {type(model).__name__}: it has no nn.MultiheadAttention "

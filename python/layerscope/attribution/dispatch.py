@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..inspect.errors import model_errors
 from ..inspect.modules import check_module
 from ..inspect.restore import preserved
 from . import attention, grad_cam, gradient, input_x_gradient, integrated_gradients, smoothgrad
@@ -59,6 +60,34 @@ def _check_options(
         )
 
 
+def _method_keywords(method: str) -> set[str]:
+    names = {
+        k
+        for k, p in inspect.signature(METHODS[method]).parameters.items()
+        if p.kind == inspect.Parameter.KEYWORD_ONLY
+    }
+    if method == "smoothgrad":
+        for base in SMOOTHGRAD_BASES:
+            names |= _method_keywords(base)
+        names.add("base")
+    return names
+
+
+def split_model_kwargs(
+    model: nn.Module, method: str, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``options`` split into the method's own and the model's keyword arguments: a keyword the
+    method does not take but ``model.forward`` names (``attention_mask=``) goes to the model."""
+    own = _method_keywords(method)
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return options, {}
+    forward = {k for k, p in params.items() if p.kind != inspect.Parameter.VAR_POSITIONAL}
+    model_kw = {k: v for k, v in options.items() if k not in own and k in forward}
+    return {k: v for k, v in options.items() if k not in model_kw}, model_kw
+
+
 def _unused_target(out: torch.Tensor) -> torch.Tensor:
     return out.reshape(out.shape[0], -1)[:, 0]
 
@@ -71,6 +100,7 @@ def attribute(
     *,
     output: OutputSelector = None,
     embedding: str | nn.Module | None = None,
+    embedding_call: int | None = None,
     embedding_reduce: str | None = "sum",
     forward_kwargs: dict[str, Any] | None = None,
     internal_batch_size: int | None = None,
@@ -89,14 +119,21 @@ def attribute(
 
     ``inputs``: a tensor or a tuple of them, batch first. Float inputs are attributed directly (a
     tuple gives a tuple, one per float input). Integer token ids are attributed at the output of an
-    embedding layer (``embedding="path"``, default: the first ``nn.Embedding``); the (N, L, D)
-    result is reduced to (N, L) by ``embedding_reduce`` ("sum", "norm", or None to keep D).
+    embedding layer (``embedding="path"``, default: the ``nn.Embedding`` that embedded these ids
+    in the forward pass); the (N, L, D) result is reduced to (N, L) by ``embedding_reduce``
+    ("sum", "norm", or None to keep D). An embedding called more than once per pass (one shared
+    by the encoder and the decoder) is attributed at one call, ``embedding_call=k`` (default:
+    the call that embedded the ids, else the first); the other calls keep their own output.
 
     ``target``: a class index, a tuple of indices (multi-dim outputs), a list with one per sample,
     a callable on the output returning one score per sample, or None for the predicted class.
     ``output``: which part of a dict / tuple / dataclass model output to explain (a key, an index,
     or a callable). ``forward_kwargs`` are passed to every forward call (tensors with the batch
-    dim follow the rows).
+    dim follow the rows); a keyword that no method takes but the model's ``forward`` does
+    (``attention_mask=``, ``decoder_input_ids=``) is passed to the model the same way.
+
+    A target with no gradient path to the input (a quantized layer, an integer cast) raises a
+    ValueError naming the module and op where the path breaks, never an all-zero answer.
 
     The model comes back as it was: parameter ``.grad`` untouched (gradients are taken with
     ``torch.autograd.grad`` on copies of the inputs), ``requires_grad`` of parameters and inputs,
@@ -129,6 +166,9 @@ def attribute(
             f"embedding_reduce must be one of {list(EMBEDDING_REDUCTIONS)}; got {embedding_reduce!r}."
         )
     fn = METHODS[method]
+    options, model_kwargs = split_model_kwargs(model, method, options)
+    if model_kwargs:
+        forward_kwargs = {**(forward_kwargs or {}), **model_kwargs}
     if method == "smoothgrad":
         base = options.pop("base", "gradient")
         if base not in SMOOTHGRAD_BASES:
@@ -152,7 +192,7 @@ def attribute(
             stacklevel=2,
         )
     inputs_tuple = isinstance(inputs, (tuple, list))
-    with preserved(model):
+    with preserved(model), model_errors(model, f"attribution ({method})", inputs, forward_kwargs):
         if eval_mode and any(m.training for m in model.modules()):
             model.eval()
         # frozen parameters: no graph is recorded upstream of the attributed tensor (Grad-CAM's
@@ -165,6 +205,7 @@ def attribute(
             _unused_target if method in _NO_TARGET else target,
             output=output,
             embedding=embedding,
+            embedding_call=embedding_call,
             forward_kwargs=forward_kwargs,
             internal_batch_size=internal_batch_size,
             budget=memory_budget,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Any
 
 import torch
@@ -13,17 +15,23 @@ from ..inspect.modules import find_module
 from .grid import GridSpec, rows_first, tokens_to_grid
 from .problem import Attributions, Problem
 
+_CONV_FOR_RANK = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}
 
-def default_layer(model: nn.Module) -> tuple[str, nn.Module]:
-    """The path and module of the last ``nn.Conv2d`` in ``named_modules()`` order."""
+
+def default_layer(model: nn.Module, rank: int = 4) -> tuple[str, nn.Module]:
+    """The path and module of the last convolution in ``named_modules()`` order: ``nn.Conv2d``
+    for images (inputs of rank 4), ``nn.Conv1d`` for signals (3), ``nn.Conv3d`` for video (5)."""
+    conv = _CONV_FOR_RANK.get(rank, nn.Conv2d)
     last = None
     for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, conv):
             last = (name, m)
     if last is None:
         raise ValueError(
-            f"Grad-CAM defaults to the last nn.Conv2d, and {type(model).__name__} has none; pass "
-            "layer='path' (e.g. the last transformer block, whose tokens are placed on the patch grid)."
+            f"Grad-CAM defaults to the last nn.{conv.__name__}, and {type(model).__name__} has none; pass "
+            "layer='path' (e.g. a transformer block, whose tokens are placed on the patch grid; in a "
+            "CLS-pooled vision transformer pick one before the last, whose patch tokens get no "
+            "gradient)."
         )
     return last
 
@@ -63,7 +71,8 @@ def attribute(
     >>> ls.attribute(model, x, 3, method="grad_cam", layer="features.4")   # doctest: +SKIP
     """
     if layer is None:
-        path, module = default_layer(problem.model)
+        rank = problem.values[0].dim() if problem.embedding is None else 4
+        path, module = default_layer(problem.model, rank)
     elif isinstance(layer, nn.Module):
         module, path = layer, type(layer).__name__
     else:
@@ -114,17 +123,88 @@ def attribute(
                 "gradient from the target score. Pick a layer the output depends on (default: the "
                 "last Conv2d)."
             )
+        leaves_shape = leaves[0].shape[1:]
         maps.append(
             _cam(leaves[0].detach(), grad, module, image, len(index), relu, token_grid, skip_tokens)
         )
     cam = torch.cat(maps)
+    zero = [i for i in range(cam.shape[0]) if not bool(cam[i].ne(0).any())]
+    if zero:
+        shape = tuple(leaves_shape)
+        signal = _layers_with_signal(problem, path, shape, image, relu, token_grid, skip_tokens)
+        where = (
+            f"layers of the same output shape that give a signal for this sample: {signal}"
+            if signal
+            else "no layer of the same output shape gives one either; try an earlier layer"
+        )
+        warnings.warn(
+            f"the Grad-CAM map at layer {path!r} is all zero for sample(s) {zero[:10]}: the "
+            "target's gradient does not reach that layer's spatial positions (at the last block "
+            f"of a vision transformer only the CLS token gets one). {where}.",
+            UserWarning,
+            stacklevel=4,
+        )
+    first = problem.values[0] if problem.embedding is None else None
     if image is not None and cam.dim() == 4:
         cam = F.interpolate(cam, tuple(image.shape[2:]), mode=interpolate_mode)
+    elif first is not None and first.dim() == 5 and cam.dim() == 5:  # video: (N, 1, T, H, W)
+        cam = F.interpolate(cam, tuple(first.shape[2:]), mode="trilinear")
+    elif first is not None and first.dim() == 3 and cam.dim() == 3:  # a Conv1d map: (N, 1, L)
+        cam = F.interpolate(cam, int(first.shape[2]), mode="linear")
     elif cam.dim() == 2 and problem.embedding is not None:
         length = problem.values[0].shape[1]
         if cam.shape[1] != length:
             cam = F.interpolate(cam[:, None], length, mode="linear")[:, 0]
     return Attributions((cam,), at_point=False)
+
+
+def _layers_with_signal(
+    problem: Problem,
+    chosen: str,
+    shape: tuple[int, ...],
+    image: torch.Tensor | None,
+    relu: bool,
+    token_grid: GridSpec,
+    skip_tokens: int | None,
+    limit: int = 6,
+) -> list[str]:
+    """Paths of modules whose output has ``shape`` (per row) and whose Grad-CAM map for the first
+    sample is not all zero: one forward and backward with every such output's gradient kept."""
+    outputs: list[tuple[str, nn.Module, torch.Tensor]] = []
+
+    def keep(path: str) -> Any:
+        def hook(m: nn.Module, _inp: Any, out: Any) -> None:
+            t = first_tensor(out)
+            if t is not None and tuple(t.shape[1:]) == shape and t.requires_grad:
+                t.retain_grad()
+                outputs.append((path, m, t))
+
+        return hook
+
+    named = [(p, m) for p, m in problem.model.named_modules() if p]
+    rows = [v[:1].detach().requires_grad_(True) for v in problem.values]
+    index = problem.index[:1]
+    with torch.enable_grad():
+        out = problem.run(
+            rows,
+            index,
+            hooks=[functools.partial(m.register_forward_hook, keep(p)) for p, m in named],
+            reset=outputs.clear,
+        )
+        score = problem.target.scores(out, index)
+        if not score.requires_grad:
+            return []
+        score.sum().backward(inputs=[t for _, _, t in outputs] or rows)
+    found: list[str] = []
+    seen: set[str] = set()
+    for path, m, t in outputs:
+        if path == chosen or path in seen or t.grad is None:
+            continue
+        seen.add(path)
+        cam = _cam(t.detach(), t.grad, m, image, 1, relu, token_grid, skip_tokens)
+        if bool(cam.ne(0).any()):
+            found.append(path)
+    return found[-limit:]
 
 
 def _cam(

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ..inspect.errors import model_errors
 from ..inspect.modules import check_module
 from ..inspect.restore import preserved
 from .problem import as_input_tuple
@@ -41,7 +42,7 @@ def predict_topk(
     args = as_input_tuple(inputs)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int; got {k!r}.")
-    with preserved(model), torch.no_grad():
+    with preserved(model), torch.no_grad(), model_errors(model, "prediction", args, forward_kwargs):
         model.eval()
         out = select_output(model(*args, **(forward_kwargs or {})), output)
     if out.dim() != 2:

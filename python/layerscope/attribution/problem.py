@@ -12,6 +12,7 @@ hook replaces that layer's output with the rows being scored.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from torch import nn
 from ..inspect.capture import first_tensor
 from ..inspect.modules import find_module
 from .batching import DEFAULT_BUDGET, chunks
+from .gradient_path import describe_break
 from .targets import OutputSelector, Target, TargetSpec, resolve_target, select_output
 
 # Image inputs of CNNs on the CPU run in channels-last memory layout (the oneDNN convolutions:
@@ -86,6 +88,9 @@ class Problem:
     forward_kwargs: dict[str, Any] = field(default_factory=dict)
     attributed: tuple[int, ...] = ()
     embedding: nn.Module | None = None
+    # which call of ``embedding`` in one forward pass is attributed (a shared embedding runs
+    # once for the source and once for the target tokens)
+    embedding_call: int = 0
     rows: int | None = None
     budget: int = DEFAULT_BUDGET
     exclude: set[int] = field(default_factory=set)
@@ -163,7 +168,11 @@ class Problem:
                         else v
                     )
             else:
-                handles.append(self.embedding.register_forward_hook(_replace_output(values[0])))
+                handles.append(
+                    self.embedding.register_forward_hook(
+                        _replace_output(values[0], self.embedding_call)
+                    )
+                )
             raw = self.model(*args, **kwargs)
         finally:
             for h in handles:
@@ -193,9 +202,29 @@ class Problem:
         leaves = tuple(v.detach().requires_grad_(True) for v in values)
         with torch.enable_grad():
             s = self.target.scores(self.run(leaves, index), index)
-            if not s.requires_grad:  # the output does not depend on the attributed tensors
-                return tuple(torch.zeros_like(v) for v in leaves), s.detach()
-            grads = torch.autograd.grad(s.sum(), leaves, allow_unused=True)
+            grads = (
+                torch.autograd.grad(s.sum(), leaves, allow_unused=True)
+                if s.requires_grad
+                else (None,) * len(leaves)
+            )
+        if all(g is None for g in grads):
+            # all zeros would look like an answer (a quantized layer, an integer cast): say where
+            # the gradient path ends instead, as Captum does
+            where = describe_break(lambda: self.run(leaves, index), self.model)
+            raise ValueError(
+                f"the target score has no gradient with respect to the attributed input: {where}. "
+                "Attribution needs a differentiable path from the input to the output: attribute "
+                "a float (not quantized) copy of the model, or use method='attention' or Grad-CAM "
+                "at a layer after the break (layer=)."
+            )
+        unused = [i for i, g in enumerate(grads) if g is None]
+        if unused:
+            warnings.warn(
+                f"attributed input(s) {unused} do not reach the target score: their attribution "
+                "is zero.",
+                UserWarning,
+                stacklevel=3,
+            )
         return tuple(
             torch.zeros_like(v) if g is None else g for v, g in zip(leaves, grads, strict=True)
         ), s.detach()
@@ -215,7 +244,9 @@ class Problem:
             )
         args[pos] = ids.to(args[pos].device)
         store: list[torch.Tensor] = []
-        handle = self.embedding.register_forward_hook(_capture_output(store, stop=True))
+        handle = self.embedding.register_forward_hook(
+            _capture_output(store, stop=True, call=self.embedding_call)
+        )
         try:
             with torch.no_grad():
                 self.model(*args, **self.forward_kwargs)
@@ -226,41 +257,55 @@ class Problem:
         return store[0]
 
 
-def _replace_output(value: torch.Tensor) -> Callable[[nn.Module, Any, Any], torch.Tensor]:
-    def hook(module: nn.Module, _inp: Any, out: Any) -> torch.Tensor:
+def _replace_output(value: torch.Tensor, call: int = 0) -> Callable[[nn.Module, Any, Any], Any]:
+    """A forward hook that replaces the output of the ``call``-th call (0-based) in one pass
+    with ``value``; other calls keep their own output (a shared embedding for the source and
+    the target tokens: swapping every call would differentiate another function)."""
+    calls = [0]
+
+    def hook(module: nn.Module, _inp: Any, out: Any) -> Any:
+        k = calls[0]
+        calls[0] += 1
+        if k != call:
+            return None
         t = first_tensor(out)
         if not isinstance(out, torch.Tensor) or t is None or t.shape != value.shape:
             got = tuple(t.shape) if t is not None else type(out).__name__
             raise ValueError(
                 f"the embedding layer ({type(module).__name__}) gave {got} where {tuple(value.shape)} "
-                "was expected; name an embedding layer that returns one tensor and is called once "
-                "per forward pass."
+                "was expected; name an embedding layer that returns one tensor (embedding=), and "
+                "the call that embeds the attributed tokens (embedding_call=)."
             )
         return value
 
     return hook
 
 
-def _capture_output(store: list[torch.Tensor], stop: bool) -> Callable[[nn.Module, Any, Any], None]:
+def _capture_output(
+    store: list[torch.Tensor], stop: bool, call: int = 0
+) -> Callable[[nn.Module, Any, Any], None]:
+    """A forward hook that keeps the output of the ``call``-th call (and, with ``stop``, ends
+    the pass there); ``store`` gets one entry per call up to then (None before ``call``)."""
+
     def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+        k = len(store)
         t = first_tensor(out)
-        if t is not None:
-            store.append(t.detach())
-        if stop:
+        store.append(t.detach() if t is not None and k == call else None)  # type: ignore[arg-type]
+        if stop and k == call:
             raise _StopForward
 
     return hook
 
 
-def find_embedding(model: nn.Module, embedding: str | nn.Module | None) -> nn.Module:
-    """The layer whose output token-id inputs are attributed at."""
+def find_embedding(model: nn.Module, embedding: str | nn.Module | None) -> nn.Module | None:
+    """The layer whose output token-id inputs are attributed at; None: find it by running the
+    model (see :func:`consuming_embedding`)."""
     if isinstance(embedding, nn.Module):
         return embedding
     if isinstance(embedding, str):
         return find_module(model, embedding)
-    for m in model.modules():
-        if isinstance(m, nn.Embedding):
-            return m
+    if any(isinstance(m, nn.Embedding) for m in model.modules()):
+        return None
     raise ValueError(
         f"the inputs hold integer token ids, which have no gradient, so they are attributed at an "
         f"embedding layer's output; {type(model).__name__} has no nn.Embedding. Pass "
@@ -276,6 +321,7 @@ def build_problem(
     *,
     output: OutputSelector = None,
     embedding: str | nn.Module | None = None,
+    embedding_call: int | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     internal_batch_size: int | None = None,
     budget: int = DEFAULT_BUDGET,
@@ -315,25 +361,44 @@ def build_problem(
         progress=progress,
     )
     tokens = any(is_token_tensor(x) for x in args)
+    if embedding_call is not None and (
+        isinstance(embedding_call, bool)
+        or not isinstance(embedding_call, int)
+        or embedding_call < 0
+    ):
+        raise ValueError(f"embedding_call must be an int >= 0 or None; got {embedding_call!r}.")
     if tokens or embedding is not None:
         layer = find_embedding(model, embedding)
-        store: list[torch.Tensor] = []
+        call = embedding_call or 0
         out: torch.Tensor | None = None
+        if layer is None:
+            ids = next(x for x in args if is_token_tensor(x))
+            layer, found_call, out = consuming_embedding(model, args, base.forward_kwargs, ids)
+            out = select_output(out, output) if target is None else None
+            call = found_call if embedding_call is None else embedding_call
+        store: list[torch.Tensor] = []
         # with a given target only the embeddings are needed: stop the pass there
-        handle = layer.register_forward_hook(_capture_output(store, stop=target is not None))
+        handle = layer.register_forward_hook(
+            _capture_output(store, stop=target is not None or out is not None, call=call)
+        )
         try:
             with torch.no_grad():
-                out = select_output(model(*args, **base.forward_kwargs), output)
+                raw = model(*args, **base.forward_kwargs)
+                if target is None and out is None:
+                    out = select_output(raw, output)
         except _StopForward:
             pass
         finally:
             handle.remove()
-        if not store:
+        if len(store) <= call:
             raise ValueError(
-                f"the embedding layer ({type(layer).__name__}) was not called during the forward "
-                "pass; name the layer the token ids go through with embedding='path'."
+                f"the embedding layer ({type(layer).__name__}) was called {len(store)} time(s) in "
+                f"the forward pass, so it has no call {call}; name the layer the token ids go "
+                "through with embedding='path' and its call with embedding_call=k (0: the first)."
             )
-        problem = dataclasses.replace(base, values=(store[0],), embedding=layer)
+        problem = dataclasses.replace(
+            base, values=(store[call],), embedding=layer, embedding_call=call
+        )
     else:
         attributed = tuple(
             i for i, x in enumerate(args) if isinstance(x, torch.Tensor) and x.is_floating_point()
@@ -355,6 +420,45 @@ def build_problem(
             with torch.no_grad():
                 out = problem.run(values, problem.index)
     return dataclasses.replace(problem, target=resolve_target(target, out, n))
+
+
+def consuming_embedding(
+    model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], ids: torch.Tensor
+) -> tuple[nn.Module, int, Any]:
+    """The ``nn.Embedding`` that embedded the token ids ``ids`` in one forward pass, which call
+    of it that was, and the model's output.
+
+    Not the first ``nn.Embedding`` in ``named_modules()``: BART's ``shared`` is never called (its
+    encoder has its own embedding module on the same weight), and T5's runs for the encoder's
+    and the decoder's tokens.
+    """
+    calls: list[tuple[nn.Module, int, torch.Tensor]] = []
+    counts: dict[int, int] = {}
+
+    def hook(m: nn.Module, inp: Any, _out: Any) -> None:
+        k = counts.get(id(m), 0)
+        counts[id(m)] = k + 1
+        if inp and isinstance(inp[0], torch.Tensor):
+            calls.append((m, k, inp[0]))
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Embedding)
+    ]
+    try:
+        with torch.no_grad():
+            out = model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    for m, k, used in calls:
+        if used.numel() == ids.numel() and torch.equal(used.reshape(ids.shape).cpu(), ids.cpu()):
+            return m, k, out
+    if calls:
+        return calls[0][0], calls[0][1], out
+    raise ValueError(
+        f"no nn.Embedding of {type(model).__name__} was called in the forward pass; name the layer "
+        "the token ids go through with embedding='path'."
+    )
 
 
 @dataclass

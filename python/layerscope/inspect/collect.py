@@ -289,7 +289,11 @@ def collect(
 
         max_bytes = parse_budget(max_bytes)
     _check_args(pool, top_k, bins, dtype, max_bytes)
-    paths = _layer_list(model, layers)
+    paths = (
+        _layer_list(model, layers)
+        if layers is not None
+        else [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
+    )
     if not paths:
         raise ValueError("the model has no leaf modules to collect from; pass layers=[...]")
     modules = {p: find_module(model, p) for p in paths}

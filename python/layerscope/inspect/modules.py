@@ -61,3 +61,44 @@ def first_parameter_device(model: nn.Module) -> torch.device:
     for b in model.buffers():
         return b.device
     return torch.device("cpu")
+
+
+def is_parametrization(module: nn.Module) -> bool:
+    """Whether ``module`` is ``torch.nn.utils.parametrize``'s holder of a parametrized tensor.
+
+    Such a module (``layer.parametrizations`` and what it holds) runs when its owner reads the
+    weight: it is part of the owner, never a layer of its own.
+    """
+    from torch.nn.utils import parametrize
+
+    return isinstance(module, (parametrize.ParametrizationList, nn.ModuleDict)) and (
+        isinstance(module, parametrize.ParametrizationList)
+        or any(isinstance(v, parametrize.ParametrizationList) for v in module.values())
+    )
+
+
+def layer_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``named_modules()`` without parametrization holders and what they hold (see
+    :func:`is_parametrization`): the modules that can be layers."""
+    out: list[tuple[str, nn.Module]] = []
+    skipped: list[str] = []
+    for path, m in check_module(model).named_modules():
+        if any(path == s or path.startswith(s + ".") for s in skipped):
+            continue
+        if path and is_parametrization(m):
+            skipped.append(path)
+            continue
+        out.append((path, m))
+    return out
+
+
+def unwrap_compiled(model: nn.Module) -> nn.Module:
+    """The module a ``torch.compile`` wrapper (``OptimizedModule``) holds, else ``model``.
+
+    Running our hooks and TorchFunctionMode through Dynamo would compile our own code and
+    recompile on every call; the original module computes the same thing eagerly.
+    """
+    orig = getattr(model, "_orig_mod", None)
+    if isinstance(orig, nn.Module) and type(model).__name__ == "OptimizedModule":
+        return orig
+    return model

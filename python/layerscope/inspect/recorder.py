@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 from .graph import Edge, Node, TensorMeta
+from .modules import is_parametrization
 
 # Reading t.shape inside a hook would itself go through the mode; this switches it off there.
 _no_torch_function = torch._C.DisableTorchFunction
@@ -142,7 +144,8 @@ class Recorder(TorchFunctionMode):
             self.paths[id(m)] = path
             # The root is always a group, even without children: an all-functional model
             # shows its ops (and tracing a lone nn.Linear shows its F.linear).
-            if path and next(iter(m.children()), None) is None:
+            # parametrizations (weight_norm) are part of their owner, never a layer of their own
+            if path and next((c for c in m.children() if not is_parametrization(c)), None) is None:
                 self.leaves.add(path)
         self.root_path = ""
         self.nodes: list[Node] = []
@@ -248,6 +251,8 @@ class Recorder(TorchFunctionMode):
             # A leaf has no children: its own _parameters are all of them (named_parameters()
             # walks the module tree through generators, 10x slower here).
             own = [(n, p) for n, p in module._parameters.items() if p is not None]
+            if parametrize.is_parametrized(module):
+                own = list(module.named_parameters())  # the originals the weights derive from
             shapes = {name: tuple(p.shape) for name, p in own}
             info = self._param_info[path] = (sum(p.numel() for _, p in own), shapes)
         return info

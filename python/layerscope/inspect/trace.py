@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .errors import ModelError, locate, model_error_message
 from .graph import Graph, Group, Node
-from .modules import check_module, first_parameter_device
+from .modules import check_module, first_parameter_device, unwrap_compiled
 from .recorder import Failure, Recorder
 from .repeats import find_repeats
 from .restore import preserved
@@ -23,20 +24,12 @@ from .restore import preserved
 __all__ = ["Graph", "Node", "TraceError", "trace"]
 
 
-class TraceError(RuntimeError):
+class TraceError(ModelError):
     """The model raised during the traced forward pass; chained (``from``) to the original error.
 
     ``path`` is the innermost module running when it raised ("" is the root, None if unknown),
     ``op`` the torch function that raised (None if it was not one), ``original`` the exception.
     """
-
-    def __init__(
-        self, message: str, *, path: str | None, op: str | None, original: BaseException
-    ) -> None:
-        super().__init__(message)
-        self.path = path
-        self.op = op
-        self.original = original
 
 
 def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
@@ -68,7 +61,9 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     (412, ['Block x12'])
     >>> json.dumps(g.to_dict())                         # doctest: +SKIP
     """
-    check_module(model)
+    # A torch.compile'd model is traced through the module it wraps: run through Dynamo, our
+    # hooks and TorchFunctionMode would be compiled too, and recompiled on every trace.
+    model = unwrap_compiled(check_module(model))
     # A trace allocates ~10 small objects per op and frees few: the cyclic GC would walk the
     # growing node list again and again (a third of the time at 10,000 ops). Tensors are
     # freed by reference counting either way; the GC runs again when trace returns.
@@ -232,12 +227,6 @@ def _labelled_inputs(
     return out
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)} on {value.device}"
-    return type(value).__name__
-
-
 def _trace_error(
     model: nn.Module,
     failure: Failure | None,
@@ -248,24 +237,9 @@ def _trace_error(
     path = op = None
     if failure is not None and failure.exc is exc:
         path, op = failure.path, failure.op
-    modules = dict(model.named_modules())
-    if path is None:
-        where = "during the forward pass"
-    else:
-        cls = type(modules[path]).__name__ if path in modules else "?"
-        where = f"in module {path!r} ({cls})" if path else f"in the root module ({cls})"
-        if op is not None:
-            where += f", op {op!r}"
-    original = str(exc).strip()
-    if len(original) > 600:
-        original = original[:600] + " ..."
-    given = ", ".join(
-        [_describe(v) for v in inputs] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
-    )
-    message = (
-        f"trace of {type(model).__name__} failed {where}: {type(exc).__name__}: {original}\n"
-        f"Inputs given: ({given}). Pass inputs that model(*inputs, **kwargs) accepts: "
-        "the same shapes, dtypes and device as in a normal call."
+    where, given = locate(model, exc.__traceback__)
+    message = model_error_message(
+        "trace", model, exc, inputs, kwargs, path=path, op=op, given=given if where == path else []
     )
     return TraceError(message, path=path, op=op, original=exc)
 

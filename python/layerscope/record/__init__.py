@@ -8,12 +8,15 @@ torch and numpy only, never widget code.
 """
 
 from .budget import parse_budget
+from .distributed import DistributedRecorderError
 from .history import EpochRecord, Histograms, History, Snapshot, ThinnedError
+from .policy import SnapshotPolicy
 from .recorder import RecordedRun, Recorder
 from .steplog import RecorderWarning
-from .store import StoreConflictError, StoreError
+from .store import StoreConflictError, StoreError, StoreLockedError
 
 __all__ = [
+    "DistributedRecorderError",
     "EpochRecord",
     "Histograms",
     "History",
@@ -21,8 +24,10 @@ __all__ = [
     "Recorder",
     "RecorderWarning",
     "Snapshot",
+    "SnapshotPolicy",
     "StoreConflictError",
     "StoreError",
+    "StoreLockedError",
     "ThinnedError",
     "parse_budget",
 ]

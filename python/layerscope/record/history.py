@@ -15,13 +15,13 @@ import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .histograms import HistogramCounts, count
+from .location import load_array
 from .steplog import StepLog
 from .summary import array_stats
 
@@ -35,13 +35,16 @@ class ThinnedError(KeyError):
 
 @dataclass
 class Held:
-    """One recorded tensor: in memory (``array``) and/or on disk (``path``, always full resolution)."""
+    """One recorded tensor: in memory (``array``) and/or in the store (``path``: a local ``Path``
+    or a lazy reader of a remote or sharded file, see ``location.load_array``). The stored file is
+    full resolution unless ``path_exact`` is False (the snapshot policy stored the reduced image)."""
 
     shape: tuple[int, ...]
     dtype: str
     exact: bool
     array: np.ndarray | None = None
-    path: Path | None = None
+    path: Any = None
+    path_exact: bool = True
 
     @property
     def nbytes(self) -> int:
@@ -129,6 +132,8 @@ class History:
         self._edges: dict[str, np.ndarray] = {}
         self._thinned: list[dict[str, Any]] = []
         self._flags: list[dict[str, Any]] = []
+        # Epochs whose snapshots the policy kept reduced or skipped (not the budget's thinning).
+        self._policy_reduced: set[int] = set()
 
     # -- what there is ----------------------------------------------------------------------
 
@@ -353,14 +358,20 @@ class History:
         if held.array is not None and (held.exact or not exact):
             source = "disk" if isinstance(held.array, np.memmap) else "memory"
             return Snapshot(name, r.epoch, held.array, held.shape, held.dtype, held.exact, source)
-        if held.path is not None:
+        if held.path is not None and (held.path_exact or not exact):
             try:
-                array = np.load(held.path, mmap_mode="r")
-            except OSError as e:
+                array = load_array(held.path, mmap=True)
+            except Exception as e:
                 raise OSError(
                     f"could not read the {kind} {name!r} of epoch {r.epoch} from {held.path}: {e}"
                 ) from e
-            return Snapshot(name, r.epoch, array, held.shape, held.dtype, True, "disk")
+            return Snapshot(name, r.epoch, array, held.shape, held.dtype, held.path_exact, "disk")
+        if held.path is not None or (held.array is not None and r.epoch in self._policy_reduced):
+            raise ThinnedError(
+                f"the {kind} {name!r} of epoch {r.epoch} was stored at reduced resolution only, "
+                "as the snapshot policy says (see rec.thinned); pass snapshot='full' to Recorder "
+                "to keep every epoch at full resolution."
+            )
         kept = self.snapshot_epochs(name) if kind == "parameter" else self.activation_epochs(name)
         what = "only at reduced resolution" if held.array is not None else "not at all"
         raise ThinnedError(
@@ -385,8 +396,8 @@ def fill_derived(
         if name in r.hist or name not in edges or (wanted is not None and name not in wanted):
             continue
         array = held.array if held.array is not None and held.exact else None
-        if array is None and held.path is not None:
-            array = np.load(held.path)
+        if array is None and held.path is not None and held.path_exact:
+            array = load_array(held.path)
         if array is not None:
             t = torch.from_numpy(array if array.flags.writeable else np.array(array))
             r.hist[name] = count(t, edges[name], r.param_stats.get(name))
@@ -401,8 +412,8 @@ def fill_act_stats(r: EpochRecord) -> None:
             continue
         if held.array is not None and held.exact:
             r.act_stats[layer] = array_stats(held.array, units=True)
-        elif held.path is not None:
-            r.act_stats[layer] = array_stats(np.load(held.path), units=True)
+        elif held.path is not None and held.path_exact:
+            r.act_stats[layer] = array_stats(load_array(held.path), units=True)
 
 
 def _readable(held: Held) -> bool:

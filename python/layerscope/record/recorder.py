@@ -27,8 +27,10 @@ every step.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,22 @@ from torch import nn
 
 from ..inspect.capture import capture
 from ..inspect.modules import check_module, find_module
+from . import distributed as dist_stats
 from .budget import format_bytes, parse_budget
-from .histograms import DEFAULT_BINS, choose_edges
+from .follow import DEFAULT_INTERVAL, Poller
+from .histograms import DEFAULT_BINS, HistogramCounts, choose_edges, count
 from .history import EpochRecord, Held, History, fill_derived
+from .location import ShardedArray, load_array, open_location
+from .policy import SnapshotPolicy, parse_snapshot, reduce_tensor
 from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
 from .summary import summarize
 from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array
+
+AXES = ("epoch", "step")
+# Seconds a rank waits for the others in the Recorder's collectives before raising.
+DEFAULT_TIMEOUT_S = 300.0
 
 # Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
 REDUCED_ELEMENTS = 256 * 256
@@ -56,18 +66,41 @@ class Recorder(History):
     """Record a model's training history within a memory budget, optionally also on disk.
 
     - ``probe``: a fixed input batch (tensor, tuple of positional inputs, or dict of keyword
-      inputs) whose layer activations are captured at each ``epoch()``;
+      inputs) whose layer activations are captured at each ``epoch()``; ``probe_kwargs``: the
+      model's keyword arguments for that pass beside positional probe inputs (``attention_mask=``);
     - ``store``: a directory; each epoch is also written there (see ``layerscope.record.store``).
-      An existing run there is refused unless ``mode="append"`` or ``mode="overwrite"``;
+      If it already holds a run (a re-run cell), the new run goes to a numbered sibling
+      (``runs/exp1-2``; the repr says so) unless ``mode="append"``, ``"overwrite"`` or ``"refuse"``;
     - ``budget``: bytes of history held in memory ("512MB", "2GB", or an int). Beyond it, older
       epochs are thinned (see ``rec.thinned``; a warning says what);
-    - ``layers``: module paths whose activations to record (default: every leaf module);
+    - ``layers``: module paths whose activations to record (default: every layer that ran, see
+      ``inspect.capture``);
     - ``every``: measure gradient norms every ``every`` steps (loss and scalars: every step);
-    - ``mode``: what to do with an existing run at ``store``: None (refuse), "append", "overwrite";
+    - ``mode``: what to do with an existing run at ``store``: None or "new" (a new run in a
+      numbered sibling), "refuse" (raise StoreConflictError), "append", "overwrite";
     - ``params``: parameter names or module paths to snapshot (default: all);
     - ``bins``: histogram bins, fixed per parameter at its first epoch;
     - ``reduced_elements``: size a thinned tensor is reduced to (default a 256x256 image);
-    - ``ratio_every``: measure update ratios every N steps (default 10, 0: never).
+    - ``ratio_every``: measure update ratios every N steps (default 10, 0: never);
+    - ``snapshot``: what each epoch keeps of each parameter beyond its stats and histogram:
+      "auto" (default), "full", "reduced", "stats", an int k (full every k epochs), a list of
+      parameter names, or a ``SnapshotPolicy`` (see ``layerscope.record.policy`` for the default's
+      sizing: a 1B-parameter model keeps ~75 MB per epoch);
+    - ``axis``: "epoch", or "step" when ``epoch()`` is called every N steps (LLM training): the
+      timeline's axis then counts steps;
+    - ``reduce``: under torch.distributed, per-step scalars and ``epoch()`` metrics are rank 0's
+      (None) or the mean over ranks ("mean");
+    - ``storage_options``: passed to fsspec for a URL store (``s3://...``: ``{"key": ...,
+      "endpoint_url": ...}``);
+    - ``timeout``: seconds a rank waits for the others in the Recorder's collectives.
+
+    Under ``torch.distributed`` (a ``torchrun`` job: DDP, or FSDP2 ``fully_shard``) the same calls
+    work in every rank: statistics and histograms are computed on each rank's shard and
+    all-reduced (O(tensors x bins) bytes, never the parameters; see ``rec.communicated``), rank 0
+    writes the store, and each rank writes its own shards of sharded parameters. Call ``step``,
+    ``epoch`` and ``close`` on every rank; ranks that disagree raise ``DistributedRecorderError``
+    instead of hanging. A model wrapped in ``DistributedDataParallel`` is recorded as its
+    ``.module`` (parameter names without the ``module.`` prefix).
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
@@ -99,9 +132,31 @@ class Recorder(History):
         bins: int = DEFAULT_BINS,
         reduced_elements: int = REDUCED_ELEMENTS,
         ratio_every: int = 10,
+        probe_kwargs: dict[str, Any] | None = None,
+        snapshot: Any = "auto",
+        axis: str = "epoch",
+        reduce: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         super().__init__()
+        model = _unwrap_ddp(model)
         self.model = check_module(model)
+        if axis not in AXES:
+            raise ValueError(
+                f"axis must be 'epoch' or 'step' (epoch() called every N steps), got {axis!r}"
+            )
+        self._axis = axis
+        if reduce not in (None, "mean"):
+            raise ValueError(f"reduce must be None (rank 0's values) or 'mean', got {reduce!r}")
+        self.reduce = reduce
+        self._dist = dist_stats.Collectives(timeout) if dist_stats.active() else None
+        self.rank = self._dist.rank if self._dist is not None else 0
+        self.world = self._dist.world if self._dist is not None else 1
+        self._dist_rows: list[
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], torch.Tensor]
+        ] = []
+        self._communicated: list[int] = []
         self.budget = parse_budget(budget)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(
@@ -119,23 +174,24 @@ class Recorder(History):
             )
         self.ratio_every = ratio_every
         self._probe_args, self._probe_kwargs = _probe_inputs(probe)
+        if probe_kwargs:
+            # the model's keyword arguments for the probe pass (attention_mask=, ...)
+            extra = _probe_inputs(dict(probe_kwargs))[1]
+            self._probe_kwargs = {**self._probe_kwargs, **extra}
+            if self._probe_args is None:
+                self._probe_args = ()
         self._layers = _check_layers(model, layers)
         self._param_filter = _check_params(model, params)
+        chosen = [(n, p) for n, p in model.named_parameters() if self._chosen(n)]
+        param_bytes = sum(p.numel() * p.element_size() for _, p in chosen)
+        self.policy: SnapshotPolicy = parse_snapshot(snapshot, param_bytes, [n for n, _ in chosen])
         self.store_error: StoreError | None = None
         self._store: RunStore | None = None
         self._next_epoch = 0
         # The previous epoch's parameters (for "change since the last snapshot"); False: reduced.
         self._last: dict[str, tuple[np.ndarray, bool]] = {}
         if store is not None:
-            self._store = RunStore(store, mode, type(model).__name__)
-            if self._store.appending:
-                load_history(self._store.path, self)
-                self._next_epoch = max(self._records, default=-1) + 1
-                if self._records:
-                    last = self._records[max(self._records)]
-                    self._last = {
-                        n: (np.load(h.path), True) for n, h in last.params.items() if h.path
-                    }
+            self._open_store(store, mode, storage_options)
         elif mode is not None:
             raise ValueError("mode= applies to a store: pass store='runs/NAME' with it")
         self._flags_saved = (len(self._log.flags), len(self._flags))  # already in the store
@@ -150,7 +206,68 @@ class Recorder(History):
         self._device = torch.device("cpu")
         self._dtype = torch.float32
         self._uniform = True
+        self._grad_params: list[torch.Tensor] = []
+        self._sharded: dict[str, int] = {}  # parameter -> shard dim (FSDP2)
+        self._model_sig = 0.0
         self._refresh_params()
+        if self._dist is not None:
+            self._dist.header(2.0, 0, self._model_sig, 0.0)
+
+    def _open_store(
+        self, store: str | Path, mode: str | None, storage_options: dict[str, Any] | None
+    ) -> None:
+        meta = {"axis": self._axis, "world": self.world, "policy": self.policy.describe()}
+        model_name = type(self.model).__name__
+        if model_name.startswith("FSDP") and any(
+            c.__name__ == model_name[4:] for c in type(self.model).__mro__
+        ):  # fully_shard swaps the class for FSDP<Name>
+            model_name = model_name[4:]
+        error: BaseException | None = None
+        try:
+            self._store = RunStore(
+                store,
+                mode if self.rank == 0 else "append",
+                model_name,
+                storage_options=storage_options,
+                rank=self.rank,
+                world=self.world,
+                meta=meta,
+            )
+        except Exception as e:
+            error = e
+        if self._dist is not None:
+            # Every rank learns whether rank 0 could open the store (else the others would wait
+            # for it in the first epoch's collectives).
+            ok = self._dist.all_reduce(
+                torch.tensor([0.0 if error else 1.0]), dist_stats.dist.ReduceOp.MIN, "store check"
+            )
+            if error is None and float(ok[0]) < 1:
+                raise StoreError(
+                    f"layerscope.Recorder (rank {self.rank}): another rank could not open the store "
+                    f"{store}; see that rank's error"
+                )
+        if error is not None:
+            raise error
+        assert self._store is not None
+        if self._store.appending and self.rank == 0:
+            load_history(self._store.loc, self)
+            self._next_epoch = max(self._records, default=-1) + 1
+            if self._records:
+                last = self._records[max(self._records)]
+                self._last = {
+                    n: (load_array(h.path), True)
+                    for n, h in last.params.items()
+                    if h.path is not None and h.path_exact and not isinstance(h.path, ShardedArray)
+                }
+
+    @property
+    def axis(self) -> str:
+        return self._axis
+
+    @property
+    def communicated(self) -> list[int]:
+        """Bytes this rank sent in the Recorder's all-reduces, per epoch (empty when not distributed)."""
+        return list(self._communicated)
 
     # -- step ----------------------------------------------------------------------------------
 
@@ -168,7 +285,7 @@ class Recorder(History):
             self._log.add_value("scalar:" + name, s, value)
         if self._grad_list:
             self._tensor_step(s)
-        if self._log.pending >= FLUSH_EVERY:
+        if self._log.pending >= FLUSH_EVERY and not (self._dist is not None and self.reduce):
             self._log.flush()
         if self._store is not None and self._store.error is not None:
             self._store_failed()
@@ -186,6 +303,8 @@ class Recorder(History):
             self._log.add_value("loss" if name == "loss" else "scalar:" + name, s, value)
 
     def _tensor_step(self, s: int) -> None:
+        if self._sharded:  # FSDP2: the local shards (the DTensor may hand out a new local view)
+            self._grad_list = [dist_stats.local_part(p)[0] for p in self._grad_params]
         p0 = self._grad_list[0]
         if p0.device != self._device or p0.dtype != self._dtype:
             self._moved(s, p0)
@@ -203,7 +322,7 @@ class Recorder(History):
                 steps.append(self._ref_step)
                 self._ref_step = None
             if s % self.every == 0:
-                lists.append([p.grad for p in self._grad_list])
+                lists.append(self._grads())
                 kinds.append("grad")
                 steps.append(s)
             reference = self.ratio_every > 0 and s % self.ratio_every == 0
@@ -212,7 +331,7 @@ class Recorder(History):
                 kinds.append("wnorm")
                 steps.append(s)
             if lists:
-                self._log.add_row(self._grad_names, tuple(kinds), tuple(steps), self._norms(lists))
+                self._add_row(tuple(kinds), tuple(steps), self._norms(lists))
             if reference:
                 if self._ref is None:
                     self._ref = [p.detach().clone() for p in self._grad_list]
@@ -226,8 +345,21 @@ class Recorder(History):
         with torch.no_grad():
             torch._foreach_sub_(self._ref, self._grad_list)
             row = self._norms([self._ref])
-        self._log.add_row(self._grad_names, ("delta",), (self._ref_step,), row)
+        self._add_row(("delta",), (self._ref_step,), row)
         self._ref_step = None
+
+    def _grads(self) -> list[torch.Tensor | None]:
+        if not self._sharded:
+            return [p.grad for p in self._grad_list]
+        return [
+            None if p.grad is None else dist_stats.local_part(p.grad)[0] for p in self._grad_params
+        ]
+
+    def _add_row(self, kinds: tuple[str, ...], steps: tuple[int, ...], row: torch.Tensor) -> None:
+        if self._sharded:  # norms of shards: summed over ranks at epoch()
+            self._dist_rows.append((self._grad_names, kinds, steps, row))
+        else:
+            self._log.add_row(self._grad_names, kinds, steps, row)
 
     def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> torch.Tensor:
         """One device tensor of the L2 norms of all tensors in ``lists`` (NaN for a missing grad)."""
@@ -268,6 +400,13 @@ class Recorder(History):
 
     def _refresh_params(self) -> None:
         named = [(n, p) for n, p in self.model.named_parameters() if self._chosen(n)]
+        if self._dist is not None:
+            self._sharded = {}
+            for n, p in named:
+                _, dim = dist_stats.local_part(p)
+                if dim is not None:
+                    self._sharded[n] = dim
+            self._model_sig = dist_stats.signature([(n, tuple(p.shape)) for n, p in named])
         names = tuple(n for n, _ in named)
         ids = tuple(id(p) for _, p in named)
         if self._names is not None and (names != self._names or ids != self._ids):
@@ -286,11 +425,12 @@ class Recorder(History):
         self._names, self._ids = names, ids
         self._named = named
         grad = [(n, p) for n, p in named if p.requires_grad]
-        if [id(p) for _, p in grad] != [id(p) for p in self._grad_list]:
+        if [id(p) for _, p in grad] != [id(p) for p in self._grad_params]:
             self._ref = None
             self._ref_step = None
         self._grad_names = tuple(n for n, _ in grad)
-        self._grad_list = [p for _, p in grad]
+        self._grad_params = [p for _, p in grad]
+        self._grad_list = [dist_stats.local_part(p)[0] if self._sharded else p for _, p in grad]
         self._set_layout()
 
     def _chosen(self, name: str) -> bool:
@@ -312,19 +452,35 @@ class Recorder(History):
         """
         values = {k: _metric(k, v) for k, v in metrics.items()}
         if self._grad_list:
+            if self._sharded:
+                self._grad_list = [dist_stats.local_part(p)[0] for p in self._grad_params]
             p0 = self._grad_list[0]
             if p0.device != self._device or p0.dtype != self._dtype:
                 self._moved(self._log.count, p0)
             elif self._ref_step is not None:
                 self._finish_update()
+        e = self._next_epoch
+        sent_before = self._dist.bytes_sent if self._dist is not None else 0
+        if self._dist is not None:
+            values = self._sync_steps(e, values)
         self._log.flush()
         self._refresh_params()
-        e = self._next_epoch
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
-        self._snapshot_params(record)
+        skipped: list[dict[str, Any]] = []
+        shards: dict[str, tuple[np.ndarray, int]] = {}
+        if self._dist is not None:
+            self._snapshot_params_dist(record, skipped, shards)
+            self._communicated.append(self._dist.bytes_sent - sent_before)
+        else:
+            self._snapshot_params(record, skipped)
+        if skipped:
+            self._thinned.extend(skipped)
+            if any(a["action"] == "policy_reduced" for a in skipped):
+                self._policy_reduced.add(e)
         if self._probe_args is not None:
             try:
-                self._snapshot_activations(record)
+                acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
+                self._snapshot_activations(acts_record)
             except Exception as exc:
                 # The model may no longer accept the probe (changed architecture or inputs):
                 # record the epoch without activations rather than stop the training.
@@ -345,10 +501,30 @@ class Recorder(History):
         self._records[e] = record
         self._next_epoch = e + 1
         if self._store is not None:
-            n_log, n_rec = self._flags_saved
-            new_flags = [*self._log.flags[n_log:], *self._flags[n_rec:]]
-            self._flags_saved = (len(self._log.flags), len(self._flags))
-            self._store.submit(record, self._log.take_unsaved(), self._edges, new_flags)
+            if shards:
+                self._store.submit_shards(e, shards)
+            if self.rank == 0:
+                n_log, n_rec = self._flags_saved
+                new_flags = [*self._log.flags[n_log:], *self._flags[n_rec:]]
+                self._flags_saved = (len(self._log.flags), len(self._flags))
+                sharded = {
+                    n: {
+                        "dim": self._sharded[n],
+                        "shape": record.param_stats[n]["shape"],
+                        "dtype": record.param_stats[n]["dtype"],
+                    }
+                    for n in shards
+                }
+                self._store.submit(
+                    record,
+                    self._log.take_unsaved(),
+                    self._edges,
+                    new_flags,
+                    sharded=sharded,
+                    extra={"skipped": skipped},
+                )
+            else:
+                self._log.take_unsaved()
             if self._store.error is not None:
                 self._store_failed()
         else:
@@ -379,25 +555,211 @@ class Recorder(History):
 
         return unsubscribe
 
-    def _snapshot_params(self, record: EpochRecord) -> None:
+    def _snapshot_params(self, record: EpochRecord, skipped: list[dict[str, Any]]) -> None:
         last: dict[str, tuple[np.ndarray, bool]] = {}
+        levels: dict[str, list[str]] = {"reduced": [], "stats": []}
         with torch.no_grad():
             for name, p in self._named:
                 # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
                 # fixed at a parameter's first epoch; the histogram itself is counted later, off
-                # the training loop (see fill_derived).
+                # the training loop (see fill_derived), unless no full copy is kept.
                 stats = summarize(p)
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
                     self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                t = host_copy(p)
-                array = to_numpy(t)
-                record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
+                level = self.policy.level(name, record.epoch)
+                if level != "full":
+                    levels[level].append(name)
+                    record.hist[name] = count(p, self._edges[name], stats)
+                    if level == "stats":
+                        continue
+                    array = reduce_tensor(p, self.reduced_elements)
+                    exact = array.size == p.numel() and array.dtype == to_numpy(p[:0].cpu()).dtype
+                    record.params[name] = Held(tuple(p.shape), dtype_name(p), False, array)
+                else:
+                    t = host_copy(p)
+                    array = to_numpy(t)
+                    exact = True
+                    record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
                 prev = self._last.get(name)
                 if prev is not None:
-                    record.change[name] = _relative_change(*prev, array)
-                last[name] = (array, True)
+                    record.change[name] = _change(prev, array, exact, self.reduced_elements)
+                last[name] = (array, exact)
         self._last = last
+        self._policy_entries(record.epoch, levels, skipped)
+
+    def _policy_entries(
+        self, epoch: int, levels: dict[str, list[str]], skipped: list[dict[str, Any]]
+    ) -> None:
+        for level, names in levels.items():
+            if names:
+                skipped.append(
+                    {
+                        "epoch": epoch,
+                        "action": f"policy_{level}",
+                        "tensors": names,
+                        "on_disk": False,
+                        "policy": self.policy.describe(),
+                    }
+                )
+
+    def _sync_steps(self, e: int, metrics: dict[str, float]) -> dict[str, float]:
+        """Distributed: check the ranks agree, sum the shards' squared step norms, average the
+        step values and metrics when ``reduce="mean"``. Returns the epoch's metrics."""
+        assert self._dist is not None
+        rows = self._dist_rows
+        self._dist_rows = []
+        flat = torch.cat([r[3].reshape(-1).double().cpu() for r in rows]) if rows else None
+        keys: list[str] = []
+        if self.reduce == "mean":
+            keys = sorted(self._log._values)
+        counts = [len(self._log._values[k][0]) for k in keys]
+        what = f"{0 if flat is None else flat.numel()}|{keys}|{counts}|{sorted(metrics)}"
+        self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
+        if flat is not None:
+            mask = torch.tensor([n in self._sharded for n in self._grad_names], dtype=torch.bool)
+            sq = flat * flat
+            if self.rank != 0:  # replicated norms: rank 0's stand for all
+                offset = 0
+                for names, kinds, _, _row in rows:
+                    n = len(names)
+                    for _k in kinds:
+                        seg = sq[offset : offset + n]
+                        seg[~mask[:n]] = 0.0
+                        offset += n
+            total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
+            offset = 0
+            for names, kinds, steps, row in rows:
+                size = row.numel()
+                self._log.add_row(names, kinds, steps, total[offset : offset + size].float())
+                offset += size
+        if self.reduce == "mean" and (keys or metrics):
+            parts = [
+                torch.stack(
+                    [torch.as_tensor(v, dtype=torch.float64).cpu() for v in self._log._values[k][1]]
+                )
+                for k in keys
+            ]
+            mnames = sorted(metrics)
+            parts.append(torch.tensor([metrics[k] for k in mnames], dtype=torch.float64))
+            total = (
+                self._dist.all_reduce(torch.cat(parts), dist_stats.dist.ReduceOp.SUM, "step values")
+                / self.world
+            )
+            offset = 0
+            for k, c in zip(keys, counts, strict=True):
+                self._log._values[k] = (self._log._values[k][0], list(total[offset : offset + c]))
+                offset += c
+            metrics = {k: float(total[offset + i]) for i, k in enumerate(mnames)}
+        return metrics
+
+    def _snapshot_params_dist(
+        self,
+        record: EpochRecord,
+        skipped: list[dict[str, Any]],
+        shards: dict[str, tuple[np.ndarray, int]],
+    ) -> None:
+        """Stats and histograms from every rank's shard, all-reduced (see ``distributed``)."""
+        assert self._dist is not None
+        d = dist_stats
+        rank0 = self.rank == 0
+        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]] = []
+        sums, mins, checks, replicated = [], [], [], []
+        with torch.no_grad():
+            for name, p in self._named:
+                local, dim = d.local_part(p)
+                locals_.append((name, p, local, dim))
+                if dim is not None or rank0:
+                    m, lo, hi = d.local_moments(local)
+                else:
+                    m, lo, hi = [0.0] * 7, math.inf, -math.inf
+                sums.append(m)
+                mins += [lo, -hi]
+                if dim is None:  # replicated: every rank's copy should be the same
+                    c = float(local.detach().double().sum())
+                    checks += [c, -c]
+                    replicated.append(name)
+            op = d.dist.ReduceOp
+            low = self._dist.all_reduce(torch.tensor(mins + checks), op.MIN, "parameter stats")
+            tot = self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
+            totals = tot.reshape(len(locals_), 7).numpy()
+            lows = low.numpy()
+            ranges = lows[: 2 * len(locals_)].reshape(-1, 2)
+            chk = lows[2 * len(locals_) :].reshape(-1, 2)
+            differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
+            if differ:
+                self._flags.append(
+                    {
+                        "step": self._log.count,
+                        "epoch": record.epoch,
+                        "flag": "params_differ_between_ranks",
+                        "params": differ,
+                    }
+                )
+                warnings.warn(
+                    f"layerscope.Recorder: parameter(s) {differ[:5]} differ between ranks although "
+                    "they are not sharded (DDP keeps them equal; something changed one rank's "
+                    f"copy). Recording rank 0's (flagged in rec.flags).",
+                    RecorderWarning,
+                    stacklevel=3,
+                )
+            hists = []
+            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
+                lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
+                shape = tuple(p.shape)
+                stats = d.stats_from(
+                    shape, dtype_name(local), totals[i], lo if lo != math.inf else math.inf, hi
+                )
+                record.param_stats[name] = stats
+                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
+                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+                if dim is not None or rank0:
+                    hists.append(d.local_histogram(local, self._edges[name]))
+                else:
+                    hists.append(np.zeros(self.bins + 2))
+            counts = (
+                self._dist.all_reduce(torch.from_numpy(np.concatenate(hists)), op.SUM, "histograms")
+                .numpy()
+                .reshape(len(locals_), self.bins + 2)
+            )
+            levels: dict[str, list[str]] = {"reduced": [], "stats": []}
+            last: dict[str, tuple[np.ndarray, bool]] = {}
+            for i, (name, p, local, dim) in enumerate(locals_):  # type: ignore[assignment]
+                c = counts[i].astype(np.int64)
+                record.hist[name] = HistogramCounts(
+                    c[:-2].copy(), int(c[-2]), int(c[-1]), int(record.param_stats[name]["nan"])
+                )
+                level = self.policy.level(name, record.epoch)
+                if dim is not None:
+                    # A shard is written by its own rank, never gathered; reduced images of a
+                    # sharded tensor would need the neighbours' rows: stats only then.
+                    if level == "full" and self._store is not None:
+                        t = host_copy(local)
+                        shards[name] = (to_numpy(t), dim)
+                        if rank0:
+                            record.params[name] = Held(tuple(p.shape), dtype_name(t), True)
+                    else:
+                        levels["stats"].append(name)
+                    continue
+                if not rank0:
+                    continue
+                if level == "stats":
+                    levels["stats"].append(name)
+                    continue
+                if level == "reduced":
+                    levels["reduced"].append(name)
+                    array, exact = reduce_tensor(local, self.reduced_elements), False
+                    record.params[name] = Held(tuple(p.shape), dtype_name(local), False, array)
+                else:
+                    t = host_copy(local)
+                    array, exact = to_numpy(t), True
+                    record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
+                prev = self._last.get(name)
+                if prev is not None:
+                    record.change[name] = _change(prev, array, exact, self.reduced_elements)
+                last[name] = (array, exact)
+            self._last = last
+        self._policy_entries(record.epoch, levels, skipped)
 
     def _snapshot_activations(self, record: EpochRecord) -> None:
         device, dtype = _model_device_dtype(self.model)
@@ -545,7 +907,18 @@ class Recorder(History):
                 self._store_failed()
 
     def close(self) -> None:
-        """Flush and stop the store's writer thread (the in-memory history stays readable)."""
+        """Flush and stop the store's writer thread (the in-memory history stays readable).
+        Under torch.distributed, call it on every rank (it checks they all recorded alike)."""
+        if self._dist is not None and not getattr(self, "_closed", False):
+            self._closed = True
+            try:
+                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, 0.0)
+            finally:
+                self.flush()
+                if self._store is not None:
+                    self._store.close()
+                self._dist.close()
+            return
         self.flush()
         if self._store is not None:
             self._store.close()
@@ -557,7 +930,8 @@ class Recorder(History):
         self.close()
 
     @property
-    def store_path(self) -> Path | None:
+    def store_path(self) -> Path | str | None:
+        """The store's directory (a ``Path``) or URL; None without a (working) store."""
         return self._store.path if self._store is not None else None
 
     def _store_failed(self) -> None:
@@ -570,22 +944,37 @@ class Recorder(History):
             stacklevel=3,
         )
         self._store._pool.shutdown(wait=False)
+        self._store.release()
         self._store = None
 
     def _sync(self) -> None:
         self._log.flush()
 
     @staticmethod
-    def open(path: str | Path) -> RecordedRun:
-        """Reopen a run written with ``store=path``: read-only, no model needed, same accessors.
+    def open(
+        path: str | Path,
+        follow: bool = False,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        storage_options: dict[str, Any] | None = None,
+    ) -> RecordedRun:
+        """Reopen a run written with ``store=path`` (a directory or an fsspec URL): read-only, no
+        model needed, same accessors. ``follow=True``: a background poller loads the epochs that
+        the writing process adds (every ``interval`` s; see ``layerscope.record.follow``) and calls
+        ``run.on_epoch`` listeners; ``run.close()`` stops it.
 
         >>> run = ls.Recorder.open("runs/exp1")              # doctest: +SKIP
         >>> run.snapshot("fc.weight", run.epochs[-1]).array  # doctest: +SKIP
+        >>> live = ls.Recorder.open("s3://bucket/runs/exp1", follow=True)   # doctest: +SKIP
         """
-        return RecordedRun(path)
+        return RecordedRun(path, follow=follow, interval=interval, storage_options=storage_options)
 
     def __repr__(self) -> str:
-        where = f", store {self._store.path}" if self._store is not None else ""
+        where = ""
+        if self._store is not None:
+            where = f", store {self._store.path}"
+            if self._store.path != self._store.requested:
+                where += f" (a new run: {self._store.requested} holds an earlier one)"
         return (
             f"<Recorder {type(self.model).__name__}: {len(self._records)} epochs, {self.num_steps} steps, "
             f"{format_bytes(self.nbytes)} of {format_bytes(self.budget)}{where}>"
@@ -595,24 +984,102 @@ class Recorder(History):
 class RecordedRun(History):
     """A run reopened from its store (``Recorder.open``): the read accessors of ``Recorder``.
 
-    ``refresh()`` picks up epochs written since (a training process may still be writing).
+    ``refresh()`` picks up epochs written since (a training process may still be writing);
+    ``follow=True`` does that on a background thread (see ``Recorder.open``).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        follow: bool = False,
+        interval: float = DEFAULT_INTERVAL,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.path = Path(path).expanduser()
-        self.meta = load_history(self.path, self)
+        self.loc = open_location(path, storage_options)
+        self.path: Path | str = self.loc.local if self.loc.local is not None else self.loc.url
+        self._refresh_lock = threading.Lock()
+        self.meta = load_history(self.loc, self)
+        self._axis = str(self.meta.get("axis", "epoch"))
+        self._listeners: list[Callable[[int], None]] = []
+        self._poller = (
+            Poller(self.refresh, self._notify, interval, name=str(self.path)) if follow else None
+        )
 
-    def refresh(self) -> None:
-        fresh = RecordedRun(self.path)
-        self.__dict__.update(fresh.__dict__)
+    @property
+    def axis(self) -> str:
+        return self._axis
+
+    @property
+    def following(self) -> bool:
+        """Whether a background poller is loading new epochs (``follow=True``, not closed)."""
+        return self._poller is not None and self._poller.running
+
+    def refresh(self) -> list[int]:
+        """Load the epochs completed since the last look; return their numbers."""
+        with self._refresh_lock:
+            before = set(self._records)
+            self.loc.refresh()
+            load_history(self.loc, self)
+            return sorted(set(self._records) - before)
+
+    def on_epoch(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(epoch)`` (on the poller's thread) for each epoch loaded while following;
+        returns a function that unsubscribes."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, epoch: int) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(epoch)
+            except Exception as exc:  # a view's bug must not stop following
+                warnings.warn(
+                    f"layerscope: an on_epoch callback failed ({exc!r}); following goes on.",
+                    RecorderWarning,
+                    stacklevel=2,
+                )
+
+    def close(self) -> None:
+        """Stop following (the epochs loaded so far stay readable)."""
+        if self._poller is not None:
+            self._poller.stop()
+
+    def __enter__(self) -> RecordedRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
-        return f"<RecordedRun {self.meta.get('model', '')} at {self.path}: {len(self._records)} epochs>"
+        live = ", following" if self.following else ""
+        return f"<RecordedRun {self.meta.get('model', '')} at {self.path}: {len(self._records)} epochs{live}>"
 
 
 def dtype_name_of(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit: int) -> float:
+    """Change since the previous snapshot; on reduced images when either side is reduced."""
+    before, before_exact = prev
+    if exact:
+        return _relative_change(before, before_exact, array)
+    if before_exact:
+        before = reduce_array(before, limit)
+    return _relative_change(before, False, array)
+
+
+def _unwrap_ddp(model: Any) -> Any:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> float:

@@ -1,26 +1,37 @@
-"""On-disk history of a run: one directory per epoch of ``.npy`` files, made visible by a rename.
+"""The stored history of a run: one directory per epoch of ``.npy`` files, its manifest written last.
 
-Layout::
+Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memory://...``)::
 
     runs/exp1/
-      run.json                    format, version, run id, model class (written once)
-      pins.json                   epochs pinned with rec.pin() (replaced atomically)
+      run.json                    format, version, run id, model class, axis (written once)
+      writer.json                 the lock: writer id, host, pid, heartbeat (while a writer runs)
+      pins.json                   epochs pinned with rec.pin() (replaced whole)
       epochs/000000/epoch.json    manifest: metrics, stats, change, tensor shapes/dtypes, file names
-      epochs/000000/params/p0.npy one file per parameter, full resolution, bit-exact
+      epochs/000000/params/p0.npy one file per parameter (full resolution, or the reduced image
+                                  when the snapshot policy says so: ``"exact": false``)
       epochs/000000/acts/a0.npy   one file per probe activation
       epochs/000000/hist.npz      histogram counts and fixed edges
       epochs/000000/steps.npz     the per-step series recorded since the previous epoch
-      epochs/.tmp-000005-PID/     an epoch being written (ignored by readers)
+      epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
+      shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
+      shards/000000/r1.json       rank 1's list of its shard files, written after them
 
 Why this and not zarr: what we write is append-only, whole tensors once per epoch, read back whole
 or memory-mapped; we never update a slice. Plain ``.npy`` files need no dependency, any numpy can
 read them, ``np.load(mmap_mode="r")`` gives lazy reads of big tensors, and every file is written
-once, so the layout suits a network or remote filesystem (one object per tensor). Crash safety
-comes from the protocol, not the format: an epoch is written, fsynced, its manifest written last,
-and only then the directory is renamed from ``.tmp-*`` to its number (atomic on POSIX). A reader
-lists numbered directories that hold an ``epoch.json``, so a ``kill -9`` mid-write leaves every
-completed epoch readable and the half-written one invisible. (On an object store without rename,
-the manifest-last rule alone gives the same guarantee.)
+once, so the layout suits a remote filesystem or object store (one object per tensor).
+
+Crash safety comes from the protocol, not the format: an epoch's files are written (fsynced
+locally), its manifest ``epoch.json`` last, and a reader lists only epochs whose manifest exists.
+Locally the epoch is also written under ``.tmp-*`` and renamed to its number (atomic on POSIX); an
+object store has no rename, but a PUT is atomic, so the manifest-last rule alone gives the same
+guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
+rank 0 waits for all of them before it writes the manifest. A ``kill -9`` mid-write leaves every
+completed epoch readable and the half-written one invisible.
+
+One writer at a time: ``writer.json`` names the writer; a second ``Recorder`` on the same store
+is refused with ``StoreLockedError`` while the first is alive (same host: its pid exists;
+another host: its heartbeat, refreshed every 30 s, is younger than 2 minutes).
 
 Writes run on one background thread so ``Recorder.epoch()`` does not wait for the disk. If a
 write fails (read-only or full disk), the error is kept and the Recorder warns once, stops
@@ -29,11 +40,16 @@ writing, and keeps recording in memory (see ``Recorder``).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
+import socket
+import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,11 +59,32 @@ import torch
 
 from .histograms import HistogramCounts, count
 from .history import EpochRecord, Held, History
+from .location import LocalLocation, Location, ShardedArray, StoreError, open_location
 from .summary import array_stats
 
 FORMAT = "layerscope-run"
-VERSION = 1
-MODES = (None, "append", "overwrite")
+VERSION = 2  # 2: sharded parameters, reduced snapshots, writer lock, run axis
+# None is "new": a local store path that already holds a run (a re-run notebook cell) gets the new
+# run in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises
+# instead (as None does for remote stores and distributed jobs, where a sibling cannot be agreed).
+MODES = (None, "new", "refuse", "append", "overwrite")
+LOCK = "writer.json"
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 120.0
+# How long rank 0 waits for the other ranks' shard files of an epoch before giving up on them.
+SHARD_WAIT_S = 600.0
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "RunStore",
+    "StoreConflictError",
+    "StoreError",
+    "StoreLockedError",
+    "complete_epochs",
+    "load_history",
+    "read_meta",
+]
 
 
 class StoreConflictError(FileExistsError):
@@ -57,46 +94,52 @@ class StoreConflictError(FileExistsError):
         return str(self.args[0]) if self.args else ""
 
 
-class StoreError(OSError):
-    """The store could not be created, written or read; the message names the path and the cause."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+class StoreLockedError(StoreConflictError):
+    """Another writer is recording into this store right now."""
 
 
-def _explain(e: OSError, path: Path, doing: str) -> StoreError:
-    cause = e.strerror or str(e)
-    hint = {
-        28: " The disk is full.",
-        30: " The filesystem is read-only.",
-        13: " Permission denied.",
-    }.get(e.errno or 0, "")
-    return StoreError(f"layerscope: could not {doing} {path}: {cause}.{hint}")
+# Writers alive in this process, by id: a lock held by this pid is stale once its store is gone.
+_live_writers: weakref.WeakValueDictionary[str, RunStore] = weakref.WeakValueDictionary()
+
+
+def _explain(e: BaseException, where: str, doing: str) -> StoreError:
+    if isinstance(e, StoreError):
+        return e
+    if isinstance(e, OSError) and e.errno:
+        cause = e.strerror or str(e)
+        hint = {
+            28: " The disk is full.",
+            30: " The filesystem is read-only.",
+            13: " Permission denied.",
+        }.get(e.errno or 0, "")
+        return StoreError(f"layerscope: could not {doing} {where}: {cause}.{hint}")
+    # Remote filesystems raise their own errors (botocore's ClientError, NoCredentialsError...).
+    return StoreError(f"layerscope: could not {doing} {where}: {type(e).__name__}: {e}")
 
 
 def write_array(path: Path, array: np.ndarray) -> None:
-    """Write one ``.npy`` file and fsync it (the durable unit of the store)."""
+    """Write one ``.npy`` file and fsync it (the durable unit of a local store)."""
     with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
+        np.save(f, np.require(array, requirements="C"), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-        f.flush()
-        os.fsync(f.fileno())
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array, order="C"), allow_pickle=False)
+    return buf.getvalue()
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Write JSON durably: to a temporary name, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -113,74 +156,232 @@ def _fsync_dir(path: Path) -> None:
 
 
 def epoch_dirs(path: Path) -> list[Path]:
-    """Completed epoch directories: numbered, holding a manifest. Half-written ones are skipped."""
-    root = path / "epochs"
-    if not root.is_dir():
-        return []
-    dirs = [d for d in root.iterdir() if d.name.isdigit() and (d / "epoch.json").is_file()]
-    return sorted(dirs, key=lambda d: int(d.name))
+    """Completed epoch directories of a local store: numbered, holding a manifest."""
+    return [path / "epochs" / f"{e:06d}" for e in complete_epochs(LocalLocation(path))]
+
+
+def complete_epochs(loc: Location, known: set[int] | None = None) -> list[int]:
+    """Epoch numbers whose manifest exists (half-written epochs are skipped), ascending.
+
+    ``known``: epochs already seen complete (a follower polls): not asked about again.
+    """
+    out = []
+    for name in loc.listdir("epochs"):
+        if not name.isdigit():
+            continue
+        e = int(name)
+        if (known is not None and e in known) or loc.exists(f"epochs/{name}/epoch.json"):
+            out.append(e)
+    return sorted(out)
+
+
+def _holder_alive(info: dict[str, Any]) -> bool:
+    if info.get("host") == socket.gethostname():
+        pid = int(info.get("pid", -1))
+        if pid == os.getpid():
+            return info.get("writer") in _live_writers
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - float(info.get("heartbeat", 0)) < STALE_AFTER_S
+
+
+def read_meta(loc: Location) -> dict[str, Any]:
+    """The run's ``run.json``, checked: format and a version this layerscope reads."""
+    where = loc.describe()
+    try:
+        meta = json.loads(loc.read_bytes("run.json"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"layerscope: {where} holds no recorded run (no run.json); pass the directory or URL "
+            "given as Recorder(store=...)"
+        ) from None
+    except Exception as e:
+        raise _explain(e, loc.describe("run.json"), "read") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise StoreError(f"layerscope: {where} is not a layerscope run (format {fmt!r})")
+    if int(meta.get("version", 0)) > VERSION:
+        raise StoreError(
+            f"layerscope: {where} was written by a newer layerscope (store version "
+            f"{meta['version']}, this one reads up to {VERSION}); upgrade layerscope to read it"
+        )
+    return meta
+
+
+def free_sibling(path: Path) -> Path:
+    """The first of ``path-2``, ``path-3``, ... that does not exist or is an empty directory."""
+    k = 2
+    while True:
+        candidate = path.with_name(f"{path.name}-{k}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+        k += 1
 
 
 class RunStore:
-    """The writer of one run directory (see module docstring).
+    """The writer of one run (see module docstring). Under ``torch.distributed`` every rank has
+    one: rank 0 owns the run (lock, ``run.json``, manifests), the others write only their shards.
 
     >>> store = RunStore("runs/exp1", mode=None, model="DigitsCNN")   # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: str | None, model: str = "") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: str | None,
+        model: str = "",
+        *,
+        storage_options: dict[str, Any] | None = None,
+        rank: int = 0,
+        world: int = 1,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be None, 'append' or 'overwrite', got {mode!r}")
-        self.path = Path(path).expanduser()
+            raise ValueError(
+                f"mode must be None, 'new', 'refuse', 'append' or 'overwrite', got {mode!r}"
+            )
+        loc = open_location(path, storage_options)
+        # ``requested`` is the path given; ``path`` is where this run goes (a sibling in "new"
+        # mode when the requested one already holds a run).
+        self.requested: Path | str = loc.local if loc.local is not None else loc.url
+        if (
+            mode in (None, "new")
+            and world == 1
+            and loc.local is not None
+            and (loc.local / "run.json").is_file()
+        ):
+            loc = open_location(str(free_sibling(loc.local)), storage_options)
+        self.loc = loc
+        self.path: Path | str = self.loc.local if self.loc.local is not None else self.loc.url
+        self.rank, self.world = rank, world
+        self.writer_id = uuid.uuid4().hex
         self.error: StoreError | None = None
         self.appending = False
-        try:
-            self._prepare(mode, model)
-        except (StoreError, StoreConflictError):
-            raise
-        except OSError as e:
-            raise _explain(e, self.path, "create the layerscope store at") from e
+        self._closed = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        if rank == 0:
+            try:
+                self._prepare(mode, model, meta or {})
+            except (StoreError, StoreConflictError, FileNotFoundError):
+                raise
+            except Exception as e:
+                raise _explain(e, self.loc.describe(), "create the layerscope store at") from e
+            _live_writers[self.writer_id] = self
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="layerscope-store-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerscope-store")
         self._futures: list[Future[None]] = []
 
-    def _prepare(self, mode: str | None, model: str) -> None:
-        p = self.path
-        if p.exists() and not p.is_dir():
-            raise StoreConflictError(
-                f"layerscope: the store path {p} is a file; pass a directory path"
+    # -- the lock -----------------------------------------------------------------------------
+
+    def _lock_info(self) -> dict[str, Any]:
+        return {
+            "writer": self.writer_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": getattr(self, "_started", time.time()),
+            "heartbeat": time.time(),
+        }
+
+    def _take_lock(self) -> None:
+        loc = self.loc
+        try:
+            held = json.loads(loc.read_bytes(LOCK))
+        except FileNotFoundError:
+            held = None
+        except ValueError:
+            held = None  # a torn lock file of a killed writer
+        if isinstance(held, dict) and _holder_alive(held):
+            raise StoreLockedError(
+                f"layerscope: another writer is recording into {loc.describe()} right now "
+                f"(writer {held.get('writer')}, host {held.get('host')}, pid {held.get('pid')}, "
+                f"since {time.strftime('%H:%M:%S', time.localtime(float(held.get('started', 0))))}). "
+                "Two writers would corrupt the run: pass another store path, or stop that "
+                f"writer first (its lock is {loc.describe(LOCK)})."
             )
-        if p.is_dir() and any(p.iterdir()):
-            if not (p / "run.json").is_file():
+        self._started = time.time()
+        loc.write_bytes(LOCK, _json_bytes(self._lock_info()))
+        # No compare-and-swap on every filesystem: read back; if two writers raced, one loses.
+        if json.loads(loc.read_bytes(LOCK)).get("writer") != self.writer_id:
+            raise StoreLockedError(
+                f"layerscope: another writer took {loc.describe()} at the same moment; pass "
+                "another store path"
+            )
+
+    def _beat(self) -> None:
+        while not self._closed.wait(HEARTBEAT_S):
+            # The store's writes report errors; the heartbeat stays quiet.
+            with contextlib.suppress(Exception):
+                self.loc.write_bytes(LOCK, _json_bytes(self._lock_info()))
+
+    # -- creating -----------------------------------------------------------------------------
+
+    def _prepare(self, mode: str | None, model: str, extra: dict[str, Any]) -> None:
+        loc = self.loc
+        where = loc.describe()
+        p = loc.local
+        if p is not None:
+            if p.exists() and not p.is_dir():
                 raise StoreConflictError(
-                    f"layerscope: {p} is not empty and holds no layerscope run; refusing to write "
-                    "into it. Pass a new or empty directory."
+                    f"layerscope: the store path {p} is a file; pass a directory path"
                 )
-            if mode is None:
-                n = len(epoch_dirs(p))
+            names = [n.name for n in p.iterdir()] if p.is_dir() else []
+        else:
+            names = loc.listdir("")
+        if names and "run.json" not in names and set(names) != {LOCK}:
+            raise StoreConflictError(
+                f"layerscope: {where} is not empty and holds no layerscope run; refusing to write "
+                "into it. Pass a new or empty directory."
+            )
+        if LOCK in names:
+            self._take_lock()
+        if "run.json" in names:
+            if mode in (None, "new", "refuse"):
+                n = len(complete_epochs(loc))
                 raise StoreConflictError(
-                    f"layerscope: {p} already holds a recorded run ({n} epochs). Pass "
+                    f"layerscope: {where} already holds a recorded run ({n} epochs). Pass "
                     "mode='append' to continue it, mode='overwrite' to replace it, or a new path."
                 )
             if mode == "append":
+                read_meta(loc)  # refuses a store of a newer format before writing into it
                 self.appending = True
+                if LOCK not in names:
+                    self._take_lock()
                 # Half-written epochs of a crashed writer: never readable, so never needed.
-                for stale in (p / "epochs").glob(".tmp-*"):
-                    shutil.rmtree(stale, ignore_errors=True)
+                done = {f"{e:06d}" for e in complete_epochs(loc)}
+                for name in loc.listdir("epochs"):
+                    if name.startswith(".tmp-") or (name.isdigit() and name not in done):
+                        loc.rmtree(f"epochs/{name}")
+                for name in loc.listdir("shards"):
+                    if name not in done:
+                        loc.rmtree(f"shards/{name}")
                 return
             for name in ("run.json", "pins.json"):
-                (p / name).unlink(missing_ok=True)
-            if (p / "epochs").exists():
-                shutil.rmtree(p / "epochs")
-        (p / "epochs").mkdir(parents=True, exist_ok=True)
+                loc.remove(name)
+            loc.rmtree("epochs")
+            loc.rmtree("shards")
+        if LOCK not in names:
+            self._take_lock()
+        if p is not None:
+            (p / "epochs").mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
             "version": VERSION,
             "run_id": uuid.uuid4().hex,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": model,
+            **extra,
         }
-        _write_json(p / "run.json", meta)
+        loc.write_bytes("run.json", _json_bytes(meta))
 
-    # -- writing ----------------------------------------------------------------------------
+    # -- writing ------------------------------------------------------------------------------
 
     def submit(
         self,
@@ -188,8 +389,13 @@ class RunStore:
         segments: list[tuple[str, np.ndarray, np.ndarray]],
         edges: dict[str, np.ndarray],
         flags: list[dict[str, Any]],
+        sharded: dict[str, dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Queue ``record`` (its tensors as they are now: full resolution) for writing."""
+        """Queue ``record`` (its tensors as they are now) for writing (rank 0).
+
+        ``sharded``: parameters whose shards every rank writes (``submit_shards``); the manifest
+        lists their files once every rank has written them."""
         if self.error is not None:
             return
         files: list[tuple[str, np.ndarray, Held]] = []
@@ -197,6 +403,7 @@ class RunStore:
             "epoch": record.epoch,
             "step": record.step,
             "time": record.time,
+            "writer": self.writer_id,
             "metrics": record.metrics,
             "pinned": record.pinned,
             "param_stats": record.param_stats,
@@ -205,6 +412,7 @@ class RunStore:
             "flags": flags,
             "params": {},
             "acts": {},
+            **(extra or {}),
         }
         for kind, prefix, held_map in (("params", "p", record.params), ("acts", "a", record.acts)):
             for i, (name, held) in enumerate(held_map.items()):
@@ -212,16 +420,86 @@ class RunStore:
                     continue
                 rel = f"{kind}/{prefix}{i}.npy"
                 files.append((rel, held.array, held))
-                manifest[kind][name] = {"file": rel, "shape": list(held.shape), "dtype": held.dtype}
+                manifest[kind][name] = {
+                    "file": rel,
+                    "shape": list(held.shape),
+                    "dtype": held.dtype,
+                    "exact": bool(held.exact),
+                }
         steps: dict[str, np.ndarray] = {}
         for i, (_, s, v) in enumerate(segments):
             steps[f"s{i}"] = s
             steps[f"v{i}"] = v
         manifest["steps"] = [key for key, _, _ in segments]
+        # Histograms counted in epoch() (distributed, or no full snapshot kept) go as they are.
+        hists = dict(record.hist)
         self._futures.append(
-            self._pool.submit(self._write_epoch, record, files, manifest, dict(edges), steps)
+            self._pool.submit(
+                self._write_epoch, record, files, manifest, dict(edges), steps, hists, sharded or {}
+            )
         )
         self._futures = [f for f in self._futures if not f.done()]
+
+    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
+        """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim)}``."""
+        if self.error is not None:
+            return
+        self._futures.append(self._pool.submit(self._write_shards, epoch, dict(shards)))
+        self._futures = [f for f in self._futures if not f.done()]
+
+    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int]]) -> None:
+        loc = self.loc
+        base = f"shards/{epoch:06d}"
+        index: dict[str, Any] = {}
+        try:
+            for i, (name, (array, dim)) in enumerate(shards.items()):
+                rel = f"{base}/r{self.rank}/s{i}.npy"
+                self._put_array(rel, array)
+                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim}
+            loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
+        except Exception as e:
+            self.error = _explain(
+                e, loc.describe(), f"write rank {self.rank}'s shards of epoch {epoch} to"
+            )
+
+    def _put_array(self, rel: str, array: np.ndarray) -> None:
+        p = self.loc.local
+        if p is not None:
+            (p / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_array(p / rel, array)
+        else:
+            self.loc.write_bytes(rel, _npy_bytes(array))
+
+    def _collect_shards(self, epoch: int, names: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Wait for every rank's shard index of ``epoch``; the manifest entries of the parameters."""
+        base = f"shards/{epoch:06d}"
+        indexes: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + SHARD_WAIT_S
+        while len(indexes) < self.world:
+            for r in range(self.world):
+                if r not in indexes:
+                    with contextlib.suppress(FileNotFoundError):
+                        indexes[r] = json.loads(self.loc.read_bytes(f"{base}/r{r}.json"))
+            if len(indexes) < self.world:
+                if time.monotonic() > deadline or (self._closed.is_set() and self.error):
+                    missing = sorted(set(range(self.world)) - set(indexes))
+                    raise StoreError(
+                        f"layerscope: rank(s) {missing} never wrote their shards of epoch {epoch} "
+                        f"to {self.loc.describe(base)} (waited {SHARD_WAIT_S:.0f} s)"
+                    )
+                time.sleep(0.05)
+                self.loc.refresh()
+        out: dict[str, Any] = {}
+        for name, info in names.items():
+            parts = [indexes[r][name] for r in range(self.world) if name in indexes[r]]
+            out[name] = {
+                "shards": [{"file": q["file"], "shape": q["shape"]} for q in parts],
+                "dim": int(info["dim"]),
+                "shape": list(info["shape"]),
+                "dtype": info["dtype"],
+                "exact": True,
+            }
+        return out
 
     def _write_epoch(
         self,
@@ -230,6 +508,8 @@ class RunStore:
         manifest: dict[str, Any],
         edges: dict[str, np.ndarray],
         steps: dict[str, np.ndarray],
+        hists: dict[str, HistogramCounts],
+        sharded: dict[str, dict[str, Any]],
     ) -> None:
         if self.error is not None:
             return
@@ -239,61 +519,89 @@ class RunStore:
         act_stats = manifest["act_stats"]
         hist: dict[str, np.ndarray] = {}
         hist_names: list[str] = []
-        for rel, array, _ in files:
+
+        def put_hist(name: str, h: HistogramCounts) -> None:
+            i = len(hist_names)
+            hist_names.append(name)
+            hist[f"c{i}"] = h.counts
+            hist[f"x{i}"] = np.asarray([h.underflow, h.overflow, h.nan], dtype=np.int64)
+            hist[f"e{i}"] = edges[name]
+
+        for rel, array, held in files:
             kind = "acts" if rel.startswith("acts/") else "params"
             name = next(n for n, i in manifest[kind].items() if i["file"] == rel)
             if kind == "acts" and name not in act_stats:
                 act_stats[name] = record.act_stats.get(name) or array_stats(array, units=True)
                 record.act_stats.setdefault(name, act_stats[name])
-            elif kind == "params" and name in edges:
+            elif kind == "params" and name in edges and name not in hists and held.exact:
                 h = record.hist.get(name)
                 if h is None:
                     h = count(torch.from_numpy(array), edges[name], record.param_stats.get(name))
                     record.hist.setdefault(name, h)
-                i = len(hist_names)
-                hist_names.append(name)
-                hist[f"c{i}"] = h.counts
-                hist[f"x{i}"] = np.asarray([h.underflow, h.overflow, h.nan], dtype=np.int64)
-                hist[f"e{i}"] = edges[name]
+                hists[name] = h
+        for name, h in hists.items():
+            if name in edges:
+                put_hist(name, h)
         manifest["hist"] = hist_names
-        root = self.path / "epochs"
-        tmp = root / f".tmp-{epoch:06d}-{os.getpid()}"
-        final = root / f"{epoch:06d}"
+        loc = self.loc
         try:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            (tmp / "params").mkdir(parents=True)
-            (tmp / "acts").mkdir()
-            for rel, array, _ in files:
-                write_array(tmp / rel, array)
-            _write_npz(tmp / "hist.npz", hist)
-            _write_npz(tmp / "steps.npz", steps)
-            _write_json(tmp / "epoch.json", manifest)  # last: marks the epoch complete
-            if final.exists():  # an epoch number re-recorded in append mode
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-            _fsync_dir(root)
-        except OSError as e:
-            self.error = _explain(e, self.path, f"write epoch {epoch} to the store at")
-            shutil.rmtree(tmp, ignore_errors=True)
+            if sharded:
+                manifest["params"].update(self._collect_shards(epoch, sharded))
+            p = loc.local
+            if p is not None:
+                root = p / "epochs"
+                tmp = root / f".tmp-{epoch:06d}-{os.getpid()}"
+                final = root / f"{epoch:06d}"
+                try:
+                    if tmp.exists():
+                        shutil.rmtree(tmp)
+                    (tmp / "params").mkdir(parents=True)
+                    (tmp / "acts").mkdir()
+                    for rel, array, _ in files:
+                        write_array(tmp / rel, array)
+                    LocalLocation(tmp).write_bytes("hist.npz", _npz_bytes(hist))
+                    LocalLocation(tmp).write_bytes("steps.npz", _npz_bytes(steps))
+                    # last: marks the epoch complete
+                    LocalLocation(tmp).write_bytes("epoch.json", _json_bytes(manifest))
+                    if final.exists():  # an epoch number re-recorded in append mode
+                        shutil.rmtree(final)
+                    os.rename(tmp, final)
+                    _fsync_dir(root)
+                except OSError:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+            else:
+                base = f"epochs/{epoch:06d}"
+                loc.remove(f"{base}/epoch.json")  # an epoch number re-recorded in append mode
+                for rel, array, _ in files:
+                    loc.write_bytes(f"{base}/{rel}", _npy_bytes(array))
+                loc.write_bytes(f"{base}/hist.npz", _npz_bytes(hist))
+                loc.write_bytes(f"{base}/steps.npz", _npz_bytes(steps))
+                loc.write_bytes(f"{base}/epoch.json", _json_bytes(manifest))  # last
+        except Exception as e:
+            self.error = _explain(e, loc.describe(), f"write epoch {epoch} to the store at")
             return
         for rel, _, held in files:
-            held.path = final / rel  # from now on a thinned tensor can be read back exactly
+            if held.exact:  # from now on a thinned tensor can be read back exactly
+                held.path = loc.reference(f"epochs/{epoch:06d}/{rel}")
+        for name, entry in manifest["params"].items():
+            if "shards" in entry and name in record.params:
+                record.params[name].path = _sharded_reference(loc, entry)
 
     def write_pins(self, pinned: list[int]) -> None:
-        if self.error is not None:
+        if self.error is not None or self.rank != 0:
             return
 
         def job() -> None:
             try:
-                _write_json(self.path / "pins.json", {"pinned": pinned})
-            except OSError as e:
-                self.error = _explain(e, self.path, "write pins to the store at")
+                self.loc.write_bytes("pins.json", _json_bytes({"pinned": pinned}))
+            except Exception as e:
+                self.error = _explain(e, self.loc.describe(), "write pins to the store at")
 
         self._futures.append(self._pool.submit(job))
 
     def flush(self) -> None:
-        """Wait until every queued epoch is on disk (or failed: see ``error``)."""
+        """Wait until every queued epoch is written (or failed: see ``error``)."""
         for f in list(self._futures):
             f.result()
         self._futures = []
@@ -301,37 +609,52 @@ class RunStore:
     def close(self) -> None:
         self.flush()
         self._pool.shutdown(wait=True)
+        self.release()
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lock (rank 0; once)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.rank == 0:
+            _live_writers.pop(self.writer_id, None)
+            try:
+                held = json.loads(self.loc.read_bytes(LOCK))
+                if held.get("writer") == self.writer_id:
+                    self.loc.remove(LOCK)
+            except Exception:
+                pass  # a lock left behind is stale once this process is gone
 
 
-def load_history(path: str | os.PathLike[str], history: History) -> dict[str, Any]:
-    """Fill ``history`` with the completed epochs of the run at ``path``; return its ``run.json``.
+def _sharded_reference(loc: Location, entry: dict[str, Any]) -> ShardedArray:
+    parts = [loc.reference(s["file"]) for s in entry["shards"]]
+    return ShardedArray(parts, int(entry["dim"]), tuple(entry["shape"]))
 
-    Tensors are not read here: each is a ``Held`` with a ``path``, memory-mapped on first access.
+
+def load_history(
+    path: str | os.PathLike[str] | Location,
+    history: History,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fill ``history`` with the completed epochs of the run at ``path`` that it does not hold
+    yet (so a follower calls it again for what came since); return its ``run.json``.
+
+    Tensors are not read here: each is a ``Held`` with a ``path``, read on first access
+    (memory-mapped locally, fetched whole from a remote store).
     """
-    p = Path(path).expanduser()
-    try:
-        meta = json.loads((p / "run.json").read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"layerscope: {p} holds no recorded run (no run.json); pass the directory given as "
-            "Recorder(store=...)"
-        ) from None
-    except (OSError, ValueError) as e:
-        raise StoreError(f"layerscope: could not read {p / 'run.json'}: {e}") from e
-    if meta.get("format") != FORMAT:
-        raise StoreError(f"layerscope: {p} is not a layerscope run (format {meta.get('format')!r})")
-    if int(meta.get("version", 0)) > VERSION:
-        raise StoreError(
-            f"layerscope: {p} was written by a newer layerscope (store version {meta['version']}); "
-            "upgrade layerscope to read it"
-        )
+    loc = path if isinstance(path, Location) else open_location(path, storage_options)
+    meta = read_meta(loc)
     pins: set[int] | None = None
-    if (p / "pins.json").is_file():
-        pins = set(json.loads((p / "pins.json").read_text()).get("pinned", []))
+    with contextlib.suppress(FileNotFoundError):
+        pins = set(json.loads(loc.read_bytes("pins.json")).get("pinned", []))
     log = history._log
-    last_step = 0
-    for d in epoch_dirs(p):
-        m = json.loads((d / "epoch.json").read_text())
+    last_step = log.count
+    known = set(history._records)
+    for e in complete_epochs(loc, known):
+        if e in known:
+            continue
+        base = f"epochs/{e:06d}"
+        m = json.loads(loc.read_bytes(f"{base}/epoch.json"))
         record = EpochRecord(
             epoch=int(m["epoch"]),
             step=int(m["step"]),
@@ -344,24 +667,35 @@ def load_history(path: str | os.PathLike[str], history: History) -> dict[str, An
         )
         for kind, target in (("params", record.params), ("acts", record.acts)):
             for name, info in m[kind].items():
+                if "shards" in info:
+                    target[name] = Held(
+                        tuple(info["shape"]),
+                        info["dtype"],
+                        True,
+                        path=_sharded_reference(loc, info),
+                    )
+                    continue
+                exact = bool(info.get("exact", True))
                 target[name] = Held(
                     shape=tuple(info["shape"]),
                     dtype=info["dtype"],
-                    exact=True,
-                    path=d / info["file"],
+                    exact=exact,
+                    path=loc.reference(f"{base}/{info['file']}"),
+                    path_exact=exact,
                 )
-        with np.load(d / "hist.npz") as z:
+        with np.load(io.BytesIO(loc.read_bytes(f"{base}/hist.npz"))) as z:
             for i, name in enumerate(m["hist"]):
                 under, over, nan = (int(v) for v in z[f"x{i}"])
                 record.hist[name] = HistogramCounts(z[f"c{i}"], under, over, nan)
                 history._edges.setdefault(name, z[f"e{i}"])
-        with np.load(d / "steps.npz") as z:
+        with np.load(io.BytesIO(loc.read_bytes(f"{base}/steps.npz"))) as z:
             for i, key in enumerate(m["steps"]):
                 steps = z[f"s{i}"]
                 log.load(key, steps, z[f"v{i}"])
                 if len(steps):
                     last_step = max(last_step, int(steps.max()) + 1)
         history._flags.extend(m.get("flags", []))
+        history._thinned.extend(m.get("skipped", []))
         history._records[record.epoch] = record
         last_step = max(last_step, record.step)
     log.count = last_step

@@ -55,20 +55,28 @@ class ActivationView(TensorView):
     # "ranges", "thumb", "map", "shared"} (uint8 codes, see wire/quantize.py).
     _thumbs = traitlets.Dict().tag(sync=True)
 
+    # Bytes of channel thumbnails baked into the state (what an exported page shows).
+    thumb_budget: int = THUMB_BAKE_BUDGET
+
     def __init__(
-        self, model: nn.Module, *inputs: Any, layer: str | None = None, **kwargs: Any
+        self,
+        model: nn.Module,
+        *inputs: Any,
+        layer: str | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
+        if not inputs:
+            raise TypeError(
+                "ls.activations runs the model on example inputs and shows what a layer computes; "
+                "pass them after the model: ls.activations(model, x, layer=...)."
+            )
         self._inputs = inputs
+        self._forward_kwargs = dict(forward_kwargs or {})
         if layer is not None:
             find_module(self._model, layer)  # ModulePathError listing close matches
-        # Every leaf module (a model without children is its own only layer, path "").
-        acts = capture(
-            self._model, *inputs, layers=None if any(True for _ in self._model.children()) else [""]
-        )
-        if layer is not None and layer not in acts:
-            acts.update(capture(self._model, *inputs, layers=[layer]))
-        self._acts: dict[str, torch.Tensor] = {k: v for k, v in acts.items() if "#" not in k}
+        self._acts: dict[str, torch.Tensor] = self._capture_all(layer)
         if not self._acts:
             raise ValueError(
                 "the model produced no tensor outputs to show (no module returned a tensor)"
@@ -81,11 +89,26 @@ class ActivationView(TensorView):
         if not self._act:  # layer "" equals the trait's default: no change event
             self._show("layer")
 
+    def _capture_all(self, layer: str | None) -> dict[str, torch.Tensor]:
+        # Every layer that ran (a model none of whose children ran is its own only layer, "").
+        acts = capture(self._model, *self._inputs, **self._forward_kwargs)
+        if layer is not None and layer not in acts:
+            acts.update(capture(self._model, *self._inputs, layers=[layer], **self._forward_kwargs))
+        return {k: v for k, v in acts.items() if "#" not in k}
+
+    def recapture(self) -> None:
+        """Run the model again (its weights changed, e.g. in training) and show the new outputs."""
+        self._acts = self._capture_all(self.layer or None)
+        self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
+        self._show("layer")
+
     def _activation(self) -> torch.Tensor:
         path = self.layer
         if path not in self._acts:
             find_module(self._model, path)  # unknown path: ModulePathError with close matches
-            self._acts.update(capture(self._model, *self._inputs, layers=[path]))
+            self._acts.update(
+                capture(self._model, *self._inputs, layers=[path], **self._forward_kwargs)
+            )
             if path not in self._acts:
                 raise ValueError(f"layer {path!r} returned no tensor on these inputs")
             self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
@@ -136,7 +159,7 @@ class ActivationView(TensorView):
 
     def _bake_thumbs(self, act: torch.Tensor, b: int) -> dict[str, Any]:
         th, tw = fit_shape((act.shape[2], act.shape[3]), THUMB_SIDE)
-        count = max(1, min(act.shape[1], THUMB_BAKE_BUDGET // (th * tw)))
+        count = max(1, min(act.shape[1], self.thumb_budget // (th * tw)))
         reply, buffers = self._thumb_payload(act, b, 0, count, THUMB_SIDE)
         return {**reply, "codes": {**reply["data"], "buffer": buffers[0]}, "batch": b}
 
@@ -200,10 +223,13 @@ def _range(t: torch.Tensor) -> tuple[float, float, str]:
 
 
 def activations(
-    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320
+    model: nn.Module, *inputs: Any, layer: str | None = None, height: int = 320, **kwargs: Any
 ) -> ActivationView:
-    """Run ``model(*inputs)`` once and show a layer's output: conv feature maps as a grid of
-    channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+    """Run ``model(*inputs, **kwargs)`` once and show a layer's output: conv feature maps as a
+    grid of channel thumbnails (click one to zoom), sequences as token x hidden, vectors as strips.
+
+    Other keyword arguments are the model's own (``attention_mask=``, ``decoder_input_ids=``).
+    The layers are the modules that ran and none of whose children ran (see ``inspect.capture``).
 
     ``layer`` is a module path (default: the first layer with a 4-D output); an unknown path
     raises an error that lists close matches. Link ``view.layer`` to ``GraphView.selected``.
@@ -211,4 +237,4 @@ def activations(
     >>> import layerscope as ls, torch                                          # doctest: +SKIP
     >>> view = ls.activations(model, torch.randn(1, 3, 32, 32), layer="conv1")  # doctest: +SKIP
     """
-    return ActivationView(model, *inputs, layer=layer, height=height)
+    return ActivationView(model, *inputs, layer=layer, forward_kwargs=kwargs, height=height)

@@ -80,6 +80,16 @@ class BaseView(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_message)
 
+    def _describe(self) -> list[str]:
+        """What this view shows, in a few words, for its text repr (subclasses add to it)."""
+        title = getattr(self, "title", "")
+        return [repr(title)] if isinstance(title, str) and title else []
+
+    def __repr__(self) -> str:
+        # The text a notebook keeps when the view cannot render (a page exported without widget
+        # state, a plain terminal): what it shows, never ``object at 0x...``.
+        return f"{type(self).__name__}({', '.join(self._describe())})"
+
     @request("ping")
     def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"pong": True}

@@ -1,104 +1,602 @@
-"""``ls.explore``: the graph, weights, activations (and training history) of one model, linked.
+"""``ls.explore``: ONE workspace anywidget whose front end links the graph, weights, activations
+and training history of a model around one selection (layer, sample, epoch, class).
 
-Clicking a layer in the graph selects it everywhere: its first parameter in the weights view,
-its output in the activations view, and its history in the timeline when a recorder is given.
+The links live in the front end (DESIGN.md, "The workspace"). The kernel holds headless views
+(``relay.py``): a ``WeightsView``, an ``ActivationView`` and a timeline ``ScrubberView`` that talk
+to the browser through this widget's comm. Clicking a layer in the graph selects it in the front
+end; each panel then shows that layer at once from the baked state (``_baked``) and, with a kernel,
+asks its headless view for the full-resolution data, which arrives as that view's own state
+updates. The baked state holds every layer's panels at reduced resolution within ``budget`` bytes,
+so an exported page stays linked; a panel whose layer was not baked says so in words.
+
+Baking order (what fits the budget first): the selected layer, then, with a recorder, layers by
+weight change over training (largest first), then the remaining layers in model order. Each layer
+brings its weights overview (its first parameter, ``WEIGHT_BAKE`` bytes), its activation
+(``ACT_BAKE`` bytes with thumbnails) and its timeline frames (``FRAME_BAKE`` bytes).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as widgets
+import traitlets
 from torch import nn
 
-from ..inspect.modules import check_module
+from ..inspect.modules import ModulePathError, check_module, find_module, module_paths
+from ..record import History, parse_budget
 from .activations import ActivationView
-from .graph import GraphView
-from .graph import graph as make_graph
+from .base import BaseView
+from .bundles import bundle
+from .graph import _check_overlay, compact_graph, params_overlay
+from .relay import RelayComm, headless, panel_state
 from .weights import WeightsView
+
+DEFAULT_BUDGET = "6MB"
+# Bytes of one layer's baked panels (each a reduced overview; live views fetch full tiles).
+WEIGHT_BAKE = 48 * 1024
+ACT_BAKE = 32 * 1024
+THUMB_BAKE = 32 * 1024
+FRAME_BAKE = 192 * 1024
+# Bytes of the live panels' own overviews (tiles refine them on zoom).
+LIVE_BAKE = 256 * 1024
+
+# The traits of each panel that change with the layer (baked per layer); the rest is sent once.
+WEIGHT_KEYS = ["selected", "title", "arrangement", "axes", "index", "_meta", "_base", "_hist"]
+ACT_KEYS = ["layer", "batch", "channel", "title", "axes", "index", "_act", "_thumbs"]
+ACT_KEYS += ["_meta", "_base", "_hist"]
+FRAME_KEYS = ["layer", "frames"]
+
+
+def parameter_map(model: nn.Module) -> dict[str, str]:
+    """Module path -> the parameter it stands for in the weights panel: its own first one
+    (``path.weight`` before ``path.bias``), else the first of its descendants. One pass over the
+    parameters (a lookup per path would be O(paths x parameters): seconds on a 12-block GPT).
+
+    >>> parameter_map(nn.Sequential(nn.Linear(2, 2)))
+    {'0': '0.weight', '': '0.weight'}
+    """
+    own: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for name, _ in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        if owner not in own or (leaf == "weight" and own[owner].rpartition(".")[2] != "weight"):
+            own[owner] = name
+        parts = owner.split(".") if owner else []
+        for k in range(len(parts), -1, -1):
+            out.setdefault(".".join(parts[:k]), name)
+    out.update(own)
+    return out
 
 
 def first_parameter(model: nn.Module, path: str) -> str | None:
-    """The parameter (or buffer) a module path stands for in the weights view: its own first
-    one (``path.weight`` before ``path.bias``), else the first of its descendants."""
-    prefix = f"{path}." if path else ""
-    own = [
-        n
-        for n, _ in model.named_parameters()
-        if n.startswith(prefix) and "." not in n[len(prefix) :]
-    ]
-    if own:
-        return own[0]
-    deeper = [n for n, _ in model.named_parameters() if n.startswith(prefix)]
-    return deeper[0] if deeper else None
+    """The parameter a module path stands for in the weights panel (see ``parameter_map``).
+
+    >>> first_parameter(nn.Sequential(nn.Linear(2, 2)), "0")
+    '0.weight'
+    """
+    return parameter_map(model).get(path)
 
 
-class ExploreView(widgets.VBox):
-    """A layout of linked views; ``selected`` is the module path selected in the graph."""
+def _check_saliency(options: Any, inputs: tuple[Any, ...]) -> None:
+    if not isinstance(options, dict):
+        raise TypeError(
+            "saliency= takes the options of ls.saliency as a dict, e.g. "
+            f"saliency={{'method': 'integrated_gradients'}}; got {type(options).__name__}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"saliency= attributes one input tensor; ls.explore got {len(inputs)} inputs. "
+            "Pass the model's one input, or use ls.saliency(model, x, ...) on its own."
+        )
+
+
+class RecorderMismatch(ValueError):
+    """The recorder records another model than the one given to ``ls.explore``."""
+
+
+def check_recorder(model: nn.Module, rec: Any) -> History:
+    """``rec`` if it is a run of ``model``: a live Recorder of this very model, or a stored run
+    whose recorded parameters all exist in ``model`` with the same shapes."""
+    if not isinstance(rec, History):
+        raise TypeError(
+            "recorder must be an ls.Recorder or a run from ls.Recorder.open('runs/NAME'); "
+            f"got {type(rec).__name__}"
+        )
+    other = getattr(rec, "model", None)
+    if isinstance(other, nn.Module) and other is not model:
+        raise RecorderMismatch(
+            f"the recorder records another model ({type(other).__name__} at {id(other):#x}) than "
+            f"the one given to ls.explore ({type(model).__name__} at {id(model):#x}); pass "
+            "the model the recorder was made with: ls.Recorder(model, ...)"
+        )
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    missing = [n for n in rec.parameters if n not in shapes]
+    if missing:
+        raise RecorderMismatch(
+            f"the run records parameters that {type(model).__name__} does not have: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}; "
+            f"{type(model).__name__} has {', '.join(list(shapes)[:5])}, ...: "
+            "open the run of this model"
+        )
+    if rec.epochs:
+        latest = rec.epochs[-1]
+        for n in rec.parameters:
+            try:
+                shape = tuple(rec.snapshot(n, latest, exact=True).array.shape)
+            except Exception:  # thinned or reduced: the names agree, which is what we can check
+                continue
+            if shape != shapes[n]:
+                raise RecorderMismatch(
+                    f"the run's {n} has shape {shape}, the model's {shapes[n]}: "
+                    "this run was recorded from a different model"
+                )
+    return rec
+
+
+def _nbytes(state: dict[str, Any]) -> int:
+    return sum(memoryview(b).nbytes for b in state["buffers"]) + len(str(state["state"]))
+
+
+class ExploreView(BaseView):
+    """The workspace: graph, weights (table + heatmap), activations and timeline of one model,
+    linked in the front end around one selection.
+
+    Synced traits (observe them, set them, ``traitlets.link``/``jslink`` them): ``selected``
+    (module path; "" is the root), ``sample`` (index into the inputs' batch), ``epoch`` (a
+    recorded epoch), ``target`` (a class index, or None). Setting a path that does not exist
+    raises ``ModulePathError`` listing close matches; an epoch that was not recorded is clamped
+    to the nearest with a warning.
+
+    >>> ex = ls.explore(model, x, recorder=rec)       # doctest: +SKIP
+    >>> ex.selected = "conv2"                          # doctest: +SKIP
+    """
+
+    _esm = bundle("explore")
+
+    selected = traitlets.Unicode("").tag(sync=True)
+    sample = traitlets.Int(0).tag(sync=True)
+    epoch = traitlets.Int(0).tag(sync=True)
+    target = traitlets.Int(None, allow_none=True).tag(sync=True)
+    height = traitlets.Int(520).tag(sync=True)
+    # The graph's colouring: module path -> number (default: weight change over training with a
+    # recorder, else parameter count), and its legend's label.
+    overlay = traitlets.Dict().tag(sync=True)
+    overlay_label = traitlets.Unicode("").tag(sync=True)
+
+    _graph = traitlets.Dict().tag(sync=True)
+    # module path -> {"param": its weights-panel parameter or None, "recorded": bool}
+    _layers = traitlets.Dict().tag(sync=True)
+    # panel name -> {"channel", "state", "buffer_paths", "buffers"}: what does not change with
+    # the layer (the table, the layer lists), sent once.
+    _panels = traitlets.Dict().tag(sync=True)
+    # {"weights": {param: panel state}, "acts": {layer: ...}, "frames": {layer: ...},
+    #  "budget", "used", "left_out": {"weights": [...], ...}}
+    _baked = traitlets.Dict().tag(sync=True)
+    # The recorded epochs (the front end clamps with them too).
+    _epochs = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(
         self,
-        graph: GraphView,
-        weights: WeightsView,
-        activations: ActivationView | None,
-        timeline: Any = None,
-        model: nn.Module | None = None,
+        model: nn.Module,
+        *inputs: Any,
+        recorder: Any = None,
+        budget: int | str = DEFAULT_BUDGET,
+        height: int = 520,
+        selected: str | None = None,
+        saliency: dict[str, Any] | None = None,
+        **forward_kwargs: Any,
     ) -> None:
-        self.graph = graph
-        self.weights = weights
-        self.activations = activations
-        self.timeline = timeline
-        self._model = model
-        lower = [w for w in (weights, activations) if w is not None]
-        for w in lower:
-            w.layout = widgets.Layout(flex="1 1 0", min_width="360px")
-        children: list[widgets.Widget] = [
-            graph,
-            widgets.HBox(lower, layout=widgets.Layout(width="100%", flex_flow="row wrap")),
-        ]
-        if timeline is not None:
-            children.append(timeline)
-        super().__init__(children)
-        graph.observe(self._follow, names="selected")
+        t0 = time.perf_counter()
+        self._model = check_module(model)
+        if saliency is not None:
+            _check_saliency(saliency, inputs)
+        self._rec = check_recorder(model, recorder) if recorder is not None else None
+        self.budget = parse_budget(budget)
+        from ..inspect import trace
 
-    @property
-    def selected(self) -> str:
-        return self.graph.selected
+        traced = trace(model, *inputs, **forward_kwargs)  # type: ignore[operator]
+        traced_dict = traced.to_dict()
+        graph = compact_graph(traced_dict)
+        self.graph = traced
+        self._paths = set(module_paths(model))
+        self._param_of = parameter_map(model)
+        if selected is not None:
+            find_module(model, selected)
+        super().__init__(height=height)
+        self._relays: dict[str, RelayComm] = {}
+        self._live = False  # forward panel messages only once the initial state is taken
+        self._unsubscribe: Callable[[], None] | None = None
+        self._unhook: Callable[[], None] | None = None
+        panel_h = max(240, height // 2)
+        with headless(self._forward, "weights") as made:
+            self.weights = WeightsView(model, height=panel_h, bake_budget=LIVE_BAKE)
+        self._relays["weights"] = made[-1]
+        self.activations: ActivationView | None = None
+        if inputs:
+            with headless(self._forward, "acts") as made:
+                self.activations = ActivationView(
+                    model,
+                    *inputs,
+                    height=panel_h,
+                    bake_budget=LIVE_BAKE,
+                    forward_kwargs=forward_kwargs,
+                )
+            self._relays["acts"] = made[-1]
+        self.saliency: Any = None
+        if saliency is not None:
+            self._make_saliency(inputs, saliency)
+        self.timeline: Any = None
+        if self._rec is not None:
+            from .timeline import TimelineView
 
-    @selected.setter
-    def selected(self, path: str) -> None:
-        self.graph.selected = path
+            with headless(self._forward, "timeline") as made:
+                self.timeline = TimelineView(self._rec, curves=False)
+            self._relays["scrub"] = self.timeline.scrubber.comm
+            self._unsubscribe = self._watch_recorder()
+        first = selected if selected is not None else self._default_layer(graph)
+        self._graph = graph
+        self._params_overlay = params_overlay(traced_dict)
+        self._update_overlay()
+        self._layers = self._layer_map()
+        self._epochs = list(self._rec.epochs) if self._rec is not None else []
+        # The first display needs the selected layer's panels only: the rest of the bake runs
+        # once the cell that made the view has ended (its output is on screen by then), or before
+        # an export.
+        self._bake(first, only_first=True)
+        self._stale = True
+        self._unhook = self._hook_cells()
+        with self.hold_trait_notifications():
+            self.selected = first
+            if self._epochs:
+                self.epoch = self._epochs[-1]
+        self._select_panels(first)
+        self._panels = {name: self._static_state(name) for name in self._relays}
+        self._live = True
+        self.build_ms = (time.perf_counter() - t0) * 1000.0
 
-    def _follow(self, change: dict[str, Any]) -> None:
-        path = change["new"]
-        if not path or self._model is None:
+    def _make_saliency(self, inputs: tuple[Any, ...], options: dict[str, Any]) -> None:
+        """The saliency panel: ``ls.saliency(model, inputs[0], **options)`` made headless; its
+        sample follows ``sample`` and its class ``target`` (both ways)."""
+        from .saliency import saliency as make_saliency
+
+        with headless(self._forward, "saliency") as made:
+            self.saliency = make_saliency(self._model, inputs[0], **options)
+        self._relays["saliency"] = made[0]
+        self.saliency.observe(self._saliency_retargeted, names="target")
+
+    def _saliency_retargeted(self, change: Any) -> None:
+        targets = change["new"]
+        if 0 <= self.sample < len(targets) and isinstance(targets[self.sample], int):
+            self.target = targets[self.sample]
+
+    @traitlets.observe("target")
+    def _on_target(self, change: Any) -> None:
+        sal = self.saliency
+        value = change["new"]
+        if sal is None or value is None:
             return
-        param = first_parameter(self._model, path)
+        current = sal.target[self.sample] if self.sample < len(sal.target) else None
+        if current != value:
+            sal.handle_request("retarget", {"batch": self.sample, "target": int(value)})
+
+    # -- validation ------------------------------------------------------------------------------
+
+    @traitlets.validate("overlay")
+    def _valid_overlay(self, proposal: Any) -> dict[str, float]:
+        return _check_overlay(proposal["value"])
+
+    def _update_overlay(self) -> None:
+        """Weight change over training (first to last epoch) with two or more recorded epochs,
+        else parameter count."""
+        rec = self._rec
+        if rec is not None and len(rec.epochs) > 1:
+            self.overlay = dict(rec.layer_change(rec.epochs[0], rec.epochs[-1]))
+            self.overlay_label = f"weight change, epoch {rec.epochs[0]} to {rec.epochs[-1]}"
+        else:
+            self.overlay = self._params_overlay
+            self.overlay_label = "parameters"
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: Any) -> str:
+        path = proposal["value"]
+        if path not in self._paths:
+            find_module(self._model, path)  # ModulePathError with close matches
+        return path
+
+    @traitlets.validate("sample")
+    def _valid_sample(self, proposal: Any) -> int:
+        n = self._batch_size()
+        value = int(proposal["value"])
+        if n and not 0 <= value < n:
+            raise traitlets.TraitError(
+                f"sample {value} is outside the inputs' batch of {n} (0..{n - 1})"
+            )
+        return value
+
+    @traitlets.validate("epoch")
+    def _valid_epoch(self, proposal: Any) -> int:
+        from .timeline import clamp_epoch
+
+        return clamp_epoch(self._epochs, int(proposal["value"]))
+
+    def _batch_size(self) -> int:
+        a = self.activations
+        return int(a._act.get("n", 0)) if a is not None and a._act else 0
+
+    # -- python-side selection moves the headless panels too (the front end asks them as well;
+    #    setting the same value twice is free) ------------------------------------------------
+
+    @traitlets.observe("selected")
+    def _on_selected(self, change: Any) -> None:
+        if self._live:
+            self._select_panels(change["new"])
+
+    @traitlets.observe("sample")
+    def _on_sample(self, change: Any) -> None:
+        if self.activations is not None:
+            self.activations.batch = change["new"]
+        if self.saliency is not None:
+            self.saliency.batch = change["new"]
+            targets = self.saliency.target
+            if change["new"] < len(targets) and isinstance(targets[change["new"]], int):
+                self.target = targets[change["new"]]
+
+    @traitlets.observe("epoch")
+    def _on_epoch(self, change: Any) -> None:
+        if self.timeline is not None:
+            self.timeline.epoch = change["new"]
+
+    def _select_panels(self, path: str) -> None:
+        param = self._param_of.get(path)
         if param is not None:
             self.weights.selected = param
         if self.activations is not None:
             self.activations.layer = path
-        if self.timeline is not None and hasattr(self.timeline, "layer"):
-            layers = getattr(self.timeline, "layers", None)
-            if param is not None and (layers is None or param in layers):
-                self.timeline.layer = param
+        if self.timeline is not None:
+            self.timeline.layer = path
+
+    # -- the layer map and the bake --------------------------------------------------------------
+
+    def _default_layer(self, graph: dict[str, Any]) -> str:
+        """The first leaf module with parameters in model order (what a user clicks first),
+        else the first module."""
+        modules = dict(self._model.named_modules())
+        for path in module_paths(self._model):
+            m = modules.get(path)
+            leaf = m is not None and next(m.children(), None) is None
+            if path and leaf and next(m.parameters(recurse=False), None) is not None:  # type: ignore[union-attr]
+                return path
+        return next((p for p in module_paths(self._model) if p), "")
+
+    def _order(self) -> list[str]:
+        """Module paths in baking order: by weight change (largest first) with a recorder,
+        then the rest in model order (leaves before their containers' siblings)."""
+        paths = [p for p in module_paths(self._model) if p]
+        if self._rec is not None and len(self._rec.epochs) > 1:
+            change = self._rec.layer_change()
+            ranked = sorted((p for p in paths if p in change), key=lambda p: -change[p])
+            return list(dict.fromkeys([*ranked, *paths]))
+        return paths
+
+    def _layer_map(self) -> dict[str, dict[str, Any]]:
+        recorded = set(self.timeline.scrubber.layers) if self.timeline is not None else set()
+        acts = {d["path"] for d in self.activations._layers} if self.activations else set()
+        return {
+            p: {
+                "param": self._param_of.get(p),
+                "recorded": p in recorded,
+                "act": p in acts,
+            }
+            for p in module_paths(self._model)
+        }
+
+    def _bake(self, first: str, *, only_first: bool = False) -> None:
+        """Every layer's panels at reduced resolution, in baking order, within the budget
+        (``only_first``: the panels of ``first`` alone)."""
+        baked: dict[str, dict[str, Any]] = {"weights": {}, "acts": {}, "frames": {}}
+        left: dict[str, list[str]] = {"weights": [], "acts": [], "frames": []}
+        used = 0
+        order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
+        w, a, t = self.weights, self.activations, self.timeline
+        saved = (w.bake_budget, a.bake_budget if a else 0)
+        w.bake_budget = WEIGHT_BAKE
+        if a is not None:
+            a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
+        if t is not None:
+            t.budget = FRAME_BAKE
+        try:
+            for path in order:
+                param = self._param_of.get(path)
+                jobs: list[tuple[str, str | None]] = [
+                    ("weights", param),
+                    (
+                        "acts",
+                        path if a is not None and path in {d["path"] for d in a._layers} else None,
+                    ),
+                    ("frames", path if t is not None and path in t.scrubber.layers else None),
+                ]
+                for kind, key in jobs:
+                    if key is None or key in baked[kind] or key in left[kind]:
+                        continue
+                    if used >= self.budget:
+                        left[kind].append(key)
+                        continue
+                    state = self._snap(kind, key)
+                    size = _nbytes(state)
+                    if used + size > self.budget:
+                        left[kind].append(key)
+                        continue
+                    baked[kind][key] = state
+                    used += size
+        finally:
+            w.bake_budget = saved[0]
+            if a is not None:
+                a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
+            if t is not None:
+                t.budget = parse_budget("8MB")
+        self._baked = {**baked, "budget": self.budget, "used": used, "left_out": left}
+
+    def _snap(self, kind: str, key: str) -> dict[str, Any]:
+        """One panel's state with ``key`` (a parameter, or a module path) selected."""
+        if kind == "weights":
+            self.weights.selected = key
+            return panel_state(self.weights, WEIGHT_KEYS)
+        if kind == "acts":
+            assert self.activations is not None
+            self.activations.layer = key
+            return panel_state(self.activations, ACT_KEYS)
+        self.timeline.layer = key
+        return panel_state(self.timeline.scrubber, FRAME_KEYS)
+
+    def _static_state(self, name: str) -> dict[str, Any]:
+        widget = self._panel_widget(name)
+        per_layer = {"weights": WEIGHT_KEYS, "acts": ACT_KEYS, "scrub": FRAME_KEYS}.get(name, [])
+        keys = [k for k in widget.keys if k not in per_layer]
+        return {"channel": self._relays[name].channel, **panel_state(widget, keys)}
+
+    def _panel_widget(self, name: str) -> Any:
+        return {
+            "weights": self.weights,
+            "acts": self.activations,
+            "scrub": self.timeline.scrubber if self.timeline is not None else None,
+            "saliency": self.saliency,
+        }[name]
+
+    # -- the relay -------------------------------------------------------------------------------
+
+    def _forward(self, channel: str, data: dict[str, Any], buffers: list[Any]) -> None:
+        if not self._live:
+            return
+        name = next((n for n, r in self._relays.items() if r.channel == channel), None)
+        if name is None:
+            return  # a part no panel shows (the timeline's own container)
+        self.send({"ls_panel": name, "data": data}, buffers=buffers)
+
+    def _on_custom_message(self, widget: Any, content: Any, buffers: list[Any]) -> None:
+        if isinstance(content, dict) and "ls_panel" in content:
+            relay = self._relays.get(str(content["ls_panel"]))
+            data = content.get("data")
+            if relay is not None and isinstance(data, dict):
+                relay.receive(data, buffers)
+            return
+        super()._on_custom_message(widget, content, buffers)
+
+    # -- training --------------------------------------------------------------------------------
+
+    def _watch_recorder(self) -> Callable[[], None] | None:
+        on_epoch = getattr(self._rec, "on_epoch", None)
+        if not callable(on_epoch):
+            return None
+        return on_epoch(self._on_recorded)
+
+    def _on_recorded(self, epoch: int) -> None:
+        """A live Recorder finished an epoch: the live panels follow the model at once; the baked
+        state (what a saved or exported page holds) is re-made once the running cell ends."""
+        rec = self._rec
+        assert rec is not None
+        follow = not self._epochs or self.epoch == self._epochs[-1]
+        self._epochs = list(rec.epochs)
+        self._layers = self._layer_map()
+        self._update_overlay()
+        self.weights.reload()
+        if self.activations is not None:
+            self.activations.recapture()
+        if follow:
+            self.epoch = epoch
+        self._stale = self._changed = True
+
+    _stale = False
+
+    _changed = False  # the model changed since the activations were captured
+
+    def _after_cell(self, *_args: Any) -> None:
+        if self._stale:
+            self.refresh(recapture=self._changed)
+
+    def refresh(self, *, recapture: bool = True) -> None:
+        """Read the model again and re-make the baked state (every layer's panels within the
+        budget) that a saved notebook or exported page holds. Runs by itself after the cell
+        that made the view, and after a cell that recorded epochs, ends (and before
+        ``ls.export_html``); call it after changing the model some other way."""
+        self._stale = self._changed = False
+        path = self.selected
+        self._live = False
+        try:
+            if recapture and self.activations is not None:
+                self.activations.recapture()
+            self._bake(path)
+            self._panels = {name: self._static_state(name) for name in self._relays}
+            self._select_panels(path)
+        finally:
+            self._live = True
+        for name in self._relays:
+            self._panel_widget(name).send_state()
+
+    def _hook_cells(self) -> Callable[[], None] | None:
+        """Re-bake after each cell (IPython's post_run_cell) when epochs were recorded in it."""
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return None
+        ip = get_ipython()
+        if ip is None or not hasattr(ip, "events"):
+            return None
+        ip.events.register("post_run_cell", self._after_cell)
+        return lambda: ip.events.unregister("post_run_cell", self._after_cell)
+
+    def close(self) -> None:
+        for name in ("_unsubscribe", "_unhook"):
+            undo = getattr(self, name, None)
+            if undo is not None:
+                undo()
+                setattr(self, name, None)
+        for name in ("weights", "activations", "timeline", "saliency"):
+            w = getattr(self, name, None)
+            if w is not None:
+                w.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        n = len(self._paths) if hasattr(self, "_paths") else 0
+        return (
+            f"ExploreView({type(self._model).__name__}, {n} modules, selected={self.selected!r}"
+            f"{', recorder' if self._rec is not None else ''})"
+        )
 
 
-def explore(model: nn.Module, *inputs: Any, recorder: Any = None, height: int = 520) -> ExploreView:
-    """The graph of ``model`` on ``inputs`` with its weights and activations below, linked: click a
-    layer and every panel follows. With ``recorder`` (an ``ls.Recorder`` or a stored run), the
-    training timeline follows too.
+def explore(
+    model: nn.Module,
+    *inputs: Any,
+    recorder: Any = None,
+    budget: int | str = DEFAULT_BUDGET,
+    height: int = 520,
+    selected: str | None = None,
+    saliency: dict[str, Any] | None = None,
+    **forward_kwargs: Any,
+) -> ExploreView:
+    """One workspace: the graph of ``model(*inputs, **forward_kwargs)`` with the selected layer's
+    weights (table and heatmap), activations and, with ``recorder`` (an ``ls.Recorder`` or a
+    stored run), its training history. Click a layer and every panel follows; the links live in
+    the front end, so they also work in an exported page (``budget`` bytes of every layer's panels
+    at reduced resolution are saved with the view: default 6 MB). ``saliency``: the options of
+    ``ls.saliency`` (e.g. ``{"method": "integrated_gradients", "labels": names}``) add its panel,
+    which follows the selected sample; ``target`` is its class.
 
-    >>> view = ls.explore(model, x, recorder=rec)   # doctest: +SKIP
-    >>> view.selected = "layer1.0.conv1"            # doctest: +SKIP
+    >>> ex = ls.explore(model, x, recorder=rec)     # doctest: +SKIP
+    >>> ex.selected = "conv2"; ex.epoch = 3          # doctest: +SKIP
     """
-    check_module(model)
-    g = make_graph(model, *inputs, height=height)
-    w = WeightsView(model, height=max(240, height // 2))
-    a = ActivationView(model, *inputs, height=max(240, height // 2)) if inputs else None
-    t = None
-    if recorder is not None:
-        from .timeline import timeline
+    return ExploreView(
+        model,
+        *inputs,
+        recorder=recorder,
+        budget=budget,
+        height=height,
+        selected=selected,
+        saliency=saliency,
+        **forward_kwargs,
+    )
 
-        t = timeline(recorder)
-    return ExploreView(g, w, a, t, model=model)
+
+__all__ = ["ExploreView", "ModulePathError", "RecorderMismatch", "explore", "first_parameter"]

@@ -226,6 +226,12 @@ class GraphView(BaseView):
             raise traitlets.TraitError(f"height must be at least 150 pixels; got {h}")
         return h
 
+    def _describe(self) -> list[str]:
+        s = self._graph.get("summary", {})
+        if not s:
+            return super()._describe()
+        return [f"model {s['model']}", f"{s['nodes']} nodes", f"{s['params']:,} parameters"]
+
     def paths(self) -> list[str]:
         """Every selectable path: module and group paths, and function nodes' paths."""
         g = self._graph

@@ -212,6 +212,9 @@ class TensorView(BaseView):
     _esm = bundle("heatmap")
 
     title = traitlets.Unicode("").tag(sync=True)
+    # Names for the axes instead of indices: {"rows": [...], "cols": [...]} (either may be left
+    # out), e.g. the tokens of an attention matrix; elided on the axis, full on hover.
+    axis_labels = traitlets.Dict().tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value="auto").tag(sync=True)
     vmin = traitlets.Float(None, allow_none=True).tag(sync=True)
     vmax = traitlets.Float(None, allow_none=True).tag(sync=True)
@@ -243,6 +246,12 @@ class TensorView(BaseView):
     _full_shape: tuple[int, ...] = ()
     _source_ptr: int = 0
     _mip: tuple[Any, torch.Tensor] | None = None
+
+    def _describe(self) -> list[str]:
+        m = self._meta
+        shape = m.get("source_shape") or m.get("shape")
+        data = [f"{m['dtype']} {tuple(shape)}"] if m.get("dtype") and shape is not None else []
+        return [*super()._describe(), *data]
 
     def __init__(self, data: Any = None, **kwargs: Any) -> None:
         t_assign = time.time() * 1000.0
@@ -276,6 +285,12 @@ class TensorView(BaseView):
         with self.hold_trait_notifications():
             self.axes, self.index, self.arrangement = axes, index, layout
         self._set_source(value, shown, t_assign)
+
+    def reload(self) -> None:
+        """Read the tensor again (its values changed in place, e.g. in training): new
+        statistics, histogram and overview."""
+        if self._source is not None:
+            self.data = self._source
 
     def _set_source(self, value: Any, shown: tuple[torch.Tensor, str], t_assign: float) -> None:
         self._source = value

@@ -39,6 +39,7 @@ from ..wire.tiles import block_reduce, fit_shape
 from .base import request
 from .bundles import bundle
 from .heatmap import TensorView
+from .saliency_kinds import EXTRA_KINDS, bake, detect_kind, display_map
 
 # Bytes of baked images, overlays, token values and attention thumbnails (the export's size).
 SALIENCY_BUDGET = 2 * 2**20
@@ -58,7 +59,8 @@ def _inputs_tensor(inputs: Any) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"ls.saliency needs inputs as a torch.Tensor (or a tuple whose first item is one); got "
-            f"{type(x).__name__}. Pass images (N, C, H, W), token ids (N, L) or features (N, D)."
+            f"{type(x).__name__}. Pass images (N, C, H, W), token ids (N, L), features (N, D), "
+            "sequences (N, L, D), signals (N, C, L) or video (N, C, T, H, W)."
         )
     if x.dim() < 2:
         raise ValueError(
@@ -67,8 +69,12 @@ def _inputs_tensor(inputs: Any) -> torch.Tensor:
     return x
 
 
-def input_kind(x: torch.Tensor) -> str:
-    """image (N, C, H, W) float, tokens (N, L) integer ids, or features (N, D) float."""
+def input_kind(x: torch.Tensor, model: nn.Module | None = None, given: str | None = None) -> str:
+    """image (N, C, H, W) float, tokens (N, L) integer ids, features (N, D) float, or one of
+    the kinds in ``saliency_kinds`` (sequence, signal, video)."""
+    extra = detect_kind(model if model is not None else nn.Module(), x, given)
+    if extra is not None:
+        return extra
     if x.dtype.is_floating_point and x.dim() == 4:
         return "image"
     if not x.dtype.is_floating_point and x.dim() == 2:
@@ -76,9 +82,10 @@ def input_kind(x: torch.Tensor) -> str:
     if x.dtype.is_floating_point and x.dim() == 2:
         return "features"
     raise ValueError(
-        f"ls.saliency shows images (N, C, H, W) float, token ids (N, L) integer or features "
-        f"(N, D) float; got shape {tuple(x.shape)} dtype {x.dtype}. Use ls.attribute for other "
-        "shapes."
+        f"ls.saliency shows images (N, C, H, W) float, token ids (N, L) integer, features "
+        f"(N, D) float, sequences (N, L, D) or signals (N, C, L) float, or video (N, C, T, H, W) "
+        f"float; got shape {tuple(x.shape)} dtype {x.dtype} (one image needs a batch dimension: "
+        "x[None]). Use ls.attribute for other shapes."
     )
 
 
@@ -169,6 +176,8 @@ class SaliencyView(TensorView):
     sign = traitlets.Enum(("signed", "absolute"), default_value="signed").tag(sync=True)
     labels = traitlets.List(traitlets.Unicode(), allow_none=True, default_value=None).tag(sync=True)
     tokens: traitlets.List[Any] = traitlets.List(allow_none=True, default_value=None).tag(sync=True)
+    # The video frame shown (video inputs (N, C, T, H, W)).
+    frame = traitlets.Int(0).tag(sync=True)
     # The attention matrix open in the heatmap: [layer index, head] or [] for none.
     attention_open = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     # What the view draws. _info: {"kind", "n", "shape", "methods"}; _samples: per sample
@@ -191,12 +200,13 @@ class SaliencyView(TensorView):
         topk: int = TOPK,
         budget: int = SALIENCY_BUDGET,
         height: int = 360,
+        input_kind: str | None = None,
         **kw: Any,
     ) -> None:
         self._model = check_module(model)
         self._inputs = inputs
         x = _inputs_tensor(inputs)
-        kind = input_kind(x)
+        kind = _input_kind(x, self._model, input_kind)
         methods = [method] if isinstance(method, str) else list(method)
         if not methods:
             raise ValueError(f"method= needs at least one method name; valid: {list(METHODS)}.")
@@ -206,6 +216,7 @@ class SaliencyView(TensorView):
         n = int(x.shape[0])
         label_list = _check_labels(labels, "labels")
         token_list = self._check_tokens(tokens, x, kind)
+        kw = _model_keywords(self._model, methods, kw)
         self._kw = dict(kw)
         self._method_kw = _split_options(methods, kw)
         self._budget = int(budget)
@@ -215,6 +226,11 @@ class SaliencyView(TensorView):
         # Predictions first: target=None means the predicted class, which the view names.
         self._topk = self._predict()
         self._n_classes = self._classes_count()
+        if label_list is not None and self._n_classes and len(label_list) != self._n_classes:
+            raise ValueError(
+                f"labels= has {len(label_list)} names but the model scores {self._n_classes} "
+                f"classes; pass one name per class (labels[i] names class i), or labels=None."
+            )
         targets = self._resolve_targets(target, n)
         # Compute everything before the widget exists: bad input raises with nothing left behind.
         maps = {m: self._attribute(m, targets) for m in methods}
@@ -298,6 +314,8 @@ class SaliencyView(TensorView):
         if isinstance(attr, tuple):
             attr = attr[0]
         a = attr.detach().float().cpu()
+        if self._kind in EXTRA_KINDS:
+            return display_map(self._kind, a, self._x)
         if self._kind == "image":
             if a.dim() == 4:
                 a = a.sum(1)  # channels (Grad-CAM and attention maps have one)
@@ -333,7 +351,10 @@ class SaliencyView(TensorView):
     def _bake_sample(self, b: int, target: Any) -> dict[str, Any]:
         sample: dict[str, Any] = {"target": self._json_target(target)}
         maps: dict[str, Any] = {}
-        if self._kind == "image":
+        if self._kind in EXTRA_KINDS:
+            sample.update(bake(self._kind, self._x, self._maps, b, self._budget - THUMB_BUDGET))
+            maps = sample.pop("maps")
+        elif self._kind == "image":
             side = self._image_side()
             sample["image"] = encode_array(display_image(self._x[b], side))
             for m, a in self._maps.items():
@@ -380,7 +401,10 @@ class SaliencyView(TensorView):
             return {}
         b = self._attn_batch
         heads = max(int(w.shape[1]) for _, w in layers)
-        t, s = int(layers[0][1].shape[2]), int(layers[0][1].shape[3])
+        # encoder-decoder models mix shapes (self-attention T x T, cross-attention T x S): the
+        # thumbnails share the largest one's size
+        t = max(int(w.shape[2]) for _, w in layers)
+        s = max(int(w.shape[3]) for _, w in layers)
         side = THUMB_SIDE
         while side > 8 and len(layers) * heads * np.prod(fit_shape((t, s), side)) > THUMB_BUDGET:
             side //= 2
@@ -389,12 +413,15 @@ class SaliencyView(TensorView):
         for i, (_, w) in enumerate(layers):
             for h in range(int(w.shape[1])):
                 img = block_reduce(w[0, h].float(), (th, tw), agg="mean")
+                if img.shape != (th, tw):  # a smaller layer: stretched to the shared size
+                    img = F.interpolate(torch.from_numpy(img)[None, None], (th, tw))[0, 0].numpy()
                 hi = float(np.nanmax(img)) if np.isfinite(img).any() else 1.0
                 codes[i, h], _q = quantize_u8(img, 0.0, hi if hi > 0 else 1.0)
         return {
             "layers": [k for k, _ in layers],
             "heads": heads,
             "shape": [t, s],
+            "shapes": [[int(w.shape[2]), int(w.shape[3])] for _, w in layers],
             "thumb": [th, tw],
             "codes": encode_array(codes),
             "batch": b,
@@ -430,12 +457,16 @@ class SaliencyView(TensorView):
             self._info = {**self._info, "methods": methods}
             self._samples = self._bake_all(targets)
 
+    @traitlets.validate("batch")
+    def _valid_batch(self, proposal: Any) -> int:
+        n = int(self._x.shape[0])
+        b = proposal["value"]
+        if not 0 <= b < n:
+            raise traitlets.TraitError(f"sample {b} is outside 0..{n - 1}; pass 0 to {n - 1}.")
+        return b
+
     @traitlets.observe("batch")
     def _batch_changed(self, _change: Any) -> None:
-        n = int(self._x.shape[0])
-        if not 0 <= self.batch < n:
-            self._error = f"sample {self.batch} is outside 0..{n - 1}"
-            return
         self._error = ""
         if self._kind == "tokens" and self._attn is not None:
             self._attention_for(self.batch)
@@ -464,7 +495,12 @@ class SaliencyView(TensorView):
             raise IndexError(f"head {h} is outside 0..{int(w.shape[1]) - 1} of {path!r}")
         self._error = ""
         self.title = f"attention {path} head {h} (sample {self._attn_batch}): queries x keys"
-        self.data = w[0, h]
+        tokens = self._sample_tokens(self._attn_batch)
+        n = int(w.shape[-1])
+        names = tokens if tokens is not None and len(tokens) == n else None
+        with self.hold_sync():
+            self.axis_labels = {"rows": names, "cols": names} if names else {}
+            self.data = w[0, h]
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -534,11 +570,18 @@ class SaliencyView(TensorView):
             )
         return int(out.shape[-1])
 
+    def _sample_tokens(self, b: int) -> list[str] | None:
+        """The token strings of sample ``b`` (``tokens=`` is one list, or one list per sample)."""
+        t = self.tokens
+        if not t:
+            return None
+        return list(t[b]) if isinstance(t[0], list) else list(t)
+
     def _check_tokens(self, tokens: Any, x: torch.Tensor, kind: str) -> list[Any] | None:
         if tokens is None:
             return None
-        if kind == "image":
-            raise ValueError("tokens= is for token-id or feature inputs, not images")
+        if kind in ("image", "signal", "video"):
+            raise ValueError(f"tokens= is for token-id, feature or sequence inputs, not {kind}s")
         if isinstance(tokens, str) or not isinstance(tokens, Sequence):
             raise TypeError(
                 f"tokens= must be a list of strings (one per position) or one such list per "
@@ -558,6 +601,33 @@ class SaliencyView(TensorView):
         return [str(s) for s in tokens]
 
 
+_input_kind = input_kind
+
+
+def _model_keywords(model: nn.Module, methods: list[str], kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` with the model's own keyword arguments (``attention_mask=``: no method takes it,
+    the model's ``forward`` names it) moved into ``forward_kwargs``."""
+    taken = set(_COMMON)
+    for m in methods:
+        opts = _method_options(m)
+        if opts is None:  # smoothgrad: its base's options too
+            for base in ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad"):
+                taken |= _method_options(base) or set()
+            taken.add("base")
+        else:
+            taken |= opts
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return kw
+    model_kw = {k: v for k, v in kw.items() if k not in taken and k in params}
+    if not model_kw:
+        return kw
+    rest = {k: v for k, v in kw.items() if k not in model_kw}
+    rest["forward_kwargs"] = {**(kw.get("forward_kwargs") or {}), **model_kw}
+    return rest
+
+
 def saliency(
     model: nn.Module,
     inputs: Any,
@@ -572,7 +642,16 @@ def saliency(
     ``labels=``: class names for the top-k list; ``tokens=``: strings for token positions (one
     list, or one per sample); ``topk=`` (5); ``budget=`` bytes baked for export (2 MiB).
     Other keywords go to ``ls.attribute`` for every method (``n_steps=``, ``embedding=``,
-    ``output=``, ``forward_kwargs=``, ...).
+    ``output=``, ``forward_kwargs=``, ...); the model's own keyword arguments
+    (``attention_mask=``, ``decoder_input_ids=``) go to every forward pass.
+
+    Inputs and how they are shown: images (N, C, H, W) with the map over them; token ids (N, L)
+    and features (N, D) as coloured tokens; sequences (N, L, D) as a step x feature strip with
+    per-step totals; signals (N, C, L) as the waveform (one channel) or the channels x time image
+    (a spectrogram) with the attribution over it; video (N, C, T, H, W) frame by frame with a
+    scrubber (``view.frame``). (N, L, D) and (N, C, L) have the same rank: a model with an
+    ``nn.Conv1d`` on ``C`` channels is taken as a signal model; ``input_kind="sequence"`` or
+    ``"signal"`` says otherwise.
 
     Computes every method once at call time (bad input raises here); clicking a class in the view
     recomputes that sample. Peak memory: that of ``ls.attribute`` for the slowest method, plus

@@ -9,7 +9,10 @@ Scrubbing never asks the kernel: when a layer is selected, the frames of every e
 one message (``frames``: uint8 codes at screen resolution within ``budget`` bytes), so dragging
 the slider repaints from memory in the browser, also while a training loop holds the kernel and
 in an exported page (the same trait is the baked state). A live ``Recorder`` pushes each new
-epoch as it is recorded (``rec.on_epoch``).
+epoch as it is recorded (``rec.on_epoch``); a store path or URL (``ls.timeline("runs/exp1")``) is
+opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
+poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
+the view moves to a new epoch only when it showed the newest one.
 
 >>> view = ls.timeline(rec)                       # doctest: +SKIP
 >>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
@@ -18,7 +21,10 @@ epoch as it is recorded (``rec.on_epoch``).
 
 from __future__ import annotations
 
+import html
 import math
+import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 import traitlets
 
-from ..record import History, ThinnedError, parse_budget
+from ..record import History, RecordedRun, ThinnedError, parse_budget
 from ..wire.codec import payload_serialization
 from ..wire.quantize import quantize_u8
 from ..wire.tiles import block_reduce, fit_budget
@@ -94,6 +100,30 @@ def layer_change_overlay(
             f"layer_change_overlay needs an ls.Recorder or a Recorder.open(...) run; got {type(rec).__name__}"
         )
     return dict(rec.layer_change(a, b))
+
+
+def clamp_epoch(epochs: list[int], value: int) -> int:
+    """``value`` if it is a recorded epoch, else the nearest recorded one, with a warning that
+    says so (an epoch that was never recorded is never accepted silently).
+
+    >>> clamp_epoch([0, 1, 2], 1)
+    1
+    """
+    if value in epochs or (not epochs and value == 0):
+        return value
+    if not epochs:
+        warnings.warn(
+            f"epoch {value} is not recorded: no epoch is recorded yet (call rec.epoch()); showing 0",
+            stacklevel=4,
+        )
+        return 0
+    nearest = min(epochs, key=lambda e: (abs(e - value), e))
+    warnings.warn(
+        f"epoch {value} is not recorded (recorded: {epochs[0]}..{epochs[-1]}, {len(epochs)} epochs); "
+        f"showing epoch {nearest}",
+        stacklevel=4,
+    )
+    return nearest
 
 
 def _modules(rec: History) -> list[str]:
@@ -191,6 +221,9 @@ class ScrubberView(BaseView):
     _esm = bundle("timeline")
 
     epoch = traitlets.Int(0).tag(sync=True)
+    # Show each new epoch as it is recorded. Scrubbing turns it off (in the browser, at once:
+    # the kernel hears of it only after a training cell ends); the "follow latest" box turns it on.
+    follow = traitlets.Bool(True).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     epochs = traitlets.List(traitlets.Int()).tag(sync=True)
@@ -198,6 +231,9 @@ class ScrubberView(BaseView):
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
     # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
     _markers = traitlets.Dict().tag(sync=True)
+    # The loss and metric curves as data, for hosts that draw them themselves (the workspace):
+    # {"loss": {x, y}, "points": {x, y}, "metrics": {name: y}, "epochs": [...]} (float32).
+    _curves = traitlets.Dict().tag(sync=True, **payload_serialization)
 
 
 class TimelineView(widgets.VBox):
@@ -217,12 +253,17 @@ class TimelineView(widgets.VBox):
 
     def __init__(
         self,
-        rec: History,
+        rec: History | str | os.PathLike[str],
         *,
         layer: str | None = None,
         budget: int | str = DEFAULT_BUDGET,
+        curves: bool = True,
         **kw: Any,
     ) -> None:
+        self._owned: RecordedRun | None = None
+        if isinstance(rec, (str, os.PathLike)):
+            # A store written by another process: follow it while the view is open.
+            rec = self._owned = RecordedRun(os.fspath(rec), follow=True)
         if not isinstance(rec, History):
             raise TypeError(
                 "ls.timeline needs an ls.Recorder (recording now) or a run from "
@@ -236,14 +277,22 @@ class TimelineView(widgets.VBox):
         self._param: _Frames | None = None
         self._act: _Frames | None = None
         self.scrubber = ScrubberView()
-        self._build_figures()
-        self.scrubber._markers = {
-            "loss": self._loss_marker.model_id,
-            "metric": self._metric_marker.model_id,
-        }
-        super().__init__(
-            children=[widgets.HBox([self.loss_fig, self.metric_fig]), self.scrubber], **kw
-        )
+        # Without bqplot figures (curves=False) the curves travel as data in scrubber._curves.
+        self._figures = curves
+        # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
+        self._steps_axis = getattr(rec, "axis", "epoch") == "step"
+        # What the run did not keep (budget thinning, snapshot policy), said under the charts.
+        self.notes = widgets.HTML("", layout=widgets.Layout(margin="0 0 0 60px"))
+        self.notes.add_class("ls-timeline-notes")
+        children: list[widgets.Widget] = [self.notes, self.scrubber]
+        if curves:
+            self._build_figures()
+            self.scrubber._markers = {
+                "loss": self._loss_marker.model_id,
+                "metric": self._metric_marker.model_id,
+            }
+            children.insert(0, widgets.HBox([self.loss_fig, self.metric_fig]))
+        super().__init__(children=children, **kw)
         self.add_class("ls-timeline")
         layers = _modules(rec)
         self.scrubber.layers = layers
@@ -269,6 +318,10 @@ class TimelineView(widgets.VBox):
         self._update_curves()
         on_epoch = getattr(rec, "on_epoch", None)
         self._unsubscribe = on_epoch(self._on_recorded) if callable(on_epoch) else None
+
+    @traitlets.validate("epoch")
+    def _valid_epoch(self, proposal: Any) -> int:
+        return clamp_epoch(self.rec.epochs, int(proposal["value"]))
 
     # -- curves (bqplot) -------------------------------------------------------------------------
 
@@ -308,10 +361,12 @@ class TimelineView(widgets.VBox):
             axes=self._loss_axes,
             title="loss",
             layout=widgets.Layout(width="520px", height="260px"),
-            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 20},
         )
         self._ex, self._ey = bq.LinearScale(), bq.LinearScale()
-        self._epoch_axis = bq.Axis(scale=self._ex, label="epoch", tick_format="d")
+        # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
+        self._epoch_axis = bq.Axis(
+            scale=self._ex, label="step" if self._steps_axis else "epoch", tick_format="d"
+        )
         self._metric_lines = bq.Lines(
             x=np.zeros(1),
             y=np.zeros(1),
@@ -354,9 +409,9 @@ class TimelineView(widgets.VBox):
         if isinstance(index, int) and 0 <= index < len(epochs):
             self.epoch = epochs[index]
 
-    def _update_curves(self) -> None:
+    def _curve_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The loss curve (downsampled) and each epoch's point: ``x, y, px, py``."""
         rec = self.rec
-        epochs = rec.epochs
         loss = rec.scalars().get("loss", np.zeros(0))
         x, y = downsample(loss)
         steps = rec.epoch_steps()
@@ -369,12 +424,30 @@ class TimelineView(widgets.VBox):
             pts.append(float(seg.mean()) if seg.size else math.nan)
             start = int(s)
         px = np.maximum(steps.astype(np.float64) - 1, 0)
+        return x, y, px, np.asarray(pts, dtype=np.float64)
+
+    def _update_curves(self) -> None:
+        x, y, px, pts = self._curve_data()
+        if not self._figures:
+            f32 = np.float32
+            self.scrubber._curves = {
+                "loss": {"x": x.astype(f32), "y": y.astype(f32)},
+                "points": {"x": px.astype(f32), "y": pts.astype(f32)},
+                "epochs": [int(e) for e in self.rec.epochs],
+                "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
+                "axis": "step" if self._steps_axis else "epoch",
+            }
+            self.notes.value = _notes(self.rec)
+            return
+        rec = self.rec
+        epochs = rec.epochs
+        steps = rec.epoch_steps()
         with self._loss.hold_sync(), self._loss_pts.hold_sync():
             self._loss.x, self._loss.y = (x, y) if len(x) else (np.zeros(1), np.full(1, np.nan))
             self._loss_pts.x = px if len(px) else np.zeros(1)
-            self._loss_pts.y = np.asarray(pts) if pts else np.full(1, np.nan)
+            self._loss_pts.y = pts if len(pts) else np.full(1, np.nan)
         metrics = rec.metrics()
-        ex = np.asarray(epochs, dtype=np.float64)
+        ex = np.asarray(steps if self._steps_axis else epochs, dtype=np.float64)
         if metrics and len(ex):
             names = list(metrics)
             ys = np.stack([metrics[n] for n in names])
@@ -388,11 +461,12 @@ class TimelineView(widgets.VBox):
             stride = max(1, math.ceil(len(ex) / 10))
             self._epoch_axis.tick_values = ex[::stride]
         self._update_markers()
+        self.notes.value = _notes(rec)
 
     def _update_markers(self) -> None:
         rec = self.rec
         epochs = rec.epochs
-        if not epochs:
+        if not epochs or not self._figures:
             return
         i = epochs.index(self.epoch) if self.epoch in epochs else len(epochs) - 1
         step = float(max(int(rec.epoch_steps()[i]) - 1, 0))
@@ -406,10 +480,12 @@ class TimelineView(widgets.VBox):
         if not mhi > mlo:  # a flat metric: give the marker (and the axis) some height
             pad = max(0.05, abs(mlo) * 0.05)
             mlo, mhi = mlo - pad, mhi + pad
-        e = float(self.epoch)
+        e = float(rec.epoch_steps()[i]) if self._steps_axis else float(self.epoch)
         self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
 
     def _on_log_y(self, change: dict[str, Any]) -> None:
+        if not self._figures:
+            return
         sy = self._sy_log if change["new"] else self._sy_lin
         for m in (self._loss, self._loss_pts, self._loss_marker):
             m.scales = {"x": self._sx, "y": sy}
@@ -424,6 +500,9 @@ class TimelineView(widgets.VBox):
         # them here again would redraw bqplot's SVG mid-scrub.
         if "epoch" not in getattr(self.scrubber, "_property_lock", {}):
             self._update_markers()
+            # Set from Python to an older epoch: stay there while new ones arrive.
+            if self.rec.epochs and change["new"] != self.rec.epochs[-1]:
+                self.scrubber.follow = False
 
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
@@ -489,7 +568,7 @@ class TimelineView(widgets.VBox):
 
     def _on_recorded(self, epoch: int) -> None:
         """A live Recorder finished ``epoch``: push its frame (the cache reduces only that one)."""
-        follow = not self.scrubber.epochs or self.epoch == self.scrubber.epochs[-1]
+        follow = self.scrubber.follow
         layers = _modules(self.rec)
         if layers != self.scrubber.layers:
             self.scrubber.layers = layers
@@ -514,6 +593,12 @@ class TimelineView(widgets.VBox):
         """``layer_change_overlay(self.rec, a, b)``: set it as ``graph.overlay``."""
         return layer_change_overlay(self.rec, a, b)
 
+    def __repr__(self) -> str:
+        rec = getattr(self, "rec", None)
+        if rec is None:
+            return "TimelineView()"
+        return f"TimelineView({len(rec.epochs)} epochs, layer {self.layer!r})"
+
     @property
     def frame_ms(self) -> list[float]:
         """Repaint times (ms) of the last frames the browser painted (empty until it reports)."""
@@ -525,6 +610,12 @@ class TimelineView(widgets.VBox):
         if unsubscribe is not None:
             unsubscribe()
             self._unsubscribe = None
+        owned = getattr(self, "_owned", None)
+        if owned is not None:
+            owned.close()  # stop following the store this view opened
+        notes = getattr(self, "notes", None)
+        if notes is not None:
+            notes.close()
         for link in getattr(self, "_links", []):
             link.unlink()
         self._links = []
@@ -534,15 +625,65 @@ class TimelineView(widgets.VBox):
         super().close()
 
 
+def _ranges(values: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    out: list[str] = []
+    for v in sorted(set(values)):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == v - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{v}"
+        elif out and "-" not in out[-1] and int(out[-1]) == v - 1:
+            out[-1] = f"{out[-1]}-{v}"
+        else:
+            out.append(str(v))
+    return ", ".join(out)
+
+
+_ACTIONS = {
+    "reduced": "kept at reduced resolution (budget)",
+    "dropped": "tensors let go (budget)",
+    "policy_reduced": "snapshots reduced by the snapshot policy",
+    "policy_stats": "snapshots skipped by the snapshot policy (stats and histograms only)",
+}
+
+
+def _notes(rec: History) -> str:
+    """One line per kind of thinning or skipping in ``rec.thinned`` (empty when nothing was)."""
+    by: dict[str, list[int]] = {}
+    steps: list[int] = []
+    for t in rec.thinned:
+        if t.get("action") == "steps_decimated":
+            steps.append(int(t.get("before_step", 0)))
+        elif t.get("epoch") is not None:
+            by.setdefault(str(t["action"]), []).append(int(t["epoch"]))
+    lines = [
+        f"{html.escape(_ACTIONS.get(a, a))}: epochs {_ranges(es)}" for a, es in sorted(by.items())
+    ]
+    if steps:
+        lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
+    if not lines:
+        return ""
+    return (
+        '<div style="font-size:12px;color:#8a5a00">Not kept whole: '
+        + "; ".join(lines)
+        + " (see rec.thinned)</div>"
+    )
+
+
 def timeline(
-    rec: History, *, layer: str | None = None, budget: int | str = DEFAULT_BUDGET
+    rec: History | str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
 ) -> TimelineView:
-    """A ``TimelineView`` of a live ``ls.Recorder`` or a run from ``ls.Recorder.open(path)``.
+    """A ``TimelineView`` of a live ``ls.Recorder``, a run from ``ls.Recorder.open(path)``, or a
+    store path or URL (``"runs/exp1"``, ``"s3://bucket/run"``) that another process is writing:
+    that one is followed live (``Recorder.open(path, follow=True)``) until the view is closed.
 
     ``layer``: the module path shown first (default: the first with parameters); ``budget``: bytes
     of frames pushed ahead of scrubbing and saved with the view (all epochs of the layer).
 
     >>> rec = ls.Recorder(model, probe=x[:32])          # doctest: +SKIP
     >>> view = ls.timeline(rec); view                    # doctest: +SKIP
+    >>> ls.timeline("runs/exp1")                         # doctest: +SKIP
     """
     return TimelineView(rec, layer=layer, budget=budget)

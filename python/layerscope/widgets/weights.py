@@ -86,6 +86,15 @@ class WeightsView(TensorView):
             self.selected = first
 
     def _lookup(self, path: str) -> torch.Tensor:
+        # Straight down the module path (a scan of every tensor per lookup cost seconds on a
+        # model with hundreds of parameters); re-read each time, so a replaced one is seen.
+        for get in (self._model.get_parameter, self._model.get_buffer):
+            try:
+                found = get(path)
+            except AttributeError:
+                continue
+            if found is not None:
+                return found
         paths = {p: t for p, _, t in named_tensors(self._model)}
         if path in paths:
             return paths[path]

@@ -1,0 +1,166 @@
+"""The digits CNN trained by ``torchrun`` (DDP or FSDP2 ``fully_shard``, CPU + gloo), recorded.
+
+Run by the tests (tests/test_record_distributed.py) and by ``bench/recorder.py``::
+
+    torchrun --nproc_per_node=2 bench/distributed_digits.py --mode fsdp --store runs/exp1 \\
+        --epochs 3 --out /tmp/ref
+
+Each rank trains on its half of the training set. ``--recorder``: ``layerscope`` (default),
+``tensorboard`` (a ``SummaryWriter`` on rank 0 with a histogram of every parameter and gradient
+each epoch: the usual way, which gathers FSDP2 parameters to do it) or ``none``. With ``--out``,
+rank 0 saves, after each epoch, the full parameters (gathered here, for the test's reference
+only) and what the Recorder communicated, and ``timing.json`` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from digits import DigitsCNN, accuracy, load
+
+
+def full(p: torch.Tensor) -> np.ndarray:
+    from torch.distributed.tensor import DTensor
+
+    t = p.full_tensor() if isinstance(p, DTensor) else p
+    return t.detach().cpu().numpy().copy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("ddp", "fsdp"), default="ddp")
+    ap.add_argument(
+        "--recorder", choices=("layerscope", "tensorboard", "none"), default="layerscope"
+    )
+    ap.add_argument("--store", default=None)
+    ap.add_argument("--storage-options", default=None, help="JSON for fsspec")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--width", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=320)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--snapshot", default="auto")
+    ap.add_argument("--reduce", default=None)
+    ap.add_argument("--epoch-sleep", type=float, default=0.0, help="seconds after each epoch")
+    ap.add_argument(
+        "--extra-epoch-rank", type=int, default=-1, help="this rank calls epoch() once more"
+    )
+    ap.add_argument("--perturb-rank", type=int, default=-1, help="DDP: this rank changes a weight")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--marker", default=None, help="rank 0 touches MARKER.EPOCH after each epoch")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = DigitsCNN(width=args.width)
+    if args.mode == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh("cpu", (world,))
+        for layer in (*model.features, *model.classifier):
+            if any(True for _ in layer.parameters(recurse=False)):
+                fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        trained: nn.Module = model
+    else:
+        trained = nn.parallel.DistributedDataParallel(model)
+    x_train, y_train, x_test, y_test = load()
+    x_train, y_train = x_train[: args.samples][rank::world], y_train[: args.samples][rank::world]
+    opt = torch.optim.Adam(trained.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    rec = None
+    writer = None
+    if args.recorder == "layerscope":
+        import layerscope as ls
+
+        snapshot: object = args.snapshot
+        if isinstance(snapshot, str) and snapshot.isdigit():
+            snapshot = int(snapshot)
+        rec = ls.Recorder(
+            trained,
+            probe=x_test[:8],
+            store=args.store,
+            snapshot=snapshot,
+            reduce=args.reduce,
+            timeout=args.timeout,
+            storage_options=json.loads(args.storage_options) if args.storage_options else None,
+        )
+    elif args.recorder == "tensorboard" and rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(args.store)
+    out = Path(args.out) if args.out else None
+    gen = torch.Generator().manual_seed(rank)
+    epoch_times = []
+    for e in range(args.epochs):
+        t0 = time.perf_counter()
+        trained.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        for start in range(0, len(order), args.batch):
+            idx = order[start : start + args.batch]
+            loss = loss_fn(trained(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if rec is not None:
+                rec.step(loss=loss)
+            opt.step()
+        if args.perturb_rank == rank and e == 1:
+            with torch.no_grad():
+                model.classifier[3].bias.add_(1.0)
+        acc = accuracy(trained, x_test, y_test)
+        if rec is not None:
+            rec.epoch(val_acc=acc)
+            if args.extra_epoch_rank == rank and e == args.epochs - 1:
+                rec.epoch(val_acc=acc)
+        if args.recorder == "tensorboard":
+            # The usual TensorBoard way: every parameter and gradient, whole, on rank 0.
+            fulls = {n: full(p) for n, p in model.named_parameters()}
+            grads = {n: full(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+            if writer is not None:
+                for n, a in fulls.items():
+                    writer.add_histogram(n, a, e)
+                for n, a in grads.items():
+                    writer.add_histogram(n + ".grad", a, e)
+                writer.add_scalar("val_acc", acc, e)
+                writer.flush()
+        epoch_times.append(time.perf_counter() - t0)
+        if out is not None:
+            params = {n: full(p) for n, p in model.named_parameters()}
+            if rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                np.savez(out / f"params{e}.npz", **params)
+        if args.marker and rank == 0:
+            Path(f"{args.marker}.{e}").write_text(str(os.getpid()))
+        if args.epoch_sleep:
+            time.sleep(args.epoch_sleep)
+    if rec is not None:
+        rec.close()
+    if writer is not None:
+        writer.close()
+    if out is not None and rank == 0:
+        info = {
+            "epoch_s": epoch_times,
+            "communicated": rec.communicated if rec is not None else [],
+            "param_bytes": sum(p.numel() * 4 for p in model.parameters()),
+            "rank": rank,
+        }
+        (out / "timing.json").write_text(json.dumps(info))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

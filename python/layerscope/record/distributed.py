@@ -1,0 +1,200 @@
+"""The Recorder under ``torch.distributed`` (DDP, FSDP2 ``fully_shard``): statistics from shards.
+
+No rank ever gathers a full parameter. Each parameter is either *sharded* (an FSDP2 DTensor with a
+``Shard(dim)`` placement: every rank holds a slice) or *replicated* (DDP, or a ``Replicate``
+DTensor: every rank holds the same tensor, so rank 0 alone contributes). Per tensor, every rank
+computes on what it holds: finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64),
+min and max; then histogram counts on bins shared by all ranks. These are all-reduced, so the
+communication per epoch is O(tensors x bins), independent of the parameters' sizes:
+
+- a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or
+  ``close``), the epoch number, a hash of the parameter names and global shapes, a hash of what
+  is about to be reduced. Ranks that called ``epoch()`` a different number of times, or hold
+  different models, see different headers and all raise the same clear error, instead of a
+  collective of mismatched sizes that would hang;
+- MIN of [min, -max] per tensor (and, for replicated tensors, [sum, -sum]: a replicated parameter
+  that differs between ranks is flagged);
+- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor;
+- SUM of [counts..., underflow, overflow] per tensor on the shared edges;
+- sharded models only: SUM of the squared per-step gradient/weight/update norms of the epoch's
+  steps (the per-step series: O(steps x tensors)).
+
+The collectives run on a gloo side group of their own (CPU tensors: a few KB), created with a
+``timeout``: a rank that stops calling ``epoch()`` makes the others raise after that many seconds
+rather than hang. The bytes each rank sends are counted in ``bytes_sent``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import zlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+HEADER = 8
+EPOCH, CLOSE = 0.0, 1.0
+
+
+class DistributedRecorderError(RuntimeError):
+    """The ranks of a distributed run disagree (calls, models) or one stopped answering."""
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def local_part(t: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+    """``(what this rank holds, shard dim)``: a sharded DTensor's local shard and its dim, or the
+    tensor itself and None (replicated)."""
+    try:
+        from torch.distributed.tensor import DTensor, Shard
+    except ImportError:  # pragma: no cover - torch without DTensor
+        return t, None
+    if isinstance(t, DTensor):
+        shards = [p for p in t.placements if isinstance(p, Shard)]
+        local = t.to_local()
+        if not shards:
+            return local, None
+        if len(shards) > 1 or t.device_mesh.ndim > 1:
+            raise NotImplementedError(
+                "layerscope.Recorder: parameters sharded over a multi-dimensional device mesh "
+                f"(placements {t.placements}) are not supported yet; 1-D FSDP2 meshes are"
+            )
+        return local, int(shards[0].dim)
+    return t, None
+
+
+def signature(items: Sequence[tuple[str, Sequence[int]]]) -> float:
+    """A hash (exact in float64) of names and global shapes."""
+    text = ";".join(f"{n}:{list(s)}" for n, s in items)
+    return float(zlib.crc32(text.encode()))
+
+
+class Collectives:
+    """The Recorder's collectives: a gloo group with a timeout, and a count of the bytes sent."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.rank = dist.get_rank()
+        self.world = dist.get_world_size()
+        self.timeout_s = float(timeout_s)
+        self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.timeout_s))
+        self.bytes_sent = 0
+        self.calls = 0
+
+    def all_reduce(self, t: torch.Tensor, op: Any, what: str) -> torch.Tensor:
+        t = t.detach().to("cpu", torch.float64).contiguous()
+        self.bytes_sent += t.numel() * t.element_size()
+        self.calls += 1
+        try:
+            dist.all_reduce(t, op=op, group=self.group)
+        except Exception as e:  # gloo raises RuntimeError/DistBackendError on timeout or peer loss
+            raise DistributedRecorderError(
+                f"layerscope.Recorder (rank {self.rank} of {self.world}): the other ranks did not "
+                f"join the {what} within {self.timeout_s:g} s ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}). Every rank must call rec.epoch() "
+                "and rec.close() the same number of times; a rank may also have died."
+            ) from e
+        return t
+
+    def header(self, kind: float, epoch: int, model_sig: float, payload_sig: float) -> None:
+        """Check that every rank is at the same call with the same model; raise on all if not."""
+        v = torch.tensor([kind, float(epoch), model_sig, payload_sig], dtype=torch.float64)
+        got = self.all_reduce(torch.cat([v, -v]), dist.ReduceOp.MIN, "recorder's check")
+        lo, hi = got[:4], -got[4:]
+        if bool((lo != hi).any()):
+            names = ("call", "epoch", "model", "step values")
+            differ = [n for n, a, b in zip(names, lo.tolist(), hi.tolist(), strict=True) if a != b]
+            mine = "close()" if kind == CLOSE else f"epoch() #{epoch}"
+            if "call" in differ or "epoch" in differ:
+                cause = (
+                    "ranks called rec.epoch() a different number of times (or one called "
+                    "rec.close() early); call them on every rank, in the same order"
+                )
+            elif "model" in differ:
+                cause = (
+                    "ranks hold models with different parameter names or shapes; record the "
+                    "same model on every rank"
+                )
+            else:
+                cause = (
+                    "ranks recorded different step values (reduce='mean' needs the same "
+                    "rec.step() scalars on every rank)"
+                )
+            raise DistributedRecorderError(
+                f"layerscope.Recorder (rank {self.rank}, at {mine}): {cause}. Differing: {differ}."
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group(self.group)
+
+
+def local_moments(x: torch.Tensor) -> tuple[list[float], float, float]:
+    """``([finite, nan, posinf, neginf, zeros, sum, sumsq], min, max)`` of a shard (min/max over
+    finite values; +inf/-inf when there is none)."""
+    flat = x.detach().reshape(-1)
+    if not flat.is_floating_point():
+        flat = flat.double()
+    n = flat.numel()
+    zeros = n - int(torch.count_nonzero(flat)) if n else 0
+    nan = posinf = neginf = 0
+    if n:
+        lo, hi = (float(v) for v in torch.aminmax(flat))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            nan = int(torch.isnan(flat).sum())
+            posinf = int((flat == math.inf).sum())
+            neginf = int((flat == -math.inf).sum())
+            flat = flat[torch.isfinite(flat)]
+            lo, hi = (
+                (float(v) for v in torch.aminmax(flat)) if flat.numel() else (math.inf, -math.inf)
+            )
+    else:
+        lo, hi = math.inf, -math.inf
+    d = flat.double()
+    s = float(d.sum()) if d.numel() else 0.0
+    ss = float(torch.dot(d, d)) if d.numel() else 0.0
+    return [float(flat.numel()), nan, posinf, neginf, zeros, s, ss], lo, hi
+
+
+def stats_from(
+    shape: Sequence[int], dtype: str, sums: np.ndarray, lo: float, hi: float
+) -> dict[str, Any]:
+    """``summarize``'s keys from the all-reduced moments of one tensor."""
+    finite, nan, posinf, neginf, zeros, s, ss = (float(v) for v in sums)
+    numel = int(math.prod(shape))
+    out: dict[str, Any] = {
+        "shape": list(shape),
+        "dtype": dtype,
+        "numel": numel,
+        "zeros": zeros / numel if numel else None,
+        "nan": int(nan),
+        "posinf": int(posinf),
+        "neginf": int(neginf),
+        "finite": int(finite),
+    }
+    if finite > 0:
+        mean = s / finite
+        var = max(ss / finite - mean * mean, 0.0)
+        out.update(min=lo, max=hi, mean=mean, std=math.sqrt(var), norm=math.sqrt(max(ss, 0.0)))
+    else:
+        out.update(min=None, max=None, mean=None, std=None, norm=None)
+    return out
+
+
+def local_histogram(x: torch.Tensor, edges: np.ndarray) -> np.ndarray:
+    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere)."""
+    flat = x.detach().reshape(-1)
+    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    flat = flat[~torch.isnan(flat)]
+    lo, hi = float(edges[0]), float(edges[-1])
+    counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi).double().cpu().numpy()
+    under = float((flat < lo).sum())
+    over = float((flat > hi).sum())
+    return np.concatenate([counts, [under, over]])

@@ -1,0 +1,62 @@
+"""The whole-notebook export refuses a notebook saved without widget state (it would be an empty
+page) and names --execute; views have a text repr that says what they show."""
+
+from __future__ import annotations
+
+import pathlib
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+
+import layerscope as ls
+from layerscope.export import main
+
+
+def saved_without_widget_state(tmp_path: pathlib.Path) -> pathlib.Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import torch, layerscope as ls\nls.heatmap(torch.ones(3, 4))")
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    # As Lab saves it with "Save Widget State Automatically" off: view outputs, no state.
+    NotebookClient(nb, timeout=120, store_widget_state=False).execute()
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_export_without_widget_state_fails_and_names_execute(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = saved_without_widget_state(tmp_path)
+    out = tmp_path / "page.html"
+    with pytest.raises(SystemExit) as exit_:
+        main([str(src), "-o", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "without their widget state" in err and "--execute" in err, err
+    assert "TensorView(float32 (3, 4))" in err, err
+    assert not out.exists()
+    main([str(src), "-o", str(out), "--execute"])
+    assert "wrote" in capsys.readouterr().out
+    assert "application/vnd.jupyter.widget-state+json" in out.read_text()
+
+
+def test_views_have_a_text_repr_that_says_what_they_show() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    assert repr(ls.heatmap(torch.ones(3, 4), title="w")) == "TensorView('w', float32 (3, 4))"
+    assert (
+        repr(ls.graph(model, torch.randn(1, 4)))
+        == "GraphView(model Sequential, 4 nodes, 15 parameters)"
+    )
+    assert repr(ls.weights(model)).startswith("WeightsView(")
+    assert "object at 0x" not in repr(ls.weights(model))
+    rec = ls.Recorder(model, probe=torch.randn(2, 4))
+    rec.epoch()
+    assert repr(ls.timeline(rec)) == "TimelineView(1 epochs, layer '0')"

@@ -1,0 +1,202 @@
+"""The Recorder inside ``torchrun --nproc_per_node=2`` (CPU, gloo): DDP and FSDP2 ``fully_shard``.
+
+Each test starts a real 2-process job running ``bench/distributed_digits.py`` (the digits CNN),
+with a bounded timeout, and checks the store it wrote against the unsharded parameters that the
+job saved separately (gathered there for the reference only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import layerscope as ls
+from layerscope.record.histograms import count
+from layerscope.record.summary import summarize
+from s3server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "distributed_digits.py"
+BINS = 64
+pytestmark = pytest.mark.slow
+_communicated: dict[tuple[str, int], list[int]] = {}
+
+
+def torchrun_cmd(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(SCRIPT),
+        *args,
+    ]
+
+
+def env() -> dict[str, str]:
+    paths = [str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def torchrun(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        torchrun_cmd(*args), env=env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def kill_job(job: subprocess.Popen) -> None:
+    """kill -9 torchrun and its workers (they run in sessions of their own)."""
+    import psutil
+
+    if job.poll() is not None:
+        return
+    procs = [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)]
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGKILL)
+    job.wait(timeout=30)
+    psutil.wait_procs(procs[1:], timeout=30)
+
+
+@pytest.mark.parametrize(("mode", "width"), [("ddp", 4), ("fsdp", 4), ("fsdp", 12)])
+def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width):
+    store, ref = tmp_path / "run", tmp_path / "ref"
+    extra = ["--perturb-rank", "1"] if mode == "ddp" else []
+    done = torchrun(
+        "--mode", mode, "--store", str(store), "--out", str(ref), "--epochs", "2",
+        "--width", str(width), *extra,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = ls.Recorder.open(store)
+    assert run.epochs == [0, 1] and run.meta["model"] == "DigitsCNN" and run.meta["world"] == 2
+    names = run.parameters
+    assert names[0] == "features.0.weight"  # DDP's "module." prefix is not there
+    for e in run.epochs:
+        full = np.load(ref / f"params{e}.npz")
+        assert sorted(full.files) == sorted(names)
+        for name in names:
+            w = torch.from_numpy(full[name])
+            want = summarize(w)
+            got = run.stats(e)["params"][name]
+            for key in ("shape", "numel", "nan", "posinf", "neginf", "finite", "min", "max"):
+                assert got[key] == want[key], (name, e, key)
+            for key in ("mean", "std", "norm", "zeros"):
+                assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (name, e, key)
+            h = run.histograms(name)
+            assert np.array_equal(h.counts[e], count(w, h.edges, want).counts), (name, e)
+            # Full-resolution snapshots: per shard on disk (FSDP2), whole again when read.
+            snap = run.snapshot(name, e, exact=True)
+            assert np.array_equal(np.asarray(snap.array), full[name]), (name, e)
+    if mode == "fsdp":
+        shard_files = list((store / "shards" / "000000").glob("r*/*.npy"))
+        assert {p.parent.name for p in shard_files} == {"r0", "r1"}
+        assert not list((store / "epochs" / "000000" / "params").iterdir())
+    # Gradient norms are those of the synchronized gradients: the same under DDP and FSDP2.
+    g = run.grad_norms("classifier.3.weight")
+    assert np.isfinite(g).all() and len(g) == run.num_steps == 10
+    # Communication per epoch: a few values per tensor plus the histogram bins (and, sharded,
+    # the step norms), never the parameters.
+    timing = json.loads((ref / "timing.json").read_text())
+    n = len(names)
+    steps = 5
+    bound = 8 * (8 + n * (2 + 2 + 7 + BINS + 2) + steps * 3 * n)
+    assert all(0 < b <= bound for b in timing["communicated"]), (timing, bound)
+    _communicated[(mode, width)] = timing["communicated"]
+    if (mode, width) == ("fsdp", 12):
+        assert timing["param_bytes"] > 10 * max(timing["communicated"])
+        if ("fsdp", 4) in _communicated:  # 9x the parameters, the same bytes
+            assert timing["communicated"] == _communicated[("fsdp", 4)]
+    if mode == "ddp":  # rank 1 changed a replicated weight at epoch 1: said, rank 0's recorded
+        flags = [f for f in run.flags if f["flag"] == "params_differ_between_ranks"]
+        assert flags and flags[0]["epoch"] == 1 and flags[0]["params"] == ["classifier.3.bias"]
+
+
+def test_ranks_calling_epoch_a_different_number_of_times_fail_clearly_without_hanging(tmp_path):
+    t0 = time.monotonic()
+    done = torchrun(
+        "--mode", "ddp", "--epochs", "1", "--extra-epoch-rank", "0", "--timeout", "20",
+        timeout=90,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "DistributedRecorderError" in done.stderr
+    assert "called rec.epoch() a different number of times" in done.stderr
+    assert "rank 0" in done.stderr and "rank 1" in done.stderr  # both ranks say it
+    assert time.monotonic() - t0 < 60
+
+
+def test_kill_9_mid_epoch_leaves_the_written_epochs_readable_while_a_follower_watches(tmp_path):
+    store, ref, marker = tmp_path / "run", tmp_path / "ref", tmp_path / "epoch"
+    job = subprocess.Popen(
+        torchrun_cmd(
+            "--mode",
+            "fsdp",
+            "--store",
+            str(store),
+            "--out",
+            str(ref),
+            "--epochs",
+            "50",
+            "--epoch-sleep",
+            "0.5",
+            "--marker",
+            str(marker),
+        ),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen: dict[int, float] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while not (store / "run.json").exists():
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        run = ls.Recorder.open(store, follow=True, interval=0.2)
+        run.on_epoch(lambda e: seen.setdefault(e, time.time()))
+        while not Path(f"{marker}.3").exists():
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the job never reached epoch 3"
+            time.sleep(0.05)
+        time.sleep(0.2)  # into epoch 4's training
+        kill_job(job)
+        time.sleep(0.6)
+        run.close()
+    finally:
+        kill_job(job)
+    assert job.returncode == -signal.SIGKILL
+    # The follower saw each epoch within 2 s of its manifest landing.
+    for e, at in seen.items():
+        landed = (store / "epochs" / f"{e:06d}" / "epoch.json").stat().st_mtime
+        assert at - landed < 2.0, (e, at - landed)
+    after = ls.Recorder.open(store)
+    assert after.epochs[:4] == [0, 1, 2, 3] and after.epochs == list(range(len(after.epochs)))
+    assert set(seen) <= set(after.epochs) and {1, 2, 3} <= set(seen)
+    for e in after.epochs:
+        if (ref / f"params{e}.npz").exists():
+            full = np.load(ref / f"params{e}.npz")
+            for name in full.files:
+                assert np.array_equal(after.snapshot(name, e, exact=True).array, full[name])
+    # The killed writer's lock is stale: a new writer may append.
+    assert (store / "writer.json").exists()
+    rec = ls.Recorder(torch.nn.Linear(2, 2), store=store, mode="append")
+    assert rec.epoch() == len(after.epochs)
+    rec.close()
