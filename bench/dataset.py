@@ -44,12 +44,12 @@ def med(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
 
-def bench_collect(n: int, batch: int, repeat: int) -> dict[str, Any]:
+def bench_collect(n: int, batch: int, repeat: int, width: int = 32) -> dict[str, Any]:
     import digits
     from layerscope.inspect import collect
 
     torch.manual_seed(0)
-    model = digits.DigitsCNN(width=32).eval()
+    model = digits.DigitsCNN(width=width).eval()
     x = torch.rand(n, 1, 8, 8)
     y = torch.randint(0, 10, (n,))
     layers = ["features.4", "classifier.2"]
@@ -63,19 +63,24 @@ def bench_collect(n: int, batch: int, repeat: int) -> dict[str, Any]:
         collect(model, (x, y), layers=layers, batch_size=batch, progress=False)
 
     plain()  # warm up
-    t_plain, t_ours = [], []
+    wall: dict[str, list[float]] = {"plain": [], "ours": []}
+    cpu: dict[str, list[float]] = {"plain": [], "ours": []}
     for _ in range(repeat):
-        for fn, out in ((plain, t_plain), (ours, t_ours)):
-            t = time.perf_counter()
+        for name, fn in (("plain", plain), ("ours", ours)):
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            out.append(time.perf_counter() - t)
-    ratios = [o / p for o, p in zip(t_ours, t_plain, strict=True)]
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
     return {
         "n": n,
+        "width": width,
         "batch": batch,
-        "plain_s": med(t_plain),
-        "collect_s": med(t_ours),
-        "overhead": med(ratios) - 1,
+        "plain_s": med(wall["plain"]),
+        "collect_s": med(wall["ours"]),
+        "overhead_wall": med([o / p for o, p in zip(wall["ours"], wall["plain"], strict=True)]) - 1,
+        "plain_cpu_s": med(cpu["plain"]),
+        "collect_cpu_s": med(cpu["ours"]),
+        "overhead_cpu": med([o / p for o, p in zip(cpu["ours"], cpu["plain"], strict=True)]) - 1,
     }
 
 
@@ -83,12 +88,13 @@ def bench_pca(n: int, d: int, repeat: int) -> dict[str, Any]:
     from layerscope.inspect.project import fit
 
     x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fit(x, "pca")
-        times.append(time.perf_counter() - t)
-    return {"n": n, "d": d, "pca_s": med(times)}
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return {"n": n, "d": d, "pca_s": med(wall), "pca_cpu_s": med(cpu)}
 
 
 def bench_nonlinear(n: int, d: int, repeat: int) -> dict[str, Any]:
@@ -182,16 +188,9 @@ FRAMES = """() => { window.__lsFrames = []; window.__lsRec = true;
   requestAnimationFrame(t); }"""
 
 
-def run_cell(page: Any, index: int) -> float:
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputArea-prompt").click()
-    t0 = page.evaluate("() => performance.now()")
-    page.keyboard.press("Shift+Enter")
-    return t0
-
-
 def measure_view(page: Any, lab: Any, lib: str, n: int, seed: int) -> dict[str, Any]:
     from browser import evaluate, open_notebook
+    from graph_browser import run_cell
 
     name = f"bench_{lib}_{n}_{seed}.ipynb"
     cells = [
@@ -265,16 +264,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--only-browser", action="store_true")
+    ap.add_argument("--skip-nonlinear", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
     results: dict[str, Any] = {}
     if not args.only_browser:
-        results["collect"] = bench_collect(10_000 if args.quick else 50_000, 256, 3)
-        print(json.dumps(results["collect"]), flush=True)
+        for width in (32, 128):
+            results[f"collect_w{width}"] = bench_collect(
+                10_000 if args.quick else 50_000, 256, 3, width
+            )
+            print(json.dumps(results[f"collect_w{width}"]), flush=True)
         results["pca"] = bench_pca(100_000, 512, 3)
         print(json.dumps(results["pca"]), flush=True)
-        results["nonlinear"] = bench_nonlinear(2_000 if args.quick else 10_000, 64, 1)
-        print(json.dumps(results["nonlinear"]), flush=True)
+        if not args.skip_nonlinear:
+            results["nonlinear"] = bench_nonlinear(2_000 if args.quick else 10_000, 64, 1)
+            print(json.dumps(results["nonlinear"]), flush=True)
     if not args.skip_browser:
         results["browser"] = bench_browser([10_000] if args.quick else [100_000, 1_000_000])
     print(json.dumps(results, indent=1))

@@ -1,7 +1,8 @@
 // Binding of a ProjectionPanel to an anywidget model (the projection entry and the workspace
 // both mount it this way): traits in, `selected` / `hidden` / `color_by` / `method` / `epoch` out.
 import type { AnyModel } from "@anywidget/types";
-import { Requester } from "../core/request";
+import { detectOffline, onChanges } from "../core/mount";
+import type { Requester } from "../core/request";
 import { ProjectionPanel, type ProjectionState } from "./view";
 
 export type Model = AnyModel<Record<string, unknown>>;
@@ -65,29 +66,12 @@ export function mountProjection(model: Model, requester: Requester): [Projection
       );
     }
   };
-  let queued = false;
-  const schedule = () => {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      refresh();
-    });
-  };
-  refresh();
-  model.on(PROJECTION_EVENTS, schedule);
-  // An exported page has no kernel: find out early instead of waiting for a hover to time out.
-  const probe = new Requester(model as never, 5_000);
-  probe
-    .request("ping")
-    .catch(() => {
-      if (!requester.live) panel.setOffline();
-    })
-    .finally(() => probe.dispose());
+  const unbind = onChanges(model, PROJECTION_EVENTS, refresh);
+  detectOffline(model, requester, () => panel.setOffline());
   return [
     panel,
     () => {
-      model.off(PROJECTION_EVENTS, schedule);
+      unbind();
       panel.dispose();
     },
   ];

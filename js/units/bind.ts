@@ -1,7 +1,8 @@
 // Binding of a UnitsPanel to an anywidget model (the units entry and the workspace both mount it
 // this way): traits in, `unit` / `sort` / `filter` out.
 import type { AnyModel } from "@anywidget/types";
-import { Requester } from "../core/request";
+import { detectOffline, onChanges } from "../core/mount";
+import type { Requester } from "../core/request";
 import { UnitsPanel, type UnitsState } from "./view";
 
 export type Model = AnyModel<Record<string, unknown>>;
@@ -49,28 +50,12 @@ export function mountUnits(model: Model, requester: Requester): [UnitsPanel, () 
       );
     }
   };
-  let queued = false;
-  const schedule = () => {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      refresh();
-    });
-  };
-  refresh();
-  model.on(UNITS_EVENTS, schedule);
-  const probe = new Requester(model as never, 5_000);
-  probe
-    .request("ping")
-    .catch(() => {
-      if (!requester.live) panel.setOffline();
-    })
-    .finally(() => probe.dispose());
+  const unbind = onChanges(model, UNITS_EVENTS, refresh);
+  detectOffline(model, requester, () => panel.setOffline());
   return [
     panel,
     () => {
-      model.off(UNITS_EVENTS, schedule);
+      unbind();
       panel.dispose();
     },
   ];
