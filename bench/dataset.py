@@ -107,6 +107,9 @@ def bench_nonlinear(n: int, d: int, repeat: int) -> dict[str, Any]:
     centres = g.standard_normal((10, d)) * 4
     x = (centres[g.integers(0, 10, n)] + g.standard_normal((n, d))).astype(np.float32)
     out: dict[str, Any] = {"n": n, "d": d}
+    # numba (umap-learn) and openTSNE compile on first use: warm both paths up, untimed.
+    fit(x[:300], "umap", lambda f, w: None)
+    fit(x[:300], "tsne", lambda f, w: None)
     for method in ("umap", "tsne"):
         ours, direct = [], []
         for _ in range(repeat):
