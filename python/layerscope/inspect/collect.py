@@ -187,24 +187,26 @@ class _Reps:
         self.rows: dict[str, list[torch.Tensor]] = {}
         self.dims: dict[str, int] = {}
         self.dtypes: dict[str, torch.dtype] = {}
+        self.extent: dict[str, float] = {}
 
     def per_sample(self) -> int:
         return sum(
             d * torch.tensor([], dtype=self.dtypes[p]).element_size() for p, d in self.dims.items()
         )
 
-    def add(self, start: int, pooled: dict[str, torch.Tensor]) -> None:
+    def add(self, start: int, pooled: dict[str, torch.Tensor], extent: dict[str, float]) -> None:
+        """Keep the rows of ``pooled`` the stride rule keeps; ``extent[p]``: the largest finite
+        |value| of layer ``p`` so far (a pooled value cannot exceed it)."""
+        self.extent = extent
         for p, t in pooled.items():
             if p not in self.dims:
                 self.dims[p] = t.shape[1]
                 self.dtypes[p] = self.dtype
                 self.rows[p] = []
-            if self.dtypes[p] == torch.float16:
-                finite = t[torch.isfinite(t)]
-                if finite.numel() and float(finite.abs().max()) > FLOAT16_MAX:
-                    # float16 would turn these into Inf: keep this layer in float32 instead.
-                    self.dtypes[p] = torch.float32
-                    self.rows[p] = [r.float() for r in self.rows[p]]
+            if self.dtypes[p] == torch.float16 and self.extent.get(p, 0.0) > FLOAT16_MAX:
+                # float16 would turn these into Inf: keep this layer in float32 instead.
+                self.dtypes[p] = torch.float32
+                self.rows[p] = [r.float() for r in self.rows[p]]
         b = next(iter(pooled.values())).shape[0]
         cap = max(1, self.max_bytes // max(1, self.per_sample()))
         wanted = [i for i in range(start, start + b) if i % self.stride == 0]
@@ -375,9 +377,14 @@ def collect(
                         v = as_units(out, layouts[p])
                         stats[p].update(v, start)
                         pr = _pool(v.float(), pool)
-                        nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
+                        if not stats[p].last_all_finite:
+                            nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
                         pooled[p] = pr
-                    reps.add(start, pooled)
+                    reps.add(
+                        start,
+                        pooled,
+                        {p: _extent(stats[p]) for p in paths},
+                    )
                     if predict:
                         _predictions(
                             output,
@@ -441,6 +448,13 @@ def collect(
         notes=notes,
         data=data if sample_input(data, 0) is not None else None,
     )
+
+
+def _extent(st: UnitStats) -> float:
+    """The largest finite |value| a layer has given so far."""
+    both = np.abs(np.concatenate([st.min, st.max]))
+    both = both[np.isfinite(both)]
+    return float(both.max()) if both.size else 0.0
 
 
 def _nonfinite_kept(reps: np.ndarray) -> int:

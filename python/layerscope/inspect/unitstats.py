@@ -108,12 +108,14 @@ class UnitStats:
         self.top_value = torch.full((u, 0), -math.inf, dtype=torch.float32)
         self.top_index = torch.zeros((u, 0), dtype=torch.int64)
         self.top_pos = torch.zeros((u, 0), dtype=torch.int64)
+        self.last_all_finite = True
 
     def update(self, v: torch.Tensor, start: int) -> None:
         """Add a batch ``v`` of shape (B, U, P) whose first sample is dataset index ``start``."""
         v = v.detach().float()
         # The common case, every value finite, takes fused reductions; NaN/Inf take masks.
         all_finite = bool(torch.isfinite(v).all())
+        self.last_all_finite = all_finite
         finite: torch.Tensor | None = None
         if all_finite:
             cnt = torch.full((v.shape[1],), v.shape[0] * v.shape[2], dtype=torch.int64)
@@ -151,10 +153,10 @@ class UnitStats:
             m = SATURATION_MARGIN * (hi - lo)
             sat = (v <= lo + m) | (v >= hi - m)  # NaN compares False
             self.saturated += sat.sum(dim=(0, 2)).cpu().numpy()
-        self._histogram(v, finite)
+        self._histogram(v, finite, float(mx.max()) if mx.numel() else math.inf)
         self._top(big, start)
 
-    def _histogram(self, v: torch.Tensor, finite: torch.Tensor | None) -> None:
+    def _histogram(self, v: torch.Tensor, finite: torch.Tensor | None, vmax: float) -> None:
         if self.edges is None:
             lo = (
                 float(self.min[np.isfinite(self.min)].min())
@@ -170,14 +172,16 @@ class UnitStats:
         lo, hi = float(self.edges[0]), float(self.edges[-1])
         u = v.shape[1]
         stride = self.bins + 3
-        # bin -1: under, bins: over, bins + 1: not finite -- one bincount for all units.
-        # (The top edge belongs to the last bin, as in numpy.histogram.)
-        idx = ((v - lo) * (self.bins / (hi - lo))).floor_().clamp_(-1, self.bins)
-        idx = torch.where(v == hi, float(self.bins - 1), idx).to(torch.int64)
+        scale = self.bins / (hi - lo)
+        # slot 0: under, 1..bins: the bins, bins + 1: over, bins + 2: not finite; shifted by one
+        # so that truncation is floor, clamped, then one bincount for all units.
+        idx = torch.add(v * scale, 1 - lo * scale).clamp_(0, self.bins + 1).to(torch.int64)
+        if vmax >= hi:  # the top edge belongs to the last bin, as in numpy.histogram
+            idx[v == hi] = self.bins
         if finite is not None:
-            idx = torch.where(finite, idx, self.bins + 1)
-        idx += (torch.arange(u, device=v.device) * stride + 1)[None, :, None]
-        counts = torch.bincount(idx.flatten(), minlength=u * stride).view(u, stride)
+            idx = torch.where(finite, idx, self.bins + 2)
+        idx += (torch.arange(u, device=v.device) * stride)[None, :, None]
+        counts = torch.bincount(idx.reshape(-1), minlength=u * stride).view(u, stride)
         c = counts.cpu().numpy()
         self.under += c[:, 0]
         self.hist += c[:, 1 : self.bins + 1]
