@@ -268,8 +268,9 @@ def main() -> None:
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--only-browser", action="store_true")
     ap.add_argument("--skip-nonlinear", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     if not args.only_browser:
         for width in (32, 128):
