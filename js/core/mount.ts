@@ -40,3 +40,40 @@ export function detectOffline(
     })
     .finally(() => probe.dispose());
 }
+
+/** A view panel that renders from a state read off its model. */
+export interface Panel<S> {
+  update(state: S): void;
+  showError(text: string): void;
+  setOffline(): void;
+  dispose(): void;
+}
+
+/** Bind `panel` to `model`: render `read()` on every burst of `events` (the kernel's `_error`
+ * shown, a failed render shown as text, never a blank view), detect an offline page; returns
+ * the cleanup. */
+export function bindPanel<S extends { error: string }>(
+  model: Events,
+  requester: Requester,
+  panel: Panel<S>,
+  read: () => S,
+  events: string,
+): () => void {
+  const refresh = () => {
+    try {
+      const s = read();
+      panel.update(s);
+      panel.showError(s.error);
+    } catch (e) {
+      panel.showError(
+        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  };
+  const unbind = onChanges(model, events, refresh);
+  detectOffline(model, requester, () => panel.setOffline());
+  return () => {
+    unbind();
+    panel.dispose();
+  };
+}

@@ -1,7 +1,7 @@
 // Binding of a ProjectionPanel to an anywidget model (the projection entry and the workspace
 // both mount it this way): traits in, `selected` / `hidden` / `color_by` / `method` / `epoch` out.
 import type { AnyModel } from "@anywidget/types";
-import { detectOffline, onChanges } from "../core/mount";
+import { bindPanel } from "../core/mount";
 import type { Requester } from "../core/request";
 import { ProjectionPanel, type ProjectionState } from "./view";
 
@@ -55,24 +55,8 @@ export function mountProjection(model: Model, requester: Requester): [Projection
     model.set("_painted", info);
     model.save_changes();
   };
-  const refresh = () => {
-    try {
-      const s = projectionState(model);
-      panel.update(s);
-      panel.showError(s.error);
-    } catch (e) {
-      panel.showError(
-        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
-  };
-  const unbind = onChanges(model, PROJECTION_EVENTS, refresh);
-  detectOffline(model, requester, () => panel.setOffline());
   return [
     panel,
-    () => {
-      unbind();
-      panel.dispose();
-    },
+    bindPanel(model, requester, panel, () => projectionState(model), PROJECTION_EVENTS),
   ];
 }

@@ -1,7 +1,7 @@
 // Binding of a UnitsPanel to an anywidget model (the units entry and the workspace both mount it
 // this way): traits in, `unit` / `sort` / `filter` out.
 import type { AnyModel } from "@anywidget/types";
-import { detectOffline, onChanges } from "../core/mount";
+import { bindPanel } from "../core/mount";
 import type { Requester } from "../core/request";
 import { UnitsPanel, type UnitsState } from "./view";
 
@@ -39,24 +39,5 @@ export function mountUnits(model: Model, requester: Requester): [UnitsPanel, () 
     model.set(name, value);
     model.save_changes();
   });
-  const refresh = () => {
-    try {
-      const s = unitsState(model);
-      panel.update(s);
-      panel.showError(s.error);
-    } catch (e) {
-      panel.showError(
-        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
-  };
-  const unbind = onChanges(model, UNITS_EVENTS, refresh);
-  detectOffline(model, requester, () => panel.setOffline());
-  return [
-    panel,
-    () => {
-      unbind();
-      panel.dispose();
-    },
-  ];
+  return [panel, bindPanel(model, requester, panel, () => unitsState(model), UNITS_EVENTS)];
 }
