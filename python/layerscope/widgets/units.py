@@ -343,8 +343,9 @@ class UnitsView(BaseView):
 
 
 def _num(v: Any) -> float | None:
+    """A float for JSON; NaN and Inf (which JSON cannot carry) become None, shown as "—"."""
     f = float(v)
-    return f if np.isfinite(f) else None if np.isnan(f) else f
+    return f if np.isfinite(f) else None
 
 
 def _device(model: nn.Module) -> torch.device:
