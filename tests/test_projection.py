@@ -187,3 +187,16 @@ def test_background_method_replaces_pca(method):
     assert v._status["state"] == "done" and v._points["method"] == method
     acc = knn_accuracy(points(v), y[:400].numpy())
     assert acc > 0.8, acc
+
+
+def test_randomized_pca_matches_exact_on_decaying_spectrum():
+    from layerscope.inspect.project import PCA
+
+    g = np.random.default_rng(1)
+    scales = 2.0 ** -np.arange(64)  # representations: a few strong directions
+    x = (g.normal(size=(4000, 64)) * scales) @ np.linalg.qr(g.normal(size=(64, 64)))[0]
+    exact, fast = PCA(x, exact=True), PCA(x, exact=False)
+    assert exact.exact and not fast.exact
+    np.testing.assert_allclose(np.abs(fast.basis.numpy()), np.abs(exact.basis.numpy()), atol=1e-4)
+    np.testing.assert_allclose(fast.explained, exact.explained, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(fast.embedding), np.abs(exact.embedding), atol=1e-4)

@@ -1,7 +1,8 @@
 // Binding of a ProjectionPanel to an anywidget model (the projection entry and the workspace
 // both mount it this way): traits in, `selected` / `hidden` / `color_by` / `method` / `epoch` out.
 import type { AnyModel } from "@anywidget/types";
-import { Requester } from "../core/request";
+import { bindPanel } from "../core/mount";
+import type { Requester } from "../core/request";
 import { ProjectionPanel, type ProjectionState } from "./view";
 
 export type Model = AnyModel<Record<string, unknown>>;
@@ -54,41 +55,8 @@ export function mountProjection(model: Model, requester: Requester): [Projection
     model.set("_painted", info);
     model.save_changes();
   };
-  const refresh = () => {
-    try {
-      const s = projectionState(model);
-      panel.update(s);
-      panel.showError(s.error);
-    } catch (e) {
-      panel.showError(
-        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
-  };
-  let queued = false;
-  const schedule = () => {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      refresh();
-    });
-  };
-  refresh();
-  model.on(PROJECTION_EVENTS, schedule);
-  // An exported page has no kernel: find out early instead of waiting for a hover to time out.
-  const probe = new Requester(model as never, 5_000);
-  probe
-    .request("ping")
-    .catch(() => {
-      if (!requester.live) panel.setOffline();
-    })
-    .finally(() => probe.dispose());
   return [
     panel,
-    () => {
-      model.off(PROJECTION_EVENTS, schedule);
-      panel.dispose();
-    },
+    bindPanel(model, requester, panel, () => projectionState(model), PROJECTION_EVENTS),
   ];
 }

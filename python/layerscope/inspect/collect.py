@@ -115,6 +115,20 @@ class Collected:
             raise IndexError(f"sample index {index} is outside 0..{self.n - 1}")
         return None if self.data is None else sample_input(self.data, index)
 
+    def samples(self, indices: Sequence[int]) -> torch.Tensor | None:
+        """Inputs ``indices`` stacked (one gather for tensor data); None for an iterable."""
+        if self.data is None:
+            return None
+        idx = [int(i) for i in indices]
+        if any(not 0 <= i < self.n for i in idx):
+            raise IndexError(f"sample indices must lie in 0..{self.n - 1}")
+        x = self.data[0] if isinstance(self.data, tuple) else self.data
+        if isinstance(x, (torch.Tensor, np.ndarray)):
+            t = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+            return t[torch.tensor(idx, dtype=torch.int64)]
+        rows = [sample_input(self.data, i) for i in idx]
+        return torch.stack([r for r in rows if r is not None]) if rows else None
+
     @property
     def correct(self) -> np.ndarray | None:
         if self.labels is None or self.predictions is None:
@@ -173,24 +187,26 @@ class _Reps:
         self.rows: dict[str, list[torch.Tensor]] = {}
         self.dims: dict[str, int] = {}
         self.dtypes: dict[str, torch.dtype] = {}
+        self.extent: dict[str, float] = {}
 
     def per_sample(self) -> int:
         return sum(
             d * torch.tensor([], dtype=self.dtypes[p]).element_size() for p, d in self.dims.items()
         )
 
-    def add(self, start: int, pooled: dict[str, torch.Tensor]) -> None:
+    def add(self, start: int, pooled: dict[str, torch.Tensor], extent: dict[str, float]) -> None:
+        """Keep the rows of ``pooled`` the stride rule keeps; ``extent[p]``: the largest finite
+        |value| of layer ``p`` so far (a pooled value cannot exceed it)."""
+        self.extent = extent
         for p, t in pooled.items():
             if p not in self.dims:
                 self.dims[p] = t.shape[1]
                 self.dtypes[p] = self.dtype
                 self.rows[p] = []
-            if self.dtypes[p] == torch.float16:
-                finite = t[torch.isfinite(t)]
-                if finite.numel() and float(finite.abs().max()) > FLOAT16_MAX:
-                    # float16 would turn these into Inf: keep this layer in float32 instead.
-                    self.dtypes[p] = torch.float32
-                    self.rows[p] = [r.float() for r in self.rows[p]]
+            if self.dtypes[p] == torch.float16 and self.extent.get(p, 0.0) > FLOAT16_MAX:
+                # float16 would turn these into Inf: keep this layer in float32 instead.
+                self.dtypes[p] = torch.float32
+                self.rows[p] = [r.float() for r in self.rows[p]]
         b = next(iter(pooled.values())).shape[0]
         cap = max(1, self.max_bytes // max(1, self.per_sample()))
         wanted = [i for i in range(start, start + b) if i % self.stride == 0]
@@ -252,6 +268,7 @@ def collect(
     max_bytes: int | str = DEFAULT_MAX_BYTES,
     loss_fn: Any = None,
     progress: bool = True,
+    predict: bool = True,
     **model_kwargs: Any,
 ) -> Collected:
     """Run ``model`` over ``data`` once and keep, per layer, what dataset-level views need.
@@ -262,7 +279,8 @@ def collect(
     is pooled over space/time ("mean", "max", or None to keep every position). ``max_bytes``
     caps the stored representations (int or "256MB"; see the module docstring for the rule when
     the data does not fit). ``loss_fn(output, labels)`` gives per-sample losses (default:
-    cross-entropy for class outputs ``(N, C)`` with integer labels).
+    cross-entropy for class outputs ``(N, C)`` with integer labels); ``predict=False`` skips
+    predictions and losses (labels are still kept).
 
     >>> col = ls.inspect.collect(model, (x, y), layers=["features.2", "classifier.2"])  # doctest: +SKIP
     >>> col["features.2"].stats["frac_zero"]          # dead units: near 1.0          # doctest: +SKIP
@@ -359,12 +377,27 @@ def collect(
                         v = as_units(out, layouts[p])
                         stats[p].update(v, start)
                         pr = _pool(v.float(), pool)
-                        nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
+                        if not stats[p].last_all_finite:
+                            nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
                         pooled[p] = pr
-                    reps.add(start, pooled)
-                    _predictions(
-                        output, yb, loss_fn, label_parts, pred_parts, prob_parts, loss_parts, notes
+                    reps.add(
+                        start,
+                        pooled,
+                        {p: _extent(stats[p]) for p in paths},
                     )
+                    if predict:
+                        _predictions(
+                            output,
+                            yb,
+                            loss_fn,
+                            label_parts,
+                            pred_parts,
+                            prob_parts,
+                            loss_parts,
+                            notes,
+                        )
+                    elif yb is not None:
+                        label_parts.append(yb.cpu().numpy())
                     n += b
                     bar.update(b)
             finally:
@@ -415,6 +448,13 @@ def collect(
         notes=notes,
         data=data if sample_input(data, 0) is not None else None,
     )
+
+
+def _extent(st: UnitStats) -> float:
+    """The largest finite |value| a layer has given so far."""
+    both = np.abs(np.concatenate([st.min, st.max]))
+    both = both[np.isfinite(both)]
+    return float(both.max()) if both.size else 0.0
 
 
 def _nonfinite_kept(reps: np.ndarray) -> int:

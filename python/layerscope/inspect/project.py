@@ -61,23 +61,40 @@ class Projector:
 
 
 class PCA(Projector):
-    """The top two principal axes by an eigendecomposition of the covariance (torch, float64 for
-    the d x d matrix, float32 for the n x d data: 100,000 x 512 takes well under a second)."""
+    """The top two principal axes. Up to ``EXACT_LIMIT`` multiply-adds (n x d x d) by an
+    eigendecomposition of the covariance (float32 product, float64 d x d eigh); above it by a
+    randomized SVD (``torch.svd_lowrank``, 12 directions, 4 power iterations, a fixed seed),
+    which finds the top axes of representations, whose spectra decay, to float precision at a
+    fifth of the cost (100,000 x 512: 26 G multiply-adds exact, about 5 G randomized).
+    ``exact=True``/``False`` forces one way."""
 
     method = "pca"
+    EXACT_LIMIT = 2e9
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, exact: bool | None = None) -> None:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        n, d = t.shape
         self.mean = t.mean(0)
         c = t - self.mean
-        cov = (c.T @ c).double() / max(1, len(t) - 1)
-        evals, evecs = torch.linalg.eigh(cov)
-        basis = evecs[:, -2:].flip(1).float() if t.shape[1] >= 2 else torch.eye(t.shape[1], 2)
+        if exact is None:
+            exact = n * d * d <= self.EXACT_LIMIT or d <= 32
+        if exact:
+            cov = (c.T @ c).double() / max(1, n - 1)
+            evals, evecs = torch.linalg.eigh(cov)
+            basis = evecs[:, -2:].flip(1).float() if d >= 2 else torch.eye(d, 2)
+            total = float(evals.clamp(min=0).sum())
+            top = evals.flip(0)[:2].clamp(min=0)
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                _, sv, v = torch.svd_lowrank(c, q=min(d, 12), niter=4)
+            basis = v[:, :2]
+            top = (sv[:2].double() ** 2) / max(1, n - 1)
+            total = float((c.double() ** 2).sum()) / max(1, n - 1)
         # a deterministic sign: the largest loading of each axis is positive
         signs = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))
         self.basis = basis * torch.where(signs == 0, 1.0, signs)
-        total = float(evals.clamp(min=0).sum())
-        top = evals.flip(0)[:2].clamp(min=0)
+        self.exact = exact
         self.explained = (top / total).tolist() if total > 0 else [0.0, 0.0]
         self.embedding = (c @ self.basis).numpy()
 

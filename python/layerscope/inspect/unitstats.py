@@ -108,25 +108,36 @@ class UnitStats:
         self.top_value = torch.full((u, 0), -math.inf, dtype=torch.float32)
         self.top_index = torch.zeros((u, 0), dtype=torch.int64)
         self.top_pos = torch.zeros((u, 0), dtype=torch.int64)
+        self.last_all_finite = True
 
     def update(self, v: torch.Tensor, start: int) -> None:
         """Add a batch ``v`` of shape (B, U, P) whose first sample is dataset index ``start``."""
         v = v.detach().float()
-        finite = torch.isfinite(v)
-        nan = torch.isnan(v)
-        cnt = finite.sum(dim=(0, 2))
-        vz = torch.where(finite, v, torch.zeros((), dtype=v.dtype, device=v.device))
-        s = vz.double().sum(dim=(0, 2))
-        bm = s / cnt.clamp(min=1)
-        dev = torch.where(
-            finite,
-            v.double() - bm[None, :, None],
-            torch.zeros((), dtype=torch.float64, device=v.device),
-        )
-        bm2 = (dev * dev).sum(dim=(0, 2))
+        # The common case, every value finite, takes fused reductions; NaN/Inf take masks.
+        all_finite = bool(torch.isfinite(v).all())
+        self.last_all_finite = all_finite
+        finite: torch.Tensor | None = None
+        if all_finite:
+            cnt = torch.full((v.shape[1],), v.shape[0] * v.shape[2], dtype=torch.int64)
+            var, bm = torch.var_mean(v, dim=(0, 2), correction=0)
+            bm2 = var.double() * cnt.double()
+            big = v
+            mx, mn = v.amax(dim=(0, 2)), v.amin(dim=(0, 2))
+        else:
+            finite = torch.isfinite(v)
+            cnt = finite.sum(dim=(0, 2))
+            zero = torch.zeros((), dtype=v.dtype, device=v.device)
+            bm = torch.where(finite, v, zero).sum(dim=(0, 2)) / cnt.clamp(min=1)
+            dev = torch.where(finite, v - bm[None, :, None], zero)
+            bm2 = (dev.double() ** 2).sum(dim=(0, 2))
+            big = torch.where(finite, v, torch.full((), -math.inf, device=v.device))
+            mx = big.amax(dim=(0, 2))
+            mn = torch.where(finite, v, torch.full((), math.inf, device=v.device)).amin(dim=(0, 2))
+            self.nonfinite += (~finite).sum(dim=(0, 2)).cpu().numpy()
+            self.nan += torch.isnan(v).sum(dim=(0, 2)).cpu().numpy()
         n_a = self.count.astype(np.float64)
         n_b = cnt.cpu().numpy().astype(np.float64)
-        bm_np, bm2_np = bm.cpu().numpy(), bm2.cpu().numpy()
+        bm_np, bm2_np = bm.double().cpu().numpy(), bm2.cpu().numpy()
         n = n_a + n_b
         with np.errstate(invalid="ignore", divide="ignore"):
             delta = bm_np - self.mean
@@ -134,22 +145,18 @@ class UnitStats:
             self.mean = self.mean + delta * w
             self.m2 = self.m2 + bm2_np + delta * delta * n_a * w
         self.count += n_b.astype(np.int64)
-        self.nonfinite += (~finite).sum(dim=(0, 2)).cpu().numpy()
-        self.nan += nan.sum(dim=(0, 2)).cpu().numpy()
         self.zeros += (v == 0).sum(dim=(0, 2)).cpu().numpy()
-        big = torch.where(finite, v, torch.full((), -math.inf, device=v.device))
-        small = torch.where(finite, v, torch.full((), math.inf, device=v.device))
-        self.max = np.maximum(self.max, big.amax(dim=(0, 2)).cpu().numpy())
-        self.min = np.minimum(self.min, small.amin(dim=(0, 2)).cpu().numpy())
+        self.max = np.maximum(self.max, mx.cpu().numpy())
+        self.min = np.minimum(self.min, mn.cpu().numpy())
         if self.bounds is not None:
             lo, hi = self.bounds
             m = SATURATION_MARGIN * (hi - lo)
-            sat = finite & ((v <= lo + m) | (v >= hi - m))
+            sat = (v <= lo + m) | (v >= hi - m)  # NaN compares False
             self.saturated += sat.sum(dim=(0, 2)).cpu().numpy()
-        self._histogram(v, finite)
+        self._histogram(v, finite, float(mx.max()) if mx.numel() else math.inf)
         self._top(big, start)
 
-    def _histogram(self, v: torch.Tensor, finite: torch.Tensor) -> None:
+    def _histogram(self, v: torch.Tensor, finite: torch.Tensor | None, vmax: float) -> None:
         if self.edges is None:
             lo = (
                 float(self.min[np.isfinite(self.min)].min())
@@ -164,15 +171,17 @@ class UnitStats:
             self.edges = fixed_edges(lo, hi, self.bins, self.bounds)
         lo, hi = float(self.edges[0]), float(self.edges[-1])
         u = v.shape[1]
-        # bin -1: under, bins: over, bins + 1: not finite -- one bincount for all units.
-        idx = ((v - lo) * (self.bins / (hi - lo))).floor()
-        idx = idx.clamp(-1, self.bins).to(torch.int64)
-        idx = torch.where(v == hi, torch.full_like(idx, self.bins - 1), idx)
-        idx = torch.where(finite, idx + 1, torch.full_like(idx, self.bins + 2))
-        flat = idx + (torch.arange(u, device=v.device) * (self.bins + 3))[None, :, None]
-        counts = torch.bincount(flat.flatten(), minlength=u * (self.bins + 3)).view(
-            u, self.bins + 3
-        )
+        stride = self.bins + 3
+        scale = self.bins / (hi - lo)
+        # slot 0: under, 1..bins: the bins, bins + 1: over, bins + 2: not finite; shifted by one
+        # so that truncation is floor, clamped, then one bincount for all units.
+        idx = torch.add(v * scale, 1 - lo * scale).clamp_(0, self.bins + 1).to(torch.int64)
+        if vmax >= hi:  # the top edge belongs to the last bin, as in numpy.histogram
+            idx[v == hi] = self.bins
+        if finite is not None:
+            idx = torch.where(finite, idx, self.bins + 2)
+        idx += (torch.arange(u, device=v.device) * stride)[None, :, None]
+        counts = torch.bincount(idx.reshape(-1), minlength=u * stride).view(u, stride)
         c = counts.cpu().numpy()
         self.under += c[:, 0]
         self.hist += c[:, 1 : self.bins + 1]

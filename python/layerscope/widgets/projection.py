@@ -362,10 +362,7 @@ class ProjectionView(BaseView):
         if col.data is None:
             return {"kind": "none", "index": [], "left_out": len(index)}
 
-        def get(i: int) -> torch.Tensor | None:
-            return col.sample(i)
-
-        return bake_samples(get, index.tolist(), THUMB_BUDGET, self._decode)
+        return bake_samples(col.samples, index.tolist(), THUMB_BUDGET, self._decode)
 
     def _over_training(self, col: Collected) -> dict[str, Any]:
         rec = self._recorder

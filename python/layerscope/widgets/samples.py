@@ -79,25 +79,26 @@ def sample_payload(x: torch.Tensor, decode: Decode = None) -> tuple[dict[str, An
 
 
 def bake_samples(
-    get: Callable[[int], torch.Tensor | None],
+    get_many: Callable[[Sequence[int]], torch.Tensor | None],
     order: Sequence[int],
     budget: int,
     decode: Decode = None,
 ) -> dict[str, Any]:
     """Inputs of the samples in ``order`` (first first) until ``budget`` bytes are used:
-    ``{"kind", "index": [...], "data": payload or "tokens": [[...]], "left_out": count}``."""
-    first = get(int(order[0])) if len(order) else None
+    ``{"kind", "index": [...], "data": payload or "tokens": [[...]], "left_out": count}``.
+    ``get_many(indices)`` returns those inputs stacked (None when they cannot be fetched)."""
+    first = get_many([int(order[0])]) if len(order) else None
     if first is None:
         return {"kind": "none", "index": [], "left_out": len(order)}
-    kind = input_kind(tuple(first.shape), str(first.dtype).replace("torch.", ""))
-    index: list[int] = []
-    used = 0
+    kind = input_kind(tuple(first.shape[1:]), str(first.dtype).replace("torch.", ""))
     if kind == "tokens":
+        index: list[int] = []
         texts: list[list[str]] = []
+        used = 0
         for i in order:
-            x = get(int(i))
+            x = get_many([int(i)])
             assert x is not None
-            t = token_text(x.tolist(), decode)
+            t = token_text(x[0].tolist(), decode)
             cost = sum(len(s) + 3 for s in t)
             if used + cost > budget:
                 break
@@ -105,23 +106,23 @@ def bake_samples(
             texts.append(t)
             index.append(int(i))
         return {"kind": kind, "index": index, "tokens": texts, "left_out": len(order) - len(index)}
-    rows: list[np.ndarray] = []
-    for i in order:
-        x = get(int(i))
+    row = image_u8(first[0]) if kind == "image" else _features16(first)[0]
+    count = min(len(order), budget // max(1, row.nbytes))
+    chosen = [int(i) for i in order[:count]]
+    rows: np.ndarray
+    if not chosen:
+        rows = np.zeros((0, *row.shape), row.dtype)
+    else:
+        x = get_many(chosen)
         assert x is not None
-        if kind == "image":
-            row = image_u8(x)
-        else:
-            row = x.detach().float().flatten()[:MAX_FEATURES].numpy().astype(np.float16)
-        if used + row.nbytes > budget or (rows and row.shape != rows[0].shape):
-            break
-        used += row.nbytes
-        rows.append(row)
-        index.append(int(i))
-    stack = np.stack(rows) if rows else np.zeros((0,), np.uint8)
+        rows = np.stack([image_u8(t) for t in x]) if kind == "image" else _features16(x)
     return {
         "kind": kind,
-        "index": index,
-        "data": encode_array(stack),
-        "left_out": len(order) - len(index),
+        "index": chosen,
+        "data": encode_array(rows),
+        "left_out": len(order) - len(chosen),
     }
+
+
+def _features16(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().flatten(1)[:, :MAX_FEATURES].numpy().astype(np.float16)

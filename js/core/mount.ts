@@ -1,0 +1,79 @@
+// What every view's binding to its anywidget model does: redraw once per kernel update (one
+// update sets several traits and fires an event for each), and find out early that no kernel
+// answers (an exported page) instead of waiting for a request to time out.
+import { Requester } from "./request";
+
+interface Events {
+  on(names: string, cb: () => void): void;
+  off(names: string, cb: () => void): void;
+}
+
+/** Call `refresh` now and once per burst of `events` (a microtask later); returns the unbind. */
+export function onChanges(model: Events, events: string, refresh: () => void): () => void {
+  let queued = false;
+  const schedule = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      refresh();
+    });
+  };
+  refresh();
+  model.on(events, schedule);
+  return () => model.off(events, schedule);
+}
+
+/** Ping the kernel; if nothing answers within `ms` and `requester` never heard from it, call
+ * `offline` (the view then uses what is baked into the page). */
+export function detectOffline(
+  model: unknown,
+  requester: Requester,
+  offline: () => void,
+  ms = 5_000,
+): void {
+  const probe = new Requester(model as never, ms);
+  probe
+    .request("ping")
+    .catch(() => {
+      if (!requester.live) offline();
+    })
+    .finally(() => probe.dispose());
+}
+
+/** A view panel that renders from a state read off its model. */
+export interface Panel<S> {
+  update(state: S): void;
+  showError(text: string): void;
+  setOffline(): void;
+  dispose(): void;
+}
+
+/** Bind `panel` to `model`: render `read()` on every burst of `events` (the kernel's `_error`
+ * shown, a failed render shown as text, never a blank view), detect an offline page; returns
+ * the cleanup. */
+export function bindPanel<S extends { error: string }>(
+  model: Events,
+  requester: Requester,
+  panel: Panel<S>,
+  read: () => S,
+  events: string,
+): () => void {
+  const refresh = () => {
+    try {
+      const s = read();
+      panel.update(s);
+      panel.showError(s.error);
+    } catch (e) {
+      panel.showError(
+        `layerscope could not draw this view: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  };
+  const unbind = onChanges(model, events, refresh);
+  detectOffline(model, requester, () => panel.setOffline());
+  return () => {
+    unbind();
+    panel.dispose();
+  };
+}

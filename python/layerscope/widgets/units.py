@@ -1,0 +1,395 @@
+"""``ls.units(model, data, layer=...)``: every unit of a layer over a dataset (``UnitsView``).
+
+The table (mean, std, dead and saturated fractions, NaN/Inf counts, a sparkline histogram per
+unit) comes from one ``inspect.collect`` pass and is pushed whole, so sorting and filtering are
+front-end only. Clicking a unit (``unit``, synced) shows its card: its top-k dataset examples
+(for conv layers the input cropped to the unit's receptive field at the max, beside the
+activation map over the whole input; for token inputs the token in its context with the
+activations coloured), 10 quantile groups of examples, its histogram, and the weights that feed
+it. Cards of the first units are baked for exported pages within a byte budget, and the view
+says how many. ``ls.units(data)`` with no model shows the input features the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+from torch import nn
+
+from ..inspect.capture import capture
+from ..inspect.collect import Collected, LayerData, collect
+from ..inspect.examples import incoming_weights, quantile_groups
+from ..inspect.modules import check_module, find_module
+from ..inspect.receptive import FieldMap
+from ..inspect.unitstats import as_units
+from ..wire.codec import encode_array
+from .base import BaseView, request
+from .bundles import bundle
+from .samples import Decode, image_u8, input_kind, token_text
+
+CARD_BAKE_BUDGET = 1024 * 1024
+TOKEN_CONTEXT = 8
+MAX_WEIGHTS = 64 * 1024
+INPUT_LAYER = "input"
+
+
+class _Input(nn.Module):
+    """The data itself as a layer: what ``ls.units(data)`` shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input(x)
+
+
+def _payload(a: np.ndarray) -> dict[str, Any]:
+    return encode_array(np.ascontiguousarray(a))
+
+
+def _u8(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.clip(np.nan_to_num((a - lo) * scale), 0, 255).round().astype(np.uint8)
+
+
+class UnitsView(BaseView):
+    """Per-unit statistics and dataset examples of ``layer``; ``unit`` is the selected unit."""
+
+    _esm = bundle("units")
+
+    layer = traitlets.Unicode("").tag(sync=True)
+    unit = traitlets.Int(0).tag(sync=True)
+    sort = traitlets.Unicode("index").tag(sync=True)
+    filter = traitlets.Unicode("all").tag(sync=True)
+    height = traitlets.Int(460).tag(sync=True)
+    # {"layer", "kind", "units", "n", "shape", "layout", "stats": {name: payload}, "spark": (U, bins)
+    #  uint8, "edges", "bounds", "notes", "data_view"}
+    _table = traitlets.Dict().tag(sync=True)
+    # the selected unit's card (see _card_for)
+    _card = traitlets.Dict().tag(sync=True)
+    # cards baked for an exported page: {"units": [...], "cards": [...], "left_out": n}
+    _baked = traitlets.Dict().tag(sync=True)
+
+    def __init__(
+        self,
+        model: nn.Module | None,
+        data: Any,
+        *,
+        layer: str | None = None,
+        labels: Any = None,
+        top_k: int = 20,
+        class_names: Sequence[str] | None = None,
+        decode: Decode = None,
+        batch_size: int = 256,
+        max_bytes: int | str = 64 * 2**20,
+        progress: bool = True,
+        bake_budget: int = CARD_BAKE_BUDGET,
+        **kwargs: Any,
+    ) -> None:
+        self._data_view = model is None
+        if model is None:
+            model, layer = _Input(), INPUT_LAYER
+        self._model = check_module(model)
+        if layer is None:
+            leaves = [p for p, m in self._model.named_modules() if p and not list(m.children())]
+            layer = leaves[0] if leaves else ""
+        find_module(self._model, layer)
+        self._class_names = list(class_names) if class_names is not None else None
+        self._decode = decode
+        self._top_k = top_k
+        self._fields: dict[str, FieldMap] = {}
+        self._collect_kw = {
+            "labels": labels,
+            "top_k": top_k,
+            "batch_size": batch_size,
+            "max_bytes": max_bytes,
+            "progress": progress,
+            "pool": "max",  # quantile groups by each sample's largest value, like the top-k
+            "predict": not self._data_view,
+        }
+        self._data = data
+        self._cache: dict[str, Collected] = {}
+        self._bake_budget = bake_budget
+        self._ready = False
+        super().__init__(**kwargs)
+        self.layer = layer
+        self._ready = True
+        self._refresh()
+
+    def collected(self, layer: str | None = None) -> Collected:
+        """The ``Collected`` of ``layer`` (default: the shown one), computed once per layer."""
+        path = self.layer if layer is None else layer
+        if path not in self._cache:
+            self._cache[path] = collect(self._model, self._data, [path], **self._collect_kw)  # type: ignore[arg-type]
+        return self._cache[path]
+
+    @traitlets.observe("layer", "unit")
+    def _changed(self, change: Any) -> None:
+        if not self._ready:
+            return
+        try:
+            if change["name"] == "layer":
+                self._refresh()
+            else:
+                self._show_unit()
+        except (KeyError, ValueError, IndexError, RuntimeError) as exc:
+            self._error = str(exc)
+
+    def _refresh(self) -> None:
+        col = self.collected()
+        data = col[self.layer]
+        s = data.stats
+        hist = s["hist"].astype(np.float64)
+        peak = hist.max(axis=1, keepdims=True)
+        spark = _u8(hist / np.where(peak > 0, peak, 1), 0.0, 1.0)
+        stats = {
+            k: _payload(np.asarray(s[k], np.float32))
+            for k in ("mean", "std", "min", "max", "frac_zero", "frac_saturated")
+        }
+        stats["nonfinite"] = _payload(s["nonfinite"].astype(np.int32))
+        with self.hold_sync():
+            self._error = ""
+            self._table = {
+                "layer": "the input" if self._data_view else self.layer,
+                "data_view": self._data_view,
+                "units": data.units,
+                "n": col.n,
+                "shape": list(data.shape),
+                "layout": data.layout,
+                "bounds": list(data.bounds) if data.bounds else None,
+                "stats": stats,
+                "spark": _payload(spark),
+                "edges": [float(s["edges"][0]), float(s["edges"][-1])],
+                "notes": list(col.notes),
+            }
+            if not 0 <= self.unit < data.units:
+                self.unit = 0
+            self._show_unit()
+            self._baked = self._bake(col, data)
+
+    def _show_unit(self) -> None:
+        col = self.collected()
+        data = col[self.layer]
+        if not 0 <= self.unit < data.units:
+            raise IndexError(f"unit {self.unit} is outside 0..{data.units - 1} of {self.layer!r}")
+        self._card = self.card(self.unit)
+
+    def _bake(self, col: Collected, data: LayerData) -> dict[str, Any]:
+        cards, units, used = [], [], 0
+        for u in range(data.units):
+            c = self.card(u, examples=8, groups=False)
+            size = _card_bytes(c)
+            if used + size > self._bake_budget:
+                break
+            used += size
+            cards.append(c)
+            units.append(u)
+        return {"units": units, "cards": cards, "left_out": data.units - len(units), "bytes": used}
+
+    # -- one unit's card -------------------------------------------------------------------------
+
+    def card(
+        self, unit: int, *, examples: int | None = None, groups: bool = True
+    ) -> dict[str, Any]:
+        """The card of ``unit``: stats, histogram, top examples, quantile groups, weights."""
+        col = self.collected()
+        data = col[self.layer]
+        s = data.stats
+        top = data.top(unit)[: examples or self._top_k]
+        card: dict[str, Any] = {
+            "layer": self.layer,
+            "unit": unit,
+            "hist": _payload(s["hist"][unit].astype(np.int32)),
+            "edges": [float(s["edges"][0]), float(s["edges"][-1])],
+            "under": int(s["under"][unit]),
+            "over": int(s["over"][unit]),
+            "nonfinite": int(s["nonfinite"][unit]),
+            "stats": {
+                k: _num(s[k][unit])
+                for k in ("mean", "std", "min", "max", "frac_zero", "frac_saturated")
+            },
+        }
+        card["top"] = self._examples(col, data, unit, [(i, v, p) for i, v, p in top])
+        if groups:
+            qs = quantile_groups(data.reps[:, unit].astype(np.float32), col.rep_index)
+            card["groups"] = [
+                {
+                    **{k: g[k] for k in ("lo", "hi", "count")},
+                    "examples": self._examples(
+                        col,
+                        data,
+                        unit,
+                        [(i, v, -1) for i, v in zip(g["index"], g["values"], strict=True)],
+                    ),
+                }
+                for g in qs
+            ]
+            if col.subsampled:
+                card["groups_note"] = (
+                    f"quantile groups are drawn from the {len(col.rep_index):,} samples whose "
+                    "values were kept (see the notes)"
+                )
+        if not self._data_view:
+            w = incoming_weights(self._model, self.layer, data.units)
+            if w is not None:
+                path, weight = w
+                row = weight[unit].float().cpu()
+                grid = row.reshape(row.shape[0], -1) if row.dim() >= 2 else row.reshape(1, -1)
+                if grid.numel() > MAX_WEIGHTS:
+                    grid = grid.flatten()[:MAX_WEIGHTS].reshape(1, -1)
+                    card["weights_note"] = f"first {MAX_WEIGHTS:,} of {row.numel():,} weights"
+                card["weights"] = {
+                    "path": f"{path}[{unit}]",
+                    "shape": list(row.shape),
+                    "data": _payload(grid.numpy()),
+                }
+            else:
+                card["weights_note"] = f"{self.layer!r} has no weight parameter writing its units"
+        return card
+
+    def _examples(
+        self, col: Collected, data: LayerData, unit: int, picks: list[tuple[int, float, int]]
+    ) -> dict[str, Any]:
+        """Examples as one payload: images (crop + activation map), tokens in context, or
+        feature values, plus index / value / label / prediction per example."""
+        out: dict[str, Any] = {
+            "index": [int(i) for i, _, _ in picks],
+            "values": [float(v) for _, v, _ in picks],
+            "labels": [self._name(col.labels, i) for i, _, _ in picks],
+            "predictions": [self._name(col.predictions, i) for i, _, _ in picks],
+        }
+        if not picks:
+            out["kind"] = "none"
+            return out
+        xs = [col.sample(i) for i, _, _ in picks]
+        if any(x is None for x in xs):
+            out["kind"] = "none"
+            out["why"] = "the data is an iterable: its inputs cannot be fetched again"
+            return out
+        x = torch.stack([t for t in xs if t is not None])
+        kind = input_kind(tuple(x.shape[1:]), str(x.dtype).replace("torch.", ""))
+        if self._data_view:
+            acts = x
+        else:
+            acts = capture(self._model, x.to(_device(self._model)), layers=[self.layer])[
+                self.layer
+            ].cpu()
+        v = as_units(acts, data.layout)[:, unit]  # (k, positions)
+        pos = [
+            p if p >= 0 else int(torch.argmax(torch.nan_to_num(v[k], nan=-np.inf)))
+            for k, (_, _, p) in enumerate(picks)
+        ]
+        out["positions"] = [list(data.position(p)) for p in pos]
+        if kind == "tokens" and data.layout == "seq":
+            out["kind"] = "tokens"
+            ctx = []
+            for k, p in enumerate(pos):
+                a, b = max(0, p - TOKEN_CONTEXT), min(x.shape[1], p + TOKEN_CONTEXT + 1)
+                ctx.append(
+                    {
+                        "tokens": token_text(x[k, a:b].tolist(), self._decode),
+                        "acts": [_num(t) for t in v[k, a:b].tolist()],
+                        "focus": p - a,
+                    }
+                )
+            out["contexts"] = ctx
+            return out
+        if kind == "image":
+            out["kind"] = "image"
+            imgs = [image_u8(t) for t in x]
+            out["images"] = _payload(np.stack(imgs))
+            if data.layout == "conv" and len(data.shape) == 3:
+                maps = acts[:, unit].float().numpy()
+                hi = float(np.nanmax(np.abs(maps))) if np.isfinite(maps).any() else 1.0
+                out["maps"] = _payload(_u8(maps, 0.0, hi if hi > 0 else 1.0))
+                if self._data_view:
+                    boxes = [[[0, int(x.shape[2])], [0, int(x.shape[3])]] for _ in picks]
+                else:
+                    if self.layer not in self._fields:
+                        self._fields[self.layer] = FieldMap(
+                            self._model, self.layer, tuple(x.shape[1:]), data.shape[1:]
+                        )
+                    field = self._fields[self.layer]
+                    boxes = [[list(b) for b in field(*p)] for p in out["positions"]]
+                out["boxes"] = boxes  # [[r0, r1], [c0, c1]] in input pixels
+                out["input_hw"] = [int(x.shape[2]), int(x.shape[3])]
+            return out
+        out["kind"] = "features"
+        flat = x.float().flatten(1)[:, :256]
+        out["features"] = _payload(flat.numpy().astype(np.float16))
+        return out
+
+    def _name(self, arr: np.ndarray | None, i: int) -> str | None:
+        if arr is None or arr.ndim != 1:
+            return None
+        v = arr[i]
+        if (
+            np.issubdtype(arr.dtype, np.integer)
+            and self._class_names is not None
+            and 0 <= int(v) < len(self._class_names)
+        ):
+            return str(self._class_names[int(v)])
+        return str(v.item() if hasattr(v, "item") else v)
+
+    @request("card")
+    def _card_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The card of one unit (the front end shows it while ``unit`` syncs)."""
+        return {"card": self.card(int(args["unit"]))}
+
+
+def _num(v: Any) -> float | None:
+    """A float for JSON; NaN and Inf (which JSON cannot carry) become None, shown as "—"."""
+    f = float(v)
+    return f if np.isfinite(f) else None
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _card_bytes(card: dict[str, Any]) -> int:
+    total = 0
+    stack: list[Any] = [card]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, memoryview):
+            total += item.nbytes
+        else:
+            total += 8
+    return total
+
+
+def units(
+    model: nn.Module | Any, data: Any = None, layer: str | None = None, **kwargs: Any
+) -> UnitsView:
+    """Every unit (neuron, or channel of a conv) of ``layer`` over ``data``: statistics, sort and
+    filter, and per unit its top dataset examples, quantile groups, histogram and weights.
+
+    ``ls.units(data)`` (no model) shows the input features/channels themselves: their
+    distributions and their most extreme samples. Keywords: ``labels``, ``top_k`` (20),
+    ``class_names``, ``decode`` (token id -> text), ``batch_size``, ``max_bytes``, ``height``.
+
+    >>> view = ls.units(model, (x, y), layer="features.1")     # doctest: +SKIP
+    >>> view.unit = 12                                          # doctest: +SKIP
+    >>> ls.units(x)                                             # the data distribution view  # doctest: +SKIP
+    """
+    if not isinstance(model, nn.Module):
+        if data is not None:
+            raise TypeError(
+                f"units(model, data): model must be a torch.nn.Module, got {type(model).__name__}; "
+                "for the data distribution view call units(data) alone"
+            )
+        return UnitsView(None, model, **kwargs)
+    if data is None:
+        raise TypeError("units(model, data, layer=...) needs data to run the model over")
+    return UnitsView(model, data, layer=layer, **kwargs)

@@ -1,0 +1,175 @@
+"""ls.units kernel side on real models: the table equals collect's statistics, a unit's top
+examples equal a brute-force argsort, receptive-field crops contain the max position (and equal
+the analytic field of 3x3 convs), token contexts centre on the max token, quantile groups,
+incoming weights, the data distribution view, baking within a budget, and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import layerscope as ls
+from dataset_models import TinyTransformer, tokens, trained_digits
+from layerscope.inspect.examples import incoming_weights, quantile_groups
+from layerscope.inspect.receptive import receptive_field
+from layerscope.wire.codec import decode_array
+
+
+@pytest.fixture(scope="module")
+def view():
+    model, (x, y, _, _) = trained_digits()
+    return ls.units(model, (x[:300], y[:300]), layer="features.3", progress=False)
+
+
+def test_table_matches_brute_force(view):
+    model, (x, _, _, _) = trained_digits()
+    out = ls.inspect.capture(model, x[:300], layers=["features.3"])["features.3"].double()
+    per_unit = out.transpose(0, 1).reshape(out.shape[1], -1).numpy()
+    t = view._table
+    assert t["units"] == 16 and t["layout"] == "conv" and t["n"] == 300
+    np.testing.assert_allclose(decode_array(t["stats"]["mean"]), per_unit.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(
+        decode_array(t["stats"]["frac_zero"]), (per_unit == 0).mean(1), rtol=1e-6
+    )
+    assert decode_array(t["spark"]).shape == (16, 50)
+
+
+def test_top_examples_and_receptive_crops(view):
+    model, (x, _, _, _) = trained_digits()
+    out = ls.inspect.capture(model, x[:300], layers=["features.3"])["features.3"]
+    for unit in (0, 5):
+        view.unit = unit
+        top = view._card["top"]
+        per_sample = out[:, unit].flatten(1).max(1)
+        order = np.argsort(-per_sample.values.numpy(), kind="stable")[:20]
+        assert top["index"] == order.tolist()
+        np.testing.assert_allclose(top["values"], per_sample.values.numpy()[order], rtol=1e-6)
+        for k, (pos, box) in enumerate(zip(top["positions"], top["boxes"], strict=True)):
+            h, w = pos
+            assert out[top["index"][k], unit, h, w] == per_sample.values[top["index"][k]]
+            # two 3x3 convs, padding 1: the field of (h, w) is rows h-2..h+2, cols w-2..w+2
+            assert box == [[max(0, h - 2), min(8, h + 3)], [max(0, w - 2), min(8, w + 3)]]
+            assert box[0][0] <= h < box[0][1] and box[1][0] <= w < box[1][1]
+        maps = decode_array(top["maps"])
+        assert maps.shape == (20, 8, 8)
+        k0 = top["index"][0]
+        assert np.unravel_index(int(maps[0].argmax()), (8, 8)) == tuple(
+            np.unravel_index(int(out[k0, unit].argmax()), (8, 8))
+        )
+
+
+def test_receptive_field_through_pool():
+    model, _ = trained_digits()
+    # after the max-pool, output (r, c) sees input rows 2r-2 .. 2r+3 (two 3x3 convs, pool 2)
+    assert receptive_field(model, "features.4", (1, 8, 8), (1, 2)) == ((0, 6), (2, 8))
+
+
+def test_quantile_groups_and_weights(view):
+    view.unit = 2
+    groups = view._card["groups"]
+    assert len(groups) == 10
+    assert sum(g["count"] for g in groups) == 300
+    los = [g["lo"] for g in groups]
+    assert los == sorted(los)
+    for g in groups:
+        assert all(g["lo"] <= v <= g["hi"] for v in g["examples"]["values"])
+    model, _ = trained_digits()
+    w = view._card["weights"]
+    assert w["path"] == "features.2.weight[2]" and w["shape"] == [8, 3, 3]
+    np.testing.assert_array_equal(
+        decode_array(w["data"]), model.features[2].weight[2].detach().reshape(8, 9).numpy()
+    )
+    q = quantile_groups(np.arange(20.0), np.arange(100, 120), groups=4, per_group=2)
+    assert [g["index"] for g in q] == [[100, 104], [105, 109], [110, 114], [115, 119]]
+
+
+def test_incoming_weights_rules():
+    m = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    assert incoming_weights(m, "2", 6)[0] == "0.weight"  # skips the norm's 1-D weights
+    assert incoming_weights(m, "3", 2)[0] == "3.weight"
+    assert incoming_weights(nn.Sequential(nn.ReLU()), "0", 3) is None
+
+
+def test_baked_cards_within_budget():
+    model, (x, y, _, _) = trained_digits()
+    small = ls.units(
+        model, (x[:100], y[:100]), layer="features.3", progress=False, bake_budget=6000
+    )
+    b = small._baked
+    assert 0 < len(b["units"]) < 16 and b["left_out"] == 16 - len(b["units"])
+    assert b["bytes"] <= 6000
+    assert b["units"] == list(range(len(b["units"])))
+
+
+def test_token_context_centred_on_max():
+    torch.manual_seed(0)
+    model = TinyTransformer()
+    t = tokens(40)
+    vocab = [f"<t{i}>" for i in range(20)]
+    v = ls.units(model, t, layer="encoder", decode=vocab, progress=False)
+    top = v._card["top"]
+    assert top["kind"] == "tokens"
+    out = ls.inspect.capture(model, t, layers=["encoder"])["encoder"]
+    for k, ctx in enumerate(top["contexts"][:5]):
+        i = top["index"][k]
+        pos = top["positions"][k][0]
+        assert int(out[i, :, 0].argmax()) == pos
+        assert ctx["tokens"][ctx["focus"]] == vocab[int(t[i, pos])]
+        assert max(a for a in ctx["acts"] if a is not None) == pytest.approx(float(out[i, pos, 0]))
+
+
+def test_data_distribution_view():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    x[17, 3] = 40.0  # an outlier
+    x[:, 1] = 0.0  # a constant feature
+    v = ls.units(x, progress=False)
+    t = v._table
+    assert t["data_view"] and t["units"] == 5 and t["layer"] == "the input"
+    np.testing.assert_allclose(
+        decode_array(t["stats"]["mean"]), x.double().mean(0).numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert decode_array(t["stats"]["frac_zero"])[1] == 1.0
+    v.unit = 3
+    assert v._card["top"]["index"][0] == 17 and v._card["top"]["values"][0] == 40.0
+    assert "weights" not in v._card
+
+
+def test_bad_inputs():
+    model, (x, _, _, _) = trained_digits()
+    with pytest.raises(KeyError, match="no module at path"):
+        ls.units(model, x[:10], layer="features.77", progress=False)
+    with pytest.raises(TypeError, match="for the data distribution view call units"):
+        ls.units("model", x[:10])
+    with pytest.raises(TypeError, match="needs data"):
+        ls.units(model)
+    v = ls.units(model, x[:20], layer="features.1", progress=False)
+    v.unit = 99
+    assert "unit 99 is outside 0..7" in v._error
+
+
+def test_field_map_equals_exact_field_everywhere():
+    from layerscope.inspect.receptive import FieldMap
+
+    model, _ = trained_digits()
+    cases = {
+        "features.4": [(r, c) for r in range(4) for c in range(4)],
+        "features.3": [(0, 0), (0, 7), (1, 6), (4, 4), (7, 2), (7, 7)],
+    }
+    for layer, positions in cases.items():
+        hw = (4, 4) if layer == "features.4" else (8, 8)
+        fields = FieldMap(model, layer, (1, 8, 8), hw)
+        for r, c in positions:
+            assert fields(r, c) == receptive_field(model, layer, (1, 8, 8), (r, c)), (layer, r, c)
+
+
+def test_data_view_keeps_labels_without_predicting():
+    x = torch.randn(30, 4)
+    y = torch.arange(30) % 7  # 7 classes, 4 features: not class scores
+    v = ls.units((x, y), progress=False)
+    col = v.collected()
+    assert col.predictions is None and col.loss is None
+    np.testing.assert_array_equal(col.labels, y.numpy())
+    assert v._card["top"]["labels"][0] == str(int(y[v._card["top"]["index"][0]]))
