@@ -237,3 +237,19 @@ def test_saliency_panel_follows_the_sample_and_its_class_is_the_target() -> None
         ValueError, match=r"saliency= attributes one input tensor; ls\.explore got 2"
     ):
         ls.explore(model, x, torch.randn(1), saliency={})
+
+
+def test_dataset_panels_follow_the_selected_layer() -> None:
+    torch.manual_seed(0)
+    model = small_cnn()
+    data = torch.randn(40, 1, 8, 8)
+    labels = torch.arange(40) % 3
+    ex = ls.explore(model, data[:4], data=(data, labels))
+    assert ex.projection.layer == ex.units.layer == "0"
+    assert set(ex._panels) >= {"projection", "units"}
+    ex.selected = "4"
+    assert ex.projection.layer == ex.units.layer == "4"
+    # The units panel's statistics are those of the selected layer's outputs over the data.
+    want = model(data).detach()
+    mean = ex.units.collected("4")["4"].stats["mean"]
+    assert torch.allclose(torch.as_tensor(mean, dtype=torch.float32), want.mean(0), atol=1e-5)

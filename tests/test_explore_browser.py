@@ -530,3 +530,38 @@ def test_every_single_view_renders_and_reacts_in_notebook7(page: Any, kernels: L
     client.stop_channels()
     screenshot(page, "notebook7_single_views")
     assert ours == []
+
+
+def test_exported_workspace_dataset_panels_hold_their_layer_and_say_so_for_others(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    model, X, _ = trained()
+    scope: dict[str, Any] = {}
+    exec(TRAINED.format(tests=TESTS), scope)
+    y = scope["y"]
+    ex = ls.explore(model, X[:8], data=(X[:200], y[:200]))
+    path = ls.export_html(ex, tmp_path / "explore_data.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=30_000)
+        page.wait_for_timeout(800)
+        p = panels(root)
+        assert p["projection"]["state"] == "shown" and p["projection"]["what"] == "features.0"
+        assert (
+            p["units"]["state"] == "shown"
+            and "32 units" in root.locator(".ls-ex-units").inner_text()
+        )
+        # Points are drawn: the projection's canvas is not blank.
+        assert root.locator(".ls-ex-projection canvas").first.evaluate(
+            "c => c.width > 0 && c.height > 0"
+        )
+        screenshot(page, "explore_offline_dataset")
+        click_layer(root, page, "features.2")
+        wait_selected(root, "features.2")
+        p = panels(root)
+        for name in ("projection", "units"):
+            assert p[name]["state"] == "note", p
+            assert "hold features.0" in p[name]["note"], p
+    assert attempted == []
+    assert page.errors == []

@@ -7,6 +7,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { el, ensureStyle } from "../core/dom";
 import { isOffline, NOT_SAVED } from "../core/offline";
+import { Requester } from "../core/request";
 import { BASE_CSS } from "../core/theme";
 import { mountActivations } from "../entries/activations";
 import { mountSaliency } from "../entries/saliency";
@@ -14,7 +15,9 @@ import { bindScrubber } from "../entries/timeline";
 import { mountWeights } from "../entries/weights";
 import type { RawGraph } from "../graph/data";
 import { GraphView } from "../graph/view";
+import { mountProjection } from "../projection/bind";
 import { ScrubberView, type TimelineModel } from "../timeline/view";
+import { mountUnits } from "../units/bind";
 import { CURVES_CSS, CurvesView } from "./curves";
 import { PanelModel, type PanelState, putBuffers } from "./panel";
 
@@ -41,7 +44,8 @@ export const EXPLORE_CSS = `
 .ls-explore .ls-ex-panel { min-width: 0; border: 1px solid var(--jp-border-color2, #e0e0e0); border-radius: 4px;
   padding: 6px; box-sizing: border-box; }
 .ls-explore .ls-ex-graph { grid-row: span 2; }
-.ls-explore .ls-ex-timeline, .ls-explore .ls-ex-saliency { grid-column: 1 / -1; }
+.ls-explore .ls-ex-timeline, .ls-explore .ls-ex-saliency, .ls-explore .ls-ex-projection,
+.ls-explore .ls-ex-units { grid-column: 1 / -1; }
 .ls-explore .ls-ex-head { display: flex; gap: 8px; align-items: baseline; margin-bottom: 4px; min-width: 0; }
 .ls-explore .ls-ex-head .ls-title { margin: 0; flex: none; }
 .ls-explore .ls-ex-what { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; min-width: 0; }
@@ -106,6 +110,8 @@ export class Workspace {
   private readonly offline = isOffline();
   private readonly watchers = new Map<PanelModel, () => void>();
   private routedAt = 0;
+  /** The layer each dataset panel was saved at (what an exported page holds). */
+  private readonly held: Record<string, string> = {};
 
   constructor(private readonly model: Model) {
     ensureStyle("ls-base-css", BASE_CSS);
@@ -126,6 +132,8 @@ export class Workspace {
     if (statics.acts) this.actsPanel(statics.acts);
     if (statics.saliency) this.saliencyPanel(statics.saliency);
     if (statics.scrub) this.timelinePanel(statics.scrub);
+    if (statics.projection) this.datasetPanel("projection", "projection", statics.projection);
+    if (statics.units) this.datasetPanel("units", "units", statics.units);
     this.root.append(this.foot);
     const onMsg = (msg: unknown, buffers: unknown[]) => {
       const m = msg as {
@@ -241,6 +249,50 @@ export class Workspace {
     this.cleanups.push(mountSaliency({ model: p as never, el: box.body } as never));
   }
 
+  /** A dataset panel (ls.projection, ls.units) of the selected layer. */
+  private datasetPanel(name: "projection" | "units", title: string, initial: PanelState): void {
+    const p = this.panel(name, ["layer"], initial);
+    // Its layer is the workspace's: the kernel moves it with the selection.
+    p.intercept = (key, value) => {
+      if (key !== "layer") return false;
+      this.choose("selected", value);
+      return true;
+    };
+    this.held[name] = String(p.get("layer") ?? "");
+    const box = new Box(`ls-ex-${name}`, title);
+    this.boxes[name] = box;
+    this.root.append(box.root);
+    const requester = new Requester(p as never, 120_000);
+    const mount = name === "projection" ? mountProjection : mountUnits;
+    const [panel, cleanup] = mount(p as never, requester);
+    box.body.append(panel.root);
+    this.cleanups.push(() => {
+      cleanup();
+      requester.dispose();
+    });
+  }
+
+  private routeDataset(): void {
+    for (const name of ["projection", "units"]) {
+      const p = this.panels[name];
+      const box = this.boxes[name];
+      if (!p || !box) continue;
+      const what = this.layer || "(root)";
+      p.expected = { layer: this.layer };
+      this.watch(p, box, what);
+      if (p.get("layer") === this.layer) box.show(what);
+      else {
+        box.say(
+          this.missing(
+            what,
+            `the dataset panels hold ${this.held[name] || "(root)"}; the kernel computes the others`,
+          ),
+        );
+        box.label(what);
+      }
+    }
+  }
+
   private timelinePanel(initial: PanelState): void {
     const p = this.panel("scrub", ["layer"], initial);
     p.intercept = (name, value) => {
@@ -320,6 +372,7 @@ export class Workspace {
     this.routeWeights();
     this.routeActs();
     this.routeFrames();
+    this.routeDataset();
     afterPaint(() => {
       if (this.routedAt === t) this.root.dataset.routeMs = (performance.now() - t).toFixed(1);
     });

@@ -187,6 +187,8 @@ class ExploreView(BaseView):
         height: int = 520,
         selected: str | None = None,
         saliency: dict[str, Any] | None = None,
+        data: Any = None,
+        labels: Any = None,
         **forward_kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
@@ -237,6 +239,10 @@ class ExploreView(BaseView):
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
         first = selected if selected is not None else self._default_layer()
+        self.projection: Any = None
+        self.units: Any = None
+        if data is not None:
+            self._make_dataset_panels(data, labels, first)
         self._graph = graph
         self._params_overlay = params_overlay(traced_dict)
         self._update_overlay()
@@ -266,6 +272,21 @@ class ExploreView(BaseView):
             self.saliency = make_saliency(self._model, inputs[0], **options)
         self._relays["saliency"] = made[0]
         self.saliency.observe(self._saliency_retargeted, names="target")
+
+    def _make_dataset_panels(self, data: Any, labels: Any, layer: str) -> None:
+        """The dataset panels (issue 13's views) at ``layer``, made headless: a projection of
+        the layer's per-sample representations and its per-unit statistics over ``data``. They
+        follow the selected layer in the kernel (a pass over the data for each new layer, kept
+        per layer); an exported page holds them for the layer selected when it was saved."""
+        from .projection import ProjectionView
+        from .units import UnitsView
+
+        with headless(self._forward, "projection") as made:
+            self.projection = ProjectionView(self._model, data, layer=layer, labels=labels)
+        self._relays["projection"] = made[0]
+        with headless(self._forward, "units") as made:
+            self.units = UnitsView(self._model, data, layer=layer, labels=labels)
+        self._relays["units"] = made[0]
 
     def _saliency_retargeted(self, change: Any) -> None:
         targets = change["new"]
@@ -358,6 +379,12 @@ class ExploreView(BaseView):
             self.activations.layer = path
         if self.timeline is not None:
             self.timeline.layer = path
+        for view in (self.projection, self.units):
+            if view is not None and view.layer != path:
+                try:
+                    view.layer = path
+                except Exception as exc:  # a layer the data cannot reach: said in the panel
+                    view._error = f"{path or '(root)'}: {exc}"
 
     # -- the layer map and the bake --------------------------------------------------------------
 
@@ -462,6 +489,8 @@ class ExploreView(BaseView):
             "acts": self.activations,
             "scrub": self.timeline.scrubber if self.timeline is not None else None,
             "saliency": self.saliency,
+            "projection": self.projection,
+            "units": self.units,
         }[name]
 
     # -- the relay -------------------------------------------------------------------------------
@@ -553,7 +582,7 @@ class ExploreView(BaseView):
             if undo is not None:
                 undo()
                 setattr(self, name, None)
-        for name in ("weights", "activations", "timeline", "saliency"):
+        for name in ("weights", "activations", "timeline", "saliency", "projection", "units"):
             w = getattr(self, name, None)
             if w is not None:
                 w.close()
@@ -575,6 +604,8 @@ def explore(
     height: int = 520,
     selected: str | None = None,
     saliency: dict[str, Any] | None = None,
+    data: Any = None,
+    labels: Any = None,
     **forward_kwargs: Any,
 ) -> ExploreView:
     """One workspace: the graph of ``model(*inputs, **forward_kwargs)`` with the selected layer's
@@ -583,7 +614,9 @@ def explore(
     the front end, so they also work in an exported page (``budget`` bytes of every layer's panels
     at reduced resolution are saved with the view: default 6 MB). ``saliency``: the options of
     ``ls.saliency`` (e.g. ``{"method": "integrated_gradients", "labels": names}``) add its panel,
-    which follows the selected sample; ``target`` is its class.
+    which follows the selected sample; ``target`` is its class. ``data`` (a tensor, a DataLoader
+    or batches; ``labels`` optional) adds the dataset panels of ``ls.projection`` and ``ls.units``
+    for the selected layer.
 
     >>> ex = ls.explore(model, x, recorder=rec)     # doctest: +SKIP
     >>> ex.selected = "conv2"; ex.epoch = 3          # doctest: +SKIP
@@ -596,6 +629,8 @@ def explore(
         height=height,
         selected=selected,
         saliency=saliency,
+        data=data,
+        labels=labels,
         **forward_kwargs,
     )
 
