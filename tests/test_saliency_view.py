@@ -34,8 +34,10 @@ def decode(m: dict[str, Any]) -> np.ndarray:
 
 
 def state_bytes(view: Any) -> tuple[int, int]:
-    """(JSON bytes, binary buffer bytes) of the widget's synced state, as a saved notebook has it."""
-    state, _paths, buffers = _remove_buffers(view.get_state())
+    """(JSON bytes, binary buffer bytes) of the widget's synced data, as a saved notebook has it:
+    its state without the front-end code (``_esm``/``_css``, the bundle, the same for every view)."""
+    data = {k: v for k, v in view.get_state().items() if k not in ("_esm", "_css")}
+    state, _paths, buffers = _remove_buffers(data)
     return len(json.dumps(state)), sum(memoryview(b).nbytes for b in buffers)
 
 

@@ -254,6 +254,7 @@ def test_big_tensors_tile_from_the_reduced_copy_within_a_mip_cell(monkeypatch) -
     import layerscope.widgets.heatmap as hm
 
     monkeypatch.setattr(hm, "MIP_MIN_ELEMENTS", 1 << 16)
+    torch.manual_seed(0)
     x = torch.randn(1024, 1536)
     v = ls.heatmap(x, agg="max")
     content, codes, _ = tile(v, [100, 900, 200, 1400], [100, 150], lo=-6.0, hi=6.0)
@@ -270,7 +271,9 @@ def test_big_tensors_tile_from_the_reduced_copy_within_a_mip_cell(monkeypatch) -
             else None
         )
         outer = float(x[max(0, r0 - 4) : r1 + 4, max(0, c0 - 4) : c1 + 4].max())
-        tol = error_bound(content["quant"]) * 1.01
+        # The quantization step, plus the mip's own bfloat16 rounding (up to 2**-8 of a value):
+        # without it the bound failed for some random draws (the test had no seed).
+        tol = error_bound(content["quant"]) * 1.01 + abs(outer) * 2**-8
         assert back[i, j] <= outer + tol
         if inner is not None:
             assert back[i, j] >= inner - tol
