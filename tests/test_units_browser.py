@@ -51,6 +51,13 @@ def test_units_in_lab(page: Any, kernels: Lab) -> None:
     assert evaluate(client, "view.unit") == 5
     page.wait_for_selector(".ls-units-card[data-unit='5']", timeout=15_000)
     top = evaluate(client, "view._card['top']['index']")
+    # The baked card (fewer examples) can show first; the kernel's card then replaces it.
+    page.wait_for_function(
+        "n => document.querySelector(\".ls-units-card[data-unit='5'] .ls-ex-grid\")"
+        "?.querySelectorAll('.ls-ex').length === n",
+        arg=len(top),
+        timeout=15_000,
+    )
     shown = [
         int(e.get_attribute("data-sample"))
         for e in page.locator(".ls-units-card[data-unit='5'] .ls-ex-grid")
