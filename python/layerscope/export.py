@@ -8,7 +8,7 @@ package the state uses (anywidget, bqplot, ...) from the installed package's
 
 A page whose widgets are all anywidgets (every layerscope view, alone or several) needs none of
 that: it gets ``offline-page.js`` instead (``js/offline/page.ts``, a few KB), which reads the saved
-state and calls each view's own ``render``. One heatmap page goes from ~4 MB to ~0.1 MB.
+state and calls each view's own ``render``. One 64x512 heatmap page goes from ~4 MB to ~0.26 MB (its baked state).
 """
 
 from __future__ import annotations
