@@ -4,6 +4,7 @@ bench/first_display.py)."""
 
 from __future__ import annotations
 
+import pathlib
 import threading
 
 import numpy as np
@@ -107,3 +108,15 @@ def test_agg_changed_while_pending_is_honoured(defer_small: None) -> None:
         gate.set()
     v.passes.result(timeout=60)
     assert v._base["agg"] == "maxabs"
+
+
+def test_export_right_after_construction_saves_the_full_overview(
+    defer_small: None, tmp_path: pathlib.Path
+) -> None:
+    gate = threading.Event()
+    hm._passes.submit(gate.wait, 30)
+    v = ls.heatmap(torch.randn(300, 700))
+    assert v._meta["stats"]["sampled"]
+    threading.Timer(0.2, gate.set).start()
+    text = ls.export_html(v, tmp_path / "page.html").read_text()
+    assert '"sampled"' not in text and '"agg": "mean"' in text

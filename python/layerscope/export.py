@@ -184,6 +184,9 @@ def export_html(
             raise TypeError(
                 f"export_html expects a widget (e.g. ls.heatmap(...)) or a list of them; got {type(w).__name__}"
             )
+    from .widgets.heatmap import settle
+
+    settle()  # big heatmaps made just before: their full passes land first
     for w in widgets:
         # A view whose saved state lags its model (the workspace after training) re-makes it.
         if getattr(w, "_stale", False) and callable(getattr(w, "refresh", None)):

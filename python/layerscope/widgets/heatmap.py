@@ -616,6 +616,12 @@ class TensorView(BaseView):
         return reply, [payload["buffer"]]
 
 
+def settle(timeout: float | None = None) -> None:
+    """Wait until every deferred pass queued so far has landed in its view (an export, for one,
+    must save the full overview, not the preview)."""
+    _passes.submit(lambda: None).result(timeout)
+
+
 def _full_stats(full: torch.Tensor) -> dict[str, Any]:
     """float64 statistics of small (or float64/int64) tensors, float32 chunks otherwise."""
     if full.numel() <= EXACT_STATS_MAX or full.dtype in (torch.float64, torch.int64):
