@@ -47,14 +47,18 @@ MODES = (("sync (before)", "1"), ("deferred (now)", ""))
 # Every token the cell's view shows, with the page time it appeared, from the keydown of the
 # Shift+Enter that ran the cell.
 OBSERVE = """() => {
-  window.__t0 = null; window.__tokens = [];
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && e.shiftKey) { window.__t0 = performance.now(); window.__tokens = []; }
-  }, true);
+  window.__t0 = null; window.__tokens = []; window.__old = null;
   const cell = document.querySelectorAll('.jp-Cell')[1];
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && e.shiftKey) {
+      window.__t0 = performance.now(); window.__tokens = [];
+      const old = cell.querySelector('.ls-heatmap[data-token]');
+      window.__old = old ? old.dataset.token : null;
+    }
+  }, true);
   new MutationObserver(() => {
     const v = cell.querySelector('.ls-heatmap[data-token]');
-    if (!v) return;
+    if (!v || v.dataset.token === window.__old) return;  // the previous run's view
     const t = v.dataset.token; const last = window.__tokens[window.__tokens.length - 1];
     if (!last || last.token !== t) window.__tokens.push({token: t, t: performance.now()});
   }).observe(cell, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-token']});
@@ -71,7 +75,7 @@ PAINTS = """() => {
 FINAL_TOKEN = "(v.passes.result() if v.passes else None, v._meta['token'])[1]"
 
 
-def new_view(page: Any, client: Any, lab: Lab, n: int, sync: str) -> dict[str, Any]:
+def new_view(page: Any, client: Any, n: int, sync: str) -> dict[str, Any]:
     evaluate(
         client,
         "0",
@@ -85,7 +89,9 @@ def new_view(page: Any, client: Any, lab: Lab, n: int, sync: str) -> dict[str, A
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Escape")
     page.keyboard.press("Shift+Enter")
-    lab.wait_kernel_idle(300)
+    # The view on screen means the cell ran (a kernel request sent before Lab's execute
+    # request would otherwise read the previous view).
+    page.wait_for_function("() => window.__tokens.length > 0", timeout=300_000)
     final = str(evaluate(client, FINAL_TOKEN))
     page.wait_for_function(
         "(f) => window.__tokens.some((r) => r.token === f)", arg=final, timeout=300_000
@@ -190,10 +196,10 @@ def main() -> None:
             evaluate(client, "0", setup=SETUP.replace("ls.heatmap(torch.zeros(2, 2))", ""))
             page.evaluate(OBSERVE)
             # Warm-up: the first view pays for torch's kernels and the bundle.
-            new_view(page, client, lab, 512, "")
+            new_view(page, client, 512, "")
             for n in sizes:
                 for mode, sync in MODES:
-                    r = new_view(page, client, lab, n, sync)
+                    r = new_view(page, client, n, sync)
                     results["views"][f"{n}^2 {mode}"] = r
                     print(f"{n}^2 {mode}", json.dumps(r), flush=True)
                 results["passes_ms"][f"{n}^2"] = passes(client, n)

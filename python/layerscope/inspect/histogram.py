@@ -65,10 +65,16 @@ def histogram(x: Any, stats: dict[str, Any]) -> dict[str, Any]:
         return _histogram(as_tensor(x), stats)
 
 
+# At most 2**17 values (512 KB of float32) a chunk: the chunk and its int32 bins stay in the
+# core's L2 between the four or five ops that read it. At 1 GiB this was 1.1 s for both passes
+# against 1.3 s with chunks of 2**20 (4 MB, the whole L2) here.
+_SUMMARY_CHUNK = 1 << 17
+
+
 def _buffer_elements(numel: int) -> int:
-    """Values per chunk of a summary pass: at most ``chunk_elements`` and 1/256 of the tensor
+    """Values per chunk of a summary pass: at most ``_SUMMARY_CHUNK`` and 1/256 of the tensor
     (at least 2**16, so a pass over a small tensor is not hundreds of tiny steps)."""
-    return max(1, min(chunk_elements(numel), max(1 << 16, numel // 256), numel))
+    return max(1, min(_SUMMARY_CHUNK, chunk_elements(numel), max(1 << 16, numel // 256), numel))
 
 
 def _shift(c: torch.Tensor) -> float:
