@@ -120,3 +120,18 @@ def test_export_right_after_construction_saves_the_full_overview(
     threading.Timer(0.2, gate.set).start()
     text = ls.export_html(v, tmp_path / "page.html").read_text()
     assert '"sampled"' not in text and '"agg": "mean"' in text
+
+
+def test_slice_changed_while_pending_is_honoured(defer_small: None) -> None:
+    gate = threading.Event()
+    hm._passes.submit(gate.wait, 30)
+    x = torch.arange(2 * 300 * 700, dtype=torch.float32).reshape(2, 300, 700)
+    try:
+        v = ls.heatmap(x)
+        v.index = [1, 0, 0]
+    finally:
+        gate.set()
+    v.passes.result(timeout=60)
+    arr = decode_array(v._base["data"])
+    assert arr.min() >= 300 * 700  # the second slice, not the first
+    assert "sampled" not in v._meta["stats"]

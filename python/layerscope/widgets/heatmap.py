@@ -365,7 +365,9 @@ class TensorView(BaseView):
             with self._lock:
                 if gen != self._generation or self.comm is None:
                     return
-                if agg != self.agg:  # changed while the overview was made: make it again
+                if agg != self.agg or self._tensor is not t:
+                    # The aggregation or the N-D slice changed while the overview was made.
+                    t, kind = self._tensor, self._meta.get("kind", kind)
                     meta, base = self._state(t, kind, t_assign, stats)
                 with self.hold_sync():
                     self._base = base
@@ -429,8 +431,9 @@ class TensorView(BaseView):
             self._error = str(exc)
             return
         self._error = ""
-        self._tensor = t
-        self._publish(t, kind, time.time() * 1000.0, self._meta["stats"])
+        with self._lock:  # deferred passes publish the slice shown when they land
+            self._tensor = t
+            self._publish(t, kind, time.time() * 1000.0, self._meta["stats"])
 
     def _publish(
         self,
