@@ -365,9 +365,10 @@ class TensorView(BaseView):
             with self._lock:
                 if gen != self._generation or self.comm is None:
                     return
-                if agg != self.agg or self._tensor is not t:
+                shown = self._tensor if self._tensor is not None else t
+                if agg != self.agg or shown is not t:
                     # The aggregation or the N-D slice changed while the overview was made.
-                    t, kind = self._tensor, self._meta.get("kind", kind)
+                    t, kind = shown, self._meta.get("kind", kind)
                     meta, base = self._state(t, kind, t_assign, stats)
                 with self.hold_sync():
                     self._base = base
