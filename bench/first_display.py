@@ -188,6 +188,50 @@ def exported(browser: Any, root: pathlib.Path) -> dict[str, Any]:
     return out
 
 
+def next_cell(n: int = 16384) -> dict[str, float]:
+    """In this process: how much longer a next cell's own torch work (matmuls) takes while a new
+    n x n view's deferred passes run, against the passes themselves and the synchronous path."""
+    import torch
+
+    import layerscope as ls
+    from layerscope.widgets import heatmap as hm
+
+    os.environ.pop(hm.SYNC_PASSES_ENV, None)
+    y = torch.randn(2048, 2048)
+
+    def work() -> float:
+        t0 = time.perf_counter()
+        for _ in range(20):
+            float((y @ y[:256].T).sum())
+        return (time.perf_counter() - t0) * 1000
+
+    warm = ls.heatmap(torch.randn(4096, 4096))
+    assert warm.passes is not None
+    warm.passes.result()
+    alone = min(work() for _ in range(3))
+    x = torch.randn(n, n)
+    t0 = time.perf_counter()
+    v = ls.heatmap(x)
+    ctor = (time.perf_counter() - t0) * 1000
+    during = work()
+    assert v.passes is not None
+    v.passes.result()
+    landed = (time.perf_counter() - t0) * 1000
+    del v
+    os.environ[hm.SYNC_PASSES_ENV] = "1"
+    t0 = time.perf_counter()
+    ls.heatmap(x)
+    sync = (time.perf_counter() - t0) * 1000
+    os.environ.pop(hm.SYNC_PASSES_ENV)
+    return {
+        "ctor_ms": ctor,
+        "next_cell_alone_ms": alone,
+        "next_cell_during_passes_ms": during,
+        "passes_landed_after_ms": landed,
+        "synchronous_ctor_ms": sync,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -223,6 +267,7 @@ def main() -> None:
     finally:
         lab.shutdown_kernels()
         lab.close()
+    results["next_cell_16384^2"] = next_cell() if not args.quick else next_cell(4096)
     results["load_before_after"] = [load, os.getloadavg()]
     results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(

@@ -30,8 +30,6 @@ def test_small_tensor_is_baked_whole_with_stats() -> None:
 def test_big_tensor_is_baked_at_screen_size_and_hover_asks_the_kernel() -> None:
     x = torch.randn(4096, 2048)
     v = ls.heatmap(x)
-    assert v.passes is not None  # 2**23 elements: the full passes follow in the background
-    v.passes.result(timeout=120)
     arr = base_array(v)
     assert arr.shape == (1024, 512) and v._base["exact"] is False
     assert v._base["data"]["buffer"].nbytes == 1024 * 512 * 4

@@ -18,7 +18,7 @@ from layerscope.wire.codec import decode_array
 
 @pytest.fixture
 def defer_small(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hm.TensorView, "_defer_min", 1000)
+    monkeypatch.setattr(hm.TensorView, "_defer_above", 1000)
     monkeypatch.delenv(hm.SYNC_PASSES_ENV, raising=False)
 
 
@@ -45,7 +45,7 @@ def test_preview_first_then_the_same_state_as_synchronous(
     assert v._error == ""
     assert v._queued is None  # the worker holds no tensor once done
 
-    monkeypatch.setattr(hm.TensorView, "_defer_min", None)
+    monkeypatch.setattr(hm.TensorView, "_defer_above", None)
     ref = synchronous(x)
     assert meta["stats"] == ref._meta["stats"]
     assert v._hist["counts"]["buffer"].tobytes() == ref._hist["counts"]["buffer"].tobytes()
@@ -67,7 +67,7 @@ def test_small_tensors_and_subclasses_stay_synchronous() -> None:
     from layerscope.widgets.weights import WeightsView
 
     for cls in (WeightsView, ActivationView, SaliencyView):
-        assert cls._defer_min is None, cls
+        assert cls._defer_above is None, cls
 
 
 def test_error_in_a_background_pass_reaches_the_view(

@@ -42,7 +42,7 @@ class ActivationView(TensorView):
     """Activations of one layer of a model on given inputs; ``layer`` selects the module path."""
 
     # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
-    _defer_min = None
+    _defer_above = None
 
     _esm = bundle("activations")
 

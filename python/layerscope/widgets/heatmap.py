@@ -66,10 +66,12 @@ MIP_MIN_ELEMENTS = 1 << 25
 MIP_FACTOR = 4
 # Kernels grids are built (copied) only for conv weights up to this many elements.
 KERNELS_MAX = 1 << 24
-# ls.heatmap views of at least this many elements return from the constructor (and from
+# ls.heatmap views of more than this many elements return from the constructor (and from
 # ``view.data = x``) after the strided preview; statistics, histogram, overview and mip follow
-# from a background thread. Smaller tensors are summarized before the call returns.
-DEFER_MIN_ELEMENTS = 1 << 22
+# from a background thread. Smaller tensors are summarized before the call returns: up to 4096^2
+# that took 75-210 ms here, and passes running beside the user's next cell slowed its torch work
+# by more than that on this loaded 2-core machine (bench/first_display.py, next_cell).
+DEFER_ABOVE_ELEMENTS = 1 << 24
 # Set to 1 to run every pass before the constructor returns (the behaviour before deferral).
 SYNC_PASSES_ENV = "LAYERSCOPE_SYNC_PASSES"
 
@@ -261,10 +263,10 @@ class TensorView(BaseView):
     _full_shape: tuple[int, ...] = ()
     _source_ptr: int = 0
     _mip: tuple[Any, torch.Tensor] | None = None
-    # Tensors of at least this many elements get their full passes after the constructor (or
+    # Tensors of more than this many elements get their full passes after the constructor (or
     # ``view.data = x``) returns; None: always before. Views that read ``_meta`` right after
     # assigning (weights, activations, saliency, the workspace's panels) keep None.
-    _defer_min: int | None = DEFER_MIN_ELEMENTS
+    _defer_above: int | None = DEFER_ABOVE_ELEMENTS
     _generation: int = 0
     _queued: tuple[int, torch.Tensor, tuple[torch.Tensor, str], float] | None = None
     #: The deferred passes of the latest assignment (a Future), or None when they ran before
@@ -338,8 +340,8 @@ class TensorView(BaseView):
 
     def _defers(self, full: torch.Tensor, kind: str) -> bool:
         return (
-            self._defer_min is not None
-            and full.numel() >= self._defer_min
+            self._defer_above is not None
+            and full.numel() > self._defer_above
             and kind != "empty"
             and os.environ.get(SYNC_PASSES_ENV, "") not in ("1", "true")
         )

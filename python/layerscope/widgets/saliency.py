@@ -166,7 +166,7 @@ class SaliencyView(TensorView):
     """Attributions of ``model`` on ``inputs`` for ``target``, per method; see ``ls.saliency``."""
 
     # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
-    _defer_min = None
+    _defer_above = None
 
     _esm = bundle("saliency")
 

@@ -57,7 +57,7 @@ class WeightsView(TensorView):
     ``selected`` (a path such as ``"fc.weight"``) shown as the zoomable heatmap."""
 
     # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
-    _defer_min = None
+    _defer_above = None
 
     _esm = bundle("weights")
 
