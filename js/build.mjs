@@ -45,6 +45,18 @@ const options = {
   define: { "define.amd": "false" },
   logLevel: "info",
 };
+// The small widget manager of pages whose widgets are all anywidgets (js/offline/page.ts): a
+// classic script, inlined into the exported page in place of require.js and embed-amd.js.
+await esbuild.build({
+  entryPoints: [join(root, "js", "offline", "page.ts")],
+  outfile: join(out, "vendor", "offline-page.js"),
+  bundle: true,
+  format: "iife",
+  target: "es2020",
+  minify: true,
+  logLevel: "info",
+});
+
 if (dev) {
   const ctx = await esbuild.context(options);
   await ctx.watch();

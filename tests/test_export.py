@@ -60,3 +60,39 @@ def test_views_have_a_text_repr_that_says_what_they_show() -> None:
     rec = ls.Recorder(model, probe=torch.randn(2, 4))
     rec.epoch()
     assert repr(ls.timeline(rec)) == "TimelineView(1 epochs, layer '0')"
+
+
+def test_heatmap_page_weighs_under_a_megabyte_and_holds_no_full_stack(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A page of anywidgets gets the small page manager, not require.js + embed-amd.js (~4 MB).
+    torch.manual_seed(0)
+    out = ls.export_html(ls.heatmap(torch.randn(64, 512)), tmp_path / "one.html")
+    text = out.read_text()
+    assert out.stat().st_size <= 1_000_000, out.stat().st_size
+    assert "window.__layerscopeOffline = true" in text
+    assert "DecompressionStream" not in text and "requirejs" not in text
+    two = ls.export_html(
+        [ls.heatmap(torch.randn(64, 512)), ls.heatmap(torch.randn(8, 8))], tmp_path / "two.html"
+    )
+    assert two.stat().st_size <= 1_000_000
+
+
+def test_page_with_other_widgets_packs_the_full_stack(tmp_path: pathlib.Path) -> None:
+    import base64
+    import gzip
+    import json
+    import re
+
+    import ipywidgets
+
+    box = ipywidgets.VBox([ipywidgets.IntSlider(3), ls.heatmap(torch.randn(8, 8))])
+    out = ls.export_html(box, tmp_path / "box.html")
+    text = out.read_text()
+    assert out.stat().st_size <= 2_000_000, out.stat().st_size  # was ~4.1 MB uncompressed
+    packed = re.search(r'var b64="([A-Za-z0-9+/=]+)"', text)
+    assert packed is not None
+    scripts = json.loads(gzip.decompress(base64.b64decode(packed.group(1))))
+    # require.js first, then the anywidget module under its name, embed-amd.js last.
+    assert "requirejs" in scripts[0] and '"anywidget"' in scripts[1]
+    assert "renderWidgets" in scripts[-1] and len(scripts) == 5

@@ -123,3 +123,16 @@ def test_exported_timeline_loads_its_fonts_and_makes_no_failed_request(
         screenshot(page, "export_timeline_fonts")
     assert attempted == [] and failed == [], failed or attempted
     assert "loaded" in loaded, loaded
+
+
+def test_page_with_ipywidgets_inflates_its_scripts_and_reacts(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    # Not all anywidgets: the full widget stack, packed, inflated in the page in order.
+    import ipywidgets
+
+    w = weight()
+    box = ipywidgets.VBox([ipywidgets.HTML("<b>packed</b>"), ls.heatmap(w)])
+    path = ls.export_html(box, tmp_path / "packed.html")
+    check_page(page, path, w, "export_packed_full_stack")
+    assert page.locator(".widget-html b").inner_text() == "packed"

@@ -42,7 +42,7 @@ def test_wheel_contains_the_built_javascript(tmp_path: pathlib.Path) -> None:
         assert f"layerscope/static/{entry}.js" in names, (
             f"bundle {entry}.js is missing from {wheel.name}"
         )
-    for vendored in ("require.js", "embed-amd.js"):
+    for vendored in ("require.js", "embed-amd.js", "offline-page.js"):
         assert f"layerscope/static/vendor/{vendored}" in names
     assert "layerscope/__init__.py" in names
     version = (ROOT / "package.json").read_text().split('"version": "')[1].split('"')[0]

@@ -20,7 +20,8 @@ ROOT = ".jp-OutputArea .ls-heatmap"
 
 
 def wait_painted(page: Any, root: str, timeout: float = 60_000) -> None:
-    page.wait_for_selector(f"{root}[data-token]", timeout=timeout)
+    """The full overview painted (a big tensor's strided preview comes first)."""
+    page.wait_for_selector(f"{root}[data-token]:not([data-preview])", timeout=timeout)
 
 
 def wheel(page: Any, root: str, fx: float, fy: float, dy: float) -> None:

@@ -327,9 +327,14 @@ export class HeatmapView {
       this.base = base.data ? this.makeLayer(base, decodeArray(base.data)) : undefined;
       this.tile = undefined;
       const sampled = (meta.stats as { sampled?: number[] }).sampled;
+      // data-preview: the strided sample is on screen, the full passes are still running.
       if (base.agg === "sample" && sampled) {
+        this.root.dataset.preview = "1";
         this.statusEl.textContent = `preview: every ${sampled.join(" x ")}-th cell; reading the whole tensor…`;
-      } else if (!this.offline) {
+      } else {
+        delete this.root.dataset.preview;
+      }
+      if (base.agg !== "sample" && !this.offline) {
         this.statusEl.textContent = "";
       }
     }

@@ -41,6 +41,9 @@ def activation_kind(shape: tuple[int, ...]) -> str:
 class ActivationView(TensorView):
     """Activations of one layer of a model on given inputs; ``layer`` selects the module path."""
 
+    # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
+    _defer_above = None
+
     _esm = bundle("activations")
 
     layer = traitlets.Unicode("").tag(sync=True)

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import threading
 import time
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,6 +66,19 @@ MIP_MIN_ELEMENTS = 1 << 25
 MIP_FACTOR = 4
 # Kernels grids are built (copied) only for conv weights up to this many elements.
 KERNELS_MAX = 1 << 24
+# ls.heatmap views of more than this many elements return from the constructor (and from
+# ``view.data = x``) after the strided preview; statistics, histogram, overview and mip follow
+# from a background thread. Smaller tensors are summarized before the call returns: up to 4096^2
+# that took 75-210 ms here, and passes running beside the user's next cell slowed its torch work
+# by more than that on this loaded 2-core machine (bench/first_display.py, next_cell).
+DEFER_ABOVE_ELEMENTS = 1 << 24
+# Set to 1 to run every pass before the constructor returns (the behaviour before deferral).
+SYNC_PASSES_ENV = "LAYERSCOPE_SYNC_PASSES"
+
+# One worker for the deferred passes of every view: at most one pass's temporaries (chunk
+# buffers of a few MB, then the overview and the mip, 3 % of a float32 tensor) exist at a time,
+# and a view queues only its latest tensor (older assignments are dropped, not queued).
+_passes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerscope-passes")
 
 _tokens = itertools.count(1)
 
@@ -246,6 +263,15 @@ class TensorView(BaseView):
     _full_shape: tuple[int, ...] = ()
     _source_ptr: int = 0
     _mip: tuple[Any, torch.Tensor] | None = None
+    # Tensors of more than this many elements get their full passes after the constructor (or
+    # ``view.data = x``) returns; None: always before. Views that read ``_meta`` right after
+    # assigning (weights, activations, saliency, the workspace's panels) keep None.
+    _defer_above: int | None = DEFER_ABOVE_ELEMENTS
+    _generation: int = 0
+    _queued: tuple[int, torch.Tensor, tuple[torch.Tensor, str], float] | None = None
+    #: The deferred passes of the latest assignment (a Future), or None when they ran before
+    #: the call returned; ``view.passes.result()`` waits for them.
+    passes: Future | None = None
 
     def _describe(self) -> list[str]:
         m = self._meta
@@ -261,6 +287,7 @@ class TensorView(BaseView):
             if data is not None
             else None
         )
+        self._lock = threading.RLock()
         super().__init__(**kwargs)
         if shown is not None:
             self._set_source(data, shown, t_assign)
@@ -293,15 +320,68 @@ class TensorView(BaseView):
             self.data = self._source
 
     def _set_source(self, value: Any, shown: tuple[torch.Tensor, str], t_assign: float) -> None:
-        self._source = value
         full = to_tensor(value)
-        self._full_shape = tuple(full.shape)
-        self._source_ptr = full.data_ptr()
-        self._tensor = shown[0]
+        with self._lock:
+            self._generation += 1
+            self._source = value
+            self._full_shape = tuple(full.shape)
+            self._source_ptr = full.data_ptr()
+            self._tensor = shown[0]
+            if self._defers(full, shown[1]):
+                self._publish_preview(shown[0], shown[1], t_assign)
+                self._queued = (self._generation, full, shown, t_assign)
+                self.passes = _passes.submit(_run_queued, weakref.ref(self))
+                return
+            self._queued = None
         # One thread for the whole summary (see tile_threads: on a busy 2-core machine two
         # threads made these passes several times slower, and by tens of ms from run to run).
         with tile_threads():
             self._summarize(full, shown, t_assign)
+
+    def _defers(self, full: torch.Tensor, kind: str) -> bool:
+        return (
+            self._defer_above is not None
+            and full.numel() > self._defer_above
+            and kind != "empty"
+            and os.environ.get(SYNC_PASSES_ENV, "") not in ("1", "true")
+        )
+
+    def _run_passes(self) -> None:
+        """The deferred passes of the latest queued tensor (in the worker thread). Results for a
+        tensor that was replaced meanwhile are dropped; an error reaches the view as ``_error``."""
+        with self._lock:
+            job, self._queued = self._queued, None
+        if job is None:
+            return
+        gen, full, (t, kind), t_assign = job
+        try:
+            with tile_threads():
+                stats = _full_stats(full)
+                if gen != self._generation:
+                    return
+                hist = histogram(full, stats)
+                if gen != self._generation:
+                    return
+                agg = self.agg
+                meta, base = self._state(t, kind, t_assign, stats, agg=agg)
+            with self._lock:
+                if gen != self._generation or self.comm is None:
+                    return
+                shown = self._tensor if self._tensor is not None else t
+                if agg != self.agg or shown is not t:
+                    # The aggregation or the N-D slice changed while the overview was made.
+                    t, kind = shown, self._meta.get("kind", kind)
+                    meta, base = self._state(t, kind, t_assign, stats)
+                with self.hold_sync():
+                    self._base = base
+                    self._meta = meta
+                    self._hist = _hist_payload(hist, meta["token"])
+        except Exception as exc:  # any failure is the view's to show
+            if gen == self._generation:
+                self._error = (
+                    f"the full statistics and overview of this tensor failed: "
+                    f"{type(exc).__name__}: {exc}; the view shows a strided sample"
+                )
 
     def _summarize(
         self, full: torch.Tensor, shown: tuple[torch.Tensor, str], t_assign: float
@@ -309,11 +389,7 @@ class TensorView(BaseView):
         preview = full.numel() >= PREVIEW_MIN_ELEMENTS and shown[1] != "empty"
         if preview:
             self._publish_preview(shown[0], shown[1], t_assign)
-        stats = (
-            tensor_stats(full)
-            if full.numel() <= EXACT_STATS_MAX or full.dtype in (torch.float64, torch.int64)
-            else fast_stats(full)
-        )
+        stats = _full_stats(full)
         # The histogram is one more pass in the kernel's own thread (a background thread kept
         # its temporaries in a second malloc arena: +5 % of a 1 GiB tensor in RSS). After a
         # preview it comes before the overview, so that once the overview shows, zooming does
@@ -358,8 +434,9 @@ class TensorView(BaseView):
             self._error = str(exc)
             return
         self._error = ""
-        self._tensor = t
-        self._publish(t, kind, time.time() * 1000.0, self._meta["stats"])
+        with self._lock:  # deferred passes publish the slice shown when they land
+            self._tensor = t
+            self._publish(t, kind, time.time() * 1000.0, self._meta["stats"])
 
     def _publish(
         self,
@@ -369,6 +446,22 @@ class TensorView(BaseView):
         stats: dict[str, Any],
         sample: torch.Tensor | None = None,
     ) -> None:
+        meta, base = self._state(t, kind, t_assign, stats, sample=sample)
+        with self.hold_sync():
+            self._base = base
+            self._meta = meta
+
+    def _state(
+        self,
+        t: torch.Tensor,
+        kind: str,
+        t_assign: float,
+        stats: dict[str, Any],
+        sample: torch.Tensor | None = None,
+        agg: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``_meta`` and ``_base`` of ``t`` (the overview with ``agg``, default the view's)."""
+        agg = agg or self.agg
         meta: dict[str, Any] = {
             "token": next(_tokens),
             "kind": kind,
@@ -395,25 +488,23 @@ class TensorView(BaseView):
             blocks = base_blocks((t.shape[0], t.shape[1]), max(1, self.bake_budget // 4))
             out_h, out_w = -(-t.shape[0] // blocks[0]), -(-t.shape[1] // blocks[1])
             exact = blocks == (1, 1)
-            mip = self._mip_for(t, self.agg)
+            mip = self._mip_for(t, agg)
             if (
                 mip is not None
                 and out_h * MIP_FACTOR <= t.shape[0]
                 and out_w * MIP_FACTOR <= t.shape[1]
             ):
-                arr = block_reduce(mip, (out_h, out_w), agg=self.agg)
+                arr = block_reduce(mip, (out_h, out_w), agg=agg)
             else:
-                arr = reduce_blocks(t, blocks, agg=self.agg)
+                arr = reduce_blocks(t, blocks, agg=agg)
             base = {
                 "data": encode_array(arr),
                 "window": [0, t.shape[0], 0, t.shape[1]],
                 "exact": exact,
-                "agg": self.agg,
+                "agg": agg,
             }
         meta["t_sent"] = t_assign
-        with self.hold_sync():
-            self._base = base
-            self._meta = meta
+        return meta, base
 
     def _mip_for(self, t: torch.Tensor, agg: str) -> torch.Tensor | None:
         """The reduced copy of ``t`` for ``agg`` (built once per tensor and aggregation)."""
@@ -529,6 +620,25 @@ class TensorView(BaseView):
             reply.update(exact=False, quant=q)
         reply["data"] = {k: v for k, v in payload.items() if k != "buffer"}
         return reply, [payload["buffer"]]
+
+
+def settle(timeout: float | None = None) -> None:
+    """Wait until every deferred pass queued so far has landed in its view (an export, for one,
+    must save the full overview, not the preview)."""
+    _passes.submit(lambda: None).result(timeout)
+
+
+def _full_stats(full: torch.Tensor) -> dict[str, Any]:
+    """float64 statistics of small (or float64/int64) tensors, float32 chunks otherwise."""
+    if full.numel() <= EXACT_STATS_MAX or full.dtype in (torch.float64, torch.int64):
+        return tensor_stats(full)
+    return fast_stats(full)
+
+
+def _run_queued(ref: weakref.ref[TensorView]) -> None:
+    view = ref()
+    if view is not None:
+        view._run_passes()
 
 
 def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bool]:

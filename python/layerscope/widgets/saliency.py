@@ -166,6 +166,9 @@ def _split_options(methods: list[str], kw: dict[str, Any]) -> dict[str, dict[str
 class SaliencyView(TensorView):
     """Attributions of ``model`` on ``inputs`` for ``target``, per method; see ``ls.saliency``."""
 
+    # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
+    _defer_above = None
+
     _esm = bundle("saliency")
 
     # Shown methods (one panel each), the sample shown, the class explained per sample.

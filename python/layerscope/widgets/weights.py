@@ -56,6 +56,9 @@ class WeightsView(TensorView):
     """All parameters and buffers of a model: a table (``_rows``, columnar) and the tensor at
     ``selected`` (a path such as ``"fc.weight"``) shown as the zoomable heatmap."""
 
+    # Reads _meta right after assigning (and the workspace bakes from it): passes before return.
+    _defer_above = None
+
     _esm = bundle("weights")
 
     selected = traitlets.Unicode("").tag(sync=True)
