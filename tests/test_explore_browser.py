@@ -200,7 +200,11 @@ def test_workspace_in_notebook7(page: Any, kernels: Lab) -> None:
     assert ours == []
 
 
-MARIMO_APP = """
+def marimo_app(views: str, names: str, readback: str) -> str:
+    """A marimo app: one cell makes the small CNN and ``views`` (code that displays them and
+    defines ``names``), the next shows ``readback`` (an f-string of their values) as text."""
+    body = "\n".join("    " + line if line else "" for line in views.strip().split("\n"))
+    return f'''
 import marimo
 
 app = marimo.App(width="full")
@@ -215,20 +219,23 @@ def _():
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
-    view = mo.ui.anywidget(ls.explore(model, torch.randn(2, 1, 8, 8)))
-    view
-    return (mo, view)
+    x = torch.randn(2, 1, 8, 8)
+{body}
+    return (mo, {names})
 
 
 @app.cell
-def _(mo, view):
-    mo.md(f"selected-in-python: {view.value['selected']}")
+def _(mo, {names}):
+    mo.md(f"{readback}")
     return
+'''
 
 
-if __name__ == "__main__":
-    app.run()
-"""
+MARIMO_APP = marimo_app(
+    "view = mo.ui.anywidget(ls.explore(model, x))\nview",
+    "view",
+    "selected-in-python: {view.value['selected']}",
+)
 
 
 @contextlib.contextmanager
@@ -400,45 +407,26 @@ def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None
     assert page.errors == []
 
 
-MARIMO_SINGLE_VIEWS = """
-import marimo
-
-app = marimo.App(width="full")
-
-
-@app.cell
-def _():
-    import marimo as mo
-    import torch
-    import layerscope as ls
-    from torch import nn
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
-    x = torch.randn(2, 1, 8, 8)
-    rec = ls.Recorder(model, probe=x)
-    for _e in range(2):
-        rec.step(loss=1.0 / (_e + 1))
-        rec.epoch(acc=0.5 + 0.1 * _e)
-    g = mo.ui.anywidget(ls.graph(model, x))
-    w = mo.ui.anywidget(ls.weights(model))
-    views = [
-        g,
-        mo.ui.anywidget(ls.heatmap(torch.randn(64, 64))),
-        w,
-        mo.ui.anywidget(ls.activations(model, x)),
-        mo.ui.anywidget(ls.saliency(model, x, method="gradient")),
-        mo.ui.anywidget(ls.timeline(rec, curves=False).scrubber),
-    ]
-    mo.vstack(views)
-    return (g, mo, w)
-
-
-@app.cell
-def _(g, mo, w):
-    mo.md(f"graph-selected: {g.value['selected']} / weights-selected: {w.value['selected']}")
-    return
-"""
+MARIMO_SINGLE_VIEWS = marimo_app(
+    """
+rec = ls.Recorder(model, probe=x)
+for _e in range(2):
+    rec.step(loss=1.0 / (_e + 1))
+    rec.epoch(acc=0.5 + 0.1 * _e)
+g = mo.ui.anywidget(ls.graph(model, x))
+w = mo.ui.anywidget(ls.weights(model))
+mo.vstack([
+    g,
+    mo.ui.anywidget(ls.heatmap(torch.randn(64, 64))),
+    w,
+    mo.ui.anywidget(ls.activations(model, x)),
+    mo.ui.anywidget(ls.saliency(model, x, method="gradient")),
+    mo.ui.anywidget(ls.timeline(rec, curves=False).scrubber),
+])
+""",
+    "g, w",
+    "graph-selected: {g.value['selected']} / weights-selected: {w.value['selected']}",
+)
 
 
 def test_every_single_view_renders_styled_and_reacts_in_marimo(

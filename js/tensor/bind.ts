@@ -1,7 +1,8 @@
 // Binding of a HeatmapView to an anywidget model (shared by the heatmap, weights and
 // activations entries: one tensor view, one requester).
 import type { AnyModel } from "@anywidget/types";
-import { Requester } from "../core/request";
+import { detectOffline, onChanges } from "../core/mount";
+import type { Requester } from "../core/request";
 import { type HeatmapState, HeatmapView } from "./heatmap";
 
 export type Model = AnyModel<Record<string, unknown>>;
@@ -72,31 +73,15 @@ export function mountHeatmap(model: Model, requester: Requester): [HeatmapView, 
       );
     }
   };
-  refresh();
   // One kernel update sets _meta, _base and _hist together and fires a change event for each:
   // draw once per update, not once per trait.
-  let queued = false;
-  const schedule = () => {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      refresh();
-    });
-  };
-  model.on(HEATMAP_EVENTS, schedule);
+  const unbind = onChanges(model, HEATMAP_EVENTS, refresh);
   // An exported page has no kernel: find out early instead of waiting for a tile to time out.
-  const probe = new Requester(model as never, 5_000);
-  probe
-    .request("ping")
-    .catch(() => {
-      if (!requester.live) view.setOffline();
-    })
-    .finally(() => probe.dispose());
+  detectOffline(model, requester, () => view.setOffline());
   return [
     view,
     () => {
-      model.off(HEATMAP_EVENTS, schedule);
+      unbind();
       view.dispose();
     },
   ];
