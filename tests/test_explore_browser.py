@@ -553,3 +553,37 @@ def test_exported_workspace_dataset_panels_hold_their_layer_and_say_so_for_other
             assert "hold features.0" in p[name]["note"], p
     assert attempted == []
     assert page.errors == []
+
+
+@pytest.mark.slow
+def test_quickstart_runs_and_its_page_works_offline(page: Any, tmp_path: pathlib.Path) -> None:
+    """`make demo`'s notebook: executed, exported, opened from disk with every non-file request
+    failing: every view paints, and a click in the workspace moves its panels."""
+    from layerscope.export import export_notebook
+
+    src = pathlib.Path(TESTS).parent / "notebooks" / "quickstart.ipynb"
+    out = export_notebook(src, tmp_path / "demo.html", execute=True)
+    with offline_guard(page) as attempted:
+        page.goto(out.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        for sel in (".ls-explore", ".ls-saliency", ".ls-proj", ".ls-units", ".ls-heatmap"):
+            assert page.locator(sel).count() >= 1, sel
+        # The big tensor's overview is painted (not blank): its canvas has several colours.
+        big = page.locator(".ls-heatmap", has_text="4096 x 4096").last
+        big.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        colours = big.locator("canvas.ls-canvas").first.evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const s = new Set(); for (let i = 0; i < d.length; i += 400) s.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+                return s.size; }"""
+        )
+        assert colours > 8
+        click_layer(root, page, "fc1")
+        wait_selected(root, "fc1")
+        p = panels(root)
+        assert p["weights"]["what"] == "fc1.weight" and p["acts"]["what"] == "fc1, sample 0", p
+        screenshot(page, "quickstart_offline")
+    assert attempted == []
+    assert page.errors == []

@@ -146,7 +146,9 @@ class Collected:
 
 
 class _Progress:
-    """tqdm when installed (tqdm.auto: a bar in notebooks and scripts), else a line on stderr."""
+    """tqdm when installed, else a line on stderr. The text bar (not tqdm.auto's notebook widget):
+    a widget bar closed when done leaves a view with no state in a saved notebook, which an
+    exported page cannot show (and the exporter rightly refuses)."""
 
     def __init__(self, total: int | None, enabled: bool) -> None:
         self.bar = None
@@ -156,7 +158,7 @@ class _Progress:
         if not enabled:
             return
         try:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
         except ImportError:
             return
         self.bar = tqdm(total=total, desc="layerscope collect", unit="sample", leave=False)

@@ -26,6 +26,7 @@ import traitlets
 
 from ..inspect.histogram import fast_stats, histogram
 from ..inspect.stats import tensor_stats
+from ..record.budget import parse_budget
 from ..wire.codec import ACCEPTED, check_array, describe, encode_array
 from ..wire.quantize import quantize_u8
 from ..wire.tiles import (
@@ -688,6 +689,7 @@ def heatmap(
     scale: str = "auto",
     axes: tuple[int, int] | None = None,
     arrangement: str = "slice",
+    budget: int | str = BAKE_BUDGET,
 ) -> TensorView:
     """Show a tensor or array as a zoomable heatmap (1-D as a strip, N-D as a 2-D slice).
 
@@ -698,6 +700,8 @@ def heatmap(
     blocks of cells to a screen pixel. NaN and +/-Inf get their own colours and counts; hovering
     shows row, column and the exact value. ``axes`` picks the two axes of an N-D tensor;
     ``arrangement="kernels"`` shows conv weights (out, in, kh, kw) as a grid of kernels.
+    ``budget``: bytes of the overview saved with the view (what an exported page zooms into;
+    default 2 MiB), e.g. ``"512KB"``.
 
     >>> import layerscope as ls, torch
     >>> view = ls.heatmap(torch.randn(64, 128), title="weights")
@@ -725,4 +729,5 @@ def heatmap(
         scale=scale,
         axes=list(axes) if axes is not None else [],
         arrangement=arrangement,
+        bake_budget=parse_budget(budget),
     )
