@@ -285,3 +285,22 @@ def test_charts_say_what_is_missing_and_label_what_they_draw() -> None:
     means_x = np.asarray(view._loss_pts.x, dtype=float)
     assert means_x[1] == pytest.approx(3.0)  # epoch 1: steps 0..6
     view.close()
+
+
+def test_a_scrub_overtaken_by_a_newer_epoch_while_following_keeps_the_newest() -> None:
+    """The browser sent "epoch 3" (then the newest, following on); it reached the kernel after
+    epoch 4 was recorded, behind the training cell: the view stays on the newest."""
+    import torch as _torch
+
+    model = _torch.nn.Linear(3, 2)
+    rec = ls.Recorder(model, probe=_torch.randn(2, 3))
+    for _ in range(5):
+        rec.step(loss=1.0)
+        rec.epoch()
+    view = ls.timeline(rec)
+    assert view.epoch == 4 and view.scrubber.follow
+    view.scrubber.set_state({"epoch": 3})  # as the browser's late message arrives
+    assert view.epoch == 4 and view.scrubber.epoch == 4
+    view.scrubber.set_state({"follow": False})  # a real scrub turns following off first
+    view.scrubber.set_state({"epoch": 2})
+    assert view.epoch == 2

@@ -239,6 +239,20 @@ class ScrubberView(BaseView):
     # The loss and metric curves as data, for hosts that draw them themselves (the workspace):
     # {"loss": {x, y}, "points": {x, y}, "metrics": {name: y}, "epochs": [...]} (float32).
     _curves = traitlets.Dict().tag(sync=True, **payload_serialization)
+    # The newest recorded epoch (set by the TimelineView), for the validator below.
+    _newest: Callable[[], int | None] | None = None
+
+    @traitlets.validate("epoch")
+    def _valid_epoch(self, proposal: Any) -> int:
+        """A scrub to the then-newest epoch, sent by the browser while following, can reach the
+        kernel only after a newer epoch was recorded (it waited behind the training cell):
+        following wins, the newest stays shown, as the browser itself shows it."""
+        value = int(proposal["value"])
+        newest = self._newest() if self._newest is not None else None
+        from_browser = "epoch" in self._property_lock
+        if from_browser and self.follow and newest is not None and value < newest:
+            return newest
+        return value
 
 
 class TimelineView(widgets.VBox):
@@ -287,6 +301,7 @@ class TimelineView(widgets.VBox):
         self._param: _Frames | None = None
         self._act: _Frames | None = None
         self.scrubber = ScrubberView()
+        self.scrubber._newest = lambda: self.rec.epochs[-1] if self.rec.epochs else None
         # Without bqplot figures (curves=False) the curves travel as data in scrubber._curves.
         self._figures = curves
         # A run whose epoch() is called every N steps (axis="step") is labelled in steps.
@@ -530,13 +545,15 @@ class TimelineView(widgets.VBox):
     # -- frames ----------------------------------------------------------------------------------
 
     def _on_epoch(self, change: dict[str, Any]) -> None:
-        # The browser moved the slider: it has moved the markers too (and synced them); setting
-        # them here again would redraw bqplot's SVG mid-scrub.
-        if "epoch" not in getattr(self.scrubber, "_property_lock", {}):
-            self._update_markers()
-            # Set from Python to an older epoch: stay there while new ones arrive.
-            if self.rec.epochs and change["new"] != self.rec.epochs[-1]:
-                self.scrubber.follow = False
+        epochs = self.rec.epochs
+        if "epoch" in getattr(self.scrubber, "_property_lock", {}):
+            # The browser moved the slider: it has moved the markers too (and synced them);
+            # setting them here again would redraw bqplot's SVG mid-scrub.
+            return
+        self._update_markers()
+        # Set from Python to an older epoch: stay there while new ones arrive.
+        if epochs and change["new"] != epochs[-1]:
+            self.scrubber.follow = False
 
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
