@@ -166,22 +166,29 @@ def test_workspace_in_lab_clicks_reach_python_and_python_moves_the_panels(
     assert page.errors == []
 
 
-def test_workspace_in_notebook7(page: Any, kernels: Lab) -> None:
-    lab = kernels
-    code = TRAINED.format(tests=TESTS) + "ex = ls.explore(model, X[:8], recorder=rec)\nex"
-    lab.write_notebook("explore_nb7.ipynb", [code])
+def run_in_notebook7(page: Any, lab: Lab, name: str, code: str) -> list[str]:
+    """Open a one-cell notebook in Notebook 7 (the `notebook` package's /notebooks/ page) and run
+    it from the Run menu; returns the list the page's errors go to. Notebook 7 itself throws on a
+    plain notebook (its settings: "reading 'schema'", in notebook_core.js): only errors from
+    anywhere else are listed."""
+    lab.write_notebook(name, [code])
     ours: list[str] = []
-    # Notebook 7 itself throws on a plain notebook (its settings: "reading 'schema'", in
-    # notebook_core.js): only errors from anywhere else count.
     page.on(
         "pageerror",
         lambda e: None if "/static/notebook/" in (e.stack or "") else ours.append(str(e)),
     )
-    page.goto(f"{lab.url}/notebooks/explore_nb7.ipynb?token={lab.token}")
+    page.goto(f"{lab.url}/notebooks/{name}?token={lab.token}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     lab.wait_kernel_idle()
     page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    return ours
+
+
+def test_workspace_in_notebook7(page: Any, kernels: Lab) -> None:
+    lab = kernels
+    code = TRAINED.format(tests=TESTS) + "ex = ls.explore(model, X[:8], recorder=rec)\nex"
+    ours = run_in_notebook7(page, lab, "explore_nb7.ipynb", code)
     root = page.locator(".ls-explore")
     root.wait_for(timeout=60_000)
     lab.wait_kernel_idle()
@@ -488,17 +495,7 @@ def test_every_single_view_renders_and_reacts_in_notebook7(page: Any, kernels: L
         "          ls.saliency(model, x, method='gradient'), ls.timeline(rec)):\n"
         "    display(v)"
     )
-    lab.write_notebook("views_nb7.ipynb", [code])
-    ours: list[str] = []
-    page.on(
-        "pageerror",
-        lambda e: None if "/static/notebook/" in (e.stack or "") else ours.append(str(e)),
-    )
-    page.goto(f"{lab.url}/notebooks/views_nb7.ipynb?token={lab.token}")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    lab.wait_kernel_idle()
-    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    ours = run_in_notebook7(page, lab, "views_nb7.ipynb", code)
     for sel in SINGLE_VIEWS:
         page.locator(sel).first.wait_for(timeout=60_000)
     lab.wait_kernel_idle()
