@@ -77,7 +77,11 @@ def test_notebook_follows_a_torchrun_job_while_it_writes(page: Any, kernels: Lab
             pixels[e] = weight_pixels(page)
             assert job.poll() is None, "the timeline must grow while the job runs"
         assert slider_max(page) == e
-        assert len(set(pixels.values())) == len(pixels)  # each epoch's weights painted anew
+        # The weights are painted anew as epochs arrive: three epochs on, the image differs.
+        # (Not every pair of consecutive epochs: their reduced frames, quantized to 256 levels
+        # over the whole run's range, can be equal when the weights moved less than a level;
+        # that made this check fail in 2 of 5 CI runs.)
+        assert pixels[e] != pixels[first]
         print(f"\nfollow latency, manifest to DOM: {[round(x, 2) for x in latencies]} s")
         assert statistics.median(latencies) < 2.0 and max(latencies) < 2.5
         screenshot(page, "follow_lab_live")
