@@ -36,11 +36,17 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium fonts-liberation; }
 
 demo: setup
-	$(PY) -m layerscope.export notebooks/quickstart.ipynb --execute -o demo.html
-	@echo "Offline page: $(CURDIR)/demo.html"
-	@echo "Starting JupyterLab: http://127.0.0.1:$(PORT)/lab/tree/notebooks/quickstart.ipynb"
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.allow_root=True \
-		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/quickstart.ipynb
+	@start=$$(date +%s); \
+	$(PY) -m layerscope.export notebooks/quickstart.ipynb --execute -o demo.html && \
+	echo "executed notebooks/quickstart.ipynb and wrote demo.html in $$(( $$(date +%s) - start )) s"
+	@token=$$($(PY) -c 'import secrets; print(secrets.token_hex(24))'); \
+	echo ""; \
+	echo "Offline page (no kernel, no network): file://$(CURDIR)/demo.html"; \
+	echo "JupyterLab on the notebook:           http://127.0.0.1:$(PORT)/lab/tree/notebooks/quickstart.ipynb?token=$$token"; \
+	echo ""; \
+	exec $(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.port_retries=0 \
+		--IdentityProvider.token=$$token --ServerApp.allow_root=True --ServerApp.root_dir=$(CURDIR) \
+		--LabApp.default_url=/lab/tree/notebooks/quickstart.ipynb
 
 lint: setup
 	$(VENV)/bin/ruff check python tests bench docs

@@ -1,6 +1,7 @@
 // What every view's binding to its anywidget model does: redraw once per kernel update (one
 // update sets several traits and fires an event for each), and find out early that no kernel
 // answers (an exported page) instead of waiting for a request to time out.
+import { isOffline } from "./offline";
 import { Requester } from "./request";
 
 interface Events {
@@ -24,14 +25,19 @@ export function onChanges(model: Events, events: string, refresh: () => void): (
   return () => model.off(events, schedule);
 }
 
-/** Ping the kernel; if nothing answers within `ms` and `requester` never heard from it, call
- * `offline` (the view then uses what is baked into the page). */
+/** Call `offline` (the view then uses what is baked into the page) at once in a page our
+ * exporter marked, else when a ping of the kernel gets no answer within `ms` and `requester`
+ * never heard from it. */
 export function detectOffline(
   model: unknown,
   requester: Requester,
   offline: () => void,
   ms = 5_000,
 ): void {
+  if (isOffline()) {
+    offline();
+    return;
+  }
   const probe = new Requester(model as never, ms);
   probe
     .request("ping")

@@ -666,7 +666,11 @@ def _tile_range(args: dict[str, Any], arr: np.ndarray) -> tuple[float, float, bo
 
 
 def _hist_payload(hist: dict[str, Any], token: int) -> dict[str, Any]:
-    counts = np.asarray(hist["counts"], dtype=np.float64)
+    counts = np.asarray(hist["counts"], dtype=np.int64)
+    # The narrowest unsigned type that holds the largest count: 4,097 fine bins are 32 KB as
+    # float64 but 4 KB as uint8 for a small layer (every baked panel carries one).
+    top = int(counts.max()) if counts.size else 0
+    counts = counts.astype(np.min_scalar_type(top) if top < 2**32 else np.float64)
     return {
         "token": token,
         "lo": hist["lo"],
