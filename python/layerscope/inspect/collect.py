@@ -19,7 +19,6 @@ The model is run under ``preserved`` in eval mode with no grads: it comes back e
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from torch import nn
 from .batches import DatasetError, dataset_length, iter_batches, sample_input
 from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
+from .progress import Progress
 from .restore import preserved
 from .unitstats import UnitStats, as_units, bounds_of, unit_layout
 
@@ -143,39 +143,6 @@ class Collected:
             f"Collected(n={self.n:,}, layers={list(self.layers)}, representations kept={kept}, "
             f"labels={'yes' if self.labels is not None else 'no'})"
         )
-
-
-class _Progress:
-    """tqdm when installed, else a line on stderr. The text bar (not tqdm.auto's notebook widget):
-    a widget bar closed when done leaves a view with no state in a saved notebook, which an
-    exported page cannot show (and the exporter rightly refuses)."""
-
-    def __init__(self, total: int | None, enabled: bool) -> None:
-        self.bar = None
-        self.enabled = enabled
-        self.total = total
-        self.done = 0
-        if not enabled:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, desc="layerscope collect", unit="sample", leave=False)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled:
-            total = f"/{self.total:,}" if self.total else ""
-            print(f"\rlayerscope collect: {self.done:,}{total} samples", end="", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            print(file=sys.stderr)
 
 
 class _Reps:
@@ -319,7 +286,7 @@ def collect(
     n = 0
     input_shape: tuple[int, ...] = ()
     input_dtype = "float32"
-    bar = _Progress(total, progress)
+    bar = Progress(total, "layerscope collect", "sample", enabled=progress)
 
     def hook(path: str) -> Any:
         def fn(_m: nn.Module, _i: Any, out: Any) -> None:
