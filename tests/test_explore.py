@@ -103,6 +103,34 @@ def test_a_path_that_does_not_exist_is_refused_and_the_view_keeps_its_state() ->
         ls.explore(small_cnn(), torch.randn(2, 1, 8, 8), selected="nope")
 
 
+def test_after_training_the_saliency_panel_is_the_trained_models() -> None:
+    """A workspace made before training: once the cell that recorded epochs ends (refresh), the
+    saliency panel's predictions and maps are the trained model's, not the initial ones."""
+    torch.manual_seed(0)
+    model = small_cnn()
+    x = torch.randn(4, 1, 8, 8)
+    rec = ls.Recorder(model, probe=x[:2])
+    ex = ls.explore(model, x, recorder=rec, saliency={"method": "gradient"})
+    before = [s["topk"]["probs"][0] for s in ex.saliency._samples]
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    y = torch.tensor([3, 3, 3, 3])
+    for _ in range(20):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.step(loss=loss)
+    rec.epoch()
+    ex._after_cell()  # what IPython's post_run_cell does after the training cell
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)
+    assert ex.saliency.target == [3, 3, 3, 3]
+    got = [s["topk"]["probs"][0] for s in ex.saliency._samples]
+    assert got == pytest.approx(probs.max(1).values.tolist(), rel=1e-5) and got != before
+    want = ls.attribute(model, x, target=3, method="gradient")
+    assert torch.allclose(torch.as_tensor(ex.saliency._maps["gradient"]), want.sum(1), atol=1e-6)
+
+
 def test_sample_out_of_range_is_refused_and_epoch_is_clamped_and_said() -> None:
     import traitlets
 
@@ -187,9 +215,10 @@ def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed()
     # A baked panel holds that layer's own data: its path and its values.
     w = baked["weights"]["4.weight"]["state"]
     assert w["selected"] == "4.weight" and w["_meta"]["source_shape"] == [10, 64]
-    small = ls.explore(model, torch.randn(2, 1, 8, 8), budget=60_000)
+    half = baked["used"] // 2
+    small = ls.explore(model, torch.randn(2, 1, 8, 8), budget=half)
     small.refresh()
-    assert small._baked["used"] <= 60_000
+    assert 0 < small._baked["used"] <= half
     assert any(small._baked["left_out"].values())
 
 

@@ -271,3 +271,26 @@ def test_methods_trait_computes_new_methods(cnn: torch.nn.Module, images: torch.
     view.methods = ["nope"]
     assert "unknown method 'nope'" in view._error
     assert view._info["methods"] == ["grad_cam", "gradient"]
+
+
+def test_recompute_follows_a_changed_model(cnn: torch.nn.Module, images: torch.Tensor) -> None:
+    """After training (here: new weights), ``recompute`` predicts and attributes again; a sample
+    whose class the user picked keeps it, the others follow the new prediction."""
+    view = ls.saliency(cnn, images, method=["gradient", "grad_cam"])
+    view.handle_request("retarget", {"batch": 2, "target": 4})
+    with torch.no_grad():
+        for p in cnn.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    predicted = cnn(images).argmax(1).tolist()
+    view.recompute()
+    assert view.target == [predicted[0], predicted[1], 4]
+    for m in ("gradient", "grad_cam"):
+        for b, t in enumerate(view.target):
+            expected = ls.attribute(cnn, images[b : b + 1], t, method=m)
+            torch.testing.assert_close(view._maps[m][b], expected[0].sum(0))
+    with torch.no_grad():
+        probs = torch.softmax(cnn(images), 1)
+    top = view._samples[0]["topk"]
+    assert top["indices"][0] == predicted[0]
+    assert top["probs"][0] == pytest.approx(float(probs[0].max()), rel=1e-5)
+    assert view._error == ""

@@ -189,9 +189,10 @@ def export_html(
 
     settle()  # big heatmaps made just before: their full passes land first
     for w in widgets:
-        # A view whose saved state lags its model (the workspace after training) re-makes it.
-        if getattr(w, "_stale", False) and callable(getattr(w, "refresh", None)):
-            w.refresh()
+        # A view whose saved state lags its model or its selection (the workspace after
+        # training or a click) re-makes it, as it does after each cell.
+        if callable(getattr(w, "settle", None)):
+            w.settle()
     state = dependency_state(widgets, drop_defaults=False)
     manager_state = {"version_major": 2, "version_minor": 0, "state": state}
     views = "\n".join(

@@ -353,6 +353,7 @@ class ExploreView(BaseView):
     def _on_selected(self, change: Any) -> None:
         if self._live:
             self._select_panels(change["new"])
+            self._moved = True
             # Every panel's data for it has gone out: the front end can tell (and time) it.
             self.send({"ls_followed": change["new"]})
 
@@ -538,17 +539,27 @@ class ExploreView(BaseView):
 
     _stale = False  # the baked state lags the model (or holds the first layer only)
     _changed = False  # the model changed since the activations were captured
+    _moved = False  # the selection moved since the panels' saved state was taken
 
     def _after_cell(self, *_args: Any) -> None:
+        self.settle()
+
+    def settle(self) -> None:
+        """Bring the saved state (what a saved notebook or exported page holds) up to the model
+        and the selection; runs after each cell and before ``ls.export_html``."""
         if self._stale:
             self.refresh(recapture=self._changed)
+        elif self._moved:
+            # The dataset and saliency panels' saved state is that of one layer: the selected.
+            self._moved = False
+            self._panels = {name: self._static_state(name) for name in self._relays}
 
     def refresh(self, *, recapture: bool = True) -> None:
         """Read the model again and re-make the baked state (every layer's panels within the
         budget) that a saved notebook or exported page holds. Runs by itself after the cell
         that made the view, and after a cell that recorded epochs, ends (and before
         ``ls.export_html``); call it after changing the model some other way."""
-        self._stale = self._changed = False
+        self._stale = self._changed = self._moved = False
         path = self.selected
         self._live = False
         try:
@@ -556,6 +567,8 @@ class ExploreView(BaseView):
                 self.weights.refresh_rows()
                 if self.activations is not None:
                     self.activations.recapture()
+                if self.saliency is not None:
+                    self.saliency.recompute()
             self._bake(path)
             self._panels = {name: self._static_state(name) for name in self._relays}
             self._select_panels(path)

@@ -236,6 +236,8 @@ class SaliencyView(TensorView):
                 f"classes; pass one name per class (labels[i] names class i), or labels=None."
             )
         targets = self._resolve_targets(target, n)
+        # Samples whose class was chosen (given, or retargeted): the rest follow the prediction.
+        self._chosen = set() if target is None else set(range(n))
         # Compute everything before the widget exists: bad input raises with nothing left behind.
         maps = {m: self._attribute(m, targets) for m in methods}
         self._maps = maps
@@ -551,12 +553,43 @@ class SaliencyView(TensorView):
         }
         for m, a in fresh.items():
             self._maps[m][b] = a[0]
+        self._chosen.add(b)
         samples = list(self._samples)
         samples[b] = self._bake_sample(b, new_t)
         with self.hold_sync():
             self.target = [self._json_target(t) for t in targets]
             self._samples = samples
         return {"batch": b, "target": self._json_target(new_t)}
+
+    def recompute(self) -> None:
+        """The model changed (it trained): predict again and recompute every method; a sample
+        whose class was not chosen (given as ``target=`` or picked in the view) follows the new
+        prediction. A failure is the view's error, the old maps stay."""
+        try:
+            topk = self._predict()
+            targets = self._targets()
+            if topk is not None:
+                predicted = [int(v) for v in topk.indices[:, 0]]
+                targets = [t if b in self._chosen else predicted[b] for b, t in enumerate(targets)]
+            self._topk, old_topk = topk, self._topk
+            try:
+                maps = {m: self._attribute(m, targets) for m in self.methods}
+            except Exception:
+                self._topk = old_topk
+                raise
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self._error = str(exc)
+            return
+        self._maps = maps
+        if self._kind == "tokens":
+            self._attn_batch = -1  # the weights changed: not the cached sample's attention
+            self._attention_for(self.batch)
+        self._error = ""
+        with self.hold_sync():
+            self.target = [self._json_target(t) for t in targets]
+            self._samples = self._bake_all(targets)
+            if self._kind == "tokens":
+                self._attention = self._bake_attention()
 
     def _targets(self) -> list[Any]:
         return [tuple(t) if isinstance(t, list) else t for t in self.target]
