@@ -555,32 +555,80 @@ def test_exported_workspace_dataset_panels_hold_their_layer_and_say_so_for_other
 @pytest.mark.slow
 def test_quickstart_runs_and_its_page_works_offline(page: Any, tmp_path: pathlib.Path) -> None:
     """`make demo`'s notebook: executed, exported, opened from disk with every non-file request
-    failing: every view paints, and a click in the workspace moves its panels."""
+    failing: every widget output paints (pixels of its canvases, photographed), nothing is
+    requested or fails to load, no output is an error or a stderr box, and a click in the
+    workspace moves every panel that follows the layer."""
     from layerscope.export import export_notebook
 
     src = pathlib.Path(TESTS).parent / "notebooks" / "quickstart.ipynb"
     out = export_notebook(src, tmp_path / "demo.html", execute=True)
+    assert out.stat().st_size <= 3_000_000, f"demo page is {out.stat().st_size:,} bytes"
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
     with offline_guard(page) as attempted:
         page.goto(out.as_uri())
         root = page.locator(".ls-explore")
         root.wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        for sel in (".ls-explore", ".ls-saliency", ".ls-proj", ".ls-units", ".ls-heatmap"):
-            assert page.locator(sel).count() >= 1, sel
-        # The big tensor's overview is painted (not blank): its canvas has several colours.
-        big = page.locator(".ls-heatmap", has_text="4096 x 4096").last
-        big.scroll_into_view_if_needed()
-        page.wait_for_timeout(300)
-        colours = big.locator("canvas.ls-canvas").first.evaluate(
-            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                const s = new Set(); for (let i = 0; i < d.length; i += 400) s.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
-                return s.size; }"""
+        assert (
+            page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).count()
+            == 0
         )
-        assert colours > 8
-        click_layer(root, page, "fc1")
+        outputs = page.locator(".jupyter-widgets.jp-OutputArea-output")
+        kinds = [
+            ".ls-explore",
+            ".ls-saliency",
+            ".ls-saliency",
+            ".ls-proj",
+            ".ls-units",
+            ".ls-heatmap",
+            ".ls-saliency",
+        ]
+        assert outputs.count() == len(kinds)
+        for i, kind in enumerate(kinds):
+            out_i = outputs.nth(i)
+            assert out_i.locator(kind).count() >= 1, (i, kind)
+            out_i.scroll_into_view_if_needed()
+            page.wait_for_timeout(600)
+            assert painted(out_i, tmp_path / f"out{i}.png") >= 6, f"output {i} ({kind}) is blank"
+        # The workspace opens where the notebook left it (fc1 at epoch 0), every panel shown.
         wait_selected(root, "fc1")
         p = panels(root)
-        assert p["weights"]["what"] == "fc1.weight" and p["acts"]["what"] == "fc1, sample 0", p
+        for name in ("weights", "acts", "timeline", "projection", "units"):
+            assert p[name]["state"] == "shown" and "fc1" in p[name]["what"], p
+        assert p["saliency"]["state"] == "shown", p
+        # The big tensor's view knows the page has no kernel: it asks for no tile.
+        big = page.locator(".ls-heatmap", has_text="4096 x 4096").last
+        assert "loading" not in big.inner_text() and "no kernel" in big.inner_text()
+        click_layer(root, page, "conv2")
+        wait_selected(root, "conv2")
+        page.wait_for_timeout(300)
+        p = panels(root)
+        assert p["weights"]["what"] == "conv2.weight" and p["acts"]["what"] == "conv2, sample 0", p
+        for name in ("weights", "acts", "timeline", "projection", "units"):
+            assert "conv2" in p[name]["what"], p
+            assert p[name]["state"] == "shown", p
+        for name in ("weights", "acts", "projection", "units"):
+            panel = root.locator(f".ls-ex-{name}")
+            assert painted(panel, tmp_path / f"conv2-{name}.png") >= 6, f"{name} of conv2 is blank"
         screenshot(page, "quickstart_offline")
-    assert attempted == []
+    assert attempted == [] and failed == []
     assert page.errors == []
+
+
+def painted(scope: Any, path: pathlib.Path) -> int:
+    """The most distinct colours in a photograph of any visible canvas in ``scope`` (what the
+    screen shows, WebGL included; a blank canvas has one or two)."""
+    from PIL import Image
+
+    best = 0
+    canvases = scope.locator("canvas")
+    for j in range(canvases.count()):
+        c = canvases.nth(j)
+        box = c.bounding_box()
+        if not box or box["width"] < 8 or box["height"] < 8:
+            continue
+        c.screenshot(path=str(path))
+        best = max(best, len(Image.open(path).convert("RGB").getcolors(1 << 16) or range(1 << 16)))
+    return best
