@@ -192,9 +192,7 @@ class _Reps:
         self.extent: dict[str, float] = {}
 
     def per_sample(self) -> int:
-        return sum(
-            d * torch.tensor([], dtype=self.dtypes[p]).element_size() for p, d in self.dims.items()
-        )
+        return sum(d * self.dtypes[p].itemsize for p, d in self.dims.items())
 
     def add(self, start: int, pooled: dict[str, torch.Tensor], extent: dict[str, float]) -> None:
         """Keep the rows of ``pooled`` the stride rule keeps; ``extent[p]``: the largest finite
@@ -211,8 +209,7 @@ class _Reps:
                 self.rows[p] = [r.float() for r in self.rows[p]]
         b = next(iter(pooled.values())).shape[0]
         cap = max(1, self.max_bytes // max(1, self.per_sample()))
-        wanted = [i for i in range(start, start + b) if i % self.stride == 0]
-        while len(self.index) + len(wanted) > cap:
+        while len(self.index) + _count(start, b, self.stride) > cap:
             self.stride *= 2
             keep = [k for k, i in enumerate(self.index) if i % self.stride == 0]
             self.index = [self.index[k] for k in keep]
@@ -220,19 +217,23 @@ class _Reps:
             for p in self.rows:
                 if self.rows[p]:
                     self.rows[p] = [torch.cat(self.rows[p])[ki]]
-            wanted = [i for i in wanted if i % self.stride == 0]
-        if not wanted:
+        first = -(-start // self.stride) * self.stride  # the first kept index >= start
+        if first >= start + b:
             return
-        sel = torch.tensor([i - start for i in wanted], dtype=torch.int64)
-        self.index.extend(wanted)
+        self.index.extend(range(first, start + b, self.stride))
         for p, t in pooled.items():
-            self.rows[p].append(t[sel].to(self.dtypes[p]).cpu())
+            self.rows[p].append(t[first - start :: self.stride].to(self.dtypes[p]).cpu())
 
     def result(self, path: str) -> np.ndarray:
         rows = self.rows.get(path) or []
         if not rows:
             return np.zeros((0, self.dims.get(path, 0)), np.float32)
         return torch.cat(rows).numpy()
+
+
+def _count(start: int, b: int, stride: int) -> int:
+    """How many of the indices start..start + b - 1 are multiples of ``stride``."""
+    return (start + b - 1) // stride - (start - 1) // stride
 
 
 def _pool(v: torch.Tensor, pool: str | None) -> torch.Tensor:
@@ -377,16 +378,19 @@ def collect(
                                 "resize samples to one shape"
                             )
                         v = as_units(out, layouts[p])
-                        stats[p].update(v, start)
-                        pr = _pool(v.float(), pool)
-                        if not stats[p].last_all_finite:
+                        st = stats[p]
+                        st.update(v, start)
+                        if st.last_all_finite and pool is not None:
+                            # the statistics' per-sample sums and maxima are the pooled forms
+                            rs, rm = st.last_rowsum, st.last_rowmax
+                            assert rs is not None and rm is not None
+                            pr = rs / v.shape[2] if pool == "mean" else rm
+                        else:
+                            pr = _pool(v.float(), pool)
+                        if not st.last_all_finite:
                             nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
                         pooled[p] = pr
-                    reps.add(
-                        start,
-                        pooled,
-                        {p: _extent(stats[p]) for p in paths},
-                    )
+                    reps.add(start, pooled, {p: stats[p].extent for p in paths})
                     if predict:
                         _predictions(
                             output,
@@ -452,13 +456,6 @@ def collect(
     )
 
 
-def _extent(st: UnitStats) -> float:
-    """The largest finite |value| a layer has given so far."""
-    both = np.abs(np.concatenate([st.min, st.max]))
-    both = both[np.isfinite(both)]
-    return float(both.max()) if both.size else 0.0
-
-
 def _nonfinite_kept(reps: np.ndarray) -> int:
     return int((~np.isfinite(reps)).any(axis=1).sum()) if reps.size else 0
 
@@ -486,10 +483,11 @@ def _predictions(
             notes.append(f"no predictions: the model output {shape} is not class scores (N, C)")
         return
     out = out.float()
-    p = torch.softmax(out, dim=1)
-    prob, pred = p.max(dim=1)
+    # one log-softmax gives the prediction, its probability and the cross-entropy loss
+    logp = torch.log_softmax(out, dim=1)
+    top, pred = logp.max(dim=1)
     preds.append(pred.cpu().numpy())
-    probs.append(prob.cpu().numpy().astype(np.float32))
+    probs.append(top.exp().cpu().numpy())
     if yb is None:
         return
     y = yb.to(out.device)
@@ -502,9 +500,11 @@ def _predictions(
             )
         losses.append(loss.detach().float().reshape(out.shape[0], -1).mean(1).cpu().numpy())
     elif not y.is_floating_point() and y.dim() == 1:
-        if int(y.min()) < 0 or int(y.max()) >= out.shape[1]:
+        lo, hi = torch.aminmax(y)
+        lo_i, hi_i = int(lo), int(hi)
+        if lo_i < 0 or hi_i >= out.shape[1]:
             raise ValueError(
-                f"labels range over {int(y.min())}..{int(y.max())} but the model outputs "
+                f"labels range over {lo_i}..{hi_i} but the model outputs "
                 f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
             )
-        losses.append(torch.nn.functional.cross_entropy(out, y, reduction="none").cpu().numpy())
+        losses.append(logp.gather(1, y[:, None]).neg_()[:, 0].cpu().numpy())
