@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batches import DatasetError, dataset_length, iter_batches, sample_input
+from .batches import DatasetError, dataset_length, is_one_shot, iter_batches, sample_input
 from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
 from .restore import preserved
@@ -231,6 +231,45 @@ class _Reps:
         return torch.cat(rows).numpy()
 
 
+def leaf_layers(model: nn.Module) -> list[str]:
+    """Paths of the model's leaf modules, in model order: what ``collect`` takes by default."""
+    return [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
+
+
+def collect_every_layer(
+    model: nn.Module, data: Any, first: str | None = None, **kwargs: Any
+) -> Collected:
+    """``collect`` of every leaf layer (and ``first``, put first) in one pass, leaving out with a
+    note the layers that give no per-sample output: what a view does with data it can read only
+    once (a generator), so that the user can still switch layers.
+
+    >>> col = collect_every_layer(model, (batch for batch in stream), first="features.1")  # doctest: +SKIP
+    """
+    leaves = leaf_layers(model)
+    layers = [first, *(p for p in leaves if p != first)] if first is not None else leaves
+    return collect(model, data, layers, skip_missing=True, **kwargs)
+
+
+def _drop_missing(
+    paths: list[str], outs: dict[str, torch.Tensor], b: int, notes: list[str]
+) -> list[str]:
+    """The layers of ``paths`` that gave a per-sample output (N, units, ...) in this batch."""
+    kept = [p for p in paths if p in outs and outs[p].dim() >= 2 and outs[p].shape[0] == b]
+    left = [p for p in paths if p not in kept]
+    if not kept:
+        raise RuntimeError(
+            "no layer gave a per-sample output (N, ...) in the first batch: "
+            f"{', '.join(repr(p) for p in paths[:8])}"
+        )
+    if left:
+        shown = ", ".join(repr(p) for p in left[:6]) + (" …" if len(left) > 6 else "")
+        notes.append(
+            f"{len(left)} layer(s) left out: no per-sample output (N, ...) in the first batch "
+            f"({shown})"
+        )
+    return kept
+
+
 def _count(start: int, b: int, stride: int) -> int:
     """How many of the indices start..start + b - 1 are multiples of ``stride``."""
     return (start + b - 1) // stride - (start - 1) // stride
@@ -272,6 +311,7 @@ def collect(
     loss_fn: Any = None,
     progress: bool = True,
     predict: bool = True,
+    skip_missing: bool = False,
     **model_kwargs: Any,
 ) -> Collected:
     """Run ``model`` over ``data`` once and keep, per layer, what dataset-level views need.
@@ -283,7 +323,10 @@ def collect(
     caps the stored representations (int or "256MB"; see the module docstring for the rule when
     the data does not fit). ``loss_fn(output, labels)`` gives per-sample losses (default:
     cross-entropy for class outputs ``(N, C)`` with integer labels); ``predict=False`` skips
-    predictions and losses (labels are still kept).
+    predictions and losses (labels are still kept). ``skip_missing=True`` leaves out, with a
+    note, the layers that give no per-sample output ``(N, ...)`` in the first batch (they did
+    not run, or returned no tensor) instead of raising: what a view uses to collect every leaf
+    layer of a one-shot iterable (a generator) in its one pass.
 
     >>> col = ls.inspect.collect(model, (x, y), layers=["features.2", "classifier.2"])  # doctest: +SKIP
     >>> col["features.2"].stats["frac_zero"]          # dead units: near 1.0          # doctest: +SKIP
@@ -294,11 +337,7 @@ def collect(
 
         max_bytes = parse_budget(max_bytes)
     _check_args(pool, top_k, bins, dtype, max_bytes)
-    paths = (
-        _layer_list(model, layers)
-        if layers is not None
-        else [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
-    )
+    paths = _layer_list(model, layers) if layers is not None else leaf_layers(model)
     if not paths:
         raise ValueError("the model has no leaf modules to collect from; pass layers=[...]")
     modules = {p: find_module(model, p) for p in paths}
@@ -317,6 +356,7 @@ def collect(
     loss_parts: list[np.ndarray] = []
     notes: list[str] = []
     outs: dict[str, torch.Tensor] = {}
+    one_shot = is_one_shot(data)
     n = 0
     input_shape: tuple[int, ...] = ()
     input_dtype = "float32"
@@ -352,6 +392,8 @@ def collect(
                         x_dev = x_dev.to(p0.dtype) if p0.is_floating_point() else x_dev
                     output = model(x_dev, **model_kwargs)
                     b = xb.shape[0]
+                    if k == 0 and skip_missing:
+                        paths = _drop_missing(paths, outs, b, notes)
                     pooled: dict[str, torch.Tensor] = {}
                     for p in paths:
                         if p not in outs:
@@ -412,6 +454,13 @@ def collect(
     finally:
         bar.close()
     if n == 0:
+        if one_shot:
+            raise DatasetError(
+                f"the dataset is empty: the iterator ({type(data).__name__}) yielded no "
+                "samples. An iterator such as a generator can be read only once; if it was "
+                "read before (by an earlier collect or view), pass data that can be read again: "
+                "a tensor, a tuple (inputs, labels), a DataLoader, or a list of batches"
+            )
         raise DatasetError("the dataset is empty: it yielded no samples")
     if reps.stride > 1:
         notes.append(

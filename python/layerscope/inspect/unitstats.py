@@ -160,16 +160,17 @@ class UnitStats:
         if all_finite:
             self.last_rowsum, self.last_rowmax = rowsum, rowmax
             cnt: torch.Tensor | int = b * p
-            bm = s1 / (b * p)
-            m2b = (w - bm).square_().sum(dim=(0, 1))
+            d = w - s1 / (b * p)
+            bm, m2b = _corrected(s1 / (b * p), d, d.sum(dim=(0, 1)), b * p)
         else:
             self.last_rowsum = self.last_rowmax = None
             finite = torch.isfinite(w)
             cnt_t = finite.sum(dim=(0, 1))
             cnt = cnt_t
             zero = torch.zeros((), dtype=w.dtype, device=w.device)
-            bm = torch.where(finite, w, zero).sum(dim=(0, 1)) / cnt_t.clamp(min=1)
-            m2b = torch.where(finite, w - bm, zero).square_().sum(dim=(0, 1))
+            guess = torch.where(finite, w, zero).sum(dim=(0, 1)) / cnt_t.clamp(min=1)
+            d = torch.where(finite, w - guess, zero)
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), cnt_t.clamp(min=1))
             keyed = torch.where(finite, w, -math.inf)
             rowmax = keyed.amax(1)
             mx = rowmax.amax(0)
@@ -183,7 +184,7 @@ class UnitStats:
             self.extent = max(self.extent, abs(vmax))
         if math.isfinite(vmin):
             self.extent = max(self.extent, abs(vmin))
-        self._combine(cnt, self._a(bm).double(), self._a(m2b).double())
+        self._combine(cnt, self._a(bm), self._a(m2b))
         self.max = torch.maximum(self.max, self._a(mx))
         self.min = torch.minimum(self.min, self._a(mn))
         if self.edges is None:
@@ -381,6 +382,18 @@ class UnitStats:
         out["top_index"] = torch.where(keep, ti, -1).numpy()
         out["top_pos"] = torch.where(keep, tp, -1).numpy()
         return out
+
+
+def _corrected(
+    guess: torch.Tensor, d: torch.Tensor, sum_d: torch.Tensor, n: torch.Tensor | int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's mean and M2 in float64 from its deviations ``d`` from a float32 ``guess`` of
+    the mean (the corrected two-pass algorithm: the guess's rounding, up to an ulp of the mean,
+    drops out). ``d`` is consumed."""
+    nd = n.double() if isinstance(n, torch.Tensor) else float(n)
+    sd = sum_d.double()
+    m2 = d.square_().sum(dim=(0, 1)).double() - sd * sd / nd
+    return guess.double() + sd / nd, m2.clamp_(min=0)
 
 
 def fixed_edges(
