@@ -193,3 +193,61 @@ def test_bad_inputs():
         ls.inspect.collect(model, x[:4], pool="median", progress=False)
     with pytest.raises(ValueError, match="labels range over"):
         ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
+
+
+def test_std_of_a_large_offset_keeps_its_precision():
+    # values 1e4 + N(0, 0.05): a batch's float32 mean is off by up to ~1e-3, which a plain
+    # sum of squared deviations would add to the variance
+    g = torch.Generator().manual_seed(0)
+    x = 1e4 + 0.05 * torch.randn(3000, 3, generator=g) + torch.tensor([0.0, 1.0, -3.0])
+    col = ls.inspect.collect(nn.Sequential(nn.Identity()), x, layers=["0"], progress=False)
+    per_unit = x.double().t().numpy()
+    np.testing.assert_allclose(col["0"].stats["mean"], per_unit.mean(1), rtol=1e-9)
+    np.testing.assert_allclose(col["0"].stats["std"], per_unit.std(1), rtol=1e-5)
+
+
+def test_bounded_outputs_histogram_zeros_and_saturation_equal_numpy():
+    torch.manual_seed(0)
+    x = torch.randn(900, 6) * 40  # saturates: exactly 0.0 and the top bound in float32
+    for act, (lo, hi) in ((nn.Sigmoid(), (0.0, 1.0)), (nn.ReLU6(), (0.0, 6.0))):
+        model = nn.Sequential(nn.Linear(6, 5), act)
+        col = ls.inspect.collect(model, x, layers=["1"], progress=False, batch_size=128)
+        vals = ls.inspect.capture(model, x, layers=["1"])["1"].double().t().numpy()
+        s = col["1"].stats
+        e = s["edges"].astype(np.float32)
+        assert e[0] == lo and e[-1] == hi
+        assert (vals == hi).any() and (vals == 0).any()  # the edge cases occur
+        m = 0.01 * (hi - lo)
+        for u in range(vals.shape[0]):
+            np.testing.assert_array_equal(s["hist"][u], np.histogram(vals[u], e)[0])
+            assert s["under"][u] == 0 and s["over"][u] == 0
+            assert s["frac_zero"][u] == (vals[u] == 0).mean()
+            sat = (vals[u] <= np.float32(lo + m)) | (vals[u] >= np.float32(hi - m))
+            assert s["frac_saturated"][u] == sat.mean()
+
+
+def test_one_shot_data_read_twice_says_what_to_pass():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    x = torch.randn(20, 4)
+    gen = (x[i : i + 5] for i in range(0, 20, 5))
+    assert ls.inspect.collect(model, gen, progress=False).n == 20
+    with pytest.raises(DatasetError, match="generator that was read to its end already"):
+        ls.inspect.collect(model, gen, progress=False)
+    it = iter([x[:5]])
+    ls.inspect.collect(model, it, progress=False)
+    with pytest.raises(DatasetError, match=r"can be read only once.*a DataLoader, or a list"):
+        ls.inspect.collect(model, it, progress=False)
+
+
+def test_skip_missing_leaves_out_layers_that_do_not_run():
+    class Skips(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.used(x)
+
+    col = ls.inspect.collect(Skips(), torch.randn(6, 4), skip_missing=True, progress=False)
+    assert list(col.layers) == ["used"]
+    assert any("'unused'" in n and "left out" in n for n in col.notes)

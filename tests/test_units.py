@@ -173,3 +173,90 @@ def test_data_view_keeps_labels_without_predicting():
     assert col.predictions is None and col.loss is None
     np.testing.assert_array_equal(col.labels, y.numpy())
     assert v._card["top"]["labels"][0] == str(int(y[v._card["top"]["index"][0]]))
+
+
+def test_units_of_a_collected_equal_the_model_data_path(view, monkeypatch):
+    model, (x, y, _, _) = trained_digits()
+    col = ls.inspect.collect(
+        model, (x[:300], y[:300]), layers=["features.3", "classifier.2"], pool="max", progress=False
+    )
+    # the view shows the Collected: it never runs a pass over the data of its own
+    monkeypatch.setattr("layerscope.widgets.units.collect", None)
+    given = ls.units(model, col, layer="features.3")
+    for k in ("mean", "std", "frac_zero", "max"):
+        np.testing.assert_array_equal(
+            decode_array(given._table["stats"][k]), decode_array(view._table["stats"][k])
+        )
+    assert given._table["n"] == 300 and given._table["units"] == 16
+    view.unit = given.unit = 5
+    for part in ("index", "values", "positions", "boxes"):
+        assert given._card["top"][part] == view._card["top"][part]
+    assert [g["count"] for g in given._card["groups"]] == [g["count"] for g in view._card["groups"]]
+    assert given._card["weights"]["path"] == "features.2.weight[5]"
+    given.layer = "classifier.2"
+    assert given._error == "" and given._table["units"] == 128
+    given.layer = "features.1"
+    assert "'features.1' is not in the Collected" in given._error
+    with pytest.raises(KeyError, match="not in the Collected"):
+        ls.units(model, col, layer="features.0")
+
+
+def test_units_of_a_collected_without_model():
+    model, (x, y, _, _) = trained_digits()
+    col = ls.inspect.collect(
+        model, (x[:200], y[:200]), layers=["features.3"], pool="mean", progress=False
+    )
+    v = ls.units(col)
+    assert v.layer == "features.3" and not v._table["data_view"]
+    np.testing.assert_array_equal(
+        decode_array(v._table["stats"]["mean"]), col["features.3"].stats["mean"].astype(np.float32)
+    )
+    assert any("no model given" in n for n in v._table["notes"])
+    top = v._card["top"]
+    assert top["kind"] == "image" and "maps" not in top and "boxes" not in top
+    assert top["index"] == [i for i, _, _ in col["features.3"].top(v.unit)]
+    assert "no model given" in v._card["weights_note"]
+    # the Collected pooled by the mean: the quantile groups say so
+    assert "mean over positions" in v._card["groups_note"]
+    with pytest.raises(TypeError, match="takes the Collected alone"):
+        ls.units(col, x)
+
+
+def test_one_shot_generator_collects_every_layer_in_its_one_pass(view):
+    model, (x, y, _, _) = trained_digits()
+    x, y = x[:300], y[:300]
+    gen = ((x[i : i + 64], y[i : i + 64]) for i in range(0, 300, 64))
+    v = ls.units(model, gen, layer="features.3", progress=False)
+    np.testing.assert_allclose(
+        decode_array(v._table["stats"]["mean"]),
+        decode_array(view._table["stats"]["mean"]),
+        rtol=1e-5,
+    )
+    assert any("one-shot iterable" in n for n in v._table["notes"])
+    assert v._card["top"]["kind"] == "none"  # its inputs cannot be read again: said, not blank
+    assert "cannot be fetched again" in v._card["top"]["why"]
+    # another leaf layer: from the same pass, equal to a pass of its own
+    v.layer = "classifier.2"
+    assert v._error == ""
+    ref = ls.inspect.collect(model, x, layers=["classifier.2"], progress=False)
+    np.testing.assert_allclose(
+        decode_array(v._table["stats"]["mean"]),
+        ref["classifier.2"].stats["mean"].astype(np.float32),
+        rtol=1e-5,
+    )
+    assert v._table["n"] == 300
+    # a container is not a leaf: a clear error naming what to pass instead
+    v.layer = "features"
+    assert "one-shot iterable" in v._error and "a DataLoader or a list of batches" in v._error
+
+
+def test_explore_with_a_generator_fills_both_dataset_panels():
+    model, (x, y, _, _) = trained_digits()
+    x, y = x[:200], y[:200]
+    gen = ((x[i : i + 50], y[i : i + 50]) for i in range(0, 200, 50))
+    ex = ls.explore(model, x[:4], data=gen)
+    assert ex.projection.collected().n == 200 and ex.units.collected().n == 200
+    assert ex.units._error == "" and ex.projection._error == ""
+    ex.selected = "classifier.2"
+    assert ex.units.layer == "classifier.2" and ex.units._error == ""
+    assert ex.units._table["units"] == 128

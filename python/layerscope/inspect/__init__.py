@@ -8,6 +8,11 @@
 import importlib
 
 from .capture import capture
+
+# imported here, not on first use: a lazy import would be undone by any later
+# "from layerscope.inspect.collect import ..." (it binds the package attribute "collect" to the
+# module), and ls.inspect.collect(...) after ls.units(...) would call a module.
+from .collect import Collected, collect
 from .modules import find_module, module_paths
 from .restore import preserved
 from .stats import tensor_stats
@@ -33,10 +38,5 @@ def __getattr__(name: str):
         globals()["trace"] = _trace.trace
         globals()["Graph"] = _trace.Graph
         globals()["TraceError"] = _trace.TraceError
-        return globals()[name]
-    if name in ("collect", "Collected"):
-        _collect = importlib.import_module(".collect", __name__)
-        globals()["collect"] = _collect.collect
-        globals()["Collected"] = _collect.Collected
         return globals()[name]
     raise AttributeError(f"module 'layerscope.inspect' has no attribute {name!r}")

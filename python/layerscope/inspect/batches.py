@@ -7,6 +7,7 @@ or any iterable of batches (inputs, or ``(inputs, labels)``), with the checks ``
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,12 @@ def dataset_length(data: Any) -> int | None:
     if dataset is not None and hasattr(dataset, "__len__"):
         return len(dataset)
     return None
+
+
+def is_one_shot(data: Any) -> bool:
+    """True for data that can be iterated only once: an iterator such as a generator (a
+    DataLoader, a list or a tensor start over on each ``iter()``)."""
+    return isinstance(data, Iterator)
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,6 +113,12 @@ def iter_batches(
         raise DatasetError(
             f"data must be a tensor, a tuple (inputs, labels), a DataLoader or an iterable of "
             f"batches; got {type(data).__name__}"
+        )
+    if inspect.isgenerator(data) and inspect.getgeneratorstate(data) == inspect.GEN_CLOSED:
+        raise DatasetError(
+            "data is a generator that was read to its end already (a generator can be read only "
+            "once); pass data that can be read again: a tensor, a tuple (inputs, labels), a "
+            "DataLoader, or a list of batches"
         )
     start = 0
     first_shape: tuple[int, ...] | None = None

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batches import DatasetError, dataset_length, iter_batches, sample_input
+from .batches import DatasetError, dataset_length, is_one_shot, iter_batches, sample_input
 from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
 from .progress import Progress
@@ -159,9 +159,7 @@ class _Reps:
         self.extent: dict[str, float] = {}
 
     def per_sample(self) -> int:
-        return sum(
-            d * torch.tensor([], dtype=self.dtypes[p]).element_size() for p, d in self.dims.items()
-        )
+        return sum(d * self.dtypes[p].itemsize for p, d in self.dims.items())
 
     def add(self, start: int, pooled: dict[str, torch.Tensor], extent: dict[str, float]) -> None:
         """Keep the rows of ``pooled`` the stride rule keeps; ``extent[p]``: the largest finite
@@ -178,8 +176,7 @@ class _Reps:
                 self.rows[p] = [r.float() for r in self.rows[p]]
         b = next(iter(pooled.values())).shape[0]
         cap = max(1, self.max_bytes // max(1, self.per_sample()))
-        wanted = [i for i in range(start, start + b) if i % self.stride == 0]
-        while len(self.index) + len(wanted) > cap:
+        while len(self.index) + _count(start, b, self.stride) > cap:
             self.stride *= 2
             keep = [k for k, i in enumerate(self.index) if i % self.stride == 0]
             self.index = [self.index[k] for k in keep]
@@ -187,19 +184,62 @@ class _Reps:
             for p in self.rows:
                 if self.rows[p]:
                     self.rows[p] = [torch.cat(self.rows[p])[ki]]
-            wanted = [i for i in wanted if i % self.stride == 0]
-        if not wanted:
+        first = -(-start // self.stride) * self.stride  # the first kept index >= start
+        if first >= start + b:
             return
-        sel = torch.tensor([i - start for i in wanted], dtype=torch.int64)
-        self.index.extend(wanted)
+        self.index.extend(range(first, start + b, self.stride))
         for p, t in pooled.items():
-            self.rows[p].append(t[sel].to(self.dtypes[p]).cpu())
+            self.rows[p].append(t[first - start :: self.stride].to(self.dtypes[p]).cpu())
 
     def result(self, path: str) -> np.ndarray:
         rows = self.rows.get(path) or []
         if not rows:
             return np.zeros((0, self.dims.get(path, 0)), np.float32)
         return torch.cat(rows).numpy()
+
+
+def leaf_layers(model: nn.Module) -> list[str]:
+    """Paths of the model's leaf modules, in model order: what ``collect`` takes by default."""
+    return [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
+
+
+def collect_every_layer(
+    model: nn.Module, data: Any, first: str | None = None, **kwargs: Any
+) -> Collected:
+    """``collect`` of every leaf layer (and ``first``, put first) in one pass, leaving out with a
+    note the layers that give no per-sample output: what a view does with data it can read only
+    once (a generator), so that the user can still switch layers.
+
+    >>> col = collect_every_layer(model, (batch for batch in stream), first="features.1")  # doctest: +SKIP
+    """
+    leaves = leaf_layers(model)
+    layers = [first, *(p for p in leaves if p != first)] if first is not None else leaves
+    return collect(model, data, layers, skip_missing=True, **kwargs)
+
+
+def _drop_missing(
+    paths: list[str], outs: dict[str, torch.Tensor], b: int, notes: list[str]
+) -> list[str]:
+    """The layers of ``paths`` that gave a per-sample output (N, units, ...) in this batch."""
+    kept = [p for p in paths if p in outs and outs[p].dim() >= 2 and outs[p].shape[0] == b]
+    left = [p for p in paths if p not in kept]
+    if not kept:
+        raise RuntimeError(
+            "no layer gave a per-sample output (N, ...) in the first batch: "
+            f"{', '.join(repr(p) for p in paths[:8])}"
+        )
+    if left:
+        shown = ", ".join(repr(p) for p in left[:6]) + (" …" if len(left) > 6 else "")
+        notes.append(
+            f"{len(left)} layer(s) left out: no per-sample output (N, ...) in the first batch "
+            f"({shown})"
+        )
+    return kept
+
+
+def _count(start: int, b: int, stride: int) -> int:
+    """How many of the indices start..start + b - 1 are multiples of ``stride``."""
+    return (start + b - 1) // stride - (start - 1) // stride
 
 
 def _pool(v: torch.Tensor, pool: str | None) -> torch.Tensor:
@@ -238,6 +278,7 @@ def collect(
     loss_fn: Any = None,
     progress: bool = True,
     predict: bool = True,
+    skip_missing: bool = False,
     **model_kwargs: Any,
 ) -> Collected:
     """Run ``model`` over ``data`` once and keep, per layer, what dataset-level views need.
@@ -249,7 +290,10 @@ def collect(
     caps the stored representations (int or "256MB"; see the module docstring for the rule when
     the data does not fit). ``loss_fn(output, labels)`` gives per-sample losses (default:
     cross-entropy for class outputs ``(N, C)`` with integer labels); ``predict=False`` skips
-    predictions and losses (labels are still kept).
+    predictions and losses (labels are still kept). ``skip_missing=True`` leaves out, with a
+    note, the layers that give no per-sample output ``(N, ...)`` in the first batch (they did
+    not run, or returned no tensor) instead of raising: what a view uses to collect every leaf
+    layer of a one-shot iterable (a generator) in its one pass.
 
     >>> col = ls.inspect.collect(model, (x, y), layers=["features.2", "classifier.2"])  # doctest: +SKIP
     >>> col["features.2"].stats["frac_zero"]          # dead units: near 1.0          # doctest: +SKIP
@@ -260,11 +304,7 @@ def collect(
 
         max_bytes = parse_budget(max_bytes)
     _check_args(pool, top_k, bins, dtype, max_bytes)
-    paths = (
-        _layer_list(model, layers)
-        if layers is not None
-        else [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
-    )
+    paths = _layer_list(model, layers) if layers is not None else leaf_layers(model)
     if not paths:
         raise ValueError("the model has no leaf modules to collect from; pass layers=[...]")
     modules = {p: find_module(model, p) for p in paths}
@@ -283,6 +323,7 @@ def collect(
     loss_parts: list[np.ndarray] = []
     notes: list[str] = []
     outs: dict[str, torch.Tensor] = {}
+    one_shot = is_one_shot(data)
     n = 0
     input_shape: tuple[int, ...] = ()
     input_dtype = "float32"
@@ -318,6 +359,8 @@ def collect(
                         x_dev = x_dev.to(p0.dtype) if p0.is_floating_point() else x_dev
                     output = model(x_dev, **model_kwargs)
                     b = xb.shape[0]
+                    if k == 0 and skip_missing:
+                        paths = _drop_missing(paths, outs, b, notes)
                     pooled: dict[str, torch.Tensor] = {}
                     for p in paths:
                         if p not in outs:
@@ -344,16 +387,19 @@ def collect(
                                 "resize samples to one shape"
                             )
                         v = as_units(out, layouts[p])
-                        stats[p].update(v, start)
-                        pr = _pool(v.float(), pool)
-                        if not stats[p].last_all_finite:
+                        st = stats[p]
+                        st.update(v, start)
+                        if st.last_all_finite and pool is not None:
+                            # the statistics' per-sample sums and maxima are the pooled forms
+                            rs, rm = st.last_rowsum, st.last_rowmax
+                            assert rs is not None and rm is not None
+                            pr = rs / v.shape[2] if pool == "mean" else rm
+                        else:
+                            pr = _pool(v.float(), pool)
+                        if not st.last_all_finite:
                             nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
                         pooled[p] = pr
-                    reps.add(
-                        start,
-                        pooled,
-                        {p: _extent(stats[p]) for p in paths},
-                    )
+                    reps.add(start, pooled, {p: stats[p].extent for p in paths})
                     if predict:
                         _predictions(
                             output,
@@ -375,6 +421,13 @@ def collect(
     finally:
         bar.close()
     if n == 0:
+        if one_shot:
+            raise DatasetError(
+                f"the dataset is empty: the iterator ({type(data).__name__}) yielded no "
+                "samples. An iterator such as a generator can be read only once; if it was "
+                "read before (by an earlier collect or view), pass data that can be read again: "
+                "a tensor, a tuple (inputs, labels), a DataLoader, or a list of batches"
+            )
         raise DatasetError("the dataset is empty: it yielded no samples")
     if reps.stride > 1:
         notes.append(
@@ -419,13 +472,6 @@ def collect(
     )
 
 
-def _extent(st: UnitStats) -> float:
-    """The largest finite |value| a layer has given so far."""
-    both = np.abs(np.concatenate([st.min, st.max]))
-    both = both[np.isfinite(both)]
-    return float(both.max()) if both.size else 0.0
-
-
 def _nonfinite_kept(reps: np.ndarray) -> int:
     return int((~np.isfinite(reps)).any(axis=1).sum()) if reps.size else 0
 
@@ -453,10 +499,11 @@ def _predictions(
             notes.append(f"no predictions: the model output {shape} is not class scores (N, C)")
         return
     out = out.float()
-    p = torch.softmax(out, dim=1)
-    prob, pred = p.max(dim=1)
+    # one log-softmax gives the prediction, its probability and the cross-entropy loss
+    logp = torch.log_softmax(out, dim=1)
+    top, pred = logp.max(dim=1)
     preds.append(pred.cpu().numpy())
-    probs.append(prob.cpu().numpy().astype(np.float32))
+    probs.append(top.exp().cpu().numpy())
     if yb is None:
         return
     y = yb.to(out.device)
@@ -469,9 +516,11 @@ def _predictions(
             )
         losses.append(loss.detach().float().reshape(out.shape[0], -1).mean(1).cpu().numpy())
     elif not y.is_floating_point() and y.dim() == 1:
-        if int(y.min()) < 0 or int(y.max()) >= out.shape[1]:
+        lo, hi = torch.aminmax(y)
+        lo_i, hi_i = int(lo), int(hi)
+        if lo_i < 0 or hi_i >= out.shape[1]:
             raise ValueError(
-                f"labels range over {int(y.min())}..{int(y.max())} but the model outputs "
+                f"labels range over {lo_i}..{hi_i} but the model outputs "
                 f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
             )
-        losses.append(torch.nn.functional.cross_entropy(out, y, reduction="none").cpu().numpy())
+        losses.append(logp.gather(1, y[:, None]).neg_()[:, 0].cpu().numpy())

@@ -17,7 +17,6 @@ dimension of a token output ``(N, T, D)``; a unit's *values* are all its positio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -80,158 +79,321 @@ def as_units(out: torch.Tensor, layout: str) -> torch.Tensor:
     return out.flatten(2)
 
 
-@dataclass
 class UnitStats:
-    """Running per-unit statistics (see the module docstring); ``finish()`` gives numpy arrays."""
+    """Running per-unit statistics (see the module docstring); ``finish()`` gives numpy arrays.
 
-    units: int
-    bins: int
-    bounds: tuple[float, float] | None
-    top_k: int
-    count: np.ndarray = field(init=False)
-    edges: np.ndarray | None = None
+    Cost: a batch whose values are all finite (the common case, told by the sum of the batch)
+    takes a fixed handful of passes over its values whatever the number of units: the sums per
+    sample (which are also the mean-pooled representation), the per-sample max (also the
+    max-pooled one, and the top-k key), the min, one pass for the deviations from the batch mean,
+    and the histogram, whose ONE ``bincount`` also counts zeros and (for bounded activations)
+    saturated values: each value's index is ``unit, group, bin`` with the group told by
+    arithmetic (``heaviside``), not by boolean masks. Top-k merges only the samples that beat a
+    unit's current k-th value. No Python loop runs over units, and a batch syncs with the device
+    twice (its flags, and the number of top-k candidates). NaN/Inf take masked reductions.
 
-    def __post_init__(self) -> None:
-        u = self.units
-        self.count = np.zeros(u, np.int64)  # finite values per unit
-        self.nonfinite = np.zeros(u, np.int64)
-        self.nan = np.zeros(u, np.int64)
-        self.mean = np.zeros(u, np.float64)
-        self.m2 = np.zeros(u, np.float64)
-        self.zeros = np.zeros(u, np.int64)
-        self.saturated = np.zeros(u, np.int64)
-        self.min = np.full(u, np.inf)
-        self.max = np.full(u, -np.inf)
-        self.hist = np.zeros((u, self.bins), np.int64)
-        self.under = np.zeros(u, np.int64)
-        self.over = np.zeros(u, np.int64)
-        self.top_value = torch.full((u, 0), -math.inf, dtype=torch.float32)
-        self.top_index = torch.zeros((u, 0), dtype=torch.int64)
-        self.top_pos = torch.zeros((u, 0), dtype=torch.int64)
+    Precision: a batch reduces in float32 (torch's pairwise sums) around its own mean, and
+    batches combine in float64 (Chan et al.), so the variance never comes from a difference of
+    large sums; counts are int64.
+    """
+
+    def __init__(self, units: int, bins: int, bounds: tuple[float, float] | None, top_k: int):
+        self.units, self.bins, self.bounds, self.top_k = units, bins, bounds, top_k
+        self.edges: np.ndarray | None = None
+        self.stride = bins + 3  # slots: under, the bins, over, not finite
+        self.groups = 6 if bounds is not None else 2  # (zero or not) x (low-sat, mid, high-sat)
+        self.samples = 0
+        self.extent = 0.0  # the largest finite |value| so far
         self.last_all_finite = True
+        # Pooled forms of the last batch, (B, U), when it was all finite (None otherwise).
+        self.last_rowsum: torch.Tensor | None = None
+        self.last_rowmax: torch.Tensor | None = None
+        self._ready = False
+        self._offsets_t: torch.Tensor | None = None
+
+    def _start(self, device: torch.device) -> None:
+        u, k = self.units, self.top_k
+        # float64 accumulators live beside the activations unless the device has no float64
+        acc = device if device.type in ("cpu", "cuda") else torch.device("cpu")
+        self._acc = acc
+        self.count = torch.zeros(u, dtype=torch.int64, device=acc)  # finite values per unit
+        self.nonfinite = torch.zeros(u, dtype=torch.int64, device=acc)
+        self.nan = torch.zeros(u, dtype=torch.int64, device=acc)
+        self.mean = torch.zeros(u, dtype=torch.float64, device=acc)
+        self.m2 = torch.zeros(u, dtype=torch.float64, device=acc)
+        self.zeros = torch.zeros(u, dtype=torch.int64, device=acc)
+        self.saturated = torch.zeros(u, dtype=torch.int64, device=acc)
+        self.min = torch.full((u,), math.inf, dtype=torch.float32, device=acc)
+        self.max = torch.full((u,), -math.inf, dtype=torch.float32, device=acc)
+        self.slots = torch.zeros((u, self.stride), dtype=torch.int64, device=acc)
+        # the fast histogram's bincounts, (unit, group, slot), resolved in finish()
+        self.raw = torch.zeros((u, self.groups, self.stride), dtype=torch.int64, device=acc)
+        self.uniform: int | None = 0  # every unit's count while every batch was all finite
+        self.top_value = torch.full((u, k), -math.inf, dtype=torch.float32, device=device)
+        self.top_index = torch.full((u, k), -1, dtype=torch.int64, device=device)
+        self.top_pos = torch.full((u, k), -1, dtype=torch.int64, device=device)
+        self._ready = True
 
     def update(self, v: torch.Tensor, start: int) -> None:
         """Add a batch ``v`` of shape (B, U, P) whose first sample is dataset index ``start``."""
-        v = v.detach().float()
-        # The common case, every value finite, takes fused reductions; NaN/Inf take masks.
-        all_finite = bool(torch.isfinite(v).all())
+        v = v.detach()
+        if v.dtype != torch.float32:
+            v = v.float()
+        b, _, p = v.shape
+        if not self._ready:
+            self._start(v.device)
+        # (B, P, U) with units innermost: reductions over positions then run across units in
+        # vector lanes (10x faster than over a short innermost axis); a token output (B, T, D)
+        # and a vector (B, D) are already laid out so: no copy.
+        w = v.transpose(1, 2).contiguous()
+        # Assume all finite: the sums per sample are then the pooled mean too.
+        rowsum = w.sum(1)
+        rowmax = w.amax(1) if p > 1 else w[:, 0]
+        mn = (w.amin(1) if p > 1 else rowmax).amin(0)
+        mx = rowmax.amax(0)
+        s1 = rowsum.sum(0)
+        total, vmax, vmin = torch.stack([s1.sum(), mx.max(), mn.min()]).tolist()
+        all_finite = math.isfinite(total)  # NaN/Inf anywhere make the sum non-finite
         self.last_all_finite = all_finite
         finite: torch.Tensor | None = None
+        keyed = w  # the values whose max over positions is each sample's top-k key
         if all_finite:
-            cnt = torch.full((v.shape[1],), v.shape[0] * v.shape[2], dtype=torch.int64)
-            var, bm = torch.var_mean(v, dim=(0, 2), correction=0)
-            bm2 = var.double() * cnt.double()
-            big = v
-            mx, mn = v.amax(dim=(0, 2)), v.amin(dim=(0, 2))
+            self.last_rowsum, self.last_rowmax = rowsum, rowmax
+            cnt: torch.Tensor | int = b * p
+            d = w - s1 / (b * p)
+            bm, m2b = _corrected(s1 / (b * p), d, d.sum(dim=(0, 1)), b * p)
         else:
-            finite = torch.isfinite(v)
-            cnt = finite.sum(dim=(0, 2))
-            zero = torch.zeros((), dtype=v.dtype, device=v.device)
-            bm = torch.where(finite, v, zero).sum(dim=(0, 2)) / cnt.clamp(min=1)
-            dev = torch.where(finite, v - bm[None, :, None], zero)
-            bm2 = (dev.double() ** 2).sum(dim=(0, 2))
-            big = torch.where(finite, v, torch.full((), -math.inf, device=v.device))
-            mx = big.amax(dim=(0, 2))
-            mn = torch.where(finite, v, torch.full((), math.inf, device=v.device)).amin(dim=(0, 2))
-            self.nonfinite += (~finite).sum(dim=(0, 2)).cpu().numpy()
-            self.nan += torch.isnan(v).sum(dim=(0, 2)).cpu().numpy()
-        n_a = self.count.astype(np.float64)
-        n_b = cnt.cpu().numpy().astype(np.float64)
-        bm_np, bm2_np = bm.double().cpu().numpy(), bm2.cpu().numpy()
-        n = n_a + n_b
-        with np.errstate(invalid="ignore", divide="ignore"):
-            delta = bm_np - self.mean
-            w = np.where(n > 0, n_b / np.where(n > 0, n, 1), 0.0)
-            self.mean = self.mean + delta * w
-            self.m2 = self.m2 + bm2_np + delta * delta * n_a * w
-        self.count += n_b.astype(np.int64)
-        self.zeros += (v == 0).sum(dim=(0, 2)).cpu().numpy()
-        self.max = np.maximum(self.max, mx.cpu().numpy())
-        self.min = np.minimum(self.min, mn.cpu().numpy())
+            self.last_rowsum = self.last_rowmax = None
+            finite = torch.isfinite(w)
+            cnt_t = finite.sum(dim=(0, 1))
+            cnt = cnt_t
+            zero = torch.zeros((), dtype=w.dtype, device=w.device)
+            guess = torch.where(finite, w, zero).sum(dim=(0, 1)) / cnt_t.clamp(min=1)
+            d = torch.where(finite, w - guess, zero)
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), cnt_t.clamp(min=1))
+            keyed = torch.where(finite, w, -math.inf)
+            rowmax = keyed.amax(1)
+            mx = rowmax.amax(0)
+            mn = torch.where(finite, w, math.inf).amin(1).amin(0)
+            self.nonfinite += self._a((~finite).sum(dim=(0, 1)))
+            self.nan += self._a(torch.isnan(w).sum(dim=(0, 1)))
+            ok_max, ok_min = mx[torch.isfinite(mx)], mn[torch.isfinite(mn)]
+            vmax = float(ok_max.max()) if ok_max.numel() else -math.inf
+            vmin = float(ok_min.min()) if ok_min.numel() else math.inf
+        if math.isfinite(vmax):
+            self.extent = max(self.extent, abs(vmax))
+        if math.isfinite(vmin):
+            self.extent = max(self.extent, abs(vmin))
+        self._combine(cnt, self._a(bm), self._a(m2b))
+        self.max = torch.maximum(self.max, self._a(mx))
+        self.min = torch.minimum(self.min, self._a(mn))
+        if self.edges is None:
+            self._set_edges(vmin, vmax)
+        assert self.edges is not None
+        top = float(self.edges[-1])
+        if finite is None and (vmax < top or (self.bounds is not None and vmax <= top)):
+            self._histogram_fast(w)
+        else:
+            self._histogram_masked(w, finite)
+        self._top(rowmax, keyed, start)
+        self.samples += b
+
+    def _a(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.device == self._acc else t.to(self._acc)
+
+    def _combine(self, n_b: torch.Tensor | int, mean_b: torch.Tensor, m2_b: torch.Tensor) -> None:
+        """Chan et al.'s parallel combination of (count, mean, M2), in float64. ``n_b``: an int
+        when every unit of the batch has that many finite values."""
+        if isinstance(n_b, int) and self.uniform is not None:
+            # every unit has the same count: the weights are Python floats (6 ops, not 14)
+            n_a, w = self.uniform, n_b / (self.uniform + n_b)
+            delta = mean_b.sub_(self.mean)
+            self.mean.add_(delta, alpha=w)
+            self.m2.add_(m2_b).add_(delta.square_(), alpha=n_a * w)
+            self.uniform += n_b
+            self.count += n_b
+            return
+        self.uniform = None
+        nb_t = (
+            torch.full_like(self.count, n_b)
+            if isinstance(n_b, int)
+            else self._a(n_b).to(torch.int64)
+        )
+        n_a_t = self.count.double()
+        nb = nb_t.double()
+        w_t = nb / (n_a_t + nb).clamp_(min=1)  # 0 for a unit with no finite value in either
+        delta = mean_b.sub_(self.mean).mul_(nb > 0)
+        self.mean.addcmul_(delta, w_t)
+        self.m2.add_(m2_b).addcmul_(delta.square_(), n_a_t.mul_(w_t))
+        self.count += nb_t
+
+    def _set_edges(self, vmin: float, vmax: float) -> None:
+        ok = math.isfinite(vmin) and math.isfinite(vmax)
+        self.edges = fixed_edges(vmin if ok else None, vmax if ok else None, self.bins, self.bounds)
+        lo, hi = float(self.edges[0]), float(self.edges[-1])
+        self._scale = self.bins / (hi - lo)
+        self._shift = 1 - lo * self._scale
+        # slot of the value 0 by the same float32 arithmetic as every other value
+        self._zero_slot = int(self._slot_float(torch.zeros(1)))
+
+    def _slot_float(self, v: torch.Tensor) -> torch.Tensor:
+        """Each value's slot (0: under, 1..bins, bins + 1: over) as an exact float integer.
+        ``v * scale`` then ``+ shift``, two roundings, as the brute-force ``numpy.histogram``
+        agrees with (a fused multiply-add, or a larger shift, rounds values at an edge to the
+        other side)."""
+        f = v.mul(self._scale).add_(self._shift)
+        return f.clamp_(0, self.bins + 1).floor_()
+
+    def _histogram_fast(self, w: torch.Tensor) -> None:
+        """``w``: (B, P, U), all finite, below the top edge unless the layer is bounded."""
+        u, g, s = self.units, self.groups, self.stride
+        f = self._slot_float(w)
+        # group = zero + 2 * (v > lo + m) + 2 * (v >= hi - m), each term from sign() (boolean
+        # masks and heaviside are 5-25x slower here); every addend is an integer, so f stays
+        # exact while below 2**24. zero: 1 - sign(v)**2 (the 1 goes with the unit offsets).
+        sg = torch.sign(w)
+        f.addcmul_(sg, sg, value=-s)
         if self.bounds is not None:
             lo, hi = self.bounds
             m = SATURATION_MARGIN * (hi - lo)
-            sat = (v <= lo + m) | (v >= hi - m)  # NaN compares False
-            self.saturated += sat.sum(dim=(0, 2)).cpu().numpy()
-        self._histogram(v, finite, float(mx.max()) if mx.numel() else math.inf)
-        self._top(big, start)
+            # (v > lo + m) = relu(sign(v - lo - m)); (v >= hi - m) = 1 - relu(sign(hi - m - v))
+            f.add_(torch.sign(w - (lo + m)).relu_(), alpha=2 * s)
+            f.add_(torch.sign((hi - m) - w).relu_(), alpha=-2 * s)
+        offsets = self._offsets(w.device)
+        if u * g * s < 2**24:
+            idx = f.add_(self._offsets_f).to(torch.int32)
+        else:
+            idx = f.to(torch.int32) + offsets.to(torch.int32)
+        counts = torch.bincount(idx.reshape(-1), minlength=u * g * s).view(u, g, s)
+        self.raw += self._a(counts)
 
-    def _histogram(self, v: torch.Tensor, finite: torch.Tensor | None, vmax: float) -> None:
-        if self.edges is None:
-            lo = (
-                float(self.min[np.isfinite(self.min)].min())
-                if np.isfinite(self.min).any()
-                else None
-            )
-            hi = (
-                float(self.max[np.isfinite(self.max)].max())
-                if np.isfinite(self.max).any()
-                else None
-            )
-            self.edges = fixed_edges(lo, hi, self.bins, self.bounds)
-        lo, hi = float(self.edges[0]), float(self.edges[-1])
-        u = v.shape[1]
-        stride = self.bins + 3
-        scale = self.bins / (hi - lo)
-        # slot 0: under, 1..bins: the bins, bins + 1: over, bins + 2: not finite; shifted by one
-        # so that truncation is floor, clamped, then one bincount for all units.
-        idx = torch.add(v * scale, 1 - lo * scale).clamp_(0, self.bins + 1).to(torch.int64)
-        if vmax >= hi:  # the top edge belongs to the last bin, as in numpy.histogram
-            idx[v == hi] = self.bins
+    def _resolve_raw(self) -> None:
+        """Fold the fast histogram's (unit, group, slot) counts into zeros, saturated and slots."""
+        raw = self.raw
+        zeros = raw[:, 1::2].sum(dim=(1, 2))
+        self.zeros += zeros
+        if self.bounds is not None:
+            # groups 0, 1: low-saturated; 4, 5: high-saturated
+            self.saturated += raw[:, [0, 1, 4, 5]].sum(dim=(1, 2))
+        slots = raw[:, 0::2].sum(dim=1)
+        slots[:, self._zero_slot] += zeros
+        if self.bounds is not None:
+            # no value of a fast batch exceeds the top edge (the bound): the "over" slot holds
+            # values equal to it (or within rounding of it), in the last bin as numpy.histogram
+            slots[:, self.bins] += slots[:, self.bins + 1]
+            slots[:, self.bins + 1] = 0
+        self.slots += slots
+        raw.zero_()
+
+    def _offsets(self, device: torch.device) -> torch.Tensor:
+        """Each unit's first index in the bincount, plus the constants of the group terms."""
+        if self._offsets_t is None or self._offsets_t.device != device:
+            g, s = self.groups, self.stride
+            const = s + (2 * s if self.bounds is not None else 0)
+            self._offsets_t = torch.arange(self.units, device=device) * (g * s) + const
+            self._offsets_f = self._offsets_t.float()
+        return self._offsets_t
+
+    def _histogram_masked(self, w: torch.Tensor, finite: torch.Tensor | None) -> None:
+        """The histogram with masks: NaN/Inf present, or a value at or above the top edge."""
+        u, s = self.units, self.stride
+        assert self.edges is not None
+        hi = float(self.edges[-1])
+        idx = self._slot_float(w).to(torch.int64)
+        idx = torch.where(w == hi, self.bins, idx)  # the top edge belongs to the last bin
         if finite is not None:
             idx = torch.where(finite, idx, self.bins + 2)
-        idx += (torch.arange(u, device=v.device) * stride)[None, :, None]
-        counts = torch.bincount(idx.reshape(-1), minlength=u * stride).view(u, stride)
-        c = counts.cpu().numpy()
-        self.under += c[:, 0]
-        self.hist += c[:, 1 : self.bins + 1]
-        self.over += c[:, self.bins + 1]
+        idx += torch.arange(u, device=w.device) * s
+        counts = self._a(torch.bincount(idx.reshape(-1), minlength=u * s).view(u, s))
+        self.slots += counts
+        self.slots[:, self.bins + 2] = 0
+        self.zeros += self._a((w == 0).sum(dim=(0, 1)))
+        if self.bounds is not None:
+            lo, hi_b = self.bounds
+            m = SATURATION_MARGIN * (hi_b - lo)
+            sat = (w <= lo + m) | (w >= hi_b - m)  # NaN compares False
+            self.saturated += self._a(sat.sum(dim=(0, 1)))
 
-    def _top(self, big: torch.Tensor, start: int) -> None:
-        per_sample, pos = big.max(dim=2)  # (B, U): each sample's largest finite value per unit
-        b = per_sample.shape[0]
-        idx = torch.arange(start, start + b, dtype=torch.int64).expand(self.units, b)
-        values = torch.cat([self.top_value, per_sample.t().float().cpu()], dim=1)
-        index = torch.cat([self.top_index, idx], dim=1)
-        posn = torch.cat([self.top_pos, pos.t().cpu()], dim=1)
-        k = min(self.top_k, values.shape[1])
-        # stable sort: ties keep the earlier sample (the same order as a stable argsort)
+    def _top(self, rowmax: torch.Tensor, w: torch.Tensor, start: int) -> None:
+        """Merge the samples of this batch that beat a unit's current k-th value (ties keep the
+        earlier sample, as a stable argsort does). ``w``: (B, P, U), NaN/Inf as -inf."""
+        k = self.top_k
+        _, p, u = w.shape
+        cand = rowmax > self.top_value[:, k - 1][None, :]  # (B, U); -inf (all NaN) never
+        m = int(cand.sum(0).max())
+        if m == 0:
+            return
+        masked = torch.where(cand, rowmax, -math.inf)
+        rows = masked.topk(m, dim=0).indices  # (m, U): every candidate of every unit
+        rows = rows.sort(dim=0).values.t()  # (U, m) in sample order: ties stay stable
+        vals = masked.t().gather(1, rows)
+        if p > 1:
+            per = w.permute(2, 0, 1).gather(1, rows[:, :, None].expand(u, m, p))
+            pos = per.max(dim=2).indices
+        else:
+            pos = torch.zeros_like(rows)
+        values = torch.cat([self.top_value, vals], dim=1)
         order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
         self.top_value = values.gather(1, order)
-        self.top_index = index.gather(1, order)
-        self.top_pos = posn.gather(1, order)
+        self.top_index = torch.cat([self.top_index, rows + start], dim=1).gather(1, order)
+        self.top_pos = torch.cat([self.top_pos, pos], dim=1).gather(1, order)
 
     def finish(self) -> dict[str, np.ndarray]:
+        if not self._ready:
+            self._start(torch.device("cpu"))
+        if self.edges is None:
+            self.edges = fixed_edges(None, None, self.bins, self.bounds)
+        else:
+            self._resolve_raw()
+        np_ = {
+            k: getattr(self, k).cpu().numpy()
+            for k in ("count", "nonfinite", "nan", "mean", "m2", "zeros", "saturated", "min", "max")
+        }
+        count, nonfinite = np_["count"], np_["nonfinite"]
+        slots = self.slots.cpu().numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            total = self.count + self.nonfinite
-            std = np.sqrt(self.m2 / np.where(self.count > 0, self.count, 1))
+            total = count + nonfinite
+            has = count > 0
+            std = np.sqrt(np_["m2"] / np.where(has, count, 1))
             out = {
-                "count": self.count,
-                "nonfinite": self.nonfinite,
-                "nan": self.nan,
-                "mean": np.where(self.count > 0, self.mean, np.nan),
-                "std": np.where(self.count > 0, std, np.nan),
-                "min": np.where(self.count > 0, self.min, np.nan),
-                "max": np.where(self.count > 0, self.max, np.nan),
-                "frac_zero": self.zeros / np.where(total > 0, total, 1),
+                "count": count,
+                "nonfinite": nonfinite,
+                "nan": np_["nan"],
+                "mean": np.where(has, np_["mean"], np.nan),
+                "std": np.where(has, std, np.nan),
+                "min": np.where(has, np_["min"].astype(np.float64), np.nan),
+                "max": np.where(has, np_["max"].astype(np.float64), np.nan),
+                "frac_zero": np_["zeros"] / np.where(total > 0, total, 1),
                 "frac_saturated": (
-                    self.saturated / np.where(total > 0, total, 1)
+                    np_["saturated"] / np.where(total > 0, total, 1)
                     if self.bounds is not None
                     else np.full(self.units, np.nan)
                 ),
-                "hist": self.hist,
-                "under": self.under,
-                "over": self.over,
-                "edges": self.edges
-                if self.edges is not None
-                else fixed_edges(None, None, self.bins),
+                "hist": slots[:, 1 : self.bins + 1],
+                "under": slots[:, 0],
+                "over": slots[:, self.bins + 1],
+                "edges": self.edges,
             }
         # a sample whose values are all NaN has -inf as its max: not a top example
-        keep = torch.isfinite(self.top_value)
-        out["top_value"] = torch.where(keep, self.top_value, torch.nan).numpy()
-        out["top_index"] = torch.where(keep, self.top_index, -1).numpy()
-        out["top_pos"] = torch.where(keep, self.top_pos, -1).numpy()
+        k = min(self.top_k, self.samples)
+        tv, ti, tp = (t[:, :k].cpu() for t in (self.top_value, self.top_index, self.top_pos))
+        keep = torch.isfinite(tv)
+        out["top_value"] = torch.where(keep, tv, torch.nan).numpy()
+        out["top_index"] = torch.where(keep, ti, -1).numpy()
+        out["top_pos"] = torch.where(keep, tp, -1).numpy()
         return out
+
+
+def _corrected(
+    guess: torch.Tensor, d: torch.Tensor, sum_d: torch.Tensor, n: torch.Tensor | int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's mean and M2 in float64 from its deviations ``d`` from a float32 ``guess`` of
+    the mean (the corrected two-pass algorithm: the guess's rounding, up to an ulp of the mean,
+    drops out). ``d`` is consumed."""
+    nd = n.double() if isinstance(n, torch.Tensor) else float(n)
+    sd = sum_d.double()
+    m2 = d.square_().sum(dim=(0, 1)).double() - sd * sd / nd
+    return guess.double() + sd / nd, m2.clamp_(min=0)
 
 
 def fixed_edges(

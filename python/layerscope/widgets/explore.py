@@ -278,9 +278,14 @@ class ExploreView(BaseView):
         the layer's per-sample representations and its per-unit statistics over ``data``. They
         follow the selected layer in the kernel (a pass over the data for each new layer, kept
         per layer); an exported page holds them for the layer selected when it was saved."""
+        from ..inspect.batches import is_one_shot
+        from ..inspect.collect import collect_every_layer
         from .projection import ProjectionView
         from .units import UnitsView
 
+        if is_one_shot(data):
+            # a generator is read once: one pass collects every leaf layer for both panels
+            data, labels = collect_every_layer(self._model, data, layer, labels=labels), None
         with headless(self._forward, "projection") as made:
             self.projection = ProjectionView(self._model, data, layer=layer, labels=labels)
         self._relays["projection"] = made[0]

@@ -7,7 +7,8 @@ front-end only. Clicking a unit (``unit``, synced) shows its card: its top-k dat
 activation map over the whole input; for token inputs the token in its context with the
 activations coloured), 10 quantile groups of examples, its histogram, and the weights that feed
 it. Cards of the first units are baked for exported pages within a byte budget, and the view
-says how many. ``ls.units(data)`` with no model shows the input features the same way.
+says how many. ``ls.units(data)`` with no model shows the input features the same way; a
+``Collected`` as data (``ls.units(model, collected, layer=...)``) is shown without a new pass.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import torch
 import traitlets
 from torch import nn
 
+from ..inspect.batches import is_one_shot
 from ..inspect.capture import capture
-from ..inspect.collect import Collected, LayerData, collect
+from ..inspect.collect import Collected, LayerData, collect, collect_every_layer
 from ..inspect.examples import incoming_weights, quantile_groups
 from ..inspect.modules import check_module, find_module
 from ..inspect.receptive import FieldMap
@@ -91,14 +93,25 @@ class UnitsView(BaseView):
         bake_budget: int = CARD_BAKE_BUDGET,
         **kwargs: Any,
     ) -> None:
-        self._data_view = model is None
-        if model is None:
+        given = data if isinstance(data, Collected) else None
+        self._data_view = model is None and given is None
+        if self._data_view:
             model, layer = _Input(), INPUT_LAYER
-        self._model = check_module(model)
-        if layer is None:
-            leaves = [p for p, m in self._model.named_modules() if p and not list(m.children())]
-            layer = leaves[0] if leaves else ""
-        find_module(self._model, layer)
+        self._model: nn.Module | None = check_module(model) if model is not None else None
+        self._given = given
+        # a generator is read once: that pass collects every leaf layer (see collected())
+        self._one_shot = given is None and is_one_shot(data)
+        self._all: Collected | None = None
+        if given is not None:
+            if layer is None:
+                layer = next(iter(given.layers))
+            _check_given(given, layer)
+        if self._model is not None:
+            if layer is None:
+                leaves = [p for p, m in self._model.named_modules() if p and not list(m.children())]
+                layer = leaves[0] if leaves else ""
+            find_module(self._model, layer)
+        assert layer is not None
         self._class_names = list(class_names) if class_names is not None else None
         self._decode = decode
         self._top_k = top_k
@@ -122,8 +135,27 @@ class UnitsView(BaseView):
         self._refresh()
 
     def collected(self, layer: str | None = None) -> Collected:
-        """The ``Collected`` of ``layer`` (default: the shown one), computed once per layer."""
+        """The ``Collected`` of ``layer`` (default: the shown one): the one this view was given,
+        else computed once per layer; for a one-shot iterable (a generator), one pass collects
+        every leaf layer (and the first one shown), since the data cannot be read again."""
         path = self.layer if layer is None else layer
+        if self._given is not None:
+            _check_given(self._given, path)
+            return self._given
+        assert self._model is not None
+        if self._one_shot:
+            if self._all is None:
+                self._all = collect_every_layer(self._model, self._data, path, **self._collect_kw)
+            if path not in self._all.layers:
+                raise KeyError(
+                    f"layer {path!r} was not collected: the data is a one-shot iterable "
+                    f"({type(self._data).__name__}), read once for every leaf layer that gave a "
+                    "per-sample output. To see other layers pass data that can be read again: a "
+                    "tensor, a tuple (inputs, labels), a DataLoader or a list of batches, or a "
+                    "Collected with those layers: ls.units(model, ls.inspect.collect(model, data, "
+                    f"layers=[{path!r}, ...]))"
+                )
+            return self._all
         if path not in self._cache:
             self._cache[path] = collect(self._model, self._data, [path], **self._collect_kw)  # type: ignore[arg-type]
         return self._cache[path]
@@ -165,12 +197,26 @@ class UnitsView(BaseView):
                 "stats": stats,
                 "spark": _payload(spark),
                 "edges": [float(s["edges"][0]), float(s["edges"][-1])],
-                "notes": list(col.notes),
+                "notes": [*col.notes, *self._view_notes(col)],
             }
             if not 0 <= self.unit < data.units:
                 self.unit = 0
             self._show_unit()
             self._baked = self._bake(col, data)
+
+    def _view_notes(self, col: Collected) -> list[str]:
+        notes = []
+        if self._given is not None and self._model is None:
+            notes.append(
+                "no model given: examples show the inputs only (no activation maps, receptive "
+                "fields or weights); pass it too: ls.units(model, collected, layer=...)"
+            )
+        if self._one_shot:
+            notes.append(
+                f"the data is a one-shot iterable: its one pass collected {len(col.layers)} "
+                "layers, and its inputs cannot be shown"
+            )
+        return notes
 
     def _show_unit(self) -> None:
         col = self.collected()
@@ -216,7 +262,8 @@ class UnitsView(BaseView):
         }
         card["top"] = self._examples(col, data, unit, [(i, v, p) for i, v, p in top])
         if groups:
-            qs = quantile_groups(data.reps[:, unit].astype(np.float32), col.rep_index)
+            values, how = _unit_values(col, data, unit)
+            qs = quantile_groups(values, col.rep_index)
             card["groups"] = [
                 {
                     **{k: g[k] for k in ("lo", "hi", "count")},
@@ -229,12 +276,21 @@ class UnitsView(BaseView):
                 }
                 for g in qs
             ]
+            group_notes = [how] if how else []
             if col.subsampled:
-                card["groups_note"] = (
+                group_notes.append(
                     f"quantile groups are drawn from the {len(col.rep_index):,} samples whose "
                     "values were kept (see the notes)"
                 )
-        if not self._data_view:
+            if group_notes:
+                card["groups_note"] = " · ".join(group_notes)
+        if self._model is None and not self._data_view:
+            card["weights_note"] = (
+                "no model given: pass it to see the weights that write this unit, "
+                "ls.units(model, collected, layer=...)"
+            )
+        elif not self._data_view:
+            assert self._model is not None
             w = incoming_weights(self._model, self.layer, data.units)
             if w is not None:
                 path, weight = w
@@ -273,28 +329,40 @@ class UnitsView(BaseView):
             return out
         x = torch.stack([t for t in xs if t is not None])
         kind = input_kind(tuple(x.shape[1:]), str(x.dtype).replace("torch.", ""))
+        acts: torch.Tensor | None = None
         if self._data_view:
             acts = x
-        else:
+        elif self._model is not None:
             acts = capture(self._model, x.to(_device(self._model)), layers=[self.layer])[
                 self.layer
             ].cpu()
-        v = as_units(acts, data.layout)[:, unit]  # (k, positions)
-        pos = [
-            p if p >= 0 else int(torch.argmax(torch.nan_to_num(v[k], nan=-np.inf)))
-            for k, (_, _, p) in enumerate(picks)
-        ]
-        out["positions"] = [list(data.position(p)) for p in pos]
+        if acts is not None:
+            v = as_units(acts, data.layout)[:, unit]  # (k, positions)
+            pos = [
+                p if p >= 0 else int(torch.argmax(torch.nan_to_num(v[k], nan=-np.inf)))
+                for k, (_, _, p) in enumerate(picks)
+            ]
+        else:  # no model: the position of the max is known for the top-k only
+            v = None
+            pos = [p for _, _, p in picks]
+        out["positions"] = [list(data.position(p)) if p >= 0 else [] for p in pos]
         if kind == "tokens" and data.layout == "seq":
             out["kind"] = "tokens"
             ctx = []
             for k, p in enumerate(pos):
-                a, b = max(0, p - TOKEN_CONTEXT), min(x.shape[1], p + TOKEN_CONTEXT + 1)
+                if p < 0:  # no model and not a top-k example: where its max lies is unknown
+                    a, b = 0, min(x.shape[1], 2 * TOKEN_CONTEXT + 1)
+                else:
+                    a, b = max(0, p - TOKEN_CONTEXT), min(x.shape[1], p + TOKEN_CONTEXT + 1)
+                if v is not None:
+                    acts_k = [_num(t) for t in v[k, a:b].tolist()]
+                else:  # no model: only the top-k value at its position is known
+                    acts_k = [picks[k][1] if j == p else None for j in range(a, b)]
                 ctx.append(
                     {
                         "tokens": token_text(x[k, a:b].tolist(), self._decode),
-                        "acts": [_num(t) for t in v[k, a:b].tolist()],
-                        "focus": p - a,
+                        "acts": acts_k,
+                        "focus": p - a if p >= 0 else -1,
                     }
                 )
             out["contexts"] = ctx
@@ -303,13 +371,14 @@ class UnitsView(BaseView):
             out["kind"] = "image"
             imgs = [image_u8(t) for t in x]
             out["images"] = _payload(np.stack(imgs))
-            if data.layout == "conv" and len(data.shape) == 3:
+            if data.layout == "conv" and len(data.shape) == 3 and acts is not None:
                 maps = acts[:, unit].float().numpy()
                 hi = float(np.nanmax(np.abs(maps))) if np.isfinite(maps).any() else 1.0
                 out["maps"] = _payload(_u8(maps, 0.0, hi if hi > 0 else 1.0))
                 if self._data_view:
                     boxes = [[[0, int(x.shape[2])], [0, int(x.shape[3])]] for _ in picks]
                 else:
+                    assert self._model is not None
                     if self.layer not in self._fields:
                         self._fields[self.layer] = FieldMap(
                             self._model, self.layer, tuple(x.shape[1:]), data.shape[1:]
@@ -340,6 +409,29 @@ class UnitsView(BaseView):
     def _card_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """The card of one unit (the front end shows it while ``unit`` syncs)."""
         return {"card": self.card(int(args["unit"]))}
+
+
+def _check_given(col: Collected, layer: str) -> None:
+    if layer not in col.layers:
+        raise KeyError(
+            f"layer {layer!r} is not in the Collected this view was given (it holds "
+            f"{list(col.layers)}); collect it too: ls.inspect.collect(model, data, "
+            f"layers=[..., {layer!r}])"
+        )
+
+
+def _unit_values(col: Collected, data: LayerData, unit: int) -> tuple[np.ndarray, str]:
+    """Each kept sample's value of ``unit`` for the quantile groups: its largest over positions
+    where the representation allows, else what the ``Collected`` pooled (and a note saying so)."""
+    if data.layout == "vec" or col.pool == "max":
+        return data.reps[:, unit].astype(np.float32), ""
+    if col.pool is None:
+        per = data.reps.reshape(len(data.reps), data.units, -1)[:, unit]
+        return per.astype(np.float32).max(axis=1), ""
+    return (
+        data.reps[:, unit].astype(np.float32),
+        f"quantile groups by each sample's {col.pool} over positions (the Collected's pool)",
+    )
 
 
 def _num(v: Any) -> float | None:
@@ -375,14 +467,29 @@ def units(
     """Every unit (neuron, or channel of a conv) of ``layer`` over ``data``: statistics, sort and
     filter, and per unit its top dataset examples, quantile groups, histogram and weights.
 
+    ``data`` may be a ``Collected`` from ``ls.inspect.collect``: the view then shows its
+    statistics instead of running the model over the data again (``ls.units(model, collected,
+    layer=...)``; without the model, ``ls.units(collected, layer=...)`` shows statistics and the
+    top examples' inputs, but no activation maps, receptive fields or weights). A one-shot
+    iterable (a generator) is read once, for every leaf layer, so that ``layer`` can change.
+
     ``ls.units(data)`` (no model) shows the input features/channels themselves: their
     distributions and their most extreme samples. Keywords: ``labels``, ``top_k`` (20),
     ``class_names``, ``decode`` (token id -> text), ``batch_size``, ``max_bytes``, ``height``.
 
     >>> view = ls.units(model, (x, y), layer="features.1")     # doctest: +SKIP
     >>> view.unit = 12                                          # doctest: +SKIP
+    >>> col = ls.inspect.collect(model, (x, y), layers=["features.1", "classifier.2"])  # doctest: +SKIP
+    >>> ls.units(model, col, layer="classifier.2")              # no second pass # doctest: +SKIP
     >>> ls.units(x)                                             # the data distribution view  # doctest: +SKIP
     """
+    if isinstance(model, Collected):
+        if data is not None:
+            raise TypeError(
+                "units(collected, layer=...) takes the Collected alone; with a model pass "
+                "units(model, collected, layer=...)"
+            )
+        return UnitsView(None, model, layer=layer, **kwargs)
     if not isinstance(model, nn.Module):
         if data is not None:
             raise TypeError(
