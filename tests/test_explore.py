@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+import traitlets
 from torch import nn
 
 import layerscope as ls
@@ -282,3 +283,40 @@ def test_dataset_panels_follow_the_selected_layer() -> None:
     want = model(data).detach()
     mean = ex.units.collected("4")["4"].stats["mean"]
     assert torch.allclose(torch.as_tensor(mean, dtype=torch.float32), want.mean(0), atol=1e-5)
+
+
+def test_a_dataset_sample_picked_drives_the_saliency_panel() -> None:
+    torch.manual_seed(0)
+    model = small_cnn()
+    data = torch.randn(40, 1, 8, 8)
+    labels = torch.arange(40) % 3
+    x = data[:3]
+    ex = ls.explore(model, x, data=(data, labels), saliency={"method": "gradient"})
+    ex.sample = 1
+    ex.data_sample = 17  # what a click on sample 17 in the projection panel sets
+    sal = ex.saliency
+    assert sal.batch == 3 and sal._info["n"] == 4  # the picked sample, after the 3 inputs
+    pred = int(model(data[17:18]).argmax())
+    assert ex.target == sal.target[3] == pred
+    want = ls.attribute(model, data[17:18], target=pred, method="gradient")[0]
+    assert torch.allclose(torch.as_tensor(sal._maps["gradient"][3]), want.sum(0), atol=1e-6)
+    # the inputs' own rows are untouched
+    assert torch.allclose(
+        torch.as_tensor(sal._maps["gradient"][1]),
+        ls.attribute(model, x[1:2], target=sal.target[1], method="gradient")[0].sum(0),
+        atol=1e-6,
+    )
+    # a new class for the picked sample retargets its row, not inputs[sample]
+    before = sal.target[1]
+    ex.target = (pred + 1) % 10
+    assert sal.target[3] == (pred + 1) % 10 and sal.target[1] == before
+    # another pick replaces it; choosing a sample of the inputs goes back to it
+    ex.data_sample = 5
+    assert sal.batch == 3 and sal._info["n"] == 4
+    ex.sample = 2
+    assert ex.data_sample is None and sal.batch == 2
+    with pytest.raises(traitlets.TraitError, match=r"outside the data's 0\.\.39"):
+        ex.data_sample = 40
+    plain = ls.explore(model, x, saliency={"method": "gradient"})
+    with pytest.raises(traitlets.TraitError, match=r"data_sample picks a sample of data="):
+        plain.data_sample = 0

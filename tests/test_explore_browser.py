@@ -632,3 +632,95 @@ def painted(scope: Any, path: pathlib.Path) -> int:
         c.screenshot(path=str(path))
         best = max(best, len(Image.open(path).convert("RGB").getcolors(1 << 16) or range(1 << 16)))
     return best
+
+
+PICK = """([k]) => {
+  const p = document.querySelector('.ls-ex-projection .ls-proj').parentElement.__lsProjection;
+  const out = [];
+  for (let s = 0; s < 200 && out.length < k; s++) {
+    const xy = p.screenOf(s);
+    if (!xy || xy[0] < 20 || xy[1] < 20 || xy[0] > p.renderer.canvas.clientWidth - 20) continue;
+    if (xy[1] > p.renderer.canvas.clientHeight - 20) continue;
+    if (p.pick(xy[0], xy[1]) === p.slotOfSample(s)) out.push([s, xy[0], xy[1]]);
+  }
+  return out;
+}"""
+
+
+def click_sample(page: Any, root: Any, k: int = 0) -> int:
+    """Click the k-th clickable point of the workspace's projection panel; its sample."""
+    plot = root.locator(".ls-ex-projection .ls-proj-plot")
+    plot.scroll_into_view_if_needed()
+    page.wait_for_timeout(200)
+    s, x, y = page.evaluate(PICK, [k + 1])[k]
+    box = plot.bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    return s
+
+
+def test_a_point_clicked_in_the_projection_drives_the_saliency_panel(
+    page: Any, kernels: Lab, tmp_path: pathlib.Path
+) -> None:
+    """Lab: a click on a point of the projection panel selects that dataset sample for the
+    saliency panel (ex.data_sample), whose kernel view computes it for that sample's input;
+    the exported page says plainly that another sample's saliency is not baked."""
+    lab = kernels
+    page_path = tmp_path / "explore_pick.html"
+    code = TRAINED.format(tests=TESTS) + (
+        "ex = ls.explore(model, X[:4], data=(X[:200], y[:200]), "
+        "saliency={'method': 'gradient'}, selected='classifier.1')\nex"
+    )
+    open_notebook(page, lab, "explore_pick.ipynb", [code])
+    root = page.locator(".ls-explore")
+    root.wait_for(timeout=60_000)
+    lab.wait_kernel_idle()
+    root.locator(".ls-ex-projection .ls-proj-canvas").wait_for(timeout=60_000)
+    page.wait_for_timeout(800)
+    client = lab.kernel_client()
+    s = click_sample(page, root)
+    deadline = time.time() + 30
+    while evaluate(client, "[ex.data_sample, ex.projection.selected]") != [s, [s]]:
+        assert time.time() < deadline, evaluate(client, "[ex.data_sample, ex.projection.selected]")
+        time.sleep(0.2)
+    assert evaluate(client, "[ex.data_sample, ex.projection.selected, ex.saliency.batch]") == [
+        s,
+        [s],
+        4,
+    ]
+    # the kernel's saliency panel computed that dataset sample's input, at its prediction
+    assert evaluate(
+        client,
+        "bool(torch.allclose(ex.saliency._maps['gradient'][4], ls.attribute(model, "
+        f"X[{s}:{s + 1}], target=ex.saliency.target[4], method='gradient')[0].sum(0)))",
+    )
+    page.wait_for_function(
+        "document.querySelector('.ls-ex-saliency').dataset.state === 'shown' && "
+        f"document.querySelector('.ls-ex-saliency .ls-ex-what').textContent === 'dataset sample {s}'"
+    )
+    root.locator(".ls-ex-saliency").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    screenshot(page, "explore_lab_pick_saliency")
+    # the page saved now holds that sample's saliency, and no other dataset sample's
+    evaluate(client, "1", setup=f"ls.export_html(ex, {str(page_path)!r})")
+    client.stop_channels()
+    assert page.errors == []
+    with offline_guard(page) as attempted:
+        page.goto(page_path.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=30_000)
+        root.locator(".ls-ex-projection .ls-proj-canvas").wait_for()
+        page.wait_for_timeout(800)
+        assert panels(root)["saliency"] == {
+            "state": "shown",
+            "what": f"dataset sample {s}",
+            "note": "",
+        }
+        other = click_sample(page, root, 1)
+        assert other != s
+        page.wait_for_function("document.querySelector('.ls-ex-saliency').dataset.state === 'note'")
+        p = panels(root)["saliency"]
+        assert p["what"] == f"dataset sample {other}"
+        assert f"the saliency of dataset sample {other} is not baked into this page" in p["note"]
+        assert f"and of dataset sample {s}" in p["note"]
+        screenshot(page, "explore_offline_pick_not_baked")
+    assert attempted == []

@@ -72,7 +72,8 @@ def test_colourings_pushed_and_hover_reply(view):
         assert info["prediction"] == int(model(x[7:8]).argmax())
     assert info["input"]["kind"] == "image" and info["input"]["image"]["shape"] == [8, 8, 1]
     assert len(buffers) == 1 and memoryview(buffers[0]).nbytes == 64
-    assert len(view._thumbs["index"]) == 500 and view._thumbs["left_out"] == 0
+    assert decode_array(view._thumbs["index"]).tolist() == list(range(500))
+    assert view._thumbs["left_out"] == 0
     with pytest.raises(IndexError, match=r"outside 0\.\.499"):
         view.handle_request("sample", {"index": 500})
 
@@ -200,3 +201,52 @@ def test_randomized_pca_matches_exact_on_decaying_spectrum():
     np.testing.assert_allclose(np.abs(fast.basis.numpy()), np.abs(exact.basis.numpy()), atol=1e-4)
     np.testing.assert_allclose(fast.explained, exact.explained, rtol=1e-4)
     np.testing.assert_allclose(np.abs(fast.embedding), np.abs(exact.embedding), atol=1e-4)
+
+
+def _displacement(frames: np.ndarray) -> float:
+    """Mean distance a point moves between consecutive epochs, over the spread of the points."""
+    steps = np.linalg.norm(np.diff(frames, axis=0), axis=-1).mean()
+    spread = np.sqrt(frames.var(axis=1).sum(-1)).mean()
+    return float(steps / spread)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_over_training_nonlinear_aligned_across_epochs(method):
+    """With recorder=, UMAP / t-SNE of every epoch land in the last epoch's embedding: points
+    move little from epoch to epoch, far less than in independent fits of each epoch."""
+    torch.manual_seed(0)
+    x_tr, y_tr, x_te, y_te = digits.load()
+    model = digits.DigitsCNN(width=4)
+    probe, probe_y = x_te[:150], y_te[:150]
+    rec = ls.Recorder(model, probe=probe, layers=["classifier.2"])
+    run = digits.Training(model, (x_tr[:600], y_tr[:600], x_te[:64], y_te[:64]))
+    for _ in range(5):
+        run.epoch(rec)
+    v = ls.projection(
+        model, recorder=rec, layer="classifier.2", labels=probe_y, method=method, progress=False
+    )
+    assert v._frames["method"].startswith("pca")  # shown at once, meanwhile
+    v.wait(300)
+    assert v._status["state"] == "done", v._status
+    f = v._frames
+    assert f["method"].startswith(method) and f["epochs"] == [0, 1, 2, 3, 4]
+    frames = decode_array(f["xy"]).astype(np.float64)
+    assert frames.shape == (5, 150, 2) and np.isfinite(frames).all()
+    # the live picture (the model is as after the last epoch) is the last frame itself
+    live = points(v) * v._points["scale"] + np.asarray(v._points["centre"])
+    last = frames[-1] * f["scale"] + np.asarray(f["centre"])
+    np.testing.assert_allclose(live, last, rtol=1e-4, atol=1e-4 * np.abs(last).max())
+    # the last epoch's picture still separates the classes
+    assert knn_accuracy(frames[-1], probe_y.numpy()) > 0.5
+    # independent fits of each epoch, for comparison
+    indep = np.stack(
+        [
+            fit(rec.activation("classifier.2", e, exact=True).array, method).embedding
+            for e in f["epochs"]
+        ]
+    )
+    aligned_move, indep_move = _displacement(frames), _displacement(indep)
+    print(f"{method}: aligned {aligned_move:.3f}, independent {indep_move:.3f}")
+    assert aligned_move < 0.35, aligned_move
+    assert aligned_move < 0.5 * indep_move, (aligned_move, indep_move)

@@ -112,6 +112,9 @@ export class Workspace {
   private routedAt = 0;
   /** The layer each dataset panel was saved at (what an exported page holds). */
   private readonly held: Record<string, string> = {};
+  /** The dataset sample whose saliency the page was saved with (the row after the inputs). */
+  private heldDataSample: unknown = null;
+  private unwatchSaliency: () => void = () => {};
 
   constructor(private readonly model: Model) {
     ensureStyle("ls-base-css", BASE_CSS);
@@ -130,6 +133,7 @@ export class Workspace {
       (model.get("_panels") as Record<string, PanelState & { channel: string }>) ?? {};
     this.weightsPanel(statics.weights);
     if (statics.acts) this.actsPanel(statics.acts);
+    this.heldDataSample = model.get("data_sample") ?? null;
     if (statics.saliency) this.saliencyPanel(statics.saliency);
     if (statics.scrub) this.timelinePanel(statics.scrub);
     if (statics.projection) this.datasetPanel("projection", "projection", statics.projection);
@@ -153,6 +157,7 @@ export class Workspace {
     model.on("msg:custom", onMsg);
     const onSelected = () => this.route();
     const onSample = () => this.routeActs();
+    const onDataSample = () => this.routeSaliency();
     const onEpoch = () => this.routeEpoch();
     // A first recorded epoch makes layers "recorded": the timeline panel shows them from then on.
     const onLayers = () => this.routeFrames();
@@ -162,6 +167,7 @@ export class Workspace {
     );
     model.on("change:_layers", onLayers);
     model.on("change:sample", onSample);
+    model.on("change:data_sample", onDataSample);
     model.on("change:epoch change:_epochs", onEpoch);
     this.cleanups.push(() => {
       model.off("msg:custom", onMsg);
@@ -171,6 +177,8 @@ export class Workspace {
       );
       model.off("change:_layers", onLayers);
       model.off("change:sample", onSample);
+      model.off("change:data_sample", onDataSample);
+      this.unwatchSaliency();
       model.off("change:epoch change:_epochs", onEpoch);
     });
     // Test and benchmark hook: select a layer as a click in the graph does.
@@ -192,10 +200,14 @@ export class Workspace {
   /** A selection made in the view: it goes to the model (and the kernel), then routes. */
   private choose(name: string, value: unknown): void {
     if (this.model.get(name) === value) return;
+    // a sample of the inputs replaces a picked dataset sample (the kernel does the same)
+    if (name === "sample" && this.model.get("data_sample") != null)
+      this.model.set("data_sample", null);
     this.model.set(name, value);
     this.model.save_changes();
     if (name === "selected") this.route();
     else if (name === "sample") this.routeActs();
+    else if (name === "data_sample") this.routeSaliency();
     else this.routeEpoch();
   }
 
@@ -254,6 +266,14 @@ export class Workspace {
     const p = this.panel(name, ["layer"], initial);
     // Its layer is the workspace's: the kernel moves it with the selection.
     p.intercept = (key, value) => {
+      if (name === "projection" && key === "selected" && Array.isArray(value)) {
+        // One point picked in the projection: that dataset sample drives the saliency panel
+        // (through the workspace's data_sample; cleared with the selection). The selection
+        // itself still goes to the projection.
+        if (value.length === 1) this.choose("data_sample", Number(value[0]));
+        else if (value.length === 0) this.choose("data_sample", null);
+        return false;
+      }
       if (key !== "layer") return false;
       this.choose("selected", value);
       return true;
@@ -266,6 +286,8 @@ export class Workspace {
     const mount = name === "projection" ? mountProjection : mountUnits;
     const [panel, cleanup] = mount(p as never, requester);
     box.body.append(panel.root);
+    // Test hook, as the single projection view has: the panel under its root's parent.
+    (box.body as unknown as { __lsProjection?: unknown }).__lsProjection = panel;
     this.cleanups.push(() => {
       cleanup();
       requester.dispose();
@@ -396,10 +418,46 @@ export class Workspace {
 
   private routeSaliency(): void {
     const p = this.panels.saliency;
-    if (!p) return;
+    const box = this.boxes.saliency;
+    if (!p || !box) return;
+    this.unwatchSaliency();
+    const picked = this.model.get("data_sample");
+    if (typeof picked === "number") {
+      const what = `dataset sample ${picked}`;
+      box.label(what);
+      const rows = Number((p.get("_info") as { n?: number } | undefined)?.n ?? 0);
+      if (this.offline) {
+        if (picked !== this.heldDataSample) {
+          const held =
+            typeof this.heldDataSample === "number"
+              ? ` and of dataset sample ${this.heldDataSample}`
+              : "";
+          box.say(
+            `the saliency of ${what} is not baked into this page: a running kernel computes it (the page holds the saliency of the inputs' samples${held})`,
+          );
+          return;
+        }
+        // baked: the row after the inputs
+        if (p.get("batch") !== rows - 1) p.load({ batch: rows - 1 });
+        box.show(what);
+        return;
+      }
+      // The kernel computes that sample's row and shows it (or says why not in the panel).
+      box.say(`computing the saliency of ${what}…`);
+      const done = () => {
+        this.unwatchSaliency();
+        box.show(what);
+      };
+      p.on("change:_samples change:_error", done);
+      this.unwatchSaliency = () => {
+        p.off("change:_samples change:_error", done);
+        this.unwatchSaliency = () => {};
+      };
+      return;
+    }
     const sample = Number(this.model.get("sample") ?? 0);
     if (p.get("batch") !== sample) p.load({ batch: sample });
-    this.boxes.saliency.label(`sample ${sample}`);
+    box.show(`sample ${sample}`);
   }
 
   private routeActs(): void {

@@ -276,16 +276,25 @@ export function pointColours(
   const rgba = out && out.length === 4 * n ? out : new Uint8Array(4 * n);
   const a = Math.round(Math.min(1, Math.max(0, alpha)) * 255);
   if (c.kind === "categorical") {
+    // one RGBA word a class (little-endian: the byte order of rgba), then one store a point
     const classes = c.classes ?? [];
-    const hide = classes.map((name) => hidden.has(name));
+    const table = new Uint32Array(Math.max(1, classes.length));
+    const bytes = new Uint8Array(table.buffer);
+    classes.forEach((name, code) => {
+      const rgb = classColour(c, code);
+      bytes.set([rgb[0], rgb[1], rgb[2], hidden.has(name) ? 0 : a], 4 * code);
+    });
+    const unknown = classColour(c, -1);
+    const other = new Uint8Array([unknown[0], unknown[1], unknown[2], a]);
+    const otherWord = new Uint32Array(other.buffer)[0];
+    const aligned = rgba.byteOffset % 4 === 0;
+    const out32 = aligned ? new Uint32Array(rgba.buffer, rgba.byteOffset, n) : new Uint32Array(n);
+    const m = table.length;
     for (let i = 0; i < n; i++) {
       const code = c.values[i];
-      const rgb = classColour(c, code);
-      rgba[4 * i] = rgb[0];
-      rgba[4 * i + 1] = rgb[1];
-      rgba[4 * i + 2] = rgb[2];
-      rgba[4 * i + 3] = hide[code] ? 0 : a;
+      out32[i] = code >= 0 && code < m ? table[code] : otherWord;
     }
+    if (!aligned) rgba.set(new Uint8Array(out32.buffer));
     return rgba;
   }
   const [lo, hi] = c.range ?? [0, 1];

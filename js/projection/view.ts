@@ -81,7 +81,8 @@ export interface ProjectionState {
   epoch: number;
   thumbs: {
     kind?: string;
-    index?: number[];
+    /** Sample indices of the baked inputs (an int32 buffer; a list when empty). */
+    index?: Payload | number[];
     data?: Payload;
     tokens?: string[][];
     left_out?: number;
@@ -266,7 +267,7 @@ export class ProjectionPanel {
     const left = s.thumbs.left_out ?? 0;
     if (left > 0 && s.thumbs.kind !== "none")
       notes.push(
-        `inputs of ${count(s.thumbs.index?.length ?? 0)} samples are baked for hovering offline; ${count(left)} need a running kernel`,
+        `inputs of ${count(this.bakedIndex().length)} samples are baked for hovering offline; ${count(left)} need a running kernel`,
       );
     this.notesEl.textContent = notes.join(" · ");
     this.layout();
@@ -461,9 +462,7 @@ export class ProjectionPanel {
       this.legend.append(g, row);
       return;
     }
-    const counts = new Map<number, number>();
-    for (let i = 0; i < c.values.length; i++)
-      counts.set(c.values[i], (counts.get(c.values[i]) ?? 0) + 1);
+    const counts = this.classCounts(c);
     const hidden = new Set(s.hidden);
     (c.classes ?? []).forEach((name, code) => {
       const item = el("div", `ls-item${hidden.has(name) ? " ls-off" : ""}`);
@@ -481,6 +480,24 @@ export class ProjectionPanel {
       });
       this.legend.append(item);
     });
+  }
+
+  private countsOf: { values: unknown; counts: Map<number, number> } | null = null;
+
+  /** Points a class (once a colouring: the legend is redrawn on every update). */
+  private classCounts(c: Colouring): Map<number, number> {
+    if (this.countsOf?.values === c.values) return this.countsOf.counts;
+    const m = c.classes?.length ?? 0;
+    const dense = new Float64Array(m + 1);
+    const counts = new Map<number, number>();
+    for (let i = 0; i < c.values.length; i++) {
+      const v = c.values[i];
+      if (v >= 0 && v < m) dense[v]++;
+      else counts.set(v, (counts.get(v) ?? 0) + 1);
+    }
+    for (let k = 0; k < m; k++) counts.set(k, dense[k]);
+    this.countsOf = { values: c.values, counts };
+    return counts;
   }
 
   private renderStatus(): void {
@@ -754,7 +771,7 @@ export class ProjectionPanel {
       }
     }
     const t = s?.thumbs;
-    const k = t?.index?.indexOf(sample) ?? -1;
+    const k = this.bakedSlot(sample);
     if (!t || k < 0) {
       return {
         info,
@@ -775,6 +792,33 @@ export class ProjectionPanel {
       return { info, body: stripEl(Float32Array.from(slice as unknown as ArrayLike<number>)) };
     }
     return { info, body: null };
+  }
+
+  private bakedOf: { thumbs: unknown; index: ArrayLike<number>; slot: Map<number, number> } | null =
+    null;
+
+  /** Sample indices whose inputs are baked into the page (decoded once a `_thumbs`). */
+  private bakedIndex(): ArrayLike<number> {
+    const t = this.state?.thumbs;
+    if (this.bakedOf?.thumbs !== t) {
+      const raw = t?.index;
+      const index: ArrayLike<number> = !raw
+        ? []
+        : Array.isArray(raw)
+          ? raw
+          : (decodeArray(raw).data as ArrayLike<number>);
+      this.bakedOf = { thumbs: t, index, slot: new Map() };
+    }
+    return this.bakedOf?.index ?? [];
+  }
+
+  /** Row of `sample` in the baked inputs, or -1. */
+  private bakedSlot(sample: number): number {
+    const index = this.bakedIndex();
+    const cache = this.bakedOf as { slot: Map<number, number> };
+    if (cache.slot.size === 0 && index.length)
+      for (let k = 0; k < index.length; k++) cache.slot.set(index[k], k);
+    return cache.slot.get(sample) ?? -1;
   }
 
   private inputBody(info: SampleInfo, buffers: DataView[]): HTMLElement {

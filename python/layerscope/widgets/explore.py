@@ -159,6 +159,9 @@ class ExploreView(BaseView):
     sample = traitlets.Int(0).tag(sync=True)
     epoch = traitlets.Int(0).tag(sync=True)
     target = traitlets.Int(None, allow_none=True).tag(sync=True)
+    # The dataset sample (an index into data=) picked in the projection panel, or None: the
+    # saliency panel shows that sample's input while it is set, else inputs[sample].
+    data_sample = traitlets.Int(None, allow_none=True).tag(sync=True)
     height = traitlets.Int(520).tag(sync=True)
     # The graph's colouring: module path -> number (default: weight change over training with a
     # recorder, else parameter count), and its legend's label.
@@ -268,9 +271,9 @@ class ExploreView(BaseView):
         sample follows ``sample`` and its class ``target`` (both ways)."""
         from .saliency import saliency as make_saliency
 
-        with headless(self._forward, "saliency") as made:
+        with headless(self._forward, "saliency"):
             self.saliency = make_saliency(self._model, inputs[0], **options)
-        self._relays["saliency"] = made[0]
+        self._relays["saliency"] = self.saliency.comm  # its own comm, not a Layout's
         self.saliency.observe(self._saliency_retargeted, names="target")
 
     def _make_dataset_panels(self, data: Any, labels: Any, layer: str) -> None:
@@ -286,17 +289,19 @@ class ExploreView(BaseView):
         if is_one_shot(data):
             # a generator is read once: one pass collects every leaf layer for both panels
             data, labels = collect_every_layer(self._model, data, layer, labels=labels), None
-        with headless(self._forward, "projection") as made:
+        # Each panel's relay is its view's own comm (the first widget made inside can be a
+        # Layout: messages from the panel then went to the Layout, and clicks never arrived).
+        with headless(self._forward, "projection"):
             self.projection = ProjectionView(self._model, data, layer=layer, labels=labels)
-        self._relays["projection"] = made[0]
-        with headless(self._forward, "units") as made:
+        self._relays["projection"] = self.projection.comm
+        with headless(self._forward, "units"):
             self.units = UnitsView(self._model, data, layer=layer, labels=labels)
-        self._relays["units"] = made[0]
+        self._relays["units"] = self.units.comm
 
     def _saliency_retargeted(self, change: Any) -> None:
-        targets = change["new"]
-        if 0 <= self.sample < len(targets) and isinstance(targets[self.sample], int):
-            self.target = targets[self.sample]
+        targets, row = change["new"], self.saliency.batch
+        if 0 <= row < len(targets) and isinstance(targets[row], int):
+            self.target = targets[row]
 
     @traitlets.observe("target")
     def _on_target(self, change: Any) -> None:
@@ -304,9 +309,11 @@ class ExploreView(BaseView):
         value = change["new"]
         if sal is None or value is None:
             return
-        current = sal.target[self.sample] if self.sample < len(sal.target) else None
+        # the row shown: inputs[sample], or a picked dataset sample (see data_sample)
+        row = sal.batch
+        current = sal.target[row] if row < len(sal.target) else None
         if current != value:
-            sal.handle_request("retarget", {"batch": self.sample, "target": int(value)})
+            sal.handle_request("retarget", {"batch": row, "target": int(value)})
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -362,8 +369,46 @@ class ExploreView(BaseView):
             # Every panel's data for it has gone out: the front end can tell (and time) it.
             self.send({"ls_followed": change["new"]})
 
+    @traitlets.validate("data_sample")
+    def _valid_data_sample(self, proposal: Any) -> int | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        if self.projection is None:
+            raise traitlets.TraitError(
+                "data_sample picks a sample of data=: make the workspace with "
+                "ls.explore(model, x, data=..., saliency={...})"
+            )
+        n = self.projection.collected().n
+        if not 0 <= int(value) < n:
+            raise traitlets.TraitError(f"data_sample {value} is outside the data's 0..{n - 1}")
+        return int(value)
+
+    @traitlets.observe("data_sample")
+    def _on_data_sample(self, change: Any) -> None:
+        """The saliency panel follows the picked dataset sample (its input from data=)."""
+        sal, i = self.saliency, change["new"]
+        if sal is None:
+            return
+        if i is None:
+            sal.batch = self.sample
+            return
+        try:
+            x = self.projection.collected().sample(i)
+            if x is None:
+                raise ValueError(
+                    f"dataset sample {i}'s input cannot be fetched again: the data is an "
+                    "iterable; pass a tensor, (inputs, labels) or a DataLoader over a Dataset"
+                )
+            row = sal.show_input(x)
+            if isinstance(sal.target[row], int):
+                self.target = sal.target[row]
+        except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+            sal._error = f"saliency of dataset sample {i}: {exc}"
+
     @traitlets.observe("sample")
     def _on_sample(self, change: Any) -> None:
+        self.data_sample = None  # a sample of the inputs replaces a picked dataset sample
         if self.activations is not None:
             self.activations.batch = change["new"]
         if self.saliency is not None:

@@ -26,7 +26,7 @@ from torch import nn
 from ..inspect.batches import DatasetError, dataset_length
 from ..inspect.collect import Collected, collect
 from ..inspect.modules import check_module, find_module
-from ..inspect.project import Projector, check_method, finite_rows, fit, recentre
+from ..inspect.project import Progress, Projector, check_method, finite_rows, fit, recentre
 from ..inspect.unitstats import as_units, unit_layout
 from ..wire.codec import encode_array
 from .base import BaseView, request
@@ -44,8 +44,16 @@ def _payload(a: np.ndarray) -> dict[str, Any]:
 
 def _categorical(values: np.ndarray, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Integer codes (uint8 / int16 / int32, -1 unknown) and class names, for the legend."""
-    classes = np.unique(values)
-    codes = np.searchsorted(classes, values)
+    values = np.asarray(values)
+    if values.dtype.kind in "iub" and values.size and values.min() >= 0 and values.max() < 65536:
+        # small non-negative integers (class ids): a count and a lookup, no sort of n values
+        classes = np.flatnonzero(np.bincount(values.astype(np.int64, copy=False)))
+        lookup = np.zeros(int(classes[-1]) + 1, np.int32)
+        lookup[classes] = np.arange(len(classes))
+        codes = lookup[values]
+    else:
+        classes = np.unique(values)
+        codes = np.searchsorted(classes, values)
     dtype = np.uint8 if len(classes) < 255 else np.int16 if len(classes) < 32767 else np.int32
     labels = [
         str(names[int(c)]) if names is not None and 0 <= int(c) < len(names) else str(c)
@@ -76,6 +84,16 @@ def _pooled_epoch(array: np.ndarray, module: nn.Module, pool: str | None) -> np.
     if pool is None:
         return v.flatten(1).numpy()
     return v.mean(2).numpy()
+
+
+def _start_at(xy: np.ndarray) -> np.ndarray:
+    """Start positions for ``Projector.follow``: points without one (NaN at the neighbouring
+    epoch) start at the median of the others."""
+    xy = np.array(xy, np.float64)
+    bad = ~np.isfinite(xy).all(1)
+    if bad.any():
+        xy[bad] = np.median(xy[~bad], 0) if (~bad).any() else 0.0
+    return xy
 
 
 class ProjectionView(BaseView):
@@ -248,28 +266,30 @@ class ProjectionView(BaseView):
         with self.hold_sync():
             self._error = ""
             self._notes = notes
-            self._set_points(pca, col)
+            self._set_points(col, pca.embedding, "pca", getattr(pca, "explained", None))
             self._arrays = self._colourings(col, index)
             self._thumbs = self._bake(col, index)
-            self._frames = self._over_training(col) if self._recorder is not None else {}
+            self._frames = self._over_training(col, "pca")[0] if self._recorder is not None else {}
             self._status = {"state": "done", "method": "pca", "progress": 1.0, "text": ""}
         if self.method != "pca":
             self._start(self.method, self._reps, col, self._generation)
 
-    def _set_points(self, proj: Projector, col: Collected) -> None:
-        xy, centre, scale = recentre(proj.embedding)
+    def _set_points(
+        self, col: Collected, embedding: np.ndarray, method: str, explained: Any = None
+    ) -> None:
+        xy, centre, scale = recentre(embedding)
         index = self._index
         dense = len(index) == col.n and bool((index == np.arange(col.n)).all())
         self._points = {
             "layer": self.layer,
-            "method": proj.method,
+            "method": method,
             "xy": _payload(xy),
             "index": None if dense else _payload(index.astype(np.int32)),
             "n_total": col.n,
             "n_drawn": len(index),
             "centre": centre,
             "scale": scale,
-            "explained": getattr(proj, "explained", None),
+            "explained": explained,
         }
 
     def _start(self, method: str, reps: np.ndarray, col: Collected, generation: int) -> None:
@@ -296,7 +316,21 @@ class ProjectionView(BaseView):
 
         def work() -> None:
             try:
-                proj = fit(reps, method, progress)
+                if self._recorder is not None:
+                    # over training: fit the last epoch, place every other epoch (and the live
+                    # picture) into that embedding, so points move smoothly when scrubbing
+                    frames, ref_rows, ref, xy = self._over_training(col, method, progress)
+                    # the live picture in the last epoch's embedding: that embedding itself
+                    # when the model has not changed since (equal up to the float16 that
+                    # collect may store), else placed into it
+                    same = reps.shape == ref_rows.shape and np.allclose(
+                        reps, ref_rows, rtol=1e-3, atol=1e-3 * float(np.abs(ref_rows).max())
+                    )
+                    start = _start_at(xy[-1])
+                    live = ref.embedding if same else ref.follow(reps, start)
+                else:
+                    proj = fit(reps, method, progress)
+                    live = proj.embedding
             except Exception as exc:  # shown in the view, never a silent blank
                 if generation == self._generation:
                     self._status = {
@@ -309,7 +343,9 @@ class ProjectionView(BaseView):
             if generation != self._generation:
                 return  # a newer layer/method replaced this request
             with self.hold_sync():
-                self._set_points(proj, col)
+                self._set_points(col, live, method)
+                if self._recorder is not None:
+                    self._frames = frames
                 self._status = {"state": "done", "method": method, "progress": 1.0, "text": ""}
 
         if self._wait:
@@ -362,9 +398,20 @@ class ProjectionView(BaseView):
         if col.data is None:
             return {"kind": "none", "index": [], "left_out": len(index)}
 
-        return bake_samples(col.samples, index.tolist(), THUMB_BUDGET, self._decode)
+        baked = bake_samples(col.samples, index, THUMB_BUDGET, self._decode)  # type: ignore[arg-type]
+        # sample indices as one int32 buffer: a list of 100k+ ints costs the kernel and the
+        # page far more as JSON
+        baked["index"] = _payload(np.asarray(baked["index"], np.int32))
+        return baked
 
-    def _over_training(self, col: Collected) -> dict[str, Any]:
+    def _over_training(
+        self, col: Collected, method: str, progress: Progress | None = None
+    ) -> tuple[dict[str, Any], np.ndarray, Projector, np.ndarray]:
+        """Every recorded epoch's points in one picture: ``method`` fitted on the last epoch
+        (the reference), the other epochs placed by ``Projector.follow`` (PCA: the same basis;
+        UMAP and t-SNE: each epoch's own neighbour graph, optimised briefly from the positions
+        of the epoch after it). Returns the frames' payload, the reference rows and fit, and
+        the frames (epochs, points, 2) in data units."""
         rec = self._recorder
         assert self._model is not None
         module = find_module(self._model, self.layer)
@@ -386,27 +433,38 @@ class ProjectionView(BaseView):
         # NaN there (not drawn at that epoch, and counted in the note).
         rows = [r[self._index] for r in reps]
         ok = [finite_rows(r) for r in rows]
-        ref_ok = ok[-1]
-        ref = fit(rows[-1][ref_ok], "pca")  # the last epoch's basis: every epoch in its axes
+        report = progress or (lambda f, words: None)
+        name = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[method]
+        # the fit takes most of the time: 80 % of the bar, the placements the rest
+        ref = fit(rows[-1][ok[-1]], method, lambda f, words: report(0.8 * f, words))
         frames = np.full((len(epochs), len(self._index), 2), np.nan, np.float64)
-        for k, (r, fine) in enumerate(zip(rows, ok, strict=True)):
-            frames[k, fine] = ref.transform(r[fine])
+        frames[-1, ok[-1]] = ref.embedding
+        for k in range(len(epochs) - 2, -1, -1):
+            # back from the reference, each epoch from the positions of the one after it
+            report(
+                0.8 + 0.2 * (len(epochs) - 2 - k) / len(epochs),
+                f"{name}: epoch {epochs[k]} from epoch {epochs[k + 1]}'s positions "
+                f"({len(epochs) - 1 - k} of {len(epochs) - 1})",
+            )
+            if ok[k].any():
+                frames[k, ok[k]] = ref.follow(rows[k][ok[k]], _start_at(frames[k + 1][ok[k]]))
         finite = np.isfinite(frames[..., 0])
         _, centre, scale = recentre(frames[finite])
         flat = ((frames - np.asarray(centre)) / scale).astype(np.float32)
         missing = int((~finite).sum())
         if missing:
-            self._notes = [
-                *self._notes,
-                f"{missing:,} (epoch, sample) points have NaN/Inf representations: not drawn",
-            ]
-        return {
+            note = f"{missing:,} (epoch, sample) points have NaN/Inf representations: not drawn"
+            if note not in self._notes:
+                self._notes = [*self._notes, note]
+        how = "basis" if method == "pca" else "embedding"
+        payload = {
             "epochs": list(epochs),
             "xy": _payload(flat),
             "centre": centre,
             "scale": scale,
-            "method": "pca (basis of the last epoch)",
+            "method": f"{method} ({how} of the last epoch, {epochs[-1]})",
         }
+        return payload, rows[-1][ok[-1]], ref, frames
 
     # -- requests --------------------------------------------------------------------------------
 

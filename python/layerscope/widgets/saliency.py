@@ -238,6 +238,7 @@ class SaliencyView(TensorView):
         targets = self._resolve_targets(target, n)
         # Samples whose class was chosen (given, or retargeted): the rest follow the prediction.
         self._chosen = set() if target is None else set(range(n))
+        self._n_inputs = n  # rows past it: inputs shown by show_input
         # Compute everything before the widget exists: bad input raises with nothing left behind.
         maps = {m: self._attribute(m, targets) for m in methods}
         self._maps = maps
@@ -593,6 +594,49 @@ class SaliencyView(TensorView):
 
     def _targets(self) -> list[Any]:
         return [tuple(t) if isinstance(t, list) else t for t in self.target]
+
+    def show_input(self, x: torch.Tensor) -> int:
+        """Show the saliency of one more input ``x`` (one sample shaped like a row of the
+        inputs, e.g. a dataset sample picked in the workspace's projection): computed for it
+        alone, at its predicted class, kept as the row after the inputs (replacing an input
+        shown this way before) and shown. Returns its row.
+
+        >>> view.show_input(dataset[123][0])      # doctest: +SKIP
+        """
+        n = self._n_inputs
+        if not isinstance(self._inputs, torch.Tensor):
+            raise TypeError("show_input needs a view made on one input tensor")
+        if self._kind in EXTRA_KINDS:
+            raise ValueError(f"show_input takes image, token or feature inputs, not {self._kind}")
+        x = torch.as_tensor(x).to(device=self._x.device, dtype=self._x.dtype)
+        if tuple(x.shape) != tuple(self._x.shape[1:]):
+            raise ValueError(
+                f"the input has shape {tuple(x.shape)}; this view's samples have shape "
+                f"{tuple(self._x.shape[1:])}"
+            )
+        rows = torch.cat([self._x[:n], x[None]])
+        old = self._x, self._inputs, self._topk, self._maps
+        self._x = self._inputs = rows
+        try:
+            self._topk = self._predict()
+            targets = self._targets()[:n]
+            targets.append(int(self._topk.indices[n, 0]) if self._topk is not None else None)
+            one = slice(n, n + 1)
+            self._maps = {
+                m: torch.cat([a[:n], self._attribute(m, targets, rows=one)])
+                for m, a in self._maps.items()
+            }
+            extra = self._bake_sample(n, targets[n])
+        except Exception:
+            self._x, self._inputs, self._topk, self._maps = old
+            raise
+        self._error = ""
+        with self.hold_sync():
+            self.target = [self._json_target(t) for t in targets]
+            self._info = {**self._info, "n": n + 1, "shape": list(rows.shape)}
+            self._samples = [*self._samples[:n], extra]
+            self.batch = n
+        return n
 
     def _classes_count(self) -> int | None:
         if self._topk is None:
