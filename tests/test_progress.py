@@ -44,4 +44,5 @@ def test_in_a_script_the_bar_is_on_stderr() -> None:
         check=True,
     )
     assert done.stdout.strip() == "300"
-    assert "layerscope collect" in done.stderr and "300/300" in done.stderr
+    # tqdm redraws at most every 0.1 s: a fast pass may show only its start before it clears.
+    assert "layerscope collect" in done.stderr and "/300" in done.stderr
