@@ -285,6 +285,55 @@ def test_dataset_panels_follow_the_selected_layer() -> None:
     assert torch.allclose(torch.as_tensor(mean, dtype=torch.float32), want.mean(0), atol=1e-5)
 
 
+def test_every_layers_dataset_panels_are_baked_each_its_own(monkeypatch: Any) -> None:
+    """The page holds the projection and units of every layer (small data), each that layer's
+    own; after training they are the trained model's; big data bakes the selected layer only and
+    says why."""
+    import layerscope.widgets.explore as explore_mod
+
+    torch.manual_seed(0)
+    model = small_cnn()
+    data = torch.randn(40, 1, 8, 8)
+    labels = torch.arange(40) % 3
+    ex = ls.explore(model, data[:4], data=(data, labels), selected="4")
+    ex.settle()
+    baked = ex._baked
+    others = {"0", "1", "2.0", "2.1", "3"}
+    assert set(baked["projection"]) == set(baked["units"]) == others | {"4"}, baked["left_out"]
+    assert not baked["failed"]["projection"] and baked["dataset_note"] == ""
+    for path in others:
+        proj = baked["projection"][path]["state"]
+        assert proj["layer"] == proj["_points"]["layer"] == path
+        table = baked["units"][path]["state"]["_table"]
+        assert baked["units"][path]["state"]["layer"] == table["layer"] == path
+        assert table["units"] == {"0": 4, "1": 4, "2.0": 4, "2.1": 4, "3": 64}[path]
+    # the panels' shared saved state holds no layer's data (the bake does), and they are back
+    # on the selected layer
+    assert "layer" not in ex._panels["projection"]["state"] and ex.projection.layer == "4"
+    assert "_points" not in ex._panels["projection"]["state"] and ex.units.layer == "4"
+    # a selection moved to a layer left out of the bake: saved once the cell ends
+    ex._baked = {**ex._baked, "projection": {}, "units": {}}
+    ex.selected = "2.0"
+    ex.settle()
+    assert set(ex._baked["projection"]) == set(ex._baked["units"]) == {"2.0"}
+    assert ex._baked["units"]["2.0"]["state"]["_table"]["layer"] == "2.0"
+    # after training, the panels are recollected with the trained model
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    ex._stale = ex._changed = True
+    ex.settle()
+    mean = ex.units.collected("4")["4"].stats["mean"]
+    with torch.no_grad():
+        want = model(data).mean(0)
+    assert torch.allclose(torch.as_tensor(mean, dtype=torch.float32), want, atol=1e-4)
+    # data over the limit: only the selected layer, and the reason
+    monkeypatch.setattr(explore_mod, "DATASET_BAKE_SAMPLES", 10)
+    ex.refresh()
+    assert set(ex._baked["projection"]) == {"2.0"}
+    assert "at most 10 samples" in ex._baked["dataset_note"]
+
+
 def test_a_dataset_sample_picked_drives_the_saliency_panel() -> None:
     torch.manual_seed(0)
     model = small_cnn()

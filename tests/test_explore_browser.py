@@ -517,15 +517,23 @@ def test_every_single_view_renders_and_reacts_in_notebook7(page: Any, kernels: L
     assert ours == []
 
 
-def test_exported_workspace_dataset_panels_hold_their_layer_and_say_so_for_others(
-    page: Any, tmp_path: pathlib.Path
+def test_exported_workspace_dataset_panels_hold_every_layer_or_say_why(
+    page: Any, tmp_path: pathlib.Path, monkeypatch: Any
 ) -> None:
+    """Offline, the dataset panels show each clicked layer's own projection and units (small
+    data: every layer is saved); over DATASET_BAKE_SAMPLES they hold the selected layer and say
+    why the others are not in the page."""
+    import layerscope.widgets.explore as explore_mod
+
     model, X, _ = trained()
     scope: dict[str, Any] = {}
     exec(TRAINED.format(tests=TESTS), scope)
     y = scope["y"]
     ex = ls.explore(model, X[:8], data=(X[:200], y[:200]))
     path = ls.export_html(ex, tmp_path / "explore_data.html")
+    monkeypatch.setattr(explore_mod, "DATASET_BAKE_SAMPLES", 100)
+    small = ls.explore(model, X[:8], data=(X[:200], y[:200]))
+    small_path = ls.export_html(small, tmp_path / "explore_data_big.html")
     with offline_guard(page) as attempted:
         page.goto(path.as_uri())
         root = page.locator(".ls-explore")
@@ -544,10 +552,23 @@ def test_exported_workspace_dataset_panels_hold_their_layer_and_say_so_for_other
         screenshot(page, "explore_offline_dataset")
         click_layer(root, page, "features.2")
         wait_selected(root, "features.2")
+        page.wait_for_timeout(300)
+        p = panels(root)
+        for name in ("projection", "units"):
+            assert p[name] == {"state": "shown", "what": "features.2", "note": ""}, p
+        units = root.locator(".ls-ex-units").inner_text()
+        assert "features.2" in units and "64 units" in units, units
+        assert "features.2" in root.locator(".ls-ex-projection .ls-proj").inner_text()
+        page.goto(small_path.as_uri())
+        root = page.locator(".ls-explore")
+        root.wait_for(timeout=30_000)
+        assert panels(root)["units"]["state"] == "shown"
+        click_layer(root, page, "features.2")
+        wait_selected(root, "features.2")
         p = panels(root)
         for name in ("projection", "units"):
             assert p[name]["state"] == "note", p
-            assert "hold features.0" in p[name]["note"], p
+            assert "at most 100 samples" in p[name]["note"], p
     assert attempted == []
     assert page.errors == []
 

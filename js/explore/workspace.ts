@@ -33,9 +33,15 @@ interface Baked {
   weights?: Record<string, PanelState>;
   acts?: Record<string, PanelState>;
   frames?: Record<string, PanelState>;
+  projection?: Record<string, PanelState>;
+  units?: Record<string, PanelState>;
   budget?: number;
   used?: number;
   left_out?: Record<string, string[]>;
+  /** Layers whose dataset panel failed when baked, with the error. */
+  failed?: Record<string, Record<string, string>>;
+  /** Why the dataset panels of other layers were not baked (data too big), if so. */
+  dataset_note?: string;
 }
 
 export const EXPLORE_CSS = `
@@ -111,7 +117,7 @@ export class Workspace {
   private readonly watchers = new Map<PanelModel, () => void>();
   private routedAt = 0;
   /** The layer each dataset panel was saved at (what an exported page holds). */
-  private readonly held: Record<string, string> = {};
+
   /** The dataset sample whose saliency the page was saved with (the row after the inputs). */
   private heldDataSample: unknown = null;
   private unwatchSaliency: () => void = () => {};
@@ -211,8 +217,14 @@ export class Workspace {
     else this.routeEpoch();
   }
 
-  private panel(name: string, identity: string[], initial?: PanelState): PanelModel {
-    const p = new PanelModel(name, this.model, identity, putBuffers(initial));
+  private panel(
+    name: string,
+    identity: string[],
+    initial?: PanelState,
+    layerState?: PanelState,
+  ): PanelModel {
+    const start = { ...putBuffers(initial), ...putBuffers(layerState) };
+    const p = new PanelModel(name, this.model, identity, start);
     this.panels[name] = p;
     return p;
   }
@@ -263,7 +275,10 @@ export class Workspace {
 
   /** A dataset panel (ls.projection, ls.units) of the selected layer. */
   private datasetPanel(name: "projection" | "units", title: string, initial: PanelState): void {
-    const p = this.panel(name, ["layer"], initial);
+    // Its saved state is shared (selected samples, colouring); its layer's comes from the bake,
+    // which always holds the selected layer's.
+    const selected = String(this.model.get("selected") ?? "");
+    const p = this.panel(name, ["layer"], initial, this.baked()[name]?.[selected]);
     // Its layer is the workspace's: the kernel moves it with the selection.
     p.intercept = (key, value) => {
       if (name === "projection" && key === "selected" && Array.isArray(value)) {
@@ -278,7 +293,6 @@ export class Workspace {
       this.choose("selected", value);
       return true;
     };
-    this.held[name] = String(p.get("layer") ?? "");
     const box = new Box(`ls-ex-${name}`, title);
     this.boxes[name] = box;
     this.root.append(box.root);
@@ -295,23 +309,25 @@ export class Workspace {
   }
 
   private routeDataset(): void {
-    for (const name of ["projection", "units"]) {
+    for (const name of ["projection", "units"] as const) {
       const p = this.panels[name];
       const box = this.boxes[name];
       if (!p || !box) continue;
       const what = this.layer || "(root)";
       p.expected = { layer: this.layer };
       this.watch(p, box, what);
-      if (p.get("layer") === this.layer) box.show(what);
-      else {
-        box.say(
-          this.missing(
-            what,
-            `the dataset panels hold ${this.held[name] || "(root)"}; the kernel computes the others`,
-          ),
-        );
-        box.label(what);
+      if (p.get("layer") === this.layer) {
+        box.show(what);
+        continue;
       }
+      const b = this.baked();
+      const failed = b.failed?.[name]?.[this.layer];
+      if (failed) {
+        box.label(what);
+        box.say(failed.startsWith(what) ? failed : `${what}: ${failed}`);
+        continue;
+      }
+      this.loadBaked(p, box, b[name]?.[this.layer], what, b.dataset_note || undefined);
     }
   }
 

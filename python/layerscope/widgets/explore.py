@@ -12,7 +12,11 @@ so an exported page stays linked; a panel whose layer was not baked says so in w
 Baking order (what fits the budget first): the selected layer, then, with a recorder, layers by
 weight change over training (largest first), then the remaining layers in model order. Each layer
 brings its weights overview (its first parameter, ``WEIGHT_BAKE`` bytes), its activation
-(``ACT_BAKE`` bytes with thumbnails) and its timeline frames (``FRAME_BAKE`` bytes).
+(``ACT_BAKE`` bytes with thumbnails) and its timeline frames (``FRAME_BAKE`` bytes); with
+``data=``, its projection and units panels (their own bake budgets). Those need the layer's pass
+over the data: they are baked for every layer when the data has at most
+``DATASET_BAKE_SAMPLES`` samples (or was read once for every layer, a generator), else for the
+selected layer only, and the other layers' panels say why.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ WEIGHT_KEYS = ["selected", "title", "arrangement", "axes", "index", "_meta", "_b
 ACT_KEYS = ["layer", "batch", "channel", "title", "axes", "index", "_act", "_thumbs"]
 ACT_KEYS += ["_meta", "_base", "_hist"]
 FRAME_KEYS = ["layer", "frames"]
+# What the dataset panels' state holds per layer (the rest, e.g. the selected samples, is shared).
+PROJECTION_KEYS = ["layer", "_points", "_arrays", "_status", "_frames", "_thumbs", "_notes"]
+UNITS_KEYS = ["layer", "unit", "_table", "_card", "_baked"]
+DATASET_BAKE_SAMPLES = 20_000
+# The dataset panels' saved inputs per layer: hover thumbnails, and the cards of the first units
+# (with a kernel, any point's input and any unit's card come on demand).
+PROJECTION_BAKE = 64 * 1024
+UNITS_BAKE = 64 * 1024
 
 
 def parameter_map(model: nn.Module) -> dict[str, str]:
@@ -292,10 +304,14 @@ class ExploreView(BaseView):
         # Each panel's relay is its view's own comm (the first widget made inside can be a
         # Layout: messages from the panel then went to the Layout, and clicks never arrived).
         with headless(self._forward, "projection"):
-            self.projection = ProjectionView(self._model, data, layer=layer, labels=labels)
+            self.projection = ProjectionView(
+                self._model, data, layer=layer, labels=labels, bake_budget=PROJECTION_BAKE
+            )
         self._relays["projection"] = self.projection.comm
         with headless(self._forward, "units"):
-            self.units = UnitsView(self._model, data, layer=layer, labels=labels)
+            self.units = UnitsView(
+                self._model, data, layer=layer, labels=labels, bake_budget=UNITS_BAKE
+            )
         self._relays["units"] = self.units.comm
 
     def _saliency_retargeted(self, change: Any) -> None:
@@ -475,8 +491,10 @@ class ExploreView(BaseView):
     def _bake(self, first: str, *, only_first: bool = False) -> None:
         """Every layer's panels at reduced resolution, in baking order, within the budget
         (``only_first``: the panels of ``first`` alone)."""
-        baked: dict[str, dict[str, Any]] = {"weights": {}, "acts": {}, "frames": {}}
-        left: dict[str, list[str]] = {"weights": [], "acts": [], "frames": []}
+        kinds = ["weights", "acts", "frames", "projection", "units"]
+        baked: dict[str, dict[str, Any]] = {k: {} for k in kinds}
+        left: dict[str, list[str]] = {k: [] for k in kinds}
+        failed: dict[str, dict[str, str]] = {"projection": {}, "units": {}}
         used = 0
         order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
         w, a, t = self.weights, self.activations, self.timeline
@@ -488,21 +506,33 @@ class ExploreView(BaseView):
             t.budget = FRAME_BAKE
         captured = {d["path"] for d in a._layers} if a is not None else set()
         recorded = set(t.scrubber.layers) if t is not None else set()
+        # The selected layer's dataset panels are always saved (over the budget if need be).
+        dataset = self._dataset_layers(first, only_first)
         try:
             for path in order:
                 jobs = [
                     ("weights", self._param_of.get(path)),
                     ("acts", path if path in captured else None),
                     ("frames", path if path in recorded else None),
+                    ("projection", path if path in dataset else None),
+                    ("units", path if path in dataset else None),
                 ]
                 for kind, key in jobs:
                     if key is None or key in baked[kind] or key in left[kind]:
                         continue
-                    if used >= self.budget:
+                    forced = path == first and kind in ("projection", "units")
+                    if used >= self.budget and not forced:
                         left[kind].append(key)
                         continue
                     state = self._snap(kind, key)
+                    if state is None:  # the layer's dataset panel failed: said, not baked
+                        failed[kind][key] = self._panel_widget(kind)._error
+                        continue
                     size = _nbytes(state)
+                    if forced:
+                        baked[kind][key] = state
+                        used += size
+                        continue
                     if used + size > self.budget:
                         left[kind].append(key)
                         continue
@@ -514,10 +544,82 @@ class ExploreView(BaseView):
                 a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
             if t is not None:
                 t.budget = saved[2]
-        self._baked = {**baked, "budget": self.budget, "used": used, "left_out": left}
+            for view in (self.projection, self.units):
+                if dataset and view is not None:
+                    view.layer = first  # computed once per layer: read from its cache
+        note = self._dataset_note if self.projection is not None and not only_first else ""
+        self._baked = {
+            **baked,
+            "budget": self.budget,
+            "used": used,
+            "left_out": left,
+            "failed": failed,
+            "dataset_note": note,
+        }
 
-    def _snap(self, kind: str, key: str) -> dict[str, Any]:
-        """One panel's state with ``key`` (a parameter, or a module path) selected."""
+    _dataset_note = ""
+
+    def _bake_selected(self) -> None:
+        """Add the selected layer's dataset panels to the saved state when a click or Python
+        moved the selection to a layer the bake left out (they are always saved)."""
+        path, baked = self.selected, dict(self._baked)
+        for kind in ("projection", "units"):
+            view = self._panel_widget(kind)
+            if view is None or path in baked.get(kind, {}) or path in baked["failed"][kind]:
+                continue
+            state = self._snap(kind, path)
+            if state is None:
+                baked["failed"] = {
+                    **baked["failed"],
+                    kind: {**baked["failed"][kind], path: view._error},
+                }
+                continue
+            baked[kind] = {**baked[kind], path: state}
+            baked["used"] += _nbytes(state)
+            baked["left_out"] = {
+                **baked["left_out"],
+                kind: [k for k in baked["left_out"][kind] if k != path],
+            }
+        self._baked = baked
+
+    def _dataset_layers(self, first: str, only_first: bool) -> set[str]:
+        """The layers whose dataset panels the bake may hold: ``first``, and every layer the
+        data was read for (one-shot data), else every captured layer when the data is small
+        enough for a pass per layer (``DATASET_BAKE_SAMPLES``; ``_dataset_note`` says why
+        not)."""
+        self._dataset_note = ""
+        if self.projection is None or self.activations is None:
+            return set()
+        if only_first:
+            return {first}
+        captured = {d["path"] for d in self.activations._layers}
+        try:
+            col = self.projection.collected(first)
+        except Exception:  # the selected layer's own panel shows its error
+            return set()
+        if len(col.layers) > 1:
+            return {first} | (captured & set(col.layers))
+        if col.n > DATASET_BAKE_SAMPLES:
+            self._dataset_note = (
+                f"the dataset panels of other layers are saved for data of at most "
+                f"{DATASET_BAKE_SAMPLES:,} samples (a pass over the data each); this data has "
+                f"{col.n:,}"
+            )
+            return {first}
+        return {first} | captured
+
+    def _snap(self, kind: str, key: str) -> dict[str, Any] | None:
+        """One panel's state with ``key`` (a parameter, or a module path) selected; None when a
+        dataset panel could not show that layer (its ``_error`` says why)."""
+        if kind in ("projection", "units"):
+            view = self._panel_widget(kind)
+            try:
+                view.layer = key
+            except Exception as exc:
+                view._error = f"{key}: {exc}"
+            if view._error or view.layer != key:
+                return None
+            return panel_state(view, PROJECTION_KEYS if kind == "projection" else UNITS_KEYS)
         if kind == "weights":
             self.weights.selected = key
             return panel_state(self.weights, WEIGHT_KEYS)
@@ -530,7 +632,13 @@ class ExploreView(BaseView):
 
     def _static_state(self, name: str) -> dict[str, Any]:
         widget = self._panel_widget(name)
-        per_layer = {"weights": WEIGHT_KEYS, "acts": ACT_KEYS, "scrub": FRAME_KEYS}.get(name, [])
+        per_layer = {
+            "weights": WEIGHT_KEYS,
+            "acts": ACT_KEYS,
+            "scrub": FRAME_KEYS,
+            "projection": PROJECTION_KEYS,
+            "units": UNITS_KEYS,
+        }.get(name, [])
         keys = [k for k in widget.keys if k not in per_layer]
         return {"channel": self._relays[name].channel, **panel_state(widget, keys)}
 
@@ -600,9 +708,13 @@ class ExploreView(BaseView):
         if self._stale:
             self.refresh(recapture=self._changed)
         elif self._moved:
-            # The dataset and saliency panels' saved state is that of one layer: the selected.
             self._moved = False
-            self._panels = {name: self._static_state(name) for name in self._relays}
+            self._live = False
+            try:
+                self._bake_selected()
+                self._panels = {name: self._static_state(name) for name in self._relays}
+            finally:
+                self._live = True
 
     def refresh(self, *, recapture: bool = True) -> None:
         """Read the model again and re-make the baked state (every layer's panels within the
@@ -619,6 +731,9 @@ class ExploreView(BaseView):
                     self.activations.recapture()
                 if self.saliency is not None:
                     self.saliency.recompute()
+                for view in (self.projection, self.units):
+                    if view is not None:
+                        view.recollect()
             self._bake(path)
             self._panels = {name: self._static_state(name) for name in self._relays}
             self._select_panels(path)

@@ -140,6 +140,7 @@ class ProjectionView(BaseView):
         max_bytes: int | str = 256 * 2**20,
         progress: bool = True,
         wait: bool = False,
+        bake_budget: int = THUMB_BUDGET,
         **kwargs: Any,
     ) -> None:
         check_method(method)  # a missing package fails here, before any work
@@ -155,6 +156,7 @@ class ProjectionView(BaseView):
         self._pool = pool
         self._collect_kw = {"batch_size": batch_size, "max_bytes": max_bytes, "progress": progress}
         self._recorder = recorder
+        self._bake_budget = bake_budget
         self._cache: dict[str, Collected] = {}
         self._worker: threading.Thread | None = None
         self._generation = 0
@@ -229,6 +231,17 @@ class ProjectionView(BaseView):
                     f"the array {name!r} has {len(values)} entries but the data has {col.n} "
                     "samples; pass one value per sample"
                 )
+
+    def recollect(self) -> None:
+        """The model changed (it trained): forget the passes over the data and show the layer
+        again from a new one. A ``Collected`` given as data stays: there is nothing to re-read."""
+        if self._collected_given is not None:
+            return
+        self._cache.clear()
+        try:
+            self._refresh()
+        except (KeyError, ValueError, ImportError, RuntimeError) as exc:
+            self._error = str(exc)
 
     @traitlets.observe("layer", "method")
     def _selection_changed(self, change: Any) -> None:
@@ -398,7 +411,7 @@ class ProjectionView(BaseView):
         if col.data is None:
             return {"kind": "none", "index": [], "left_out": len(index)}
 
-        baked = bake_samples(col.samples, index, THUMB_BUDGET, self._decode)  # type: ignore[arg-type]
+        baked = bake_samples(col.samples, index, self._bake_budget, self._decode)  # type: ignore[arg-type]
         # sample indices as one int32 buffer: a list of 100k+ ints costs the kernel and the
         # page far more as JSON
         baked["index"] = _payload(np.asarray(baked["index"], np.int32))
@@ -519,7 +532,8 @@ def projection(
     ``recorder=rec`` (a Recorder with ``probe=``) adds its epochs, aligned in one PCA basis, to
     scrub. ``selected`` holds the selected sample indices (set it to highlight samples).
     Other keywords: ``class_names``, ``decode`` (token id -> text), ``pool``, ``batch_size``,
-    ``max_bytes`` (see ``ls.inspect.collect``), ``height``.
+    ``max_bytes`` (see ``ls.inspect.collect``), ``height``, ``bake_budget`` (bytes of hover
+    inputs saved with the view for an exported page; 512 KB).
 
     >>> view = ls.projection(model, (x, y), layer="classifier.2", method="umap")   # doctest: +SKIP
     >>> view.selected                                                              # doctest: +SKIP

@@ -160,6 +160,18 @@ class UnitsView(BaseView):
             self._cache[path] = collect(self._model, self._data, [path], **self._collect_kw)  # type: ignore[arg-type]
         return self._cache[path]
 
+    def recollect(self) -> None:
+        """The model changed (it trained): forget the passes over the data and show the layer
+        again from a new one. A ``Collected`` given, or one-shot data read at the start, stays:
+        there is nothing to re-read."""
+        if self._given is not None or self._one_shot:
+            return
+        self._cache.clear()
+        try:
+            self._refresh()
+        except (KeyError, ValueError, IndexError, RuntimeError) as exc:
+            self._error = str(exc)
+
     @traitlets.observe("layer", "unit")
     def _changed(self, change: Any) -> None:
         if not self._ready:
