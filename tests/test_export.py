@@ -45,7 +45,7 @@ def test_export_without_widget_state_fails_and_names_execute(
     assert not out.exists()
     main([str(src), "-o", str(out), "--execute"])
     assert "wrote" in capsys.readouterr().out
-    assert "application/vnd.jupyter.widget-state+json" in out.read_text()
+    assert "application/vnd.layerscope.widget-state+gzip" in out.read_text()
 
 
 def test_views_have_a_text_repr_that_says_what_they_show() -> None:
@@ -71,7 +71,7 @@ def test_heatmap_page_weighs_under_a_megabyte_and_holds_no_full_stack(
     text = out.read_text()
     assert out.stat().st_size <= 1_000_000, out.stat().st_size
     assert "window.__layerscopeOffline = true" in text
-    assert "DecompressionStream" not in text and "requirejs" not in text
+    assert "var b64=" not in text and "requirejs" not in text  # no packed full stack
     two = ls.export_html(
         [ls.heatmap(torch.randn(64, 512)), ls.heatmap(torch.randn(8, 8))], tmp_path / "two.html"
     )
@@ -96,3 +96,29 @@ def test_page_with_other_widgets_packs_the_full_stack(tmp_path: pathlib.Path) ->
     # require.js first, then the anywidget module under its name, embed-amd.js last.
     assert "requirejs" in scripts[0] and '"anywidget"' in scripts[1]
     assert "renderWidgets" in scripts[-1] and len(scripts) == 5
+
+
+def test_stale_buffers_a_notebook_kept_are_dropped() -> None:
+    """nbclient keeps buffers of a key that a later update replaced by a smaller value; the
+    exporter drops those whose path is gone and keeps the rest."""
+    from layerscope.export import _drop_stale_buffers
+
+    state = {
+        "m": {
+            "state": {"_baked": {"acts": {"conv1": {"buffers": [None]}}}},
+            "buffers": [
+                {
+                    "path": ["_baked", "acts", "conv1", "buffers", 0],
+                    "data": "AQ==",
+                    "encoding": "base64",
+                },
+                {
+                    "path": ["_baked", "acts", "pool", "buffers", 0],
+                    "data": "Ag==",
+                    "encoding": "base64",
+                },
+            ],
+        }
+    }
+    _drop_stale_buffers(state)
+    assert [b["path"][2] for b in state["m"]["buffers"]] == ["conv1"]

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PageManager, putBuffers } from "./page";
+import { PageManager, putBuffers, readState } from "./page";
 
 describe("offline page manager", () => {
   it("puts base64 buffers back at their paths as DataViews", () => {
@@ -8,6 +8,16 @@ describe("offline page manager", () => {
     const dv = (state.data as { buffer: DataView }).buffer;
     expect(dv).toBeInstanceOf(DataView);
     expect([dv.getUint8(0), dv.getUint8(1)]).toEqual([1, 2]);
+  });
+
+  it("skips a buffer whose place is gone from the state", () => {
+    const state: Record<string, unknown> = { a: { b: [null] } };
+    putBuffers(state, [
+      { path: ["a", "b", 0], data: btoa("\x07"), encoding: "base64" },
+      { path: ["gone", "b", 0], data: btoa("\x08"), encoding: "base64" },
+    ]);
+    expect(((state.a as { b: DataView[] }).b[0] as DataView).getUint8(0)).toBe(7);
+    expect("gone" in state).toBe(false);
   });
 
   it("fires change events on set, forgets removed callbacks, rejects unknown models", async () => {
@@ -25,5 +35,27 @@ describe("offline page manager", () => {
     expect(seen).toEqual([2]);
     expect(model.get("x")).toBe(3);
     await expect(m.get_model("b")).rejects.toThrow("no model b");
+  });
+
+  it("reads the packed state (gzip, base64) and falls back to the plain JSON tag", async () => {
+    const text = JSON.stringify({ state: { a: { model_name: "AnyModel", state: { x: "é" } } } });
+    const gz = await new Response(
+      new Blob([new TextEncoder().encode(text)])
+        .stream()
+        .pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    const b64 = btoa(String.fromCharCode(...new Uint8Array(gz)));
+    const page = (tags: Record<string, string>) =>
+      ({
+        querySelector: (sel: string) => {
+          const type = /type="([^"]+)"/.exec(sel)?.[1] ?? "";
+          return type in tags ? { textContent: tags[type] } : null;
+        },
+      }) as unknown as Document;
+    expect(await readState(page({ "application/vnd.layerscope.widget-state+gzip": b64 }))).toBe(
+      text,
+    );
+    expect(await readState(page({ "application/vnd.jupyter.widget-state+json": text }))).toBe(text);
+    expect(await readState(page({}))).toBeNull();
   });
 });

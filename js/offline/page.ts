@@ -14,6 +14,8 @@ interface SavedModel {
 }
 
 const STATE_TYPE = "application/vnd.jupyter.widget-state+json";
+// The same state gzip-compressed and base64-encoded (layerscope's exporter writes this one).
+const PACKED_STATE_TYPE = "application/vnd.layerscope.widget-state+gzip";
 const VIEW_TYPE = "application/vnd.jupyter.widget-view+json";
 
 function decodeBase64(data: string): DataView {
@@ -27,9 +29,10 @@ function decodeBase64(data: string): DataView {
 export function putBuffers(state: Record<string, unknown>, buffers: SavedModel["buffers"]): void {
   for (const b of buffers ?? []) {
     if (b.encoding !== "base64") throw new Error(`unknown buffer encoding ${b.encoding}`);
-    let obj = state as Record<string | number, unknown>;
-    for (const key of b.path.slice(0, -1)) obj = obj[key] as Record<string | number, unknown>;
-    obj[b.path[b.path.length - 1]] = decodeBase64(b.data);
+    let obj = state as Record<string | number, unknown> | undefined;
+    for (const key of b.path.slice(0, -1)) obj = obj?.[key] as Record<string | number, unknown>;
+    // A buffer whose place is gone from the state (a stale one a notebook kept): nothing uses it.
+    if (obj && typeof obj === "object") obj[b.path[b.path.length - 1]] = decodeBase64(b.data);
   }
 }
 
@@ -115,10 +118,31 @@ function showError(after: Element, err: unknown): void {
   after.after(box);
 }
 
+/** The page's saved state: the packed tag inflated, else the plain JSON tag; null if none. */
+export async function readState(doc: Document): Promise<string | null> {
+  const packed = doc.querySelector(`script[type="${PACKED_STATE_TYPE}"]`)?.textContent?.trim();
+  if (packed) {
+    const stream = new Blob([decodeBase64(packed).buffer as ArrayBuffer])
+      .stream()
+      .pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
+  return doc.querySelector(`script[type="${STATE_TYPE}"]`)?.textContent || null;
+}
+
 export async function renderPage(doc: Document = document): Promise<void> {
-  const stateTag = doc.querySelector(`script[type="${STATE_TYPE}"]`);
-  if (!stateTag?.textContent) return;
-  const saved = JSON.parse(stateTag.textContent) as { state: Record<string, SavedModel> };
+  let text: string | null;
+  try {
+    text = await readState(doc);
+  } catch (err) {
+    const box = doc.createElement("pre");
+    box.className = "ls-page-error";
+    box.textContent = `This page could not read its saved views: ${err instanceof Error ? err.message : String(err)}`;
+    (doc.body ?? doc.documentElement).prepend(box);
+    return;
+  }
+  if (!text) return;
+  const saved = JSON.parse(text) as { state: Record<string, SavedModel> };
   const manager = new PageManager(saved.state);
   const modules = new Map<string, Promise<WidgetModule>>();
   for (const tag of doc.querySelectorAll(`script[type="${VIEW_TYPE}"]`)) {

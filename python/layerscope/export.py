@@ -131,6 +131,25 @@ def offline_scripts(modules: Iterable[str]) -> str:
     )
 
 
+STATE_TYPE = "application/vnd.jupyter.widget-state+json"
+# The saved state of a page of anywidgets, gzip-compressed and base64-encoded; offline-page.js
+# inflates it with the browser's DecompressionStream (the state is most of a page's weight, and
+# its base64 buffers and repeated view bundles compress to about half).
+PACKED_STATE_TYPE = "application/vnd.layerscope.widget-state+gzip"
+
+
+def state_script(manager_state: dict[str, Any]) -> str:
+    """The <script> tag holding a page's saved widget state: packed when the small page manager
+    reads it (every widget an anywidget), else the JSON that embed-amd.js reads."""
+    from ipywidgets.embed import escape_script
+
+    text = json.dumps(manager_state)
+    if anywidgets_only(manager_state.get("state", {})):
+        packed = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+        return f'<script type="{PACKED_STATE_TYPE}">{packed.decode()}</script>'
+    return f'<script type="{STATE_TYPE}">\n{escape_script(text)}\n</script>'
+
+
 @functools.lru_cache(maxsize=4)
 def _packed(text: str) -> str:
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode()
@@ -156,9 +175,7 @@ _PAGE = """<!DOCTYPE html>
 {scripts}
 </head>
 <body>
-<script type="application/vnd.jupyter.widget-state+json">
 {state}
-</script>
 {views}
 </body>
 </html>
@@ -177,7 +194,7 @@ def export_html(
     >>> ls.export_html(ls.heatmap(torch.randn(8, 8)), "page.html")   # doctest: +SKIP
     """
     from ipywidgets import Widget
-    from ipywidgets.embed import dependency_state, escape_script
+    from ipywidgets.embed import dependency_state
 
     widgets = list(widget) if isinstance(widget, (list, tuple)) else [widget]
     for w in widgets:
@@ -204,7 +221,7 @@ def export_html(
     page = _PAGE.format(
         title=html.escape(title),
         scripts=page_scripts(state),
-        state=escape_script(json.dumps(manager_state)),
+        state=state_script(manager_state),
         views=views,
     )
     out = pathlib.Path(path)
@@ -217,6 +234,10 @@ _NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {{ resources.layerscope_scripts }}
 {%- endblock html_head_js_requirejs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block footer %}
+{{ resources.layerscope_state }}
+</html>
+{% endblock footer %}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
@@ -253,11 +274,9 @@ def export_notebook(
             resources={"metadata": {"path": str(src.parent)}},
             store_widget_state=True,
         ).execute()
-    widget_state = (
-        nb.metadata.get("widgets", {})
-        .get("application/vnd.jupyter.widget-state+json", {})
-        .get("state", {})
-    )
+    manager_state = nb.metadata.get("widgets", {}).get(STATE_TYPE, {})
+    widget_state = manager_state.get("state", {})
+    _drop_stale_buffers(widget_state)
     missing = _views_without_state(nb, widget_state)
     if missing:
         raise ExportError(
@@ -276,11 +295,35 @@ def export_notebook(
         )
         exporter = HTMLExporter(template_name="layerscope_offline", extra_template_basedirs=[tmp])
         body, _ = exporter.from_notebook_node(
-            nb, resources={"layerscope_scripts": page_scripts(widget_state)}
+            nb,
+            resources={
+                "layerscope_scripts": page_scripts(widget_state),
+                "layerscope_state": state_script(manager_state) if widget_state else "",
+            },
         )
     out = pathlib.Path(path)
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def _drop_stale_buffers(state: dict[str, Any]) -> None:
+    """Drop saved buffers whose path no longer leads into their model's state. nbclient merges
+    each state update's buffers into the buffers it stored before, so a key replaced by a
+    smaller value (the workspace's bake after another cell) keeps buffers under paths that are
+    gone; a page would fail to put them back."""
+    for entry in state.values():
+        kept = []
+        for b in entry.get("buffers", []):
+            obj: Any = entry.get("state", {})
+            try:
+                for key in b["path"][:-1]:
+                    obj = obj[key]
+            except (KeyError, IndexError, TypeError):
+                continue
+            if isinstance(obj, (dict, list)):
+                kept.append(b)
+        if "buffers" in entry:
+            entry["buffers"] = kept
 
 
 def _views_without_state(nb: Any, state: dict[str, Any]) -> list[str]:
