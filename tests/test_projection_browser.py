@@ -186,21 +186,32 @@ def test_projection_in_lab(page: Any, kernels: Lab) -> None:
     assert page.errors == []
 
 
-def test_exported_projection_works_offline(page: Any, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("renderer", ["auto", "webgl"])
+def test_exported_projection_works_offline(
+    page: Any, tmp_path: pathlib.Path, renderer: str
+) -> None:
+    """The exported page offline; "auto" here (software WebGL) draws the points on the CPU,
+    "webgl" forces the WebGL path that hardware GPUs take, so both are checked for colours."""
     model, (x, y, _, _) = trained_digits()
     view = ls.projection(model, (x[:300], y[:300]), layer="classifier.2", progress=False)
     path = ls.export_html(view, tmp_path / "projection.html")
     labels = y[:300].tolist()
+    if renderer == "webgl":
+        page.add_init_script("globalThis.__lsPoints = 'webgl'")
     with offline_guard(page) as attempted:
         page.goto(path.as_uri())
         page.wait_for_selector(".ls-proj-canvas", timeout=30_000)
         page.wait_for_timeout(800)
+        uses_gl = page.evaluate(
+            "document.querySelector('.ls-proj').parentElement.__lsProjection.renderer.webgl"
+        )
+        assert uses_gl == (renderer == "webgl")
         samples = isolated_samples(page, 8)
         assert len(samples) >= 4
         check_colours(page, labels, samples)
         text = hover_card(page, samples[0])
         assert f"label: {labels[samples[0]]}" in text, text
         assert page.locator(f".ls-proj-card[data-sample='{samples[0]}'] canvas").count() == 1
-        screenshot(page, "projection_export_offline")
+        screenshot(page, f"projection_export_offline_{renderer}")
     assert attempted == [], f"the offline page tried the network: {attempted}"
     assert page.errors == []

@@ -81,8 +81,9 @@ export interface ProjectionState {
   epoch: number;
   thumbs: {
     kind?: string;
-    /** Sample indices of the baked inputs (an int32 buffer; a list when empty). */
-    index?: Payload | number[];
+    /** Sample indices of the baked inputs: an int32 buffer, {range: k} for 0..k-1, or a list
+     * when empty. */
+    index?: Payload | number[] | { range: number };
     data?: Payload;
     tokens?: string[][];
     left_out?: number;
@@ -802,11 +803,10 @@ export class ProjectionPanel {
     const t = this.state?.thumbs;
     if (this.bakedOf?.thumbs !== t) {
       const raw = t?.index;
-      const index: ArrayLike<number> = !raw
-        ? []
-        : Array.isArray(raw)
-          ? raw
-          : (decodeArray(raw).data as ArrayLike<number>);
+      let index: ArrayLike<number> = [];
+      if (Array.isArray(raw)) index = raw;
+      else if (raw && "range" in raw) index = Int32Array.from({ length: raw.range }, (_, k) => k);
+      else if (raw) index = decodeArray(raw).data as ArrayLike<number>;
       this.bakedOf = { thumbs: t, index, slot: new Map() };
     }
     return this.bakedOf?.index ?? [];

@@ -399,9 +399,15 @@ class ProjectionView(BaseView):
             return {"kind": "none", "index": [], "left_out": len(index)}
 
         baked = bake_samples(col.samples, index, THUMB_BUDGET, self._decode)  # type: ignore[arg-type]
-        # sample indices as one int32 buffer: a list of 100k+ ints costs the kernel and the
-        # page far more as JSON
-        baked["index"] = _payload(np.asarray(baked["index"], np.int32))
+        # sample indices as one int32 buffer (a list of 100k+ ints costs the kernel and the
+        # page far more as JSON), or {"range": k} when they are 0..k-1 (every sample drawn)
+        index = np.asarray(baked["index"], np.int32)
+        dense = (
+            bool(len(index))
+            and index[-1] == len(index) - 1
+            and bool((index == np.arange(len(index))).all())
+        )
+        baked["index"] = {"range": len(index)} if dense else _payload(index)
         return baked
 
     def _over_training(
