@@ -522,8 +522,9 @@ def projection(
     ``method``: "pca" (at once), "umap" (umap-learn) or "tsne" (openTSNE), run in the background
     with PCA shown meanwhile. ``color_by``: "label", "prediction", "correct", "loss",
     "probability", or an array with one value per sample (more: ``arrays={name: values}``).
-    ``recorder=rec`` (a Recorder with ``probe=``) adds its epochs, aligned in one PCA basis, to
-    scrub. ``selected`` holds the selected sample indices (set it to highlight samples).
+    ``recorder=rec`` (a Recorder with ``probe=``) adds its epochs to scrub, aligned: the last
+    epoch's PCA basis, or for UMAP / t-SNE each earlier epoch optimised briefly from the
+    positions of the epoch after it (``Projector.follow``). ``selected`` holds the selected sample indices (set it to highlight samples).
     Other keywords: ``class_names``, ``decode`` (token id -> text), ``pool``, ``batch_size``,
     ``max_bytes`` (see ``ls.inspect.collect``), ``height``.
 
