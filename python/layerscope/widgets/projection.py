@@ -462,13 +462,18 @@ class ProjectionView(BaseView):
             note = f"{missing:,} (epoch, sample) points have NaN/Inf representations: not drawn"
             if note not in self._notes:
                 self._notes = [*self._notes, note]
-        how = "basis" if method == "pca" else "embedding"
+        how = (
+            f"every epoch in epoch {epochs[-1]}'s basis"
+            if method == "pca"
+            else f"fitted on epoch {epochs[-1]}; each earlier epoch starts from the next one's "
+            "positions"
+        )
         payload = {
             "epochs": list(epochs),
             "xy": _payload(flat),
             "centre": centre,
             "scale": scale,
-            "method": f"{method} ({how} of the last epoch, {epochs[-1]})",
+            "method": f"{method} ({how})",
         }
         return payload, rows[-1][ok[-1]], ref, frames
 
