@@ -14,7 +14,11 @@
   (copied each frame with ``drawImage`` and read back, on the page clock; jupyter-scatter's
   regl-scatterplot draws in a shared WebGL context and copies to a 2-D canvas); *frame*: the median interval between
   animation frames while the mouse wheel zooms in and out over the plot (40 wheel events);
-  *bytes/point*: binary buffers in the widget's synced state divided by the points.
+  *bytes/point*: binary buffers in the widget's synced state divided by the points; *draw*
+  (ours only): the median of 8 synchronous redraws of the view (``drawNow``, then a one-pixel
+  read back so the GPU work is counted), the cost of one pan/zoom frame. ``ours-webgl`` is our
+  view forced onto its WebGL path (``globalThis.__lsPoints = "webgl"``), which a hardware GPU
+  takes; with software WebGL the view draws on the CPU (``js/projection/raster.ts``).
 
     PYTHONPATH=$PWD/python .venv/bin/python bench/dataset.py            # ~10 minutes
     PYTHONPATH=$PWD/python .venv/bin/python bench/dataset.py --quick    # smaller sizes
@@ -188,6 +192,22 @@ PRESERVE = """(() => { const get = HTMLCanvasElement.prototype.getContext;
     return get.call(this, type, attrs);
   }; })();"""
 
+# Eight synchronous redraws of our view; a one-pixel read back waits for the GPU's work.
+DRAW = """() => {
+  const el = [...document.querySelectorAll('.jp-OutputArea-output *')].find((e) => e.__lsProjection);
+  const p = el.__lsProjection;
+  const gl = p.renderer.gl;
+  const out = [];
+  for (let i = 0; i < 8; i++) {
+    const t = performance.now();
+    p.drawNow();
+    if (gl) gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+    else p.renderer.canvas.getContext('2d').getImageData(0, 0, 1, 1);
+    out.push(performance.now() - t);
+  }
+  return out;
+}"""
+
 FRAMES = """() => { window.__lsFrames = []; window.__lsRec = true;
   const t = (ts) => { window.__lsFrames.push(ts); if (window.__lsRec) requestAnimationFrame(t); };
   requestAnimationFrame(t); }"""
@@ -200,10 +220,12 @@ def measure_view(page: Any, lab: Any, lib: str, n: int, seed: int) -> dict[str, 
     name = f"bench_{lib}_{n}_{seed}.ipynb"
     cells = [
         DATA_CELL.format(tests=str(ROOT / "tests"), n=n, seed=seed),
-        OURS_CELL if lib == "ours" else JSCATTER_CELL,
+        JSCATTER_CELL if lib == "jscatter" else OURS_CELL,
     ]
     lab.write_notebook(name, cells)
     open_notebook(page, lab, name, run_all=False)
+    if lib == "ours-webgl":
+        page.evaluate("() => { globalThis.__lsPoints = 'webgl'; }")
     run_cell(page, 0)
     page.wait_for_selector(".jp-OutputArea-output:has-text('ready')", timeout=600_000)
     lab.wait_kernel_idle(300)
@@ -214,6 +236,9 @@ def measure_view(page: Any, lab: Any, lib: str, n: int, seed: int) -> dict[str, 
     first = page.evaluate("() => window.__lsPaint") - t0
     lab.wait_kernel_idle(300)
     page.wait_for_timeout(500)
+    draw = float("nan")
+    if lib != "jscatter":
+        draw = med(page.evaluate(DRAW))
     canvas = page.locator(".jp-OutputArea-output canvas").first
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -225,7 +250,7 @@ def measure_view(page: Any, lab: Any, lib: str, n: int, seed: int) -> dict[str, 
     frames = page.evaluate("() => { window.__lsRec = false; return window.__lsFrames; }")
     intervals = [b - a for a, b in itertools.pairwise(frames)]
     client = lab.kernel_client()
-    nbytes = evaluate(client, BYTES_OURS if lib == "ours" else BYTES_JSCATTER)
+    nbytes = evaluate(client, BYTES_JSCATTER if lib == "jscatter" else BYTES_OURS)
     client.stop_channels()
     lab.shutdown_kernels()
     return {
@@ -235,6 +260,7 @@ def measure_view(page: Any, lab: Any, lib: str, n: int, seed: int) -> dict[str, 
         "frame_median_ms": med(intervals) if intervals else float("nan"),
         "frame_p90_ms": float(np.percentile(intervals, 90)) if intervals else float("nan"),
         "bytes_per_point": nbytes,
+        "draw_ms": draw,
     }
 
 
@@ -253,8 +279,9 @@ def bench_browser(sizes: list[int]) -> list[dict[str, Any]]:
                 context.add_init_script(PRESERVE)
                 page = context.new_page()
                 for n in sizes:
-                    for seed, lib in enumerate(("ours", "jscatter")):
+                    for seed, lib in enumerate(("ours", "jscatter", "ours-webgl")):
                         r = measure_view(page, lab, lib, n, seed)
+                        page.evaluate("() => { delete globalThis.__lsPoints; }")
                         print(json.dumps(r), flush=True)
                         out.append(r)
                 b.close()

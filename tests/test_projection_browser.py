@@ -10,12 +10,16 @@ import pathlib
 import time
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import digits
 import layerscope as ls
 from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
 from dataset_models import trained_digits
+from layerscope.wire.codec import decode_array
 
 pytestmark = pytest.mark.browser
 
@@ -186,21 +190,74 @@ def test_projection_in_lab(page: Any, kernels: Lab) -> None:
     assert page.errors == []
 
 
-def test_exported_projection_works_offline(page: Any, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("renderer", ["auto", "webgl"])
+def test_exported_projection_works_offline(
+    page: Any, tmp_path: pathlib.Path, renderer: str
+) -> None:
+    """The exported page offline; "auto" here (software WebGL) draws the points on the CPU,
+    "webgl" forces the WebGL path that hardware GPUs take, so both are checked for colours."""
     model, (x, y, _, _) = trained_digits()
     view = ls.projection(model, (x[:300], y[:300]), layer="classifier.2", progress=False)
     path = ls.export_html(view, tmp_path / "projection.html")
     labels = y[:300].tolist()
+    if renderer == "webgl":
+        page.add_init_script("globalThis.__lsPoints = 'webgl'")
     with offline_guard(page) as attempted:
         page.goto(path.as_uri())
         page.wait_for_selector(".ls-proj-canvas", timeout=30_000)
         page.wait_for_timeout(800)
+        uses_gl = page.evaluate(
+            "document.querySelector('.ls-proj').parentElement.__lsProjection.renderer.webgl"
+        )
+        assert uses_gl == (renderer == "webgl")
         samples = isolated_samples(page, 8)
         assert len(samples) >= 4
         check_colours(page, labels, samples)
         text = hover_card(page, samples[0])
         assert f"label: {labels[samples[0]]}" in text, text
         assert page.locator(f".ls-proj-card[data-sample='{samples[0]}'] canvas").count() == 1
-        screenshot(page, "projection_export_offline")
+        screenshot(page, f"projection_export_offline_{renderer}")
     assert attempted == [], f"the offline page tried the network: {attempted}"
+    assert page.errors == []
+
+
+def test_exported_page_scrubs_aligned_tsne_epochs_without_a_kernel(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    """Over training with method="tsne": the aligned frames of every epoch are in the page, so
+    the epoch slider moves the points to that epoch's positions with no kernel at all."""
+    torch.manual_seed(0)
+    x_tr, y_tr, x_te, y_te = digits.load()
+    model = digits.DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=x_te[:120], layers=["classifier.2"])
+    run = digits.Training(model, (x_tr[:400], y_tr[:400], x_te[:64], y_te[:64]))
+    for _ in range(3):
+        run.epoch(rec)
+    view = ls.projection(
+        model,
+        recorder=rec,
+        layer="classifier.2",
+        labels=y_te[:120],
+        method="tsne",
+        wait=True,
+        progress=False,
+    )
+    assert view._frames["method"].startswith("tsne") and view._frames["epochs"] == [0, 1, 2]
+    frames = decode_array(view._frames["xy"])
+    path = ls.export_html(view, tmp_path / "projection_epochs.html")
+    shown = "Array.from(document.querySelector('.ls-proj').parentElement.__lsProjection.shown)"
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".ls-proj-canvas", timeout=30_000)
+        page.wait_for_timeout(500)
+        np.testing.assert_allclose(page.evaluate(shown), frames[2].ravel(), rtol=1e-6)
+        page.evaluate(
+            """() => { const s = document.querySelector('.ls-proj-epoch');
+                       s.value = '0'; s.dispatchEvent(new Event('input')); }"""
+        )
+        page.wait_for_timeout(600)  # the points glide for 180 ms
+        np.testing.assert_allclose(page.evaluate(shown), frames[0].ravel(), rtol=1e-6)
+        assert "0 (1 of 3)" in page.locator(".ls-proj-scrub").inner_text()
+        screenshot(page, "projection_offline_tsne_epoch0")
+    assert attempted == []
     assert page.errors == []

@@ -50,6 +50,8 @@ export const PROJECTION_CSS = `${BASE_CSS}
 .ls-proj [hidden] { display: none !important; }
 .ls-proj-scrub { display: flex; gap: 8px; align-items: center; }
 .ls-proj-scrub input { flex: 1 1 auto; }
+.ls-proj-scrub { flex-wrap: wrap; }
+.ls-proj-aligned { flex: 1 0 100%; font-size: 11px; }
 `;
 
 export type Setter = (name: string, value: unknown) => void;
@@ -81,8 +83,9 @@ export interface ProjectionState {
   epoch: number;
   thumbs: {
     kind?: string;
-    /** Sample indices of the baked inputs (an int32 buffer; a list when empty). */
-    index?: Payload | number[];
+    /** Sample indices of the baked inputs: an int32 buffer, {range: k} for 0..k-1, or a list
+     * when empty. */
+    index?: Payload | number[] | { range: number };
     data?: Payload;
     tokens?: string[][];
     left_out?: number;
@@ -125,6 +128,7 @@ export class ProjectionPanel {
   private readonly scrub: HTMLElement;
   private readonly scrubInput: HTMLInputElement;
   private readonly scrubLabel: HTMLElement;
+  private readonly scrubNote: HTMLElement;
   private state: ProjectionState | null = null;
   private lastPoints: unknown = null;
   private lastFrames: unknown = null;
@@ -207,7 +211,8 @@ export class ProjectionPanel {
       this.showFrame(Number(this.scrubInput.value), true);
       this.set("epoch", this.frameEpochs[this.frame] ?? -1);
     });
-    this.scrub.append(el("span", "", "epoch"), this.scrubInput, this.scrubLabel);
+    this.scrubNote = el("span", "ls-muted ls-proj-aligned");
+    this.scrub.append(el("span", "", "epoch"), this.scrubInput, this.scrubLabel, this.scrubNote);
     this.scrub.hidden = true;
     const main = el("div", "ls-proj-main");
     this.plot = el("div", "ls-proj-plot");
@@ -305,6 +310,8 @@ export class ProjectionPanel {
     this.frames = toF32(decodeArray(f.xy));
     this.frameEpochs = f.epochs;
     this.scrub.hidden = false;
+    // how the epochs are aligned (a fixed basis, or each epoch from its neighbour's positions)
+    this.scrubNote.textContent = f.method ? `aligned: ${f.method}` : "";
     this.scrubInput.max = String(f.epochs.length - 1);
     const want = f.epochs.indexOf(s.epoch);
     this.showFrame(want >= 0 ? want : f.epochs.length - 1, false);
@@ -802,11 +809,10 @@ export class ProjectionPanel {
     const t = this.state?.thumbs;
     if (this.bakedOf?.thumbs !== t) {
       const raw = t?.index;
-      const index: ArrayLike<number> = !raw
-        ? []
-        : Array.isArray(raw)
-          ? raw
-          : (decodeArray(raw).data as ArrayLike<number>);
+      let index: ArrayLike<number> = [];
+      if (Array.isArray(raw)) index = raw;
+      else if (raw && "range" in raw) index = Int32Array.from({ length: raw.range }, (_, k) => k);
+      else if (raw) index = decodeArray(raw).data as ArrayLike<number>;
       this.bakedOf = { thumbs: t, index, slot: new Map() };
     }
     return this.bakedOf?.index ?? [];

@@ -412,9 +412,15 @@ class ProjectionView(BaseView):
             return {"kind": "none", "index": [], "left_out": len(index)}
 
         baked = bake_samples(col.samples, index, self._bake_budget, self._decode)  # type: ignore[arg-type]
-        # sample indices as one int32 buffer: a list of 100k+ ints costs the kernel and the
-        # page far more as JSON
-        baked["index"] = _payload(np.asarray(baked["index"], np.int32))
+        # sample indices as one int32 buffer (a list of 100k+ ints costs the kernel and the
+        # page far more as JSON), or {"range": k} when they are 0..k-1 (every sample drawn)
+        index = np.asarray(baked["index"], np.int32)
+        dense = (
+            bool(len(index))
+            and index[-1] == len(index) - 1
+            and bool((index == np.arange(len(index))).all())
+        )
+        baked["index"] = {"range": len(index)} if dense else _payload(index)
         return baked
 
     def _over_training(
@@ -469,13 +475,18 @@ class ProjectionView(BaseView):
             note = f"{missing:,} (epoch, sample) points have NaN/Inf representations: not drawn"
             if note not in self._notes:
                 self._notes = [*self._notes, note]
-        how = "basis" if method == "pca" else "embedding"
+        how = (
+            f"every epoch in epoch {epochs[-1]}'s basis"
+            if method == "pca"
+            else f"fitted on epoch {epochs[-1]}; each earlier epoch starts from the next one's "
+            "positions"
+        )
         payload = {
             "epochs": list(epochs),
             "xy": _payload(flat),
             "centre": centre,
             "scale": scale,
-            "method": f"{method} ({how} of the last epoch, {epochs[-1]})",
+            "method": f"{method} ({how})",
         }
         return payload, rows[-1][ok[-1]], ref, frames
 
@@ -529,8 +540,9 @@ def projection(
     ``method``: "pca" (at once), "umap" (umap-learn) or "tsne" (openTSNE), run in the background
     with PCA shown meanwhile. ``color_by``: "label", "prediction", "correct", "loss",
     "probability", or an array with one value per sample (more: ``arrays={name: values}``).
-    ``recorder=rec`` (a Recorder with ``probe=``) adds its epochs, aligned in one PCA basis, to
-    scrub. ``selected`` holds the selected sample indices (set it to highlight samples).
+    ``recorder=rec`` (a Recorder with ``probe=``) adds its epochs to scrub, aligned: the last
+    epoch's PCA basis, or for UMAP / t-SNE each earlier epoch optimised briefly from the
+    positions of the epoch after it (``Projector.follow``). ``selected`` holds the selected sample indices (set it to highlight samples).
     Other keywords: ``class_names``, ``decode`` (token id -> text), ``pool``, ``batch_size``,
     ``max_bytes`` (see ``ls.inspect.collect``), ``height``, ``bake_budget`` (bytes of hover
     inputs saved with the view for an exported page; 512 KB).
