@@ -606,6 +606,9 @@ class ExploreView(BaseView):
                 f"{col.n:,}"
             )
             return {first}
+        layers = [first, *sorted(captured - {first})]
+        for view in (self.projection, self.units):
+            view.prefetch(layers)  # one pass over the data for every layer, not one each
         return {first} | captured
 
     def _snap(self, kind: str, key: str) -> dict[str, Any] | None:

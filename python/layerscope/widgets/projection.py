@@ -213,16 +213,29 @@ class ProjectionView(BaseView):
                 )
             return self._collected_given
         if path not in self._cache:
-            assert self._model is not None
-            self._cache[path] = collect(
-                self._model,
-                self._data,
-                [path],
-                labels=self._labels_arg,
-                pool=self._pool,
-                **self._collect_kw,  # type: ignore[arg-type]
-            )
+            self.prefetch([path])
         return self._cache[path]
+
+    def prefetch(self, layers: Sequence[str]) -> None:
+        """Collect the ``layers`` not collected yet in one pass over the data (for a view that
+        will show several, e.g. the workspace saving every layer's panel: one pass, not one
+        each). A layer that gives no per-sample output is left out of the pass with a note."""
+        if self._collected_given is not None:
+            return
+        missing = [p for p in dict.fromkeys(layers) if p not in self._cache]
+        if not missing:
+            return
+        assert self._model is not None
+        col = collect(
+            self._model,
+            self._data,
+            missing,
+            labels=self._labels_arg,
+            pool=self._pool,
+            skip_missing=len(missing) > 1,
+            **self._collect_kw,  # type: ignore[arg-type]
+        )
+        self._cache.update(dict.fromkeys(missing, col))
 
     def _check_lengths(self, col: Collected) -> None:
         for name, values in self._user_arrays.items():

@@ -34,6 +34,7 @@ from .bundles import bundle
 from .samples import Decode, image_u8, input_kind, token_text
 
 CARD_BAKE_BUDGET = 1024 * 1024
+MAX_ROWS_KEPT = 4096
 TOKEN_CONTEXT = 8
 MAX_WEIGHTS = 64 * 1024
 INPUT_LAYER = "input"
@@ -116,6 +117,10 @@ class UnitsView(BaseView):
         self._decode = decode
         self._top_k = top_k
         self._fields: dict[str, FieldMap] = {}
+        # The layer's activations of samples shown as examples, by sample index (one forward
+        # pass for many cards): for (the Collected, the layer) in _rows_of.
+        self._rows: dict[int, torch.Tensor] = {}
+        self._rows_of: tuple[int, str] | None = None
         self._collect_kw = {
             "labels": labels,
             "top_k": top_k,
@@ -157,8 +162,25 @@ class UnitsView(BaseView):
                 )
             return self._all
         if path not in self._cache:
-            self._cache[path] = collect(self._model, self._data, [path], **self._collect_kw)  # type: ignore[arg-type]
+            self.prefetch([path])
         return self._cache[path]
+
+    def prefetch(self, layers: Sequence[str]) -> None:
+        """Collect the ``layers`` not collected yet in one pass over the data (for a view that
+        will show several, e.g. the workspace saving every layer's panel: one pass, not one
+        each). A layer that gives no per-sample output is left out of the pass with a note."""
+        if self._given is not None or self._one_shot or self._model is None:
+            return
+        missing = [p for p in dict.fromkeys(layers) if p not in self._cache]
+        if missing:
+            col = collect(
+                self._model,
+                self._data,
+                missing,
+                skip_missing=len(missing) > 1,
+                **self._collect_kw,  # type: ignore[arg-type]
+            )
+            self._cache.update(dict.fromkeys(missing, col))
 
     def recollect(self) -> None:
         """The model changed (it trained): forget the passes over the data and show the layer
@@ -239,6 +261,9 @@ class UnitsView(BaseView):
 
     def _bake(self, col: Collected, data: LayerData) -> dict[str, Any]:
         cards, units, used = [], [], 0
+        # every baked card's examples in one forward pass (a pass per card was most of the cost)
+        picks = {int(i) for u in range(data.units) for i, _, _ in data.top(u)[:8]}
+        self._activations(col, sorted(picks))
         for u in range(data.units):
             c = self.card(u, examples=8, groups=False)
             size = _card_bytes(c)
@@ -272,10 +297,14 @@ class UnitsView(BaseView):
                 for k in ("mean", "std", "min", "max", "frac_zero", "frac_saturated")
             },
         }
-        card["top"] = self._examples(col, data, unit, [(i, v, p) for i, v, p in top])
         if groups:
             values, how = _unit_values(col, data, unit)
             qs = quantile_groups(values, col.rep_index)
+            # the top and every group's examples in one forward pass
+            shown = [int(i) for i, _, _ in top] + [int(i) for g in qs for i in g["index"]]
+            self._activations(col, shown)
+        card["top"] = self._examples(col, data, unit, [(i, v, p) for i, v, p in top])
+        if groups:
             card["groups"] = [
                 {
                     **{k: g[k] for k in ("lo", "hi", "count")},
@@ -320,6 +349,26 @@ class UnitsView(BaseView):
                 card["weights_note"] = f"{self.layer!r} has no weight parameter writing its units"
         return card
 
+    def _activations(self, col: Collected, index: list[int]) -> torch.Tensor | None:
+        """The layer's activations of samples ``index`` (stacked), computed once per sample
+        (batches of 256) and kept while the layer and its Collected stay the same (at most
+        ``MAX_ROWS_KEPT`` samples)."""
+        if self._model is None or not index:
+            return None
+        key = (id(col), self.layer)
+        if self._rows_of != key or len(self._rows) > MAX_ROWS_KEPT:
+            self._rows, self._rows_of = {}, key
+        need = [i for i in dict.fromkeys(index) if i not in self._rows]
+        for start in range(0, len(need), 256):
+            chunk = need[start : start + 256]
+            xs = [col.sample(i) for i in chunk]
+            if any(x is None for x in xs):
+                return None
+            x = torch.stack([t for t in xs if t is not None]).to(_device(self._model))
+            out = capture(self._model, x, layers=[self.layer])[self.layer].cpu()
+            self._rows.update(zip(chunk, out, strict=True))
+        return torch.stack([self._rows[i] for i in index])
+
     def _examples(
         self, col: Collected, data: LayerData, unit: int, picks: list[tuple[int, float, int]]
     ) -> dict[str, Any]:
@@ -345,9 +394,7 @@ class UnitsView(BaseView):
         if self._data_view:
             acts = x
         elif self._model is not None:
-            acts = capture(self._model, x.to(_device(self._model)), layers=[self.layer])[
-                self.layer
-            ].cpu()
+            acts = self._activations(col, [int(i) for i, _, _ in picks])
         if acts is not None:
             v = as_units(acts, data.layout)[:, unit]  # (k, positions)
             pos = [
