@@ -150,15 +150,21 @@ def test_token_model_hover_text():
     assert v._thumbs["kind"] == "tokens" and v._thumbs["tokens"][0][0] == vocab[int(t[0, 0])]
 
 
-def test_over_training_frames_aligned_in_last_basis():
+def trained_with_recorder(probe: int, train: int, epochs: int):
+    """A width-4 digits CNN trained ``epochs`` epochs under a Recorder probing ``probe`` test
+    digits at classifier.2: (model, recorder, the probe's labels)."""
     torch.manual_seed(0)
     x_tr, y_tr, x_te, y_te = digits.load()
     model = digits.DigitsCNN(width=4)
-    probe, probe_y = x_te[:120], y_te[:120]
-    rec = ls.Recorder(model, probe=probe, layers=["classifier.2"])
-    run = digits.Training(model, (x_tr[:400], y_tr[:400], x_te[:64], y_te[:64]))
-    for _ in range(3):
+    rec = ls.Recorder(model, probe=x_te[:probe], layers=["classifier.2"])
+    run = digits.Training(model, (x_tr[:train], y_tr[:train], x_te[:64], y_te[:64]))
+    for _ in range(epochs):
         run.epoch(rec)
+    return model, rec, y_te[:probe]
+
+
+def test_over_training_frames_aligned_in_last_basis():
+    model, rec, probe_y = trained_with_recorder(120, 400, 3)
     v = ls.projection(model, recorder=rec, layer="classifier.2", labels=probe_y, progress=False)
     f = v._frames
     assert f["epochs"] == [0, 1, 2]
@@ -217,14 +223,7 @@ def _displacement(frames: np.ndarray) -> float:
 def test_over_training_nonlinear_aligned_across_epochs(method):
     """With recorder=, UMAP / t-SNE of every epoch land in the last epoch's embedding: points
     move little from epoch to epoch, far less than in independent fits of each epoch."""
-    torch.manual_seed(0)
-    x_tr, y_tr, x_te, y_te = digits.load()
-    model = digits.DigitsCNN(width=4)
-    probe, probe_y = x_te[:150], y_te[:150]
-    rec = ls.Recorder(model, probe=probe, layers=["classifier.2"])
-    run = digits.Training(model, (x_tr[:600], y_tr[:600], x_te[:64], y_te[:64]))
-    for _ in range(5):
-        run.epoch(rec)
+    model, rec, probe_y = trained_with_recorder(150, 600, 5)
     v = ls.projection(
         model, recorder=rec, layer="classifier.2", labels=probe_y, method=method, progress=False
     )
