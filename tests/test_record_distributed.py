@@ -79,7 +79,10 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
     if mode == "fsdp":
         shard_files = list((store / "shards" / "000000").glob("r*/*.npy"))
         assert {p.parent.name for p in shard_files} == {"r0", "r1"}
-        assert not list((store / "epochs" / "000000" / "params").iterdir())
+        # Every parameter is sharded: none in rank 0's epoch (its pack, or a file of its own).
+        manifest = json.loads((store / "epochs" / "000000" / "epoch.json").read_text())
+        assert all("shards" in entry for entry in manifest["params"].values())
+        assert not (store / "epochs" / "000000" / "params").exists()
     # Gradient norms are those of the synchronized gradients: the same under DDP and FSDP2.
     loss = run.scalars()["loss"]
     ranks = [np.load(ref / f"losses{r}.npy") for r in (0, 1)]

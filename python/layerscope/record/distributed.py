@@ -14,8 +14,9 @@ communication per epoch is O(tensors x bins), independent of the parameters' siz
   collective of mismatched sizes that would hang;
 - MIN of [min, -max] per tensor (and, for replicated tensors, [sum, -sum]: a replicated parameter
   that differs between ranks is flagged);
-- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor;
-- SUM of [counts..., underflow, overflow] per tensor on the shared edges;
+- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor, and of [counts...,
+  underflow, overflow] per tensor on the shared edges: one all-reduce once every tensor has its
+  edges (from the second epoch on), two in the first epoch (the edges come from its min/max);
 - sharded models only: SUM of the squared per-step gradient/weight/update norms of the epoch's
   steps (the per-step series: O(steps x tensors)).
 
@@ -187,14 +188,25 @@ def stats_from(
     return out
 
 
-def local_histogram(x: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere)."""
+def local_histogram(
+    x: torch.Tensor, edges: np.ndarray, moments: tuple[list[float], float, float] | None = None
+) -> np.ndarray:
+    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere).
+
+    ``moments``: the shard's ``local_moments``; when they say it has no NaN/Inf and lies within
+    the edges (every epoch but a few), one ``histc`` pass is all it takes."""
     flat = x.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()
-    flat = flat[~torch.isnan(flat)]
     lo, hi = float(edges[0]), float(edges[-1])
-    counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi).double().cpu().numpy()
+    bins = len(edges) - 1
+    if moments is not None:
+        m, mn, mx = moments
+        if not (m[1] or m[2] or m[3]) and (m[0] == 0 or (mn >= lo and mx <= hi)):
+            counts = torch.histc(flat, bins=bins, min=lo, max=hi).double().cpu().numpy()
+            return np.concatenate([counts, [0.0, 0.0]])
+    flat = flat[~torch.isnan(flat)]
+    counts = torch.histc(flat, bins=bins, min=lo, max=hi).double().cpu().numpy()
     under = float((flat < lo).sum())
     over = float((flat > hi).sum())
     return np.concatenate([counts, [under, over]])

@@ -669,14 +669,17 @@ class Recorder(History):
         rank0 = self.rank == 0
         locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]] = []
         sums, mins, checks, replicated = [], [], [], []
+        moments: list[tuple[list[float], float, float] | None] = []
         with torch.no_grad():
             for name, p in self._named:
                 local, dim = d.local_part(p)
                 locals_.append((name, p, local, dim))
                 if dim is not None or rank0:
                     m, lo, hi = d.local_moments(local)
+                    moments.append((m, lo, hi))
                 else:
                     m, lo, hi = [0.0] * 7, math.inf, -math.inf
+                    moments.append(None)
                 sums.append(m)
                 mins += [lo, -hi]
                 if dim is None:  # replicated: every rank's copy should be the same
@@ -684,14 +687,31 @@ class Recorder(History):
                     checks += [c, -c]
                     replicated.append(name)
             op = d.dist.ReduceOp
+            n = len(locals_)
             low = self._dist.all_reduce(
                 torch.tensor(mins + checks), op.MIN, "parameter stats"
             ).numpy()
-            tot = (
-                self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
-                .reshape(len(locals_), 7)
+            # Every tensor's bins known (all epochs but the first): its histogram rides with the
+            # moments in one all-reduce.
+            bins_known = all(
+                name in self._edges and len(self._edges[name]) == self.bins + 1
+                for name, *_ in locals_
+            )
+            hists: list[np.ndarray] = []
+            if bins_known:
+                hists = self._local_histograms(locals_, moments)
+            width = 7 + (self.bins + 2 if bins_known else 0)
+            payload = torch.cat(
+                [torch.tensor(sums, dtype=torch.float64).reshape(n, 7)]
+                + ([torch.from_numpy(np.stack(hists))] if bins_known else []),
+                dim=1,
+            )
+            both = (
+                self._dist.all_reduce(payload.reshape(-1), op.SUM, "parameter stats")
+                .reshape(n, width)
                 .numpy()
             )
+            tot = both[:, :7]
             ranges = low[: 2 * len(locals_)].reshape(-1, 2)
             chk = low[2 * len(locals_) :].reshape(-1, 2)
             differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
@@ -711,22 +731,24 @@ class Recorder(History):
                     RecorderWarning,
                     stacklevel=3,
                 )
-            hists = []
-            for i, (name, param, local, dim) in enumerate(locals_):
+            for i, (name, param, local, _dim) in enumerate(locals_):
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
                 stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
                     self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                if dim is not None or rank0:
-                    hists.append(d.local_histogram(local, self._edges[name]))
-                else:
-                    hists.append(np.zeros(self.bins + 2))
-            counts = (
-                self._dist.all_reduce(torch.from_numpy(np.concatenate(hists)), op.SUM, "histograms")
-                .numpy()
-                .reshape(len(locals_), self.bins + 2)
-            )
+            if bins_known:
+                counts = both[:, 7:]
+            else:  # the first epoch: bins from the min/max just reduced, then the counts
+                counts = (
+                    self._dist.all_reduce(
+                        torch.from_numpy(np.stack(self._local_histograms(locals_, moments))),
+                        op.SUM,
+                        "histograms",
+                    )
+                    .numpy()
+                    .reshape(n, self.bins + 2)
+                )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
             for i, (name, param, local, dim) in enumerate(locals_):
@@ -774,6 +796,20 @@ class Recorder(History):
                 last[name] = (array, exact)
             self._last = last
         self._policy_entries(record.epoch, levels, skipped)
+
+    def _local_histograms(
+        self,
+        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]],
+        moments: list[tuple[list[float], float, float] | None],
+    ) -> list[np.ndarray]:
+        """This rank's ``[counts..., under, over]`` per tensor (zeros where rank 0 stands for all)."""
+        out = []
+        for (name, _, local, _), mom in zip(locals_, moments, strict=True):
+            if mom is None:
+                out.append(np.zeros(self.bins + 2))
+            else:
+                out.append(dist_stats.local_histogram(local, self._edges[name], mom))
+        return out
 
     def _snapshot_activations(self, record: EpochRecord) -> None:
         device, dtype = _model_device_dtype(self.model)
