@@ -13,6 +13,7 @@ import {
   FrameTimes,
   indexOfEpoch,
   paintCodes,
+  pointName,
   type RawFrames,
   type TensorFrames,
 } from "./data";
@@ -105,7 +106,7 @@ function paintImage(p: Panel, img: Image | null, i: number): void {
   const ok = i >= 0 && i < img.frames.count && img.frames.have[i] === 1;
   if (!ok) {
     p.note.hidden = false;
-    p.note.textContent = "thinned at this epoch (see rec.thinned)";
+    p.note.textContent = `thinned at this ${p.root.dataset.unit || "epoch"} (see rec.thinned)`;
     img.px.fill(0);
   } else {
     p.note.hidden = true;
@@ -369,8 +370,12 @@ export class ScrubberView {
     }
     const f = this.frames;
     const layer = (this.model.get("layer") as string) ?? "";
+    this.setUnit(f?.axis ?? "epoch");
     if (!f || f.epochs.length === 0) {
-      this.status.textContent = "no epoch recorded yet: call rec.epoch() at the end of each epoch";
+      this.status.textContent =
+        f?.axis === "step"
+          ? "nothing recorded yet: call rec.epoch() every N steps"
+          : "no epoch recorded yet: call rec.epoch() at the end of each epoch";
     } else if (f.layer !== layer) {
       this.status.textContent = isOffline()
         ? `${NOT_SAVED}: the frames of ${layer || "(root)"} (it holds ${f.layer || "none"})`
@@ -411,7 +416,7 @@ export class ScrubberView {
     const img = ctx.createImageData(p.canvas.width, p.canvas.height);
     paintCodes(h.codes, h.table, new Uint32Array(img.data.buffer));
     ctx.putImageData(img, 0, 0);
-    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y epoch (first at top)`;
+    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y ${this.frames?.axis ?? "epoch"} (first at top)`;
     p.axis.replaceChildren(el("span", "", shortNumber(h.lo)), el("span", "", shortNumber(h.hi)));
   }
 
@@ -441,6 +446,24 @@ export class ScrubberView {
         xmax,
       ),
     );
+  }
+
+  /**
+   * Name the axis in what the run counts: epochs, or steps for a run whose epoch() is called
+   * every N steps (the slider, the play speed, the panels' "thinned at this ..." notes).
+   */
+  private setUnit(unit: "epoch" | "step"): void {
+    if (this.root.dataset.unit === unit) return;
+    this.root.dataset.unit = unit;
+    for (const p of [this.weight, this.act, this.hist, this.curves]) p.root.dataset.unit = unit;
+    this.slider.setAttribute(
+      "aria-label",
+      unit === "step" ? "step (recorded every N steps)" : "epoch",
+    );
+    this.hist.title.textContent = `weight histograms over ${unit}s`;
+    for (const o of Array.from(this.speed.options)) {
+      o.textContent = `${o.value} ${unit === "step" ? "snapshot" : "epoch"}/s`;
+    }
   }
 
   /** The kernel (or a link) set `epoch`: show it (see settle). */
@@ -475,7 +498,7 @@ export class ScrubberView {
     this.pending = { frames: false, epoch: false };
     const f = this.frames;
     if (!f || f.epochs.length === 0) {
-      this.label.textContent = "epoch –";
+      this.label.textContent = `${f?.axis ?? "epoch"} –`;
       return;
     }
     const shown = this.root.dataset.epoch ? Number(this.root.dataset.epoch) : null;
@@ -532,7 +555,7 @@ export class ScrubberView {
     this.curveMark.style.left = `calc(${(Math.max(0, f.steps[i] - 1) / Math.max(1, xmax)) * 100}% - 1px)`;
     this.moveMarkers(i);
     this.slider.value = String(i);
-    this.label.textContent = `epoch ${epoch} (${i + 1}/${f.epochs.length})`;
+    this.label.textContent = `${pointName(f, i)} (${i + 1}/${f.epochs.length})`;
     this.index = i;
     const ms = performance.now() - t0;
     this.times.add(ms);

@@ -466,6 +466,7 @@ class TimelineView(widgets.VBox):
                 "loss": {"x": x.astype(f32), "y": y.astype(f32)},
                 "points": {"x": px.astype(f32), "y": pts.astype(f32)},
                 "epochs": [int(e) for e in self.rec.epochs],
+                "steps": [int(s) for s in self.rec.epoch_steps()],
                 "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
                 "axis": "step" if self._steps_axis else "epoch",
             }
@@ -576,6 +577,8 @@ class TimelineView(widgets.VBox):
         epochs = rec.epochs
         out: dict[str, Any] = {
             "layer": layer,
+            # "step": epoch() is called every N steps, and the scrubber counts steps.
+            "axis": "step" if self._steps_axis else "epoch",
             "epochs": np.asarray(epochs, dtype=np.int32),
             "steps": rec.epoch_steps().astype(np.int32),
             "param": None,
