@@ -736,3 +736,40 @@ def test_long_runs_keep_per_parameter_step_series_at_a_lower_rate_within_budget(
     # update ratios stay defined where grads were kept (NaN only where a float32 update was 0)
     assert np.isfinite(r[np.isfinite(g)]).mean() > 0.9
     assert rec.snapshot("0.weight", 2, exact=True).exact
+
+
+@pytest.mark.parametrize("snapshot", ["full", ["2"], "stats"])
+def test_epoch_on_two_threads_records_what_one_thread_does(monkeypatch, snapshot):
+    # A big CPU model under torch's one thread is summarised on two threads (recorder's
+    # PARALLEL_ELEMENTS, lowered here): the same stats, histograms, snapshots and changes.
+    from layerscope.record import recorder as recorder_module
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 700), nn.ReLU(), nn.Linear(700, 400))
+    recs = {threads: ls.Recorder(model, snapshot=snapshot, budget="1GB") for threads in (1, 2)}
+    for _ in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01)
+        for threads, rec in recs.items():
+            limit = 1 if threads == 2 else 1 << 40
+            monkeypatch.setattr(recorder_module, "PARALLEL_ELEMENTS", limit)
+            rec.epoch()
+    one, two = recs[1], recs[2]
+    assert two._pool is not None and one._pool is None
+    for e in range(3):
+        assert one.stats(e)["params"] == two.stats(e)["params"]
+        assert one._records[e].change == two._records[e].change
+        assert one.thinned == two.thinned
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        assert np.array_equal(one.histograms(name).counts, two.histograms(name).counts)
+        if snapshot != "stats":
+            for e in range(3):
+                a, b = one.snapshot(name, e), two.snapshot(name, e)
+                assert a.exact == b.exact and np.array_equal(a.array, b.array)
+    if snapshot == "full":  # the change measured in chunks, against numpy's
+        w = [one.snapshot("2.weight", e).array.astype(np.float64) for e in (1, 2)]
+        want = np.linalg.norm(w[1] - w[0]) / np.linalg.norm(w[0])
+        assert one._records[2].change["2.weight"] == pytest.approx(want, rel=1e-5)
+    two.close()
+    assert two._pool is None

@@ -33,6 +33,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ from .thinning import choose_drop, reduce_array, reduced_shape
 AXES = ("epoch", "step")
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
 DEFAULT_TIMEOUT_S = 300.0
+
+# A CPU model with at least this many parameter values is summarised on two threads.
+PARALLEL_ELEMENTS = 1 << 22
 
 # Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
 REDUCED_ELEMENTS = 256 * 256
@@ -211,6 +215,7 @@ class Recorder(History):
         self._grad_params: list[torch.Tensor] = []
         self._sharded: dict[str, int] = {}  # parameter -> shard dim (FSDP2)
         self._model_sig = 0.0
+        self._pool: ThreadPoolExecutor | None = None
         self._refresh_params()
         if self._dist is not None:
             self._dist.header(2.0, 0, self._model_sig, 0.0)
@@ -563,36 +568,75 @@ class Recorder(History):
         return unsubscribe
 
     def _snapshot_params(self, record: EpochRecord, skipped: list[dict[str, Any]]) -> None:
-        last: dict[str, tuple[np.ndarray, bool]] = {}
         levels: dict[str, list[str]] = {"reduced": [], "stats": []}
+        last: dict[str, tuple[np.ndarray, bool]] = {}
         with torch.no_grad():
-            for name, p in self._named:
-                # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
-                # fixed at a parameter's first epoch; the histogram itself is counted later, off
-                # the training loop (see fill_derived), unless no full copy is kept.
-                stats = summarize(p)
+            for name, level, stats, hist, held, change in self._map_params(
+                lambda n, p: self._snapshot_param(n, p, record.epoch)
+            ):
                 record.param_stats[name] = stats
-                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
-                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                level = self.policy.level(name, record.epoch)
+                if hist is not None:
+                    record.hist[name] = hist
                 if level != "full":
                     levels[level].append(name)
-                    record.hist[name] = count(p, self._edges[name], stats)
-                    if level == "stats":
-                        continue
-                    array, exact = reduce_tensor(p, self.reduced_elements), False
-                    record.params[name] = Held(tuple(p.shape), dtype_name(p), False, array)
-                else:
-                    t = host_copy(p)
-                    array = to_numpy(t)
-                    exact = True
-                    record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
-                prev = self._last.get(name)
-                if prev is not None:
-                    record.change[name] = _change(prev, array, exact, self.reduced_elements)
-                last[name] = (array, exact)
+                if held is None:
+                    continue
+                record.params[name] = held
+                if change is not None:
+                    record.change[name] = change
+                assert held.array is not None
+                last[name] = (held.array, held.exact)
         self._last = last
         self._policy_entries(record.epoch, levels, skipped)
+
+    def _snapshot_param(
+        self, name: str, p: torch.Tensor, epoch: int
+    ) -> tuple[str, str, dict[str, Any], HistogramCounts | None, Held | None, float | None]:
+        """One parameter's epoch: stats where it lives, then per the policy its histogram (when
+        no full copy is kept: counted now) and a full or reduced host copy, and its change."""
+        with torch.no_grad():
+            # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
+            # fixed at a parameter's first epoch; the histogram of a full copy is counted later,
+            # off the training loop (see fill_derived).
+            stats = summarize(p)
+            edges = self._edges.get(name)
+            if edges is None or len(edges) != self.bins + 1:
+                edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+            level = self.policy.level(name, epoch)
+            hist = None
+            if level != "full":
+                hist = count(p, edges, stats)
+                if level == "stats":
+                    return name, level, stats, hist, None, None
+                array, exact = reduce_tensor(p, self.reduced_elements), False
+                held = Held(tuple(p.shape), dtype_name(p), False, array)
+            else:
+                t = host_copy(p)
+                array, exact = to_numpy(t), True
+                held = Held(tuple(t.shape), dtype_name(t), True, array)
+            prev = self._last.get(name)
+            change = None
+            if prev is not None:
+                change = _change(prev, array, exact, self.reduced_elements)
+            return name, level, stats, hist, held, change
+
+    def _map_params(self, work: Callable[[str, torch.Tensor], Any]) -> list[Any]:
+        """``work(name, param)`` for every chosen parameter, in order. A big model on the CPU
+        whose torch runs one thread (torchrun's default, or set_num_threads(1)) is split over
+        two threads: the passes over its tensors are what epoch() costs, and torch's kernels
+        run without the GIL."""
+        named = self._named
+        big = (
+            torch.get_num_threads() == 1
+            and (os.cpu_count() or 1) > 1
+            and sum(p.numel() for _, p in named) >= PARALLEL_ELEMENTS
+            and all(p.device.type == "cpu" for _, p in named)
+        )
+        if not big:
+            return [work(n, p) for n, p in named]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="layerscope-epoch")
+        return list(self._pool.map(lambda item: work(*item), named))
 
     def _policy_entries(
         self, epoch: int, levels: dict[str, list[str]], skipped: list[dict[str, Any]]
@@ -959,6 +1003,9 @@ class Recorder(History):
     def close(self) -> None:
         """Flush and stop the store's writer thread (the in-memory history stays readable).
         Under torch.distributed, call it on every rank (it checks they all recorded alike)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._dist is not None and not getattr(self, "_closed", False):
             self._closed = True
             try:
@@ -1145,10 +1192,24 @@ def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> floa
     if not a.is_floating_point():
         a, b = a.double(), b.double()
     den = float(torch.linalg.vector_norm(a))
-    num = float(torch.linalg.vector_norm(b - a))
+    num = _distance(a, b)
     if den == 0:
         return 0.0 if num == 0 else math.inf
     return num / den
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 18) -> float:
+    """‖b − a‖ of two flat tensors, through a cache-sized buffer: ``b - a`` whole would allocate
+    (and page in) a tensor as big as the parameter, which costs 5x the norm itself."""
+    if a.numel() <= chunk:
+        return float(torch.linalg.vector_norm(b - a))
+    buf = torch.empty(chunk, dtype=a.dtype)
+    total = 0.0
+    for start in range(0, a.numel(), chunk):
+        d = buf[: min(chunk, a.numel() - start)]
+        torch.sub(b[start : start + chunk], a[start : start + chunk], out=d)
+        total += float(torch.linalg.vector_norm(d)) ** 2
+    return math.sqrt(total)
 
 
 def _metric(name: str, value: Any) -> float:
