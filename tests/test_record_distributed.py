@@ -120,6 +120,17 @@ def test_ranks_calling_epoch_a_different_number_of_times_fail_clearly_without_ha
     assert time.monotonic() - t0 < 60
 
 
+def test_ranks_recording_different_models_fail_clearly_without_hanging(tmp_path):
+    done = torchrun(
+        "--mode", "ddp", "--epochs", "1", "--other-model-rank", "1", "--timeout", "20",
+        timeout=90,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "DistributedRecorderError" in done.stderr
+    assert "ranks hold models with different parameter names or shapes" in done.stderr
+    assert "rank 0" in done.stderr and "rank 1" in done.stderr  # both ranks say it
+
+
 def test_kill_9_mid_epoch_leaves_the_written_epochs_readable_while_a_follower_watches(tmp_path):
     store, ref, marker = tmp_path / "run", tmp_path / "ref", tmp_path / "epoch"
     job = subprocess.Popen(

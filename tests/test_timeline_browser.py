@@ -388,12 +388,13 @@ def test_exported_charts_empty_and_labelled(page: Any, tmp_path: pathlib.Path) -
 def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
     page: Any, tmp_path: pathlib.Path
 ) -> None:
-    """axis="step" (epoch() every 10 steps, LLM style): the scrubber, its panels and the charts
-    say steps, in the single timeline and in the workspace, exported and opened offline."""
+    """axis="step" (epoch() every 10 steps, LLM style): the scrubber, its panels, the charts and
+    the notes of what was not kept whole say steps, in the single timeline and in the workspace,
+    exported and opened offline."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
     x = torch.randn(2, 4)
-    rec = ls.Recorder(model, probe=x, axis="step")
+    rec = ls.Recorder(model, probe=x, axis="step", snapshot=2)  # reduced at the 2nd point
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for k in range(30):
         loss = model(torch.randn(8, 4)).square().mean()
@@ -410,6 +411,7 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         page.wait_for_selector(f"{ROOT}[data-epoch='2']", timeout=60_000)
         page.wait_for_timeout(800)
         label = page.locator(f"{ROOT} .ls-tl-epoch").inner_text()
+        notes = page.locator(f"{ROOT} .ls-tl-notes").inner_text()
         page.locator(ROOT).focus()
         page.keyboard.press("Home")
         first = page.locator(f"{ROOT} .ls-tl-epoch").inner_text()
@@ -429,6 +431,8 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         page.wait_for_selector(f".ls-explore {ROOT}[data-epoch='2']", timeout=60_000)
         page.wait_for_timeout(800)
         ws_label = scrub.locator(".ls-tl-epoch").inner_text()
+        ws_notes = scrub.locator(".ls-tl-notes").inner_text()
+        ws_graph = page.locator(".ls-explore .ls-graph").inner_text()
         charts = page.locator(".ls-explore .ls-curves .ls-chart-wrap").evaluate_all(
             "els => els.map((e) => [e.querySelector('.ls-title').textContent, e.dataset.x])"
         )
@@ -441,4 +445,8 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
     assert any({"10", "20", "30"} <= set(t) for t in ticks), ticks  # the metrics at their steps
     assert not own_curves
     assert ws_label == "step 30 (3/3)", ws_label
+    assert "weight change, step 10 to 30" in ws_graph, ws_graph
+    for text in (notes, ws_notes):  # thinning and sampling said, in steps, in both views
+        assert "snapshots reduced by the snapshot policy: at steps 20" in text, text
+        assert "update ratios every 10th step" in text and "epochs" not in text, text
     assert ["loss", "step"] in charts and ["metrics", "step"] in charts, charts

@@ -48,6 +48,7 @@ const CSS = `
 .ls-timeline-scrub .ls-tl-note[hidden], .ls-timeline-scrub .ls-tl-mark[hidden] { display: none; }
 .ls-timeline-scrub .ls-tl-sub { font-size: 11px; overflow-wrap: anywhere; min-height: 2.6em; }
 .ls-timeline-scrub .ls-tl-axis { display: flex; justify-content: space-between; font-size: 11px; }
+.ls-timeline-scrub .ls-tl-notes { font-size: 12px; color: #8a5a00; margin: 2px 0; }
 `;
 
 const SPEEDS = [1, 2, 5, 10, 20];
@@ -193,6 +194,8 @@ export class ScrubberView {
   private readonly followBox = el("input", "ls-tl-follow");
   private readonly followLabel = el("label", "ls-tl-follow-label", "follow latest ");
   private readonly status = el("div", "ls-muted ls-tl-status");
+  /** What the run did not keep whole, or measured on some steps only (the kernel's words). */
+  private readonly notes = el("div", "ls-tl-notes");
   private readonly error = el("div", "ls-error");
   private readonly weight = panel("ls-tl-weight", "weights");
   private readonly hist = panel("ls-tl-hist", "weight histograms over epochs");
@@ -258,7 +261,7 @@ export class ScrubberView {
     panels.append(this.weight.root, this.hist.root, this.act.root, this.curves.root);
     this.hist.box.append(this.histMark);
     this.curves.box.append(this.curveMark);
-    this.root.append(controls, this.status, this.error, panels);
+    this.root.append(controls, this.status, this.notes, this.error, panels);
     this.root.dataset.epoch = "";
 
     this.slider.addEventListener("input", () => this.userScrub(Number(this.slider.value)));
@@ -295,6 +298,7 @@ export class ScrubberView {
     });
     (this.root as unknown as { lsFrameTimes: number[] }).lsFrameTimes = this.times.times;
     this.onFrames();
+    this.onNotes();
     this.onLayers();
     this.findMarkers();
   }
@@ -341,6 +345,12 @@ export class ScrubberView {
       m.save_changes();
     }
   }
+
+  readonly onNotes = (): void => {
+    const text = (this.model.get("notes") as string | undefined) ?? "";
+    this.notes.textContent = text;
+    this.notes.hidden = !text;
+  };
 
   readonly onLayers = (): void => {
     const layers = (this.model.get("layers") as string[]) ?? [];

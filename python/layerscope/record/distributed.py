@@ -2,9 +2,10 @@
 
 No rank ever gathers a full parameter. Each parameter is either *sharded* (an FSDP2 DTensor with a
 ``Shard(dim)`` placement: every rank holds a slice) or *replicated* (DDP, or a ``Replicate``
-DTensor: every rank holds the same tensor, so rank 0 alone contributes). Per tensor, every rank
-computes on what it holds: finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64),
-min and max; then histogram counts on bins shared by all ranks. These are all-reduced, so the
+DTensor: every rank holds the same tensor, so one rank contributes, the ranks taking turns tensor
+by tensor to share the work). Per tensor, each contributing rank computes on what it holds:
+finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64), min and max; then
+histogram counts on bins shared by all ranks. These are all-reduced, so the
 communication per epoch is O(tensors x bins), independent of the parameters' sizes:
 
 - a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or

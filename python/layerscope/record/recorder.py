@@ -109,7 +109,8 @@ class Recorder(History):
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
-    before thinning, or on the store's writer thread). ``budget`` counts host memory; the
+    before thinning, or on the store's writer thread). A CPU model of 4M or more values whose
+    torch runs one thread is summarised on two threads. ``budget`` counts host memory; the
     update-ratio reference buffers are one copy of the parameters on their device. With AMP's
     ``GradScaler``, call ``rec.step()`` after ``scaler.unscale_(opt)`` to record true gradient norms.
 
@@ -715,10 +716,12 @@ class Recorder(History):
         sums, mins, checks, replicated = [], [], [], []
         moments: list[tuple[list[float], float, float] | None] = []
         with torch.no_grad():
-            for name, p in self._named:
+            for i, (name, p) in enumerate(self._named):
                 local, dim = d.local_part(p)
                 locals_.append((name, p, local, dim))
-                if dim is not None or rank0:
+                # A replicated tensor (DDP) is summarised by one rank, taking turns, so rank 0
+                # (which also runs the probe and writes the store) does 1/world of that work.
+                if dim is not None or i % self.world == self.rank:
                     m, lo, hi = d.local_moments(local)
                     moments.append((m, lo, hi))
                 else:
@@ -735,6 +738,39 @@ class Recorder(History):
             low = self._dist.all_reduce(
                 torch.tensor(mins + checks), op.MIN, "parameter stats"
             ).numpy()
+            ranges = low[: 2 * n].reshape(-1, 2).copy()
+            chk = low[2 * n :].reshape(-1, 2)
+            differ = [name for name, (a, b) in zip(replicated, chk, strict=True) if a != -b]
+            if differ:
+                self._flags.append(
+                    {
+                        "step": self._log.count,
+                        "epoch": record.epoch,
+                        "flag": "params_differ_between_ranks",
+                        "params": differ,
+                    }
+                )
+                warnings.warn(
+                    f"layerscope.Recorder: parameter(s) {differ[:5]} differ between ranks although "
+                    "they are not sharded (DDP keeps them equal; something changed one rank's "
+                    f"copy). Recording rank 0's (flagged in rec.flags).",
+                    RecorderWarning,
+                    stacklevel=3,
+                )
+                # Every rank saw the same checks: rank 0 summarises those tensors instead of
+                # the rank whose turn it was (one more small all-reduce, only in this case).
+                idx = [i for i, (name, *_) in enumerate(locals_) if name in differ]
+                redo = []
+                for i in idx:
+                    if rank0:
+                        mom = d.local_moments(locals_[i][2])
+                        moments[i], (m, lo, hi) = mom, mom
+                    else:
+                        moments[i], (m, lo, hi) = None, ([0.0] * 7, math.inf, -math.inf)
+                    sums[i] = m
+                    redo += [lo, -hi]
+                again = self._dist.all_reduce(torch.tensor(redo), op.MIN, "parameter stats")
+                ranges[idx] = again.numpy().reshape(-1, 2)
             # Every tensor's bins known (all epochs but the first): its histogram rides with the
             # moments in one all-reduce.
             bins_known = all(
@@ -756,25 +792,6 @@ class Recorder(History):
                 .numpy()
             )
             tot = both[:, :7]
-            ranges = low[: 2 * len(locals_)].reshape(-1, 2)
-            chk = low[2 * len(locals_) :].reshape(-1, 2)
-            differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
-            if differ:
-                self._flags.append(
-                    {
-                        "step": self._log.count,
-                        "epoch": record.epoch,
-                        "flag": "params_differ_between_ranks",
-                        "params": differ,
-                    }
-                )
-                warnings.warn(
-                    f"layerscope.Recorder: parameter(s) {differ[:5]} differ between ranks although "
-                    "they are not sharded (DDP keeps them equal; something changed one rank's "
-                    f"copy). Recording rank 0's (flagged in rec.flags).",
-                    RecorderWarning,
-                    stacklevel=3,
-                )
             for i, (name, param, local, _dim) in enumerate(locals_):
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
                 stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
