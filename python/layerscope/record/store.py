@@ -680,13 +680,21 @@ class _Pack:
     def __init__(self) -> None:
         self.parts: list[tuple[int, np.ndarray]] = []
         self.size = 0
+        # An array added twice is stored once: the step indices of a block of per-parameter
+        # series are one array shared by all of them (see StepLog.flush).
+        self._seen: dict[int, tuple[np.ndarray, list[Any]]] = {}
 
     def add(self, array: np.ndarray) -> list[Any]:
-        a = np.require(array, requirements="C")
+        seen = self._seen.get(id(array))
+        if seen is not None and seen[0] is array:
+            return seen[1]
+        a = array if array.flags.c_contiguous else np.require(array, requirements="C")
         offset = -(-self.size // ALIGN) * ALIGN
         self.parts.append((offset, a))
         self.size = offset + a.nbytes
-        return [offset, a.dtype.str, list(a.shape)]
+        ref = [offset, a.dtype.str, list(a.shape)]
+        self._seen[id(array)] = (array, ref)
+        return ref
 
     def array(self) -> np.ndarray:
         out = np.zeros(self.size, np.uint8)
