@@ -30,9 +30,9 @@ open, a write and an fsync each, or a PUT each on an object store) cost more tha
 
 Crash safety comes from the protocol, not the format: an epoch's files are written (fsynced
 locally: the pack, each big file, then the manifest), its manifest ``epoch.json`` last, and a
-reader lists only epochs whose manifest exists. Locally the epoch is also written under ``.tmp-*`` and renamed to its number (atomic on POSIX); an
-object store has no rename, but a PUT is atomic, so the manifest-last rule alone gives the same
-guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
+reader lists only epochs whose manifest exists. Locally the epoch is also written under
+``.tmp-*`` and renamed to its number (atomic on POSIX); an object store has no rename, but a PUT
+is atomic, so the manifest-last rule alone gives the same guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
 rank 0 waits for all of them before it writes the manifest. A ``kill -9`` mid-write leaves every
 completed epoch readable and the half-written one invisible.
 
