@@ -773,3 +773,42 @@ def test_epoch_on_two_threads_records_what_one_thread_does(monkeypatch, snapshot
         assert one._records[2].change["2.weight"] == pytest.approx(want, rel=1e-5)
     two.close()
     assert two._pool is None
+
+
+def test_fused_summary_of_a_big_tensor_equals_the_separate_passes():
+    from layerscope.record.summary import FUSED_MIN, summarize, summarize_fused
+
+    torch.manual_seed(0)
+    w = torch.randn(FUSED_MIN + 12345) * 0.02
+    w[:1000] = 0.0
+    edges = choose_edges(float(w.min()), float(w.max()), 64)
+    stats, hist = summarize_fused(w, edges)
+    want = summarize(w)
+    assert stats.keys() == want.keys()
+    for key in (
+        "shape",
+        "dtype",
+        "numel",
+        "zeros",
+        "nan",
+        "posinf",
+        "neginf",
+        "finite",
+        "min",
+        "max",
+    ):
+        assert stats[key] == want[key], key
+    for key in ("mean", "std", "norm"):
+        assert stats[key] == pytest.approx(want[key], rel=1e-5), key
+    assert np.array_equal(hist.counts, count(w, edges, want).counts)
+    assert hist.counts.sum() == w.numel() and (hist.underflow, hist.overflow, hist.nan) == (0, 0, 0)
+    assert summarize_fused(w)[1] is None  # no edges: stats only
+    # A big mean over a small spread (the one-pass variance cancels): recomputed around the mean.
+    shifted = w + 1000.0
+    assert summarize_fused(shifted)[0]["std"] == pytest.approx(float(w.double().std()), rel=1e-3)
+    # NaN/Inf, values outside the bins, small, other dtypes or devices: the separate passes.
+    bad = w.clone()
+    bad[-1] = float("nan")
+    assert summarize_fused(bad, edges) is None
+    assert summarize_fused(w * 10, edges) is None
+    assert summarize_fused(w[:1000]) is None and summarize_fused(w.double()) is None

@@ -52,7 +52,7 @@ from .location import ShardedArray, load_array, open_location
 from .policy import SnapshotPolicy, parse_snapshot, reduce_tensor
 from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
-from .summary import summarize
+from .summary import summarize, summarize_fused
 from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array, reduced_shape
 
@@ -599,14 +599,19 @@ class Recorder(History):
             # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
             # fixed at a parameter's first epoch; the histogram of a full copy is counted later,
             # off the training loop (see fill_derived).
-            stats = summarize(p)
-            edges = self._edges.get(name)
-            if edges is None or len(edges) != self.bins + 1:
-                edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
             level = self.policy.level(name, epoch)
-            hist = None
+            edges = self._edges.get(name)
+            known = edges is not None and len(edges) == self.bins + 1
+            # A big CPU tensor: stats (and the histogram, when counted now on known bins) in
+            # one pass over cache-sized chunks; else the usual passes.
+            fused = summarize_fused(p, edges if known and level != "full" else None)
+            stats, hist = fused if fused is not None else (summarize(p), None)
+            if not known:
+                edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+            assert edges is not None
             if level != "full":
-                hist = count(p, edges, stats)
+                if hist is None:
+                    hist = count(p, edges, stats)
                 if level == "stats":
                     return name, level, stats, hist, None, None
                 array, exact = reduce_tensor(p, self.reduced_elements), False
