@@ -812,3 +812,15 @@ def test_fused_summary_of_a_big_tensor_equals_the_separate_passes():
     assert summarize_fused(bad, edges) is None
     assert summarize_fused(w * 10, edges) is None
     assert summarize_fused(w[:1000]) is None and summarize_fused(w.double()) is None
+
+
+def test_histogram_counts_stay_exact_past_2_to_the_24_in_a_bin():
+    # torch.histc counts in float32: 2**24 + 1 rounds to 2**24. Counted in chunks, as int64.
+    from layerscope.record.distributed import local_histogram
+    from layerscope.record.summary import summarize
+
+    t = torch.zeros(2**24 + 1)
+    edges = np.array([-1.0, 1.0])
+    assert count(t, edges).counts.tolist() == [2**24 + 1]
+    assert count(t, edges, summarize(t)).counts.tolist() == [2**24 + 1]
+    assert local_histogram(t, edges).tolist() == [2**24 + 1, 0, 0]

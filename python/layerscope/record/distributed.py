@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .histograms import histc
+
 HEADER = 8
 EPOCH, CLOSE = 0.0, 1.0
 
@@ -204,10 +206,10 @@ def local_histogram(
     if moments is not None:
         m, mn, mx = moments
         if not (m[1] or m[2] or m[3]) and (m[0] == 0 or (mn >= lo and mx <= hi)):
-            counts = torch.histc(flat, bins=bins, min=lo, max=hi).double().cpu().numpy()
+            counts = histc(flat, bins, lo, hi).astype(np.float64)
             return np.concatenate([counts, [0.0, 0.0]])
     flat = flat[~torch.isnan(flat)]
-    counts = torch.histc(flat, bins=bins, min=lo, max=hi).double().cpu().numpy()
+    counts = histc(flat, bins, lo, hi).astype(np.float64)
     under = float((flat < lo).sum())
     over = float((flat > hi).sum())
     return np.concatenate([counts, [under, over]])
