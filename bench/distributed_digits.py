@@ -57,6 +57,9 @@ def main() -> None:
         "--extra-epoch-rank", type=int, default=-1, help="this rank calls epoch() once more"
     )
     ap.add_argument("--perturb-rank", type=int, default=-1, help="DDP: this rank changes a weight")
+    ap.add_argument(
+        "--other-model-rank", type=int, default=-1, help="this rank records a wider model (a bug)"
+    )
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--marker", default=None, help="rank 0 touches MARKER.EPOCH after each epoch")
     args = ap.parse_args()
@@ -90,8 +93,11 @@ def main() -> None:
         snapshot: object = args.snapshot
         if isinstance(snapshot, str) and snapshot.isdigit():
             snapshot = int(snapshot)
+        recorded: nn.Module = trained
+        if args.other_model_rank == rank:  # a bug the Recorder must name, not hang on
+            recorded = DigitsCNN(width=args.width + 1)
         rec = ls.Recorder(
-            trained,
+            recorded,
             probe=x_test[:8],
             store=args.store,
             snapshot=snapshot,

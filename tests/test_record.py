@@ -736,3 +736,91 @@ def test_long_runs_keep_per_parameter_step_series_at_a_lower_rate_within_budget(
     # update ratios stay defined where grads were kept (NaN only where a float32 update was 0)
     assert np.isfinite(r[np.isfinite(g)]).mean() > 0.9
     assert rec.snapshot("0.weight", 2, exact=True).exact
+
+
+@pytest.mark.parametrize("snapshot", ["full", ["2"], "stats"])
+def test_epoch_on_two_threads_records_what_one_thread_does(monkeypatch, snapshot):
+    # A big CPU model under torch's one thread is summarised on two threads (recorder's
+    # PARALLEL_ELEMENTS, lowered here): the same stats, histograms, snapshots and changes.
+    from layerscope.record import recorder as recorder_module
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 700), nn.ReLU(), nn.Linear(700, 400))
+    recs = {threads: ls.Recorder(model, snapshot=snapshot, budget="1GB") for threads in (1, 2)}
+    for _ in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01)
+        for threads, rec in recs.items():
+            limit = 1 if threads == 2 else 1 << 40
+            monkeypatch.setattr(recorder_module, "PARALLEL_ELEMENTS", limit)
+            rec.epoch()
+    one, two = recs[1], recs[2]
+    assert two._pool is not None and one._pool is None
+    for e in range(3):
+        assert one.stats(e)["params"] == two.stats(e)["params"]
+        assert one._records[e].change == two._records[e].change
+        assert one.thinned == two.thinned
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        assert np.array_equal(one.histograms(name).counts, two.histograms(name).counts)
+        if snapshot != "stats":
+            for e in range(3):
+                a, b = one.snapshot(name, e), two.snapshot(name, e)
+                assert a.exact == b.exact and np.array_equal(a.array, b.array)
+    if snapshot == "full":  # the change measured in chunks, against numpy's
+        w = [one.snapshot("2.weight", e).array.astype(np.float64) for e in (1, 2)]
+        want = np.linalg.norm(w[1] - w[0]) / np.linalg.norm(w[0])
+        assert one._records[2].change["2.weight"] == pytest.approx(want, rel=1e-5)
+    two.close()
+    assert two._pool is None
+
+
+def test_fused_summary_of_a_big_tensor_equals_the_separate_passes():
+    from layerscope.record.summary import FUSED_MIN, summarize, summarize_fused
+
+    torch.manual_seed(0)
+    w = torch.randn(FUSED_MIN + 12345) * 0.02
+    w[:1000] = 0.0
+    edges = choose_edges(float(w.min()), float(w.max()), 64)
+    stats, hist = summarize_fused(w, edges)
+    want = summarize(w)
+    assert stats.keys() == want.keys()
+    for key in (
+        "shape",
+        "dtype",
+        "numel",
+        "zeros",
+        "nan",
+        "posinf",
+        "neginf",
+        "finite",
+        "min",
+        "max",
+    ):
+        assert stats[key] == want[key], key
+    for key in ("mean", "std", "norm"):
+        assert stats[key] == pytest.approx(want[key], rel=1e-5), key
+    assert np.array_equal(hist.counts, count(w, edges, want).counts)
+    assert hist.counts.sum() == w.numel() and (hist.underflow, hist.overflow, hist.nan) == (0, 0, 0)
+    assert summarize_fused(w)[1] is None  # no edges: stats only
+    # A big mean over a small spread (the one-pass variance cancels): recomputed around the mean.
+    shifted = w + 1000.0
+    assert summarize_fused(shifted)[0]["std"] == pytest.approx(float(w.double().std()), rel=1e-3)
+    # NaN/Inf, values outside the bins, small, other dtypes or devices: the separate passes.
+    bad = w.clone()
+    bad[-1] = float("nan")
+    assert summarize_fused(bad, edges) is None
+    assert summarize_fused(w * 10, edges) is None
+    assert summarize_fused(w[:1000]) is None and summarize_fused(w.double()) is None
+
+
+def test_histogram_counts_stay_exact_past_2_to_the_24_in_a_bin():
+    # torch.histc counts in float32: 2**24 + 1 rounds to 2**24. Counted in chunks, as int64.
+    from layerscope.record.distributed import local_histogram
+    from layerscope.record.summary import summarize
+
+    t = torch.zeros(2**24 + 1)
+    edges = np.array([-1.0, 1.0])
+    assert count(t, edges).counts.tolist() == [2**24 + 1]
+    assert count(t, edges, summarize(t)).counts.tolist() == [2**24 + 1]
+    assert local_histogram(t, edges).tolist() == [2**24 + 1, 0, 0]

@@ -79,7 +79,10 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
     if mode == "fsdp":
         shard_files = list((store / "shards" / "000000").glob("r*/*.npy"))
         assert {p.parent.name for p in shard_files} == {"r0", "r1"}
-        assert not list((store / "epochs" / "000000" / "params").iterdir())
+        # Every parameter is sharded: none in rank 0's epoch (its pack, or a file of its own).
+        manifest = json.loads((store / "epochs" / "000000" / "epoch.json").read_text())
+        assert all("shards" in entry for entry in manifest["params"].values())
+        assert not (store / "epochs" / "000000" / "params").exists()
     # Gradient norms are those of the synchronized gradients: the same under DDP and FSDP2.
     loss = run.scalars()["loss"]
     ranks = [np.load(ref / f"losses{r}.npy") for r in (0, 1)]
@@ -115,6 +118,17 @@ def test_ranks_calling_epoch_a_different_number_of_times_fail_clearly_without_ha
     assert "called rec.epoch() a different number of times" in done.stderr
     assert "rank 0" in done.stderr and "rank 1" in done.stderr  # both ranks say it
     assert time.monotonic() - t0 < 60
+
+
+def test_ranks_recording_different_models_fail_clearly_without_hanging(tmp_path):
+    done = torchrun(
+        "--mode", "ddp", "--epochs", "1", "--other-model-rank", "1", "--timeout", "20",
+        timeout=90,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "DistributedRecorderError" in done.stderr
+    assert "ranks hold models with different parameter names or shapes" in done.stderr
+    assert "rank 0" in done.stderr and "rank 1" in done.stderr  # both ranks say it
 
 
 def test_kill_9_mid_epoch_leaves_the_written_epochs_readable_while_a_follower_watches(tmp_path):

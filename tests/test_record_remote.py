@@ -17,7 +17,7 @@ from torch import nn
 import layerscope as ls
 from layerscope.record import SnapshotPolicy, StoreError, StoreLockedError, ThinnedError
 from layerscope.record.histograms import count
-from layerscope.record.location import StoredArray
+from layerscope.record.location import PackedArray
 from layerscope.record.summary import summarize
 from s3server import free_port, make_bucket, moto_server, s3_options
 
@@ -69,7 +69,8 @@ def test_s3_store_on_a_moto_server_round_trips_follows_and_refuses_a_second_writ
     run = ls.Recorder.open(url, storage_options=opts)
     assert run.epochs == [0, 1] and run.metrics()["val"].tolist() == [0.5, 0.6]
     held = run._records[1].params["0.weight"]
-    assert isinstance(held.path, StoredArray) and held.array is None  # lazy: nothing read yet
+    # lazy: nothing read yet (a small tensor is a byte range of the epoch's pack file)
+    assert isinstance(held.path, PackedArray) and held.array is None
     for e in (0, 1):
         got = run.snapshot("0.weight", e, exact=True)
         assert np.array_equal(got.array, rec.snapshot("0.weight", e).array)
@@ -98,7 +99,7 @@ def test_s3_store_on_a_moto_server_round_trips_follows_and_refuses_a_second_writ
     import s3fs
 
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **opts)
-    fs.pipe_file("runs/exp1/epochs/000003/params/p0.npy", b"\x93NUMPY half")
+    fs.pipe_file("runs/exp1/epochs/000003/pack.npy", b"\x93NUMPY half")
     time.sleep(0.6)
     assert live.epochs == [0, 1, 2] and len(seen) == 1
     live.close()
@@ -215,7 +216,12 @@ def test_snapshot_policies_keep_what_they_say_and_list_the_rest(tmp_path):
     rec = ls.Recorder(big, store=tmp_path / "stats", snapshot="stats")
     rec.epoch()
     rec.close()
-    assert not list((tmp_path / "stats" / "epochs" / "000000" / "params").iterdir())
+    stored = json.loads((tmp_path / "stats" / "epochs" / "000000" / "epoch.json").read_text())
+    assert stored["params"] == {}  # no tensor stored, in the pack or beside it
+    assert sorted(p.name for p in (tmp_path / "stats" / "epochs" / "000000").iterdir()) == [
+        "epoch.json",
+        "pack.npy",
+    ]
     run = ls.Recorder.open(tmp_path / "stats")
     assert run.histograms("weight").counts.sum() == 600 * 600
     assert [t["action"] for t in run.thinned] == ["policy_stats"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -369,3 +370,82 @@ def test_flags_and_activation_stats_are_stored(tmp_path):
     assert flags == rec.flags
     acts = run.stats(0)["activations"]
     assert set(acts) == {"0", "1"} and acts["1"]["dead"] == rec.stats(0)["activations"]["1"]["dead"]
+
+
+V2 = Path(__file__).resolve().parent / "data" / "store_v2"
+
+
+def test_a_version_2_store_still_opens_and_appending_marks_it_version_3(tmp_path):
+    # tests/data/store_v2: written by layerscope's store version 2 (a file per tensor, hist.npz,
+    # steps.npz): Sequential(Linear(3, 4), ReLU, Linear(4, 2)), 2 epochs of 3 steps.
+    expected = np.load(str(V2) + "-expected.npz")
+    run = ls.Recorder.open(V2)
+    assert run.meta["version"] == 2 and run.epochs == [0, 1]
+    for e in (0, 1):
+        for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+            assert np.array_equal(run.snapshot(name, e, exact=True).array, expected[f"{e}/{name}"])
+    h = run.histograms("0.weight")
+    assert h.counts.sum(axis=1).tolist() == [12, 12]
+    assert len(run.scalars()["loss"]) == 6 and run.metrics()["acc"].tolist() == [0.5, 0.6]
+    assert run.activation("0", 1).array.shape == (5, 4)
+
+    import shutil
+
+    copy = tmp_path / "v2"
+    shutil.copytree(V2, copy)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    rec = ls.Recorder(model, store=copy, mode="append")
+    rec.epoch(acc=0.7)
+    rec.close()
+    assert json.loads((copy / "run.json").read_text())["version"] == store_module.VERSION
+    again = ls.Recorder.open(copy)
+    assert again.epochs == [0, 1, 2]
+    assert np.array_equal(again.snapshot("0.weight", 1, exact=True).array, expected["1/0.weight"])
+    assert np.array_equal(
+        again.snapshot("0.weight", 2, exact=True).array, model[0].weight.detach().numpy()
+    )
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_small_tensors_share_one_pack_file_big_ones_get_their_own(tmp_path, where):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(600, 600), nn.ReLU(), nn.Linear(600, 3))  # 1.44 MB, 7 kB
+    url = tmp_path / "run" if where == "local" else f"memory://packtest-{os.getpid()}/run"
+    rec = ls.Recorder(model, probe=torch.randn(4, 600), store=url)
+    for e in range(2):
+        for _ in range(3):
+            model(torch.randn(8, 600)).square().mean().backward()
+            rec.step(loss=torch.tensor(float(e)))
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.sub_(0.01 * p.grad)
+                    p.grad = None
+        rec.epoch()
+    rec.close()
+    run = ls.Recorder.open(url)
+    m = json.loads(run.loc.read_bytes("epochs/000001/epoch.json"))
+    assert m["params"]["0.weight"]["file"] == "params/p0.npy"  # over 1 MiB: a file of its own
+    assert {m["params"][n]["file"] for n in ("0.bias", "2.weight", "2.bias")} == {"pack.npy"}
+    assert {a["file"] for a in m["acts"].values()} == {"pack.npy"}
+    assert sorted(run.loc.listdir("epochs/000001")) == ["epoch.json", "pack.npy", "params"]
+    # The pack is a valid .npy of bytes: any numpy reads it.
+    pack = np.load(io.BytesIO(run.loc.read_bytes("epochs/000001/pack.npy")))
+    assert pack.dtype == np.uint8 and pack.ndim == 1
+    for e in (0, 1):
+        for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+            got = run.snapshot(name, e, exact=True)
+            assert got.source == "disk" and got.exact
+            assert np.array_equal(got.array, rec.snapshot(name, e).array)
+        for layer in ("0", "1", "2"):
+            assert np.array_equal(run.activation(layer, e).array, rec.activation(layer, e).array)
+    for name in ("0.weight", "2.bias"):
+        a, b = run.histograms(name), rec.histograms(name)
+        assert np.array_equal(a.counts, b.counts) and np.array_equal(a.edges, b.edges)
+        assert a.counts.sum() + a.underflow.sum() + a.overflow.sum() == 2 * np.prod(
+            rec.snapshot(name, 0).shape
+        )
+    assert run.scalars()["loss"].tolist() == [0.0] * 3 + [1.0] * 3
+    assert np.array_equal(run.grad_norms("0.weight"), rec.grad_norms("0.weight"), equal_nan=True)
+    assert np.array_equal(
+        run.update_ratios("0.weight"), rec.update_ratios("0.weight"), equal_nan=True
+    )

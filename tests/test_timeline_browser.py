@@ -383,3 +383,70 @@ def test_exported_charts_empty_and_labelled(page: Any, tmp_path: pathlib.Path) -
     assert ["0", "1", "2"] in axes, axes  # whole epochs
     assert sub_cut == [], sub_cut
     assert note and blank
+
+
+def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    """axis="step" (epoch() every 10 steps, LLM style): the scrubber, its panels, the charts and
+    the notes of what was not kept whole say steps, in the single timeline and in the workspace,
+    exported and opened offline."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    x = torch.randn(2, 4)
+    rec = ls.Recorder(model, probe=x, axis="step", snapshot=2)  # reduced at the 2nd point
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for k in range(30):
+        loss = model(torch.randn(8, 4)).square().mean()
+        loss.backward()
+        rec.step(loss=loss)
+        opt.step()
+        opt.zero_grad()
+        if (k + 1) % 10 == 0:
+            rec.epoch(val_acc=0.5 + k / 100)
+    single = ls.export_html(ls.timeline(rec, layer="0"), tmp_path / "steps.html")
+    workspace = ls.export_html(ls.explore(model, x, recorder=rec), tmp_path / "steps_ws.html")
+    with offline_guard(page) as attempted:
+        page.goto(single.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-epoch='2']", timeout=60_000)
+        page.wait_for_timeout(800)
+        label = page.locator(f"{ROOT} .ls-tl-epoch").inner_text()
+        notes = page.locator(f"{ROOT} .ls-tl-notes").inner_text()
+        page.locator(ROOT).focus()
+        page.keyboard.press("Home")
+        first = page.locator(f"{ROOT} .ls-tl-epoch").inner_text()
+        hist = page.locator(f"{ROOT} .ls-tl-hist").inner_text()
+        speeds = page.locator(f"{ROOT} .ls-tl-speed option").all_inner_texts()
+        aria = page.locator(f"{ROOT} .ls-tl-slider").get_attribute("aria-label")
+        axis_labels = svg_texts(page, ".bqplot .axislabel")
+        ticks = page.locator(".bqplot .axis").evaluate_all(
+            "els => els.map((a) => [...a.querySelectorAll('.tick text')].map((t) => t.textContent))"
+        )
+        # The bqplot figures draw the curves here: the scrubber's own (curves=False) stay hidden.
+        own_curves = page.locator(f"{ROOT} .ls-curves").is_visible()
+        screenshot(page, "timeline_steps_axis")
+        page.goto(workspace.as_uri())
+        scrub = page.locator(f".ls-explore {ROOT}")
+        scrub.wait_for(timeout=60_000)
+        page.wait_for_selector(f".ls-explore {ROOT}[data-epoch='2']", timeout=60_000)
+        page.wait_for_timeout(800)
+        ws_label = scrub.locator(".ls-tl-epoch").inner_text()
+        ws_notes = scrub.locator(".ls-tl-notes").inner_text()
+        ws_graph = page.locator(".ls-explore .ls-graph").inner_text()
+        charts = page.locator(".ls-explore .ls-curves .ls-chart-wrap").evaluate_all(
+            "els => els.map((e) => [e.querySelector('.ls-title').textContent, e.dataset.x])"
+        )
+        screenshot(page, "explore_steps_axis")
+    assert attempted == [] and page.errors == []
+    assert label == "step 30 (3/3)" and first == "step 10 (1/3)", (label, first)
+    assert "epoch" not in hist and "y step" in hist and "over steps" in hist, hist
+    assert all("snapshot/s" in s for s in speeds) and aria and aria.startswith("step"), speeds
+    assert "step" in axis_labels and "epoch" not in axis_labels, axis_labels
+    assert any({"10", "20", "30"} <= set(t) for t in ticks), ticks  # the metrics at their steps
+    assert not own_curves
+    assert ws_label == "step 30 (3/3)", ws_label
+    assert "weight change, step 10 to 30" in ws_graph, ws_graph
+    for text in (notes, ws_notes):  # thinning and sampling said, in steps, in both views
+        assert "snapshots reduced by the snapshot policy: at steps 20" in text, text
+        assert "update ratios every 10th step" in text and "epochs" not in text, text
+    assert ["loss", "step"] in charts and ["metrics", "step"] in charts, charts

@@ -25,6 +25,7 @@ export function bindScrubber(m: TimelineModel, view: ScrubberView, curves: Curve
   m.on("change:frames", view.onFrames);
   m.on("change:epoch", onEpoch);
   m.on("change:follow", view.onFollow);
+  m.on("change:notes", view.onNotes);
   m.on("change:layers", view.onLayers);
   m.on("change:layer", view.onLayers);
   return () => {
@@ -32,6 +33,7 @@ export function bindScrubber(m: TimelineModel, view: ScrubberView, curves: Curve
     m.off("change:frames", view.onFrames);
     m.off("change:epoch", onEpoch);
     m.off("change:follow", view.onFollow);
+    m.off("change:notes", view.onNotes);
     m.off("change:layers", view.onLayers);
     m.off("change:layer", view.onLayers);
     view.dispose();

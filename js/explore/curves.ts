@@ -10,12 +10,17 @@ export interface RawCurves {
   points?: { x: Payload; y: Payload };
   metrics?: Record<string, Payload>;
   epochs?: number[];
+  /** Steps recorded when each epoch ended (the x of the metrics when `axis` is "step"). */
+  steps?: number[];
+  /** "step": the run's epoch() is called every N steps, so the metrics are drawn over steps. */
+  axis?: string;
 }
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"];
 
 export const CURVES_CSS = `
 .ls-curves { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 8px; margin-bottom: 6px; }
+.ls-curves[hidden] { display: none; }
 .ls-curves .ls-chart { position: relative; height: 150px; border: 1px solid var(--jp-border-color2, #e0e0e0); }
 .ls-curves canvas { position: absolute; inset: 0; width: 100%; height: 100%; }
 .ls-curves .ls-chart-note { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; }
@@ -64,11 +69,12 @@ class Chart {
 
   constructor(
     readonly title: string,
-    private readonly xLabel: string,
+    private xLabel: string,
     private readonly integerX: boolean,
   ) {
     this.box.append(this.canvas, this.note);
     this.root.append(el("div", "ls-title", title), this.box, this.legend);
+    this.root.dataset.x = xLabel;
   }
 
   set(series: Series[], empty: string): void {
@@ -85,6 +91,12 @@ class Chart {
       }),
     );
     this.draw();
+  }
+
+  /** The x axis' name (the metrics chart's: epoch, or step for an axis="step" run). */
+  setXLabel(label: string): void {
+    this.xLabel = label;
+    this.root.dataset.x = label;
   }
 
   mark(x: number | null): void {
@@ -181,6 +193,8 @@ export class CurvesView {
   private readonly metrics = new Chart("metrics", "epoch", true);
   private steps: Float64Array = new Float64Array(0);
   private epochs: number[] = [];
+  /** Where each epoch sits on the metrics chart: its number, or its step (axis "step"). */
+  private metricX: number[] = [];
 
   constructor() {
     this.root.append(this.loss.root, this.metrics.root);
@@ -198,7 +212,10 @@ export class CurvesView {
       ],
       "no loss recorded yet: rec.step(loss=...)",
     );
-    const ex = Float64Array.from(this.epochs);
+    const bySteps = raw?.axis === "step" && raw.steps?.length === this.epochs.length;
+    this.metricX = bySteps ? (raw?.steps ?? []) : this.epochs;
+    this.metrics.setXLabel(bySteps ? "step" : "epoch");
+    const ex = Float64Array.from(this.metricX);
     this.metrics.set(
       Object.entries(raw?.metrics ?? {}).map(([name, y], i) => ({
         name,
@@ -214,7 +231,7 @@ export class CurvesView {
   mark(epoch: number): void {
     const i = this.epochs.indexOf(epoch);
     this.loss.mark(i >= 0 && i < this.steps.length ? this.steps[i] : null);
-    this.metrics.mark(i >= 0 ? epoch : null);
+    this.metrics.mark(i >= 0 ? this.metricX[i] : null);
   }
 
   redraw(): void {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { colorOf } from "../core/colormap";
-import { codeTable, decodeFrames, FrameTimes, indexOfEpoch, paintCodes } from "./data";
+import { codeTable, decodeFrames, FrameTimes, indexOfEpoch, paintCodes, pointName } from "./data";
 
 const quant = { lo: -1, hi: 1, log: false, levels: 250 };
 
@@ -65,5 +65,25 @@ describe("timeline frames", () => {
     expect(times.times).toEqual([1, 2, 3]);
     expect(times.quantile(0.5)).toBe(2);
     expect(decodeFrames({})).toBeNull();
+  });
+});
+
+describe("the scrubber's axis", () => {
+  const epochs = Int32Array.from([0, 1, 2]);
+  const steps = Int32Array.from([100, 200, 300]);
+  it("names a point by its epoch, or by its step for a run recorded every N steps", () => {
+    expect(pointName({ axis: "epoch", epochs, steps }, 1)).toBe("epoch 1");
+    expect(pointName({ axis: "step", epochs, steps }, 1)).toBe("step 200");
+    expect(pointName({ axis: "step", epochs, steps }, 3)).toBe("step –");
+  });
+  it("reads the axis from the frames (epoch when absent or unknown)", () => {
+    const raw = (axis?: string) => ({
+      axis,
+      epochs: { dtype: "int32", shape: [1], buffer: new DataView(new Int32Array([0]).buffer) },
+      steps: { dtype: "int32", shape: [1], buffer: new DataView(new Int32Array([5]).buffer) },
+    });
+    expect(decodeFrames(raw("step") as never)?.axis).toBe("step");
+    expect(decodeFrames(raw() as never)?.axis).toBe("epoch");
+    expect(decodeFrames(raw("weeks") as never)?.axis).toBe("epoch");
   });
 });

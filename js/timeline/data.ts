@@ -16,6 +16,8 @@ export interface RawTensorFrames {
 
 export interface RawFrames {
   layer?: string;
+  /** "step" when the run's epoch() is called every N steps: the view counts steps then. */
+  axis?: string;
   epochs?: Payload;
   steps?: Payload;
   param?: RawTensorFrames | null;
@@ -102,6 +104,7 @@ export interface Histograms {
 
 export interface Frames {
   layer: string;
+  axis: "epoch" | "step";
   epochs: Int32Array;
   steps: Int32Array;
   param: TensorFrames | null;
@@ -145,6 +148,7 @@ export function decodeFrames(raw: RawFrames | null | undefined): Frames | null {
   }
   return {
     layer: raw.layer ?? "",
+    axis: raw.axis === "step" ? "step" : "epoch",
     epochs: decodeArray(raw.epochs).data as Int32Array,
     steps: decodeArray(raw.steps).data as Int32Array,
     param: raw.param ? new TensorFrames(raw.param) : null,
@@ -153,6 +157,15 @@ export function decodeFrames(raw: RawFrames | null | undefined): Frames | null {
     grad: curve(raw.grad),
     ratio: curve(raw.ratio),
   };
+}
+
+/**
+ * How the scrubber names recorded point i: "epoch 3", or, for a run whose epoch() is called every
+ * N steps (axis "step"), the step it was taken at: "step 300".
+ */
+export function pointName(f: Pick<Frames, "axis" | "epochs" | "steps">, i: number): string {
+  if (i < 0 || i >= f.epochs.length) return `${f.axis} –`;
+  return f.axis === "step" ? `step ${f.steps[i]}` : `epoch ${f.epochs[i]}`;
 }
 
 /** Index of `epoch` in `epochs`, else of the nearest recorded epoch (-1 when there is none). */

@@ -13,6 +13,7 @@ import {
   FrameTimes,
   indexOfEpoch,
   paintCodes,
+  pointName,
   type RawFrames,
   type TensorFrames,
 } from "./data";
@@ -47,6 +48,7 @@ const CSS = `
 .ls-timeline-scrub .ls-tl-note[hidden], .ls-timeline-scrub .ls-tl-mark[hidden] { display: none; }
 .ls-timeline-scrub .ls-tl-sub { font-size: 11px; overflow-wrap: anywhere; min-height: 2.6em; }
 .ls-timeline-scrub .ls-tl-axis { display: flex; justify-content: space-between; font-size: 11px; }
+.ls-timeline-scrub .ls-tl-notes { font-size: 12px; color: #8a5a00; margin: 2px 0; }
 `;
 
 const SPEEDS = [1, 2, 5, 10, 20];
@@ -105,7 +107,7 @@ function paintImage(p: Panel, img: Image | null, i: number): void {
   const ok = i >= 0 && i < img.frames.count && img.frames.have[i] === 1;
   if (!ok) {
     p.note.hidden = false;
-    p.note.textContent = "thinned at this epoch (see rec.thinned)";
+    p.note.textContent = `thinned at this ${p.root.dataset.unit || "epoch"} (see rec.thinned)`;
     img.px.fill(0);
   } else {
     p.note.hidden = true;
@@ -192,6 +194,8 @@ export class ScrubberView {
   private readonly followBox = el("input", "ls-tl-follow");
   private readonly followLabel = el("label", "ls-tl-follow-label", "follow latest ");
   private readonly status = el("div", "ls-muted ls-tl-status");
+  /** What the run did not keep whole, or measured on some steps only (the kernel's words). */
+  private readonly notes = el("div", "ls-tl-notes");
   private readonly error = el("div", "ls-error");
   private readonly weight = panel("ls-tl-weight", "weights");
   private readonly hist = panel("ls-tl-hist", "weight histograms over epochs");
@@ -257,7 +261,7 @@ export class ScrubberView {
     panels.append(this.weight.root, this.hist.root, this.act.root, this.curves.root);
     this.hist.box.append(this.histMark);
     this.curves.box.append(this.curveMark);
-    this.root.append(controls, this.status, this.error, panels);
+    this.root.append(controls, this.status, this.notes, this.error, panels);
     this.root.dataset.epoch = "";
 
     this.slider.addEventListener("input", () => this.userScrub(Number(this.slider.value)));
@@ -294,6 +298,7 @@ export class ScrubberView {
     });
     (this.root as unknown as { lsFrameTimes: number[] }).lsFrameTimes = this.times.times;
     this.onFrames();
+    this.onNotes();
     this.onLayers();
     this.findMarkers();
   }
@@ -341,6 +346,12 @@ export class ScrubberView {
     }
   }
 
+  readonly onNotes = (): void => {
+    const text = (this.model.get("notes") as string | undefined) ?? "";
+    this.notes.textContent = text;
+    this.notes.hidden = !text;
+  };
+
   readonly onLayers = (): void => {
     const layers = (this.model.get("layers") as string[]) ?? [];
     const current = (this.model.get("layer") as string) ?? "";
@@ -369,8 +380,12 @@ export class ScrubberView {
     }
     const f = this.frames;
     const layer = (this.model.get("layer") as string) ?? "";
+    this.setUnit(f?.axis ?? "epoch");
     if (!f || f.epochs.length === 0) {
-      this.status.textContent = "no epoch recorded yet: call rec.epoch() at the end of each epoch";
+      this.status.textContent =
+        f?.axis === "step"
+          ? "nothing recorded yet: call rec.epoch() every N steps"
+          : "no epoch recorded yet: call rec.epoch() at the end of each epoch";
     } else if (f.layer !== layer) {
       this.status.textContent = isOffline()
         ? `${NOT_SAVED}: the frames of ${layer || "(root)"} (it holds ${f.layer || "none"})`
@@ -411,7 +426,7 @@ export class ScrubberView {
     const img = ctx.createImageData(p.canvas.width, p.canvas.height);
     paintCodes(h.codes, h.table, new Uint32Array(img.data.buffer));
     ctx.putImageData(img, 0, 0);
-    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y epoch (first at top)`;
+    p.sub.textContent = `${this.frames?.param?.name ?? ""}: x value, y ${this.frames?.axis ?? "epoch"} (first at top)`;
     p.axis.replaceChildren(el("span", "", shortNumber(h.lo)), el("span", "", shortNumber(h.hi)));
   }
 
@@ -441,6 +456,24 @@ export class ScrubberView {
         xmax,
       ),
     );
+  }
+
+  /**
+   * Name the axis in what the run counts: epochs, or steps for a run whose epoch() is called
+   * every N steps (the slider, the play speed, the panels' "thinned at this ..." notes).
+   */
+  private setUnit(unit: "epoch" | "step"): void {
+    if (this.root.dataset.unit === unit) return;
+    this.root.dataset.unit = unit;
+    for (const p of [this.weight, this.act, this.hist, this.curves]) p.root.dataset.unit = unit;
+    this.slider.setAttribute(
+      "aria-label",
+      unit === "step" ? "step (recorded every N steps)" : "epoch",
+    );
+    this.hist.title.textContent = `weight histograms over ${unit}s`;
+    for (const o of Array.from(this.speed.options)) {
+      o.textContent = `${o.value} ${unit === "step" ? "snapshot" : "epoch"}/s`;
+    }
   }
 
   /** The kernel (or a link) set `epoch`: show it (see settle). */
@@ -475,7 +508,7 @@ export class ScrubberView {
     this.pending = { frames: false, epoch: false };
     const f = this.frames;
     if (!f || f.epochs.length === 0) {
-      this.label.textContent = "epoch –";
+      this.label.textContent = `${f?.axis ?? "epoch"} –`;
       return;
     }
     const shown = this.root.dataset.epoch ? Number(this.root.dataset.epoch) : null;
@@ -532,7 +565,7 @@ export class ScrubberView {
     this.curveMark.style.left = `calc(${(Math.max(0, f.steps[i] - 1) / Math.max(1, xmax)) * 100}% - 1px)`;
     this.moveMarkers(i);
     this.slider.value = String(i);
-    this.label.textContent = `epoch ${epoch} (${i + 1}/${f.epochs.length})`;
+    this.label.textContent = `${pointName(f, i)} (${i + 1}/${f.epochs.length})`;
     this.index = i;
     const ms = performance.now() - t0;
     this.times.add(ms);

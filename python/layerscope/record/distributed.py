@@ -2,9 +2,10 @@
 
 No rank ever gathers a full parameter. Each parameter is either *sharded* (an FSDP2 DTensor with a
 ``Shard(dim)`` placement: every rank holds a slice) or *replicated* (DDP, or a ``Replicate``
-DTensor: every rank holds the same tensor, so rank 0 alone contributes). Per tensor, every rank
-computes on what it holds: finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64),
-min and max; then histogram counts on bins shared by all ranks. These are all-reduced, so the
+DTensor: every rank holds the same tensor, so one rank contributes, the ranks taking turns tensor
+by tensor to share the work). Per tensor, each contributing rank computes on what it holds:
+finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64), min and max; then
+histogram counts on bins shared by all ranks. These are all-reduced, so the
 communication per epoch is O(tensors x bins), independent of the parameters' sizes:
 
 - a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or
@@ -14,8 +15,9 @@ communication per epoch is O(tensors x bins), independent of the parameters' siz
   collective of mismatched sizes that would hang;
 - MIN of [min, -max] per tensor (and, for replicated tensors, [sum, -sum]: a replicated parameter
   that differs between ranks is flagged);
-- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor;
-- SUM of [counts..., underflow, overflow] per tensor on the shared edges;
+- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor, and of [counts...,
+  underflow, overflow] per tensor on the shared edges: one all-reduce once every tensor has its
+  edges (from the second epoch on), two in the first epoch (the edges come from its min/max);
 - sharded models only: SUM of the squared per-step gradient/weight/update norms of the epoch's
   steps (the per-step series: O(steps x tensors)).
 
@@ -36,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .histograms import histc
 
 HEADER = 8
 EPOCH, CLOSE = 0.0, 1.0
@@ -187,14 +191,25 @@ def stats_from(
     return out
 
 
-def local_histogram(x: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere)."""
+def local_histogram(
+    x: torch.Tensor, edges: np.ndarray, moments: tuple[list[float], float, float] | None = None
+) -> np.ndarray:
+    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere).
+
+    ``moments``: the shard's ``local_moments``; when they say it has no NaN/Inf and lies within
+    the edges (every epoch but a few), one ``histc`` pass is all it takes."""
     flat = x.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()
-    flat = flat[~torch.isnan(flat)]
     lo, hi = float(edges[0]), float(edges[-1])
-    counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi).double().cpu().numpy()
+    bins = len(edges) - 1
+    if moments is not None:
+        m, mn, mx = moments
+        if not (m[1] or m[2] or m[3]) and (m[0] == 0 or (mn >= lo and mx <= hi)):
+            counts = histc(flat, bins, lo, hi).astype(np.float64)
+            return np.concatenate([counts, [0.0, 0.0]])
+    flat = flat[~torch.isnan(flat)]
+    counts = histc(flat, bins, lo, hi).astype(np.float64)
     under = float((flat < lo).sum())
     over = float((flat > hi).sum())
     return np.concatenate([counts, [under, over]])

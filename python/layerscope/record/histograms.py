@@ -17,6 +17,9 @@ import torch
 
 DEFAULT_BINS = 64
 HEADROOM = 0.5
+# histc counts in float32, exact only up to 2**24 a bin: bigger tensors are counted in chunks of
+# this many values, each chunk's counts added as int64 (the chunks also stay in the L2 cache).
+EXACT_CHUNK = 1 << 17
 
 
 def choose_edges(lo: float | None, hi: float | None, bins: int = DEFAULT_BINS) -> np.ndarray:
@@ -64,17 +67,25 @@ def count(t: torch.Tensor, edges: np.ndarray, stats: dict | None = None) -> Hist
     # those are exactly the under/overflow counts.
     if stats is not None and not (stats["nan"] or stats["posinf"] or stats["neginf"]):
         inside = stats["min"] is None or (stats["min"] >= lo and stats["max"] <= hi)
-        counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi)
+        counts = histc(flat, len(edges) - 1, lo, hi)
         if inside:
-            return HistogramCounts(counts.to(torch.int64).cpu().numpy(), 0, 0, 0)
-        return HistogramCounts(
-            counts.to(torch.int64).cpu().numpy(), int((flat < lo).sum()), int((flat > hi).sum()), 0
-        )
+            return HistogramCounts(counts, 0, 0, 0)
+        return HistogramCounts(counts, int((flat < lo).sum()), int((flat > hi).sum()), 0)
     isnan = torch.isnan(flat)
     n_nan = int(isnan.sum())
     if n_nan:
         flat = flat[~isnan]
-    counts = torch.histc(flat, bins=len(edges) - 1, min=lo, max=hi)
+    counts = histc(flat, len(edges) - 1, lo, hi)
     under = int((flat < lo).sum())
     over = int((flat > hi).sum())
-    return HistogramCounts(counts.to(torch.int64).cpu().numpy(), under, over, n_nan)
+    return HistogramCounts(counts, under, over, n_nan)
+
+
+def histc(flat: torch.Tensor, bins: int, lo: float, hi: float) -> np.ndarray:
+    """``torch.histc`` of a flat tensor as exact int64 counts on the host (see ``EXACT_CHUNK``)."""
+    if flat.numel() <= EXACT_CHUNK:
+        return torch.histc(flat, bins=bins, min=lo, max=hi).to(torch.int64).cpu().numpy()
+    total = torch.zeros(bins, dtype=torch.int64, device=flat.device)
+    for x in flat.split(EXACT_CHUNK):
+        total += torch.histc(x, bins=bins, min=lo, max=hi).to(torch.int64)
+    return total.cpu().numpy()

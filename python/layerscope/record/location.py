@@ -83,6 +83,10 @@ class Location:
     def load_array(self, rel: str, mmap: bool = False) -> np.ndarray:
         raise NotImplementedError
 
+    def read_range(self, rel: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a file (a packed tensor; see ``store``)."""
+        return self.read_bytes(rel)[start:end]
+
     def reference(self, rel: str) -> Any:
         """What a ``Held`` keeps to read ``rel`` back later: a local ``Path`` or a lazy reader."""
         return StoredArray(self, rel)
@@ -135,6 +139,12 @@ class LocalLocation(Location):
     def load_array(self, rel: str, mmap: bool = False) -> np.ndarray:
         assert self.local is not None
         return np.load(self.local / rel, mmap_mode="r" if mmap else None)
+
+    def read_range(self, rel: str, start: int, end: int) -> bytes:
+        assert self.local is not None
+        with open(self.local / rel, "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
 
     def reference(self, rel: str) -> Any:
         assert self.local is not None
@@ -216,6 +226,14 @@ class FsspecLocation(Location):
     def load_array(self, rel: str, mmap: bool = False) -> np.ndarray:
         return np.load(io.BytesIO(self.read_bytes(rel)), allow_pickle=False)
 
+    def read_range(self, rel: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        try:
+            return bytes(self.fs.cat_file(self._p(rel), start=start, end=end))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.describe(rel)} does not exist") from None
+
 
 class StoredArray:
     """A tensor file in a remote store, read on first use (``Held.path`` of a remote run)."""
@@ -228,6 +246,31 @@ class StoredArray:
 
     def __str__(self) -> str:
         return self.location.describe(self.rel)
+
+
+class PackedArray:
+    """A small tensor stored inside an epoch's pack file (``store``: one file for all of them),
+    at byte ``start`` of it; read on first use (memory-mapped locally when ``mmap``)."""
+
+    def __init__(
+        self, location: Location, rel: str, start: int, dtype: str, shape: tuple[int, ...]
+    ) -> None:
+        self.location, self.rel, self.start = location, rel, start
+        self.dtype, self.shape = np.dtype(dtype), tuple(shape)
+
+    def load(self, mmap: bool = False) -> np.ndarray:
+        n = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if mmap and self.location.local is not None and n:
+            return np.memmap(
+                self.location.local / self.rel, self.dtype, "r", self.start, self.shape
+            )
+        data = bytearray(self.location.read_range(self.rel, self.start, self.start + n))
+        if len(data) != n:
+            raise OSError(f"{self} is cut short ({len(data)} of {n} bytes)")
+        return np.frombuffer(data, self.dtype).reshape(self.shape)
+
+    def __str__(self) -> str:
+        return f"{self.location.describe(self.rel)} at byte {self.start}"
 
 
 class ShardedArray:

@@ -17,11 +17,11 @@ level the views draw), or nothing more (``"stats"``).
 
 Why that default (measured with ``bench/recorder.py --transformer`` on a 134M-parameter
 transformer, 537 MB float32, on a 2-core CPU; see BENCHMARKS.md): whatever the policy, ``epoch()``
-spends ~0.8 s of CPU on the statistics and histogram passes over the weights (about one training
-step of that model at batch 2 x 64 tokens), so calling it every N >= 30 steps keeps it within ~3 %;
-on a GPU those passes run on the device. What the policy changes is the host copy and the disk:
-``"full"`` writes 537 MB per epoch (7.6 s of background writing here), ``"reduced"`` 9.3 MB
-(at most 256 KB per tensor). A 1B-parameter float32 model is 4 GB: ``"full"`` every epoch would
+spends ~0.5-0.7 s of CPU on the statistics and histogram passes over the weights (about half a
+training step of that model at batch 2 x 64 tokens; ~0.4-0.7 s of wall time on two threads), so
+calling it every N >= 30 steps keeps it within ~2 %; on a GPU those passes run on the device.
+What the policy changes is the host copy and the disk: ``"full"`` writes 537 MB per epoch
+(1.8 s of background writing here), ``"reduced"`` 9.2 MB (at most 256 KB per tensor). A 1B-parameter float32 model is 4 GB: ``"full"`` every epoch would
 copy and write 4 GB per epoch; the default keeps ~150 weight tensors x 256 KB = ~40 MB per epoch
 plus one full snapshot every 50 epochs, ~(4 GB / 50 + 40 MB) = ~120 MB per epoch on average on
 disk; in memory the budget (512 MB by default) thins older epochs.

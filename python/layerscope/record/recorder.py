@@ -33,6 +33,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,16 @@ from .location import ShardedArray, load_array, open_location
 from .policy import SnapshotPolicy, parse_snapshot, reduce_tensor
 from .steplog import FLUSH_EVERY, RecorderWarning
 from .store import RunStore, StoreError, load_history
-from .summary import summarize
+from .summary import summarize, summarize_fused
 from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array, reduced_shape
 
 AXES = ("epoch", "step")
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
 DEFAULT_TIMEOUT_S = 300.0
+
+# A CPU model with at least this many parameter values is summarised on two threads.
+PARALLEL_ELEMENTS = 1 << 22
 
 # Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
 REDUCED_ELEMENTS = 256 * 256
@@ -105,7 +109,8 @@ class Recorder(History):
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
-    before thinning, or on the store's writer thread). ``budget`` counts host memory; the
+    before thinning, or on the store's writer thread). A CPU model of 4M or more values whose
+    torch runs one thread is summarised on two threads. ``budget`` counts host memory; the
     update-ratio reference buffers are one copy of the parameters on their device. With AMP's
     ``GradScaler``, call ``rec.step()`` after ``scaler.unscale_(opt)`` to record true gradient norms.
 
@@ -211,6 +216,7 @@ class Recorder(History):
         self._grad_params: list[torch.Tensor] = []
         self._sharded: dict[str, int] = {}  # parameter -> shard dim (FSDP2)
         self._model_sig = 0.0
+        self._pool: ThreadPoolExecutor | None = None
         self._refresh_params()
         if self._dist is not None:
             self._dist.header(2.0, 0, self._model_sig, 0.0)
@@ -563,36 +569,80 @@ class Recorder(History):
         return unsubscribe
 
     def _snapshot_params(self, record: EpochRecord, skipped: list[dict[str, Any]]) -> None:
-        last: dict[str, tuple[np.ndarray, bool]] = {}
         levels: dict[str, list[str]] = {"reduced": [], "stats": []}
+        last: dict[str, tuple[np.ndarray, bool]] = {}
         with torch.no_grad():
-            for name, p in self._named:
-                # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
-                # fixed at a parameter's first epoch; the histogram itself is counted later, off
-                # the training loop (see fill_derived), unless no full copy is kept.
-                stats = summarize(p)
+            for name, level, stats, hist, held, change in self._map_params(
+                lambda n, p: self._snapshot_param(n, p, record.epoch)
+            ):
                 record.param_stats[name] = stats
-                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
-                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                level = self.policy.level(name, record.epoch)
+                if hist is not None:
+                    record.hist[name] = hist
                 if level != "full":
                     levels[level].append(name)
-                    record.hist[name] = count(p, self._edges[name], stats)
-                    if level == "stats":
-                        continue
-                    array, exact = reduce_tensor(p, self.reduced_elements), False
-                    record.params[name] = Held(tuple(p.shape), dtype_name(p), False, array)
-                else:
-                    t = host_copy(p)
-                    array = to_numpy(t)
-                    exact = True
-                    record.params[name] = Held(tuple(t.shape), dtype_name(t), True, array)
-                prev = self._last.get(name)
-                if prev is not None:
-                    record.change[name] = _change(prev, array, exact, self.reduced_elements)
-                last[name] = (array, exact)
+                if held is None:
+                    continue
+                record.params[name] = held
+                if change is not None:
+                    record.change[name] = change
+                assert held.array is not None
+                last[name] = (held.array, held.exact)
         self._last = last
         self._policy_entries(record.epoch, levels, skipped)
+
+    def _snapshot_param(
+        self, name: str, p: torch.Tensor, epoch: int
+    ) -> tuple[str, str, dict[str, Any], HistogramCounts | None, Held | None, float | None]:
+        """One parameter's epoch: stats where it lives, then per the policy its histogram (when
+        no full copy is kept: counted now) and a full or reduced host copy, and its change."""
+        with torch.no_grad():
+            # Stats where the tensor lives (cheap on a GPU), then one copy out. The bins are
+            # fixed at a parameter's first epoch; the histogram of a full copy is counted later,
+            # off the training loop (see fill_derived).
+            level = self.policy.level(name, epoch)
+            edges = self._edges.get(name)
+            known = edges is not None and len(edges) == self.bins + 1
+            # A big CPU tensor: stats (and the histogram, when counted now on known bins) in
+            # one pass over cache-sized chunks; else the usual passes.
+            fused = summarize_fused(p, edges if known and level != "full" else None)
+            stats, hist = fused if fused is not None else (summarize(p), None)
+            if not known:
+                edges = self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+            assert edges is not None
+            if level != "full":
+                if hist is None:
+                    hist = count(p, edges, stats)
+                if level == "stats":
+                    return name, level, stats, hist, None, None
+                array, exact = reduce_tensor(p, self.reduced_elements), False
+                held = Held(tuple(p.shape), dtype_name(p), False, array)
+            else:
+                t = host_copy(p)
+                array, exact = to_numpy(t), True
+                held = Held(tuple(t.shape), dtype_name(t), True, array)
+            prev = self._last.get(name)
+            change = None
+            if prev is not None:
+                change = _change(prev, array, exact, self.reduced_elements)
+            return name, level, stats, hist, held, change
+
+    def _map_params(self, work: Callable[[str, torch.Tensor], Any]) -> list[Any]:
+        """``work(name, param)`` for every chosen parameter, in order. A big model on the CPU
+        whose torch runs one thread (torchrun's default, or set_num_threads(1)) is split over
+        two threads: the passes over its tensors are what epoch() costs, and torch's kernels
+        run without the GIL."""
+        named = self._named
+        big = (
+            torch.get_num_threads() == 1
+            and (os.cpu_count() or 1) > 1
+            and sum(p.numel() for _, p in named) >= PARALLEL_ELEMENTS
+            and all(p.device.type == "cpu" for _, p in named)
+        )
+        if not big:
+            return [work(n, p) for n, p in named]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="layerscope-epoch")
+        return list(self._pool.map(lambda item: work(*item), named))
 
     def _policy_entries(
         self, epoch: int, levels: dict[str, list[str]], skipped: list[dict[str, Any]]
@@ -669,14 +719,19 @@ class Recorder(History):
         rank0 = self.rank == 0
         locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]] = []
         sums, mins, checks, replicated = [], [], [], []
+        moments: list[tuple[list[float], float, float] | None] = []
         with torch.no_grad():
-            for name, p in self._named:
+            for i, (name, p) in enumerate(self._named):
                 local, dim = d.local_part(p)
                 locals_.append((name, p, local, dim))
-                if dim is not None or rank0:
+                # A replicated tensor (DDP) is summarised by one rank, taking turns, so rank 0
+                # (which also runs the probe and writes the store) does 1/world of that work.
+                if dim is not None or i % self.world == self.rank:
                     m, lo, hi = d.local_moments(local)
+                    moments.append((m, lo, hi))
                 else:
                     m, lo, hi = [0.0] * 7, math.inf, -math.inf
+                    moments.append(None)
                 sums.append(m)
                 mins += [lo, -hi]
                 if dim is None:  # replicated: every rank's copy should be the same
@@ -684,17 +739,13 @@ class Recorder(History):
                     checks += [c, -c]
                     replicated.append(name)
             op = d.dist.ReduceOp
+            n = len(locals_)
             low = self._dist.all_reduce(
                 torch.tensor(mins + checks), op.MIN, "parameter stats"
             ).numpy()
-            tot = (
-                self._dist.all_reduce(torch.tensor(sums).reshape(-1), op.SUM, "parameter stats")
-                .reshape(len(locals_), 7)
-                .numpy()
-            )
-            ranges = low[: 2 * len(locals_)].reshape(-1, 2)
-            chk = low[2 * len(locals_) :].reshape(-1, 2)
-            differ = [n for n, (a, b) in zip(replicated, chk, strict=True) if a != -b]
+            ranges = low[: 2 * n].reshape(-1, 2).copy()
+            chk = low[2 * n :].reshape(-1, 2)
+            differ = [name for name, (a, b) in zip(replicated, chk, strict=True) if a != -b]
             if differ:
                 self._flags.append(
                     {
@@ -711,22 +762,59 @@ class Recorder(History):
                     RecorderWarning,
                     stacklevel=3,
                 )
-            hists = []
-            for i, (name, param, local, dim) in enumerate(locals_):
+                # Every rank saw the same checks: rank 0 summarises those tensors instead of
+                # the rank whose turn it was (one more small all-reduce, only in this case).
+                idx = [i for i, (name, *_) in enumerate(locals_) if name in differ]
+                redo = []
+                for i in idx:
+                    if rank0:
+                        mom = d.local_moments(locals_[i][2])
+                        moments[i], (m, lo, hi) = mom, mom
+                    else:
+                        moments[i], (m, lo, hi) = None, ([0.0] * 7, math.inf, -math.inf)
+                    sums[i] = m
+                    redo += [lo, -hi]
+                again = self._dist.all_reduce(torch.tensor(redo), op.MIN, "parameter stats")
+                ranges[idx] = again.numpy().reshape(-1, 2)
+            # Every tensor's bins known (all epochs but the first): its histogram rides with the
+            # moments in one all-reduce.
+            bins_known = all(
+                name in self._edges and len(self._edges[name]) == self.bins + 1
+                for name, *_ in locals_
+            )
+            hists: list[np.ndarray] = []
+            if bins_known:
+                hists = self._local_histograms(locals_, moments)
+            width = 7 + (self.bins + 2 if bins_known else 0)
+            payload = torch.cat(
+                [torch.tensor(sums, dtype=torch.float64).reshape(n, 7)]
+                + ([torch.from_numpy(np.stack(hists))] if bins_known else []),
+                dim=1,
+            )
+            both = (
+                self._dist.all_reduce(payload.reshape(-1), op.SUM, "parameter stats")
+                .reshape(n, width)
+                .numpy()
+            )
+            tot = both[:, :7]
+            for i, (name, param, local, _dim) in enumerate(locals_):
                 lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
                 stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
                 record.param_stats[name] = stats
                 if name not in self._edges or len(self._edges[name]) != self.bins + 1:
                     self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-                if dim is not None or rank0:
-                    hists.append(d.local_histogram(local, self._edges[name]))
-                else:
-                    hists.append(np.zeros(self.bins + 2))
-            counts = (
-                self._dist.all_reduce(torch.from_numpy(np.concatenate(hists)), op.SUM, "histograms")
-                .numpy()
-                .reshape(len(locals_), self.bins + 2)
-            )
+            if bins_known:
+                counts = both[:, 7:]
+            else:  # the first epoch: bins from the min/max just reduced, then the counts
+                counts = (
+                    self._dist.all_reduce(
+                        torch.from_numpy(np.stack(self._local_histograms(locals_, moments))),
+                        op.SUM,
+                        "histograms",
+                    )
+                    .numpy()
+                    .reshape(n, self.bins + 2)
+                )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
             for i, (name, param, local, dim) in enumerate(locals_):
@@ -774,6 +862,20 @@ class Recorder(History):
                 last[name] = (array, exact)
             self._last = last
         self._policy_entries(record.epoch, levels, skipped)
+
+    def _local_histograms(
+        self,
+        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]],
+        moments: list[tuple[list[float], float, float] | None],
+    ) -> list[np.ndarray]:
+        """This rank's ``[counts..., under, over]`` per tensor (zeros where rank 0 stands for all)."""
+        out = []
+        for (name, _, local, _), mom in zip(locals_, moments, strict=True):
+            if mom is None:
+                out.append(np.zeros(self.bins + 2))
+            else:
+                out.append(dist_stats.local_histogram(local, self._edges[name], mom))
+        return out
 
     def _snapshot_activations(self, record: EpochRecord) -> None:
         device, dtype = _model_device_dtype(self.model)
@@ -923,6 +1025,9 @@ class Recorder(History):
     def close(self) -> None:
         """Flush and stop the store's writer thread (the in-memory history stays readable).
         Under torch.distributed, call it on every rank (it checks they all recorded alike)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._dist is not None and not getattr(self, "_closed", False):
             self._closed = True
             try:
@@ -1109,10 +1214,24 @@ def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> floa
     if not a.is_floating_point():
         a, b = a.double(), b.double()
     den = float(torch.linalg.vector_norm(a))
-    num = float(torch.linalg.vector_norm(b - a))
+    num = _distance(a, b)
     if den == 0:
         return 0.0 if num == 0 else math.inf
     return num / den
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 18) -> float:
+    """‖b − a‖ of two flat tensors, through a cache-sized buffer: ``b - a`` whole would allocate
+    (and page in) a tensor as big as the parameter, which costs 5x the norm itself."""
+    if a.numel() <= chunk:
+        return float(torch.linalg.vector_norm(b - a))
+    buf = torch.empty(chunk, dtype=a.dtype)
+    total = 0.0
+    for start in range(0, a.numel(), chunk):
+        d = buf[: min(chunk, a.numel() - start)]
+        torch.sub(b[start : start + chunk], a[start : start + chunk], out=d)
+        total += float(torch.linalg.vector_norm(d)) ** 2
+    return math.sqrt(total)
 
 
 def _metric(name: str, value: Any) -> float:

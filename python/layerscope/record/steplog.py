@@ -76,6 +76,12 @@ class StepLog:
     def __init__(self, start: int = 0) -> None:
         self.count = start  # steps recorded so far: the next step's index
         self.series: dict[str, Series] = {}
+        # nbytes, kept up to date as segments are appended (recounted when ``series`` is
+        # replaced or decimated): the budget is checked at every epoch, and a full count walks
+        # every segment of the run.
+        self._counted_for: dict[str, Series] | None = None
+        self._counted: dict[int, np.ndarray] = {}
+        self._bytes = 0
         self.flags: list[dict] = []
         self._unsaved: list[tuple[str, np.ndarray, np.ndarray]] = []  # for the store
         self._values: dict[str, tuple[list[int], list[torch.Tensor | float]]] = {}
@@ -172,6 +178,8 @@ class StepLog:
 
     def _append(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
         self.series.setdefault(key, Series()).segments.append((steps, values))
+        if self._counted_for is self.series:
+            self._count((steps, values))
         self._unsaved.append((key, steps, values))
         if key == "loss":
             bad = steps[~np.isfinite(values)]
@@ -201,16 +209,26 @@ class StepLog:
     def keys(self, prefix: str) -> list[str]:
         return [k.removeprefix(prefix) for k in self.series if k.startswith(prefix)]
 
+    def _count(self, arrays: tuple[np.ndarray, ...]) -> None:
+        # The step-index array of a block is shared by every parameter's series: count it once
+        # (the arrays are held here, so an id is never reused while counted).
+        for a in arrays:
+            if id(a) not in self._counted:
+                self._counted[id(a)] = a
+                self._bytes += a.nbytes
+
+    def _recount(self) -> None:
+        self._counted, self._bytes = {}, 0
+        for series in self.series.values():
+            for seg in series.segments:
+                self._count(seg)
+        self._counted_for = self.series
+
     @property
     def nbytes(self) -> int:
-        # The step-index array of a block is shared by every parameter's series: count it once.
-        arrays = {
-            id(a): a.nbytes
-            for series in self.series.values()
-            for seg in series.segments
-            for a in seg
-        }
-        return sum(arrays.values())
+        if self._counted_for is not self.series:
+            self._recount()
+        return self._bytes
 
     def decimate(self, before: int) -> int:
         """Halve the per-parameter series (grad, wnorm, delta) over steps ``< before``: keep every
@@ -235,4 +253,5 @@ class StepLog:
             kept = steps[keep]
             kept = shared.setdefault(kept.tobytes(), kept)
             series.segments = [(kept, values[keep])]
+        self._recount()
         return was - self.nbytes

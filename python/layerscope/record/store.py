@@ -1,4 +1,4 @@
-"""The stored history of a run: one directory per epoch of ``.npy`` files, its manifest written last.
+"""The stored history of a run: one directory per epoch, its manifest written last.
 
 Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memory://...``)::
 
@@ -6,26 +6,33 @@ Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memor
       run.json                    format, version, run id, model class, axis (written once)
       writer.json                 the lock: writer id, host, pid, heartbeat (while a writer runs)
       pins.json                   epochs pinned with rec.pin() (replaced whole)
-      epochs/000000/epoch.json    manifest: metrics, stats, change, tensor shapes/dtypes, file names
-      epochs/000000/params/p0.npy one file per parameter (full resolution, or the reduced image
-                                  when the snapshot policy says so: ``"exact": false``)
-      epochs/000000/acts/a0.npy   one file per probe activation
-      epochs/000000/hist.npz      histogram counts and fixed edges
-      epochs/000000/steps.npz     the per-step series recorded since the previous epoch
+      epochs/000000/epoch.json    manifest: metrics, stats, change, tensor shapes/dtypes, where
+                                  each tensor is (a file, or a byte range of the pack)
+      epochs/000000/pack.npy      one uint8 .npy: the histogram counts and fixed edges and the
+                                  per-step series since the previous epoch (one range, first),
+                                  then every tensor up to 1 MiB, each at a 64-byte boundary
+      epochs/000000/params/p0.npy a file per bigger parameter (full resolution, or the reduced
+                                  image when the snapshot policy says so: ``"exact": false``)
+      epochs/000000/acts/a0.npy   a file per bigger probe activation
       epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
       shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
       shards/000000/r1.json       rank 1's list of its shard files, written after them
 
+Version 2 stores (``hist.npz``, ``steps.npz`` and a file per tensor) are still read; appending
+to one marks its ``run.json`` version 3.
+
 Why this and not zarr: what we write is append-only, whole tensors once per epoch, read back whole
 or memory-mapped; we never update a slice. Plain ``.npy`` files need no dependency, any numpy can
-read them, ``np.load(mmap_mode="r")`` gives lazy reads of big tensors, and every file is written
-once, so the layout suits a remote filesystem or object store (one object per tensor).
+read them, ``np.load(mmap_mode="r")`` gives lazy reads of big tensors (``np.memmap`` at an offset
+for a packed one), and every file is written once, so the layout suits a remote filesystem or
+object store. Why a pack: a small model's epoch is dozens of tiny tensors, and a file each (an
+open, a write and an fsync each, or a PUT each on an object store) cost more than the recording.
 
 Crash safety comes from the protocol, not the format: an epoch's files are written (fsynced
-locally), its manifest ``epoch.json`` last, and a reader lists only epochs whose manifest exists.
-Locally the epoch is also written under ``.tmp-*`` and renamed to its number (atomic on POSIX); an
-object store has no rename, but a PUT is atomic, so the manifest-last rule alone gives the same
-guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
+locally: the pack, each big file, then the manifest), its manifest ``epoch.json`` last, and a
+reader lists only epochs whose manifest exists. Locally the epoch is also written under
+``.tmp-*`` and renamed to its number (atomic on POSIX); an object store has no rename, but a PUT
+is atomic, so the manifest-last rule alone gives the same guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
 rank 0 waits for all of them before it writes the manifest. A ``kill -9`` mid-write leaves every
 completed epoch readable and the half-written one invisible.
 
@@ -59,12 +66,21 @@ import torch
 
 from .histograms import HistogramCounts, count
 from .history import EpochRecord, Held, History
-from .location import LocalLocation, Location, ShardedArray, StoreError, open_location
+from .location import (
+    LocalLocation,
+    Location,
+    PackedArray,
+    ShardedArray,
+    StoreError,
+    open_location,
+)
 from .steplog import Series
 from .summary import array_stats
 
 FORMAT = "layerscope-run"
-VERSION = 2  # 2: sharded parameters, reduced snapshots, writer lock, run axis
+# 2: sharded parameters, reduced snapshots, writer lock, run axis. 3: an epoch's histograms, step
+# series and small tensors in one pack file (version 2 stores are still read).
+VERSION = 3
 # None is "new": a local store path that already holds a run (a re-run notebook cell) gets the new
 # run in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises
 # instead (as None does for remote stores and distributed jobs, where a sibling cannot be agreed).
@@ -72,6 +88,10 @@ MODES = (None, "new", "refuse", "append", "overwrite")
 LOCK = "writer.json"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 120.0
+# Tensors up to this many bytes go into the epoch's pack file; bigger ones get their own .npy.
+PACK = "pack.npy"
+PACK_LIMIT = 1 << 20
+ALIGN = 64
 # How long rank 0 waits for the other ranks' shard files of an epoch before giving up on them.
 SHARD_WAIT_S = 600.0
 
@@ -130,12 +150,6 @@ def write_array(path: Path, array: np.ndarray) -> None:
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array, order="C"), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -350,10 +364,14 @@ class RunStore:
                     "mode='append' to continue it, mode='overwrite' to replace it, or a new path."
                 )
             if mode == "append":
-                read_meta(loc)  # refuses a store of a newer format before writing into it
+                old = read_meta(loc)  # refuses a store of a newer format before writing into it
                 self.appending = True
                 if LOCK not in names:
                     self._take_lock()
+                if int(old.get("version", 0)) < VERSION:
+                    # The epochs appended now are in this version's layout: say so, so that an
+                    # older layerscope refuses the run instead of misreading them.
+                    loc.write_bytes("run.json", _json_bytes({**old, "version": VERSION}))
                 # Half-written epochs of a crashed writer: never readable, so never needed.
                 done = {f"{e:06d}" for e in complete_epochs(loc)}
                 for name in loc.listdir("epochs"):
@@ -398,7 +416,7 @@ class RunStore:
         lists their files once every rank has written them."""
         if self.error is not None:
             return
-        files: list[tuple[str, np.ndarray, Held]] = []
+        files: list[tuple[str, str, np.ndarray, Held]] = []
         manifest: dict[str, Any] = {
             "epoch": record.epoch,
             "step": record.step,
@@ -418,18 +436,16 @@ class RunStore:
             for i, (name, held) in enumerate(held_map.items()):
                 if held.array is None:
                     continue
-                rel = f"{kind}/{prefix}{i}.npy"
-                files.append((rel, held.array, held))
+                # Small tensors share the epoch's pack file; big ones get a file each.
+                rel = PACK if held.array.nbytes <= PACK_LIMIT else f"{kind}/{prefix}{i}.npy"
+                files.append((kind, name, held.array, held))
                 manifest[kind][name] = {
                     "file": rel,
                     "shape": list(held.shape),
                     "dtype": held.dtype,
                     "exact": bool(held.exact),
                 }
-        steps: dict[str, np.ndarray] = {}
-        for i, (_, s, v) in enumerate(segments):
-            steps[f"s{i}"] = s
-            steps[f"v{i}"] = v
+        steps = [(s, v) for _, s, v in segments]
         manifest["steps"] = [key for key, _, _ in segments]
         # Histograms counted in epoch() (distributed, or no full snapshot kept) go as they are.
         hists = dict(record.hist)
@@ -509,10 +525,10 @@ class RunStore:
     def _write_epoch(
         self,
         record: EpochRecord,
-        files: list[tuple[str, np.ndarray, Held]],
+        files: list[tuple[str, str, np.ndarray, Held]],
         manifest: dict[str, Any],
         edges: dict[str, np.ndarray],
-        steps: dict[str, np.ndarray],
+        steps: list[tuple[np.ndarray, np.ndarray]],
         hists: dict[str, HistogramCounts],
         sharded: dict[str, dict[str, Any]],
     ) -> None:
@@ -522,19 +538,7 @@ class RunStore:
         # Histograms and activation stats left out of the training loop are computed here, off
         # its thread, from the exact arrays this job holds (the record's may be thinned by now).
         act_stats = manifest["act_stats"]
-        hist: dict[str, np.ndarray] = {}
-        hist_names: list[str] = []
-
-        def put_hist(name: str, h: HistogramCounts) -> None:
-            i = len(hist_names)
-            hist_names.append(name)
-            hist[f"c{i}"] = h.counts
-            hist[f"x{i}"] = np.asarray([h.underflow, h.overflow, h.nan], dtype=np.int64)
-            hist[f"e{i}"] = edges[name]
-
-        for rel, array, held in files:
-            kind = "acts" if rel.startswith("acts/") else "params"
-            name = next(n for n, i in manifest[kind].items() if i["file"] == rel)
+        for kind, name, array, held in files:
             if kind == "acts" and name not in act_stats:
                 act_stats[name] = record.act_stats.get(name) or array_stats(array, units=True)
                 record.act_stats.setdefault(name, act_stats[name])
@@ -544,10 +548,35 @@ class RunStore:
                     h = count(torch.from_numpy(array), edges[name], record.param_stats.get(name))
                     record.hist.setdefault(name, h)
                 hists[name] = h
-        for name, h in hists.items():
-            if name in edges:
-                put_hist(name, h)
+        # One pack file: histograms and step series first (what a follower reads of every epoch,
+        # one range), then the small tensors.
+        pack = _Pack()
+        hist_names = [name for name in hists if name in edges]
         manifest["hist"] = hist_names
+        manifest["hist_at"] = [
+            [
+                pack.add(hists[name].counts),
+                pack.add(
+                    np.asarray(
+                        [hists[name].underflow, hists[name].overflow, hists[name].nan], np.int64
+                    )
+                ),
+                pack.add(np.asarray(edges[name], np.float64)),
+            ]
+            for name in hist_names
+        ]
+        manifest["steps_at"] = [[pack.add(s), pack.add(v)] for s, v in steps]
+        meta_end = pack.size
+        big: list[tuple[str, np.ndarray]] = []
+        for kind, name, array, _ in files:
+            entry = manifest[kind][name]
+            if entry["file"] == PACK:
+                entry["at"] = pack.add(array)
+            else:
+                big.append((entry["file"], array))
+        blob = pack.array()
+        data = _npy_header_size(blob)
+        manifest["pack"] = {"file": PACK, "data": data, "meta": [0, meta_end]}
         loc = self.loc
         try:
             if sharded:
@@ -560,12 +589,13 @@ class RunStore:
                 try:
                     if tmp.exists():
                         shutil.rmtree(tmp)
-                    (tmp / "params").mkdir(parents=True)
-                    (tmp / "acts").mkdir()
-                    for rel, array, _ in files:
+                    tmp.mkdir(parents=True)
+                    # fsynced: the pack, each big tensor, the manifest (last), the rename. Small
+                    # tensors in one file make that a few fsyncs an epoch, not one per tensor.
+                    write_array(tmp / PACK, blob)
+                    for rel, array in big:
+                        (tmp / rel).parent.mkdir(exist_ok=True)
                         write_array(tmp / rel, array)
-                    LocalLocation(tmp).write_bytes("hist.npz", _npz_bytes(hist))
-                    LocalLocation(tmp).write_bytes("steps.npz", _npz_bytes(steps))
                     # last: marks the epoch complete
                     LocalLocation(tmp).write_bytes("epoch.json", _json_bytes(manifest))
                     if final.exists():  # an epoch number re-recorded in append mode
@@ -578,17 +608,17 @@ class RunStore:
             else:
                 base = f"epochs/{epoch:06d}"
                 loc.remove(f"{base}/epoch.json")  # an epoch number re-recorded in append mode
-                for rel, array, _ in files:
+                loc.write_bytes(f"{base}/{PACK}", _npy_bytes(blob))
+                for rel, array in big:
                     loc.write_bytes(f"{base}/{rel}", _npy_bytes(array))
-                loc.write_bytes(f"{base}/hist.npz", _npz_bytes(hist))
-                loc.write_bytes(f"{base}/steps.npz", _npz_bytes(steps))
                 loc.write_bytes(f"{base}/epoch.json", _json_bytes(manifest))  # last
         except Exception as e:
             self.error = _explain(e, loc.describe(), f"write epoch {epoch} to the store at")
             return
-        for rel, _, held in files:
+        base = f"epochs/{epoch:06d}"
+        for kind, name, _, held in files:
             if held.exact:  # from now on a thinned tensor can be read back exactly
-                held.path = loc.reference(f"epochs/{epoch:06d}/{rel}")
+                held.path = _reference(loc, base, manifest[kind][name], manifest["pack"])
         for name, entry in manifest["params"].items():
             if "shards" in entry and name in record.params:
                 record.params[name].path = _sharded_reference(loc, entry)
@@ -641,6 +671,60 @@ def _beat(ref: weakref.ref[RunStore], closed: threading.Event) -> None:
         with contextlib.suppress(Exception):
             store.loc.write_bytes(LOCK, _json_bytes(store._lock_info()))
         del store
+
+
+class _Pack:
+    """Arrays laid out one after another in one byte buffer, each at a 64-byte boundary; ``add``
+    returns ``[offset, numpy dtype, shape]`` (the manifest's reference to it)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, np.ndarray]] = []
+        self.size = 0
+        # An array added twice is stored once: the step indices of a block of per-parameter
+        # series are one array shared by all of them (see StepLog.flush).
+        self._seen: dict[int, tuple[np.ndarray, list[Any]]] = {}
+
+    def add(self, array: np.ndarray) -> list[Any]:
+        seen = self._seen.get(id(array))
+        if seen is not None and seen[0] is array:
+            return seen[1]
+        a = array if array.flags.c_contiguous else np.require(array, requirements="C")
+        offset = -(-self.size // ALIGN) * ALIGN
+        self.parts.append((offset, a))
+        self.size = offset + a.nbytes
+        ref = [offset, a.dtype.str, list(a.shape)]
+        self._seen[id(array)] = (array, ref)
+        return ref
+
+    def array(self) -> np.ndarray:
+        out = np.zeros(self.size, np.uint8)
+        for offset, a in self.parts:
+            if a.nbytes:
+                out[offset : offset + a.nbytes] = a.reshape(-1).view(np.uint8)
+        return out
+
+
+def _npy_header_size(array: np.ndarray) -> int:
+    """Bytes before the data in ``np.save(array)``'s file (where the pack's offsets start)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(array))
+    return buf.tell()
+
+
+def _reference(loc: Location, base: str, entry: dict[str, Any], pack: dict[str, Any] | None) -> Any:
+    """How a ``Held`` reads back a stored tensor: its own ``.npy``, or its range of the pack."""
+    if "at" in entry and pack is not None:
+        offset, dtype, shape = entry["at"]
+        rel = f"{base}/{pack['file']}"
+        return PackedArray(loc, rel, int(pack["data"]) + int(offset), dtype, tuple(shape))
+    return loc.reference(f"{base}/{entry['file']}")
+
+
+def _unpack(blob: bytes, start: int, at: list[Any]) -> np.ndarray:
+    offset, dtype, shape = at
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(blob, dt, n, int(offset) - start).reshape(shape).copy()
 
 
 def _sharded_reference(loc: Location, entry: dict[str, Any]) -> ShardedArray:
@@ -710,20 +794,35 @@ def load_history(
                     shape=tuple(info["shape"]),
                     dtype=info["dtype"],
                     exact=exact,
-                    path=loc.reference(f"{base}/{info['file']}"),
+                    path=_reference(loc, base, info, m.get("pack")),
                     path_exact=exact,
                 )
-        with np.load(io.BytesIO(loc.read_bytes(f"{base}/hist.npz"))) as z:
-            for i, name in enumerate(m["hist"]):
-                under, over, nan = (int(v) for v in z[f"x{i}"])
-                record.hist[name] = HistogramCounts(z[f"c{i}"], under, over, nan)
-                edges.setdefault(name, z[f"e{i}"])
-        with np.load(io.BytesIO(loc.read_bytes(f"{base}/steps.npz"))) as z:
-            for i, key in enumerate(m["steps"]):
-                steps = z[f"s{i}"]
-                series.setdefault(key, Series()).segments.append((steps, z[f"v{i}"]))
-                if len(steps):
-                    last_step = max(last_step, int(steps.max()) + 1)
+        hist_series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        step_series: list[tuple[str, np.ndarray, np.ndarray]] = []
+        pack = m.get("pack")
+        if pack is not None:  # version 3: histograms and steps in one range of the pack
+            lo, hi = (int(v) for v in pack["meta"])
+            data = int(pack["data"])
+            blob = loc.read_range(f"{base}/{pack['file']}", data + lo, data + hi)
+            for name, (c, x, ed) in zip(m["hist"], m["hist_at"], strict=True):
+                hist_series.append((name, *(_unpack(blob, lo, at) for at in (c, x, ed))))
+            for key, (s_at, v_at) in zip(m["steps"], m["steps_at"], strict=True):
+                step_series.append((key, _unpack(blob, lo, s_at), _unpack(blob, lo, v_at)))
+        else:  # version 2: hist.npz and steps.npz
+            with np.load(io.BytesIO(loc.read_bytes(f"{base}/hist.npz"))) as z:
+                for i, name in enumerate(m["hist"]):
+                    hist_series.append((name, z[f"c{i}"], z[f"x{i}"], z[f"e{i}"]))
+            with np.load(io.BytesIO(loc.read_bytes(f"{base}/steps.npz"))) as z:
+                for i, key in enumerate(m["steps"]):
+                    step_series.append((key, z[f"s{i}"], z[f"v{i}"]))
+        for name, c, x, ed in hist_series:
+            under, over, nan = (int(v) for v in x)
+            record.hist[name] = HistogramCounts(c, under, over, nan)
+            edges.setdefault(name, ed)
+        for key, steps, values in step_series:
+            series.setdefault(key, Series()).segments.append((steps, values))
+            if len(steps):
+                last_step = max(last_step, int(steps.max()) + 1)
         flags.extend(m.get("flags", []))
         thinned.extend(m.get("skipped", []))
         records[record.epoch] = record

@@ -343,7 +343,11 @@ class ExploreView(BaseView):
         rec = self._rec
         if rec is not None and len(rec.epochs) > 1:
             self.overlay = dict(rec.layer_change(rec.epochs[0], rec.epochs[-1]))
-            self.overlay_label = f"weight change, epoch {rec.epochs[0]} to {rec.epochs[-1]}"
+            if getattr(rec, "axis", "epoch") == "step":  # epoch() every N steps: say the steps
+                steps = rec.epoch_steps()
+                self.overlay_label = f"weight change, step {steps[0]} to {steps[-1]}"
+            else:
+                self.overlay_label = f"weight change, epoch {rec.epochs[0]} to {rec.epochs[-1]}"
         else:
             self.overlay = self._params_overlay
             self.overlay_label = "parameters"

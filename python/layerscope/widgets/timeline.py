@@ -239,6 +239,9 @@ class ScrubberView(BaseView):
     # The loss and metric curves as data, for hosts that draw them themselves (the workspace):
     # {"loss": {x, y}, "points": {x, y}, "metrics": {name: y}, "epochs": [...]} (float32).
     _curves = traitlets.Dict().tag(sync=True, **payload_serialization)
+    # What the run did not keep whole or measured on some steps only (plain text), shown under
+    # the controls wherever the scrubber is (this view, the workspace, marimo).
+    notes = traitlets.Unicode("").tag(sync=True)
     # The newest recorded epoch (set by the TimelineView), for the validator below.
     _newest: Callable[[], int | None] | None = None
 
@@ -309,7 +312,8 @@ class TimelineView(widgets.VBox):
         # What the run did not keep (budget thinning, snapshot policy), said under the charts.
         self.notes = widgets.HTML("", layout=widgets.Layout(margin="0 0 0 60px"))
         self.notes.add_class("ls-timeline-notes")
-        children: list[widgets.Widget] = [self.notes, self.scrubber]
+        # (``notes`` keeps the HTML for Python; the scrubber shows the same text in the page.)
+        children: list[widgets.Widget] = [self.scrubber]
         if curves:
             self._build_figures()
             self.scrubber._markers = {
@@ -466,10 +470,12 @@ class TimelineView(widgets.VBox):
                 "loss": {"x": x.astype(f32), "y": y.astype(f32)},
                 "points": {"x": px.astype(f32), "y": pts.astype(f32)},
                 "epochs": [int(e) for e in self.rec.epochs],
+                "steps": [int(s) for s in self.rec.epoch_steps()],
                 "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
                 "axis": "step" if self._steps_axis else "epoch",
             }
             self.notes.value = _notes(self.rec)
+            self.scrubber.notes = _note_text(self.rec)
             return
         rec = self.rec
         epochs = rec.epochs
@@ -507,6 +513,7 @@ class TimelineView(widgets.VBox):
         self._epoch_axis.visible = self._metric_axis.visible = has
         self._update_markers()
         self.notes.value = _notes(rec)
+        self.scrubber.notes = _note_text(rec)
 
     def _update_markers(self) -> None:
         rec = self.rec
@@ -576,6 +583,8 @@ class TimelineView(widgets.VBox):
         epochs = rec.epochs
         out: dict[str, Any] = {
             "layer": layer,
+            # "step": epoch() is called every N steps, and the scrubber counts steps.
+            "axis": "step" if self._steps_axis else "epoch",
             "epochs": np.asarray(epochs, dtype=np.int32),
             "steps": rec.epoch_steps().astype(np.int32),
             "param": None,
@@ -705,17 +714,31 @@ _ACTIONS = {
 
 
 def _notes(rec: History) -> str:
-    """One line per kind of thinning or skipping in ``rec.thinned`` (empty when nothing was)."""
+    """``_note_text`` as HTML (``TimelineView.notes``)."""
+    out = _note_text(rec)
+    return f'<div style="font-size:12px;color:#8a5a00">{html.escape(out)}</div>' if out else ""
+
+
+def _note_text(rec: History) -> str:
+    """One line per kind of thinning or skipping in ``rec.thinned`` and per sampled series (empty
+    when nothing was): at which epochs, or steps for a run whose epoch() is called every N steps."""
     by: dict[str, list[int]] = {}
+    at_step: dict[int, int] | None = None
+    if getattr(rec, "axis", "epoch") == "step":
+        at_step = {int(e): int(s) for e, s in zip(rec.epochs, rec.epoch_steps(), strict=True)}
     steps: list[int] = []
     for t in rec.thinned:
         if t.get("action") == "steps_decimated":
             steps.append(int(t.get("before_step", 0)))
         elif t.get("epoch") is not None:
             by.setdefault(str(t["action"]), []).append(int(t["epoch"]))
-    lines = [
-        f"{html.escape(_ACTIONS.get(a, a))}: epochs {_ranges(es)}" for a, es in sorted(by.items())
-    ]
+    if at_step is None:
+        lines = [f"{_ACTIONS.get(a, a)}: epochs {_ranges(es)}" for a, es in sorted(by.items())]
+    else:
+        lines = [
+            f"{_ACTIONS.get(a, a)}: at steps {', '.join(str(at_step.get(e, e)) for e in sorted(es))}"
+            for a, es in sorted(by.items())
+        ]
     if steps:
         lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
     sampled = []
@@ -731,7 +754,7 @@ def _notes(rec: History) -> str:
         out += "Not kept whole: " + "; ".join(lines) + " (see rec.thinned). "
     if sampled:
         out += "Measured on some steps only: " + ", ".join(sampled) + " (see rec.sampling)."
-    return f'<div style="font-size:12px;color:#8a5a00">{out}</div>' if out else ""
+    return out.strip()
 
 
 def timeline(
