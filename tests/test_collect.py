@@ -164,6 +164,34 @@ def test_nan_counted_not_dropped():
     assert 3 not in s["top_index"]
 
 
+def test_nan_and_inf_in_a_conv_layer_counted_stats_over_finite_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+    x = torch.randn(70, 1, 6, 6)
+    x[3, 0, 2, 2] = float("nan")  # spreads to a 3x3 patch of every channel
+    x[40, 0, 0, 0] = float("inf")
+    col = ls.inspect.collect(model, x, layers=["0"], progress=False, batch_size=32)
+    v = ls.inspect.capture(model, x, layers=["0"])["0"].double().transpose(0, 1).reshape(4, -1)
+    s = col["0"].stats
+    finite = torch.isfinite(v)
+    np.testing.assert_array_equal(s["nonfinite"], (~finite).sum(1).numpy())
+    np.testing.assert_array_equal(s["nan"], torch.isnan(v).sum(1).numpy())
+    for u in range(4):
+        vals = v[u][finite[u]].numpy()
+        np.testing.assert_allclose(s["mean"][u], vals.mean(), rtol=1e-6)
+        np.testing.assert_allclose(s["std"][u], vals.std(), rtol=1e-5)
+        assert s["max"][u] == vals.max() and s["min"][u] == vals.min()
+        assert s["hist"][u].sum() + s["under"][u] + s["over"][u] == vals.size
+    # top-k by each sample's largest finite value (sample 3 keeps its finite positions)
+    out = ls.inspect.capture(model, x, layers=["0"])["0"].flatten(2)
+    keyed = torch.where(torch.isfinite(out), out, -torch.inf).amax(2)
+    for u in range(4):
+        order = np.argsort(-keyed[:, u].numpy(), kind="stable")[:20]
+        np.testing.assert_array_equal(s["top_index"][u], order)
+    assert col["0"].nonfinite_reps == 2
+    assert any("2 samples have NaN/Inf" in n for n in col.notes)
+
+
 def test_bad_inputs():
     model, (x, y, _, _) = trained_digits()
     with pytest.raises(DatasetError, match="empty"):
@@ -191,6 +219,13 @@ def test_bad_inputs():
         ls.inspect.collect(Skips(), torch.randn(3, 4), layers=["unused"], progress=False)
     with pytest.raises(ValueError, match="pool must be"):
         ls.inspect.collect(model, x[:4], pool="median", progress=False)
+    with pytest.raises(DatasetError, match="labels must hold numbers"):
+        ls.inspect.collect(model, x[:3], labels=["cat", "dog", "cat"], progress=False)
+    soft = ls.inspect.collect(model, x[:4], labels=torch.rand(4, 10), progress=False)
+    assert soft.loss is None and any("no per-sample loss" in n for n in soft.notes)
+    listed = ls.inspect.collect(model, x[:4], labels=[1, 2, 3, 4], progress=False)
+    np.testing.assert_array_equal(listed.labels, [1, 2, 3, 4])
+    assert listed.loss is not None
     with pytest.raises(ValueError, match="labels range over"):
         ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
 

@@ -10,9 +10,11 @@ Memory is bounded whatever the dataset size:
   ``i`` is kept iff ``i % stride == 0``; ``stride`` starts at 1 and doubles (dropping every other
   kept sample) whenever the next sample would exceed the cap. So the kept samples are evenly
   spaced, deterministic, and ``Collected.rep_index`` lists them; ``rep_stride`` says the rule.
-- statistics and top-k: ``O(units x (bins + top_k))`` per layer;
+- statistics and top-k: ``O(units x (bins + top_k))`` per layer (the histogram's bincount holds
+  ``units x 2 x (bins + 3)`` counts, 6 groups instead of 2 for bounded activations);
 - per-sample scalars (label, prediction, probability, loss): 24 bytes a sample, for every sample;
-- one batch of layer outputs at a time.
+- one batch of layer outputs at a time, plus, while one layer's batch is reduced, about four
+  temporaries of that batch's size (a units-last copy, deviations, histogram slots, sign).
 
 The model is run under ``preserved`` in eval mode with no grads: it comes back exactly as it was.
 """
@@ -557,3 +559,9 @@ def _predictions(
                 f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
             )
         losses.append(logp.gather(1, y[:, None]).neg_()[:, 0].cpu().numpy())
+    elif not any("no per-sample loss" in n for n in notes):
+        notes.append(
+            f"no per-sample loss: labels of shape {tuple(y.shape)} and dtype "
+            f"{str(y.dtype).replace('torch.', '')} are not class indices (N,); pass "
+            "loss_fn=fn(output, labels) returning one loss per sample"
+        )
