@@ -4,6 +4,8 @@ it was, and every bad input gets a clear error."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from dataset_models import TinyTransformer, tokens, trained_digits
 from layerscope.inspect.batches import DatasetError
 
 LAYERS = ["features.1", "features.4", "classifier.2"]
+# the module (the package attribute ls.inspect.collect is the function)
+collect_module = importlib.import_module("layerscope.inspect.collect")
 
 
 def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
@@ -26,11 +30,18 @@ def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out.flatten(2)
 
 
-@pytest.fixture(scope="module")
-def digits_collected():
+# collect reduces consecutive batches together up to CHUNK_VALUES values: every batch alone (0),
+# chunks of two batches (2**17 here), and the default (one chunk for these 600 samples)
+CHUNKINGS = [0, 2**17, collect_module.CHUNK_VALUES]
+
+
+@pytest.fixture(scope="module", params=CHUNKINGS, ids=["batch", "chunks", "default"])
+def digits_collected(request):
     model, (x, y, _, _) = trained_digits()
     x, y = x[:600], y[:600]
-    col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=128, progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(collect_module, "CHUNK_VALUES", request.param)
+        col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=64, progress=False)
     return model, x, y, col
 
 
@@ -86,7 +97,9 @@ def test_representations_predictions_and_loss(digits_collected):
     assert torch.equal(col.sample(5), x[5])
 
 
-def test_memory_cap_subsamples_by_stride_keeps_full_stats():
+@pytest.mark.parametrize("chunk", CHUNKINGS)
+def test_memory_cap_subsamples_by_stride_keeps_full_stats(chunk, monkeypatch):
+    monkeypatch.setattr(collect_module, "CHUNK_VALUES", chunk)
     model, (x, _, _, _) = trained_digits()
     x = x[:300]
     full = ls.inspect.collect(model, x, layers=["classifier.2"], progress=False, batch_size=50)

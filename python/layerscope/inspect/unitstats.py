@@ -136,16 +136,18 @@ class UnitStats:
 
     def update(self, v: torch.Tensor, start: int) -> None:
         """Add a batch ``v`` of shape (B, U, P) whose first sample is dataset index ``start``."""
-        v = v.detach()
-        if v.dtype != torch.float32:
-            v = v.float()
-        b, _, p = v.shape
-        if not self._ready:
-            self._start(v.device)
         # (B, P, U) with units innermost: reductions over positions then run across units in
         # vector lanes (10x faster than over a short innermost axis); a token output (B, T, D)
         # and a vector (B, D) are already laid out so: no copy.
-        w = v.transpose(1, 2).contiguous()
+        self.update_units_last(v.detach().transpose(1, 2).contiguous(), start)
+
+    def update_units_last(self, w: torch.Tensor, start: int) -> None:
+        """Add a batch ``w`` of shape (B, P, U), contiguous, first sample ``start``."""
+        if w.dtype != torch.float32:
+            w = w.float()
+        b, p, _ = w.shape
+        if not self._ready:
+            self._start(w.device)
         # Assume all finite: the sums per sample are then the pooled mean too.
         rowsum = w.sum(1)
         rowmax = w.amax(1) if p > 1 else w[:, 0]
