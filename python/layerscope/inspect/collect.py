@@ -34,7 +34,7 @@ from .batches import DatasetError, dataset_length, is_one_shot, iter_batches, sa
 from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
 from .restore import preserved
-from .unitstats import UnitStats, as_units, bounds_of, unit_layout
+from .unitstats import Scratch, UnitStats, as_units, bounds_of, unit_layout
 
 POOLS = ("mean", "max", None)
 DEFAULT_MAX_BYTES = 256 * 2**20
@@ -418,14 +418,15 @@ def collect(
         return fn
 
     chunks = _Chunks(CHUNK_VALUES)
+    scratch = Scratch()  # shared by the layers: bounded by the largest layer's chunk
 
-    def reduce(ws: dict[str, torch.Tensor], first: int) -> None:
+    def reduce(ws: dict[str, torch.Tensor], first: int, chunked: bool = True) -> None:
         """Statistics, pooled representations and the stored rows of samples ``first`` .. from
         ``ws[layer]``: (samples, positions, units), contiguous."""
         pooled: dict[str, torch.Tensor] = {}
         for p, w in ws.items():
             st = stats[p]
-            st.update_units_last(w, first)
+            st.update_units_last(w, first, scratch if chunked else None)
             rs, rm = st.last_rowsum, st.last_rowmax
             if pool is not None and rs is not None and rm is not None:
                 # the statistics' per-sample sums and maxima are the pooled forms
@@ -492,7 +493,7 @@ def collect(
                     if chunks.fits(ws, b):
                         chunks.put(ws, start, b)
                     else:  # a batch big enough on its own: reduced at once, not copied first
-                        reduce({p: w.contiguous() for p, w in ws.items()}, start)
+                        reduce({p: w.contiguous() for p, w in ws.items()}, start, chunked=False)
                     if predict:
                         _predictions(
                             output,

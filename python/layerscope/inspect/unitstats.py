@@ -141,8 +141,12 @@ class UnitStats:
         # and a vector (B, D) are already laid out so: no copy.
         self.update_units_last(v.detach().transpose(1, 2).contiguous(), start)
 
-    def update_units_last(self, w: torch.Tensor, start: int) -> None:
-        """Add a batch ``w`` of shape (B, P, U), contiguous, first sample ``start``."""
+    def update_units_last(
+        self, w: torch.Tensor, start: int, scratch: Scratch | None = None
+    ) -> None:
+        """Add a batch ``w`` of shape (B, P, U), contiguous, first sample ``start``; ``scratch``
+        lends the batch-sized temporaries (else they are allocated)."""
+        sc = scratch if scratch is not None else Scratch(keep=False)
         if w.dtype != torch.float32:
             w = w.float()
         b, p, _ = w.shape
@@ -162,8 +166,9 @@ class UnitStats:
         if all_finite:
             self.last_rowsum, self.last_rowmax = rowsum, rowmax
             cnt: torch.Tensor | int = b * p
-            d = w - s1 / (b * p)
-            bm, m2b = _corrected(s1 / (b * p), d, d.sum(dim=(0, 1)), b * p)
+            guess = s1 / (b * p)
+            d = torch.sub(w, guess, out=sc.take("a", w.shape, torch.float32, w.device))
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), b * p)
         else:
             self.last_rowsum = self.last_rowmax = None
             finite = torch.isfinite(w)
@@ -194,7 +199,7 @@ class UnitStats:
         assert self.edges is not None
         top = float(self.edges[-1])
         if finite is None and (vmax < top or (self.bounds is not None and vmax <= top)):
-            self._histogram_fast(w)
+            self._histogram_fast(w, sc)
         else:
             self._histogram_masked(w, finite)
         self._top(rowmax, keyed, start)
@@ -238,34 +243,35 @@ class UnitStats:
         # slot of the value 0 by the same float32 arithmetic as every other value
         self._zero_slot = int(self._slot_float(torch.zeros(1)))
 
-    def _slot_float(self, v: torch.Tensor) -> torch.Tensor:
+    def _slot_float(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Each value's slot (0: under, 1..bins, bins + 1: over) as an exact float integer.
         ``v * scale`` then ``+ shift``, two roundings, as the brute-force ``numpy.histogram``
         agrees with (a fused multiply-add, or a larger shift, rounds values at an edge to the
         other side)."""
-        f = v.mul(self._scale).add_(self._shift)
-        return f.clamp_(0, self.bins + 1).floor_()
+        f = torch.mul(v, self._scale, out=out) if out is not None else v.mul(self._scale)
+        return f.add_(self._shift).clamp_(0, self.bins + 1).floor_()
 
-    def _histogram_fast(self, w: torch.Tensor) -> None:
+    def _histogram_fast(self, w: torch.Tensor, sc: Scratch) -> None:
         """``w``: (B, P, U), all finite, below the top edge unless the layer is bounded."""
         u, g, s = self.units, self.groups, self.stride
-        f = self._slot_float(w)
+        f = self._slot_float(w, sc.take("a", w.shape, torch.float32, w.device))
         # group = zero + 2 * (v > lo + m) + 2 * (v >= hi - m), each term from sign() (boolean
         # masks and heaviside are 5-25x slower here); every addend is an integer, so f stays
         # exact while below 2**24. zero: 1 - sign(v)**2 (the 1 goes with the unit offsets).
-        sg = torch.sign(w)
+        sg = torch.sign(w, out=sc.take("b", w.shape, torch.float32, w.device))
         f.addcmul_(sg, sg, value=-s)
         if self.bounds is not None:
             lo, hi = self.bounds
             m = SATURATION_MARGIN * (hi - lo)
             # (v > lo + m) = relu(sign(v - lo - m)); (v >= hi - m) = 1 - relu(sign(hi - m - v))
-            f.add_(torch.sign(w - (lo + m)).relu_(), alpha=2 * s)
-            f.add_(torch.sign((hi - m) - w).relu_(), alpha=-2 * s)
+            f.add_(torch.sub(w, lo + m, out=sg).sign_().relu_(), alpha=2 * s)
+            f.add_(torch.sub(w, hi - m, out=sg).sign_().neg_().relu_(), alpha=-2 * s)
         offsets = self._offsets(w.device)
+        idx = sc.take("i", w.shape, torch.int32, w.device)
         if u * g * s < 2**24:
-            idx = f.add_(self._offsets_f).to(torch.int32)
+            idx.copy_(f.add_(self._offsets_f))  # float -> int truncates: floor, as f >= 0
         else:
-            idx = f.to(torch.int32) + offsets.to(torch.int32)
+            idx.copy_(f).add_(offsets.to(torch.int32))
         counts = torch.bincount(idx.reshape(-1), minlength=u * g * s).view(u, g, s)
         self.raw += self._a(counts)
 
@@ -384,6 +390,31 @@ class UnitStats:
         out["top_index"] = torch.where(keep, ti, -1).numpy()
         out["top_pos"] = torch.where(keep, tp, -1).numpy()
         return out
+
+
+class Scratch:
+    """Work buffers reused from one reduction to the next, so that a chunk's batch-sized
+    temporaries do not allocate (and fault in) fresh memory every time. ``keep=False``: plain
+    allocations (a batch reduced on its own, whose size is not bounded by a chunk)."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.bufs: dict[str, torch.Tensor] = {}
+
+    def take(
+        self,
+        name: str,
+        shape: torch.Size | tuple[int, ...],
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> torch.Tensor:
+        n = math.prod(shape)
+        if not self.keep:
+            return torch.empty(shape, dtype=dtype, device=device)
+        buf = self.bufs.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
+            buf = self.bufs[name] = torch.empty(n, dtype=dtype, device=device)
+        return buf[:n].view(shape)
 
 
 def _corrected(
