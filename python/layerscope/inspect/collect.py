@@ -39,6 +39,7 @@ from .unitstats import Scratch, UnitStats, as_units, bounds_of, unit_layout
 POOLS = ("mean", "max", None)
 DEFAULT_MAX_BYTES = 256 * 2**20
 CHUNK_VALUES = 2**20  # float32 values of consecutive batches reduced together (see _Chunks)
+SCRATCH_VALUES = 2**22  # a layer's batch up to this size reduces in reused work buffers
 FLOAT16_MAX = 65504.0
 
 
@@ -417,16 +418,22 @@ def collect(
 
         return fn
 
-    chunks = _Chunks(CHUNK_VALUES)
-    scratch = Scratch()  # shared by the layers: bounded by the largest layer's chunk
+    # Chunks amortise per-op costs that exist with several threads (waking the pool, a barrier
+    # per op: on a shared 2-core machine per-batch reduction cost 4x the chunked one) or on an
+    # accelerator (a launch per op); on one CPU thread a batch at a time keeps the working set
+    # in cache and was 5-9 % faster (bench/dataset.py, BENCHMARKS.md).
+    chunked = device.type != "cpu" or torch.get_num_threads() > 1
+    chunks = _Chunks(CHUNK_VALUES if chunked else 0)
+    scratch = Scratch()  # shared by the layers: 3 buffers of at most SCRATCH_VALUES
 
-    def reduce(ws: dict[str, torch.Tensor], first: int, chunked: bool = True) -> None:
+    def reduce(ws: dict[str, torch.Tensor], first: int) -> None:
         """Statistics, pooled representations and the stored rows of samples ``first`` .. from
         ``ws[layer]``: (samples, positions, units), contiguous."""
         pooled: dict[str, torch.Tensor] = {}
         for p, w in ws.items():
             st = stats[p]
-            st.update_units_last(w, first, scratch if chunked else None)
+            # reused work buffers up to SCRATCH_VALUES: bounded memory, no fresh pages each time
+            st.update_units_last(w, first, scratch if w.numel() <= SCRATCH_VALUES else None)
             rs, rm = st.last_rowsum, st.last_rowmax
             if pool is not None and rs is not None and rm is not None:
                 # the statistics' per-sample sums and maxima are the pooled forms
@@ -493,7 +500,7 @@ def collect(
                     if chunks.fits(ws, b):
                         chunks.put(ws, start, b)
                     else:  # a batch big enough on its own: reduced at once, not copied first
-                        reduce({p: w.contiguous() for p, w in ws.items()}, start, chunked=False)
+                        reduce({p: w.contiguous() for p, w in ws.items()}, start)
                     if predict:
                         _predictions(
                             output,
