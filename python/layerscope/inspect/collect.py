@@ -421,7 +421,7 @@ def collect(
     # Chunks amortise per-op costs that exist with several threads (waking the pool, a barrier
     # per op: on a shared 2-core machine per-batch reduction cost 4x the chunked one) or on an
     # accelerator (a launch per op); on one CPU thread a batch at a time keeps the working set
-    # in cache and was 5-9 % faster (bench/dataset.py, BENCHMARKS.md).
+    # in cache and was 5-6 % faster (bench/dataset.py, BENCHMARKS.md).
     chunked = device.type != "cpu" or torch.get_num_threads() > 1
     chunks = _Chunks(CHUNK_VALUES if chunked else 0)
     scratch = Scratch()  # shared by the layers: 3 buffers of at most SCRATCH_VALUES
