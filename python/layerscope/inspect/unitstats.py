@@ -7,9 +7,10 @@ dimension of a token output ``(N, T, D)``; a unit's *values* are all its positio
   float64, over finite values only (NaN/Inf are counted per unit, never folded into a statistic);
 - fraction of zeros, and fraction saturated for bounded activations (within 1 % of the range
   from a bound of Sigmoid, Tanh, Hardtanh, ReLU6, Softmax, Hardsigmoid outputs; NaN otherwise);
-- a histogram per unit on edges fixed from the first batch (its finite range widened by half on
-  each side, as for weights in ``record/histograms.py``), with under/overflow counts, so
-  ``hist.sum(1) + under + over + nonfinite == count``;
+- a histogram per unit on edges fixed from the first update (the first batch, or the first
+  chunk of batches that ``collect`` reduces together: its finite range widened by half on each
+  side, as for weights in ``record/histograms.py``), with under/overflow counts, so
+  ``hist.sum(1) + under + over == count`` (the finite values; ``nonfinite`` apart);
 - top-k samples per unit by their largest value over positions: value, sample index, and the
   position of that value (flat over the spatial/time positions).
 """
