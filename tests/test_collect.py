@@ -4,6 +4,7 @@ it was, and every bad input gets a clear error."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import numpy as np
@@ -39,10 +40,21 @@ CHUNKINGS = [0, 2**17, collect_module.CHUNK_VALUES]
 def digits_collected(request):
     model, (x, y, _, _) = trained_digits()
     x, y = x[:600], y[:600]
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, two_threads():
         mp.setattr(collect_module, "CHUNK_VALUES", request.param)
         col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=64, progress=False)
     return model, x, y, col
+
+
+@contextlib.contextmanager
+def two_threads():
+    """collect chunks batches only with several torch threads: make sure the tests chunk."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(2, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -100,6 +112,7 @@ def test_representations_predictions_and_loss(digits_collected):
 @pytest.mark.parametrize("chunk", CHUNKINGS)
 def test_memory_cap_subsamples_by_stride_keeps_full_stats(chunk, monkeypatch):
     monkeypatch.setattr(collect_module, "CHUNK_VALUES", chunk)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # collect chunks with 2+ threads
     model, (x, _, _, _) = trained_digits()
     x = x[:300]
     full = ls.inspect.collect(model, x, layers=["classifier.2"], progress=False, batch_size=50)
