@@ -22,6 +22,7 @@
 
     PYTHONPATH=$PWD/python .venv/bin/python bench/dataset.py            # ~10 minutes
     PYTHONPATH=$PWD/python .venv/bin/python bench/dataset.py --quick    # smaller sizes
+    PYTHONPATH=$PWD/python .venv/bin/python bench/dataset.py --only-collect --threads 1
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -67,6 +69,8 @@ def bench_collect(n: int, batch: int, repeat: int, width: int = 32) -> dict[str,
         collect(model, (x, y), layers=layers, batch_size=batch, progress=False)
 
     plain()  # warm up
+    ours()
+    load_before = os.getloadavg()[0]
     wall: dict[str, list[float]] = {"plain": [], "ours": []}
     cpu: dict[str, list[float]] = {"plain": [], "ours": []}
     for _ in range(repeat):
@@ -85,6 +89,8 @@ def bench_collect(n: int, batch: int, repeat: int, width: int = 32) -> dict[str,
         "plain_cpu_s": med(cpu["plain"]),
         "collect_cpu_s": med(cpu["ours"]),
         "overhead_cpu": med([o / p for o, p in zip(cpu["ours"], cpu["plain"], strict=True)]) - 1,
+        "threads": torch.get_num_threads(),
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -298,6 +304,8 @@ def main() -> None:
     ap.add_argument("--only-browser", action="store_true")
     ap.add_argument("--skip-nonlinear", action="store_true")
     ap.add_argument("--only-nonlinear", action="store_true")
+    ap.add_argument("--only-collect", action="store_true", help="the collect table only")
+    ap.add_argument("--repeat", type=int, default=3, help="alternating collect/plain pairs")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -309,9 +317,11 @@ def main() -> None:
     if not args.only_browser:
         for width in (32, 128):
             results[f"collect_w{width}"] = bench_collect(
-                10_000 if args.quick else 50_000, 256, 3, width
+                10_000 if args.quick else 50_000, 256, args.repeat, width
             )
             print(json.dumps(results[f"collect_w{width}"]), flush=True)
+        if args.only_collect:
+            return
         results["pca"] = bench_pca(100_000, 512, 3)
         print(json.dumps(results["pca"]), flush=True)
         if not args.skip_nonlinear:

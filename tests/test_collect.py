@@ -4,6 +4,9 @@ it was, and every bad input gets a clear error."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,8 @@ from dataset_models import TinyTransformer, tokens, trained_digits
 from layerscope.inspect.batches import DatasetError
 
 LAYERS = ["features.1", "features.4", "classifier.2"]
+# the module (the package attribute ls.inspect.collect is the function)
+collect_module = importlib.import_module("layerscope.inspect.collect")
 
 
 def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
@@ -26,12 +31,30 @@ def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out.flatten(2)
 
 
-@pytest.fixture(scope="module")
-def digits_collected():
+# collect reduces consecutive batches together up to CHUNK_VALUES values: every batch alone (0),
+# chunks of two batches (2**17 here), and the default (one chunk for these 600 samples)
+CHUNKINGS = [0, 2**17, collect_module.CHUNK_VALUES]
+
+
+@pytest.fixture(scope="module", params=CHUNKINGS, ids=["batch", "chunks", "default"])
+def digits_collected(request):
     model, (x, y, _, _) = trained_digits()
     x, y = x[:600], y[:600]
-    col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=128, progress=False)
+    with pytest.MonkeyPatch.context() as mp, two_threads():
+        mp.setattr(collect_module, "CHUNK_VALUES", request.param)
+        col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=64, progress=False)
     return model, x, y, col
+
+
+@contextlib.contextmanager
+def two_threads():
+    """collect chunks batches only with several torch threads: make sure the tests chunk."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(2, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -86,7 +109,10 @@ def test_representations_predictions_and_loss(digits_collected):
     assert torch.equal(col.sample(5), x[5])
 
 
-def test_memory_cap_subsamples_by_stride_keeps_full_stats():
+@pytest.mark.parametrize("chunk", CHUNKINGS)
+def test_memory_cap_subsamples_by_stride_keeps_full_stats(chunk, monkeypatch):
+    monkeypatch.setattr(collect_module, "CHUNK_VALUES", chunk)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # collect chunks with 2+ threads
     model, (x, _, _, _) = trained_digits()
     x = x[:300]
     full = ls.inspect.collect(model, x, layers=["classifier.2"], progress=False, batch_size=50)
@@ -164,6 +190,34 @@ def test_nan_counted_not_dropped():
     assert 3 not in s["top_index"]
 
 
+def test_nan_and_inf_in_a_conv_layer_counted_stats_over_finite_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+    x = torch.randn(70, 1, 6, 6)
+    x[3, 0, 2, 2] = float("nan")  # spreads to a 3x3 patch of every channel
+    x[40, 0, 0, 0] = float("inf")
+    col = ls.inspect.collect(model, x, layers=["0"], progress=False, batch_size=32)
+    v = ls.inspect.capture(model, x, layers=["0"])["0"].double().transpose(0, 1).reshape(4, -1)
+    s = col["0"].stats
+    finite = torch.isfinite(v)
+    np.testing.assert_array_equal(s["nonfinite"], (~finite).sum(1).numpy())
+    np.testing.assert_array_equal(s["nan"], torch.isnan(v).sum(1).numpy())
+    for u in range(4):
+        vals = v[u][finite[u]].numpy()
+        np.testing.assert_allclose(s["mean"][u], vals.mean(), rtol=1e-6)
+        np.testing.assert_allclose(s["std"][u], vals.std(), rtol=1e-5)
+        assert s["max"][u] == vals.max() and s["min"][u] == vals.min()
+        assert s["hist"][u].sum() + s["under"][u] + s["over"][u] == vals.size
+    # top-k by each sample's largest finite value (sample 3 keeps its finite positions)
+    out = ls.inspect.capture(model, x, layers=["0"])["0"].flatten(2)
+    keyed = torch.where(torch.isfinite(out), out, -torch.inf).amax(2)
+    for u in range(4):
+        order = np.argsort(-keyed[:, u].numpy(), kind="stable")[:20]
+        np.testing.assert_array_equal(s["top_index"][u], order)
+    assert col["0"].nonfinite_reps == 2
+    assert any("2 samples have NaN/Inf" in n for n in col.notes)
+
+
 def test_bad_inputs():
     model, (x, y, _, _) = trained_digits()
     with pytest.raises(DatasetError, match="empty"):
@@ -191,6 +245,13 @@ def test_bad_inputs():
         ls.inspect.collect(Skips(), torch.randn(3, 4), layers=["unused"], progress=False)
     with pytest.raises(ValueError, match="pool must be"):
         ls.inspect.collect(model, x[:4], pool="median", progress=False)
+    with pytest.raises(DatasetError, match="labels must hold numbers"):
+        ls.inspect.collect(model, x[:3], labels=["cat", "dog", "cat"], progress=False)
+    soft = ls.inspect.collect(model, x[:4], labels=torch.rand(4, 10), progress=False)
+    assert soft.loss is None and any("no per-sample loss" in n for n in soft.notes)
+    listed = ls.inspect.collect(model, x[:4], labels=[1, 2, 3, 4], progress=False)
+    np.testing.assert_array_equal(listed.labels, [1, 2, 3, 4])
+    assert listed.loss is not None
     with pytest.raises(ValueError, match="labels range over"):
         ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
 

@@ -23,6 +23,11 @@ def _as_tensor(x: Any, what: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise DatasetError(
+                f"{what} must hold numbers, got a numpy array of dtype {x.dtype}; pass class "
+                "indices (and class_names= to a view for their names)"
+            )
         return torch.from_numpy(x)
     raise DatasetError(
         f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}. "
@@ -90,6 +95,8 @@ def iter_batches(
         else:
             x, y = _as_tensor(data, "data"), None
         if y is None and labels is not None:
+            if isinstance(labels, (list, tuple)):
+                labels = np.asarray(labels)  # a list of class indices or names
             y = _as_tensor(labels, "labels")
         if x.dim() == 0:
             raise DatasetError("data is a 0-d tensor; pass samples along the first dimension")

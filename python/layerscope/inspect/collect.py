@@ -10,9 +10,11 @@ Memory is bounded whatever the dataset size:
   ``i`` is kept iff ``i % stride == 0``; ``stride`` starts at 1 and doubles (dropping every other
   kept sample) whenever the next sample would exceed the cap. So the kept samples are evenly
   spaced, deterministic, and ``Collected.rep_index`` lists them; ``rep_stride`` says the rule.
-- statistics and top-k: ``O(units x (bins + top_k))`` per layer;
+- statistics and top-k: ``O(units x (bins + top_k))`` per layer (the histogram's bincount holds
+  ``units x 2 x (bins + 3)`` counts, 6 groups instead of 2 for bounded activations);
 - per-sample scalars (label, prediction, probability, loss): 24 bytes a sample, for every sample;
-- one batch of layer outputs at a time.
+- one batch of layer outputs at a time, plus, while one layer's batch is reduced, about four
+  temporaries of that batch's size (a units-last copy, deviations, histogram slots, sign).
 
 The model is run under ``preserved`` in eval mode with no grads: it comes back exactly as it was.
 """
@@ -32,10 +34,12 @@ from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
 from .progress import Progress
 from .restore import preserved
-from .unitstats import UnitStats, as_units, bounds_of, unit_layout
+from .unitstats import Scratch, UnitStats, as_units, bounds_of, unit_layout
 
 POOLS = ("mean", "max", None)
 DEFAULT_MAX_BYTES = 256 * 2**20
+CHUNK_VALUES = 2**20  # float32 values of consecutive batches reduced together (see _Chunks)
+SCRATCH_VALUES = 2**22  # a layer's batch up to this size reduces in reused work buffers
 FLOAT16_MAX = 65504.0
 
 
@@ -189,7 +193,9 @@ class _Reps:
             return
         self.index.extend(range(first, start + b, self.stride))
         for p, t in pooled.items():
-            self.rows[p].append(t[first - start :: self.stride].to(self.dtypes[p]).cpu())
+            # a copy: t may be a view of a chunk buffer that the next chunk overwrites
+            rows = t[first - start :: self.stride]
+            self.rows[p].append(rows.to(self.dtypes[p], copy=True).cpu())
 
     def result(self, path: str) -> np.ndarray:
         rows = self.rows.get(path) or []
@@ -242,13 +248,55 @@ def _count(start: int, b: int, stride: int) -> int:
     return (start + b - 1) // stride - (start - 1) // stride
 
 
-def _pool(v: torch.Tensor, pool: str | None) -> torch.Tensor:
-    """(B, U, P) -> (B, D): mean or max over positions, or every position (None)."""
+def _pool(w: torch.Tensor, pool: str | None) -> torch.Tensor:
+    """(B, P, U) -> (B, D): mean or max over positions, or every position (None: D = U x P,
+    unit-major, as ``as_units(out).flatten(1)``)."""
     if pool == "mean":
-        return v.mean(dim=2)
+        return w.mean(dim=1)
     if pool == "max":
-        return v.amax(dim=2)
-    return v.flatten(1)
+        return w.amax(dim=1)
+    return w.transpose(1, 2).flatten(1)
+
+
+class _Chunks:
+    """Layer outputs of consecutive batches, units last, gathered until about ``budget`` values
+    (all layers together) and then reduced at once: the statistics' per-op costs (dispatch,
+    thread start-up, two host syncs) are paid per chunk, not per batch, which is what they cost
+    most on small batches of small layers. A batch of half the budget or more is reduced on its
+    own, uncopied. Memory: the buffers hold ``budget`` float32 values in all."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.cap: int | None = None  # rows a chunk holds
+        self.bufs: dict[str, torch.Tensor] = {}
+        self.rows = 0
+        self.start = 0
+
+    def fits(self, ws: dict[str, torch.Tensor], b: int) -> bool:
+        if self.cap is None:
+            per = sum(int(w[0].numel()) for w in ws.values())
+            self.cap = self.budget // max(1, per)
+        return self.cap >= 2 * b
+
+    def room(self, b: int) -> bool:
+        return self.cap is not None and self.rows + b <= self.cap
+
+    def put(self, ws: dict[str, torch.Tensor], start: int, b: int) -> None:
+        assert self.cap is not None
+        if self.rows == 0:
+            self.start = start
+        for p, w in ws.items():
+            buf = self.bufs.get(p)
+            if buf is None:
+                buf = torch.empty((self.cap, *w.shape[1:]), dtype=torch.float32, device=w.device)
+                self.bufs[p] = buf
+            buf[self.rows : self.rows + b].copy_(w)
+        self.rows += b
+
+    def take(self) -> tuple[dict[str, torch.Tensor], int]:
+        out = {p: buf[: self.rows] for p, buf in self.bufs.items()}
+        self.rows = 0
+        return out, self.start
 
 
 def _check_args(pool: Any, top_k: Any, bins: Any, dtype: Any, max_bytes: Any) -> None:
@@ -337,6 +385,33 @@ def collect(
 
         return fn
 
+    # Chunks amortise per-op costs that exist with several threads (waking the pool, a barrier
+    # per op: on a shared 2-core machine per-batch reduction cost 4x the chunked one) or on an
+    # accelerator (a launch per op); on one CPU thread a batch at a time keeps the working set
+    # in cache and was 5-6 % faster (bench/dataset.py, BENCHMARKS.md).
+    chunked = device.type != "cpu" or torch.get_num_threads() > 1
+    chunks = _Chunks(CHUNK_VALUES if chunked else 0)
+    scratch = Scratch()  # shared by the layers: 3 buffers of at most SCRATCH_VALUES
+
+    def reduce(ws: dict[str, torch.Tensor], first: int) -> None:
+        """Statistics, pooled representations and the stored rows of samples ``first`` .. from
+        ``ws[layer]``: (samples, positions, units), contiguous."""
+        pooled: dict[str, torch.Tensor] = {}
+        for p, w in ws.items():
+            st = stats[p]
+            # reused work buffers up to SCRATCH_VALUES: bounded memory, no fresh pages each time
+            st.update_units_last(w, first, scratch if w.numel() <= SCRATCH_VALUES else None)
+            rs, rm = st.last_rowsum, st.last_rowmax
+            if pool is not None and rs is not None and rm is not None:
+                # the statistics' per-sample sums and maxima are the pooled forms
+                pr = rs / w.shape[1] if pool == "mean" else rm
+            else:
+                pr = _pool(w.float(), pool)
+            if not st.last_all_finite:
+                nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
+            pooled[p] = pr
+        reps.add(first, pooled, {p: stats[p].extent for p in ws})
+
     try:
         with preserved(model), torch.no_grad():
             model.eval()
@@ -361,7 +436,7 @@ def collect(
                     b = xb.shape[0]
                     if k == 0 and skip_missing:
                         paths = _drop_missing(paths, outs, b, notes)
-                    pooled: dict[str, torch.Tensor] = {}
+                    ws: dict[str, torch.Tensor] = {}
                     for p in paths:
                         if p not in outs:
                             raise RuntimeError(
@@ -386,20 +461,13 @@ def collect(
                                 f"{k} but {shapes[p]} before: the batches change shape; pad or "
                                 "resize samples to one shape"
                             )
-                        v = as_units(out, layouts[p])
-                        st = stats[p]
-                        st.update(v, start)
-                        if st.last_all_finite and pool is not None:
-                            # the statistics' per-sample sums and maxima are the pooled forms
-                            rs, rm = st.last_rowsum, st.last_rowmax
-                            assert rs is not None and rm is not None
-                            pr = rs / v.shape[2] if pool == "mean" else rm
-                        else:
-                            pr = _pool(v.float(), pool)
-                        if not st.last_all_finite:
-                            nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
-                        pooled[p] = pr
-                    reps.add(start, pooled, {p: stats[p].extent for p in paths})
+                        ws[p] = as_units(out, layouts[p]).transpose(1, 2)
+                    if chunks.rows and not chunks.room(b):
+                        reduce(*chunks.take())
+                    if chunks.fits(ws, b):
+                        chunks.put(ws, start, b)
+                    else:  # a batch big enough on its own: reduced at once, not copied first
+                        reduce({p: w.contiguous() for p, w in ws.items()}, start)
                     if predict:
                         _predictions(
                             output,
@@ -415,6 +483,8 @@ def collect(
                         label_parts.append(yb.cpu().numpy())
                     n += b
                     bar.update(b)
+                if chunks.rows:
+                    reduce(*chunks.take())
             finally:
                 for h in handles:
                     h.remove()
@@ -524,3 +594,9 @@ def _predictions(
                 f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
             )
         losses.append(logp.gather(1, y[:, None]).neg_()[:, 0].cpu().numpy())
+    elif not any("no per-sample loss" in n for n in notes):
+        notes.append(
+            f"no per-sample loss: labels of shape {tuple(y.shape)} and dtype "
+            f"{str(y.dtype).replace('torch.', '')} are not class indices (N,); pass "
+            "loss_fn=fn(output, labels) returning one loss per sample"
+        )

@@ -7,9 +7,10 @@ dimension of a token output ``(N, T, D)``; a unit's *values* are all its positio
   float64, over finite values only (NaN/Inf are counted per unit, never folded into a statistic);
 - fraction of zeros, and fraction saturated for bounded activations (within 1 % of the range
   from a bound of Sigmoid, Tanh, Hardtanh, ReLU6, Softmax, Hardsigmoid outputs; NaN otherwise);
-- a histogram per unit on edges fixed from the first batch (its finite range widened by half on
-  each side, as for weights in ``record/histograms.py``), with under/overflow counts, so
-  ``hist.sum(1) + under + over + nonfinite == count``;
+- a histogram per unit on edges fixed from the first update (the first batch, or the first
+  chunk of batches that ``collect`` reduces together: its finite range widened by half on each
+  side, as for weights in ``record/histograms.py``), with under/overflow counts, so
+  ``hist.sum(1) + under + over == count`` (the finite values; ``nonfinite`` apart);
 - top-k samples per unit by their largest value over positions: value, sample index, and the
   position of that value (flat over the spatial/time positions).
 """
@@ -136,16 +137,22 @@ class UnitStats:
 
     def update(self, v: torch.Tensor, start: int) -> None:
         """Add a batch ``v`` of shape (B, U, P) whose first sample is dataset index ``start``."""
-        v = v.detach()
-        if v.dtype != torch.float32:
-            v = v.float()
-        b, _, p = v.shape
-        if not self._ready:
-            self._start(v.device)
         # (B, P, U) with units innermost: reductions over positions then run across units in
         # vector lanes (10x faster than over a short innermost axis); a token output (B, T, D)
         # and a vector (B, D) are already laid out so: no copy.
-        w = v.transpose(1, 2).contiguous()
+        self.update_units_last(v.detach().transpose(1, 2).contiguous(), start)
+
+    def update_units_last(
+        self, w: torch.Tensor, start: int, scratch: Scratch | None = None
+    ) -> None:
+        """Add a batch ``w`` of shape (B, P, U), contiguous, first sample ``start``; ``scratch``
+        lends the batch-sized temporaries (else they are allocated)."""
+        sc = scratch if scratch is not None else Scratch(keep=False)
+        if w.dtype != torch.float32:
+            w = w.float()
+        b, p, _ = w.shape
+        if not self._ready:
+            self._start(w.device)
         # Assume all finite: the sums per sample are then the pooled mean too.
         rowsum = w.sum(1)
         rowmax = w.amax(1) if p > 1 else w[:, 0]
@@ -160,8 +167,9 @@ class UnitStats:
         if all_finite:
             self.last_rowsum, self.last_rowmax = rowsum, rowmax
             cnt: torch.Tensor | int = b * p
-            d = w - s1 / (b * p)
-            bm, m2b = _corrected(s1 / (b * p), d, d.sum(dim=(0, 1)), b * p)
+            guess = s1 / (b * p)
+            d = torch.sub(w, guess, out=sc.take("a", w.shape, torch.float32, w.device))
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), b * p)
         else:
             self.last_rowsum = self.last_rowmax = None
             finite = torch.isfinite(w)
@@ -192,7 +200,7 @@ class UnitStats:
         assert self.edges is not None
         top = float(self.edges[-1])
         if finite is None and (vmax < top or (self.bounds is not None and vmax <= top)):
-            self._histogram_fast(w)
+            self._histogram_fast(w, sc)
         else:
             self._histogram_masked(w, finite)
         self._top(rowmax, keyed, start)
@@ -236,34 +244,35 @@ class UnitStats:
         # slot of the value 0 by the same float32 arithmetic as every other value
         self._zero_slot = int(self._slot_float(torch.zeros(1)))
 
-    def _slot_float(self, v: torch.Tensor) -> torch.Tensor:
+    def _slot_float(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Each value's slot (0: under, 1..bins, bins + 1: over) as an exact float integer.
         ``v * scale`` then ``+ shift``, two roundings, as the brute-force ``numpy.histogram``
         agrees with (a fused multiply-add, or a larger shift, rounds values at an edge to the
         other side)."""
-        f = v.mul(self._scale).add_(self._shift)
-        return f.clamp_(0, self.bins + 1).floor_()
+        f = torch.mul(v, self._scale, out=out) if out is not None else v.mul(self._scale)
+        return f.add_(self._shift).clamp_(0, self.bins + 1).floor_()
 
-    def _histogram_fast(self, w: torch.Tensor) -> None:
+    def _histogram_fast(self, w: torch.Tensor, sc: Scratch) -> None:
         """``w``: (B, P, U), all finite, below the top edge unless the layer is bounded."""
         u, g, s = self.units, self.groups, self.stride
-        f = self._slot_float(w)
+        f = self._slot_float(w, sc.take("a", w.shape, torch.float32, w.device))
         # group = zero + 2 * (v > lo + m) + 2 * (v >= hi - m), each term from sign() (boolean
         # masks and heaviside are 5-25x slower here); every addend is an integer, so f stays
         # exact while below 2**24. zero: 1 - sign(v)**2 (the 1 goes with the unit offsets).
-        sg = torch.sign(w)
+        sg = torch.sign(w, out=sc.take("b", w.shape, torch.float32, w.device))
         f.addcmul_(sg, sg, value=-s)
         if self.bounds is not None:
             lo, hi = self.bounds
             m = SATURATION_MARGIN * (hi - lo)
             # (v > lo + m) = relu(sign(v - lo - m)); (v >= hi - m) = 1 - relu(sign(hi - m - v))
-            f.add_(torch.sign(w - (lo + m)).relu_(), alpha=2 * s)
-            f.add_(torch.sign((hi - m) - w).relu_(), alpha=-2 * s)
+            f.add_(torch.sub(w, lo + m, out=sg).sign_().relu_(), alpha=2 * s)
+            f.add_(torch.sub(w, hi - m, out=sg).sign_().neg_().relu_(), alpha=-2 * s)
         offsets = self._offsets(w.device)
+        idx = sc.take("i", w.shape, torch.int32, w.device)
         if u * g * s < 2**24:
-            idx = f.add_(self._offsets_f).to(torch.int32)
+            idx.copy_(f.add_(self._offsets_f))  # float -> int truncates: floor, as f >= 0
         else:
-            idx = f.to(torch.int32) + offsets.to(torch.int32)
+            idx.copy_(f).add_(offsets.to(torch.int32))
         counts = torch.bincount(idx.reshape(-1), minlength=u * g * s).view(u, g, s)
         self.raw += self._a(counts)
 
@@ -382,6 +391,31 @@ class UnitStats:
         out["top_index"] = torch.where(keep, ti, -1).numpy()
         out["top_pos"] = torch.where(keep, tp, -1).numpy()
         return out
+
+
+class Scratch:
+    """Work buffers reused from one reduction to the next, so that a chunk's batch-sized
+    temporaries do not allocate (and fault in) fresh memory every time. ``keep=False``: plain
+    allocations (a batch reduced on its own, whose size is not bounded by a chunk)."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.bufs: dict[str, torch.Tensor] = {}
+
+    def take(
+        self,
+        name: str,
+        shape: torch.Size | tuple[int, ...],
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> torch.Tensor:
+        n = math.prod(shape)
+        if not self.keep:
+            return torch.empty(shape, dtype=dtype, device=device)
+        buf = self.bufs.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
+            buf = self.bufs[name] = torch.empty(n, dtype=dtype, device=device)
+        return buf[:n].view(shape)
 
 
 def _corrected(
