@@ -58,6 +58,17 @@ def two_threads():
 
 
 @pytest.mark.parametrize("layer", LAYERS)
+class Skips(nn.Module):
+    """A model with a layer its forward never calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.used(x)
+
+
 def test_statistics_equal_brute_force(digits_collected, layer):
     model, x, _, col = digits_collected
     v = brute(model, x, layer).double()
@@ -233,14 +244,6 @@ def test_bad_inputs():
     with pytest.raises(KeyError, match=r"no module at path 'features\.9'"):
         ls.inspect.collect(model, x[:4], layers=["features.9"], progress=False)
 
-    class Skips(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 2)
-
-        def forward(self, x):
-            return self.used(x)
-
     with pytest.raises(RuntimeError, match="layer 'unused' did not run"):
         ls.inspect.collect(Skips(), torch.randn(3, 4), layers=["unused"], progress=False)
     with pytest.raises(ValueError, match="pool must be"):
@@ -301,14 +304,6 @@ def test_one_shot_data_read_twice_says_what_to_pass():
 
 
 def test_skip_missing_leaves_out_layers_that_do_not_run():
-    class Skips(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 2)
-
-        def forward(self, x):
-            return self.used(x)
-
     col = ls.inspect.collect(Skips(), torch.randn(6, 4), skip_missing=True, progress=False)
     assert list(col.layers) == ["used"]
     assert any("'unused'" in n and "left out" in n for n in col.notes)
