@@ -57,7 +57,6 @@ def two_threads():
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("layer", LAYERS)
 class Skips(nn.Module):
     """A model with a layer its forward never calls."""
 
@@ -69,6 +68,7 @@ class Skips(nn.Module):
         return self.used(x)
 
 
+@pytest.mark.parametrize("layer", LAYERS)
 def test_statistics_equal_brute_force(digits_collected, layer):
     model, x, _, col = digits_collected
     v = brute(model, x, layer).double()
