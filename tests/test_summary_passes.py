@@ -58,8 +58,14 @@ def _cases() -> list[tuple[str, torch.Tensor]]:
     bad[100:140] = 0.0
     first_bad = torch.randn(70_001, generator=g)
     first_bad[: 1 << 16] = math.nan  # the whole first chunk is NaN
+    long_rows = (torch.randn(3, 1 << 18, generator=torch.Generator().manual_seed(9)) * 3 + 100)[
+        :, ::2
+    ]
+    long_rows[1, 5] = 0.0
+    long_rows[2, 7] = math.nan
     return [
         ("odd", torch.randn(1, 1, 1001, generator=g)),
+        ("strided rows longer than a chunk", long_rows),
         ("offset mean", torch.randn(257, 333, generator=g) * 5 + 1e4),
         ("nan inf zeros", bad),
         ("first chunk all nan", first_bad),

@@ -178,15 +178,26 @@ def _stats(t: torch.Tensor) -> dict[str, Any]:
     return out
 
 
+def _scratch(buf: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` values of a chunk buffer, or a new one when a chunk is longer (one row of
+    a non-contiguous tensor can exceed the chunk size)."""
+    return buf[:n] if n <= buf.numel() else torch.empty(n, dtype=buf.dtype)
+
+
 def _stats_part(t: torch.Tensor, size: int, shift: float) -> dict[str, Any]:
     n = nan = posinf = neginf = nonzero = 0
     lo, hi = math.inf, -math.inf
     total = total_sq = 0.0
     buf = torch.empty(size, dtype=torch.float32)
-    # Four reductions a chunk (aminmax, count_nonzero, sum, dot), each one read of a chunk that
-    # stays in cache; the masked copy runs only for chunks that hold NaN or Inf.
+    # Three reductions a chunk (aminmax, sum, dot) and the least magnitude (abs, amin), each one
+    # read of a chunk that stays in cache; count_nonzero (as costly as the other five together)
+    # runs only for chunks whose least magnitude is 0 or NaN, and the masked copy only for
+    # chunks that hold NaN or Inf.
     for c in iter_chunks32(t, size):
-        nonzero += int(torch.count_nonzero(c))
+        if not float(torch.abs(c, out=_scratch(buf, c.numel())).amin()) > 0.0:
+            nonzero += int(torch.count_nonzero(c))
+        else:
+            nonzero += c.numel()
         cmin, cmax = (float(v) for v in torch.aminmax(c))
         if not (math.isfinite(cmin) and math.isfinite(cmax)):
             isnan = torch.isnan(c)
@@ -198,7 +209,7 @@ def _stats_part(t: torch.Tensor, size: int, shift: float) -> dict[str, Any]:
                 continue
             cmin, cmax = (float(v) for v in torch.aminmax(c))
         # float32 sums of one chunk are pairwise, accumulated in float64 across chunks.
-        d = torch.sub(c, shift, out=buf[: c.numel()]) if shift != 0.0 else c
+        d = torch.sub(c, shift, out=_scratch(buf, c.numel())) if shift != 0.0 else c
         total += float(d.sum())
         total_sq += float(torch.dot(d, d))
         n += c.numel()
@@ -273,7 +284,7 @@ def _histogram_part(
             if c.numel() == 0:
                 continue
         m = c.numel()
-        off, idx = offsets[:m], bins[:m]
+        off, idx = _scratch(offsets, m), _scratch(bins, m)
         if k:
             # float32 offsets: a value within float32 rounding of a bin edge may land in the
             # neighbouring bin, which the "within one fine bin" bound already allows. Finite
