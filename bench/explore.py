@@ -4,7 +4,8 @@ exported page's size, in real JupyterLab + headless Chromium.
 
 Two models, each with a Recorder that has recorded a few epochs:
 - the digits CNN of ``bench/digits.py`` (sklearn's load_digits, 8 x 8 images), 2 short epochs;
-- a 12-block GPT of ``tests/zoo.py`` (``make_gpt(12, 4)``: 4 heads, width 16) on token ids.
+- a 12-block GPT of ``tests/zoo.py`` (``make_gpt(12, 4)``: 4 heads, width 16) on token ids;
+- the 48-block GPT of the graph benchmark (``make_gpt(48, 16)``, ~9,800 traced nodes), the same way.
 
 Measured, from the workspace root's ``data-*`` hooks (js/explore/workspace.ts):
 - ``display``: Shift+Enter on the ``ex = ls.explore(...); ex`` cell to the frame after every
@@ -17,7 +18,8 @@ Measured, from the workspace root's ``data-*`` hooks (js/explore/workspace.ts):
 
 Targets: first display < 1 s; click to repainted < 150 ms live, < 50 ms offline.
 
-    PYTHONPATH=python .venv/bin/python bench/explore.py            # ~2 minutes
+    PYTHONPATH=python .venv/bin/python bench/explore.py            # ~3 minutes
+    PYTHONPATH=python .venv/bin/python bench/explore.py --runs 3 --models "48-block GPT"
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ import sys, torch, layerscope as ls
 sys.path.insert(0, {tests!r})
 import zoo
 model, (x,) = zoo.make_gpt(12, 4)
+model.train()
+rec = ls.Recorder(model, probe=x)
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+for epoch in range(3):
+    for _ in range(4):
+        out = model(x)
+        loss = out.float().pow(2).mean()
+        opt.zero_grad(); loss.backward(); opt.step(); rec.step(loss=loss.item())
+    rec.epoch()
+model.eval()
+""",
+    "48-block GPT": """
+import sys, torch, layerscope as ls
+sys.path.insert(0, {tests!r})
+import zoo
+model, (x,) = zoo.make_gpt(48, 16)
 model.train()
 rec = ls.Recorder(model, probe=x)
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -171,14 +189,21 @@ def bench_model(browser: Any, lab: Lab, name: str, setup: str, runs: int) -> dic
 
 
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
 
-    runs = 5
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5, help="displays per model")
+    parser.add_argument("--models", nargs="*", choices=list(MODELS), help="default: all")
+    args = parser.parse_args()
+    runs = args.runs
+    models = {n: s for n, s in MODELS.items() if not args.models or n in args.models}
     lab = Lab(Path(tempfile.mkdtemp()))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            results = {n: bench_model(browser, lab, n, s, runs) for n, s in MODELS.items()}
+            results = {n: bench_model(browser, lab, n, s, runs) for n, s in models.items()}
             browser.close()
     finally:
         lab.shutdown_kernels()

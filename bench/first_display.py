@@ -15,6 +15,7 @@ before issue 15) measured first, then the default (deferred passes for 2**22 ele
 
     .venv/bin/python bench/first_display.py            # all three sizes
     .venv/bin/python bench/first_display.py --quick    # no 16384^2
+    .venv/bin/python bench/first_display.py --passes   # passes alone: one thread vs split
 """
 
 from __future__ import annotations
@@ -232,10 +233,51 @@ def next_cell(n: int = 16384) -> dict[str, float]:
     }
 
 
+def passes_alone(n: int = 16384, rounds: int = 3) -> dict[str, Any]:
+    """In this process: statistics + histogram of an n x n float32 tensor, the passes in one
+    thread (``SPLIT_THREADS = 1``, as before) against split over two threads (now), interleaved;
+    best wall and CPU (process) time of ``rounds`` each, and the next cell's slow-down while a
+    deferred view's passes run, both ways."""
+    import torch
+
+    from layerscope.inspect import histogram as H
+
+    x = torch.randn(n, n, generator=torch.Generator().manual_seed(n))
+    out: dict[str, Any] = {}
+    before = H.SPLIT_THREADS
+    try:
+        for _ in range(rounds):
+            for mode, threads in (("one_thread", 1), ("split", 2)):
+                H.SPLIT_THREADS = threads
+                c0, t0 = time.process_time(), time.perf_counter()
+                H.summarize(x)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                best = out.setdefault(mode, {"wall_ms": 1e9, "cpu_ms": 1e9})
+                best["wall_ms"] = min(best["wall_ms"], wall * 1000)
+                best["cpu_ms"] = min(best["cpu_ms"], cpu * 1000)
+        del x
+        for mode, threads in (("one_thread", 1), ("split", 2)):
+            H.SPLIT_THREADS = threads
+            out[mode]["next_cell"] = next_cell(n)
+    finally:
+        H.SPLIT_THREADS = before
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--passes", action="store_true", help="only the passes alone and the next cell (no Lab)"
+    )
     args = parser.parse_args()
+    if args.passes:
+        load = os.getloadavg()
+        r = passes_alone()
+        r["load_before_after"] = [load, os.getloadavg()]
+        r["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        print(json.dumps(r, indent=1))
+        return
     sizes = [n for n in SIZES if not (args.quick and n > 4096)]
     from playwright.sync_api import sync_playwright
 

@@ -11,7 +11,7 @@ import torch
 from nbclient import NotebookClient
 
 import layerscope as ls
-from layerscope.export import main
+from layerscope.export import export_notebook, main
 
 
 def saved_without_widget_state(tmp_path: pathlib.Path) -> pathlib.Path:
@@ -122,3 +122,46 @@ def test_stale_buffers_a_notebook_kept_are_dropped() -> None:
     }
     _drop_stale_buffers(state)
     assert [b["path"][2] for b in state["m"]["buffers"]] == ["conv1"]
+
+
+def test_executed_export_waits_for_deferred_passes(tmp_path: pathlib.Path) -> None:
+    """export_notebook(execute=True) saves a big heatmap's full overview, not its preview: its
+    passes (slowed here to land seconds after the last cell) are waited for before the kernel
+    stops."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import time, torch, layerscope as ls\n"
+            "from layerscope.widgets import heatmap as hm\n"
+            "hm.TensorView._defer_above = 1000  # as for a tensor of more than 2**24 values\n"
+            "_full_stats = hm._full_stats\n"
+            "hm._full_stats = lambda t: (time.sleep(2), _full_stats(t))[1]\n"
+            "v = ls.heatmap(torch.randn(64, 80))\n"
+            "assert v.passes is not None and v._meta['stats']['sampled']\n"
+            "v"
+        )
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    src = tmp_path / "deferred.ipynb"
+    nbformat.write(nb, src)
+    text = export_notebook(src, tmp_path / "deferred.html", execute=True).read_text()
+    assert "application/vnd.jupyter.widget-view+json" in text
+    state = page_state(text)
+    assert '"sampled"' not in state and '"agg": "mean"' in state
+    assert "resend_settled" not in text  # the extra cell is not in the page
+    assert len(nbformat.read(src, as_version=4).cells) == 1
+
+
+def page_state(text: str) -> str:
+    """The saved widget state of an exported page, as JSON text (inflated when packed)."""
+    import base64
+    import gzip
+    import re
+
+    packed = re.search(r'type="application/vnd\.layerscope\.widget-state\+gzip">([^<]+)<', text)
+    assert packed is not None, "no packed state in the page"
+    return gzip.decompress(base64.b64decode(packed.group(1))).decode()

@@ -274,9 +274,52 @@ def test_ten_thousand_nodes_stay_interactive(page: Any, tmp_path: pathlib.Path) 
     page.goto(path.as_uri())
     page.wait_for_selector(f"{ROOT}[data-ready]", timeout=60_000)
     first = float(data(page)["renderMs"])
+    total = int(
+        page.locator(f"{ROOT} .ls-title")
+        .first.inner_text()
+        .split(" · ")[1]
+        .split()[0]
+        .replace(",", "")
+    )
+    # "Open all" lays out ~1,000 groups in slices, the page painting its progress in between.
+    page.evaluate(
+        f"""() => {{ const p = document.querySelector('{ROOT} .ls-graph-progress');
+            window.progressSeen = [];
+            new MutationObserver(() => window.progressSeen.push(p.textContent))
+              .observe(p, {{ childList: true, characterData: true, subtree: true }}); }}"""
+    )
     page.click(f"{ROOT} .ls-graph-openall")
-    page.wait_for_function(f"+document.querySelector('{ROOT}').dataset.nodes > 9000")
+    page.wait_for_function(f"document.querySelector('{ROOT}').dataset.layout === 'done'")
     open_all = float(data(page)["expandMs"])
+    progress = page.evaluate("() => window.progressSeen")
+    assert len([p for p in progress if p]) >= 2 and progress[-1] == "", progress
+    # Complete and correct: every traced node drawn once, no fold left, no two nodes overlap.
+    drawn = page.evaluate(
+        f"""() => {{
+          const its = document.querySelector('{ROOT}').lsGraph.items(100000);
+          const nodes = its.filter(i => i.kind === 'node').sort((a, b) => a.y - b.y);
+          let overlaps = 0;
+          for (let i = 0; i < nodes.length; i++)
+            for (let j = i + 1; j < nodes.length && nodes[j].y < nodes[i].y + nodes[i].h - 1e-6; j++)
+              if (nodes[j].x < nodes[i].x + nodes[i].w - 1e-6 && nodes[i].x < nodes[j].x + nodes[j].w - 1e-6)
+                overlaps++;
+          return {{
+            nodes: nodes.length,
+            keys: new Set(nodes.map(i => i.key)).size,
+            folded: its.filter(i => i.kind !== 'node' && !i.open).length,
+            finite: its.every(i => [i.x, i.y, i.w, i.h].every(Number.isFinite)),
+            overlaps,
+          }};
+        }}"""
+    )
+    assert drawn == {
+        "nodes": total,
+        "keys": total,
+        "folded": 0,
+        "finite": True,
+        "overlaps": 0,
+    }, drawn
+    assert int(data(page)["nodes"]) == total
     # Pan and zoom: each event must come back within a frame budget, not seconds.
     box = page.locator(f"{ROOT} canvas").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

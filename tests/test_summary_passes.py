@@ -58,8 +58,14 @@ def _cases() -> list[tuple[str, torch.Tensor]]:
     bad[100:140] = 0.0
     first_bad = torch.randn(70_001, generator=g)
     first_bad[: 1 << 16] = math.nan  # the whole first chunk is NaN
+    long_rows = (torch.randn(3, 1 << 18, generator=torch.Generator().manual_seed(9)) * 3 + 100)[
+        :, ::2
+    ]
+    long_rows[1, 5] = 0.0
+    long_rows[2, 7] = math.nan
     return [
         ("odd", torch.randn(1, 1, 1001, generator=g)),
+        ("strided rows longer than a chunk", long_rows),
         ("offset mean", torch.randn(257, 333, generator=g) * 5 + 1e4),
         ("nan inf zeros", bad),
         ("first chunk all nan", first_bad),
@@ -101,3 +107,26 @@ def test_chunk_boundaries_do_not_change_bins(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(H, "_buffer_elements", lambda numel: 1237)
     assert H.summarize(x)[1] == whole[1]
     assert H.summarize(x)[1]["counts"] == _reference(x)[1]["counts"]
+
+
+@pytest.mark.parametrize("name,x", _cases(), ids=[c[0] for c in _cases()])
+def test_split_passes_match_brute_force(
+    name: str, x: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The passes split over threads (as for tensors of millions of values) give the same bins,
+    counts and extremes as one thread and as the reference, whatever piece holds the NaN, Inf
+    and zeros."""
+    whole = H.summarize(x)
+    monkeypatch.setattr(H, "SPLIT_MIN_ELEMENTS", 3)
+    monkeypatch.setattr(H, "_buffer_elements", lambda numel: 1237)
+    parts = H._parts(x.to(torch.uint8) if x.dtype == torch.bool else x)
+    assert len(parts) == min(H.SPLIT_THREADS, max(1, x.numel() // 3)) or x.dim() == 0
+    stats, hist = H.summarize(x)
+    ref_stats, ref_hist = _reference(x)
+    assert hist == whole[1]
+    assert hist["counts"] == ref_hist["counts"]
+    for key in ("nan", "posinf", "neginf", "finite", "min", "max", "zeros"):
+        assert stats[key] == whole[0][key], key
+    if ref_stats["finite"] and max(abs(ref_stats["min"]), abs(ref_stats["max"])) < 1e30:
+        assert stats["mean"] == pytest.approx(ref_stats["mean"], rel=1e-6, abs=1e-30)
+        assert stats["std"] == pytest.approx(ref_stats["std"], rel=1e-5, abs=1e-30)

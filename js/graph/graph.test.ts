@@ -180,6 +180,33 @@ describe("layout", () => {
     const s = b.build(buildVisible(g, st));
     expect(s.laidOut).toBe(3);
   });
+  it("in slices (Open all) gives the same scene as in one go, every layout once", () => {
+    const g = load(gpt2);
+    const all: FoldState = {
+      open: new Set(g.groups.map((gr) => gr.path)),
+      unfolded: new Set(g.repeats.map((r) => r.index)),
+    };
+    const vis = buildVisible(g, all);
+    const whole = new SceneBuilder(g, measure).build(vis);
+    const steps = new SceneBuilder(g, measure).steps(vis, 0);
+    const shares: number[] = [];
+    let r = steps.next();
+    while (!r.done) {
+      shares.push(r.value);
+      r = steps.next();
+    }
+    const open = vis.items.filter((it) => it.open).length;
+    expect(shares.length).toBeGreaterThanOrEqual(open);
+    expect(shares).toEqual([...shares].sort((a, b) => a - b));
+    expect(r.value.laidOut).toBe(open);
+    expect(r.value.laidOut).toBe(whole.laidOut);
+    expect(r.value.paths).toEqual(whole.paths);
+    expect(r.value.labels).toEqual(whole.labels);
+    expect([...r.value.x]).toEqual([...whole.x]);
+    expect([...r.value.y]).toEqual([...whole.y]);
+    expect([...r.value.w]).toEqual([...whole.w]);
+    expect(overlaps(r.value)).toEqual([]);
+  });
 });
 
 describe("search", () => {

@@ -68,7 +68,21 @@ export class SceneBuilder {
   }
 
   build(vis: Visible): Scene {
+    const steps = this.steps(vis);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** `build` in slices: yields (the share of group layouts done, 0..1) whenever `sliceMs` of
+   * work have passed since the last yield, so that a caller can let the page paint and take
+   * input between slices ("Open all" at 10,000 nodes lays out ~1,000 groups); returns the scene.
+   * The layouts a slice computed are cached, so a run given up half way is not wasted. */
+  *steps(vis: Visible, sliceMs = Number.POSITIVE_INFINITY): Generator<number, Scene, void> {
     const { data } = this;
+    let t0 = performance.now();
+    const due = () => performance.now() - t0 > sliceMs;
     const items = vis.items;
     const n = items.length;
     const x = new Float64Array(n);
@@ -125,10 +139,16 @@ export class SceneBuilder {
       }
     };
 
-    const size = (i: number) => {
+    // Open groups children first (their sizes make the parent's layout); leaves sized on the way.
+    const openOrder: number[] = [];
+    const visit = (i: number) => {
       const it = items[i];
       if (!it.open) return leaf(i);
-      for (const c of it.children) size(c);
+      for (const c of it.children) visit(c);
+      openOrder.push(i);
+    };
+    const size = (i: number) => {
+      const it = items[i];
       const g = data.groups[it.ref];
       line1[i] = g.path === "" ? g.cls : `${g.cls}  ${g.path}`;
       const kids = it.children;
@@ -183,7 +203,14 @@ export class SceneBuilder {
       w[i] = Math.max(cached.res.width + 2 * pad, this.tw(line1[i], true) + 40);
       h[i] = cached.res.height + head + pad;
     };
-    size(0);
+    visit(0);
+    for (let k = 0; k < openOrder.length; k++) {
+      size(openOrder[k]);
+      if (due()) {
+        yield (k + 1) / openOrder.length;
+        t0 = performance.now();
+      }
+    }
 
     const place = (i: number, px: number, py: number) => {
       x[i] = px;
@@ -200,6 +227,10 @@ export class SceneBuilder {
       }
     };
     place(0, 0, 0);
+    if (due()) {
+      yield 1;
+      t0 = performance.now();
+    }
 
     const origin = (g: number): [number, number, Cached] => {
       const c = layouts.get(g)!;
@@ -259,7 +290,12 @@ export class SceneBuilder {
 
     const paths: number[][] = [];
     const labels: string[] = [];
-    vis.edges.forEach((e, k) => {
+    for (let k = 0; k < vis.edges.length; k++) {
+      if ((k & 1023) === 1023 && due()) {
+        yield 1;
+        t0 = performance.now();
+      }
+      const e = vis.edges[k];
       const pts: number[] = [sx[k], y[e.src] + h[e.src]];
       for (let j = 0; j < e.exits.length; j += 2) route(e.exits[j], e.exits[j + 1], OUT, pts);
       route(e.group, e.a, e.b, pts);
@@ -270,7 +306,7 @@ export class SceneBuilder {
       const src = data.edges[e.edge * 4];
       const out = data.edges[e.edge * 4 + 2];
       labels.push(shapeText(data.tensors[data.nodes[src].outs[out]]));
-    });
+    }
     return {
       vis,
       x,

@@ -243,6 +243,13 @@ _NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+_SETTLE_CELL = """\
+import sys as _layerscope_sys
+if "layerscope.widgets.heatmap" in _layerscope_sys.modules:
+    _layerscope_sys.modules["layerscope.widgets.heatmap"].resend_settled()
+del _layerscope_sys"""
+
+
 def export_notebook(
     notebook: str | pathlib.Path,
     path: str | pathlib.Path,
@@ -268,12 +275,19 @@ def export_notebook(
     if execute:
         from nbclient import NotebookClient
 
-        NotebookClient(
-            nb,
-            timeout=timeout,
-            resources={"metadata": {"path": str(src.parent)}},
-            store_widget_state=True,
-        ).execute()
+        # One more cell, run last and removed after: waits for the heatmaps' deferred passes and
+        # sends their state again from within a cell, so that nbclient stores the full overviews
+        # rather than the previews (it ignores messages sent after their cell has finished).
+        nb.cells.append(nbformat.v4.new_code_cell(_SETTLE_CELL))
+        try:
+            NotebookClient(
+                nb,
+                timeout=timeout,
+                resources={"metadata": {"path": str(src.parent)}},
+                store_widget_state=True,
+            ).execute()
+        finally:
+            nb.cells.pop()
     manager_state = nb.metadata.get("widgets", {}).get(STATE_TYPE, {})
     widget_state = manager_state.get("state", {})
     _drop_stale_buffers(widget_state)

@@ -7,7 +7,6 @@ inspection, no copies of tensors, shapes kept as the ``torch.Size`` objects torc
 
 from __future__ import annotations
 
-import functools
 import sys
 import weakref
 from collections.abc import Callable
@@ -15,6 +14,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
@@ -168,20 +171,31 @@ class Recorder(TorchFunctionMode):
     # -- hooks --
 
     def attach(self) -> None:
-        for path, m in self.named:  # named_modules() lists a module once
-            if isinstance(m, torch.jit.ScriptModule):
-                continue  # refuses hooks, and its ops run in TorchScript, out of the mode's sight
-            leaf = path in self.leaves
-            self.handles.append(
-                m.register_forward_pre_hook(
-                    functools.partial(self._pre, path, leaf), with_kwargs=True
-                )
-            )
-            self.handles.append(
-                m.register_forward_hook(
-                    functools.partial(self._post, path), with_kwargs=True, always_call=True
-                )
-            )
+        # One global pre hook and one global post hook for the pass, each module's path and leaf
+        # flag looked up by id, rather than two hooks registered on every module: registering
+        # them took ~40 us a module (~0.35 s of a 48-block transformer's 0.75 s trace).
+        # ScriptModules do not call hooks (their ops run in TorchScript, out of the mode's sight).
+        calls: dict[int, tuple[str, bool]] = {
+            id(m): (path, path in self.leaves)
+            for path, m in self.named  # named_modules() lists a module once
+            if not isinstance(m, torch.jit.ScriptModule)
+        }
+
+        def pre(module: nn.Module, _args: Any) -> None:
+            call = calls.get(id(module))
+            if call is not None:  # else not this model's module
+                self._pre(call[0], call[1], module)
+
+        def post(module: nn.Module, args: Any, *rest: Any) -> None:
+            # (kwargs, output) normally; on the way out of a forward that raised, torch calls a
+            # global always_call hook without the kwargs: (output,), which is None.
+            call = calls.get(id(module))
+            if call is not None:
+                kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
+                self._post(call[0], module, args, kwargs, output)
+
+        self.handles.append(register_module_forward_pre_hook(pre))
+        self.handles.append(register_module_forward_hook(post, with_kwargs=True, always_call=True))
 
     def start(self) -> None:
         """Switch the mode on (like ``with recorder:``, but :meth:`stop` is safe after anything)."""
@@ -197,7 +211,7 @@ class Recorder(TorchFunctionMode):
             h.remove()
         self.handles.clear()
 
-    def _pre(self, path: str, leaf: bool, module: nn.Module, args: Any, kwargs: Any) -> None:
+    def _pre(self, path: str, leaf: bool, module: nn.Module) -> None:
         top = self.stack[-1]
         if top.quiet:  # a module called from inside a leaf module's forward: part of that leaf
             frame = Frame(module, path, quiet=True, record=False, leaf=leaf)

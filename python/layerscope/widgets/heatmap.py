@@ -80,6 +80,8 @@ SYNC_PASSES_ENV = "LAYERSCOPE_SYNC_PASSES"
 # buffers of a few MB, then the overview and the mip, 3 % of a float32 tensor) exist at a time,
 # and a view queues only its latest tensor (older assignments are dropped, not queued).
 _passes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerscope-passes")
+# Views whose passes were deferred (see ``resend_settled``).
+_deferred: weakref.WeakSet[TensorView] = weakref.WeakSet()
 
 _tokens = itertools.count(1)
 
@@ -332,6 +334,7 @@ class TensorView(BaseView):
                 self._publish_preview(shown[0], shown[1], t_assign)
                 self._queued = (self._generation, full, shown, t_assign)
                 self.passes = _passes.submit(_run_queued, weakref.ref(self))
+                _deferred.add(self)
                 return
             self._queued = None
         # One thread for the whole summary (see tile_threads: on a busy 2-core machine two
@@ -627,6 +630,16 @@ def settle(timeout: float | None = None) -> None:
     """Wait until every deferred pass queued so far has landed in its view (an export, for one,
     must save the full overview, not the preview)."""
     _passes.submit(lambda: None).result(timeout)
+
+
+def resend_settled(timeout: float | None = None) -> None:
+    """``settle``, then send again the whole state of every view whose passes were deferred.
+    For a client that takes state only from the messages of the cell it runs (nbclient, when
+    ``export_notebook(execute=True)`` runs a notebook): the passes land from the worker thread,
+    after their cell, and would be missed."""
+    settle(timeout)
+    for view in list(_deferred):
+        view.send_state()
 
 
 def _full_stats(full: torch.Tensor) -> dict[str, Any]:
