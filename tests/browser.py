@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import secrets
 import signal
 import socket
@@ -237,3 +238,13 @@ def offline_guard(page: Any) -> Iterator[list[str]]:
 
     page.route("**/*", route)
     yield attempted
+
+
+def page_state(text: str) -> str:
+    """The saved widget state of an exported page, as JSON text (inflated when packed)."""
+    import base64
+    import gzip
+
+    packed = re.search(r'type="application/vnd\.layerscope\.widget-state\+gzip">([^<]+)<', text)
+    assert packed is not None, "no packed state in the page"
+    return gzip.decompress(base64.b64decode(packed.group(1))).decode()

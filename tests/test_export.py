@@ -11,6 +11,7 @@ import torch
 from nbclient import NotebookClient
 
 import layerscope as ls
+from browser import page_state
 from layerscope.export import export_notebook, main
 
 
@@ -154,14 +155,3 @@ def test_executed_export_waits_for_deferred_passes(tmp_path: pathlib.Path) -> No
     assert '"sampled"' not in state and '"agg": "mean"' in state
     assert "resend_settled" not in text  # the extra cell is not in the page
     assert len(nbformat.read(src, as_version=4).cells) == 1
-
-
-def page_state(text: str) -> str:
-    """The saved widget state of an exported page, as JSON text (inflated when packed)."""
-    import base64
-    import gzip
-    import re
-
-    packed = re.search(r'type="application/vnd\.layerscope\.widget-state\+gzip">([^<]+)<', text)
-    assert packed is not None, "no packed state in the page"
-    return gzip.decompress(base64.b64decode(packed.group(1))).decode()

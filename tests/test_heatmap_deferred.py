@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import layerscope as ls
+from browser import page_state
 from layerscope.widgets import heatmap as hm
 from layerscope.wire.codec import decode_array
 
@@ -118,8 +119,8 @@ def test_export_right_after_construction_saves_the_full_overview(
     v = ls.heatmap(torch.randn(300, 700))
     assert v._meta["stats"]["sampled"]
     threading.Timer(0.2, gate.set).start()
-    text = ls.export_html(v, tmp_path / "page.html").read_text()
-    assert '"sampled"' not in text and '"agg": "mean"' in text
+    state = page_state(ls.export_html(v, tmp_path / "page.html").read_text())
+    assert '"sampled"' not in state and '"agg": "mean"' in state
 
 
 def test_slice_changed_while_pending_is_honoured(defer_small: None) -> None:
