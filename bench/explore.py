@@ -36,40 +36,28 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser import CHROMIUM, CHROMIUM_ARGS, Lab, open_notebook  # noqa: E402
 from test_explore_browser import TRAINED  # noqa: E402
 
+# A GPT of tests/zoo.py trained 3 short epochs under a Recorder (BLOCKS, HEADS filled in below).
+GPT = """
+import sys, torch, layerscope as ls
+sys.path.insert(0, {tests!r})
+import zoo
+model, (x,) = zoo.make_gpt(BLOCKS, HEADS)
+model.train()
+rec = ls.Recorder(model, probe=x)
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+for epoch in range(3):
+    for _ in range(4):
+        out = model(x)
+        loss = out.float().pow(2).mean()
+        opt.zero_grad(); loss.backward(); opt.step(); rec.step(loss=loss.item())
+    rec.epoch()
+model.eval()
+"""
+
 MODELS = {
     "digits CNN": TRAINED + "x = X_test[:8]\n",
-    "12-block GPT": """
-import sys, torch, layerscope as ls
-sys.path.insert(0, {tests!r})
-import zoo
-model, (x,) = zoo.make_gpt(12, 4)
-model.train()
-rec = ls.Recorder(model, probe=x)
-opt = torch.optim.SGD(model.parameters(), lr=0.01)
-for epoch in range(3):
-    for _ in range(4):
-        out = model(x)
-        loss = out.float().pow(2).mean()
-        opt.zero_grad(); loss.backward(); opt.step(); rec.step(loss=loss.item())
-    rec.epoch()
-model.eval()
-""",
-    "48-block GPT": """
-import sys, torch, layerscope as ls
-sys.path.insert(0, {tests!r})
-import zoo
-model, (x,) = zoo.make_gpt(48, 16)
-model.train()
-rec = ls.Recorder(model, probe=x)
-opt = torch.optim.SGD(model.parameters(), lr=0.01)
-for epoch in range(3):
-    for _ in range(4):
-        out = model(x)
-        loss = out.float().pow(2).mean()
-        opt.zero_grad(); loss.backward(); opt.step(); rec.step(loss=loss.item())
-    rec.epoch()
-model.eval()
-""",
+    "12-block GPT": GPT.replace("BLOCKS, HEADS", "12, 4"),
+    "48-block GPT": GPT.replace("BLOCKS, HEADS", "48, 16"),
 }
 SHOW = "ex = ls.explore(model, x, recorder=rec)\nex"
 SEL = ".jp-OutputArea .ls-explore"

@@ -124,16 +124,7 @@ class Lab:
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
     def write_notebook(self, name: str, cells: list[str]) -> pathlib.Path:
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        path = self.root / name
-        nbformat.write(nb, path)
-        return path
+        return write_notebook(self.root / name, cells)
 
     def kernel_client(self) -> Any:
         """A client on the (single) running kernel: run code beside the notebook, read traits."""
@@ -248,3 +239,21 @@ def page_state(text: str) -> str:
     packed = re.search(r'type="application/vnd\.layerscope\.widget-state\+gzip">([^<]+)<', text)
     assert packed is not None, "no packed state in the page"
     return gzip.decompress(base64.b64decode(packed.group(1))).decode()
+
+
+def new_notebook(cells: list[str]) -> Any:
+    """A notebook of these code cells, on the python3 kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def write_notebook(path: pathlib.Path, cells: list[str]) -> pathlib.Path:
+    """Write a notebook of these code cells to ``path``."""
+    nbformat.write(new_notebook(cells), path)
+    return path

@@ -11,20 +11,12 @@ import torch
 from nbclient import NotebookClient
 
 import layerscope as ls
-from browser import page_state
+from browser import new_notebook, page_state, write_notebook
 from layerscope.export import export_notebook, main
 
 
 def saved_without_widget_state(tmp_path: pathlib.Path) -> pathlib.Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("import torch, layerscope as ls\nls.heatmap(torch.ones(3, 4))")
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = new_notebook(["import torch, layerscope as ls\nls.heatmap(torch.ones(3, 4))"])
     # As Lab saves it with "Save Widget State Automatically" off: view outputs, no state.
     NotebookClient(nb, timeout=120, store_widget_state=False).execute()
     path = tmp_path / "saved.ipynb"
@@ -129,9 +121,9 @@ def test_executed_export_waits_for_deferred_passes(tmp_path: pathlib.Path) -> No
     """export_notebook(execute=True) saves a big heatmap's full overview, not its preview: its
     passes (slowed here to land seconds after the last cell) are waited for before the kernel
     stops."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    src = write_notebook(
+        tmp_path / "deferred.ipynb",
+        [
             "import time, torch, layerscope as ls\n"
             "from layerscope.widgets import heatmap as hm\n"
             "hm.TensorView._defer_above = 1000  # as for a tensor of more than 2**24 values\n"
@@ -140,15 +132,8 @@ def test_executed_export_waits_for_deferred_passes(tmp_path: pathlib.Path) -> No
             "v = ls.heatmap(torch.randn(64, 80))\n"
             "assert v.passes is not None and v._meta['stats']['sampled']\n"
             "v"
-        )
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    src = tmp_path / "deferred.ipynb"
-    nbformat.write(nb, src)
+        ],
+    )
     text = export_notebook(src, tmp_path / "deferred.html", execute=True).read_text()
     assert "application/vnd.jupyter.widget-view+json" in text
     state = page_state(text)

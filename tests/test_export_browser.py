@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import layerscope as ls
-from browser import offline_guard, screenshot
+from browser import offline_guard, screenshot, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -77,24 +77,16 @@ def test_export_html_cells_keep_their_minus_sign(page: Any, tmp_path: pathlib.Pa
 
 
 def test_exported_notebook_cells_keep_their_minus_sign(page: Any, tmp_path: pathlib.Path) -> None:
-    import nbformat
 
     from layerscope.export import export_notebook
 
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    src = write_notebook(
+        tmp_path / "cells.ipynb",
+        [
             "import torch, layerscope as ls\ntorch.manual_seed(0)\n"
             "ls.heatmap(torch.nn.Linear(64, 32).weight.detach())"
-        )
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    src = tmp_path / "cells.ipynb"
-    nbformat.write(nb, src)
+        ],
+    )
     path = export_notebook(src, tmp_path / "cells_nb.html", execute=True)
     check_page(page, path, weight(), "export_notebook_cells")
 
