@@ -572,16 +572,11 @@ class SaliencyView(TensorView):
             if topk is not None:
                 predicted = [int(v) for v in topk.indices[:, 0]]
                 targets = [t if b in self._chosen else predicted[b] for b, t in enumerate(targets)]
-            self._topk, old_topk = topk, self._topk
-            try:
-                maps = {m: self._attribute(m, targets) for m in self.methods}
-            except Exception:
-                self._topk = old_topk
-                raise
+            maps = {m: self._attribute(m, targets) for m in self.methods}
         except (TypeError, ValueError, RuntimeError) as exc:
             self._error = str(exc)
             return
-        self._maps = maps
+        self._topk, self._maps = topk, maps
         if self._kind == "tokens":
             self._attn_batch = -1  # the weights changed: not the cached sample's attention
             self._attention_for(self.batch)
