@@ -82,7 +82,8 @@ class Progress:
             self.bar.close()
         elif self.handle is not None:
             elapsed = time.perf_counter() - self.start
-            summary = f"{self.desc}: {self.done:,} {self.unit}s in {elapsed:.1f} s"
+            took = f"{elapsed:.2f}" if elapsed < 1 else f"{elapsed:.1f}"
+            summary = f"{self.desc}: {self.done:,} {self.unit}s in {took} s"
             if self.total and self.done < self.total:
                 summary += f" (stopped at {self.done:,} of {self.total:,})"
             self.handle.update(self._bundle(summary), raw=True)
