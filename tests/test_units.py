@@ -181,7 +181,8 @@ def test_units_of_a_collected_equal_the_model_data_path(view, monkeypatch):
         model, (x[:300], y[:300]), layers=["features.3", "classifier.2"], pool="max", progress=False
     )
     # the view shows the Collected: it never runs a pass over the data of its own
-    monkeypatch.setattr("layerscope.widgets.units.collect", None)
+    monkeypatch.setattr("layerscope.widgets.units.collect_into", None)
+    monkeypatch.setattr("layerscope.widgets.units.collect_every_layer", None)
     given = ls.units(model, col, layer="features.3")
     for k in ("mean", "std", "frac_zero", "max"):
         np.testing.assert_array_equal(

@@ -223,6 +223,18 @@ def collect_every_layer(
     return collect(model, data, layers, skip_missing=True, **kwargs)
 
 
+def collect_into(
+    cache: dict[str, Collected], model: nn.Module, data: Any, layers: Sequence[str], **kwargs: Any
+) -> None:
+    """``collect`` of the ``layers`` not in ``cache`` yet, in one pass over ``data``, stored in
+    ``cache`` under each of them (a view that will show several layers pays one pass, not one
+    each). With several, a layer that gives no per-sample output is left out with a note."""
+    missing = [p for p in dict.fromkeys(layers) if p not in cache]
+    if missing:
+        col = collect(model, data, missing, skip_missing=len(missing) > 1, **kwargs)
+        cache.update(dict.fromkeys(missing, col))
+
+
 def _drop_missing(
     paths: list[str], outs: dict[str, torch.Tensor], b: int, notes: list[str]
 ) -> list[str]:

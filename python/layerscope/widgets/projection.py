@@ -24,7 +24,7 @@ import traitlets
 from torch import nn
 
 from ..inspect.batches import DatasetError, dataset_length
-from ..inspect.collect import Collected, collect
+from ..inspect.collect import Collected, collect_into
 from ..inspect.modules import check_module, find_module
 from ..inspect.project import Progress, Projector, check_method, finite_rows, fit, recentre
 from ..inspect.unitstats import as_units, unit_layout
@@ -217,25 +217,20 @@ class ProjectionView(BaseView):
         return self._cache[path]
 
     def prefetch(self, layers: Sequence[str]) -> None:
-        """Collect the ``layers`` not collected yet in one pass over the data (for a view that
-        will show several, e.g. the workspace saving every layer's panel: one pass, not one
-        each). A layer that gives no per-sample output is left out of the pass with a note."""
+        """The ``layers`` not collected yet, in one pass over the data (``collect_into``): the
+        workspace saving every layer's panel pays one pass, not one per layer."""
         if self._collected_given is not None:
             return
-        missing = [p for p in dict.fromkeys(layers) if p not in self._cache]
-        if not missing:
-            return
         assert self._model is not None
-        col = collect(
+        collect_into(
+            self._cache,
             self._model,
             self._data,
-            missing,
+            layers,
             labels=self._labels_arg,
             pool=self._pool,
-            skip_missing=len(missing) > 1,
-            **self._collect_kw,  # type: ignore[arg-type]
+            **self._collect_kw,
         )
-        self._cache.update(dict.fromkeys(missing, col))
 
     def _check_lengths(self, col: Collected) -> None:
         for name, values in self._user_arrays.items():

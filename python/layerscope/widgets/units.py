@@ -23,7 +23,7 @@ from torch import nn
 
 from ..inspect.batches import is_one_shot
 from ..inspect.capture import capture
-from ..inspect.collect import Collected, LayerData, collect, collect_every_layer
+from ..inspect.collect import Collected, LayerData, collect_every_layer, collect_into
 from ..inspect.examples import incoming_weights, quantile_groups
 from ..inspect.modules import check_module, find_module
 from ..inspect.receptive import FieldMap
@@ -166,21 +166,11 @@ class UnitsView(BaseView):
         return self._cache[path]
 
     def prefetch(self, layers: Sequence[str]) -> None:
-        """Collect the ``layers`` not collected yet in one pass over the data (for a view that
-        will show several, e.g. the workspace saving every layer's panel: one pass, not one
-        each). A layer that gives no per-sample output is left out of the pass with a note."""
+        """The ``layers`` not collected yet, in one pass over the data (``collect_into``): the
+        workspace saving every layer's panel pays one pass, not one per layer."""
         if self._given is not None or self._one_shot or self._model is None:
             return
-        missing = [p for p in dict.fromkeys(layers) if p not in self._cache]
-        if missing:
-            col = collect(
-                self._model,
-                self._data,
-                missing,
-                skip_missing=len(missing) > 1,
-                **self._collect_kw,  # type: ignore[arg-type]
-            )
-            self._cache.update(dict.fromkeys(missing, col))
+        collect_into(self._cache, self._model, self._data, layers, **self._collect_kw)
 
     def recollect(self) -> None:
         """The model changed (it trained): forget the passes over the data and show the layer
