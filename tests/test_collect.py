@@ -14,6 +14,7 @@ from torch import nn
 
 import layerscope as ls
 from dataset_models import TinyTransformer, tokens, trained_digits
+from layerscope.inspect import fused
 from layerscope.inspect.batches import DatasetError
 
 LAYERS = ["features.1", "features.4", "classifier.2"]
@@ -36,14 +37,34 @@ def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
 CHUNKINGS = [0, 2**17, collect_module.CHUNK_VALUES]
 
 
-@pytest.fixture(scope="module", params=CHUNKINGS, ids=["batch", "chunks", "default"])
+# On the CPU collect reduces each batch in one pass of the fused kernel (fused.py, numba); the
+# torch path (accelerators, or no numba) chunks batches as above. The tests run both.
+PATHS = [("fused", None)] + [("torch", c) for c in CHUNKINGS]
+assert fused.available(), "numba is a test dependency: the fused kernel must run here"
+
+
+@pytest.fixture(
+    scope="module", params=PATHS, ids=["fused", "torch-batch", "torch-chunks", "torch-default"]
+)
 def digits_collected(request):
     model, (x, y, _, _) = trained_digits()
     x, y = x[:600], y[:600]
+    path, chunk = request.param
     with pytest.MonkeyPatch.context() as mp, two_threads():
-        mp.setattr(collect_module, "CHUNK_VALUES", request.param)
+        mp.setattr(fused, "ENABLED", path == "fused")
+        mp.setattr(fused, "MIN_VALUES", 0)  # these small datasets would take the torch path
+        if chunk is not None:
+            mp.setattr(collect_module, "CHUNK_VALUES", chunk)
         col = ls.inspect.collect(model, (x, y), layers=LAYERS, batch_size=64, progress=False)
     return model, x, y, col
+
+
+@pytest.fixture(params=["fused", "torch"])
+def kernel(request, monkeypatch):
+    """Run a test through the fused kernel and through the torch path."""
+    monkeypatch.setattr(fused, "ENABLED", request.param == "fused")
+    monkeypatch.setattr(fused, "MIN_VALUES", 0)  # these small datasets would take the torch path
+    return request.param
 
 
 @contextlib.contextmanager
@@ -171,6 +192,7 @@ def test_model_comes_back_unchanged():
     model.eval()
 
 
+@pytest.mark.usefixtures("kernel")
 def test_transformer_tokens_and_saturation():
     torch.manual_seed(0)
     model = TinyTransformer()
@@ -188,6 +210,7 @@ def test_transformer_tokens_and_saturation():
     assert col.predictions is not None and col.loss is None
 
 
+@pytest.mark.usefixtures("kernel")
 def test_nan_counted_not_dropped():
     model = nn.Sequential(nn.Linear(4, 3))
     x = torch.randn(20, 4)
@@ -201,6 +224,7 @@ def test_nan_counted_not_dropped():
     assert 3 not in s["top_index"]
 
 
+@pytest.mark.usefixtures("kernel")
 def test_nan_and_inf_in_a_conv_layer_counted_stats_over_finite_values():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
@@ -259,6 +283,7 @@ def test_bad_inputs():
         ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_std_of_a_large_offset_keeps_its_precision():
     # values 1e4 + N(0, 0.05): a batch's float32 mean is off by up to ~1e-3, which a plain
     # sum of squared deviations would add to the variance
@@ -270,6 +295,7 @@ def test_std_of_a_large_offset_keeps_its_precision():
     np.testing.assert_allclose(col["0"].stats["std"], per_unit.std(1), rtol=1e-5)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_bounded_outputs_histogram_zeros_and_saturation_equal_numpy():
     torch.manual_seed(0)
     x = torch.randn(900, 6) * 40  # saturates: exactly 0.0 and the top bound in float32

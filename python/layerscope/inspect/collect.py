@@ -13,8 +13,10 @@ Memory is bounded whatever the dataset size:
 - statistics and top-k: ``O(units x (bins + top_k))`` per layer (the histogram's bincount holds
   ``units x 2 x (bins + 3)`` counts, 6 groups instead of 2 for bounded activations);
 - per-sample scalars (label, prediction, probability, loss): 24 bytes a sample, for every sample;
-- one batch of layer outputs at a time, plus, while one layer's batch is reduced, about four
-  temporaries of that batch's size (a units-last copy, deviations, histogram slots, sign).
+- one batch of layer outputs at a time, plus, while one layer's batch is reduced: with the
+  fused kernel (``fused.py``: CPU, numba, a dataset of 2**25 values or more) one sample's values
+  and two (batch, units) arrays; on the torch path about four temporaries of that batch's size
+  (a units-last copy, deviations, histogram slots, sign).
 
 The model is run under ``preserved`` in eval mode with no grads: it comes back exactly as it was.
 """
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import fused
 from .batches import DatasetError, dataset_length, is_one_shot, iter_batches, sample_input
 from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
@@ -403,16 +406,25 @@ def collect(
     # in cache and was 5-6 % faster (bench/dataset.py, BENCHMARKS.md).
     chunked = device.type != "cpu" or torch.get_num_threads() > 1
     chunks = _Chunks(CHUNK_VALUES if chunked else 0)
+    # On the CPU with numba, for a dataset big enough to repay loading the compiled kernel, one
+    # pass of the fused kernel (fused.py) reduces each layer's batch as the layer laid it out:
+    # no chunks, no units-last copy. Decided at the first batch, when the layers' sizes are known.
+    one_pass = False
     scratch = Scratch()  # shared by the layers: 3 buffers of at most SCRATCH_VALUES
 
-    def reduce(ws: dict[str, torch.Tensor], first: int) -> None:
+    def reduce(ws: dict[str, torch.Tensor], first: int, native: bool = False) -> None:
         """Statistics, pooled representations and the stored rows of samples ``first`` .. from
-        ``ws[layer]``: (samples, positions, units), contiguous."""
+        ``ws[layer]``: (samples, positions, units), contiguous; ``native``: (samples, units,
+        positions) as ``as_units`` gives them."""
         pooled: dict[str, torch.Tensor] = {}
         for p, w in ws.items():
             st = stats[p]
-            # reused work buffers up to SCRATCH_VALUES: bounded memory, no fresh pages each time
-            st.update_units_last(w, first, scratch if w.numel() <= SCRATCH_VALUES else None)
+            if native:
+                st.update_native(w, first)
+                w = w.transpose(1, 2)
+            else:
+                # reused work buffers up to SCRATCH_VALUES: bounded memory, no fresh pages
+                st.update_units_last(w, first, scratch if w.numel() <= SCRATCH_VALUES else None)
             rs, rm = st.last_rowsum, st.last_rowmax
             if pool is not None and rs is not None and rm is not None:
                 # the statistics' per-sample sums and maxima are the pooled forms
@@ -473,13 +485,21 @@ def collect(
                                 f"{k} but {shapes[p]} before: the batches change shape; pad or "
                                 "resize samples to one shape"
                             )
-                        ws[p] = as_units(out, layouts[p]).transpose(1, 2)
-                    if chunks.rows and not chunks.room(b):
-                        reduce(*chunks.take())
-                    if chunks.fits(ws, b):
-                        chunks.put(ws, start, b)
-                    else:  # a batch big enough on its own: reduced at once, not copied first
-                        reduce({p: w.contiguous() for p, w in ws.items()}, start)
+                        ws[p] = as_units(out, layouts[p])
+                    if k == 0:
+                        one_pass = device.type == "cpu" and fused.worth_it(
+                            total, sum(int(w[0].numel()) for w in ws.values())
+                        )
+                    if one_pass:
+                        reduce(ws, start, native=True)
+                    else:
+                        ws = {p: w.transpose(1, 2) for p, w in ws.items()}  # units last
+                        if chunks.rows and not chunks.room(b):
+                            reduce(*chunks.take())
+                        if chunks.fits(ws, b):
+                            chunks.put(ws, start, b)
+                        else:  # a batch big enough on its own: reduced at once, not copied first
+                            reduce({p: w.contiguous() for p, w in ws.items()}, start)
                     if predict:
                         _predictions(
                             output,

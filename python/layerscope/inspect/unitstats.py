@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import fused
+
 # Output ranges of bounded activation modules: saturation is measured for these only.
 BOUNDS: dict[type, tuple[float, float]] = {
     nn.Sigmoid: (0.0, 1.0),
@@ -111,6 +113,7 @@ class UnitStats:
         self.last_rowmax: torch.Tensor | None = None
         self._ready = False
         self._offsets_t: torch.Tensor | None = None
+        self._fused: fused.Accumulators | None = None  # the one-pass kernel's sums, if it ran
 
     def _start(self, device: torch.device) -> None:
         u, k = self.units, self.top_k
@@ -141,6 +144,63 @@ class UnitStats:
         # vector lanes (10x faster than over a short innermost axis); a token output (B, T, D)
         # and a vector (B, D) are already laid out so: no copy.
         self.update_units_last(v.detach().transpose(1, 2).contiguous(), start)
+
+    def update_native(self, v: torch.Tensor, start: int) -> None:
+        """Add a batch ``v`` of shape (B, U, P) as the layer gave it (``as_units``): one pass of
+        the fused kernel (``fused.py``) on the CPU, else the torch path of ``update``."""
+        if not fused.usable(v):
+            self.update(v, start)
+            return
+        b = v.shape[0]
+        if not self._ready:
+            self._start(torch.device("cpu"))
+        if self.edges is None:
+            w = v.detach().float()
+            ok = w[torch.isfinite(w)]
+            if ok.numel():
+                lo, hi = torch.aminmax(ok)
+                self._set_edges(float(lo), float(hi))
+            else:
+                self._set_edges(math.nan, math.nan)
+        assert self.edges is not None
+        if self._fused is None:
+            self._fused = fused.Accumulators(self.units, self.bins)
+        acc = self._fused
+        lo_b, hi_b = self.bounds if self.bounds is not None else (0.0, 0.0)
+        rowsum, rowmax, bad = fused.one_pass(
+            v,
+            acc,
+            start,
+            (self.top_value, self.top_index, self.top_pos),
+            scale=self._scale,
+            offset=self._shift,
+            bins=self.bins,
+            zero_slot=self._zero_slot,
+            top_edge=float(self.edges[-1]),
+            bounds=self.bounds,
+            margin=SATURATION_MARGIN * (hi_b - lo_b),
+        )
+        for x in (float(acc.min.min()), float(acc.max.max())):  # inf: no finite value yet
+            if math.isfinite(x):
+                self.extent = max(self.extent, abs(x))
+        self.uniform = None
+        self.last_all_finite = bad == 0
+        self.last_rowsum, self.last_rowmax = (rowsum, rowmax) if bad == 0 else (None, None)
+        self.samples += b
+
+    def _fold_fused(self) -> None:
+        """Add the kernel's sums into the torch accumulators (``finish``)."""
+        acc, self._fused = self._fused, None
+        if acc is None:
+            return
+        n, mean, m2 = (torch.from_numpy(a) for a in acc.moments())
+        self.uniform = None
+        self._combine(n, mean, m2)
+        self.min = torch.minimum(self.min, torch.from_numpy(acc.min))
+        self.max = torch.maximum(self.max, torch.from_numpy(acc.max))
+        self.slots[:, : self.bins + 2] += torch.from_numpy(acc.slots)
+        for name in ("zeros", "saturated", "nonfinite", "nan"):
+            getattr(self, name).add_(torch.from_numpy(getattr(acc, name)))
 
     def update_units_last(
         self, w: torch.Tensor, start: int, scratch: Scratch | None = None
@@ -354,6 +414,7 @@ class UnitStats:
             self.edges = fixed_edges(None, None, self.bins, self.bounds)
         else:
             self._resolve_raw()
+        self._fold_fused()
         np_ = {
             k: getattr(self, k).cpu().numpy()
             for k in ("count", "nonfinite", "nan", "mean", "m2", "zeros", "saturated", "min", "max")

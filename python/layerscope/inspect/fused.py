@@ -1,0 +1,419 @@
+"""One pass over a batch of a layer's outputs for every per-unit statistic ``collect`` keeps:
+a numba kernel for CPU tensors.
+
+The torch path in ``unitstats.py`` reads each value about 17 times (sums, maxima, minima,
+deviations, squares, histogram slots, groups, the index, the bincount); on a small model those
+passes cost 30-60 % of the forward pass (BENCHMARKS.md, issue 13). This kernel reads each value
+once and updates, per unit: the count of finite values, the sums of their deviations from a
+shift and of the squared deviations (float64), min and max, the histogram slot counts (under,
+the bins, over), the zeros, the saturated values, NaN and Inf; and per (sample, unit) the sum
+over positions (the mean-pooled representation), the max and the position of the first max (the
+max-pooled representation and the top-k key). It walks the batch in memory order, units of a
+sample in turn, the positions of a unit innermost.
+
+Arithmetic is that of the torch path where results must agree exactly: a value's histogram slot
+is ``v * scale`` then ``+ offset`` in float32 (two roundings), clamped and floored; the top edge
+belongs to the last bin; comparisons for saturation are in float32. The variance comes from the
+shifted sums: each unit's shift is its first finite value, so ``m2 = s2 - s1**2 / n`` stays exact
+to float64 rounding unless the mean lies ~1e4 standard deviations from that first value.
+
+numba is optional (it comes with umap-learn): without it, or for tensors not on the CPU, the
+torch path runs. Compiled code is cached on disk (numba's ``cache=True``); the first call of a
+fresh install compiles for about a second.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib.util
+import math
+import os
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+# Force the torch path (tests compare the two; LAYERSCOPE_FUSED=0 turns the kernel off).
+ENABLED = os.environ.get("LAYERSCOPE_FUSED", "1") != "0"
+SPLIT_VALUES = 2**16  # a batch this big or bigger is split over the torch threads' count
+# Values (samples x per-sample values of the collected layers) from which the kernel repays
+# loading numba and the compiled kernel, ~0.3-0.5 s the first time in a process, when the torch
+# path costs ~5 ns a value more (BENCHMARKS.md): a smaller dataset takes the torch path until
+# the kernel is loaded.
+MIN_VALUES = 2**25
+
+_has_numba: bool | None = None
+_compiled: tuple[Any, Any] | None = None
+
+
+def available() -> bool:
+    """Whether the kernel can run: numba installed (not imported here) and not turned off."""
+    global _has_numba
+    if _has_numba is None:
+        _has_numba = importlib.util.find_spec("numba") is not None
+    return ENABLED and _has_numba
+
+
+def worth_it(samples: int | None, per_sample: int) -> bool:
+    """Whether ``collect`` should take the kernel for ``samples`` (None: unknown, an iterable)
+    of ``per_sample`` values each; always once it is loaded."""
+    if not available():
+        return False
+    return _compiled is not None or samples is None or samples * per_sample >= MIN_VALUES
+
+
+def _kernels() -> tuple[Any, Any]:
+    """(careful, fast): the two kernels below, compiled (or loaded from numba's cache) once."""
+    global _compiled
+    if _compiled is None:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+        _compiled = (jit(_pass), jit(_pass_fast))
+    return _compiled
+
+
+def usable(v: torch.Tensor) -> bool:
+    """Whether ``v`` (B, U, P) can take the kernel: a CPU float tensor with values in it."""
+    return (
+        available()
+        and v.device.type == "cpu"
+        and v.is_floating_point()
+        and v.dim() == 3
+        and v.numel() > 0
+    )
+
+
+# The kernels: plain Python functions until _kernels() compiles them.
+
+
+def _pass(
+    w: Any,
+    u0: int,
+    u1: int,
+    first: int,
+    scale: Any,
+    offset: Any,
+    bins: int,
+    zslot: int,
+    top: Any,
+    bounded: bool,
+    lo_sat: Any,
+    hi_sat: Any,
+    shift: Any,
+    count: Any,
+    s1: Any,
+    s2: Any,
+    mn: Any,
+    mx: Any,
+    slots: Any,
+    zeros: Any,
+    sat: Any,
+    nonfinite: Any,
+    nan: Any,
+    top_value: Any,
+    top_index: Any,
+    top_pos: Any,
+    rowsum: Any,
+    rowmax: Any,
+) -> int:  # pragma: no cover - compiled
+    over = bins + 1
+    fover = np.float32(over)
+    fzero = np.float32(0.0)
+    k_last = top_value.shape[1] - 1
+    bad_total = 0
+    for b in range(w.shape[0]):
+        for u in range(u0, u1):
+            c = shift[u]
+            n = count[u]
+            lo = mn[u]
+            hi = mx[u]
+            a2 = 0.0
+            rs = 0.0
+            rm = np.float32(-np.inf)
+            rp = -1
+            k0 = 0
+            z = 0
+            st = 0
+            bad = 0
+            nn = 0
+            for p in range(w.shape[2]):
+                v = w[b, u, p]
+                if not np.isfinite(v):
+                    bad += 1
+                    if v != v:
+                        nn += 1
+                    continue
+                if n + k0 == 0:
+                    c = np.float64(v)
+                    shift[u] = c
+                k0 += 1
+                rs += v
+                if v > rm:
+                    rm = v
+                    rp = p
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+                d = np.float64(v) - c
+                a2 += d * d
+                if bounded and (v <= lo_sat or v >= hi_sat):
+                    st += 1
+                if v == 0:
+                    z += 1  # its slot is added once below: no chain of increments
+                    continue
+                f = v * scale
+                f = f + offset
+                if f < fzero:
+                    f = fzero
+                elif f > fover:
+                    f = fover
+                k = int(f)
+                if k == over and v <= top:
+                    k = bins  # a value up to the top edge belongs to the last bin
+                slots[u, k] += 1
+            count[u] = n + k0
+            s1[u] += rs - k0 * c
+            s2[u] += a2
+            mn[u] = lo
+            mx[u] = hi
+            slots[u, zslot] += z
+            zeros[u] += z
+            sat[u] += st
+            nonfinite[u] += bad
+            nan[u] += nn
+            rowsum[b, u] = rs
+            rowmax[b, u] = rm
+            bad_total += bad
+            if rm > top_value[u, k_last]:
+                # insert in order; an equal value already kept stays first (stable)
+                j = k_last
+                while j > 0 and top_value[u, j - 1] < rm:
+                    top_value[u, j] = top_value[u, j - 1]
+                    top_index[u, j] = top_index[u, j - 1]
+                    top_pos[u, j] = top_pos[u, j - 1]
+                    j -= 1
+                top_value[u, j] = rm
+                top_index[u, j] = first + b
+                top_pos[u, j] = rp
+    return bad_total
+
+
+def _pass_fast(
+    w: Any,
+    u0: int,
+    u1: int,
+    first: int,
+    scale: Any,
+    offset: Any,
+    bins: int,
+    top: Any,
+    bounded: bool,
+    lo_sat: Any,
+    hi_sat: Any,
+    shift: Any,
+    count: Any,
+    s1: Any,
+    s2: Any,
+    mn: Any,
+    mx: Any,
+    slots: Any,
+    zeros: Any,
+    sat: Any,
+    top_value: Any,
+    top_index: Any,
+    top_pos: Any,
+    rowsum: Any,
+    rowmax: Any,
+) -> int:  # pragma: no cover - compiled
+    """The kernel for a batch with no NaN/Inf: each sample's values are laid out units
+    last in a small buffer, and the work per value runs across units, where the compiler
+    vectorises it (no reduction along a short axis, no branch); only the histogram's
+    increments are scalar."""
+    b_n, _, p_n = w.shape
+    n_u = u1 - u0
+    fover = np.float32(bins + 1)
+    fzero = np.float32(0.0)
+    fbins = np.float32(bins)
+    k_last = top_value.shape[1] - 1
+    tmp = np.empty((p_n, n_u), np.float32)
+    rs = np.empty(n_u, np.float64)
+    a2 = np.zeros(n_u, np.float64)
+    ssum = np.zeros(n_u, np.float64)
+    rmx = np.empty(n_u, np.float32)
+    rpos = np.empty(n_u, np.int64)
+    lo = mn[u0:u1].copy()
+    hi = mx[u0:u1].copy()
+    c = shift[u0:u1].copy()
+    z = np.zeros(n_u, np.int64)
+    st = np.zeros(n_u, np.int64)
+    idx = np.empty(n_u, np.int32)
+    units_inner = w.strides[1] <= w.strides[2]
+    for b in range(b_n):
+        if units_inner:
+            for p in range(p_n):
+                for j in range(n_u):
+                    tmp[p, j] = w[b, u0 + j, p]
+        else:
+            for j in range(n_u):
+                for p in range(p_n):
+                    tmp[p, j] = w[b, u0 + j, p]
+        for j in range(n_u):
+            rs[j] = 0.0
+            rmx[j] = -np.inf
+            rpos[j] = -1
+        for p in range(p_n):
+            for j in range(n_u):
+                v = tmp[p, j]
+                rs[j] += v
+                m = rmx[j]
+                gt = v > m
+                rmx[j] = v if gt else m
+                rpos[j] = p if gt else rpos[j]
+                q = lo[j]
+                lo[j] = v if v < q else q
+                q = hi[j]
+                hi[j] = v if v > q else q
+                d = np.float64(v) - c[j]
+                a2[j] += d * d
+                z[j] += v == 0
+                f = v * scale
+                f = f + offset
+                f = f if f > fzero else fzero
+                f = f if f < fover else fover
+                # a value up to the top edge belongs to the last bin
+                f = fbins if (f == fover) & (v <= top) else f
+                idx[j] = np.int32(f)
+            if bounded:
+                for j in range(n_u):
+                    v = tmp[p, j]
+                    st[j] += (v <= lo_sat) | (v >= hi_sat)
+            for j in range(n_u):
+                slots[u0 + j, idx[j]] += 1
+        for j in range(n_u):
+            u = u0 + j
+            ssum[j] += rs[j]
+            rowsum[b, u] = rs[j]
+            rm = rmx[j]
+            rowmax[b, u] = rm
+            if rm > top_value[u, k_last]:
+                # insert in order; an equal value already kept stays first (stable)
+                i = k_last
+                while i > 0 and top_value[u, i - 1] < rm:
+                    top_value[u, i] = top_value[u, i - 1]
+                    top_index[u, i] = top_index[u, i - 1]
+                    top_pos[u, i] = top_pos[u, i - 1]
+                    i -= 1
+                top_value[u, i] = rm
+                top_index[u, i] = first + b
+                top_pos[u, i] = rpos[j]
+    nv = b_n * p_n
+    for j in range(n_u):
+        u = u0 + j
+        count[u] += nv
+        s1[u] += ssum[j] - nv * c[j]
+        s2[u] += a2[j]
+        mn[u] = lo[j]
+        mx[u] = hi[j]
+        zeros[u] += z[j]
+        sat[u] += st[j]
+    return 0
+
+
+class Accumulators:
+    """A layer's running sums of the kernel, numpy arrays (see the module docstring)."""
+
+    def __init__(self, units: int, bins: int) -> None:
+        self.shift = np.zeros(units, np.float64)
+        self.count = np.zeros(units, np.int64)
+        self.s1 = np.zeros(units, np.float64)
+        self.s2 = np.zeros(units, np.float64)
+        self.min = np.full(units, np.inf, np.float32)
+        self.max = np.full(units, -np.inf, np.float32)
+        self.slots = np.zeros((units, bins + 2), np.int64)  # under, the bins, over
+        self.zeros = np.zeros(units, np.int64)
+        self.saturated = np.zeros(units, np.int64)
+        self.nonfinite = np.zeros(units, np.int64)
+        self.nan = np.zeros(units, np.int64)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count, mean, M2) of the finite values per unit, float64 (mean 0 where none)."""
+        n = np.maximum(self.count, 1).astype(np.float64)
+        m2 = np.maximum(self.s2 - self.s1 * self.s1 / n, 0.0)
+        return self.count, self.shift + self.s1 / n, m2
+
+
+_pool: cf.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> cf.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="layerscope-stats")
+        return _pool
+
+
+def one_pass(
+    v: torch.Tensor,
+    acc: Accumulators,
+    first: int,
+    top: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    scale: float,
+    offset: float,
+    bins: int,
+    zero_slot: int,
+    top_edge: float,
+    bounds: tuple[float, float] | None,
+    margin: float,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Fold a batch ``v`` (B, U, P), whose first sample is dataset index ``first``, into
+    ``acc`` and into the top-k ``top`` (value, index, position: (U, k) CPU tensors, updated in
+    place). Returns the per-(sample, unit) sums and maxima over positions (-inf where a sample
+    has no finite value) and the number of NaN/Inf values in the batch. With several torch
+    threads a big batch is split by units over that many threads (the kernel releases the GIL;
+    each writes its own units)."""
+    w = v.detach()
+    if w.dtype != torch.float32:
+        w = w.float()
+    if w.stride(2) != 1:
+        w = w.contiguous()
+    a = w.numpy()
+    b, u, _ = a.shape
+    rowsum = np.empty((b, u), np.float32)
+    rowmax = np.empty((b, u), np.float32)
+    lo, hi = bounds if bounds is not None else (0.0, 0.0)
+    f32 = np.float32
+    edges = (f32(scale), f32(offset), bins)
+    where = (f32(top_edge), bounds is not None, f32(lo + margin), f32(hi - margin))
+    sums = (acc.shift, acc.count, acc.s1, acc.s2, acc.min, acc.max, acc.slots, acc.zeros)
+    tops = tuple(t.numpy() for t in top)
+    # one cheap vectorised sum tells a batch with no NaN/Inf (an overflowing sum takes the
+    # careful kernel too, which is right either way)
+    clean = math.isfinite(float(w.sum()))
+    if clean:
+        fresh = acc.count == 0
+        if fresh.any():  # the shift of a unit with no value yet: this batch's mean
+            acc.shift[fresh] = w.mean(dim=(0, 2), dtype=torch.float64).numpy()[fresh]
+        kernel: Any = _kernels()[1]
+        args: tuple[Any, ...] = (first, *edges, *where, *sums, acc.saturated, *tops, rowsum, rowmax)
+    else:
+        kernel = _kernels()[0]
+        flags = (acc.saturated, acc.nonfinite, acc.nan)
+        args = (first, *edges, zero_slot, *where, *sums, *flags, *tops, rowsum, rowmax)
+    parts = min(torch.get_num_threads(), u, max(1, a.size // SPLIT_VALUES))
+    if parts <= 1:
+        bad = kernel(a, 0, u, *args)
+    else:
+        cuts = np.linspace(0, u, parts + 1).astype(int)
+        pool = _threads()
+        futures = [
+            pool.submit(kernel, a, int(cuts[i]), int(cuts[i + 1]), *args) for i in range(1, parts)
+        ]
+        bad = kernel(a, 0, int(cuts[1]), *args)
+        bad = sum((f.result() for f in futures), bad)
+    return torch.from_numpy(rowsum), torch.from_numpy(rowmax), 0 if clean else bad
