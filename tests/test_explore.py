@@ -345,6 +345,7 @@ def test_a_dataset_sample_picked_drives_the_saliency_panel() -> None:
     ex.data_sample = 17  # what a click on sample 17 in the projection panel sets
     sal = ex.saliency
     assert sal.batch == 3 and sal._info["n"] == 4  # the picked sample, after the 3 inputs
+    assert sal._info["extra"] == "dataset sample 17"  # named beside the sample box, not "3"
     pred = int(model(data[17:18]).argmax())
     assert ex.target == sal.target[3] == pred
     want = ls.attribute(model, data[17:18], target=pred, method="gradient")[0]

@@ -718,6 +718,11 @@ def test_a_point_clicked_in_the_projection_drives_the_saliency_panel(
         "document.querySelector('.ls-ex-saliency').dataset.state === 'shown' && "
         f"document.querySelector('.ls-ex-saliency .ls-ex-what').textContent === 'dataset sample {s}'"
     )
+    # the panel's sample box says which row that is: not row 4 of the inputs
+    page.wait_for_function(
+        "document.querySelector('.ls-ex-saliency .ls-extra-row').textContent === "
+        f"' = dataset sample {s}'"
+    )
     root.locator(".ls-ex-saliency").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     screenshot(page, "explore_lab_pick_saliency")

@@ -191,3 +191,33 @@ def test_view_without_data_renders_without_errors(page: Any, tmp_path: pathlib.P
         page.wait_for_timeout(300)
     assert page.locator(".ls-heatmap .ls-title").inner_text() == "no data yet"
     assert attempted == [] and page.errors == []
+
+
+def test_a_view_whose_kernel_is_busy_with_the_next_cell_asks_it_when_free(
+    page: Any, kernels: Lab
+) -> None:
+    """Run All: the cell after the view keeps the kernel busy past the view's 5 s ping, so the
+    view first takes itself for an exported page; when the kernel answers, it asks again (the
+    exact value on hover) instead of staying on the saved overview."""
+    lab = kernels
+    open_notebook(
+        page,
+        lab,
+        "heatmap_busy.ipynb",
+        [
+            "import torch, layerscope as ls\ntorch.manual_seed(1)\nbig = torch.randn(3000, 2000)\n"
+            "view = ls.heatmap(big)\nview",
+            "import time\ntime.sleep(9)",
+        ],
+    )
+    root = ".jp-OutputArea .ls-heatmap"
+    page.wait_for_selector(f"{root}[data-token]", timeout=60_000)
+    status = f"document.querySelector('{root} .ls-status')"
+    page.wait_for_function(f"{status}.textContent.startsWith('no kernel')", timeout=30_000)
+    page.wait_for_function(f"{status}.textContent === ''", timeout=60_000)  # the kernel answered
+    hover_cell(page, root, 1500, 1000, 3000, 2000)
+    page.wait_for_function(
+        f"/^\\[\\d+, \\d+\\] = /.test(document.querySelector('{root} .ls-readout').textContent)",
+        timeout=30_000,
+    )
+    assert page.errors == []

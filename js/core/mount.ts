@@ -27,12 +27,15 @@ export function onChanges(model: Events, events: string, refresh: () => void): (
 
 /** Call `offline` (the view then uses what is baked into the page) at once in a page our
  * exporter marked, else when a ping of the kernel gets no answer within `ms` and `requester`
- * never heard from it. */
+ * never heard from it. A kernel busy with a long cell (Run All: the training cell after this
+ * view's) answers that ping late: `online` is then called on the first message the kernel
+ * sends, and the view goes back to asking it. */
 export function detectOffline(
   model: unknown,
   requester: Requester,
   offline: () => void,
   ms = 5_000,
+  online?: () => void,
 ): void {
   if (isOffline()) {
     offline();
@@ -42,7 +45,16 @@ export function detectOffline(
   probe
     .request("ping")
     .catch(() => {
-      if (!requester.live) offline();
+      if (requester.live) return;
+      offline();
+      if (!online) return;
+      const m = model as Events;
+      const back = () => {
+        m.off("msg:custom", back);
+        requester.live = true;
+        online();
+      };
+      m.on("msg:custom", back);
     })
     .finally(() => probe.dispose());
 }
@@ -52,6 +64,8 @@ export interface Panel<S> {
   update(state: S): void;
   showError(text: string): void;
   setOffline(): void;
+  /** The kernel answered after all (it was busy): ask it again. */
+  setOnline?(): void;
   dispose(): void;
 }
 
@@ -77,7 +91,13 @@ export function bindPanel<S extends { error: string }>(
     }
   };
   const unbind = onChanges(model, events, refresh);
-  detectOffline(model, requester, () => panel.setOffline());
+  detectOffline(
+    model,
+    requester,
+    () => panel.setOffline(),
+    5_000,
+    () => panel.setOnline?.(),
+  );
   return () => {
     unbind();
     panel.dispose();

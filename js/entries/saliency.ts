@@ -2,6 +2,7 @@
 // re-targeting, attention thumbnails; the opened attention matrix in the zoomable heatmap.
 import type { RenderProps } from "@anywidget/types";
 import { entry } from "../core/entry";
+import { detectOffline } from "../core/mount";
 import { Requester } from "../core/request";
 import { SaliencyUI } from "../saliency/view";
 import { type Model, mountHeatmap } from "../tensor/bind";
@@ -16,13 +17,13 @@ export function mountSaliency({ model, el }: RenderProps<Record<string, unknown>
   });
   el.append(view.root);
   // An exported page has no kernel: say so at once instead of letting a click time out.
-  const probe = new Requester(model as never, 5_000);
-  probe
-    .request("ping")
-    .catch(() => {
-      if (!requester.live) view.setOffline();
-    })
-    .finally(() => probe.dispose());
+  detectOffline(
+    model,
+    requester,
+    () => view.setOffline(),
+    5_000,
+    () => view.setOnline(),
+  );
   return () => {
     view.dispose();
     cleanup();

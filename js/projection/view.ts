@@ -241,6 +241,12 @@ export class ProjectionPanel {
     this.methodSel.title = "changing the method needs a running kernel";
   }
 
+  setOnline(): void {
+    this.offline = false;
+    this.methodSel.disabled = false;
+    this.methodSel.title = "";
+  }
+
   showError(text: string): void {
     this.errorEl.hidden = !text;
     this.errorEl.textContent = text;

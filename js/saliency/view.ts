@@ -37,6 +37,8 @@ interface Info {
   shape: number[];
   methods: string[];
   classes: number | null;
+  /** What the last row is when show_input added one past the inputs (e.g. "dataset sample 7"). */
+  extra?: string;
 }
 
 interface Attention {
@@ -94,6 +96,7 @@ export class SaliencyUI {
   private readonly bar = el("div", "ls-sal-bar");
   private readonly batchIn = el("input", "ls-batch");
   private readonly batchLabel = el("label", "", "sample ");
+  private readonly extraNote = el("span", "ls-muted ls-extra-row");
   private readonly opacityIn = el("input", "ls-opacity");
   private readonly opacityLabel = el("label", "", "opacity ");
   private readonly signSel = el("select", "ls-sign");
@@ -140,7 +143,7 @@ export class SaliencyUI {
         this.applyBatch();
       }
     });
-    this.batchLabel.append(this.batchIn);
+    this.batchLabel.append(this.batchIn, this.extraNote);
     this.opacityIn.type = "range";
     this.opacityIn.min = "0";
     this.opacityIn.max = "1";
@@ -225,6 +228,11 @@ export class SaliencyUI {
     this.status.textContent = "no kernel: showing the saved targets";
   }
 
+  setOnline(): void {
+    this.offline = false;
+    this.status.textContent = "";
+  }
+
   private set(name: string, value: unknown): void {
     this.model.set(name, value);
     this.model.save_changes();
@@ -276,6 +284,10 @@ export class SaliencyUI {
     this.batchLabel.hidden = info.n <= 1;
     this.batchIn.max = String(info.n - 1);
     this.batchIn.value = String(b);
+    // the row past the inputs is not one of them: say what it is
+    const extra = info.extra && b === info.n - 1 ? info.extra : "";
+    this.extraNote.textContent = extra ? ` = ${extra}` : "";
+    this.root.dataset.extra = extra;
     this.opacityLabel.hidden = !["image", "signal", "video"].includes(info.kind);
     this.opacityIn.value = String(this.model.get("opacity") ?? 0.6);
     this.signSel.value = String(this.model.get("sign") ?? "signed");

@@ -290,6 +290,12 @@ export class HeatmapView {
     this.statusEl.textContent = "no kernel: zooming into the saved overview";
   }
 
+  setOnline(): void {
+    this.offline = false;
+    this.statusEl.textContent = "";
+    this.scheduleTile();
+  }
+
   /** The window shown, in tensor cells (for tests and the benchmark). */
   get window(): Win {
     return { ...this.win };

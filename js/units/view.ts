@@ -157,6 +157,11 @@ export class UnitsPanel {
     if (this.state) this.renderCard();
   }
 
+  setOnline(): void {
+    this.offline = false;
+    if (this.state) this.renderCard();
+  }
+
   showError(text: string): void {
     this.errorEl.hidden = !text;
     this.errorEl.textContent = text;

@@ -420,7 +420,7 @@ class ExploreView(BaseView):
                     f"dataset sample {i}'s input cannot be fetched again: the data is an "
                     "iterable; pass a tensor, (inputs, labels) or a DataLoader over a Dataset"
                 )
-            row = sal.show_input(x)
+            row = sal.show_input(x, label=f"dataset sample {i}")
             if isinstance(sal.target[row], int):
                 self.target = sal.target[row]
         except (TypeError, ValueError, RuntimeError, IndexError) as exc:

@@ -590,11 +590,12 @@ class SaliencyView(TensorView):
     def _targets(self) -> list[Any]:
         return [tuple(t) if isinstance(t, list) else t for t in self.target]
 
-    def show_input(self, x: torch.Tensor) -> int:
+    def show_input(self, x: torch.Tensor, label: str = "an added input") -> int:
         """Show the saliency of one more input ``x`` (one sample shaped like a row of the
         inputs, e.g. a dataset sample picked in the workspace's projection): computed for it
         alone, at its predicted class, kept as the row after the inputs (replacing an input
-        shown this way before) and shown. Returns its row.
+        shown this way before) and shown; ``label`` names it beside the sample box (the row
+        number alone would read as one of the inputs). Returns its row.
 
         >>> view.show_input(dataset[123][0])      # doctest: +SKIP
         """
@@ -628,7 +629,7 @@ class SaliencyView(TensorView):
         self._error = ""
         with self.hold_sync():
             self.target = [self._json_target(t) for t in targets]
-            self._info = {**self._info, "n": n + 1, "shape": list(rows.shape)}
+            self._info = {**self._info, "n": n + 1, "shape": list(rows.shape), "extra": label}
             self._samples = [*self._samples[:n], extra]
             self.batch = n
         return n
