@@ -239,16 +239,21 @@ def _pass_fast(
     fbins = np.float32(bins)
     k_last = top_value.shape[1] - 1
     tmp = np.empty((p_n, n_u), np.float32)
+    # per sample: float32 partial sums across units (vector lanes), added into float64 every
+    # 256 positions and at the sample's end (so a float32 partial sums at most FLUSH values)
+    rs32 = np.zeros(n_u, np.float32)
+    q32 = np.zeros(n_u, np.float32)
     rs = np.empty(n_u, np.float64)
     a2 = np.zeros(n_u, np.float64)
     ssum = np.zeros(n_u, np.float64)
     rmx = np.empty(n_u, np.float32)
-    rpos = np.empty(n_u, np.int64)
+    rpos = np.empty(n_u, np.int32)
     lo = mn[u0:u1].copy()
     hi = mx[u0:u1].copy()
     c = shift[u0:u1].copy()
-    z = np.zeros(n_u, np.int64)
-    st = np.zeros(n_u, np.int64)
+    c32 = c.astype(np.float32)
+    z = np.zeros(n_u, np.int32)  # per batch: at most b_n * p_n < 2**31 values
+    st = np.zeros(n_u, np.int32)
     idx = np.empty(n_u, np.int32)
     units_inner = w.strides[1] <= w.strides[2]
     for b in range(b_n):
@@ -265,19 +270,20 @@ def _pass_fast(
             rmx[j] = -np.inf
             rpos[j] = -1
         for p in range(p_n):
+            pp = np.int32(p)
             for j in range(n_u):
                 v = tmp[p, j]
-                rs[j] += v
+                rs32[j] += v
                 m = rmx[j]
                 gt = v > m
                 rmx[j] = v if gt else m
-                rpos[j] = p if gt else rpos[j]
+                rpos[j] = pp if gt else rpos[j]
                 q = lo[j]
                 lo[j] = v if v < q else q
                 q = hi[j]
                 hi[j] = v if v > q else q
-                d = np.float64(v) - c[j]
-                a2[j] += d * d
+                d = v - c32[j]
+                q32[j] += d * d
                 z[j] += v == 0
                 f = v * scale
                 f = f + offset
@@ -286,6 +292,12 @@ def _pass_fast(
                 # a value up to the top edge belongs to the last bin
                 f = fbins if (f == fover) & (v <= top) else f
                 idx[j] = np.int32(f)
+            if (p & 255) == 255 or p == p_n - 1:
+                for j in range(n_u):
+                    rs[j] += rs32[j]
+                    a2[j] += q32[j]
+                    rs32[j] = 0.0
+                    q32[j] = 0.0
             if bounded:
                 for j in range(n_u):
                     v = tmp[p, j]
@@ -398,7 +410,9 @@ def one_pass(
     if clean:
         fresh = acc.count == 0
         if fresh.any():  # the shift of a unit with no value yet: this batch's mean
-            acc.shift[fresh] = w.mean(dim=(0, 2), dtype=torch.float64).numpy()[fresh]
+            # float32 values: the kernel takes deviations in float32 from the same shift
+            mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
+            acc.shift[fresh] = mean.numpy()[fresh]
         kernel: Any = _kernels()[1]
         args: tuple[Any, ...] = (first, *edges, *where, *sums, acc.saturated, *tops, rowsum, rowmax)
     else:
