@@ -1,23 +1,12 @@
 import { describe, expect, it, vi } from "vitest";
+import { FakeModel } from "./fake-model";
 import { detectOffline } from "./mount";
 import { Requester } from "./request";
 
-class FakeModel {
-  sent: Record<string, unknown>[] = [];
-  private handlers: ((msg: unknown, buffers: DataView[]) => void)[] = [];
-  send(content: unknown) {
-    this.sent.push(content as Record<string, unknown>);
-  }
-  on(_name: string, cb: (msg: unknown, buffers: DataView[]) => void) {
-    this.handlers.push(cb);
-  }
-  off(_name: string, cb: (msg: unknown, buffers: DataView[]) => void) {
-    this.handlers = this.handlers.filter((h) => h !== cb);
-  }
-  reply(msg: unknown) {
-    for (const h of [...this.handlers]) h(msg, []);
-  }
-}
+const view = (calls: string[]) => ({
+  setOffline: () => calls.push("offline"),
+  setOnline: () => calls.push("online"),
+});
 
 describe("detectOffline", () => {
   it("goes offline when the ping times out, and back online when a busy kernel answers late", async () => {
@@ -26,13 +15,7 @@ describe("detectOffline", () => {
       const m = new FakeModel();
       const requester = new Requester(m, 0);
       const calls: string[] = [];
-      detectOffline(
-        m,
-        requester,
-        () => calls.push("offline"),
-        50,
-        () => calls.push("online"),
-      );
+      detectOffline(m, requester, view(calls), 50);
       expect(m.sent[0]).toMatchObject({ kind: "ping" });
       await vi.advanceTimersByTimeAsync(60);
       expect(calls).toEqual(["offline"]);
@@ -51,13 +34,7 @@ describe("detectOffline", () => {
     const m = new FakeModel();
     const requester = new Requester(m, 0);
     const calls: string[] = [];
-    detectOffline(
-      m,
-      requester,
-      () => calls.push("offline"),
-      1_000,
-      () => calls.push("online"),
-    );
+    detectOffline(m, requester, view(calls), 1_000);
     m.reply({ ls: 1, id: m.sent[0].id, ok: true });
     await Promise.resolve();
     await Promise.resolve();

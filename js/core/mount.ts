@@ -25,20 +25,19 @@ export function onChanges(model: Events, events: string, refresh: () => void): (
   return () => model.off(events, schedule);
 }
 
-/** Call `offline` (the view then uses what is baked into the page) at once in a page our
- * exporter marked, else when a ping of the kernel gets no answer within `ms` and `requester`
- * never heard from it. A kernel busy with a long cell (Run All: the training cell after this
- * view's) answers that ping late: `online` is then called on the first message the kernel
- * sends, and the view goes back to asking it. */
+/** Call `view.setOffline()` (the view then uses what is baked into the page) at once in a page
+ * our exporter marked, else when a ping of the kernel gets no answer within `ms` and
+ * `requester` never heard from it. A kernel busy with a long cell (Run All: the training cell
+ * after this view's) answers that ping late: `view.setOnline()` is then called on the first
+ * message the kernel sends, and the view goes back to asking it. */
 export function detectOffline(
   model: unknown,
   requester: Requester,
-  offline: () => void,
+  view: { setOffline(): void; setOnline?(): void },
   ms = 5_000,
-  online?: () => void,
 ): void {
   if (isOffline()) {
-    offline();
+    view.setOffline();
     return;
   }
   const probe = new Requester(model as never, ms);
@@ -46,13 +45,13 @@ export function detectOffline(
     .request("ping")
     .catch(() => {
       if (requester.live) return;
-      offline();
-      if (!online) return;
+      view.setOffline();
+      if (!view.setOnline) return;
       const m = model as Events;
       const back = () => {
         m.off("msg:custom", back);
         requester.live = true;
-        online();
+        view.setOnline?.();
       };
       m.on("msg:custom", back);
     })
@@ -91,13 +90,7 @@ export function bindPanel<S extends { error: string }>(
     }
   };
   const unbind = onChanges(model, events, refresh);
-  detectOffline(
-    model,
-    requester,
-    () => panel.setOffline(),
-    5_000,
-    () => panel.setOnline?.(),
-  );
+  detectOffline(model, requester, panel);
   return () => {
     unbind();
     panel.dispose();

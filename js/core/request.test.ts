@@ -1,22 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { FakeModel } from "./fake-model";
 import { RequestError, Requester, Superseded } from "./request";
-
-class FakeModel {
-  sent: Record<string, unknown>[] = [];
-  private handlers: ((msg: unknown, buffers: DataView[]) => void)[] = [];
-  send(content: unknown) {
-    this.sent.push(content as Record<string, unknown>);
-  }
-  on(_name: string, cb: (msg: unknown, buffers: DataView[]) => void) {
-    this.handlers.push(cb);
-  }
-  off(_name: string, cb: (msg: unknown, buffers: DataView[]) => void) {
-    this.handlers = this.handlers.filter((h) => h !== cb);
-  }
-  reply(msg: unknown, buffers: DataView[] = []) {
-    for (const h of this.handlers) h(msg, buffers);
-  }
-}
 
 describe("Requester", () => {
   it("resolves a reply with the same id, buffers included", async () => {

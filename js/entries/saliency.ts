@@ -17,13 +17,7 @@ export function mountSaliency({ model, el }: RenderProps<Record<string, unknown>
   });
   el.append(view.root);
   // An exported page has no kernel: say so at once instead of letting a click time out.
-  detectOffline(
-    model,
-    requester,
-    () => view.setOffline(),
-    5_000,
-    () => view.setOnline(),
-  );
+  detectOffline(model, requester, view);
   return () => {
     view.dispose();
     cleanup();

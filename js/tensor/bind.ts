@@ -77,13 +77,7 @@ export function mountHeatmap(model: Model, requester: Requester): [HeatmapView, 
   // draw once per update, not once per trait.
   const unbind = onChanges(model, HEATMAP_EVENTS, refresh);
   // An exported page has no kernel: find out early instead of waiting for a tile to time out.
-  detectOffline(
-    model,
-    requester,
-    () => view.setOffline(),
-    5_000,
-    () => view.setOnline(),
-  );
+  detectOffline(model, requester, view);
   return [
     view,
     () => {

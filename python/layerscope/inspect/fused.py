@@ -69,7 +69,9 @@ def _kernels() -> tuple[Any, Any]:
     if _compiled is None:
         import numba
 
+        global _keep
         jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+        _keep = jit(_keep_py)  # compiled first: the kernels resolve it when they compile
         _compiled = (jit(_pass), jit(_pass_fast))
     return _compiled
 
@@ -86,6 +88,25 @@ def usable(v: torch.Tensor) -> bool:
 
 
 # The kernels: plain Python functions until _kernels() compiles them.
+
+
+def _keep_py(top_value: Any, top_index: Any, top_pos: Any, u: int, v: Any, i: int, p: int) -> None:
+    """Unit ``u``'s top-k (values descending): insert sample ``i`` with max ``v`` at position
+    ``p`` if it beats the k-th; a value already kept that equals it stays first (stable)."""
+    j = top_value.shape[1] - 1
+    if not v > top_value[u, j]:
+        return
+    while j > 0 and top_value[u, j - 1] < v:
+        top_value[u, j] = top_value[u, j - 1]
+        top_index[u, j] = top_index[u, j - 1]
+        top_pos[u, j] = top_pos[u, j - 1]
+        j -= 1
+    top_value[u, j] = v
+    top_index[u, j] = i
+    top_pos[u, j] = p
+
+
+_keep = _keep_py  # the kernels call this name; _kernels() makes it the compiled helper
 
 
 def _pass(
@@ -187,17 +208,8 @@ def _pass(
             rowsum[b, u] = rs
             rowmax[b, u] = rm
             bad_total += bad
-            if rm > top_value[u, k_last]:
-                # insert in order; an equal value already kept stays first (stable)
-                j = k_last
-                while j > 0 and top_value[u, j - 1] < rm:
-                    top_value[u, j] = top_value[u, j - 1]
-                    top_index[u, j] = top_index[u, j - 1]
-                    top_pos[u, j] = top_pos[u, j - 1]
-                    j -= 1
-                top_value[u, j] = rm
-                top_index[u, j] = first + b
-                top_pos[u, j] = rp
+            if rm > top_value[u, k_last]:  # rarely, once the top-k has filled
+                _keep(top_value, top_index, top_pos, u, rm, first + b, rp)
     return bad_total
 
 
@@ -310,17 +322,8 @@ def _pass_fast(
             rowsum[b, u] = rs[j]
             rm = rmx[j]
             rowmax[b, u] = rm
-            if rm > top_value[u, k_last]:
-                # insert in order; an equal value already kept stays first (stable)
-                i = k_last
-                while i > 0 and top_value[u, i - 1] < rm:
-                    top_value[u, i] = top_value[u, i - 1]
-                    top_index[u, i] = top_index[u, i - 1]
-                    top_pos[u, i] = top_pos[u, i - 1]
-                    i -= 1
-                top_value[u, i] = rm
-                top_index[u, i] = first + b
-                top_pos[u, i] = rpos[j]
+            if rm > top_value[u, k_last]:  # rarely, once the top-k has filled
+                _keep(top_value, top_index, top_pos, u, rm, first + b, rpos[j])
     nv = b_n * p_n
     for j in range(n_u):
         u = u0 + j
