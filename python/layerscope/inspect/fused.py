@@ -24,11 +24,9 @@ fresh install compiles for about a second.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import importlib.util
 import math
 import os
-import threading
 from typing import Any
 
 import numpy as np
@@ -36,7 +34,6 @@ import torch
 
 # Force the torch path (tests compare the two; LAYERSCOPE_FUSED=0 turns the kernel off).
 ENABLED = os.environ.get("LAYERSCOPE_FUSED", "1") != "0"
-SPLIT_VALUES = 2**16  # a batch this big or bigger is split over the torch threads' count
 # Values (samples x per-sample values of the collected layers) from which the kernel repays
 # loading numba and the compiled kernel, ~0.3-0.5 s the first time in a process, when the torch
 # path costs ~5 ns a value more (BENCHMARKS.md): a smaller dataset takes the torch path until
@@ -360,18 +357,6 @@ class Accumulators:
         return self.count, self.shift + self.s1 / n, m2
 
 
-_pool: cf.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _threads() -> cf.ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="layerscope-stats")
-        return _pool
-
-
 def one_pass(
     v: torch.Tensor,
     acc: Accumulators,
@@ -389,9 +374,8 @@ def one_pass(
     """Fold a batch ``v`` (B, U, P), whose first sample is dataset index ``first``, into
     ``acc`` and into the top-k ``top`` (value, index, position: (U, k) CPU tensors, updated in
     place). Returns the per-(sample, unit) sums and maxima over positions (-inf where a sample
-    has no finite value) and the number of NaN/Inf values in the batch. With several torch
-    threads a big batch is split by units over that many threads (the kernel releases the GIL;
-    each writes its own units)."""
+    has no finite value) and the number of NaN/Inf values in the batch. One thread: splitting a
+    batch's units over two threads measured no faster here (BENCHMARKS.md)."""
     w = v.detach()
     if w.dtype != torch.float32:
         w = w.float()
@@ -422,15 +406,5 @@ def one_pass(
         kernel = _kernels()[0]
         flags = (acc.saturated, acc.nonfinite, acc.nan)
         args = (first, *edges, zero_slot, *where, *sums, *flags, *tops, rowsum, rowmax)
-    parts = min(torch.get_num_threads(), u, max(1, a.size // SPLIT_VALUES))
-    if parts <= 1:
-        bad = kernel(a, 0, u, *args)
-    else:
-        cuts = np.linspace(0, u, parts + 1).astype(int)
-        pool = _threads()
-        futures = [
-            pool.submit(kernel, a, int(cuts[i]), int(cuts[i + 1]), *args) for i in range(1, parts)
-        ]
-        bad = kernel(a, 0, int(cuts[1]), *args)
-        bad = sum((f.result() for f in futures), bad)
+    bad = kernel(a, 0, u, *args)
     return torch.from_numpy(rowsum), torch.from_numpy(rowmax), 0 if clean else bad
