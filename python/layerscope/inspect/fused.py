@@ -108,8 +108,7 @@ _keep = _keep_py  # the kernels call this name; _kernels() makes it the compiled
 
 def _pass(
     w: Any,
-    u0: int,
-    u1: int,
+    units_last: bool,
     first: int,
     scale: Any,
     offset: Any,
@@ -141,8 +140,9 @@ def _pass(
     fzero = np.float32(0.0)
     k_last = top_value.shape[1] - 1
     bad_total = 0
-    for b in range(w.shape[0]):
-        for u in range(u0, u1):
+    n_b, n_u, n_p = (w.shape[0], w.shape[2], w.shape[1]) if units_last else w.shape
+    for b in range(n_b):
+        for u in range(n_u):
             c = shift[u]
             n = count[u]
             lo = mn[u]
@@ -156,8 +156,8 @@ def _pass(
             st = 0
             bad = 0
             nn = 0
-            for p in range(w.shape[2]):
-                v = w[b, u, p]
+            for p in range(n_p):
+                v = w[b, p, u] if units_last else w[b, u, p]
                 if not np.isfinite(v):
                     bad += 1
                     if v != v:
@@ -212,8 +212,7 @@ def _pass(
 
 def _pass_fast(
     w: Any,
-    u0: int,
-    u1: int,
+    units_last: bool,
     first: int,
     scale: Any,
     offset: Any,
@@ -241,15 +240,14 @@ def _pass_fast(
     last in a small buffer, and the work per value runs across units, where the compiler
     vectorises it (no reduction along a short axis, no branch); only the histogram's
     increments are scalar."""
-    b_n, _, p_n = w.shape
-    n_u = u1 - u0
+    b_n, n_u, p_n = (w.shape[0], w.shape[2], w.shape[1]) if units_last else w.shape
     fover = np.float32(bins + 1)
     fzero = np.float32(0.0)
     fbins = np.float32(bins)
     k_last = top_value.shape[1] - 1
     tmp = np.empty((p_n, n_u), np.float32)
     # per sample: float32 partial sums across units (vector lanes), added into float64 every
-    # 256 positions and at the sample's end (so a float32 partial sums at most FLUSH values)
+    # 256 positions and at the sample's end (so a float32 partial sums at most 256 values)
     rs32 = np.zeros(n_u, np.float32)
     q32 = np.zeros(n_u, np.float32)
     rs = np.empty(n_u, np.float64)
@@ -257,23 +255,18 @@ def _pass_fast(
     ssum = np.zeros(n_u, np.float64)
     rmx = np.empty(n_u, np.float32)
     rpos = np.empty(n_u, np.int32)
-    lo = mn[u0:u1].copy()
-    hi = mx[u0:u1].copy()
-    c = shift[u0:u1].copy()
+    lo, hi, c = mn, mx, shift  # updated in place
     c32 = c.astype(np.float32)
     z = np.zeros(n_u, np.int32)  # per batch: at most b_n * p_n < 2**31 values
     st = np.zeros(n_u, np.int32)
     idx = np.empty(n_u, np.int32)
-    units_inner = w.strides[1] <= w.strides[2]
     for b in range(b_n):
-        if units_inner:
-            for p in range(p_n):
-                for j in range(n_u):
-                    tmp[p, j] = w[b, u0 + j, p]
+        if units_last:
+            tmp[:, :] = w[b]
         else:
             for j in range(n_u):
                 for p in range(p_n):
-                    tmp[p, j] = w[b, u0 + j, p]
+                    tmp[p, j] = w[b, j, p]
         for j in range(n_u):
             rs[j] = 0.0
             rmx[j] = -np.inf
@@ -312,25 +305,21 @@ def _pass_fast(
                     v = tmp[p, j]
                     st[j] += (v <= lo_sat) | (v >= hi_sat)
             for j in range(n_u):
-                slots[u0 + j, idx[j]] += 1
+                slots[j, idx[j]] += 1
         for j in range(n_u):
-            u = u0 + j
             ssum[j] += rs[j]
-            rowsum[b, u] = rs[j]
+            rowsum[b, j] = rs[j]
             rm = rmx[j]
-            rowmax[b, u] = rm
-            if rm > top_value[u, k_last]:  # rarely, once the top-k has filled
-                _keep(top_value, top_index, top_pos, u, rm, first + b, rpos[j])
+            rowmax[b, j] = rm
+            if rm > top_value[j, k_last]:  # rarely, once the top-k has filled
+                _keep(top_value, top_index, top_pos, j, rm, first + b, rpos[j])
     nv = b_n * p_n
     for j in range(n_u):
-        u = u0 + j
-        count[u] += nv
-        s1[u] += ssum[j] - nv * c[j]
-        s2[u] += a2[j]
-        mn[u] = lo[j]
-        mx[u] = hi[j]
-        zeros[u] += z[j]
-        sat[u] += st[j]
+        count[j] += nv
+        s1[j] += ssum[j] - nv * c[j]
+        s2[j] += a2[j]
+        zeros[j] += z[j]
+        sat[j] += st[j]
     return 0
 
 
@@ -379,10 +368,14 @@ def one_pass(
     w = v.detach()
     if w.dtype != torch.float32:
         w = w.float()
-    if w.stride(2) != 1:
-        w = w.contiguous()
-    a = w.numpy()
-    b, u, _ = a.shape
+    # (B, U, P) with positions contiguous (a conv), or units contiguous (a token layer's (B, T,
+    # D) seen through as_units): the kernels read either without a copy
+    units_last = (w.shape[2] == 1 or w.stride(2) != 1) and w.transpose(1, 2).is_contiguous()
+    if units_last:
+        a = w.transpose(1, 2).numpy()
+    else:
+        a = (w if w.stride(2) == 1 else w.contiguous()).numpy()
+    b, u = v.shape[0], v.shape[1]
     rowsum = np.empty((b, u), np.float32)
     rowmax = np.empty((b, u), np.float32)
     lo, hi = bounds if bounds is not None else (0.0, 0.0)
@@ -406,5 +399,5 @@ def one_pass(
         kernel = _kernels()[0]
         flags = (acc.saturated, acc.nonfinite, acc.nan)
         args = (first, *edges, zero_slot, *where, *sums, *flags, *tops, rowsum, rowmax)
-    bad = kernel(a, 0, u, *args)
+    bad = kernel(a, units_last, *args)
     return torch.from_numpy(rowsum), torch.from_numpy(rowmax), 0 if clean else bad
