@@ -208,6 +208,23 @@ def test_transformer_tokens_and_saturation():
     top = col["encoder"].top(0)
     assert len(top) == 20 and 0 <= top[0][2] < 12
     assert col.predictions is not None and col.loss is None
+    # a token layer (N, T, D), read units last: everything equals a brute-force computation
+    out = ls.inspect.capture(model, t, layers=["encoder"])["encoder"]  # (N, T, D)
+    s = enc.stats
+    per_unit = out.double().permute(2, 0, 1).reshape(16, -1).numpy()
+    np.testing.assert_allclose(s["mean"], per_unit.mean(1), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(s["std"], per_unit.std(1), rtol=1e-5)
+    np.testing.assert_array_equal(s["max"], per_unit.max(1))
+    e = s["edges"].astype(np.float32)
+    for u in range(16):
+        inside = per_unit[u][(per_unit[u] >= e[0]) & (per_unit[u] <= e[-1])]
+        np.testing.assert_array_equal(s["hist"][u], np.histogram(inside, e)[0])
+    key, pos = out.max(dim=1)  # (N, D): each sample's max over tokens, and its token
+    for u in range(16):
+        order = np.argsort(-key[:, u].numpy(), kind="stable")[:20]
+        np.testing.assert_array_equal(s["top_index"][u], order)
+        np.testing.assert_array_equal(s["top_pos"][u], pos[order, u].numpy())
+    np.testing.assert_allclose(enc.reps, out.mean(1).numpy(), rtol=2e-3, atol=2e-3)  # float16
 
 
 @pytest.mark.usefixtures("kernel")
