@@ -3,23 +3,32 @@ a numba kernel for CPU tensors.
 
 The torch path in ``unitstats.py`` reads each value about 17 times (sums, maxima, minima,
 deviations, squares, histogram slots, groups, the index, the bincount); on a small model those
-passes cost 30-60 % of the forward pass (BENCHMARKS.md, issue 13). This kernel reads each value
-once and updates, per unit: the count of finite values, the sums of their deviations from a
-shift and of the squared deviations (float64), min and max, the histogram slot counts (under,
-the bins, over), the zeros, the saturated values, NaN and Inf; and per (sample, unit) the sum
-over positions (the mean-pooled representation), the max and the position of the first max (the
-max-pooled representation and the top-k key). It walks the batch in memory order, units of a
-sample in turn, the positions of a unit innermost.
+passes cost 30-60 % of the forward pass (BENCHMARKS.md, issue 13). These kernels read each value
+once and update, per unit: the count of finite values, the sums of their deviations from a shift
+and of the squared deviations, min and max, the histogram slot counts (under, the bins, over),
+the zeros, the saturated values, NaN and Inf; per (sample, unit) the sum over positions (the
+mean-pooled representation) and the max (the max-pooled one, and the top-k key), whose position
+goes with the sample into the unit's top-k when it beats the k-th.
+
+- ``_pass_fast``, a batch with no NaN/Inf (told by one vectorised sum of the batch): one sample
+  at a time is laid out units last in a small buffer (a conv's (C, H*W) is transposed; a token
+  layer's (T, D) and a vector layer are read as they are) and the work per value runs across
+  units, where the compiler vectorises it: no reduction along a short axis, no branch. Sums
+  over a sample's positions are float32 partials of at most 256 values, added into float64.
+- ``_pass``, a batch with NaN/Inf: the same statistics over the finite values, one value at a
+  time in memory order.
 
 Arithmetic is that of the torch path where results must agree exactly: a value's histogram slot
-is ``v * scale`` then ``+ offset`` in float32 (two roundings), clamped and floored; the top edge
-belongs to the last bin; comparisons for saturation are in float32. The variance comes from the
-shifted sums: each unit's shift is its first finite value, so ``m2 = s2 - s1**2 / n`` stays exact
-to float64 rounding unless the mean lies ~1e4 standard deviations from that first value.
+is ``v * scale`` then ``+ offset`` in float32 (two roundings), clamped and floored; a value up to
+the top edge belongs to the last bin; comparisons for saturation are in float32. The variance
+comes from shifted sums, ``m2 = s2 - s1**2 / n``, with each unit's shift a float32 near its mean
+(the first batch's mean, or the first finite value when a unit starts in a batch with NaN/Inf):
+exact to rounding unless the mean lies ~1e4 standard deviations from it.
 
-numba is optional (it comes with umap-learn): without it, or for tensors not on the CPU, the
-torch path runs. Compiled code is cached on disk (numba's ``cache=True``); the first call of a
-fresh install compiles for about a second.
+numba is optional (``layerscope[dataset]``; umap-learn brings it too): without it, or for
+tensors not on the CPU, the torch path runs, and ``collect`` takes the kernel only for datasets
+of at least ``MIN_VALUES`` values until it is loaded. Compiled code is cached on disk (numba's
+``cache=True``); the first call of a fresh install compiles for a few seconds.
 """
 
 from __future__ import annotations
