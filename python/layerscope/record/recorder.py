@@ -57,6 +57,7 @@ from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array, reduced_shape
 
 AXES = ("epoch", "step")
+_GRAD = ("grad",)
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -146,6 +147,7 @@ class Recorder(History):
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         super().__init__()
+        self._given_ddp = _is_ddp(model)
         model = _unwrap_ddp(model)
         self.model = check_module(model)
         if axis not in AXES:
@@ -160,7 +162,7 @@ class Recorder(History):
         self.rank = self._dist.rank if self._dist is not None else 0
         self.world = self._dist.world if self._dist is not None else 1
         self._dist_rows: list[
-            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], torch.Tensor]
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], list[torch.Tensor]]
         ] = []
         self._communicated: list[int] = []
         self.budget = parse_budget(budget)
@@ -321,8 +323,17 @@ class Recorder(History):
         p0 = self._grad_list[0]
         if p0.device != self._device or p0.dtype != self._dtype:
             self._moved(s, p0)
+        reference = self.ratio_every > 0 and s % self.ratio_every == 0
+        if self._ref_step is None and not reference:
+            # Most steps: the gradient norms only, one _foreach_norm (no stack: the 0-d norms
+            # are stacked all at once when the step log is flushed).
+            if s % self.every == 0:
+                with torch.no_grad():
+                    norms = self._norms([self._grads()])
+                self._add_row(_GRAD, (s,), norms)
+            return
         # At most four torch calls a step, whatever the number of parameters: the update after the
-        # reference step (ref -= w), one _foreach_norm over [Δ, grads, w], one stack, ref <- w.
+        # reference step (ref -= w), one _foreach_norm over [Δ, grads, w], ref <- w.
         with torch.no_grad():
             lists: list[Sequence[torch.Tensor | None]] = []
             kinds: list[str] = []
@@ -338,7 +349,6 @@ class Recorder(History):
                 lists.append(self._grads())
                 kinds.append("grad")
                 steps.append(s)
-            reference = self.ratio_every > 0 and s % self.ratio_every == 0
             if reference:
                 lists.append(self._grad_list)
                 kinds.append("wnorm")
@@ -368,26 +378,27 @@ class Recorder(History):
             None if p.grad is None else dist_stats.local_part(p.grad)[0] for p in self._grad_params
         ]
 
-    def _add_row(self, kinds: tuple[str, ...], steps: tuple[int, ...], row: torch.Tensor) -> None:
+    def _add_row(
+        self, kinds: tuple[str, ...], steps: tuple[int, ...], row: list[torch.Tensor]
+    ) -> None:
         if self._sharded:  # norms of shards: summed over ranks at epoch()
             self._dist_rows.append((self._grad_names, kinds, steps, row))
         else:
             self._log.add_row(self._grad_names, kinds, steps, row)
 
-    def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> torch.Tensor:
-        """One device tensor of the L2 norms of all tensors in ``lists`` (NaN for a missing grad)."""
+    def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> list[torch.Tensor]:
+        """The L2 norms of all tensors in ``lists``, 0-d tensors on the device (NaN for a missing
+        grad): no host sync."""
         flat = [t for group in lists for t in group]
         if self._uniform and not any(t is None for t in flat):
             try:
-                return torch.stack(torch._foreach_norm(flat))  # type: ignore[arg-type]
+                return list(torch._foreach_norm(flat))  # type: ignore[arg-type]
             except RuntimeError:  # grads on another device or dtype than their parameters
                 self._uniform = False
         present = [t for t in flat if t is not None]
         norms = iter(torch._foreach_norm(present) if present else [])
         nan = torch.full((), math.nan, device=self._device)
-        return torch.stack(
-            [next(norms).to(self._device, torch.float32) if t is not None else nan for t in flat]
-        )
+        return [next(norms).to(self._device, torch.float32) if t is not None else nan for t in flat]
 
     def _moved(self, s: int, p0: torch.Tensor) -> None:
         # The model went to another device or dtype: settle what is pending (one host sync, once)
@@ -481,6 +492,12 @@ class Recorder(History):
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
         skipped: list[dict[str, Any]] = []
         shards: dict[str, tuple[np.ndarray, int, bool]] = {}
+        # A DDP model's probe pass first: while rank 0 runs it, the other ranks summarise the
+        # parameters (see distributed.owners), and it needs no collective. A sharded model's
+        # after its statistics: its forward gathers parameters and may leave them unsharded.
+        probe_first = not self._sharded
+        if probe_first:
+            self._probe(record)
         if self._dist is not None:
             self._snapshot_params_dist(record, skipped, shards)
             self._communicated.append(self._dist.bytes_sent - sent_before)
@@ -490,27 +507,8 @@ class Recorder(History):
             self._thinned.extend(skipped)
             if any(a["action"] == "policy_reduced" for a in skipped):
                 self._policy_reduced.add(e)
-        if self._probe_args is not None:
-            try:
-                acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
-                self._snapshot_activations(acts_record)
-            except Exception as exc:
-                # The model may no longer accept the probe (changed architecture or inputs):
-                # record the epoch without activations rather than stop the training.
-                self._flags.append(
-                    {
-                        "step": self._log.count,
-                        "epoch": e,
-                        "flag": "probe_failed",
-                        "error": repr(exc),
-                    }
-                )
-                warnings.warn(
-                    f"layerscope.Recorder.epoch: the probe forward pass failed ({exc!r}); epoch {e} "
-                    "is recorded without activations (see rec.flags).",
-                    RecorderWarning,
-                    stacklevel=2,
-                )
+        if not probe_first:
+            self._probe(record)
         self._records[e] = record
         self._next_epoch = e + 1
         if self._store is not None:
@@ -665,7 +663,7 @@ class Recorder(History):
         assert self._dist is not None
         rows = self._dist_rows
         self._dist_rows = []
-        flat = torch.cat([r[3].reshape(-1).double().cpu() for r in rows]) if rows else None
+        flat = torch.stack([t for r in rows for t in r[3]]).double().cpu() if rows else None
         keys: list[str] = []
         if self.reduce == "mean":
             keys = sorted(self._log._values)
@@ -684,8 +682,10 @@ class Recorder(History):
             total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
             offset = 0
             for names, kinds, steps, row in rows:
-                size = row.numel()
-                self._log.add_row(names, kinds, steps, total[offset : offset + size].float())
+                size = len(row)
+                self._log.add_row(
+                    names, kinds, steps, list(total[offset : offset + size].float().unbind())
+                )
                 offset += size
         if self.reduce == "mean" and (keys or metrics):
             parts = [
@@ -713,39 +713,61 @@ class Recorder(History):
         skipped: list[dict[str, Any]],
         shards: dict[str, tuple[np.ndarray, int, bool]],
     ) -> None:
-        """Stats and histograms from every rank's shard, all-reduced (see ``distributed``)."""
+        """Stats and histograms from every rank's shard, all-reduced (see ``distributed``): a
+        shard by each rank, a replicated tensor by the one rank that ``distributed.owners`` names."""
         assert self._dist is not None
         d = dist_stats
         rank0 = self.rank == 0
+        bins = self.bins
+        op = d.dist.ReduceOp
         locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]] = []
-        sums, mins, checks, replicated = [], [], [], []
-        moments: list[tuple[list[float], float, float] | None] = []
+        for name, p in self._named:
+            local, dim = d.local_part(p)
+            locals_.append((name, p, local, dim))
+        n = len(locals_)
+        sharded = [i for i, item in enumerate(locals_) if item[3] is not None]
+        replicated = [i for i, item in enumerate(locals_) if item[3] is None]
+        owner = d.owners(
+            [None if item[3] is not None else item[2].numel() for item in locals_], self.world
+        )
         with torch.no_grad():
-            for i, (name, p) in enumerate(self._named):
-                local, dim = d.local_part(p)
-                locals_.append((name, p, local, dim))
-                # A replicated tensor (DDP) is summarised by one rank, taking turns, so rank 0
-                # (which also runs the probe and writes the store) does 1/world of that work.
-                if dim is not None or i % self.world == self.rank:
-                    m, lo, hi = d.local_moments(local)
-                    moments.append((m, lo, hi))
-                else:
-                    m, lo, hi = [0.0] * 7, math.inf, -math.inf
-                    moments.append(None)
-                sums.append(m)
-                mins += [lo, -hi]
-                if dim is None:  # replicated: every rank's copy should be the same
-                    c = float(local.detach().double().sum())
-                    checks += [c, -c]
-                    replicated.append(name)
-            op = d.dist.ReduceOp
-            n = len(locals_)
-            low = self._dist.all_reduce(
-                torch.tensor(mins + checks), op.MIN, "parameter stats"
+            # The shards' edges known (all epochs but the first): every histogram rides in the
+            # one SUM (a replicated tensor's summarising rank chooses its first edges itself).
+            hist_now = all(self._known_edges(locals_[i][0]) for i in sharded)
+            width = 9 + (bins + 2 if hist_now else 0)
+            rows = np.zeros((n, width))
+            mine: dict[int, tuple[list[float], float, float]] = {}  # what this rank summarises
+            for i, (*_, dim) in enumerate(locals_):
+                if dim is not None or owner[i] == self.rank:
+                    mine[i] = self._local_row(i, locals_[i], rows[i], hist_now)
+            fps = np.zeros(2 * len(replicated))
+            for k, i in enumerate(replicated):
+                f = d.fingerprint(locals_[i][2])
+                fps[2 * k : 2 * k + 2] = f, f * f
+            lows = np.zeros((0, 2))
+            if sharded:
+                mins = np.asarray([[mine[i][1], -mine[i][2]] for i in sharded], np.float64)
+                lows = (
+                    self._dist.all_reduce(
+                        torch.from_numpy(mins.reshape(-1)), op.MIN, "parameter stats"
+                    )
+                    .numpy()
+                    .reshape(-1, 2)
+                )
+            both = self._dist.all_reduce(
+                torch.from_numpy(np.concatenate([rows.reshape(-1), fps])), op.SUM, "parameter stats"
             ).numpy()
-            ranges = low[: 2 * n].reshape(-1, 2).copy()
-            chk = low[2 * n :].reshape(-1, 2)
-            differ = [name for name, (a, b) in zip(replicated, chk, strict=True) if a != -b]
+            tot = both[: n * width].reshape(n, width).copy()
+            for k, i in enumerate(sharded):
+                tot[i, 7], tot[i, 8] = lows[k, 0], -lows[k, 1]
+            for i in range(n):
+                self._settle(record, locals_[i], tot[i])
+            f_sums = both[n * width :].reshape(-1, 2)
+            differ = [
+                locals_[i][0]
+                for k, i in enumerate(replicated)
+                if d.differ(f_sums[k, 0], f_sums[k, 1], self.world)
+            ]
             if differ:
                 self._flags.append(
                     {
@@ -762,58 +784,35 @@ class Recorder(History):
                     RecorderWarning,
                     stacklevel=3,
                 )
-                # Every rank saw the same checks: rank 0 summarises those tensors instead of
-                # the rank whose turn it was (one more small all-reduce, only in this case).
-                idx = [i for i, (name, *_) in enumerate(locals_) if name in differ]
-                redo = []
-                for i in idx:
+                # Every rank saw the same sums: rank 0 summarises those tensors instead of the
+                # rank whose turn it was (one more small all-reduce, only in this case).
+                idx = [i for i, item in enumerate(locals_) if item[0] in differ]
+                redo = np.zeros((len(idx), width))
+                for k, i in enumerate(idx):
+                    mine.pop(i, None)
                     if rank0:
-                        mom = d.local_moments(locals_[i][2])
-                        moments[i], (m, lo, hi) = mom, mom
-                    else:
-                        moments[i], (m, lo, hi) = None, ([0.0] * 7, math.inf, -math.inf)
-                    sums[i] = m
-                    redo += [lo, -hi]
-                again = self._dist.all_reduce(torch.tensor(redo), op.MIN, "parameter stats")
-                ranges[idx] = again.numpy().reshape(-1, 2)
-            # Every tensor's bins known (all epochs but the first): its histogram rides with the
-            # moments in one all-reduce.
-            bins_known = all(
-                name in self._edges and len(self._edges[name]) == self.bins + 1
-                for name, *_ in locals_
-            )
-            hists: list[np.ndarray] = []
-            if bins_known:
-                hists = self._local_histograms(locals_, moments)
-            width = 7 + (self.bins + 2 if bins_known else 0)
-            payload = torch.cat(
-                [torch.tensor(sums, dtype=torch.float64).reshape(n, 7)]
-                + ([torch.from_numpy(np.stack(hists))] if bins_known else []),
-                dim=1,
-            )
-            both = (
-                self._dist.all_reduce(payload.reshape(-1), op.SUM, "parameter stats")
-                .reshape(n, width)
-                .numpy()
-            )
-            tot = both[:, :7]
-            for i, (name, param, local, _dim) in enumerate(locals_):
-                lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
-                stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
-                record.param_stats[name] = stats
-                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
-                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-            if bins_known:
-                counts = both[:, 7:]
-            else:  # the first epoch: bins from the min/max just reduced, then the counts
-                counts = (
+                        mine[i] = self._local_row(i, locals_[i], redo[k], hist_now)
+                again = (
                     self._dist.all_reduce(
-                        torch.from_numpy(np.stack(self._local_histograms(locals_, moments))),
-                        op.SUM,
-                        "histograms",
+                        torch.from_numpy(redo.reshape(-1)), op.SUM, "parameter stats"
                     )
                     .numpy()
-                    .reshape(n, self.bins + 2)
+                    .reshape(len(idx), width)
+                )
+                for k, i in enumerate(idx):
+                    tot[i] = again[k]
+                    self._settle(record, locals_[i], tot[i])
+            if hist_now:
+                counts = tot[:, 9:]
+            else:  # a sharded model's first epoch: bins from the min/max just reduced, then counts
+                hrows = np.zeros((n, bins + 2))
+                for i, mom in mine.items():
+                    name, _, local, _ = locals_[i]
+                    hrows[i] = d.local_histogram(local, self._edges[name], mom)
+                counts = (
+                    self._dist.all_reduce(torch.from_numpy(hrows.reshape(-1)), op.SUM, "histograms")
+                    .numpy()
+                    .reshape(n, bins + 2)
                 )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
@@ -863,19 +862,80 @@ class Recorder(History):
             self._last = last
         self._policy_entries(record.epoch, levels, skipped)
 
-    def _local_histograms(
+    def _known_edges(self, name: str) -> bool:
+        edges = self._edges.get(name)
+        return edges is not None and len(edges) == self.bins + 1
+
+    def _local_row(
         self,
-        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]],
-        moments: list[tuple[list[float], float, float] | None],
-    ) -> list[np.ndarray]:
-        """This rank's ``[counts..., under, over]`` per tensor (zeros where rank 0 stands for all)."""
-        out = []
-        for (name, _, local, _), mom in zip(locals_, moments, strict=True):
-            if mom is None:
-                out.append(np.zeros(self.bins + 2))
-            else:
-                out.append(dist_stats.local_histogram(local, self._edges[name], mom))
-        return out
+        i: int,
+        item: tuple[str, torch.Tensor, torch.Tensor, int | None],
+        row: np.ndarray,
+        hist: bool,
+    ) -> tuple[list[float], float, float]:
+        """This rank's part of tensor ``i``'s row of the SUM: its moments, its min and max (a
+        replicated tensor's: a shard's go in the MIN) and, with ``hist``, its histogram counts."""
+        name, _, local, dim = item
+        mom = dist_stats.local_moments(local)
+        m, lo, hi = mom
+        row[:7] = m
+        if dim is None:
+            row[7], row[8] = lo, hi
+        if hist:
+            # A replicated tensor's first epoch: this rank sees it whole, so it chooses the edges
+            # every rank will choose from the reduced min/max (the same values).
+            edges = (
+                self._edges[name] if self._known_edges(name) else choose_edges(lo, hi, self.bins)
+            )
+            row[9:] = dist_stats.local_histogram(local, edges, mom)
+        return mom
+
+    def _settle(
+        self,
+        record: EpochRecord,
+        item: tuple[str, torch.Tensor, torch.Tensor, int | None],
+        row: np.ndarray,
+    ) -> None:
+        """A tensor's stats from its all-reduced row; its edges at its first epoch."""
+        name, param, local, _ = item
+        stats = dist_stats.stats_from(
+            tuple(param.shape), dtype_name(local), row[:7], float(row[7]), float(row[8])
+        )
+        record.param_stats[name] = stats
+        if not self._known_edges(name):
+            self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+
+    def _probe(self, record: EpochRecord) -> None:
+        """The probe's activations into ``record`` (rank 0's; see ``_probe_here``)."""
+        if self._probe_args is None or not self._probe_here():
+            return
+        e = record.epoch
+        try:
+            acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
+            self._snapshot_activations(acts_record)
+        except Exception as exc:
+            # The model may no longer accept the probe (changed architecture or inputs):
+            # record the epoch without activations rather than stop the training.
+            self._flags.append(
+                {
+                    "step": self._log.count,
+                    "epoch": e,
+                    "flag": "probe_failed",
+                    "error": repr(exc),
+                }
+            )
+            warnings.warn(
+                f"layerscope.Recorder.epoch: the probe forward pass failed ({exc!r}); epoch {e} "
+                "is recorded without activations (see rec.flags).",
+                RecorderWarning,
+                stacklevel=3,
+            )
+
+    def _probe_here(self) -> bool:
+        """Rank 0 records the activations. The other ranks run the probe pass too (its forward
+        may hold collectives: FSDP2 gathers parameters), except under DDP: a model given as
+        ``DistributedDataParallel`` is recorded as its ``.module``, whose forward is local."""
+        return self.rank == 0 or not (self._given_ddp and not self._sharded)
 
     def _snapshot_activations(self, record: EpochRecord) -> None:
         device, dtype = _model_device_dtype(self.model)
@@ -1196,10 +1256,14 @@ def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit
     return _relative_change(before, False, array)
 
 
-def _unwrap_ddp(model: Any) -> Any:
+def _is_ddp(model: Any) -> bool:
     from torch.nn.parallel import DistributedDataParallel
 
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    return isinstance(model, DistributedDataParallel)
+
+
+def _unwrap_ddp(model: Any) -> Any:
+    return model.module if _is_ddp(model) else model
 
 
 def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> float:

@@ -57,6 +57,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,22 @@ def _explain(e: BaseException, where: str, doing: str) -> StoreError:
     return StoreError(f"layerscope: could not {doing} {where}: {type(e).__name__}: {e}")
 
 
-def write_array(path: Path, array: np.ndarray) -> None:
-    """Write one ``.npy`` file and fsync it (the durable unit of a local store)."""
+def write_file(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write one file from its pieces and fsync it (the durable unit of a local store)."""
     with open(path, "wb") as f:
-        # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
-        np.save(f, np.require(array, requirements="C"), allow_pickle=False)
+        for chunk in chunks:
+            f.write(chunk)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    """Write one ``.npy`` file (what ``np.save`` writes) and fsync it."""
+    # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
+    a = np.require(array, requirements="C")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(a))
+    write_file(path, [header.getvalue(), a.reshape(-1).view(np.uint8).data])
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -574,8 +584,7 @@ class RunStore:
                 entry["at"] = pack.add(array)
             else:
                 big.append((entry["file"], array))
-        blob = pack.array()
-        data = _npy_header_size(blob)
+        data = pack.header_size()
         manifest["pack"] = {"file": PACK, "data": data, "meta": [0, meta_end]}
         loc = self.loc
         try:
@@ -592,7 +601,7 @@ class RunStore:
                     tmp.mkdir(parents=True)
                     # fsynced: the pack, each big tensor, the manifest (last), the rename. Small
                     # tensors in one file make that a few fsyncs an epoch, not one per tensor.
-                    write_array(tmp / PACK, blob)
+                    pack.write(tmp / PACK)
                     for rel, array in big:
                         (tmp / rel).parent.mkdir(exist_ok=True)
                         write_array(tmp / rel, array)
@@ -608,7 +617,7 @@ class RunStore:
             else:
                 base = f"epochs/{epoch:06d}"
                 loc.remove(f"{base}/epoch.json")  # an epoch number re-recorded in append mode
-                loc.write_bytes(f"{base}/{PACK}", _npy_bytes(blob))
+                loc.write_bytes(f"{base}/{PACK}", pack.tobytes())
                 for rel, array in big:
                     loc.write_bytes(f"{base}/{rel}", _npy_bytes(array))
                 loc.write_bytes(f"{base}/epoch.json", _json_bytes(manifest))  # last
@@ -696,19 +705,36 @@ class _Pack:
         self._seen[id(array)] = (array, ref)
         return ref
 
-    def array(self) -> np.ndarray:
-        out = np.zeros(self.size, np.uint8)
+    def _header(self) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": "|u1", "fortran_order": False, "shape": (self.size,)}
+        )
+        return buf.getvalue()
+
+    def header_size(self) -> int:
+        """Bytes before the data in the ``.npy`` file (where the offsets start)."""
+        return len(self._header())
+
+    def _chunks(self) -> list[memoryview | bytes]:
+        """The ``.npy`` file of one uint8 array holding every part, as the pieces to write (no
+        copy of the parts into one buffer first: the file is written from them directly)."""
+        out: list[memoryview | bytes] = [self._header()]
+        at = 0
         for offset, a in self.parts:
+            if offset > at:
+                out.append(bytes(offset - at))
             if a.nbytes:
-                out[offset : offset + a.nbytes] = a.reshape(-1).view(np.uint8)
+                out.append(a.reshape(-1).view(np.uint8).data)
+            at = offset + a.nbytes
         return out
 
+    def write(self, path: Path) -> None:
+        """Write the pack's ``.npy`` and fsync it."""
+        write_file(path, self._chunks())
 
-def _npy_header_size(array: np.ndarray) -> int:
-    """Bytes before the data in ``np.save(array)``'s file (where the pack's offsets start)."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(array))
-    return buf.tell()
+    def tobytes(self) -> bytes:
+        return b"".join(self._chunks())
 
 
 def _reference(loc: Location, base: str, entry: dict[str, Any], pack: dict[str, Any] | None) -> Any:
