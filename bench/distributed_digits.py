@@ -62,6 +62,12 @@ def main() -> None:
     )
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--marker", default=None, help="rank 0 touches MARKER.EPOCH after each epoch")
+    ap.add_argument(
+        "--ref-norms",
+        action="store_true",
+        help="with --out: rank 0 also saves every step's gradient norms and update ratios, "
+        "computed here from the full tensors (the tests' reference; not timed by the benchmark)",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -113,6 +119,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(rank)
     epoch_times, epoch_cpu = [], []
     losses: list[float] = []  # this rank's, for the tests' reference (reduce="mean" or rank 0's)
+    ref: dict[str, list[list[float]]] = {"grad": [], "ratio": []}  # --ref-norms
     for e in range(args.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         trained.train()
@@ -126,7 +133,19 @@ def main() -> None:
                 rec.step(loss=loss)
             if out is not None:
                 losses.append(float(loss))
+            if args.ref_norms:  # full tensors on every rank (FSDP2: a collective), rank 0 saves
+                before = {n: full(p) for n, p in model.named_parameters()}
+                ref["grad"].append(
+                    [float(np.linalg.norm(full(p.grad))) for _, p in model.named_parameters()]
+                )
             opt.step()
+            if args.ref_norms:
+                ref["ratio"].append(
+                    [
+                        float(np.linalg.norm(full(p) - before[n]) / np.linalg.norm(before[n]))
+                        for n, p in model.named_parameters()
+                    ]
+                )
         if args.perturb_rank == rank and e == 1:
             with torch.no_grad():
                 model.classifier[3].bias.add_(1.0)
@@ -152,6 +171,11 @@ def main() -> None:
             params = {n: full(p) for n, p in model.named_parameters()}
             out.mkdir(parents=True, exist_ok=True)
             np.save(out / f"losses{rank}.npy", np.asarray(losses))
+            if args.ref_norms and rank == 0:
+                names = [n for n, _ in model.named_parameters()]
+                np.savez(
+                    out / "ref_norms.npz", names=names, **{k: np.asarray(v) for k, v in ref.items()}
+                )
             if rank == 0:
                 np.savez(out / f"params{e}.npz", **params)
         if args.marker and rank == 0:

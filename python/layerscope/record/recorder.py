@@ -161,8 +161,9 @@ class Recorder(History):
         self._dist = dist_stats.Collectives(timeout) if dist_stats.active() else None
         self.rank = self._dist.rank if self._dist is not None else 0
         self.world = self._dist.world if self._dist is not None else 1
+        # Norm rows summed over the ranks at epoch(); None: another rank measured that value.
         self._dist_rows: list[
-            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], list[torch.Tensor]]
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], list[torch.Tensor | None]]
         ] = []
         self._communicated: list[int] = []
         self.budget = parse_budget(budget)
@@ -217,6 +218,8 @@ class Recorder(History):
         self._uniform = True
         self._grad_params: list[torch.Tensor] = []
         self._sharded: dict[str, int] = {}  # parameter -> shard dim (FSDP2)
+        self._shared_steps = False  # DDP: one rank measures each step's norms (see _measures)
+        self._step_sq: tuple[list[Any], np.ndarray] | None = None
         self._model_sig = 0.0
         self._pool: ThreadPoolExecutor | None = None
         self._refresh_params()
@@ -321,54 +324,86 @@ class Recorder(History):
         if self._sharded:  # FSDP2: the local shards (the DTensor may hand out a new local view)
             self._grad_list = [dist_stats.local_part(p)[0] for p in self._grad_params]
         p0 = self._grad_list[0]
-        if p0.device != self._device or p0.dtype != self._dtype:
+        if p0.dtype is not self._dtype or p0.device != self._device:
             self._moved(s, p0)
+        mine = self._measures(s)
         reference = self.ratio_every > 0 and s % self.ratio_every == 0
         if self._ref_step is None and not reference:
             # Most steps: the gradient norms only, one _foreach_norm (no stack: the 0-d norms
             # are stacked all at once when the step log is flushed).
             if s % self.every == 0:
-                with torch.no_grad():
-                    norms = self._norms([self._grads()])
+                norms: list[torch.Tensor | None] = self._zeros(1)
+                if mine:
+                    with torch.no_grad():
+                        norms = list(self._norms([self._grads()]))
                 self._add_row(_GRAD, (s,), norms)
             return
-        # At most four torch calls a step, whatever the number of parameters: the update after the
-        # reference step (ref -= w), one _foreach_norm over [Δ, grads, w], ref <- w.
+        # At most three torch calls a step, whatever the number of parameters: the update after
+        # the reference step (ref -= w), one _foreach_norm over [Δ, grads, w], ref <- w. Under
+        # DDP the kinds and steps of a row are the same on every rank, its values come from the
+        # rank that measured them (zeros elsewhere).
         with torch.no_grad():
-            lists: list[Sequence[torch.Tensor | None]] = []
-            kinds: list[str] = []
-            steps: list[int] = []
+            parts: list[tuple[str, int, Sequence[torch.Tensor | None] | None]] = []
             if self._ref_step is not None:
-                assert self._ref is not None
-                torch._foreach_sub_(self._ref, self._grad_list)  # now -Δw
-                lists.append(self._ref)
-                kinds.append("delta")
-                steps.append(self._ref_step)
+                r = self._ref_step
+                if self._ref is not None and self._measures(r):  # the rank that took the reference
+                    torch._foreach_sub_(self._ref, self._grad_list)  # now -Δw
+                    parts.append(("delta", r, self._ref))
+                else:
+                    parts.append(("delta", r, None))
                 self._ref_step = None
             if s % self.every == 0:
-                lists.append(self._grads())
-                kinds.append("grad")
-                steps.append(s)
+                parts.append(("grad", s, self._grads() if mine else None))
             if reference:
-                lists.append(self._grad_list)
-                kinds.append("wnorm")
-                steps.append(s)
-            if lists:
-                self._add_row(tuple(kinds), tuple(steps), self._norms(lists))
+                parts.append(("wnorm", s, self._grad_list if mine else None))
+            if parts:
+                self._add_row(
+                    tuple(k for k, _, _ in parts), tuple(st for _, st, _ in parts), self._row(parts)
+                )
             if reference:
-                if self._ref is None:
-                    self._ref = [p.detach().clone() for p in self._grad_list]
-                else:
-                    torch._foreach_copy_(self._ref, self._grad_list)
+                if mine:
+                    if self._ref is None:
+                        self._ref = [p.detach().clone() for p in self._grad_list]
+                    else:
+                        torch._foreach_copy_(self._ref, self._grad_list)
                 self._ref_step = s
+
+    def _row(
+        self, parts: list[tuple[str, int, Sequence[torch.Tensor | None] | None]]
+    ) -> list[torch.Tensor | None]:
+        """The norms of the parts this rank measured (one _foreach_norm), zeros for the others'."""
+        measured = [ts for _, _, ts in parts if ts is not None]
+        norms = iter(self._norms(measured) if measured else [])
+        n = len(self._grad_names)
+        row: list[torch.Tensor | None] = []
+        for _, _, ts in parts:
+            row += [next(norms) for _ in range(n)] if ts is not None else self._zeros(1)
+        return row
+
+    def _measures(self, s: int) -> bool:
+        """Whether this rank measures step ``s``'s norms: always, except under DDP (no shards),
+        where the gradients and weights are the same on every rank after the all-reduce, so one
+        rank measures each step: the ranks other than 0 in turn (rank 0 also runs the probe and
+        the store's writer); the epoch's SUM brings the rows to every rank."""
+        if not self._shared_steps:
+            return True
+        return 1 + s % (self.world - 1) == self.rank
+
+    def _zeros(self, kinds: int) -> list[torch.Tensor | None]:
+        """Another rank's part of a row (None: summed as zeros, see ``_measured_to_host``)."""
+        return [None] * (kinds * len(self._grad_names))
 
     def _finish_update(self) -> None:
         """Measure the update that followed the last measured step (the weights are final now)."""
-        assert self._ref is not None and self._ref_step is not None
-        with torch.no_grad():
-            torch._foreach_sub_(self._ref, self._grad_list)
-            row = self._norms([self._ref])
-        self._add_row(("delta",), (self._ref_step,), row)
+        assert self._ref_step is not None
+        r = self._ref_step
+        if self._ref is not None and self._measures(r):
+            with torch.no_grad():
+                torch._foreach_sub_(self._ref, self._grad_list)
+                row: list[torch.Tensor | None] = list(self._norms([self._ref]))
+        else:
+            row = self._zeros(1)
+        self._add_row(("delta",), (r,), row)
         self._ref_step = None
 
     def _grads(self) -> list[torch.Tensor | None]:
@@ -379,12 +414,12 @@ class Recorder(History):
         ]
 
     def _add_row(
-        self, kinds: tuple[str, ...], steps: tuple[int, ...], row: list[torch.Tensor]
+        self, kinds: tuple[str, ...], steps: tuple[int, ...], row: list[torch.Tensor | None]
     ) -> None:
-        if self._sharded:  # norms of shards: summed over ranks at epoch()
+        if self._sharded or self._shared_steps:  # summed over ranks at epoch()
             self._dist_rows.append((self._grad_names, kinds, steps, row))
-        else:
-            self._log.add_row(self._grad_names, kinds, steps, row)
+        else:  # every value measured here: no None
+            self._log.add_row(self._grad_names, kinds, steps, row)  # type: ignore[arg-type]
 
     def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> list[torch.Tensor]:
         """The L2 norms of all tensors in ``lists``, 0-d tensors on the device (NaN for a missing
@@ -431,6 +466,7 @@ class Recorder(History):
                 if dim is not None:
                     self._sharded[n] = dim
             self._model_sig = dist_stats.signature([(n, tuple(p.shape)) for n, p in named])
+            self._shared_steps = not self._sharded and self.world > 1
         names = tuple(n for n, _ in named)
         ids = tuple(id(p) for _, p in named)
         if self._names is not None and (names != self._names or ids != self._ids):
@@ -501,6 +537,7 @@ class Recorder(History):
         if self._dist is not None:
             self._snapshot_params_dist(record, skipped, shards)
             self._communicated.append(self._dist.bytes_sent - sent_before)
+            self._log.flush()  # the step norms the SUM brought
         else:
             self._snapshot_params(record, skipped)
         if skipped:
@@ -663,30 +700,27 @@ class Recorder(History):
         assert self._dist is not None
         rows = self._dist_rows
         self._dist_rows = []
-        flat = torch.stack([t for r in rows for t in r[3]]).double().cpu() if rows else None
+        flat = _measured_to_host(rows) if rows else None
         keys: list[str] = []
         if self.reduce == "mean":
             keys = sorted(self._log._values)
         counts = [len(self._log._values[k][0]) for k in keys]
-        what = f"{0 if flat is None else flat.numel()}|{keys}|{counts}|{sorted(metrics)}"
+        what = f"{0 if flat is None else flat.size}|{keys}|{counts}|{sorted(metrics)}"
         self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
+        self._step_sq = None
         if flat is not None:
             sq = flat * flat
-            if self.rank != 0:  # replicated norms: rank 0's stand for all
+            if self.rank != 0 and not self._shared_steps:  # replicated: rank 0's stand for all
                 offset = 0
                 for names, kinds, _, _row in rows:
-                    replicated = torch.tensor([n not in self._sharded for n in names])
+                    replicated = np.asarray([n not in self._sharded for n in names])
                     for _k in kinds:
                         sq[offset : offset + len(names)][replicated] = 0.0
                         offset += len(names)
-            total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
-            offset = 0
-            for names, kinds, steps, row in rows:
-                size = len(row)
-                self._log.add_row(
-                    names, kinds, steps, list(total[offset : offset + size].float().unbind())
-                )
-                offset += size
+            # Summed over the ranks in the parameters' SUM (see _snapshot_params_dist): the
+            # shards' squared norms add up, and a DDP step's norms come from the one rank
+            # that measured them (the others hold zeros there).
+            self._step_sq = (rows, sq)
         if self.reduce == "mean" and (keys or metrics):
             parts = [
                 torch.stack(
@@ -754,9 +788,17 @@ class Recorder(History):
                     .numpy()
                     .reshape(-1, 2)
                 )
+            step_rows, step_sq = self._step_sq if self._step_sq is not None else ([], np.zeros(0))
+            self._step_sq = None
             both = self._dist.all_reduce(
-                torch.from_numpy(np.concatenate([rows.reshape(-1), fps])), op.SUM, "parameter stats"
+                torch.from_numpy(np.concatenate([rows.reshape(-1), fps, step_sq])),
+                op.SUM,
+                "parameter stats",
             ).numpy()
+            if step_rows:
+                total = np.sqrt(both[len(both) - len(step_sq) :]).astype(np.float32)
+                self._log.add_rows(step_rows, total)
+                both = both[: len(both) - len(step_sq)]
             tot = both[: n * width].reshape(n, width).copy()
             for k, i in enumerate(sharded):
                 tot[i, 7], tot[i, 8] = lows[k, 0], -lows[k, 1]
@@ -1254,6 +1296,19 @@ def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit
     if before_exact:  # on torch: numpy's float64 block means of a big tensor take seconds
         before = reduce_tensor(torch.from_numpy(np.ascontiguousarray(before)), limit)
     return _relative_change(before, False, array)
+
+
+def _measured_to_host(rows: list[tuple[Any, Any, Any, list[torch.Tensor | None]]]) -> np.ndarray:
+    """Every value of ``rows`` as float64 on the host, 0 where another rank measured it (None)."""
+    values = [t for r in rows for t in r[3]]
+    here = [i for i, t in enumerate(values) if t is not None]
+    out = np.zeros(len(values))
+    if here:
+        got = torch.stack([values[i] for i in here]).double().cpu().numpy()  # type: ignore[misc]
+        if len(here) == len(values):
+            return got
+        out[here] = got
+    return out
 
 
 def _is_ddp(model: Any) -> bool:

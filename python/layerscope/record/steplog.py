@@ -163,28 +163,33 @@ class StepLog:
             if steps:
                 self._append(key, np.asarray(steps, dtype=np.int64), _to_host(values))
         self._values = {}
-        rows = self._rows
-        if rows:
-            # Every norm of the flush crosses to the host in one stack; then one segment per
-            # (parameters, kind) (not one per run of equal rows: a reference step every 10 would
-            # split an epoch's series into a dozen short segments, each a manifest entry).
-            flat = _rows_to_host(rows)
-            groups: dict[tuple[tuple[str, ...], str], tuple[list[int], list[int]]] = {}
-            offset = 0
-            for names, kinds, row_steps, row in rows:
-                n = len(names)
-                for k, kind in enumerate(kinds):
-                    g = groups.setdefault((names, kind), ([], []))
-                    g[0].append(row_steps[k])
-                    g[1].append(offset + k * n)
-                offset += len(row)
-            for (names, kind), (steps, starts) in groups.items():
-                matrix = flat[np.asarray(starts)[:, None] + np.arange(len(names))]
-                steps_arr = np.asarray(steps, dtype=np.int64)
-                for j, name in enumerate(names):
-                    self._append(f"{kind}:{name}", steps_arr, matrix[:, j])
+        if self._rows:
+            # Every norm of the flush crosses to the host in one stack.
+            self.add_rows(self._rows, _rows_to_host(self._rows))
         self._rows = []
         self._pending = 0
+
+    def add_rows(
+        self, rows: Sequence[tuple[Any, Any, Any, Sequence[Any]]], flat: np.ndarray
+    ) -> None:
+        """Rows of norms (``add_row``'s) whose values are on the host already, all of them in
+        ``flat`` in row order: one segment per (parameters, kind), not one per run of equal rows
+        (a reference step every 10 would split an epoch's series into a dozen short segments,
+        each a manifest entry)."""
+        groups: dict[tuple[tuple[str, ...], str], tuple[list[int], list[int]]] = {}
+        offset = 0
+        for names, kinds, row_steps, row in rows:
+            n = len(names)
+            for k, kind in enumerate(kinds):
+                g = groups.setdefault((names, kind), ([], []))
+                g[0].append(row_steps[k])
+                g[1].append(offset + k * n)
+            offset += len(row)
+        for (names, kind), (steps, starts) in groups.items():
+            matrix = flat[np.asarray(starts)[:, None] + np.arange(len(names))]
+            steps_arr = np.asarray(steps, dtype=np.int64)
+            for j, name in enumerate(names):
+                self._append(f"{kind}:{name}", steps_arr, matrix[:, j])
 
     def _append(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
         self.series.setdefault(key, Series()).segments.append((steps, values))
