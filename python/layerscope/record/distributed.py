@@ -2,31 +2,32 @@
 
 No rank ever gathers a full parameter. Each parameter is either *sharded* (an FSDP2 DTensor with a
 ``Shard(dim)`` placement: every rank holds a slice) or *replicated* (DDP, or a ``Replicate``
-DTensor: every rank holds the same tensor, so one rank summarises it, see ``owners``). Per
-tensor, each contributing rank computes on what it holds: finite count, NaN/±Inf counts, zeros,
-sum and sum of squares (float64), min and max; then histogram counts on bins shared by all
-ranks. These are all-reduced, so the communication per epoch is O(tensors x bins), independent
-of the parameters' sizes:
+DTensor: every rank holds the same tensor, so one rank summarises it: ``owners`` shares them out,
+ranks other than 0 first, since rank 0 also runs the probe's statistics and the store's writer).
+Per tensor, each contributing rank computes on what it holds: finite count, NaN/±Inf counts,
+zeros, sum and sum of squares (float64), min and max; then histogram counts on bins shared by all
+ranks. These are all-reduced, so the communication per epoch is O(tensors x bins), independent of
+the parameters' sizes:
 
 - a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or
   ``close``), the epoch number, a hash of the parameter names and global shapes, a hash of what
   is about to be reduced. Ranks that called ``epoch()`` a different number of times, or hold
   different models, see different headers and all raise the same clear error, instead of a
-  collective of mismatched sizes that would hang;
-- sharded tensors only: MIN of [min, -max] per sharded tensor;
-- SUM, per tensor, of [finite, nan, posinf, neginf, zeros, sum, sumsq, min, max] (min and max
-  from the one rank that summarises a replicated tensor, zeros from the others; a shard's come
-  from the MIN) and of [counts..., underflow, overflow] on the shared edges; and per replicated
-  tensor the ``fingerprint`` f of each rank's copy and f² (``differ`` tells from the sums
-  whether every rank holds the same bits: a replicated parameter that differs between ranks
-  is flagged). One all-reduce an epoch for a DDP model (its summarising rank chooses the edges
-  of a replicated tensor at its first epoch); a sharded model adds the MIN, and at the first
-  epoch a SUM of the shards' histograms (the edges come from the reduced min/max);
-- sharded models only: SUM of the squared per-step gradient/weight/update norms of the epoch's
-  steps (the per-step series: O(steps x tensors)).
+  collective of mismatched sizes (which gloo answers by aborting a process, or a hang);
+- sharded models only: MIN of [min, -max] per sharded tensor;
+- one SUM carrying, per tensor, [finite, nan, posinf, neginf, zeros, sum, sumsq, min, max] (a
+  replicated tensor's min and max from its owner, zeros from the others; a shard's come from the
+  MIN) and [counts..., underflow, overflow] on the shared edges (a replicated tensor's owner
+  chooses its edges at its first epoch from what it holds, the same values every rank then has);
+  per replicated tensor the ``fingerprint`` f of each rank's copy and f² (``differ`` tells from
+  their sums whether all ranks hold the same bits: a replicated parameter that differs between
+  ranks is flagged, and rank 0's copy summarised in one more SUM); and the squared per-step
+  gradient/weight/update norms of the epoch's steps (O(steps x tensors): a shard's add up; under
+  DDP one rank measures each step, see ``Recorder._measures``, the others add zeros). A sharded
+  model's first epoch adds a SUM of the histograms (their edges come from the reduced min/max).
 
-Each collective costs about a few tenths of a millisecond of CPU in gloo's threads whatever its
-size (measured here), so they are few and carry everything at once.
+So a DDP epoch costs the header and one SUM: each collective costs a few tenths of a millisecond
+of CPU in gloo's threads whatever its size (measured here), so they are few and carry everything.
 
 The collectives run on a gloo side group of their own (CPU tensors: a few KB), created with a
 ``timeout``: a rank that stops calling ``epoch()`` makes the others raise after that many seconds

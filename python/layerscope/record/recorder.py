@@ -9,8 +9,10 @@
 
 What ``step()`` costs: the loss and scalars are kept as device tensors (no ``.item()``, no host
 sync); per-parameter gradient norms are one ``torch._foreach_norm`` over the ``.grad`` tensors,
-stacked into one device tensor per step (two torch calls). Rows reach the host in one copy at
-``epoch()`` (or every 4096 steps).
+kept as 0-d device tensors (one torch call a step). They reach the host in one stack and one
+copy at ``epoch()`` (or every 4096 steps). Under DDP the gradients and weights are the same on
+every rank after the all-reduce, so one rank measures each step (the ranks other than 0 in turn)
+and the epoch's all-reduce brings the norms to every rank: rank 0's ``step()`` records the loss.
 
 The update ratio ‖Δw‖/‖w‖ of the optimizer step that follows step ``s`` is measured at the next
 call (``step`` or ``epoch``): step ``s`` copies the parameters into reference buffers on the
@@ -106,7 +108,11 @@ class Recorder(History):
     writes the store, and each rank writes its own shards of sharded parameters. Call ``step``,
     ``epoch`` and ``close`` on every rank; ranks that disagree raise ``DistributedRecorderError``
     instead of hanging. A model wrapped in ``DistributedDataParallel`` is recorded as its
-    ``.module`` (parameter names without the ``module.`` prefix).
+    ``.module`` (parameter names without the ``module.`` prefix). Under DDP, work that every
+    rank would repeat is done once: each step's norms and each parameter's statistics by one of
+    the ranks other than 0, the probe pass by rank 0 alone (its forward needs no collective),
+    so rank 0, which also writes the store, does the least. The per-step norms then reach the
+    in-memory history at ``epoch()`` (those after the last ``epoch()`` at ``close()``).
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
@@ -710,13 +716,8 @@ class Recorder(History):
         self._step_sq = None
         if flat is not None:
             sq = flat * flat
-            if self.rank != 0 and not self._shared_steps:  # replicated: rank 0's stand for all
-                offset = 0
-                for names, kinds, _, _row in rows:
-                    replicated = np.asarray([n not in self._sharded for n in names])
-                    for _k in kinds:
-                        sq[offset : offset + len(names)][replicated] = 0.0
-                        offset += len(names)
+            if self.rank != 0 and not self._shared_steps:
+                sq = self._rank0_stands_for_replicated(rows, sq)
             # Summed over the ranks in the parameters' SUM (see _snapshot_params_dist): the
             # shards' squared norms add up, and a DDP step's norms come from the one rank
             # that measured them (the others hold zeros there).
@@ -740,6 +741,17 @@ class Recorder(History):
                 offset += c
             metrics = {k: float(total[offset + i]) for i, k in enumerate(mnames)}
         return metrics
+
+    def _rank0_stands_for_replicated(self, rows: list[Any], sq: np.ndarray) -> np.ndarray:
+        """A sharded model's squared step norms, zero for its replicated tensors on ranks > 0:
+        rank 0's stand for all."""
+        offset = 0
+        for names, kinds, _, _row in rows:
+            replicated = np.asarray([n not in self._sharded for n in names])
+            for _k in kinds:
+                sq[offset : offset + len(names)][replicated] = 0.0
+                offset += len(names)
+        return sq
 
     def _snapshot_params_dist(
         self,
@@ -1133,7 +1145,18 @@ class Recorder(History):
         if self._dist is not None and not getattr(self, "_closed", False):
             self._closed = True
             try:
-                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, 0.0)
+                # The step norms measured since the last epoch(), summed over the ranks (the
+                # header first checks every rank holds as many).
+                rows, self._dist_rows = self._dist_rows, []
+                sq = _measured_to_host(rows) ** 2 if rows else np.zeros(0)
+                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, sq.size)
+                if rows:
+                    if self.rank != 0 and not self._shared_steps:
+                        sq = self._rank0_stands_for_replicated(rows, sq)
+                    total = self._dist.all_reduce(
+                        torch.from_numpy(sq), dist_stats.dist.ReduceOp.SUM, "step norms"
+                    )
+                    self._log.add_rows(rows, np.sqrt(total.numpy()).astype(np.float32))
             finally:
                 self.flush()
                 if self._store is not None:
