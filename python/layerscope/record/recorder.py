@@ -334,6 +334,10 @@ class Recorder(History):
             self._moved(s, p0)
         mine = self._measures(s)
         reference = self.ratio_every > 0 and s % self.ratio_every == 0
+        if not mine and self._ref_step is None and not reference:  # DDP: another rank's step
+            if s % self.every == 0:
+                self._dist_rows.append((self._grad_names, _GRAD, (s,), self._zeros(1)))
+            return
         if self._ref_step is None and not reference:
             # Most steps: the gradient norms only, one _foreach_norm (no stack: the 0-d norms
             # are stacked all at once when the step log is flushed).

@@ -621,7 +621,8 @@ class RunStore:
                         (tmp / rel).parent.mkdir(exist_ok=True)
                         write_array(tmp / rel, array)
                     # last: marks the epoch complete
-                    LocalLocation(tmp).write_bytes("epoch.json", _json_bytes(manifest))
+                    # (straight into the epoch's directory: it is invisible until renamed)
+                    write_file(tmp / "epoch.json", [_json_bytes(manifest)])
                     if final.exists():  # an epoch number re-recorded in append mode
                         shutil.rmtree(final)
                     os.rename(tmp, final)
