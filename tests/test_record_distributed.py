@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import layerscope as ls
+from digits import DigitsCNN, load
+from layerscope.inspect.capture import capture
 from layerscope.record import ThinnedError
 from layerscope.record.histograms import count
 from layerscope.record.summary import summarize
@@ -114,7 +116,25 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
             assert timing["communicated"] == _communicated[("fsdp", 4)]
     if mode == "ddp":  # rank 1 changed a replicated weight at epoch 1: said, rank 0's recorded
         flags = [f for f in run.flags if f["flag"] == "params_differ_between_ranks"]
-        assert flags and flags[0]["epoch"] == 1 and flags[0]["params"] == ["classifier.3.bias"]
+        assert len(flags) == 1 and flags[0]["epoch"] == 1
+        assert flags[0]["params"] == ["classifier.3.bias"]
+    # The probe's activations (under DDP run and written by rank 1, listed by rank 0's
+    # manifest): those of the model with each epoch's parameters, with their stats.
+    model = DigitsCNN(width=width)
+    probe = load()[2][:8]
+    assert run.layers == ["features.0", "features.1", "features.2", "features.3", "features.4",
+                          "classifier.0", "classifier.1", "classifier.2", "classifier.3"]  # fmt: skip
+    for e in run.epochs:
+        full = np.load(ref / f"params{e}.npz")
+        if mode == "ddp" and e == 1:  # rank 1's copy of the bias it changed ran its probe
+            full = {**full, "classifier.3.bias": full["classifier.3.bias"] + 1.0}
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in full.items()})
+        want = capture(model, probe)
+        stats = run.stats(e)["activations"]
+        for layer in run.layers:
+            got = run.activation(layer, e).array
+            assert np.allclose(got, want[layer].numpy(), rtol=1e-5, atol=1e-6), (layer, e)
+            assert stats[layer]["shape"] == list(got.shape) and "dead" in stats[layer]
 
 
 @pytest.mark.parametrize(

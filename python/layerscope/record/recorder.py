@@ -109,10 +109,12 @@ class Recorder(History):
     ``epoch`` and ``close`` on every rank; ranks that disagree raise ``DistributedRecorderError``
     instead of hanging. A model wrapped in ``DistributedDataParallel`` is recorded as its
     ``.module`` (parameter names without the ``module.`` prefix). Under DDP, work that every
-    rank would repeat is done once: each step's norms and each parameter's statistics by one of
-    the ranks other than 0, the probe pass by rank 0 alone (its forward needs no collective),
-    so rank 0, which also writes the store, does the least. The per-step norms then reach the
-    in-memory history at ``epoch()`` (those after the last ``epoch()`` at ``close()``).
+    rank would repeat is done once, and not by rank 0, which writes the store: each step's norms
+    and each parameter's statistics by the other ranks in turn, the probe pass (its forward
+    needs no collective) by the last rank, which writes the activations and their stats beside
+    its shards for rank 0's manifest (without a store, rank 0 runs it). The per-step norms reach
+    rank 0's in-memory history at ``epoch()`` (those after the last one at ``close()``), the
+    activations once the epoch is written.
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
@@ -229,6 +231,18 @@ class Recorder(History):
         self._model_sig = 0.0
         self._pool: ThreadPoolExecutor | None = None
         self._refresh_params()
+        # DDP with a store: the rank that runs the probe and writes its activations (see
+        # _probe_here); 0: rank 0 runs it and the activations go in its manifest.
+        self._acts_rank = 0
+        if (
+            self._given_ddp
+            and not self._sharded
+            and self.world > 1
+            and self._store is not None
+            and self._probe_args is not None
+        ):
+            self._acts_rank = self.world - 1
+        self._acts_out: dict[str, np.ndarray] = {}
         if self._dist is not None:
             self._dist.header(2.0, 0, self._model_sig, 0.0)
 
@@ -559,7 +573,16 @@ class Recorder(History):
         self._records[e] = record
         self._next_epoch = e + 1
         if self._store is not None:
-            if shards:
+            if self.rank == self._acts_rank != 0:  # this rank ran the probe: its acts, always
+                # (and whether the probe failed: every rank flags the rest alike)
+                n_rec = len(self._flags)
+                failed = [
+                    f for f in self._flags[self._flags_saved[1] :] if f["flag"] == "probe_failed"
+                ]
+                self._store.submit_shards(e, shards, self._acts_out, failed)
+                self._flags_saved = (self._flags_saved[0], n_rec)
+                self._acts_out = {}
+            elif shards:
                 self._store.submit_shards(e, shards)
             if self.rank == 0:
                 n_log, n_rec = self._flags_saved
@@ -580,6 +603,7 @@ class Recorder(History):
                     new_flags,
                     sharded=sharded,
                     extra={"skipped": skipped},
+                    acts_from=self._acts_rank or None,
                 )
             else:
                 self._log.take_unsaved()
@@ -971,6 +995,8 @@ class Recorder(History):
         try:
             acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
             self._snapshot_activations(acts_record)
+            if self.rank == self._acts_rank != 0:  # written by this rank (see _probe_here)
+                self._acts_out = {k: h.array for k, h in acts_record.acts.items()}  # type: ignore[misc]
         except Exception as exc:
             # The model may no longer accept the probe (changed architecture or inputs):
             # record the epoch without activations rather than stop the training.
@@ -992,7 +1018,12 @@ class Recorder(History):
     def _probe_here(self) -> bool:
         """Rank 0 records the activations. The other ranks run the probe pass too (its forward
         may hold collectives: FSDP2 gathers parameters), except under DDP: a model given as
-        ``DistributedDataParallel`` is recorded as its ``.module``, whose forward is local."""
+        ``DistributedDataParallel`` is recorded as its ``.module``, whose forward is local, so
+        one rank runs it: with a store, the last rank (``_acts_rank``), which writes the
+        activations and their stats beside its shards for rank 0's manifest to list (rank 0
+        also writes the store, and the others' statistics are lighter); without one, rank 0."""
+        if self._acts_rank:
+            return self.rank == self._acts_rank or (self.rank == 0 and self._store is None)
         return self.rank == 0 or not (self._given_ddp and not self._sharded)
 
     def _snapshot_activations(self, record: EpochRecord) -> None:

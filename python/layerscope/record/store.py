@@ -16,7 +16,9 @@ Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memor
       epochs/000000/acts/a0.npy   a file per bigger probe activation
       epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
       shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
-      shards/000000/r1.json       rank 1's list of its shard files, written after them
+      shards/000000/r1/a0.npy     (DDP) a probe activation, from the rank that ran the probe
+      shards/000000/r1.json       rank 1's list of its files (and the activations' stats),
+                                  written after them
 
 Version 2 stores (``hist.npz``, ``steps.npz`` and a file per tensor) are still read; appending
 to one marks its ``run.json`` version 3.
@@ -33,7 +35,8 @@ locally: the pack, each big file, then the manifest), its manifest ``epoch.json`
 reader lists only epochs whose manifest exists. Locally the epoch is also written under
 ``.tmp-*`` and renamed to its number (atomic on POSIX); an object store has no rename, but a PUT
 is atomic, so the manifest-last rule alone gives the same guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
-rank 0 waits for all of them before it writes the manifest. A ``kill -9`` mid-write leaves every
+rank 0 waits for all of them before it writes the manifest (and under DDP for the index of the
+rank that ran the probe, whose activations the manifest lists as one-shard tensors). A ``kill -9`` mid-write leaves every
 completed epoch readable and the half-written one invisible.
 
 One writer at a time: ``writer.json`` names the writer; a second ``Recorder`` on the same store
@@ -434,11 +437,14 @@ class RunStore:
         flags: list[dict[str, Any]],
         sharded: dict[str, dict[str, Any]] | None = None,
         extra: dict[str, Any] | None = None,
+        acts_from: int | None = None,
     ) -> None:
         """Queue ``record`` (its tensors as they are now) for writing (rank 0).
 
         ``sharded``: parameters whose shards every rank writes (``submit_shards``); the manifest
-        lists their files once every rank has written them."""
+        lists their files once every rank has written them. ``acts_from``: the rank that ran the
+        probe and writes its activations (``submit_shards(acts=)``; see ``Recorder``): the
+        manifest lists them, with their stats, once that rank has written them."""
         if self.error is not None:
             return
         files: list[tuple[str, str, np.ndarray, Held]] = []
@@ -476,28 +482,67 @@ class RunStore:
         hists = dict(record.hist)
         self._futures.append(
             self._pool.submit(
-                self._write_epoch, record, files, manifest, dict(edges), steps, hists, sharded or {}
+                self._write_epoch,
+                record,
+                files,
+                manifest,
+                dict(edges),
+                steps,
+                hists,
+                sharded or {},
+                acts_from,
             )
         )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+    def submit_shards(
+        self,
+        epoch: int,
+        shards: dict[str, tuple[np.ndarray, int, bool]],
+        acts: dict[str, np.ndarray] | None = None,
+        flags: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim, exact)}``
-        (not exact: the shard's reduced image, see ``Recorder``)."""
+        (not exact: the shard's reduced image, see ``Recorder``); and, from the rank that ran the
+        probe, its activations ``{layer: array}`` (their stats counted here) and its flags."""
         if self.error is not None:
             return
-        self._futures.append(self._pool.submit(self._write_shards, epoch, dict(shards)))
+        self._futures.append(
+            self._pool.submit(self._write_shards, epoch, dict(shards), acts, flags or [])
+        )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+    def _write_shards(
+        self,
+        epoch: int,
+        shards: dict[str, tuple[np.ndarray, int, bool]],
+        acts: dict[str, np.ndarray] | None,
+        flags: list[dict[str, Any]],
+    ) -> None:
         loc = self.loc
         base = f"shards/{epoch:06d}"
-        index: dict[str, Any] = {}
+        index: dict[str, Any] = {"params": {}, "flags": flags}
         try:
             for i, (name, (array, dim, exact)) in enumerate(shards.items()):
                 rel = f"{base}/r{self.rank}/s{i}.npy"
                 self._put_array(rel, array)
-                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim, "exact": exact}
+                index["params"][name] = {
+                    "file": rel,
+                    "shape": list(array.shape),
+                    "dim": dim,
+                    "exact": exact,
+                }
+            if acts is not None:
+                index["acts"] = {}
+                for i, (layer, array) in enumerate(acts.items()):
+                    rel = f"{base}/r{self.rank}/a{i}.npy"
+                    self._put_array(rel, array)
+                    index["acts"][layer] = {
+                        "file": rel,
+                        "shape": list(array.shape),
+                        "dtype": str(array.dtype),
+                        "stats": array_stats(array, units=True),
+                    }
             loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
         except Exception as e:
             self.error = _explain(
@@ -512,30 +557,41 @@ class RunStore:
         else:
             self.loc.write_bytes(rel, _npy_bytes(array))
 
-    def _collect_shards(self, epoch: int, names: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Wait for every rank's shard index of ``epoch``; the manifest entries of the parameters."""
+    def _collect_shards(
+        self, epoch: int, names: dict[str, dict[str, Any]], acts_from: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        """Wait for the shard indexes of ``epoch`` (every rank's when parameters are sharded, the
+        probe rank's when another rank ran the probe); the manifest entries of the parameters and
+        of the activations, the activations' stats, and that rank's flags."""
         base = f"shards/{epoch:06d}"
+        ranks = set(range(self.world)) if names else set()
+        if acts_from is not None:
+            ranks.add(acts_from)
         indexes: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + SHARD_WAIT_S
-        while len(indexes) < self.world:
-            for r in range(self.world):
+        while len(indexes) < len(ranks):
+            for r in sorted(ranks):
                 if r not in indexes:
                     with contextlib.suppress(FileNotFoundError):
                         indexes[r] = json.loads(self.loc.read_bytes(f"{base}/r{r}.json"))
-            if len(indexes) < self.world:
+            if len(indexes) < len(ranks):
                 if time.monotonic() > deadline or (self._closed.is_set() and self.error):
-                    missing = sorted(set(range(self.world)) - set(indexes))
+                    missing = sorted(ranks - set(indexes))
                     raise StoreError(
                         f"layerscope: rank(s) {missing} never wrote their shards of epoch {epoch} "
                         f"to {self.loc.describe(base)} (waited {SHARD_WAIT_S:.0f} s)"
                     )
                 time.sleep(0.05)
                 self.loc.refresh()
-        out: dict[str, Any] = {}
+        params: dict[str, Any] = {}
         for name, info in names.items():
-            parts = [indexes[r][name] for r in range(self.world) if name in indexes[r]]
+            parts = [
+                indexes[r]["params"][name]
+                for r in range(self.world)
+                if name in indexes[r]["params"]
+            ]
             exact = all(q.get("exact", True) for q in parts)
-            out[name] = {
+            params[name] = {
                 "shards": [{"file": q["file"], "shape": q["shape"]} for q in parts],
                 "dim": int(info["dim"]),
                 "shape": list(info["shape"]),
@@ -544,8 +600,24 @@ class RunStore:
             }
             if not exact:  # the reduced images of the shards, stacked along their rows
                 rows = sum(int(q["shape"][0]) for q in parts)
-                out[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
-        return out
+                params[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
+        acts: dict[str, Any] = {}
+        act_stats: dict[str, Any] = {}
+        flags: list[dict[str, Any]] = []
+        if acts_from is not None:
+            index = indexes[acts_from]
+            flags = list(index.get("flags", []))
+            for layer, q in index.get("acts", {}).items():
+                # One "shard": the whole tensor, read back as any sharded one
+                acts[layer] = {
+                    "shards": [{"file": q["file"], "shape": q["shape"]}],
+                    "dim": 0,
+                    "shape": q["shape"],
+                    "dtype": q["dtype"],
+                    "exact": True,
+                }
+                act_stats[layer] = q["stats"]
+        return params, acts, act_stats, flags
 
     def _write_epoch(
         self,
@@ -556,6 +628,7 @@ class RunStore:
         steps: list[tuple[np.ndarray, np.ndarray]],
         hists: dict[str, HistogramCounts],
         sharded: dict[str, dict[str, Any]],
+        acts_from: int | None = None,
     ) -> None:
         if self.error is not None:
             return
@@ -603,8 +676,13 @@ class RunStore:
         manifest["pack"] = {"file": PACK, "data": data, "meta": [0, meta_end]}
         loc = self.loc
         try:
-            if sharded:
-                manifest["params"].update(self._collect_shards(epoch, sharded))
+            from_ranks: tuple[Any, ...] = ({}, {}, {}, [])
+            if sharded or acts_from is not None:
+                from_ranks = self._collect_shards(epoch, sharded, acts_from)
+                manifest["params"].update(from_ranks[0])
+                manifest["acts"].update(from_ranks[1])
+                manifest["act_stats"].update(from_ranks[2])
+                manifest["flags"] = [*manifest["flags"], *from_ranks[3]]
             p = loc.local
             if p is not None:
                 root = p / "epochs"
@@ -648,6 +726,15 @@ class RunStore:
             if "shards" in entry and name in record.params:
                 record.params[name].path = _sharded_reference(loc, entry)
                 record.params[name].path_exact = bool(entry["exact"])
+        if from_ranks[1]:
+            # Another rank's activations: this record learns of them now (new dicts swapped
+            # in whole: the training thread may be reading the old ones).
+            arrived = {
+                layer: Held(tuple(e["shape"]), e["dtype"], True, path=_sharded_reference(loc, e))
+                for layer, e in from_ranks[1].items()
+            }
+            record.act_stats = {**record.act_stats, **from_ranks[2]}
+            record.acts = {**record.acts, **arrived}
 
     def write_pins(self, pinned: list[int]) -> None:
         if self.error is not None or self.rank != 0:
