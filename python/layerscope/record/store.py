@@ -16,12 +16,12 @@ Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memor
       epochs/000000/acts/a0.npy   a file per bigger probe activation
       epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
       shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
-      shards/000000/r1/a0.npy     (DDP) a probe activation, from the rank that ran the probe
+      shards/000000/r1/pack.npy   (DDP) the probe's activations, from the rank that ran it
       shards/000000/r1.json       rank 1's list of its files (and the activations' stats),
                                   written after them
 
 Version 2 stores (``hist.npz``, ``steps.npz`` and a file per tensor) are still read; appending
-to one marks its ``run.json`` version 3.
+to one marks its ``run.json`` with this version (``VERSION``).
 
 Why this and not zarr: what we write is append-only, whole tensors once per epoch, read back whole
 or memory-mapped; we never update a slice. Plain ``.npy`` files need no dependency, any numpy can
@@ -83,8 +83,9 @@ from .summary import array_stats
 
 FORMAT = "layerscope-run"
 # 2: sharded parameters, reduced snapshots, writer lock, run axis. 3: an epoch's histograms, step
-# series and small tensors in one pack file (version 2 stores are still read).
-VERSION = 3
+# series and small tensors in one pack file (version 2 stores are still read). 4: activations in
+# another rank's pack (a DDP run's, "packed" entries).
+VERSION = 4
 # None is "new": a local store path that already holds a run (a re-run notebook cell) gets the new
 # run in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises
 # instead (as None does for remote stores and distributed jobs, where a sibling cannot be agreed).
@@ -533,12 +534,23 @@ class RunStore:
                     "exact": exact,
                 }
             if acts is not None:
+                # One pack file for all of them (one write, one fsync), as rank 0's epoch
                 index["acts"] = {}
-                for i, (layer, array) in enumerate(acts.items()):
-                    rel = f"{base}/r{self.rank}/a{i}.npy"
-                    self._put_array(rel, array)
+                rel = f"{base}/r{self.rank}/{PACK}"
+                pack = _Pack()
+                at = {layer: pack.add(array) for layer, array in acts.items()}
+                data = pack.header_size()
+                if acts:
+                    p = loc.local
+                    if p is not None:
+                        (p / rel).parent.mkdir(parents=True, exist_ok=True)
+                        pack.write(p / rel)
+                    else:
+                        loc.write_bytes(rel, pack.tobytes())
+                for layer, array in acts.items():
+                    offset, dtype, shape = at[layer]
                     index["acts"][layer] = {
-                        "file": rel,
+                        "packed": [rel, data + offset, dtype, shape],
                         "shape": list(array.shape),
                         "dtype": str(array.dtype),
                         "stats": array_stats(array, units=True),
@@ -608,10 +620,8 @@ class RunStore:
             index = indexes[acts_from]
             flags = list(index.get("flags", []))
             for layer, q in index.get("acts", {}).items():
-                # One "shard": the whole tensor, read back as any sharded one
                 acts[layer] = {
-                    "shards": [{"file": q["file"], "shape": q["shape"]}],
-                    "dim": 0,
+                    "packed": q["packed"],
                     "shape": q["shape"],
                     "dtype": q["dtype"],
                     "exact": True,
@@ -730,7 +740,7 @@ class RunStore:
             # Another rank's activations: this record learns of them now (new dicts swapped
             # in whole: the training thread may be reading the old ones).
             arrived = {
-                layer: Held(tuple(e["shape"]), e["dtype"], True, path=_sharded_reference(loc, e))
+                layer: Held(tuple(e["shape"]), e["dtype"], True, path=_reference(loc, "", e, None))
                 for layer, e in from_ranks[1].items()
             }
             record.act_stats = {**record.act_stats, **from_ranks[2]}
@@ -841,7 +851,11 @@ class _Pack:
 
 
 def _reference(loc: Location, base: str, entry: dict[str, Any], pack: dict[str, Any] | None) -> Any:
-    """How a ``Held`` reads back a stored tensor: its own ``.npy``, or its range of the pack."""
+    """How a ``Held`` reads back a stored tensor: its own ``.npy``, its range of the pack, or
+    (``"packed"``: an activation written by another rank) its range of that rank's pack."""
+    if "packed" in entry:
+        rel, start, dtype, shape = entry["packed"]
+        return PackedArray(loc, rel, int(start), dtype, tuple(shape))
     if "at" in entry and pack is not None:
         offset, dtype, shape = entry["at"]
         rel = f"{base}/{pack['file']}"
