@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .histograms import histc
+from .histograms import count
 
 HEADER = 8
 EPOCH, CLOSE = 0.0, 1.0
@@ -209,25 +209,22 @@ def stats_from(
 def local_histogram(
     x: torch.Tensor, edges: np.ndarray, moments: tuple[list[float], float, float] | None = None
 ) -> np.ndarray:
-    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere).
-
-    ``moments``: the shard's ``local_moments``; when they say it has no NaN/Inf and lies within
-    the edges (every epoch but a few), one ``histc`` pass is all it takes."""
-    flat = x.detach().reshape(-1)
-    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()
-    lo, hi = float(edges[0]), float(edges[-1])
-    bins = len(edges) - 1
+    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere):
+    ``histograms.count``, told by the shard's ``local_moments`` whether it holds NaN/Inf or
+    values outside the edges (one ``histc`` pass when not: every epoch but a few)."""
+    stats = None
     if moments is not None:
-        m, mn, mx = moments
-        if not (m[1] or m[2] or m[3]) and (m[0] == 0 or (mn >= lo and mx <= hi)):
-            counts = histc(flat, bins, lo, hi).astype(np.float64)
-            return np.concatenate([counts, [0.0, 0.0]])
-    flat = flat[~torch.isnan(flat)]
-    counts = histc(flat, bins, lo, hi).astype(np.float64)
-    under = float((flat < lo).sum())
-    over = float((flat > hi).sum())
-    return np.concatenate([counts, [under, over]])
+        m, lo, hi = moments
+        finite = m[0] > 0
+        stats = {
+            "nan": m[1],
+            "posinf": m[2],
+            "neginf": m[3],
+            "min": lo if finite else None,
+            "max": hi if finite else None,
+        }
+    h = count(x, edges, stats)
+    return np.concatenate([h.counts.astype(np.float64), [float(h.underflow), float(h.overflow)]])
 
 
 def owners(
