@@ -405,10 +405,10 @@ class Recorder(History):
         return row
 
     def _measures(self, s: int) -> bool:
-        """Whether this rank measures step ``s``'s norms: always, except under DDP (no shards),
-        where the gradients and weights are the same on every rank after the all-reduce, so one
-        rank measures each step: the ranks other than 0 in turn (rank 0 also runs the probe and
-        the store's writer); the epoch's SUM brings the rows to every rank."""
+        """Whether this rank measures step ``s``'s norms: always, except for a model given as
+        ``DistributedDataParallel`` (no shards), whose gradients and weights are the same on every
+        rank after the all-reduce, so one rank measures each step: the ranks other than 0 in turn
+        (rank 0 writes the store); the epoch's SUM brings the rows to every rank."""
         if not self._shared_steps:
             return True
         return 1 + s % (self.world - 1) == self.rank
@@ -490,7 +490,8 @@ class Recorder(History):
                 if dim is not None:
                     self._sharded[n] = dim
             self._model_sig = dist_stats.signature([(n, tuple(p.shape)) for n, p in named])
-            self._shared_steps = not self._sharded and self.world > 1
+            # (a model given as DDP: its gradients are synchronized; a bare module may not be)
+            self._shared_steps = self._given_ddp and not self._sharded and self.world > 1
         names = tuple(n for n, _ in named)
         ids = tuple(id(p) for _, p in named)
         if self._names is not None and (names != self._names or ids != self._ids):
