@@ -62,6 +62,13 @@ def main() -> None:
     )
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--marker", default=None, help="rank 0 touches MARKER.EPOCH after each epoch")
+    ap.add_argument("--tail-steps", type=int, default=0, help="steps after the last epoch()")
+    ap.add_argument(
+        "--ref-norms",
+        action="store_true",
+        help="with --out: rank 0 also saves every step's gradient norms and update ratios, "
+        "computed here from the full tensors (the tests' reference; not timed by the benchmark)",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -113,20 +120,36 @@ def main() -> None:
     gen = torch.Generator().manual_seed(rank)
     epoch_times, epoch_cpu = [], []
     losses: list[float] = []  # this rank's, for the tests' reference (reduce="mean" or rank 0's)
+    ref: dict[str, list[list[float]]] = {"grad": [], "ratio": []}  # --ref-norms
+
+    def train_step(idx: torch.Tensor) -> None:
+        loss = loss_fn(trained(x_train[idx]), y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if rec is not None:
+            rec.step(loss=loss)
+        if out is not None:
+            losses.append(float(loss))
+        if args.ref_norms:  # full tensors on every rank (FSDP2: a collective), rank 0 saves
+            before = {n: full(p) for n, p in model.named_parameters()}
+            ref["grad"].append(
+                [float(np.linalg.norm(full(p.grad))) for _, p in model.named_parameters()]
+            )
+        opt.step()
+        if args.ref_norms:
+            ref["ratio"].append(
+                [
+                    float(np.linalg.norm(full(p) - before[n]) / np.linalg.norm(before[n]))
+                    for n, p in model.named_parameters()
+                ]
+            )
+
     for e in range(args.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         trained.train()
         order = torch.randperm(len(x_train), generator=gen)
         for start in range(0, len(order), args.batch):
-            idx = order[start : start + args.batch]
-            loss = loss_fn(trained(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if rec is not None:
-                rec.step(loss=loss)
-            if out is not None:
-                losses.append(float(loss))
-            opt.step()
+            train_step(order[start : start + args.batch])
         if args.perturb_rank == rank and e == 1:
             with torch.no_grad():
                 model.classifier[3].bias.add_(1.0)
@@ -152,14 +175,27 @@ def main() -> None:
             params = {n: full(p) for n, p in model.named_parameters()}
             out.mkdir(parents=True, exist_ok=True)
             np.save(out / f"losses{rank}.npy", np.asarray(losses))
+            if args.ref_norms and rank == 0:
+                names = [n for n, _ in model.named_parameters()]
+                np.savez(
+                    out / "ref_norms.npz", names=names, **{k: np.asarray(v) for k, v in ref.items()}
+                )
             if rank == 0:
                 np.savez(out / f"params{e}.npz", **params)
         if args.marker and rank == 0:
             Path(f"{args.marker}.{e}").write_text(str(os.getpid()))
         if args.epoch_sleep:
             time.sleep(args.epoch_sleep)
+    for start in range(0, args.tail_steps * args.batch, args.batch):  # steps after the last epoch
+        train_step(torch.arange(start, start + args.batch) % len(x_train))
     if rec is not None:
         rec.close()
+        if args.ref_norms and out is not None and rank == 0:  # this process's history, closed
+            names = [n for n, _ in model.named_parameters()]
+            np.savez(out / "recorded_norms.npz", **{n: rec.grad_norms(n) for n in names})
+            np.savez(
+                out / "ref_norms.npz", names=names, **{k: np.asarray(v) for k, v in ref.items()}
+            )
     if writer is not None:
         writer.close()
     if out is not None and rank == 0:

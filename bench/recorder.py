@@ -16,8 +16,10 @@ Issue 14 adds three measurements (each its own flag):
 - ``--distributed``: the same digits CNN under DDP, 2 processes (``torchrun``, CPU, gloo,
   ``bench/distributed_digits.py``): plain vs Recorder (rank-aware, store on rank 0) vs TensorBoard
   ``SummaryWriter`` on rank 0 with a histogram of every parameter and gradient each epoch; rank
-  0's epoch times, alternating the configurations; the bytes the Recorder all-reduced per epoch
-  against the parameters' bytes (also under FSDP2);
+  0's epoch times, alternating the configurations, and again with the three interleaved epoch by
+  epoch in the same two processes (``bench/distributed_interleaved.py``: steadier on a busy
+  machine); the bytes the Recorder all-reduced per epoch against the parameters' bytes (also
+  under FSDP2);
 - ``--follow``: a DDP job writes a store; this process follows it (``Recorder.open(path,
   follow=True)``) and reports the time from each epoch's manifest landing to the listener call;
 - ``--transformer``: ``epoch()`` cost and bytes on disk per epoch of a ~100M-parameter transformer

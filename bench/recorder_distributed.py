@@ -26,6 +26,7 @@ from layerscope.record.budget import format_bytes
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "distributed_digits.py"
+INTERLEAVED = HERE / "distributed_interleaved.py"
 
 
 def _port() -> int:
@@ -39,10 +40,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
-def torchrun(*args: str, wait: bool = True) -> Any:
+def torchrun(*args: str, wait: bool = True, script: Path = SCRIPT) -> Any:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={_port()}", str(SCRIPT), *args,
+        "--master_addr=127.0.0.1", f"--master_port={_port()}", str(script), *args,
     ]  # fmt: skip
     if not wait:
         return subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -96,11 +97,52 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
             f"  {label:12} wall {m * 1e3:7.1f} ms/epoch ({(m / plain - 1) * 100:+6.1f}%)   "
             f"CPU {mc * 1e3:7.1f} ms/epoch ({(mc / plain_cpu - 1) * 100:+6.1f}%)"
         )
+    interleaved(epochs, width, repeats)
     for mode, info in comm.items():
         b = statistics.median(info["communicated"])
         print(
             f"  {mode}: Recorder all-reduced {b:,.0f} B/epoch per rank; parameters "
             f"{info['param_bytes']:,} B ({b / info['param_bytes'] * 100:.2f}%)"
+        )
+
+
+def interleaved(epochs: int, width: int, repeats: int) -> None:
+    """The same three configurations, one epoch each in turn in the same two processes
+    (``distributed_interleaved.py``): load from other processes falls on all alike. Overhead:
+    median over epochs of (epoch / plain's epoch of the same round) - 1."""
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    ratios: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            out = Path(tmp) / f"i{r}"
+            torchrun(
+                "--epochs", str(epochs + 1), "--width", str(width), "--out", str(out),
+                script=INTERLEAVED,
+            )  # fmt: skip
+            info = json.loads((out / "interleaved.json").read_text())
+            for key, into in (("wall", wall), ("cpu", cpu)):
+                plain = info[key]["none"][1:]  # epoch 0: warm-up
+                for c, xs in info[key].items():
+                    into.setdefault(c, []).extend(xs[1:])
+                    ratios[key].setdefault(c, []).extend(
+                        x / p - 1 for x, p in zip(xs[1:], plain, strict=True)
+                    )
+    print(
+        f"  interleaved in the same processes ({epochs} epochs x {repeats} runs; overhead: "
+        "median of the per-round ratios; CPU: the process's, the store writer's thread "
+        "attributed to the Recorder's epochs):"
+    )
+    for c, label in (
+        ("none", "plain"),
+        ("layerscope", "ls.Recorder"),
+        ("tensorboard", "TensorBoard"),
+    ):
+        print(
+            f"  {label:12} wall {statistics.median(wall[c]) * 1e3:7.1f} ms/epoch "
+            f"({statistics.median(ratios['wall'][c]) * 100:+6.1f}%)   "
+            f"CPU {statistics.median(cpu[c]) * 1e3:7.1f} ms/epoch "
+            f"({statistics.median(ratios['cpu'][c]) * 100:+6.1f}%)"
         )
 
 

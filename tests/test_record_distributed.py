@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import layerscope as ls
+from digits import DigitsCNN, load
+from layerscope.inspect.capture import capture
 from layerscope.record import ThinnedError
 from layerscope.record.histograms import count
 from layerscope.record.summary import summarize
@@ -40,7 +42,7 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
         extra = ["--snapshot", "2"]
     done = torchrun(
         "--mode", mode, "--store", str(store), "--out", str(ref), "--epochs", "2",
-        "--width", str(width), *extra,
+        "--width", str(width), "--ref-norms", "--tail-steps", "2", *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     run = ls.Recorder.open(store)
@@ -90,12 +92,25 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
     assert np.allclose(loss, want, rtol=1e-6) and not np.allclose(ranks[0], ranks[1])
     g = run.grad_norms("classifier.3.weight")
     assert np.isfinite(g).all() and len(g) == run.num_steps == 10
+    # Every step's norms are the synchronized gradients' (under DDP measured by rank 1 alone,
+    # under FSDP2 summed from the shards), and the update ratio of step 0 (ratio_every=10) the
+    # one rank 0 computed from the full weights.
+    norms = np.load(ref / "ref_norms.npz")
+    recorded = np.load(ref / "recorded_norms.npz")  # rank 0's history after close(): 2 more steps
+    for j, name in enumerate(norms["names"]):
+        assert np.allclose(run.grad_norms(name), norms["grad"][:10, j], rtol=1e-5, atol=1e-7), name
+        assert len(norms["grad"]) == len(recorded[name]) == 12, name
+        assert np.allclose(recorded[name], norms["grad"][:, j], rtol=1e-5, atol=1e-7), name
+        ratio = run.update_ratios(name)
+        assert np.isfinite(ratio[0]) and np.isnan(ratio[1:]).all(), name
+        assert ratio[0] == pytest.approx(norms["ratio"][0, j], rel=1e-4, abs=1e-7), name
     # Communication per epoch: a few values per tensor plus the histogram bins (and, sharded,
     # the step norms), never the parameters.
     timing = json.loads((ref / "timing.json").read_text())
     n = len(names)
     steps = 5
-    bound = 8 * (8 + n * (2 + 2 + 7 + BINS + 2) + steps * 3 * n)
+    # (DDP: plus, at epoch 1, the row of the tensor rank 1 changed again, from rank 0)
+    bound = 8 * (8 + n * (2 + 2 + 7 + BINS + 2) + steps * 3 * n + (9 + BINS + 2))
     assert all(0 < b <= bound for b in timing["communicated"]), (timing, bound)
     _communicated[(mode, width)] = timing["communicated"]
     if (mode, width) == ("fsdp", 12):
@@ -104,7 +119,25 @@ def test_statistics_from_shards_equal_the_unsharded_models(tmp_path, mode, width
             assert timing["communicated"] == _communicated[("fsdp", 4)]
     if mode == "ddp":  # rank 1 changed a replicated weight at epoch 1: said, rank 0's recorded
         flags = [f for f in run.flags if f["flag"] == "params_differ_between_ranks"]
-        assert flags and flags[0]["epoch"] == 1 and flags[0]["params"] == ["classifier.3.bias"]
+        assert len(flags) == 1 and flags[0]["epoch"] == 1
+        assert flags[0]["params"] == ["classifier.3.bias"]
+    # The probe's activations (under DDP run and written by rank 1, listed by rank 0's
+    # manifest): those of the model with each epoch's parameters, with their stats.
+    model = DigitsCNN(width=width)
+    probe = load()[2][:8]
+    assert run.layers == ["features.0", "features.1", "features.2", "features.3", "features.4",
+                          "classifier.0", "classifier.1", "classifier.2", "classifier.3"]  # fmt: skip
+    for e in run.epochs:
+        full = np.load(ref / f"params{e}.npz")
+        if mode == "ddp" and e == 1:  # rank 1's copy of the bias it changed ran its probe
+            full = {**full, "classifier.3.bias": full["classifier.3.bias"] + 1.0}
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in full.items()})
+        want = capture(model, probe)
+        stats = run.stats(e)["activations"]
+        for layer in run.layers:
+            got = run.activation(layer, e).array
+            assert np.allclose(got, want[layer].numpy(), rtol=1e-5, atol=1e-6), (layer, e)
+            assert stats[layer]["shape"] == list(got.shape) and "dead" in stats[layer]
 
 
 @pytest.mark.parametrize(

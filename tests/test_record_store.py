@@ -145,15 +145,15 @@ from digits import DigitsCNN, load, train
 
 torch.set_num_threads(1)
 path, marker, expected = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-real_write = store.write_array
+real_write = store.write_file
 
-def slow_write(p, array):
-    real_write(p, array)
+def slow_write(p, chunks):
+    real_write(p, chunks)
     if ".tmp-000005" in str(p):  # epoch 5 is half written: hang here until killed
         marker.write_text(str(os.getpid()))
         time.sleep(300)
 
-store.write_array = slow_write
+store.write_file = slow_write
 x_train, y_train, x_test, y_test = load()
 data = (x_train[:320], y_train[:320], x_test[:64], y_test[:64])
 torch.manual_seed(0)
@@ -293,14 +293,14 @@ def test_store_that_cannot_be_created_raises_a_clear_error(tmp_path, monkeypatch
 
 
 def test_full_disk_mid_training_warns_once_and_goes_on_in_memory(tmp_path, data, monkeypatch):
-    real = store_module.write_array
+    real = store_module.write_file
 
-    def full_from_epoch_2(p, array):
+    def full_from_epoch_2(p, chunks):
         if ".tmp-000002" in str(p) or ".tmp-000003" in str(p):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(p, array)
+        real(p, chunks)
 
-    monkeypatch.setattr(store_module, "write_array", full_from_epoch_2)
+    monkeypatch.setattr(store_module, "write_file", full_from_epoch_2)
     path = tmp_path / "full"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

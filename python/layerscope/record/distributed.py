@@ -2,24 +2,32 @@
 
 No rank ever gathers a full parameter. Each parameter is either *sharded* (an FSDP2 DTensor with a
 ``Shard(dim)`` placement: every rank holds a slice) or *replicated* (DDP, or a ``Replicate``
-DTensor: every rank holds the same tensor, so one rank contributes, the ranks taking turns tensor
-by tensor to share the work). Per tensor, each contributing rank computes on what it holds:
-finite count, NaN/±Inf counts, zeros, sum and sum of squares (float64), min and max; then
-histogram counts on bins shared by all ranks. These are all-reduced, so the
-communication per epoch is O(tensors x bins), independent of the parameters' sizes:
+DTensor: every rank holds the same tensor, so one rank summarises it: ``owners`` shares them out,
+ranks other than 0 first, since rank 0 also runs the probe's statistics and the store's writer).
+Per tensor, each contributing rank computes on what it holds: finite count, NaN/±Inf counts,
+zeros, sum and sum of squares (float64), min and max; then histogram counts on bins shared by all
+ranks. These are all-reduced, so the communication per epoch is O(tensors x bins), independent of
+the parameters' sizes:
 
 - a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or
   ``close``), the epoch number, a hash of the parameter names and global shapes, a hash of what
   is about to be reduced. Ranks that called ``epoch()`` a different number of times, or hold
   different models, see different headers and all raise the same clear error, instead of a
-  collective of mismatched sizes that would hang;
-- MIN of [min, -max] per tensor (and, for replicated tensors, [sum, -sum]: a replicated parameter
-  that differs between ranks is flagged);
-- SUM of [finite, nan, posinf, neginf, zeros, sum, sumsq] per tensor, and of [counts...,
-  underflow, overflow] per tensor on the shared edges: one all-reduce once every tensor has its
-  edges (from the second epoch on), two in the first epoch (the edges come from its min/max);
-- sharded models only: SUM of the squared per-step gradient/weight/update norms of the epoch's
-  steps (the per-step series: O(steps x tensors)).
+  collective of mismatched sizes (which gloo answers by aborting a process, or a hang);
+- sharded models only: MIN of [min, -max] per sharded tensor;
+- one SUM carrying, per tensor, [finite, nan, posinf, neginf, zeros, sum, sumsq, min, max] (a
+  replicated tensor's min and max from its owner, zeros from the others; a shard's come from the
+  MIN) and [counts..., underflow, overflow] on the shared edges (a replicated tensor's owner
+  chooses its edges at its first epoch from what it holds, the same values every rank then has);
+  per replicated tensor the ``fingerprint`` f of each rank's copy and f² (``differ`` tells from
+  their sums whether all ranks hold the same bits: a replicated parameter that differs between
+  ranks is flagged, and rank 0's copy summarised in one more SUM); and the squared per-step
+  gradient/weight/update norms of the epoch's steps (O(steps x tensors): a shard's add up; under
+  DDP one rank measures each step, see ``Recorder._measures``, the others add zeros). A sharded
+  model's first epoch adds a SUM of the histograms (their edges come from the reduced min/max).
+
+So a DDP epoch costs the header and one SUM: each collective costs a few tenths of a millisecond
+of CPU in gloo's threads whatever its size (measured here), so they are few and carry everything.
 
 The collectives run on a gloo side group of their own (CPU tensors: a few KB), created with a
 ``timeout``: a rank that stops calling ``epoch()`` makes the others raise after that many seconds
@@ -39,10 +47,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .histograms import histc
+from .histograms import count
 
 HEADER = 8
 EPOCH, CLOSE = 0.0, 1.0
+# Fingerprints are taken modulo this prime, so that world x f² stays an exact float64 (< 2**53)
+# for up to 8192 ranks: the SUM of f and f² then tells exactly whether all ranks agree.
+FINGERPRINT_MOD = 1_000_003
+# Replicated tensors are summarised by ranks other than 0 first (rank 0 also runs the probe's
+# activation statistics and the store's writer): rank 0 starts with this many values' worth of
+# work (a few milliseconds) when the tensors are shared out.
+RANK0_HEAD_START = 1 << 20
 
 
 class DistributedRecorderError(RuntimeError):
@@ -194,22 +209,61 @@ def stats_from(
 def local_histogram(
     x: torch.Tensor, edges: np.ndarray, moments: tuple[list[float], float, float] | None = None
 ) -> np.ndarray:
-    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere).
-
-    ``moments``: the shard's ``local_moments``; when they say it has no NaN/Inf and lies within
-    the edges (every epoch but a few), one ``histc`` pass is all it takes."""
-    flat = x.detach().reshape(-1)
-    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()
-    lo, hi = float(edges[0]), float(edges[-1])
-    bins = len(edges) - 1
+    """``[counts..., underflow, overflow]`` of a shard on ``edges`` (NaN counted elsewhere):
+    ``histograms.count``, told by the shard's ``local_moments`` whether it holds NaN/Inf or
+    values outside the edges (one ``histc`` pass when not: every epoch but a few)."""
+    stats = None
     if moments is not None:
-        m, mn, mx = moments
-        if not (m[1] or m[2] or m[3]) and (m[0] == 0 or (mn >= lo and mx <= hi)):
-            counts = histc(flat, bins, lo, hi).astype(np.float64)
-            return np.concatenate([counts, [0.0, 0.0]])
-    flat = flat[~torch.isnan(flat)]
-    counts = histc(flat, bins, lo, hi).astype(np.float64)
-    under = float((flat < lo).sum())
-    over = float((flat > hi).sum())
-    return np.concatenate([counts, [under, over]])
+        m, lo, hi = moments
+        finite = m[0] > 0
+        stats = {
+            "nan": m[1],
+            "posinf": m[2],
+            "neginf": m[3],
+            "min": lo if finite else None,
+            "max": hi if finite else None,
+        }
+    h = count(x, edges, stats)
+    return np.concatenate([h.counts.astype(np.float64), [float(h.underflow), float(h.overflow)]])
+
+
+def owners(
+    sizes: Sequence[int | None], world: int, head_start: int = RANK0_HEAD_START
+) -> list[int | None]:
+    """The rank that summarises each tensor: None for a shard (each rank its own), for a
+    replicated tensor (``sizes[i]``: its number of values) one rank, the biggest tensors first to
+    the rank with the least work so far (rank 0 starting at ``head_start``, and losing ties).
+    Every rank computes the same list from the same sizes.
+
+    >>> owners([131072, 128, None, 18432], world=2)
+    [1, 1, None, 1]
+    """
+    load = [head_start] + [0] * (world - 1)
+    out: list[int | None] = [None] * len(sizes)
+    order = sorted((i for i, s in enumerate(sizes) if s is not None), key=lambda i: (-sizes[i], i))  # type: ignore[operator]
+    for i in order:
+        r = min(range(world), key=lambda r: (load[r], r == 0, r))
+        out[i] = r
+        load[r] += int(sizes[i])  # type: ignore[arg-type]
+    return out
+
+
+def fingerprint(x: torch.Tensor) -> int:
+    """An integer in ``[0, FINGERPRINT_MOD)`` that bit-identical tensors share: the wrapping int32
+    sum of the tensor's words (one fast pass; exact, so the same on every rank and thread count).
+
+    >>> fingerprint(torch.ones(3)) == fingerprint(torch.ones(3)), fingerprint(torch.zeros(3))
+    (True, 0)
+    """
+    flat = x.detach().contiguous().reshape(-1)
+    if flat.numel() == 0:
+        return 0
+    size = flat.element_size()
+    word = torch.int32 if size in (4, 8) else torch.int16 if size == 2 else torch.uint8
+    return int(flat.view(word).sum(dtype=torch.int32)) % FINGERPRINT_MOD
+
+
+def differ(sum_f: float, sum_f2: float, world: int) -> bool:
+    """Whether the ranks' fingerprints ``f_r`` differ, from their all-reduced sums of f and f²
+    (equal iff world x Σf² = (Σf)², exact in integers)."""
+    return world * int(sum_f2) != int(sum_f) ** 2

@@ -9,8 +9,10 @@
 
 What ``step()`` costs: the loss and scalars are kept as device tensors (no ``.item()``, no host
 sync); per-parameter gradient norms are one ``torch._foreach_norm`` over the ``.grad`` tensors,
-stacked into one device tensor per step (two torch calls). Rows reach the host in one copy at
-``epoch()`` (or every 4096 steps).
+kept as 0-d device tensors (one torch call a step). They reach the host in one stack and one
+copy at ``epoch()`` (or every 4096 steps). Under DDP the gradients and weights are the same on
+every rank after the all-reduce, so one rank measures each step (the ranks other than 0 in turn)
+and the epoch's all-reduce brings the norms to every rank: rank 0's ``step()`` records the loss.
 
 The update ratio ‖Δw‖/‖w‖ of the optimizer step that follows step ``s`` is measured at the next
 call (``step`` or ``epoch``): step ``s`` copies the parameters into reference buffers on the
@@ -57,6 +59,7 @@ from .tensors import dtype_name, host_copy, to_numpy
 from .thinning import choose_drop, reduce_array, reduced_shape
 
 AXES = ("epoch", "step")
+_GRAD = ("grad",)
 # Seconds a rank waits for the others in the Recorder's collectives before raising.
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -105,7 +108,13 @@ class Recorder(History):
     writes the store, and each rank writes its own shards of sharded parameters. Call ``step``,
     ``epoch`` and ``close`` on every rank; ranks that disagree raise ``DistributedRecorderError``
     instead of hanging. A model wrapped in ``DistributedDataParallel`` is recorded as its
-    ``.module`` (parameter names without the ``module.`` prefix).
+    ``.module`` (parameter names without the ``module.`` prefix). Under DDP, work that every
+    rank would repeat is done once, and not by rank 0, which writes the store: each step's norms
+    and each parameter's statistics by the other ranks in turn, the probe pass (its forward
+    needs no collective) by the last rank, which writes the activations and their stats beside
+    its shards for rank 0's manifest (without a store, rank 0 runs it). The per-step norms reach
+    rank 0's in-memory history at ``epoch()`` (those after the last one at ``close()``), the
+    activations once the epoch is written.
 
     ``epoch()`` copies every chosen parameter to the host (bit-exact), summarises it and runs the
     probe; histograms and activation stats are counted off the training loop (on first read,
@@ -146,6 +155,7 @@ class Recorder(History):
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         super().__init__()
+        self._given_ddp = _is_ddp(model)
         model = _unwrap_ddp(model)
         self.model = check_module(model)
         if axis not in AXES:
@@ -159,8 +169,9 @@ class Recorder(History):
         self._dist = dist_stats.Collectives(timeout) if dist_stats.active() else None
         self.rank = self._dist.rank if self._dist is not None else 0
         self.world = self._dist.world if self._dist is not None else 1
+        # Norm rows summed over the ranks at epoch(); None: another rank measured that value.
         self._dist_rows: list[
-            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], torch.Tensor]
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], list[torch.Tensor | None]]
         ] = []
         self._communicated: list[int] = []
         self.budget = parse_budget(budget)
@@ -215,9 +226,23 @@ class Recorder(History):
         self._uniform = True
         self._grad_params: list[torch.Tensor] = []
         self._sharded: dict[str, int] = {}  # parameter -> shard dim (FSDP2)
+        self._shared_steps = False  # DDP: one rank measures each step's norms (see _measures)
+        self._step_sq: tuple[list[Any], np.ndarray] | None = None
         self._model_sig = 0.0
         self._pool: ThreadPoolExecutor | None = None
         self._refresh_params()
+        # DDP with a store: the rank that runs the probe and writes its activations (see
+        # _probe_here); 0: rank 0 runs it and the activations go in its manifest.
+        self._acts_rank = 0
+        if (
+            self._given_ddp
+            and not self._sharded
+            and self.world > 1
+            and self._store is not None
+            and self._probe_args is not None
+        ):
+            self._acts_rank = self.world - 1
+        self._acts_out: dict[str, np.ndarray] = {}
         if self._dist is not None:
             self._dist.header(2.0, 0, self._model_sig, 0.0)
 
@@ -319,46 +344,90 @@ class Recorder(History):
         if self._sharded:  # FSDP2: the local shards (the DTensor may hand out a new local view)
             self._grad_list = [dist_stats.local_part(p)[0] for p in self._grad_params]
         p0 = self._grad_list[0]
-        if p0.device != self._device or p0.dtype != self._dtype:
+        if p0.dtype is not self._dtype or p0.device != self._device:
             self._moved(s, p0)
-        # At most four torch calls a step, whatever the number of parameters: the update after the
-        # reference step (ref -= w), one _foreach_norm over [Δ, grads, w], one stack, ref <- w.
+        mine = self._measures(s)
+        reference = self.ratio_every > 0 and s % self.ratio_every == 0
+        if not mine and self._ref_step is None and not reference:  # DDP: another rank's step
+            if s % self.every == 0:
+                self._dist_rows.append((self._grad_names, _GRAD, (s,), self._zeros(1)))
+            return
+        if self._ref_step is None and not reference:
+            # Most steps: the gradient norms only, one _foreach_norm (no stack: the 0-d norms
+            # are stacked all at once when the step log is flushed).
+            if s % self.every == 0:
+                norms: list[torch.Tensor | None] = self._zeros(1)
+                if mine:
+                    with torch.no_grad():
+                        norms = list(self._norms([self._grads()]))
+                self._add_row(_GRAD, (s,), norms)
+            return
+        # At most three torch calls a step, whatever the number of parameters: the update after
+        # the reference step (ref -= w), one _foreach_norm over [Δ, grads, w], ref <- w. Under
+        # DDP the kinds and steps of a row are the same on every rank, its values come from the
+        # rank that measured them (zeros elsewhere).
         with torch.no_grad():
-            lists: list[Sequence[torch.Tensor | None]] = []
-            kinds: list[str] = []
-            steps: list[int] = []
+            parts: list[tuple[str, int, Sequence[torch.Tensor | None] | None]] = []
             if self._ref_step is not None:
-                assert self._ref is not None
-                torch._foreach_sub_(self._ref, self._grad_list)  # now -Δw
-                lists.append(self._ref)
-                kinds.append("delta")
-                steps.append(self._ref_step)
+                r = self._ref_step
+                if self._ref is not None and self._measures(r):  # the rank that took the reference
+                    torch._foreach_sub_(self._ref, self._grad_list)  # now -Δw
+                    parts.append(("delta", r, self._ref))
+                else:
+                    parts.append(("delta", r, None))
                 self._ref_step = None
             if s % self.every == 0:
-                lists.append(self._grads())
-                kinds.append("grad")
-                steps.append(s)
-            reference = self.ratio_every > 0 and s % self.ratio_every == 0
+                parts.append(("grad", s, self._grads() if mine else None))
             if reference:
-                lists.append(self._grad_list)
-                kinds.append("wnorm")
-                steps.append(s)
-            if lists:
-                self._add_row(tuple(kinds), tuple(steps), self._norms(lists))
+                parts.append(("wnorm", s, self._grad_list if mine else None))
+            if parts:
+                self._add_row(
+                    tuple(k for k, _, _ in parts), tuple(st for _, st, _ in parts), self._row(parts)
+                )
             if reference:
-                if self._ref is None:
-                    self._ref = [p.detach().clone() for p in self._grad_list]
-                else:
-                    torch._foreach_copy_(self._ref, self._grad_list)
+                if mine:
+                    if self._ref is None:
+                        self._ref = [p.detach().clone() for p in self._grad_list]
+                    else:
+                        torch._foreach_copy_(self._ref, self._grad_list)
                 self._ref_step = s
+
+    def _row(
+        self, parts: list[tuple[str, int, Sequence[torch.Tensor | None] | None]]
+    ) -> list[torch.Tensor | None]:
+        """The norms of the parts this rank measured (one _foreach_norm), zeros for the others'."""
+        measured = [ts for _, _, ts in parts if ts is not None]
+        norms = iter(self._norms(measured) if measured else [])
+        n = len(self._grad_names)
+        row: list[torch.Tensor | None] = []
+        for _, _, ts in parts:
+            row += [next(norms) for _ in range(n)] if ts is not None else self._zeros(1)
+        return row
+
+    def _measures(self, s: int) -> bool:
+        """Whether this rank measures step ``s``'s norms: always, except for a model given as
+        ``DistributedDataParallel`` (no shards), whose gradients and weights are the same on every
+        rank after the all-reduce, so one rank measures each step: the ranks other than 0 in turn
+        (rank 0 writes the store); the epoch's SUM brings the rows to every rank."""
+        if not self._shared_steps:
+            return True
+        return 1 + s % (self.world - 1) == self.rank
+
+    def _zeros(self, kinds: int) -> list[torch.Tensor | None]:
+        """Another rank's part of a row (None: summed as zeros, see ``_measured_to_host``)."""
+        return [None] * (kinds * len(self._grad_names))
 
     def _finish_update(self) -> None:
         """Measure the update that followed the last measured step (the weights are final now)."""
-        assert self._ref is not None and self._ref_step is not None
-        with torch.no_grad():
-            torch._foreach_sub_(self._ref, self._grad_list)
-            row = self._norms([self._ref])
-        self._add_row(("delta",), (self._ref_step,), row)
+        assert self._ref_step is not None
+        r = self._ref_step
+        if self._ref is not None and self._measures(r):
+            with torch.no_grad():
+                torch._foreach_sub_(self._ref, self._grad_list)
+                row: list[torch.Tensor | None] = list(self._norms([self._ref]))
+        else:
+            row = self._zeros(1)
+        self._add_row(("delta",), (r,), row)
         self._ref_step = None
 
     def _grads(self) -> list[torch.Tensor | None]:
@@ -368,26 +437,27 @@ class Recorder(History):
             None if p.grad is None else dist_stats.local_part(p.grad)[0] for p in self._grad_params
         ]
 
-    def _add_row(self, kinds: tuple[str, ...], steps: tuple[int, ...], row: torch.Tensor) -> None:
-        if self._sharded:  # norms of shards: summed over ranks at epoch()
+    def _add_row(
+        self, kinds: tuple[str, ...], steps: tuple[int, ...], row: list[torch.Tensor | None]
+    ) -> None:
+        if self._sharded or self._shared_steps:  # summed over ranks at epoch()
             self._dist_rows.append((self._grad_names, kinds, steps, row))
-        else:
-            self._log.add_row(self._grad_names, kinds, steps, row)
+        else:  # every value measured here: no None
+            self._log.add_row(self._grad_names, kinds, steps, row)  # type: ignore[arg-type]
 
-    def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> torch.Tensor:
-        """One device tensor of the L2 norms of all tensors in ``lists`` (NaN for a missing grad)."""
+    def _norms(self, lists: Sequence[Sequence[torch.Tensor | None]]) -> list[torch.Tensor]:
+        """The L2 norms of all tensors in ``lists``, 0-d tensors on the device (NaN for a missing
+        grad): no host sync."""
         flat = [t for group in lists for t in group]
         if self._uniform and not any(t is None for t in flat):
             try:
-                return torch.stack(torch._foreach_norm(flat))  # type: ignore[arg-type]
+                return list(torch._foreach_norm(flat))  # type: ignore[arg-type]
             except RuntimeError:  # grads on another device or dtype than their parameters
                 self._uniform = False
         present = [t for t in flat if t is not None]
         norms = iter(torch._foreach_norm(present) if present else [])
         nan = torch.full((), math.nan, device=self._device)
-        return torch.stack(
-            [next(norms).to(self._device, torch.float32) if t is not None else nan for t in flat]
-        )
+        return [next(norms).to(self._device, torch.float32) if t is not None else nan for t in flat]
 
     def _moved(self, s: int, p0: torch.Tensor) -> None:
         # The model went to another device or dtype: settle what is pending (one host sync, once)
@@ -420,6 +490,8 @@ class Recorder(History):
                 if dim is not None:
                     self._sharded[n] = dim
             self._model_sig = dist_stats.signature([(n, tuple(p.shape)) for n, p in named])
+            # (a model given as DDP: its gradients are synchronized; a bare module may not be)
+            self._shared_steps = self._given_ddp and not self._sharded and self.world > 1
         names = tuple(n for n, _ in named)
         ids = tuple(id(p) for _, p in named)
         if self._names is not None and (names != self._names or ids != self._ids):
@@ -481,40 +553,37 @@ class Recorder(History):
         record = EpochRecord(epoch=e, step=self._log.count, time=time.time(), metrics=values)
         skipped: list[dict[str, Any]] = []
         shards: dict[str, tuple[np.ndarray, int, bool]] = {}
+        # A DDP model's probe pass first: while rank 0 runs it, the other ranks summarise the
+        # parameters (see distributed.owners), and it needs no collective. A sharded model's
+        # after its statistics: its forward gathers parameters and may leave them unsharded.
+        probe_first = not self._sharded
+        if probe_first:
+            self._probe(record)
         if self._dist is not None:
             self._snapshot_params_dist(record, skipped, shards)
             self._communicated.append(self._dist.bytes_sent - sent_before)
+            self._log.flush()  # the step norms the SUM brought
         else:
             self._snapshot_params(record, skipped)
         if skipped:
             self._thinned.extend(skipped)
             if any(a["action"] == "policy_reduced" for a in skipped):
                 self._policy_reduced.add(e)
-        if self._probe_args is not None:
-            try:
-                acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
-                self._snapshot_activations(acts_record)
-            except Exception as exc:
-                # The model may no longer accept the probe (changed architecture or inputs):
-                # record the epoch without activations rather than stop the training.
-                self._flags.append(
-                    {
-                        "step": self._log.count,
-                        "epoch": e,
-                        "flag": "probe_failed",
-                        "error": repr(exc),
-                    }
-                )
-                warnings.warn(
-                    f"layerscope.Recorder.epoch: the probe forward pass failed ({exc!r}); epoch {e} "
-                    "is recorded without activations (see rec.flags).",
-                    RecorderWarning,
-                    stacklevel=2,
-                )
+        if not probe_first:
+            self._probe(record)
         self._records[e] = record
         self._next_epoch = e + 1
         if self._store is not None:
-            if shards:
+            if self.rank == self._acts_rank != 0:  # this rank ran the probe: its acts, always
+                # (and whether the probe failed: every rank flags the rest alike)
+                n_rec = len(self._flags)
+                failed = [
+                    f for f in self._flags[self._flags_saved[1] :] if f["flag"] == "probe_failed"
+                ]
+                self._store.submit_shards(e, shards, self._acts_out, failed)
+                self._flags_saved = (self._flags_saved[0], n_rec)
+                self._acts_out = {}
+            elif shards:
                 self._store.submit_shards(e, shards)
             if self.rank == 0:
                 n_log, n_rec = self._flags_saved
@@ -535,6 +604,7 @@ class Recorder(History):
                     new_flags,
                     sharded=sharded,
                     extra={"skipped": skipped},
+                    acts_from=self._acts_rank or None,
                 )
             else:
                 self._log.take_unsaved()
@@ -665,28 +735,22 @@ class Recorder(History):
         assert self._dist is not None
         rows = self._dist_rows
         self._dist_rows = []
-        flat = torch.cat([r[3].reshape(-1).double().cpu() for r in rows]) if rows else None
+        flat = _measured_to_host(rows) if rows else None
         keys: list[str] = []
         if self.reduce == "mean":
             keys = sorted(self._log._values)
         counts = [len(self._log._values[k][0]) for k in keys]
-        what = f"{0 if flat is None else flat.numel()}|{keys}|{counts}|{sorted(metrics)}"
+        what = f"{0 if flat is None else flat.size}|{keys}|{counts}|{sorted(metrics)}"
         self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
+        self._step_sq = None
         if flat is not None:
             sq = flat * flat
-            if self.rank != 0:  # replicated norms: rank 0's stand for all
-                offset = 0
-                for names, kinds, _, _row in rows:
-                    replicated = torch.tensor([n not in self._sharded for n in names])
-                    for _k in kinds:
-                        sq[offset : offset + len(names)][replicated] = 0.0
-                        offset += len(names)
-            total = self._dist.all_reduce(sq, dist_stats.dist.ReduceOp.SUM, "step norms").sqrt()
-            offset = 0
-            for names, kinds, steps, row in rows:
-                size = row.numel()
-                self._log.add_row(names, kinds, steps, total[offset : offset + size].float())
-                offset += size
+            if self.rank != 0 and not self._shared_steps:
+                sq = self._rank0_stands_for_replicated(rows, sq)
+            # Summed over the ranks in the parameters' SUM (see _snapshot_params_dist): the
+            # shards' squared norms add up, and a DDP step's norms come from the one rank
+            # that measured them (the others hold zeros there).
+            self._step_sq = (rows, sq)
         if self.reduce == "mean" and (keys or metrics):
             parts = [
                 torch.stack(
@@ -707,45 +771,86 @@ class Recorder(History):
             metrics = {k: float(total[offset + i]) for i, k in enumerate(mnames)}
         return metrics
 
+    def _rank0_stands_for_replicated(self, rows: list[Any], sq: np.ndarray) -> np.ndarray:
+        """A sharded model's squared step norms, zero for its replicated tensors on ranks > 0:
+        rank 0's stand for all."""
+        offset = 0
+        for names, kinds, _, _row in rows:
+            replicated = np.asarray([n not in self._sharded for n in names])
+            for _k in kinds:
+                sq[offset : offset + len(names)][replicated] = 0.0
+                offset += len(names)
+        return sq
+
     def _snapshot_params_dist(
         self,
         record: EpochRecord,
         skipped: list[dict[str, Any]],
         shards: dict[str, tuple[np.ndarray, int, bool]],
     ) -> None:
-        """Stats and histograms from every rank's shard, all-reduced (see ``distributed``)."""
+        """Stats and histograms from every rank's shard, all-reduced (see ``distributed``): a
+        shard by each rank, a replicated tensor by the one rank that ``distributed.owners`` names."""
         assert self._dist is not None
         d = dist_stats
         rank0 = self.rank == 0
+        bins = self.bins
+        op = d.dist.ReduceOp
         locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]] = []
-        sums, mins, checks, replicated = [], [], [], []
-        moments: list[tuple[list[float], float, float] | None] = []
+        for name, p in self._named:
+            local, dim = d.local_part(p)
+            locals_.append((name, p, local, dim))
+        n = len(locals_)
+        sharded = [i for i, item in enumerate(locals_) if item[3] is not None]
+        replicated = [i for i, item in enumerate(locals_) if item[3] is None]
+        owner = d.owners(
+            [None if item[3] is not None else item[2].numel() for item in locals_], self.world
+        )
         with torch.no_grad():
-            for i, (name, p) in enumerate(self._named):
-                local, dim = d.local_part(p)
-                locals_.append((name, p, local, dim))
-                # A replicated tensor (DDP) is summarised by one rank, taking turns, so rank 0
-                # (which also runs the probe and writes the store) does 1/world of that work.
-                if dim is not None or i % self.world == self.rank:
-                    m, lo, hi = d.local_moments(local)
-                    moments.append((m, lo, hi))
-                else:
-                    m, lo, hi = [0.0] * 7, math.inf, -math.inf
-                    moments.append(None)
-                sums.append(m)
-                mins += [lo, -hi]
-                if dim is None:  # replicated: every rank's copy should be the same
-                    c = float(local.detach().double().sum())
-                    checks += [c, -c]
-                    replicated.append(name)
-            op = d.dist.ReduceOp
-            n = len(locals_)
-            low = self._dist.all_reduce(
-                torch.tensor(mins + checks), op.MIN, "parameter stats"
+            # The shards' edges known (all epochs but the first): every histogram rides in the
+            # one SUM (a replicated tensor's summarising rank chooses its first edges itself).
+            hist_now = all(self._known_edges(locals_[i][0]) for i in sharded)
+            width = 9 + (bins + 2 if hist_now else 0)
+            rows = np.zeros((n, width))
+            mine: dict[int, tuple[list[float], float, float]] = {}  # what this rank summarises
+            for i, (*_, dim) in enumerate(locals_):
+                if dim is not None or owner[i] == self.rank:
+                    mine[i] = self._local_row(i, locals_[i], rows[i], hist_now)
+            fps = np.zeros(2 * len(replicated))
+            for k, i in enumerate(replicated):
+                f = d.fingerprint(locals_[i][2])
+                fps[2 * k : 2 * k + 2] = f, f * f
+            lows = np.zeros((0, 2))
+            if sharded:
+                mins = np.asarray([[mine[i][1], -mine[i][2]] for i in sharded], np.float64)
+                lows = (
+                    self._dist.all_reduce(
+                        torch.from_numpy(mins.reshape(-1)), op.MIN, "parameter stats"
+                    )
+                    .numpy()
+                    .reshape(-1, 2)
+                )
+            step_rows, step_sq = self._step_sq if self._step_sq is not None else ([], np.zeros(0))
+            self._step_sq = None
+            both = self._dist.all_reduce(
+                torch.from_numpy(np.concatenate([rows.reshape(-1), fps, step_sq])),
+                op.SUM,
+                "parameter stats",
             ).numpy()
-            ranges = low[: 2 * n].reshape(-1, 2).copy()
-            chk = low[2 * n :].reshape(-1, 2)
-            differ = [name for name, (a, b) in zip(replicated, chk, strict=True) if a != -b]
+            if step_rows:
+                total = np.sqrt(both[len(both) - len(step_sq) :]).astype(np.float32)
+                self._log.add_rows(step_rows, total)
+                both = both[: len(both) - len(step_sq)]
+            tot = both[: n * width].reshape(n, width).copy()
+            for k, i in enumerate(sharded):
+                tot[i, 7], tot[i, 8] = lows[k, 0], -lows[k, 1]
+            for i in range(n):
+                self._settle(record, locals_[i], tot[i])
+            f_sums = both[n * width :].reshape(-1, 2)
+            differ = [
+                locals_[i][0]
+                for k, i in enumerate(replicated)
+                if d.differ(f_sums[k, 0], f_sums[k, 1], self.world)
+            ]
             if differ:
                 self._flags.append(
                     {
@@ -762,58 +867,35 @@ class Recorder(History):
                     RecorderWarning,
                     stacklevel=3,
                 )
-                # Every rank saw the same checks: rank 0 summarises those tensors instead of
-                # the rank whose turn it was (one more small all-reduce, only in this case).
-                idx = [i for i, (name, *_) in enumerate(locals_) if name in differ]
-                redo = []
-                for i in idx:
+                # Every rank saw the same sums: rank 0 summarises those tensors instead of the
+                # rank whose turn it was (one more small all-reduce, only in this case).
+                idx = [i for i, item in enumerate(locals_) if item[0] in differ]
+                redo = np.zeros((len(idx), width))
+                for k, i in enumerate(idx):
+                    mine.pop(i, None)
                     if rank0:
-                        mom = d.local_moments(locals_[i][2])
-                        moments[i], (m, lo, hi) = mom, mom
-                    else:
-                        moments[i], (m, lo, hi) = None, ([0.0] * 7, math.inf, -math.inf)
-                    sums[i] = m
-                    redo += [lo, -hi]
-                again = self._dist.all_reduce(torch.tensor(redo), op.MIN, "parameter stats")
-                ranges[idx] = again.numpy().reshape(-1, 2)
-            # Every tensor's bins known (all epochs but the first): its histogram rides with the
-            # moments in one all-reduce.
-            bins_known = all(
-                name in self._edges and len(self._edges[name]) == self.bins + 1
-                for name, *_ in locals_
-            )
-            hists: list[np.ndarray] = []
-            if bins_known:
-                hists = self._local_histograms(locals_, moments)
-            width = 7 + (self.bins + 2 if bins_known else 0)
-            payload = torch.cat(
-                [torch.tensor(sums, dtype=torch.float64).reshape(n, 7)]
-                + ([torch.from_numpy(np.stack(hists))] if bins_known else []),
-                dim=1,
-            )
-            both = (
-                self._dist.all_reduce(payload.reshape(-1), op.SUM, "parameter stats")
-                .reshape(n, width)
-                .numpy()
-            )
-            tot = both[:, :7]
-            for i, (name, param, local, _dim) in enumerate(locals_):
-                lo, hi = float(ranges[i, 0]), float(-ranges[i, 1])
-                stats = d.stats_from(tuple(param.shape), dtype_name(local), tot[i], lo, hi)
-                record.param_stats[name] = stats
-                if name not in self._edges or len(self._edges[name]) != self.bins + 1:
-                    self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
-            if bins_known:
-                counts = both[:, 7:]
-            else:  # the first epoch: bins from the min/max just reduced, then the counts
-                counts = (
+                        mine[i] = self._local_row(i, locals_[i], redo[k], hist_now)
+                again = (
                     self._dist.all_reduce(
-                        torch.from_numpy(np.stack(self._local_histograms(locals_, moments))),
-                        op.SUM,
-                        "histograms",
+                        torch.from_numpy(redo.reshape(-1)), op.SUM, "parameter stats"
                     )
                     .numpy()
-                    .reshape(n, self.bins + 2)
+                    .reshape(len(idx), width)
+                )
+                for k, i in enumerate(idx):
+                    tot[i] = again[k]
+                    self._settle(record, locals_[i], tot[i])
+            if hist_now:
+                counts = tot[:, 9:]
+            else:  # a sharded model's first epoch: bins from the min/max just reduced, then counts
+                hrows = np.zeros((n, bins + 2))
+                for i, mom in mine.items():
+                    name, _, local, _ = locals_[i]
+                    hrows[i] = d.local_histogram(local, self._edges[name], mom)
+                counts = (
+                    self._dist.all_reduce(torch.from_numpy(hrows.reshape(-1)), op.SUM, "histograms")
+                    .numpy()
+                    .reshape(n, bins + 2)
                 )
             levels: dict[str, list[str]] = {"reduced": [], "stats": []}
             last: dict[str, tuple[np.ndarray, bool]] = {}
@@ -863,19 +945,87 @@ class Recorder(History):
             self._last = last
         self._policy_entries(record.epoch, levels, skipped)
 
-    def _local_histograms(
+    def _known_edges(self, name: str) -> bool:
+        edges = self._edges.get(name)
+        return edges is not None and len(edges) == self.bins + 1
+
+    def _local_row(
         self,
-        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]],
-        moments: list[tuple[list[float], float, float] | None],
-    ) -> list[np.ndarray]:
-        """This rank's ``[counts..., under, over]`` per tensor (zeros where rank 0 stands for all)."""
-        out = []
-        for (name, _, local, _), mom in zip(locals_, moments, strict=True):
-            if mom is None:
-                out.append(np.zeros(self.bins + 2))
-            else:
-                out.append(dist_stats.local_histogram(local, self._edges[name], mom))
-        return out
+        i: int,
+        item: tuple[str, torch.Tensor, torch.Tensor, int | None],
+        row: np.ndarray,
+        hist: bool,
+    ) -> tuple[list[float], float, float]:
+        """This rank's part of tensor ``i``'s row of the SUM: its moments, its min and max (a
+        replicated tensor's: a shard's go in the MIN) and, with ``hist``, its histogram counts."""
+        name, _, local, dim = item
+        mom = dist_stats.local_moments(local)
+        m, lo, hi = mom
+        row[:7] = m
+        if dim is None:
+            row[7], row[8] = lo, hi
+        if hist:
+            # A replicated tensor's first epoch: this rank sees it whole, so it chooses the edges
+            # every rank will choose from the reduced min/max (the same values).
+            edges = (
+                self._edges[name] if self._known_edges(name) else choose_edges(lo, hi, self.bins)
+            )
+            row[9:] = dist_stats.local_histogram(local, edges, mom)
+        return mom
+
+    def _settle(
+        self,
+        record: EpochRecord,
+        item: tuple[str, torch.Tensor, torch.Tensor, int | None],
+        row: np.ndarray,
+    ) -> None:
+        """A tensor's stats from its all-reduced row; its edges at its first epoch."""
+        name, param, local, _ = item
+        stats = dist_stats.stats_from(
+            tuple(param.shape), dtype_name(local), row[:7], float(row[7]), float(row[8])
+        )
+        record.param_stats[name] = stats
+        if not self._known_edges(name):
+            self._edges[name] = choose_edges(stats["min"], stats["max"], self.bins)
+
+    def _probe(self, record: EpochRecord) -> None:
+        """The probe's activations into ``record`` (rank 0's; see ``_probe_here``)."""
+        if self._probe_args is None or not self._probe_here():
+            return
+        e = record.epoch
+        try:
+            acts_record = record if self.rank == 0 else EpochRecord(e, 0, 0.0)
+            self._snapshot_activations(acts_record)
+            if self.rank == self._acts_rank != 0:  # written by this rank (see _probe_here)
+                self._acts_out = {k: h.array for k, h in acts_record.acts.items()}  # type: ignore[misc]
+        except Exception as exc:
+            # The model may no longer accept the probe (changed architecture or inputs):
+            # record the epoch without activations rather than stop the training.
+            self._flags.append(
+                {
+                    "step": self._log.count,
+                    "epoch": e,
+                    "flag": "probe_failed",
+                    "error": repr(exc),
+                }
+            )
+            warnings.warn(
+                f"layerscope.Recorder.epoch: the probe forward pass failed ({exc!r}); epoch {e} "
+                "is recorded without activations (see rec.flags).",
+                RecorderWarning,
+                stacklevel=3,
+            )
+
+    def _probe_here(self) -> bool:
+        """Rank 0 records the activations. The other ranks run the probe pass too (its forward
+        may hold collectives: FSDP2 gathers parameters), except under DDP: a model given as
+        ``DistributedDataParallel`` is recorded as its ``.module``, whose forward is local, so
+        one rank runs it: with a store, the last rank (``_acts_rank``), which writes the
+        activations and their stats beside its shards for rank 0's manifest to list (rank 0
+        also writes the store, and the others' statistics are lighter); without one, rank 0."""
+        if self._acts_rank:
+            return self.rank == self._acts_rank or (self.rank == 0 and self._store is None)
+        return self.rank == 0 or not (self._given_ddp and not self._sharded)
 
     def _snapshot_activations(self, record: EpochRecord) -> None:
         device, dtype = _model_device_dtype(self.model)
@@ -1031,7 +1181,18 @@ class Recorder(History):
         if self._dist is not None and not getattr(self, "_closed", False):
             self._closed = True
             try:
-                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, 0.0)
+                # The step norms measured since the last epoch(), summed over the ranks (the
+                # header first checks every rank holds as many).
+                rows, self._dist_rows = self._dist_rows, []
+                sq = _measured_to_host(rows) ** 2 if rows else np.zeros(0)
+                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, sq.size)
+                if rows:
+                    if self.rank != 0 and not self._shared_steps:
+                        sq = self._rank0_stands_for_replicated(rows, sq)
+                    total = self._dist.all_reduce(
+                        torch.from_numpy(sq), dist_stats.dist.ReduceOp.SUM, "step norms"
+                    )
+                    self._log.add_rows(rows, np.sqrt(total.numpy()).astype(np.float32))
             finally:
                 self.flush()
                 if self._store is not None:
@@ -1196,10 +1357,27 @@ def _change(prev: tuple[np.ndarray, bool], array: np.ndarray, exact: bool, limit
     return _relative_change(before, False, array)
 
 
-def _unwrap_ddp(model: Any) -> Any:
+def _measured_to_host(rows: list[tuple[Any, Any, Any, list[torch.Tensor | None]]]) -> np.ndarray:
+    """Every value of ``rows`` as float64 on the host, 0 where another rank measured it (None)."""
+    values = [t for r in rows for t in r[3]]
+    here = [i for i, t in enumerate(values) if t is not None]
+    out = np.zeros(len(values))
+    if here:
+        got = torch.stack([values[i] for i in here]).double().cpu().numpy()  # type: ignore[misc]
+        if len(here) == len(values):
+            return got
+        out[here] = got
+    return out
+
+
+def _is_ddp(model: Any) -> bool:
     from torch.nn.parallel import DistributedDataParallel
 
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    return isinstance(model, DistributedDataParallel)
+
+
+def _unwrap_ddp(model: Any) -> Any:
+    return model.module if _is_ddp(model) else model
 
 
 def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,11 +62,15 @@ def _to_host(values: Sequence[torch.Tensor | float]) -> np.ndarray:
     return out
 
 
-def _rows_to_host(rows: list[torch.Tensor]) -> np.ndarray:
-    devices = {r.device for r in rows}
-    if len(devices) == 1:
-        return torch.stack(rows).float().cpu().numpy()
-    return np.stack([r.float().cpu().numpy() for r in rows])
+def _rows_to_host(rows: list[tuple[Any, Any, Any, Sequence[torch.Tensor]]]) -> np.ndarray:
+    """Every value of ``rows`` (each a list of 0-d tensors: the norms of one step), float32 on
+    the host in row order, in one stack and one copy."""
+    flat = [t for r in rows for t in r[3]]
+    try:
+        out = torch.stack(flat).float().cpu()
+    except RuntimeError:  # on several devices
+        out = torch.stack([t.reshape(()).float().cpu() for t in flat])
+    return out.numpy()
 
 
 class StepLog:
@@ -88,7 +93,7 @@ class StepLog:
         # One device tensor a step: the norms of several kinds of per-parameter tensors, each
         # kind with its own step (a "delta" belongs to the step before the one measuring it).
         self._rows: list[
-            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], torch.Tensor]
+            tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], Sequence[torch.Tensor]]
         ] = []
         self._pending = 0
         self._warned_nonscalar: set[str] = set()
@@ -124,9 +129,10 @@ class StepLog:
         names: tuple[str, ...],
         kinds: tuple[str, ...],
         steps: tuple[int, ...],
-        row: torch.Tensor,
+        row: Sequence[torch.Tensor],
     ) -> None:
-        """Per-parameter norms in one device tensor ``[len(kinds) * len(names)]``: for each kind
+        """Per-parameter norms, ``len(kinds) * len(names)`` 0-d device tensors (stacked at the
+        flush, not at each step): for each kind
         (``"grad"``, ``"wnorm"``, ``"delta"``) in turn, one value per name, at ``steps[k]``."""
         self._rows.append((names, kinds, steps, row))
         self._pending += 1
@@ -157,24 +163,33 @@ class StepLog:
             if steps:
                 self._append(key, np.asarray(steps, dtype=np.int64), _to_host(values))
         self._values = {}
-        rows = self._rows
-        start = 0
-        while start < len(rows):
-            # Consecutive rows with the same names and kinds form one block: one host copy.
-            names, kinds = rows[start][0], rows[start][1]
-            end = start
-            while end < len(rows) and rows[end][0] == names and rows[end][1] == kinds:
-                end += 1
-            block = rows[start:end]
-            matrix = _rows_to_host([r[3] for r in block]).astype(np.float32)
-            n = len(names)
-            for k, kind in enumerate(kinds):
-                steps_arr = np.asarray([r[2][k] for r in block], dtype=np.int64)
-                for j, name in enumerate(names):
-                    self._append(f"{kind}:{name}", steps_arr, matrix[:, k * n + j])
-            start = end
+        if self._rows:
+            # Every norm of the flush crosses to the host in one stack.
+            self.add_rows(self._rows, _rows_to_host(self._rows))
         self._rows = []
         self._pending = 0
+
+    def add_rows(
+        self, rows: Sequence[tuple[Any, Any, Any, Sequence[Any]]], flat: np.ndarray
+    ) -> None:
+        """Rows of norms (``add_row``'s) whose values are on the host already, all of them in
+        ``flat`` in row order: one segment per (parameters, kind), not one per run of equal rows
+        (a reference step every 10 would split an epoch's series into a dozen short segments,
+        each a manifest entry)."""
+        groups: dict[tuple[tuple[str, ...], str], tuple[list[int], list[int]]] = {}
+        offset = 0
+        for names, kinds, row_steps, row in rows:
+            n = len(names)
+            for k, kind in enumerate(kinds):
+                g = groups.setdefault((names, kind), ([], []))
+                g[0].append(row_steps[k])
+                g[1].append(offset + k * n)
+            offset += len(row)
+        for (names, kind), (steps, starts) in groups.items():
+            matrix = flat[np.asarray(starts)[:, None] + np.arange(len(names))]
+            steps_arr = np.asarray(steps, dtype=np.int64)
+            for j, name in enumerate(names):
+                self._append(f"{kind}:{name}", steps_arr, matrix[:, j])
 
     def _append(self, key: str, steps: np.ndarray, values: np.ndarray) -> None:
         self.series.setdefault(key, Series()).segments.append((steps, values))

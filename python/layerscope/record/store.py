@@ -16,10 +16,12 @@ Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memor
       epochs/000000/acts/a0.npy   a file per bigger probe activation
       epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
       shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
-      shards/000000/r1.json       rank 1's list of its shard files, written after them
+      shards/000000/r1/pack.npy   (DDP) the probe's activations, from the rank that ran it
+      shards/000000/r1.json       rank 1's list of its files (and the activations' stats),
+                                  written after them
 
 Version 2 stores (``hist.npz``, ``steps.npz`` and a file per tensor) are still read; appending
-to one marks its ``run.json`` version 3.
+to one marks its ``run.json`` with this version (``VERSION``).
 
 Why this and not zarr: what we write is append-only, whole tensors once per epoch, read back whole
 or memory-mapped; we never update a slice. Plain ``.npy`` files need no dependency, any numpy can
@@ -33,7 +35,8 @@ locally: the pack, each big file, then the manifest), its manifest ``epoch.json`
 reader lists only epochs whose manifest exists. Locally the epoch is also written under
 ``.tmp-*`` and renamed to its number (atomic on POSIX); an object store has no rename, but a PUT
 is atomic, so the manifest-last rule alone gives the same guarantee. Sharded parameters: every rank writes its shard files and then its ``r{rank}.json``;
-rank 0 waits for all of them before it writes the manifest. A ``kill -9`` mid-write leaves every
+rank 0 waits for all of them before it writes the manifest (and under DDP for the index of the
+rank that ran the probe, whose activations the manifest lists as one-shard tensors). A ``kill -9`` mid-write leaves every
 completed epoch readable and the half-written one invisible.
 
 One writer at a time: ``writer.json`` names the writer; a second ``Recorder`` on the same store
@@ -57,6 +60,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -79,8 +83,9 @@ from .summary import array_stats
 
 FORMAT = "layerscope-run"
 # 2: sharded parameters, reduced snapshots, writer lock, run axis. 3: an epoch's histograms, step
-# series and small tensors in one pack file (version 2 stores are still read).
-VERSION = 3
+# series and small tensors in one pack file (version 2 stores are still read). 4: activations in
+# another rank's pack (a DDP run's, "packed" entries).
+VERSION = 4
 # None is "new": a local store path that already holds a run (a re-run notebook cell) gets the new
 # run in a numbered sibling ("runs/exp1" -> "runs/exp1-2"), losing nothing; "refuse" raises
 # instead (as None does for remote stores and distributed jobs, where a sibling cannot be agreed).
@@ -138,13 +143,37 @@ def _explain(e: BaseException, where: str, doing: str) -> StoreError:
     return StoreError(f"layerscope: could not {doing} {where}: {type(e).__name__}: {e}")
 
 
+def write_file(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write one file from its pieces and fsync it (the durable unit of a local store). The
+    pieces go out in few ``writev`` calls (a pack is a hundred small arrays: one buffered
+    ``write`` each cost more than the bytes)."""
+    parts = [memoryview(c).cast("B") for c in chunks]
+    with open(path, "wb", buffering=0) as f:
+        fd = f.fileno()
+        i = 0
+        while i < len(parts):
+            batch = parts[i : i + _IOV_MAX]
+            done = os.writev(fd, batch)
+            for part in batch:  # a short write: go on from where it stopped
+                if done >= len(part):
+                    done -= len(part)
+                    i += 1
+                    continue
+                parts[i] = part[done:]
+                break
+        os.fsync(fd)
+
+
+_IOV_MAX = 512
+
+
 def write_array(path: Path, array: np.ndarray) -> None:
-    """Write one ``.npy`` file and fsync it (the durable unit of a local store)."""
-    with open(path, "wb") as f:
-        # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
-        np.save(f, np.require(array, requirements="C"), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+    """Write one ``.npy`` file (what ``np.save`` writes) and fsync it."""
+    # (not np.ascontiguousarray: it turns a 0-d array, CLIP's logit_scale, into shape (1,))
+    a = np.require(array, requirements="C")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(a))
+    write_file(path, [header.getvalue(), a.reshape(-1).view(np.uint8).data])
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -409,11 +438,14 @@ class RunStore:
         flags: list[dict[str, Any]],
         sharded: dict[str, dict[str, Any]] | None = None,
         extra: dict[str, Any] | None = None,
+        acts_from: int | None = None,
     ) -> None:
         """Queue ``record`` (its tensors as they are now) for writing (rank 0).
 
         ``sharded``: parameters whose shards every rank writes (``submit_shards``); the manifest
-        lists their files once every rank has written them."""
+        lists their files once every rank has written them. ``acts_from``: the rank that ran the
+        probe and writes its activations (``submit_shards(acts=)``; see ``Recorder``): the
+        manifest lists them, with their stats, once that rank has written them."""
         if self.error is not None:
             return
         files: list[tuple[str, str, np.ndarray, Held]] = []
@@ -451,28 +483,78 @@ class RunStore:
         hists = dict(record.hist)
         self._futures.append(
             self._pool.submit(
-                self._write_epoch, record, files, manifest, dict(edges), steps, hists, sharded or {}
+                self._write_epoch,
+                record,
+                files,
+                manifest,
+                dict(edges),
+                steps,
+                hists,
+                sharded or {},
+                acts_from,
             )
         )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def submit_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+    def submit_shards(
+        self,
+        epoch: int,
+        shards: dict[str, tuple[np.ndarray, int, bool]],
+        acts: dict[str, np.ndarray] | None = None,
+        flags: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Queue this rank's shards of ``epoch``: ``{name: (local array, shard dim, exact)}``
-        (not exact: the shard's reduced image, see ``Recorder``)."""
+        (not exact: the shard's reduced image, see ``Recorder``); and, from the rank that ran the
+        probe, its activations ``{layer: array}`` (their stats counted here) and its flags."""
         if self.error is not None:
             return
-        self._futures.append(self._pool.submit(self._write_shards, epoch, dict(shards)))
+        self._futures.append(
+            self._pool.submit(self._write_shards, epoch, dict(shards), acts, flags or [])
+        )
         self._futures = [f for f in self._futures if not f.done()]
 
-    def _write_shards(self, epoch: int, shards: dict[str, tuple[np.ndarray, int, bool]]) -> None:
+    def _write_shards(
+        self,
+        epoch: int,
+        shards: dict[str, tuple[np.ndarray, int, bool]],
+        acts: dict[str, np.ndarray] | None,
+        flags: list[dict[str, Any]],
+    ) -> None:
         loc = self.loc
         base = f"shards/{epoch:06d}"
-        index: dict[str, Any] = {}
+        index: dict[str, Any] = {"params": {}, "flags": flags}
         try:
             for i, (name, (array, dim, exact)) in enumerate(shards.items()):
                 rel = f"{base}/r{self.rank}/s{i}.npy"
                 self._put_array(rel, array)
-                index[name] = {"file": rel, "shape": list(array.shape), "dim": dim, "exact": exact}
+                index["params"][name] = {
+                    "file": rel,
+                    "shape": list(array.shape),
+                    "dim": dim,
+                    "exact": exact,
+                }
+            if acts is not None:
+                # One pack file for all of them (one write, one fsync), as rank 0's epoch
+                index["acts"] = {}
+                rel = f"{base}/r{self.rank}/{PACK}"
+                pack = _Pack()
+                at = {layer: pack.add(array) for layer, array in acts.items()}
+                data = pack.header_size()
+                if acts:
+                    p = loc.local
+                    if p is not None:
+                        (p / rel).parent.mkdir(parents=True, exist_ok=True)
+                        pack.write(p / rel)
+                    else:
+                        loc.write_bytes(rel, pack.tobytes())
+                for layer, array in acts.items():
+                    offset, dtype, shape = at[layer]
+                    index["acts"][layer] = {
+                        "packed": [rel, data + offset, dtype, shape],
+                        "shape": list(array.shape),
+                        "dtype": str(array.dtype),
+                        "stats": array_stats(array, units=True),
+                    }
             loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
         except Exception as e:
             self.error = _explain(
@@ -487,30 +569,41 @@ class RunStore:
         else:
             self.loc.write_bytes(rel, _npy_bytes(array))
 
-    def _collect_shards(self, epoch: int, names: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Wait for every rank's shard index of ``epoch``; the manifest entries of the parameters."""
+    def _collect_shards(
+        self, epoch: int, names: dict[str, dict[str, Any]], acts_from: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        """Wait for the shard indexes of ``epoch`` (every rank's when parameters are sharded, the
+        probe rank's when another rank ran the probe); the manifest entries of the parameters and
+        of the activations, the activations' stats, and that rank's flags."""
         base = f"shards/{epoch:06d}"
+        ranks = set(range(self.world)) if names else set()
+        if acts_from is not None:
+            ranks.add(acts_from)
         indexes: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + SHARD_WAIT_S
-        while len(indexes) < self.world:
-            for r in range(self.world):
+        while len(indexes) < len(ranks):
+            for r in sorted(ranks):
                 if r not in indexes:
                     with contextlib.suppress(FileNotFoundError):
                         indexes[r] = json.loads(self.loc.read_bytes(f"{base}/r{r}.json"))
-            if len(indexes) < self.world:
+            if len(indexes) < len(ranks):
                 if time.monotonic() > deadline or (self._closed.is_set() and self.error):
-                    missing = sorted(set(range(self.world)) - set(indexes))
+                    missing = sorted(ranks - set(indexes))
                     raise StoreError(
                         f"layerscope: rank(s) {missing} never wrote their shards of epoch {epoch} "
                         f"to {self.loc.describe(base)} (waited {SHARD_WAIT_S:.0f} s)"
                     )
                 time.sleep(0.05)
                 self.loc.refresh()
-        out: dict[str, Any] = {}
+        params: dict[str, Any] = {}
         for name, info in names.items():
-            parts = [indexes[r][name] for r in range(self.world) if name in indexes[r]]
+            parts = [
+                indexes[r]["params"][name]
+                for r in range(self.world)
+                if name in indexes[r]["params"]
+            ]
             exact = all(q.get("exact", True) for q in parts)
-            out[name] = {
+            params[name] = {
                 "shards": [{"file": q["file"], "shape": q["shape"]} for q in parts],
                 "dim": int(info["dim"]),
                 "shape": list(info["shape"]),
@@ -519,8 +612,22 @@ class RunStore:
             }
             if not exact:  # the reduced images of the shards, stacked along their rows
                 rows = sum(int(q["shape"][0]) for q in parts)
-                out[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
-        return out
+                params[name]["image_shape"] = [rows, int(parts[0]["shape"][1])]
+        acts: dict[str, Any] = {}
+        act_stats: dict[str, Any] = {}
+        flags: list[dict[str, Any]] = []
+        if acts_from is not None:
+            index = indexes[acts_from]
+            flags = list(index.get("flags", []))
+            for layer, q in index.get("acts", {}).items():
+                acts[layer] = {
+                    "packed": q["packed"],
+                    "shape": q["shape"],
+                    "dtype": q["dtype"],
+                    "exact": True,
+                }
+                act_stats[layer] = q["stats"]
+        return params, acts, act_stats, flags
 
     def _write_epoch(
         self,
@@ -531,6 +638,7 @@ class RunStore:
         steps: list[tuple[np.ndarray, np.ndarray]],
         hists: dict[str, HistogramCounts],
         sharded: dict[str, dict[str, Any]],
+        acts_from: int | None = None,
     ) -> None:
         if self.error is not None:
             return
@@ -574,13 +682,17 @@ class RunStore:
                 entry["at"] = pack.add(array)
             else:
                 big.append((entry["file"], array))
-        blob = pack.array()
-        data = _npy_header_size(blob)
+        data = pack.header_size()
         manifest["pack"] = {"file": PACK, "data": data, "meta": [0, meta_end]}
         loc = self.loc
         try:
-            if sharded:
-                manifest["params"].update(self._collect_shards(epoch, sharded))
+            from_ranks: tuple[Any, ...] = ({}, {}, {}, [])
+            if sharded or acts_from is not None:
+                from_ranks = self._collect_shards(epoch, sharded, acts_from)
+                manifest["params"].update(from_ranks[0])
+                manifest["acts"].update(from_ranks[1])
+                manifest["act_stats"].update(from_ranks[2])
+                manifest["flags"] = [*manifest["flags"], *from_ranks[3]]
             p = loc.local
             if p is not None:
                 root = p / "epochs"
@@ -592,12 +704,13 @@ class RunStore:
                     tmp.mkdir(parents=True)
                     # fsynced: the pack, each big tensor, the manifest (last), the rename. Small
                     # tensors in one file make that a few fsyncs an epoch, not one per tensor.
-                    write_array(tmp / PACK, blob)
+                    pack.write(tmp / PACK)
                     for rel, array in big:
                         (tmp / rel).parent.mkdir(exist_ok=True)
                         write_array(tmp / rel, array)
                     # last: marks the epoch complete
-                    LocalLocation(tmp).write_bytes("epoch.json", _json_bytes(manifest))
+                    # (straight into the epoch's directory: it is invisible until renamed)
+                    write_file(tmp / "epoch.json", [_json_bytes(manifest)])
                     if final.exists():  # an epoch number re-recorded in append mode
                         shutil.rmtree(final)
                     os.rename(tmp, final)
@@ -608,7 +721,7 @@ class RunStore:
             else:
                 base = f"epochs/{epoch:06d}"
                 loc.remove(f"{base}/epoch.json")  # an epoch number re-recorded in append mode
-                loc.write_bytes(f"{base}/{PACK}", _npy_bytes(blob))
+                loc.write_bytes(f"{base}/{PACK}", pack.tobytes())
                 for rel, array in big:
                     loc.write_bytes(f"{base}/{rel}", _npy_bytes(array))
                 loc.write_bytes(f"{base}/epoch.json", _json_bytes(manifest))  # last
@@ -623,6 +736,15 @@ class RunStore:
             if "shards" in entry and name in record.params:
                 record.params[name].path = _sharded_reference(loc, entry)
                 record.params[name].path_exact = bool(entry["exact"])
+        if from_ranks[1]:
+            # Another rank's activations: this record learns of them now (new dicts swapped
+            # in whole: the training thread may be reading the old ones).
+            arrived = {
+                layer: Held(tuple(e["shape"]), e["dtype"], True, path=_reference(loc, "", e, None))
+                for layer, e in from_ranks[1].items()
+            }
+            record.act_stats = {**record.act_stats, **from_ranks[2]}
+            record.acts = {**record.acts, **arrived}
 
     def write_pins(self, pinned: list[int]) -> None:
         if self.error is not None or self.rank != 0:
@@ -696,23 +818,44 @@ class _Pack:
         self._seen[id(array)] = (array, ref)
         return ref
 
-    def array(self) -> np.ndarray:
-        out = np.zeros(self.size, np.uint8)
+    def _header(self) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": "|u1", "fortran_order": False, "shape": (self.size,)}
+        )
+        return buf.getvalue()
+
+    def header_size(self) -> int:
+        """Bytes before the data in the ``.npy`` file (where the offsets start)."""
+        return len(self._header())
+
+    def _chunks(self) -> list[memoryview | bytes]:
+        """The ``.npy`` file of one uint8 array holding every part, as the pieces to write (no
+        copy of the parts into one buffer first: the file is written from them directly)."""
+        out: list[memoryview | bytes] = [self._header()]
+        at = 0
         for offset, a in self.parts:
+            if offset > at:
+                out.append(bytes(offset - at))
             if a.nbytes:
-                out[offset : offset + a.nbytes] = a.reshape(-1).view(np.uint8)
+                out.append(a.reshape(-1).view(np.uint8).data)
+            at = offset + a.nbytes
         return out
 
+    def write(self, path: Path) -> None:
+        """Write the pack's ``.npy`` and fsync it."""
+        write_file(path, self._chunks())
 
-def _npy_header_size(array: np.ndarray) -> int:
-    """Bytes before the data in ``np.save(array)``'s file (where the pack's offsets start)."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(array))
-    return buf.tell()
+    def tobytes(self) -> bytes:
+        return b"".join(self._chunks())
 
 
 def _reference(loc: Location, base: str, entry: dict[str, Any], pack: dict[str, Any] | None) -> Any:
-    """How a ``Held`` reads back a stored tensor: its own ``.npy``, or its range of the pack."""
+    """How a ``Held`` reads back a stored tensor: its own ``.npy``, its range of the pack, or
+    (``"packed"``: an activation written by another rank) its range of that rank's pack."""
+    if "packed" in entry:
+        rel, start, dtype, shape = entry["packed"]
+        return PackedArray(loc, rel, int(start), dtype, tuple(shape))
     if "at" in entry and pack is not None:
         offset, dtype, shape = entry["at"]
         rel = f"{base}/{pack['file']}"

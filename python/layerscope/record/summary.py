@@ -24,6 +24,10 @@ from .histograms import HistogramCounts
 # passes over the whole tensor from memory: 15% less CPU on a 24.6M-value weight here).
 FUSED_MIN = 1 << 20
 CHUNK = 1 << 17
+# CPU tensors up to this many values are summarised with numpy: a dozen small ops cost ~1 us
+# each there against ~5 us in torch, which is what a small tensor's summary is made of (the
+# probe's activations of a small model: 600 -> 230 us an epoch for the digits CNN's nine).
+NUMPY_MAX = 1 << 18
 
 
 def _dead(zero: torch.Tensor) -> float | None:
@@ -43,6 +47,8 @@ def summarize(t: torch.Tensor, units: bool = False) -> dict[str, Any]:
     0.5
     """
     t = t.detach()
+    if t.device.type == "cpu" and t.numel() <= NUMPY_MAX and t.dtype in _NUMPY_DTYPES:
+        return _summarize_numpy(t.numpy(), units)
     out: dict[str, Any] = {
         "shape": list(t.shape),
         "dtype": str(t.dtype).removeprefix("torch."),
@@ -71,6 +77,64 @@ def summarize(t: torch.Tensor, units: bool = False) -> dict[str, Any]:
     if flat.numel():
         m, s, norm = _moments(flat)
         out.update(min=lo, max=hi, mean=m, std=s, norm=norm)
+    else:
+        out.update(min=None, max=None, mean=None, std=None, norm=None)
+    return out
+
+
+_NUMPY_DTYPES = {
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.int8,
+    torch.uint8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+}
+
+
+def _summarize_numpy(a: np.ndarray, units: bool) -> dict[str, Any]:
+    """``summarize`` of a small array, the same steps in numpy (see ``NUMPY_MAX``)."""
+    x = a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
+    n = x.size
+    out: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype), "numel": n}
+    flat = x.reshape(-1)
+    if units:
+        zero = x == 0
+        out["zeros"] = int(np.count_nonzero(zero)) / n if n else None
+        out["dead"] = None
+        if zero.ndim >= 2 and n:
+            dim = zero.ndim - 1 if zero.ndim == 3 else 1
+            dead = np.moveaxis(zero, dim, 0).reshape(zero.shape[dim], -1).all(axis=1)
+            out["dead"] = float(dead.mean())
+    else:
+        out["zeros"] = (n - int(np.count_nonzero(flat))) / n if n else None
+    nan = posinf = neginf = 0
+    lo = hi = 0.0
+    if n:
+        lo, hi = float(flat.min()), float(flat.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN propagates into min/max
+            nan = int(np.count_nonzero(np.isnan(flat)))
+            posinf = int(np.count_nonzero(flat == math.inf))
+            neginf = int(np.count_nonzero(flat == -math.inf))
+            flat = flat[np.isfinite(flat)]
+            if flat.size:
+                lo, hi = float(flat.min()), float(flat.max())
+    out.update(nan=nan, posinf=posinf, neginf=neginf, finite=int(flat.size))
+    if flat.size:
+        m = flat.size
+        total = float(flat.sum())
+        sumsq = float(np.dot(flat, flat))
+        mean = total / m
+        var = sumsq / m - mean * mean
+        if var < 1e-3 * mean * mean:  # cancellation (see _moments): around the mean
+            d = flat - mean
+            var = float(np.dot(d, d)) / m
+        out.update(
+            min=lo, max=hi, mean=mean, std=math.sqrt(max(var, 0.0)), norm=math.sqrt(max(sumsq, 0.0))
+        )
     else:
         out.update(min=None, max=None, mean=None, std=None, norm=None)
     return out
