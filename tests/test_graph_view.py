@@ -11,7 +11,13 @@ import torch
 
 import layerscope as ls
 import zoo
-from layerscope.widgets.graph import COMPACT_SCHEMA, _node_paths, compact_graph
+from layerscope.widgets.graph import (
+    COMPACT_SCHEMA,
+    _node_paths,
+    compact_graph,
+    compact_traced,
+    params_overlay,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -55,6 +61,17 @@ def test_compact_graph_keeps_every_path_edge_and_shape(make) -> None:  # type: i
         parent = c["groups"]["parent"][i]
         assert (gp[parent] if parent >= 0 else None) == g["parent"]
     json.dumps(c, allow_nan=False)
+
+
+@pytest.mark.parametrize("make", MAKERS)
+def test_compact_traced_equals_compact_graph_of_to_dict(make) -> None:  # type: ignore[no-untyped-def]
+    """The graph views compact the Graph straight (no to_dict): the same state, to the byte."""
+    made = make()
+    kwargs = made[2] if len(made) > 2 else {}
+    g = ls.inspect.trace(made[0], *made[1], **kwargs)
+    d = g.to_dict()
+    assert json.dumps(compact_traced(g)) == json.dumps(compact_graph(d))
+    assert params_overlay(g) == params_overlay(d)
 
 
 def test_compact_graph_is_several_times_smaller() -> None:

@@ -33,7 +33,7 @@ from ..record import History, parse_budget
 from .activations import ActivationView
 from .base import BaseView
 from .bundles import bundle
-from .graph import _check_overlay, compact_graph, params_overlay
+from .graph import _check_overlay, compact_traced, params_overlay
 from .relay import RelayComm, headless, panel_state
 from .weights import WeightsView
 
@@ -215,8 +215,7 @@ class ExploreView(BaseView):
         from ..inspect import trace
 
         traced = trace(model, *inputs, **forward_kwargs)  # type: ignore[operator]
-        traced_dict = traced.to_dict()
-        graph = compact_graph(traced_dict)
+        graph = compact_traced(traced)
         self.graph = traced
         self._paths = set(module_paths(model))
         self._param_of = parameter_map(model)
@@ -259,7 +258,7 @@ class ExploreView(BaseView):
         if data is not None:
             self._make_dataset_panels(data, labels, first)
         self._graph = graph
-        self._params_overlay = params_overlay(traced_dict)
+        self._params_overlay = params_overlay(traced)
         self._update_overlay()
         self._layers = self._layer_map()
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
