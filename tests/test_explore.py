@@ -233,6 +233,7 @@ def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cel
     ex = ls.explore(model, x)
     a = ex.activations
     assert a.pending and list(a._acts) == ["0"] and ex.selected == "0"
+    assert torch.equal(a._acts["0"], every["0"])  # kept from the trace's pass
     assert [(d["path"], d["shape"]) for d in a._layers] == [
         (p, list(t.shape)) for p, t in every.items()
     ]
@@ -247,6 +248,14 @@ def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cel
     for path, panel in baked.items():
         assert panel["state"]["layer"] == path and panel["state"]["_act"]["layer"] == path
     assert all(ex._layers[p]["act"] for p in every)
+    # A model in training mode: the trace runs in that mode, the panels show eval-mode outputs
+    # (as capture gives them), so the first layer is not taken from the trace.
+    torch.manual_seed(0)
+    bn = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)).train()
+    xb = torch.randn(6, 4) * 3 + 1
+    ex = ls.explore(bn, xb)
+    assert ex.activations.pending and bn.training
+    assert torch.equal(ex.activations._acts["0"], ls.inspect.capture(bn, xb)["0"])
 
 
 def test_the_relay_carries_panel_requests_and_state_both_ways() -> None:

@@ -68,6 +68,7 @@ class ActivationView(TensorView):
         layer: str | None = None,
         forward_kwargs: dict[str, Any] | None = None,
         listed: list[dict[str, Any]] | None = None,
+        captured: dict[str, torch.Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
@@ -84,10 +85,14 @@ class ActivationView(TensorView):
         # every layer in ``complete()``, after the view is on screen (the workspace's first
         # display: a capture of every layer of a 48-block transformer took 0.2-0.4 s). Another
         # layer asked for before then is captured on its own when shown (``_activation``).
+        # ``captured``: ``layer``'s output from a pass already run (the workspace's trace).
         self._listed: list[dict[str, Any]] | None = None
         acts: dict[str, torch.Tensor] = {}
         if listed is not None and layer is not None:
-            acts = self._capture_one(layer)
+            if captured is not None and layer in captured:
+                acts = {layer: captured[layer]}
+            else:
+                acts = self._capture_one(layer)
             if acts:
                 self._listed = [dict(d) for d in listed]
             else:  # shown first: the default layer (the workspace then shows why not this one)

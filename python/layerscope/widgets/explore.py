@@ -35,6 +35,7 @@ import traitlets
 from torch import nn
 
 from ..inspect.modules import ModulePathError, check_module, find_module, module_paths
+from ..inspect.threads import model_threads
 from ..record import History, parse_budget
 from .activations import ActivationView
 from .base import BaseView
@@ -220,18 +221,19 @@ class ExploreView(BaseView):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._make(
-                model,
-                inputs,
-                recorder=recorder,
-                budget=budget,
-                height=height,
-                selected=selected,
-                saliency=saliency,
-                data=data,
-                labels=labels,
-                forward_kwargs=forward_kwargs,
-            )
+            with model_threads(check_module(model)):
+                self._make(
+                    model,
+                    inputs,
+                    recorder=recorder,
+                    budget=budget,
+                    height=height,
+                    selected=selected,
+                    saliency=saliency,
+                    data=data,
+                    labels=labels,
+                    forward_kwargs=forward_kwargs,
+                )
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -256,15 +258,22 @@ class ExploreView(BaseView):
             _check_saliency(saliency, inputs)
         self._rec = check_recorder(model, recorder) if recorder is not None else None
         self.budget = parse_budget(budget)
-        from ..inspect import trace
+        # Through the package's lazy attribute (see ls.graph): importing the submodule
+        # layerscope.inspect.trace directly would rebind ls.inspect.trace to that module.
+        from ..inspect import trace_keeping
 
-        traced = trace(model, *inputs, **forward_kwargs)  # type: ignore[operator]
+        if selected is not None:
+            find_module(model, selected)
+        first = selected if selected is not None else self._default_layer()
+        # The trace keeps the first layer's output: in eval mode (as capture runs) it is the
+        # activation the panel shows first, without a forward of its own.
+        evaluating = not any(m.training for m in model.modules())
+        keep = (first,) if inputs and evaluating else ()
+        traced, kept = trace_keeping(model, inputs, forward_kwargs, keep)
         graph = compact_traced(traced)
         self.graph = traced
         self._paths = set(module_paths(model))
         self._param_of = parameter_map(model)
-        if selected is not None:
-            find_module(model, selected)
         super().__init__(height=height)
         self._relays: dict[str, RelayComm] = {}
         self._live = False  # forward panel messages only once the initial state is taken
@@ -274,7 +283,6 @@ class ExploreView(BaseView):
         with headless(self._forward, "weights") as made:
             self.weights = WeightsView(model, height=panel_h, bake_budget=LIVE_BAKE)
         self._relays["weights"] = made[-1]
-        first = selected if selected is not None else self._default_layer()
         self.activations: ActivationView | None = None
         if inputs:
             # The first display captures the selected layer alone; every layer's activations
@@ -286,6 +294,7 @@ class ExploreView(BaseView):
                     *inputs,
                     layer=first,
                     listed=listed,
+                    captured=kept,
                     height=panel_h,
                     bake_budget=LIVE_BAKE,
                     forward_kwargs=forward_kwargs,
@@ -779,24 +788,25 @@ class ExploreView(BaseView):
         path = self.selected
         self._live = False
         try:
-            # the first display captured the selected layer alone: every layer now
-            pending = self.activations is not None and self.activations.pending
-            if pending and not recapture:
-                self.activations.complete()  # type: ignore[union-attr]
-            if recapture:
-                self.weights.refresh_rows()
-                if self.activations is not None:
-                    self.activations.recapture()
-                if self.saliency is not None:
-                    self.saliency.recompute()
-                for view in (self.projection, self.units):
-                    if view is not None:
-                        view.recollect()
-            if pending:
-                self._layers = self._layer_map()
-            self._bake(path)
-            self._panels = {name: self._static_state(name) for name in self._relays}
-            self._select_panels(path)
+            with model_threads(self._model):
+                # the first display captured the selected layer alone: every layer now
+                pending = self.activations is not None and self.activations.pending
+                if pending and not recapture:
+                    self.activations.complete()  # type: ignore[union-attr]
+                if recapture:
+                    self.weights.refresh_rows()
+                    if self.activations is not None:
+                        self.activations.recapture()
+                    if self.saliency is not None:
+                        self.saliency.recompute()
+                    for view in (self.projection, self.units):
+                        if view is not None:
+                            view.recollect()
+                if pending:
+                    self._layers = self._layer_map()
+                self._bake(path)
+                self._panels = {name: self._static_state(name) for name in self._relays}
+                self._select_panels(path)
         finally:
             self._live = True
         for name in self._relays:
