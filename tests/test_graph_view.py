@@ -91,6 +91,12 @@ def test_graph_returns_a_view_with_baked_state_that_round_trips() -> None:
     state = g.get_state()
     json.dumps({k: v for k, v in state.items() if k != "_esm"}, allow_nan=False)
     assert "layer1.0.conv1" in g.paths() and "layer1" in g.paths()
+    # The graph goes over the wire as its JSON text (ipywidgets does not walk a string for
+    # buffers); Python keeps the dict, and the text sets it back.
+    assert isinstance(state["_graph"], str) and json.loads(state["_graph"]) == g._graph
+    other = ls.GraphView()
+    other.set_state({"_graph": state["_graph"]})
+    assert other._graph == g._graph
 
 
 def test_selected_is_observable_and_settable_from_python() -> None:

@@ -40,7 +40,7 @@ from ..record import History, parse_budget
 from .activations import ActivationView
 from .base import BaseView
 from .bundles import bundle
-from .graph import _check_overlay, compact_traced, params_overlay
+from .graph import GRAPH_SYNC, _check_overlay, compact_traced, params_overlay
 from .relay import RelayComm, headless, panel_state
 from .weights import WeightsView
 
@@ -187,7 +187,7 @@ class ExploreView(BaseView):
     overlay = traitlets.Dict().tag(sync=True)
     overlay_label = traitlets.Unicode("").tag(sync=True)
 
-    _graph = traitlets.Dict().tag(sync=True)
+    _graph = traitlets.Dict().tag(**GRAPH_SYNC)
     # module path -> {"param": its weights-panel parameter or None, "recorded": bool (has
     # recorded parameters), "act": bool (has a captured output)}
     _layers = traitlets.Dict().tag(sync=True)

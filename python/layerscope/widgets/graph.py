@@ -9,6 +9,7 @@ reveals and centres that node.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from typing import Any
@@ -272,6 +273,20 @@ def compact_traced(g: Graph) -> dict[str, Any]:
     }
 
 
+def graph_to_json(value: dict[str, Any], _widget: Any) -> str:
+    """The synced form of a ``_graph`` trait: its JSON text. ipywidgets walks every list and dict
+    of a state for binary buffers before sending it (38 ms for the 9,800-node graph of a 48-block
+    transformer, on the first display); a string it passes over. The view parses it once."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def graph_from_json(value: Any, _widget: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+
+GRAPH_SYNC = {"sync": True, "to_json": graph_to_json, "from_json": graph_from_json}
+
+
 def params_overlay(d: dict[str, Any] | Graph) -> dict[str, float]:
     """Parameter count of every module that has parameters: leaf modules and groups (from a
     :class:`Graph` or its ``to_dict()``)."""
@@ -334,7 +349,7 @@ class GraphView(BaseView):
 
     _esm = bundle("graph")
 
-    _graph = traitlets.Dict().tag(sync=True)
+    _graph = traitlets.Dict().tag(**GRAPH_SYNC)
     selected = traitlets.Unicode("").tag(sync=True)
     search = traitlets.Unicode("").tag(sync=True)
     overlay = traitlets.Dict().tag(sync=True)
