@@ -248,6 +248,23 @@ def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cel
     for path, panel in baked.items():
         assert panel["state"]["layer"] == path and panel["state"]["_act"]["layer"] == path
     assert all(ex._layers[p]["act"] for p in every)
+
+    # A layer that returns no tensor (a container never called), selected before the cell
+    # ends: its panel says so, then and after the capture of every layer.
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.unused = nn.ModuleList([nn.ReLU()])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    ex = ls.explore(Holder(), torch.randn(2, 4))
+    ex.selected = "unused"
+    assert "returned no tensor" in ex.activations._error
+    ex._after_cell()
+    assert "returned no tensor" in ex.activations._error and not ex.activations.pending
     # A model in training mode: the trace runs in that mode, the panels show eval-mode outputs
     # (as capture gives them), so the first layer is not taken from the trace.
     torch.manual_seed(0)

@@ -146,7 +146,10 @@ class ActivationView(TensorView):
         self._acts = self._capture_all(self.layer or None)
         self._listed = None
         self._layers = self._listing()
-        self._show("layer")
+        try:
+            self._show("layer")
+        except (ModulePathError, ValueError, IndexError) as exc:  # as a selection says it
+            self._error = str(exc)
 
     def _activation(self) -> torch.Tensor:
         path = self.layer
