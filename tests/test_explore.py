@@ -223,6 +223,58 @@ def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed()
     assert any(small._baked["left_out"].values())
 
 
+def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cell() -> None:
+    """Before the view shows, only the selected layer's activations are captured (the layer
+    list comes from the trace); a layer selected before the capture of every layer lands gets
+    its own data, and the cell's end captures every layer and bakes each its own panel."""
+    model = small_cnn()
+    x = torch.randn(2, 1, 8, 8)
+    every = ls.inspect.capture(model, x)
+    ex = ls.explore(model, x)
+    a = ex.activations
+    assert a.pending and list(a._acts) == ["0"] and ex.selected == "0"
+    assert torch.equal(a._acts["0"], every["0"])  # kept from the trace's pass
+    assert [(d["path"], d["shape"]) for d in a._layers] == [
+        (p, list(t.shape)) for p, t in every.items()
+    ]
+    ex.selected = "2.0"  # a click while the cell has not ended yet
+    assert a._act["layer"] == "2.0" and torch.equal(a.data, every["2.0"][0, 0])
+    assert set(a._acts) == {"0", "2.0"} and len(a._layers) == len(every)
+    ex._after_cell()
+    assert not a.pending and list(a._acts) == list(every)
+    assert a._act["layer"] == "2.0" and torch.equal(a.data, every["2.0"][0, 0])
+    baked = ex._baked["acts"]
+    assert set(baked) == set(every)
+    for path, panel in baked.items():
+        assert panel["state"]["layer"] == path and panel["state"]["_act"]["layer"] == path
+    assert all(ex._layers[p]["act"] for p in every)
+
+    # A layer that returns no tensor (a container never called), selected before the cell
+    # ends: its panel says so, then and after the capture of every layer.
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.unused = nn.ModuleList([nn.ReLU()])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    ex = ls.explore(Holder(), torch.randn(2, 4))
+    ex.selected = "unused"
+    assert "returned no tensor" in ex.activations._error
+    ex._after_cell()
+    assert "returned no tensor" in ex.activations._error and not ex.activations.pending
+    # A model in training mode: the trace runs in that mode, the panels show eval-mode outputs
+    # (as capture gives them), so the first layer is not taken from the trace.
+    torch.manual_seed(0)
+    bn = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)).train()
+    xb = torch.randn(6, 4) * 3 + 1
+    ex = ls.explore(bn, xb)
+    assert ex.activations.pending and bn.training
+    assert torch.equal(ex.activations._acts["0"], ls.inspect.capture(bn, xb)["0"])
+
+
 def test_the_relay_carries_panel_requests_and_state_both_ways() -> None:
     ex = ls.explore(small_cnn(), torch.randn(2, 1, 8, 8))
     sent: list[tuple[dict, list]] = []

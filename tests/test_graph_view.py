@@ -11,7 +11,13 @@ import torch
 
 import layerscope as ls
 import zoo
-from layerscope.widgets.graph import COMPACT_SCHEMA, _node_paths, compact_graph
+from layerscope.widgets.graph import (
+    COMPACT_SCHEMA,
+    _node_paths,
+    compact_graph,
+    compact_traced,
+    params_overlay,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -57,6 +63,17 @@ def test_compact_graph_keeps_every_path_edge_and_shape(make) -> None:  # type: i
     json.dumps(c, allow_nan=False)
 
 
+@pytest.mark.parametrize("make", MAKERS)
+def test_compact_traced_equals_compact_graph_of_to_dict(make) -> None:  # type: ignore[no-untyped-def]
+    """The graph views compact the Graph straight (no to_dict): the same state, to the byte."""
+    made = make()
+    kwargs = made[2] if len(made) > 2 else {}
+    g = ls.inspect.trace(made[0], *made[1], **kwargs)
+    d = g.to_dict()
+    assert json.dumps(compact_traced(g)) == json.dumps(compact_graph(d))
+    assert params_overlay(g) == params_overlay(d)
+
+
 def test_compact_graph_is_several_times_smaller() -> None:
     d = traced(lambda: zoo.make_gpt(5, 16))
     full = len(json.dumps(d, separators=(",", ":")))
@@ -74,6 +91,12 @@ def test_graph_returns_a_view_with_baked_state_that_round_trips() -> None:
     state = g.get_state()
     json.dumps({k: v for k, v in state.items() if k != "_esm"}, allow_nan=False)
     assert "layer1.0.conv1" in g.paths() and "layer1" in g.paths()
+    # The graph goes over the wire as its JSON text (ipywidgets does not walk a string for
+    # buffers); Python keeps the dict, and the text sets it back.
+    assert isinstance(state["_graph"], str) and json.loads(state["_graph"]) == g._graph
+    other = ls.GraphView()
+    other.set_state({"_graph": state["_graph"]})
+    assert other._graph == g._graph
 
 
 def test_selected_is_observable_and_settable_from_python() -> None:

@@ -130,3 +130,35 @@ def test_split_passes_match_brute_force(
     if ref_stats["finite"] and max(abs(ref_stats["min"]), abs(ref_stats["max"])) < 1e30:
         assert stats["mean"] == pytest.approx(ref_stats["mean"], rel=1e-6, abs=1e-30)
         assert stats["std"] == pytest.approx(ref_stats["std"], rel=1e-5, abs=1e-30)
+
+
+def test_small_summaries_match_tensor_stats_and_leave_the_rest_to_it() -> None:
+    """The weights table summarizes a model's many small tensors together (rows of one matrix
+    per size): the same numbers as tensor_stats one by one (which sums in float32: to 1e-4),
+    None for what it does not cover (NaN/Inf, integers, empty, big, meta)."""
+    from layerscope.inspect.stats import SMALL_ELEMENTS, small_summaries, tensor_stats
+
+    g = torch.Generator().manual_seed(3)
+    nan = torch.randn(4, 4, generator=g)
+    nan[1, 2] = math.nan
+    inf = torch.randn(8, generator=g)
+    inf[0] = math.inf
+    covered = [
+        torch.randn(16, 16, generator=g) * 3 + 100,
+        torch.randn(16, 16, generator=g),  # same size: another row of the same matrix
+        torch.full((7,), 2.5),  # constant: std exactly 0
+        torch.randn(5, 3, generator=g).to(torch.float16),
+        torch.randn(300, generator=g, dtype=torch.float64),
+        torch.randn(3, 4, generator=g).t(),  # not contiguous
+    ]
+    left = [nan, inf, torch.arange(6), torch.empty(0), torch.zeros(SMALL_ELEMENTS + 1)]
+    left.append(torch.empty(3, 3, device="meta"))
+    got = small_summaries(covered + left)
+    assert got[len(covered) :] == [None] * len(left)
+    for t, s in zip(covered, got, strict=False):
+        ref = tensor_stats(t)
+        assert s is not None and s["numel"] == ref["numel"]
+        assert (s["nan"], s["posinf"], s["neginf"]) == (0, 0, 0)
+        for k in ("mean", "std", "norm"):
+            assert s[k] == pytest.approx(ref[k], rel=1e-4, abs=1e-6), (k, t.shape)
+    assert got[2]["std"] == 0.0

@@ -185,6 +185,38 @@ def test_feature_map_grid_on_a_small_cnn(page: Any, kernels: Lab) -> None:
     assert page.errors == []
 
 
+MANY = """import torch, layerscope as ls
+from torch import nn
+torch.manual_seed(0)
+many = nn.Sequential(*[nn.Linear(4, 4) for _ in range(600)])
+view = ls.activations(many, torch.randn(2, 4), layer='0')
+view"""
+
+
+def test_a_picker_of_hundreds_of_layers_lists_them_when_used(page: Any, kernels: Lab) -> None:
+    """Past 500 layers the picker holds the shown layer alone at first (the first display of a
+    48-block transformer's 8,800 options cost tens of ms); used, it lists every layer."""
+    lab = kernels
+    open_notebook(page, lab, "many_layers.ipynb", [MANY])
+    root = ".jp-OutputArea .ls-activations"
+    wait_painted(page, root)
+    picker = page.locator(f"{root} select.ls-layer")
+    assert picker.evaluate("s => s.options.length") == 1 and picker.input_value() == "0"
+    picker.focus()
+    assert picker.evaluate("s => s.options.length") == 600 and picker.input_value() == "0"
+    picker.select_option("599")
+    page.wait_for_function(
+        f"document.querySelector('{root} .ls-title').textContent.startsWith('599')"
+    )
+    client = lab.kernel_client()
+    try:
+        assert evaluate(client, "view.layer") == "599"
+    finally:
+        client.stop_channels()
+    assert picker.evaluate("s => s.options.length") == 600
+    assert page.errors == []
+
+
 WEIGHTS = """import torch, layerscope as ls
 from torch import nn
 torch.manual_seed(0)

@@ -629,3 +629,30 @@ def test_48_block_transformer_10k_ops_under_2s_and_compact():
     # the last block's output reaches the model's output through ln_f and lm_head
     (out,) = g.find(kind="output")
     assert [n.path for n in g.predecessors(out)] == ["lm_head"]
+
+
+LAYER_CASES = [
+    zoo.make_cnn,
+    zoo.make_resnet,
+    zoo.make_transformer,
+    zoo.make_shared,
+    zoo.make_dict_io,
+    *["mha", "transformer_encoder_padded", "lstm", "weight_norm", "quantized"],
+]
+
+
+@pytest.mark.parametrize("make", LAYER_CASES)
+def test_layer_shapes_are_what_capture_returns(make: Any) -> None:
+    """The workspace lists its activation layers from the trace before it captures them all:
+    the same paths, order and shapes as a capture (containers none of whose children ran,
+    such as nn.MultiheadAttention, and parametrized and dynamically quantized ones included)."""
+    from hf_zoo import CASES
+    from layerscope.inspect import capture
+
+    made = CASES[make].build() if isinstance(make, str) else make()
+    model, inputs = made[0], made[1]
+    kwargs = made[2] if len(made) > 2 else {}
+    captured = {p: tuple(t.shape) for p, t in capture(model, *inputs, **kwargs).items()}
+    expected = {p: s for p, s in captured.items() if "#" not in p}
+    got = trace(model, *inputs, **kwargs).layer_shapes()
+    assert list(got.items()) == list(expected.items())

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellFormat, elideMiddle } from "./format";
+import { cellFormat, count, elideMiddle } from "./format";
 
 describe("cellFormat", () => {
   it("gives every cell of a view the same decimals, sign kept", () => {
@@ -37,5 +37,23 @@ describe("elideMiddle", () => {
     expect(elideMiddle("tok1000", 5)).toBe("…1000");
     expect(elideMiddle("tok2000", 5)).not.toBe(elideMiddle("tok1000", 5));
     expect(elideMiddle("short", 8)).toBe("short");
+  });
+});
+
+describe("count", () => {
+  it("writes what toLocaleString('en-US') writes", () => {
+    for (const n of [
+      0,
+      7,
+      1234,
+      -98765,
+      1234567890,
+      12.5,
+      0.125,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ])
+      expect(count(n)).toBe(n.toLocaleString("en-US"));
+    expect(count(3558)).toBe("3,558");
   });
 });

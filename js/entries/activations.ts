@@ -8,6 +8,8 @@ import { decodeArray, type Payload } from "../core/wire";
 import { type Model, mountHeatmap } from "../tensor/bind";
 import { type ActInfo, FeatureGrid, FMAP_CSS, type ThumbSet } from "../tensor/featuremaps";
 
+const LAZY_OPTIONS = 500;
+
 export function mountActivations({ model, el: host }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-fmap-css", FMAP_CSS);
   const requester = new Requester(model as never, 30_000);
@@ -19,6 +21,17 @@ export function mountActivations({ model, el: host }: RenderProps<Record<string,
   const bar = el("div", "ls-fmap-bar");
   const layerSel = el("select", "ls-layer");
   layerSel.addEventListener("change", () => set("layer", layerSel.value));
+  // Thousands of layers (a 48-block transformer lists 8,800) as <option>s cost the first
+  // display tens of ms of DOM and style work: past LAZY_OPTIONS the picker holds the shown layer
+  // alone until it is used (pointer or keyboard), then every layer.
+  let allOptions = false;
+  const openList = () => {
+    if (allOptions) return;
+    allOptions = true;
+    sync();
+  };
+  for (const ev of ["pointerdown", "mousedown", "focus", "keydown"])
+    layerSel.addEventListener(ev, openList);
   const batchIn = el("input", "ls-batch");
   batchIn.type = "number";
   batchIn.min = "0";
@@ -35,17 +48,26 @@ export function mountActivations({ model, el: host }: RenderProps<Record<string,
   bar.append(l1, l2, l3);
   const grid = new FeatureGrid(requester, (c) => set("channel", c));
   let lastThumbs: unknown;
+  let shownLayers: unknown = null;
   const sync = () => {
     const layers = (model.get("_layers") as { path: string; shape: number[] }[]) ?? [];
-    if (layerSel.options.length !== layers.length) {
-      layerSel.replaceChildren();
-      for (const l of layers) {
-        const o = el("option", "", `${l.path || "(root)"}  (${l.shape.join(", ")})`);
-        o.value = l.path;
-        layerSel.append(o);
+    const current = String(model.get("layer") ?? "");
+    const option = (l: { path: string; shape: number[] }) => {
+      const o = el("option", "", `${l.path || "(root)"}  (${l.shape.join(", ")})`);
+      o.value = l.path;
+      return o;
+    };
+    if (allOptions || layers.length <= LAZY_OPTIONS) {
+      if (layerSel.options.length !== layers.length || layers !== shownLayers) {
+        layerSel.replaceChildren(...layers.map(option));
+        shownLayers = layers;
       }
+    } else if (layerSel.options.length !== 1 || layerSel.options[0].value !== current) {
+      const shown = layers.find((l) => l.path === current);
+      layerSel.replaceChildren(...(shown ? [option(shown)] : []));
+      shownLayers = null;
     }
-    layerSel.value = String(model.get("layer") ?? "");
+    layerSel.value = current;
     const info = model.get("_act") as ActInfo | undefined;
     batchIn.max = String(Math.max(0, (info?.n ?? 1) - 1));
     batchIn.value = String(model.get("batch") ?? 0);

@@ -9,7 +9,7 @@ type Model = AnyModel<Record<string, unknown>>;
 
 function stateOf(model: Model): GraphState {
   return {
-    graph: model.get("_graph") as RawGraph,
+    graph: model.get("_graph") as RawGraph | string,
     selected: (model.get("selected") as string) ?? "",
     search: (model.get("search") as string) ?? "",
     overlay: (model.get("overlay") as Record<string, number | string>) ?? {},

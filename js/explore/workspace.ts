@@ -390,8 +390,8 @@ export class Workspace {
     const changed = path !== this.layer;
     this.layer = path;
     this.root.dataset.selected = path;
-    const graph = this.model.get("_graph") as RawGraph | undefined;
-    if (!graph?.schema) return; // the model is gone (the view is closing)
+    const graph = this.model.get("_graph") as RawGraph | string | undefined;
+    if (!graph || (typeof graph !== "string" && !graph.schema)) return; // the view is closing
     this.graph.update({
       graph,
       selected: path,

@@ -20,7 +20,8 @@ import { groupFirsts, type Matches, search } from "./search";
 import { ACCENT, GRAPH_CSS, KINDS, type Kind, kindOfClass, kindOfNode, MATCH, TEXT } from "./style";
 
 export interface GraphState {
-  graph: RawGraph;
+  /** The compact graph, or its JSON text (how the kernel sends it: see widgets/graph.py). */
+  graph: RawGraph | string;
   selected: string;
   search: string;
   overlay: Record<string, number | string>;
@@ -72,7 +73,7 @@ export class GraphView {
   private error: HTMLDivElement;
 
   private data: GraphData | null = null;
-  private raw: RawGraph | null = null;
+  private raw: RawGraph | string | null = null;
   private builder: SceneBuilder | null = null;
   private fold: FoldState = { open: new Set([""]), unfolded: new Set() };
   private vis: Visible | null = null;
@@ -198,12 +199,13 @@ export class GraphView {
     let fresh = false;
     if (s.graph !== this.raw) {
       this.raw = s.graph;
-      if (!s.graph || !(s.graph as { schema?: string }).schema) {
+      const raw = typeof s.graph === "string" ? (JSON.parse(s.graph) as RawGraph) : s.graph;
+      if (!raw || !(raw as { schema?: string }).schema) {
         this.data = null;
         this.showError("this view has no graph: create it with ls.graph(model, *inputs)");
         return;
       }
-      this.data = decodeGraph(s.graph);
+      this.data = decodeGraph(raw);
       this.builder = new SceneBuilder(this.data, (t, bold) => this.measure(t, bold));
       this.firsts = groupFirsts(this.data);
       const sm = this.data.summary;

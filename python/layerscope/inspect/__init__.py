@@ -30,12 +30,13 @@ __all__ = [
 
 def __getattr__(name: str):
     # trace / Graph / TraceError live in their own modules, imported on first use.
-    if name in ("trace", "Graph", "TraceError"):
+    if name in ("trace", "trace_keeping", "Graph", "TraceError"):
         # import_module, not "from . import trace": that would call this __getattr__ again.
         # Importing the submodule binds the package attribute "trace" to the module, so rebind
         # it to the function afterwards.
         _trace = importlib.import_module(".trace", __name__)
         globals()["trace"] = _trace.trace
+        globals()["trace_keeping"] = _trace.trace_keeping
         globals()["Graph"] = _trace.Graph
         globals()["TraceError"] = _trace.TraceError
         return globals()[name]

@@ -159,6 +159,42 @@ class Graph:
             if n.group is not None and (n.group == group or n.group.startswith(prefix)):
                 yield n
 
+    def layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Module path -> shape of the first output tensor of its last call, for the modules
+        that ran as layers: leaf-module calls, and containers that ran while none of their child
+        modules did (``nn.MultiheadAttention``), in about the order they ran. What
+        ``capture(model, x)`` would return, read from the trace (shapes only; ``capture`` is
+        the reference: a fused path or a module whose outputs hold no tensor may differ).
+
+        >>> trace(model, x).layer_shapes()           # doctest: +SKIP
+        {'conv1': (8, 16, 32, 32), 'relu': (8, 16, 32, 32), 'fc': (8, 10)}
+        """
+        ran_inside: set[str] = set()
+        called = [g for g in self.groups if g.calls]
+        for path in [
+            *(n.path for n in self.nodes if n.kind == "module"),
+            *(g.path for g in called),
+        ]:
+            while path:
+                path = path.rpartition(".")[0]
+                if path in ran_inside:
+                    break
+                ran_inside.add(path)
+        leaf_groups = {g.path: g for g in called if g.path not in ran_inside}
+        out: dict[str, tuple[int, ...]] = {}
+        for n in self.nodes:
+            if n.kind == "module":
+                if n.outputs:  # a later call keeps the place of the first (as capture's)
+                    out[n.path] = tuple(n.outputs[0][0])
+            elif n.group in leaf_groups and n.group not in out:
+                outs = leaf_groups[n.group].calls[-1][1]
+                if outs:
+                    out[n.group] = tuple(outs[0][0])
+        for path, g in leaf_groups.items():
+            if path not in out and g.calls[-1][1]:
+                out[path] = tuple(g.calls[-1][1][0][0])
+        return out
+
     # -- JSON --
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from torch.nn.modules.module import (
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
+from .capture import dense, first_tensor
 from .graph import Edge, Node, TensorMeta
 from .modules import is_parametrization
 
@@ -151,6 +152,9 @@ class Recorder(TorchFunctionMode):
             if path and next((c for c in m.children() if not is_parametrization(c)), None) is None:
                 self.leaves.add(path)
         self.root_path = ""
+        # Leaf paths whose output tensors the pass keeps (``trace_keeping``): path -> output.
+        self.keep: frozenset[str] = frozenset()
+        self.kept: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         # id(tensor) -> (weakref, node id, output index). The weakref tells a live tensor from a
@@ -299,6 +303,10 @@ class Recorder(TorchFunctionMode):
         )
         if parent.path == group:
             node.group_call = parent.call
+        if path in self.keep:
+            t = first_tensor(output)
+            if t is not None:
+                self.kept[path] = dense(t.detach())  # the last call's, as capture() keeps
         if path not in self.signatures:
             self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
         parent.events.append(self.signatures[path])

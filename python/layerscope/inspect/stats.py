@@ -109,3 +109,58 @@ def tensor_stats(x: Any) -> dict[str, Any]:
     else:
         out.update(min=None, max=None, mean=None, std=None, norm=None)
     return out
+
+
+# Tensors of at most this many values are summarized together by ``small_summaries``, in
+# batches of at most ``SMALL_BATCH_ELEMENTS`` values (a float64 copy of 32 MB at most).
+SMALL_ELEMENTS = 1 << 16
+SMALL_BATCH_ELEMENTS = 1 << 22
+
+
+def small_summaries(tensors: list[torch.Tensor]) -> list[dict[str, Any] | None]:
+    """Count, mean, std and norm of each small floating tensor whose values are all finite
+    (NaN/Inf counts 0), as ``tensor_stats`` gives them (accumulated in float64 here, so they
+    agree to float32 rounding), computed for many tensors at once: the tensors of one size are
+    stacked as the rows of one matrix and reduced along them (a 48-block transformer's 3,558
+    parameters: ~0.1 s one by one). None for the others (big, integer, empty, on ``meta``, or
+    holding NaN/Inf): summarize those with ``tensor_stats``.
+
+    >>> small_summaries([torch.tensor([3.0, 4.0])])[0]["norm"]
+    5.0
+    """
+    out: list[dict[str, Any] | None] = [None] * len(tensors)
+    groups: dict[tuple[torch.dtype, torch.device, int], list[int]] = {}
+    for i, t in enumerate(tensors):
+        n = t.numel()
+        if 0 < n <= SMALL_ELEMENTS and t.is_floating_point() and t.device.type != "meta":
+            groups.setdefault((t.dtype, t.device, n), []).append(i)
+    for (_, _, n), members in groups.items():
+        rows = max(1, SMALL_BATCH_ELEMENTS // n)
+        for start in range(0, len(members), rows):
+            _summarize_rows(tensors, members[start : start + rows], n, out)
+    return out
+
+
+def _summarize_rows(
+    tensors: list[torch.Tensor], batch: list[int], n: int, out: list[dict[str, Any] | None]
+) -> None:
+    with torch.no_grad():
+        x = torch.stack([tensors[i].detach().reshape(-1) for i in batch]).to(torch.float64)
+        # NaN and Inf propagate into the sums (float32 values cannot overflow a float64 sum
+        # of 2^16): a row whose sum is not finite is left to tensor_stats
+        sums = x.sum(1)
+        means = sums / n
+        x -= means[:, None]  # the sum of squares around the mean, as tensor_stats
+        sq = x.mul_(x).sum(1)
+    for i, total, m, s in zip(batch, sums.tolist(), means.tolist(), sq.tolist(), strict=True):
+        if not math.isfinite(total):
+            continue
+        out[i] = {
+            "numel": n,
+            "mean": m,
+            "std": math.sqrt(s / n),
+            "norm": math.sqrt(s + n * m * m),
+            "nan": 0,
+            "posinf": 0,
+            "neginf": 0,
+        }

@@ -21,7 +21,7 @@ from .recorder import Failure, Recorder
 from .repeats import find_repeats
 from .restore import preserved
 
-__all__ = ["Graph", "Node", "TraceError", "trace"]
+__all__ = ["Graph", "Node", "TraceError", "trace", "trace_keeping"]
 
 
 class TraceError(ModelError):
@@ -61,6 +61,23 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     (412, ['Block x12'])
     >>> json.dumps(g.to_dict())                         # doctest: +SKIP
     """
+    return trace_keeping(model, inputs, kwargs)[0]
+
+
+def trace_keeping(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    keep: tuple[str, ...] = (),
+) -> tuple[Graph, dict[str, Tensor]]:
+    """``trace(model, *inputs, **kwargs)`` that also keeps the output of the leaf modules at
+    the paths in ``keep`` (the first tensor of each one's last call, detached, as
+    ``capture`` keeps them; a path that is no leaf module call is left out). It saves the
+    workspace a second forward for its first layer. The pass runs in the model's own mode:
+    these are ``capture``'s outputs when every module is in eval mode.
+
+    >>> g, outs = trace_keeping(model, (x,), {}, keep=("conv1",))    # doctest: +SKIP
+    """
     # A torch.compile'd model is traced through the module it wraps: run through Dynamo, our
     # hooks and TorchFunctionMode would be compiled too, and recompiled on every trace.
     model = unwrap_compiled(check_module(model))
@@ -70,14 +87,17 @@ def trace(model: nn.Module, *inputs: Any, **kwargs: Any) -> Graph:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _trace(model, inputs, kwargs)
+        return _trace(model, inputs, kwargs, frozenset(keep))
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _trace(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Graph:
+def _trace(
+    model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], keep: frozenset[str]
+) -> tuple[Graph, dict[str, Tensor]]:
     rec = Recorder(model)
+    rec.keep = keep
     devices = _devices(rec.named, inputs, kwargs)
     cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
     with preserved(model), torch.random.fork_rng(devices=cuda), torch.no_grad():
@@ -94,7 +114,7 @@ def _trace(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) ->
             rec.detach()
         for index, (label, t) in enumerate(_labelled(output, "")):
             rec.add_output(label, t, index)
-    return _build(model, rec, devices)
+    return _build(model, rec, devices), rec.kept
 
 
 def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Graph:

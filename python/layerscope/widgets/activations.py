@@ -67,6 +67,8 @@ class ActivationView(TensorView):
         *inputs: Any,
         layer: str | None = None,
         forward_kwargs: dict[str, Any] | None = None,
+        listed: list[dict[str, Any]] | None = None,
+        captured: dict[str, torch.Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         self._model = check_module(model)
@@ -79,7 +81,23 @@ class ActivationView(TensorView):
         self._forward_kwargs = dict(forward_kwargs or {})
         if layer is not None:
             find_module(self._model, layer)  # ModulePathError listing close matches
-        self._acts: dict[str, torch.Tensor] = self._capture_all(layer)
+        # ``listed`` (the layers a trace saw, {"path", "shape"}): capture ``layer`` alone now and
+        # every layer in ``complete()``, after the view is on screen (the workspace's first
+        # display: a capture of every layer of a 48-block transformer took 0.2-0.4 s). Another
+        # layer asked for before then is captured on its own when shown (``_activation``).
+        # ``captured``: ``layer``'s output from a pass already run (the workspace's trace).
+        self._listed: list[dict[str, Any]] | None = None
+        acts: dict[str, torch.Tensor] = {}
+        if listed is not None and layer is not None:
+            if captured is not None and layer in captured:
+                acts = {layer: captured[layer]}
+            else:
+                acts = self._capture_one(layer)
+            if acts:
+                self._listed = [dict(d) for d in listed]
+            else:  # shown first: the default layer (the workspace then shows why not this one)
+                layer = None
+        self._acts: dict[str, torch.Tensor] = acts or self._capture_all(layer)
         if not self._acts:
             raise ValueError(
                 "the model produced no tensor outputs to show (no module returned a tensor)"
@@ -87,7 +105,7 @@ class ActivationView(TensorView):
         if layer is None:
             layer = next((p for p, t in self._acts.items() if t.dim() == 4), next(iter(self._acts)))
         super().__init__(**kwargs)
-        self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
+        self._layers = self._listing()
         self.layer = layer
         if not self._act:  # layer "" equals the trait's default: no change event
             self._show("layer")
@@ -99,22 +117,48 @@ class ActivationView(TensorView):
             acts.update(capture(self._model, *self._inputs, layers=[layer], **self._forward_kwargs))
         return {k: v for k, v in acts.items() if "#" not in k}
 
+    def _capture_one(self, path: str) -> dict[str, torch.Tensor]:
+        acts = capture(self._model, *self._inputs, layers=[path], **self._forward_kwargs)
+        return {k: v for k, v in acts.items() if "#" not in k}
+
+    def _listing(self) -> list[dict[str, Any]]:
+        """The layer picker's list: every captured layer, or while ``pending`` the listed ones
+        and any captured on their own since."""
+        if self._listed is None:
+            return [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
+        known = {d["path"] for d in self._listed}
+        extra = [p for p in self._acts if p not in known]
+        return self._listed + [{"path": p, "shape": list(self._acts[p].shape)} for p in extra]
+
+    @property
+    def pending(self) -> bool:
+        """True while only some layers are captured (see ``complete``)."""
+        return self._listed is not None
+
+    def complete(self) -> None:
+        """Capture every layer (one pass) when only the shown one was (``listed=``); the layer
+        list becomes the captured one and the shown layer is shown from this pass."""
+        if self._listed is not None:
+            self.recapture()
+
     def recapture(self) -> None:
         """Run the model again (its weights changed, e.g. in training) and show the new outputs."""
         self._acts = self._capture_all(self.layer or None)
-        self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
-        self._show("layer")
+        self._listed = None
+        self._layers = self._listing()
+        try:
+            self._show("layer")
+        except (ModulePathError, ValueError, IndexError) as exc:  # as a selection says it
+            self._error = str(exc)
 
     def _activation(self) -> torch.Tensor:
         path = self.layer
         if path not in self._acts:
             find_module(self._model, path)  # unknown path: ModulePathError with close matches
-            self._acts.update(
-                capture(self._model, *self._inputs, layers=[path], **self._forward_kwargs)
-            )
+            self._acts.update(self._capture_one(path))
             if path not in self._acts:
                 raise ValueError(f"layer {path!r} returned no tensor on these inputs")
-            self._layers = [{"path": p, "shape": list(t.shape)} for p, t in self._acts.items()]
+            self._layers = self._listing()
         return self._acts[path]
 
     @traitlets.observe("layer", "batch", "channel", "shared_scale")

@@ -17,10 +17,16 @@ brings its weights overview (its first parameter, ``WEIGHT_BAKE`` bytes), its ac
 over the data: they are baked for every layer when the data has at most
 ``DATASET_BAKE_SAMPLES`` samples (or was read once for every layer, a generator), else for the
 selected layer only, and the other layers' panels say why.
+
+First display: the constructor captures the selected layer's activations alone (the layer list
+comes from the trace); every layer's capture and the bake of the other layers run once the cell
+that made the view has ended (``settle``, also before an export). A layer shown before then is
+captured on its own, so a panel never shows another layer's data.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,11 +35,12 @@ import traitlets
 from torch import nn
 
 from ..inspect.modules import ModulePathError, check_module, find_module, module_paths
+from ..inspect.threads import model_threads
 from ..record import History, parse_budget
 from .activations import ActivationView
 from .base import BaseView
 from .bundles import bundle
-from .graph import _check_overlay, compact_graph, params_overlay
+from .graph import GRAPH_SYNC, _check_overlay, compact_traced, params_overlay
 from .relay import RelayComm, headless, panel_state
 from .weights import WeightsView
 
@@ -180,7 +187,7 @@ class ExploreView(BaseView):
     overlay = traitlets.Dict().tag(sync=True)
     overlay_label = traitlets.Unicode("").tag(sync=True)
 
-    _graph = traitlets.Dict().tag(sync=True)
+    _graph = traitlets.Dict().tag(**GRAPH_SYNC)
     # module path -> {"param": its weights-panel parameter or None, "recorded": bool (has
     # recorded parameters), "act": bool (has a captured output)}
     _layers = traitlets.Dict().tag(sync=True)
@@ -207,21 +214,66 @@ class ExploreView(BaseView):
         **forward_kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
+        # The build allocates ~10 small objects per traced op and frees few: a collection of
+        # the oldest generation, walking every object of the kernel, fell inside it at random
+        # (+0.1-0.4 s at 48 blocks). Tensors are freed by reference counting either way; the
+        # cyclic GC runs again after (as in ``trace``).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with model_threads(check_module(model)):
+                self._make(
+                    model,
+                    inputs,
+                    recorder=recorder,
+                    budget=budget,
+                    height=height,
+                    selected=selected,
+                    saliency=saliency,
+                    data=data,
+                    labels=labels,
+                    forward_kwargs=forward_kwargs,
+                )
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self.build_ms = (time.perf_counter() - t0) * 1000.0
+
+    def _make(
+        self,
+        model: nn.Module,
+        inputs: tuple[Any, ...],
+        *,
+        recorder: Any,
+        budget: int | str,
+        height: int,
+        selected: str | None,
+        saliency: dict[str, Any] | None,
+        data: Any,
+        labels: Any,
+        forward_kwargs: dict[str, Any],
+    ) -> None:
         self._model = check_module(model)
         if saliency is not None:
             _check_saliency(saliency, inputs)
         self._rec = check_recorder(model, recorder) if recorder is not None else None
         self.budget = parse_budget(budget)
-        from ..inspect import trace
+        # Through the package's lazy attribute (see ls.graph): importing the submodule
+        # layerscope.inspect.trace directly would rebind ls.inspect.trace to that module.
+        from ..inspect import trace_keeping
 
-        traced = trace(model, *inputs, **forward_kwargs)  # type: ignore[operator]
-        traced_dict = traced.to_dict()
-        graph = compact_graph(traced_dict)
+        if selected is not None:
+            find_module(model, selected)
+        first = selected if selected is not None else self._default_layer()
+        # The trace keeps the first layer's output: in eval mode (as capture runs) it is the
+        # activation the panel shows first, without a forward of its own.
+        evaluating = not any(m.training for m in model.modules())
+        keep = (first,) if inputs and evaluating else ()
+        traced, kept = trace_keeping(model, inputs, forward_kwargs, keep)
+        graph = compact_traced(traced)
         self.graph = traced
         self._paths = set(module_paths(model))
         self._param_of = parameter_map(model)
-        if selected is not None:
-            find_module(model, selected)
         super().__init__(height=height)
         self._relays: dict[str, RelayComm] = {}
         self._live = False  # forward panel messages only once the initial state is taken
@@ -233,10 +285,16 @@ class ExploreView(BaseView):
         self._relays["weights"] = made[-1]
         self.activations: ActivationView | None = None
         if inputs:
+            # The first display captures the selected layer alone; every layer's activations
+            # follow after the cell (``settle``), listed meanwhile from the trace.
+            listed = [{"path": p, "shape": list(s)} for p, s in traced.layer_shapes().items()]
             with headless(self._forward, "acts") as made:
                 self.activations = ActivationView(
                     model,
                     *inputs,
+                    layer=first,
+                    listed=listed,
+                    captured=kept,
                     height=panel_h,
                     bake_budget=LIVE_BAKE,
                     forward_kwargs=forward_kwargs,
@@ -253,13 +311,12 @@ class ExploreView(BaseView):
                 self.timeline = TimelineView(self._rec, curves=False)
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
-        first = selected if selected is not None else self._default_layer()
         self.projection: Any = None
         self.units: Any = None
         if data is not None:
             self._make_dataset_panels(data, labels, first)
         self._graph = graph
-        self._params_overlay = params_overlay(traced_dict)
+        self._params_overlay = params_overlay(traced)
         self._update_overlay()
         self._layers = self._layer_map()
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
@@ -276,7 +333,6 @@ class ExploreView(BaseView):
         self._select_panels(first)
         self._panels = {name: self._static_state(name) for name in self._relays}
         self._live = True
-        self.build_ms = (time.perf_counter() - t0) * 1000.0
 
     def _make_saliency(self, inputs: tuple[Any, ...], options: dict[str, Any]) -> None:
         """The saliency panel: ``ls.saliency(model, inputs[0], **options)`` made headless; its
@@ -732,18 +788,25 @@ class ExploreView(BaseView):
         path = self.selected
         self._live = False
         try:
-            if recapture:
-                self.weights.refresh_rows()
-                if self.activations is not None:
-                    self.activations.recapture()
-                if self.saliency is not None:
-                    self.saliency.recompute()
-                for view in (self.projection, self.units):
-                    if view is not None:
-                        view.recollect()
-            self._bake(path)
-            self._panels = {name: self._static_state(name) for name in self._relays}
-            self._select_panels(path)
+            with model_threads(self._model):
+                # the first display captured the selected layer alone: every layer now
+                pending = self.activations is not None and self.activations.pending
+                if pending and not recapture:
+                    self.activations.complete()  # type: ignore[union-attr]
+                if recapture:
+                    self.weights.refresh_rows()
+                    if self.activations is not None:
+                        self.activations.recapture()
+                    if self.saliency is not None:
+                        self.saliency.recompute()
+                    for view in (self.projection, self.units):
+                        if view is not None:
+                            view.recollect()
+                if pending:
+                    self._layers = self._layer_map()
+                self._bake(path)
+                self._panels = {name: self._static_state(name) for name in self._relays}
+                self._select_panels(path)
         finally:
             self._live = True
         for name in self._relays:

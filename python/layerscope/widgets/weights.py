@@ -13,7 +13,7 @@ from torch import nn
 
 from ..inspect.histogram import fast_stats
 from ..inspect.modules import check_module
-from ..inspect.stats import tensor_stats
+from ..inspect.stats import small_summaries, tensor_stats
 from .bundles import bundle
 from .heatmap import EXACT_STATS_MAX, KERNELS_MAX, TensorView
 
@@ -31,10 +31,14 @@ def named_tensors(model: nn.Module) -> list[tuple[str, str, torch.Tensor]]:
     return out
 
 
-def _summary(t: torch.Tensor) -> dict[str, Any]:
+def _summary(t: torch.Tensor, small: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A table row's numbers; ``small``: the tensor's ``small_summaries`` entry, if any."""
     if t.device.type == "meta":
         return {"count": t.numel(), "norm": None, "mean": None, "std": None, "nan": 0, "inf": 0}
-    s = tensor_stats(t) if t.numel() <= EXACT_STATS_MAX else fast_stats(t)
+    if small is not None:
+        s = small
+    else:
+        s = tensor_stats(t) if t.numel() <= EXACT_STATS_MAX else fast_stats(t)
     return {
         "count": s["numel"],
         "norm": s["norm"],
@@ -85,12 +89,13 @@ class WeightsView(TensorView):
         if tensors is None:
             tensors = named_tensors(self._model)
         cols: dict[str, list[Any]] = {c: [] for c in ROW_COLUMNS}
-        for path, kind, t in tensors:
+        small = small_summaries([t for _, _, t in tensors])
+        for (path, kind, t), few in zip(tensors, small, strict=True):
             cols["path"].append(path)
             cols["kind"].append(kind)
             cols["shape"].append(list(t.shape))
             cols["dtype"].append(str(t.dtype).replace("torch.", ""))
-            for k, v in _summary(t).items():
+            for k, v in _summary(t, few).items():
                 cols[k].append(v)
         self._rows = cols
 
