@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from layerscope.inspect.batches import DatasetError
 LAYERS = ["features.1", "features.4", "classifier.2"]
 # the module (the package attribute ls.inspect.collect is the function)
 collect_module = importlib.import_module("layerscope.inspect.collect")
+scores_module = importlib.import_module("layerscope.inspect.scores")
 
 
 def brute(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
@@ -39,19 +41,23 @@ CHUNKINGS = [0, 2**17, collect_module.CHUNK_VALUES]
 
 # On the CPU collect reduces each batch in one pass of the fused kernel (fused.py, numba); the
 # torch path (accelerators, or no numba) chunks batches as above. The tests run both.
-PATHS = [("fused", None)] + [("torch", c) for c in CHUNKINGS]
+# With a core torch's threads leave free, the fused path reduces on a worker thread.
+PATHS = [("fused", None), ("fused-worker", None)] + [("torch", c) for c in CHUNKINGS]
 assert fused.available(), "numba is a test dependency: the fused kernel must run here"
 
 
 @pytest.fixture(
-    scope="module", params=PATHS, ids=["fused", "torch-batch", "torch-chunks", "torch-default"]
+    scope="module",
+    params=PATHS,
+    ids=["fused", "fused-worker", "torch-batch", "torch-chunks", "torch-default"],
 )
 def digits_collected(request):
     model, (x, y, _, _) = trained_digits()
     x, y = x[:600], y[:600]
     path, chunk = request.param
     with pytest.MonkeyPatch.context() as mp, two_threads():
-        mp.setattr(fused, "ENABLED", path == "fused")
+        mp.setattr(fused, "ENABLED", path.startswith("fused"))
+        mp.setattr(collect_module, "_spare_core", lambda: path == "fused-worker")
         mp.setattr(fused, "MIN_VALUES", 0)  # these small datasets would take the torch path
         if chunk is not None:
             mp.setattr(collect_module, "CHUNK_VALUES", chunk)
@@ -59,10 +65,12 @@ def digits_collected(request):
     return model, x, y, col
 
 
-@pytest.fixture(params=["fused", "torch"])
+@pytest.fixture(params=["fused", "fused-worker", "torch"])
 def kernel(request, monkeypatch):
-    """Run a test through the fused kernel and through the torch path."""
-    monkeypatch.setattr(fused, "ENABLED", request.param == "fused")
+    """Run a test through the fused kernel (on the main thread, and on the worker thread)
+    and through the torch path."""
+    monkeypatch.setattr(fused, "ENABLED", request.param.startswith("fused"))
+    monkeypatch.setattr(collect_module, "_spare_core", lambda: request.param == "fused-worker")
     monkeypatch.setattr(fused, "MIN_VALUES", 0)  # these small datasets would take the torch path
     return request.param
 
@@ -156,6 +164,13 @@ def test_memory_cap_subsamples_by_stride_keeps_full_stats(chunk, monkeypatch):
     np.testing.assert_array_equal(capped.rep_index, np.arange(0, 300, 8))
     np.testing.assert_array_equal(capped["classifier.2"].reps, full["classifier.2"].reps[::8])
     assert any("every 8th" in n for n in capped.notes)
+    # batches of an iterable (its length unknown before the pass): the same rows
+    batches = [x[i : i + 50] for i in range(0, 300, 50)]
+    listed = ls.inspect.collect(
+        model, batches, layers=["classifier.2"], progress=False, max_bytes=64 * 256
+    )
+    np.testing.assert_array_equal(listed.rep_index, capped.rep_index)
+    np.testing.assert_array_equal(listed["classifier.2"].reps, capped["classifier.2"].reps)
     for k in ("mean", "std", "hist", "top_index"):
         np.testing.assert_array_equal(
             capped["classifier.2"].stats[k], full["classifier.2"].stats[k]
@@ -300,6 +315,39 @@ def test_bad_inputs():
         ls.inspect.collect(model, (x[:4], torch.tensor([0, 1, 2, 99])), progress=False)
 
 
+@pytest.mark.parametrize("chunk", [640, scores_module.CHUNK_VALUES])
+def test_scores_of_every_batch_are_exact_and_checked(chunk, monkeypatch):
+    """Class scores are turned into predictions a chunk of batches at a time (after the first
+    batch, alone): every sample's prediction and loss is still its own, and a wrong label in a
+    later batch is still reported."""
+    monkeypatch.setattr(scores_module, "CHUNK_VALUES", chunk)  # 640: two batches of 32 x 10
+    model, (x, y, _, _) = trained_digits()
+    x, y = x[:150], y[:150]
+    with torch.no_grad():
+        logits = model(x)
+    ce = nn.functional.cross_entropy(logits, y, reduction="none")
+
+    def doubled(out, t):
+        return 2 * nn.functional.cross_entropy(out, t, reduction="none")
+
+    col = ls.inspect.collect(model, (x, y), batch_size=32, loss_fn=doubled, progress=False)
+    np.testing.assert_allclose(col.loss, 2 * ce.numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(col.predictions, logits.argmax(1).numpy())
+    np.testing.assert_allclose(col.probability, logits.softmax(1).amax(1).numpy(), rtol=1e-5)
+    wrong = y.clone()
+    wrong[100] = 99
+    with pytest.raises(ValueError, match=r"labels range over 0\.\.99"):
+        ls.inspect.collect(model, (x, wrong), batch_size=32, progress=False)
+    with pytest.raises(ValueError, match="one loss per sample"):
+        ls.inspect.collect(
+            model,
+            (x, y),
+            batch_size=32,
+            progress=False,
+            loss_fn=lambda out, t: nn.functional.cross_entropy(out, t),
+        )
+
+
 @pytest.mark.usefixtures("kernel")
 def test_std_of_a_large_offset_keeps_its_precision():
     # values 1e4 + N(0, 0.05): a batch's float32 mean is off by up to ~1e-3, which a plain
@@ -350,3 +398,53 @@ def test_skip_missing_leaves_out_layers_that_do_not_run():
     col = ls.inspect.collect(Skips(), torch.randn(6, 4), skip_missing=True, progress=False)
     assert list(col.layers) == ["used"]
     assert any("'unused'" in n and "left out" in n for n in col.notes)
+
+
+@pytest.mark.usefixtures("kernel")
+def test_a_mean_that_overflows_float32_is_counted_as_non_finite():
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+    x = torch.full((6, 1, 4, 4), 3e37)  # finite values whose sum over 16 positions is not
+    x[0] = 1.0
+    col = ls.inspect.collect(nn.Sequential(conv), x, layers=["0"], progress=False)
+    assert (col["0"].stats["nonfinite"] == 0).all()
+    assert col["0"].nonfinite_reps == 5
+    assert any("5 samples have NaN/Inf" in n for n in col.notes)
+
+
+@pytest.mark.usefixtures("kernel")
+def test_representations_beyond_float16_are_kept_in_float32():
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 2)
+    x = torch.randn(40, 3)
+    x[30] = 1e6  # a later batch holds values float16 cannot: the rows so far become float32
+    col = ls.inspect.collect(nn.Sequential(lin), x, layers=["0"], batch_size=8, progress=False)
+    with torch.no_grad():
+        out = lin(x)
+    assert col["0"].reps.dtype == np.float32
+    # rows kept before the switch went through float16 (relative precision 2**-11)
+    np.testing.assert_allclose(col["0"].reps, out.numpy(), rtol=1e-3, atol=1e-3)
+    assert col["0"].nonfinite_reps == 0
+
+
+def test_an_error_while_reducing_on_the_worker_is_raised_and_the_model_is_left_clean(
+    monkeypatch,
+):
+    monkeypatch.setattr(fused, "MIN_VALUES", 0)
+    monkeypatch.setattr(collect_module, "_spare_core", lambda: True)
+    unitstats = importlib.import_module("layerscope.inspect.unitstats")
+    update = unitstats.UnitStats.update_native
+
+    def failing(self, v, start):
+        if start >= 64:
+            raise MemoryError(f"no room for batch {start}")
+        update(self, v, start)
+
+    monkeypatch.setattr(unitstats.UnitStats, "update_native", failing)
+    model, (x, _, _, _) = trained_digits()
+    with pytest.raises(MemoryError, match="no room for batch 64"):
+        ls.inspect.collect(model, x[:256], layers=["features.4"], batch_size=32, progress=False)
+    assert not model.features[4]._forward_hooks
+    assert not any(t.name.startswith("layerscope-collect") for t in threading.enumerate())

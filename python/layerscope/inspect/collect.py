@@ -23,7 +23,9 @@ The model is run under ``preserved`` in eval mode with no grads: it comes back e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ from .capture import _layer_list, first_tensor
 from .modules import check_module, find_module
 from .progress import Progress
 from .restore import preserved
+from .scores import Scores
 from .unitstats import Scratch, UnitStats, as_units, bounds_of, unit_layout
 
 POOLS = ("mean", "max", None)
@@ -44,6 +47,10 @@ DEFAULT_MAX_BYTES = 256 * 2**20
 CHUNK_VALUES = 2**20  # float32 values of consecutive batches reduced together (see _Chunks)
 SCRATCH_VALUES = 2**22  # a layer's batch up to this size reduces in reused work buffers
 FLOAT16_MAX = 65504.0
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# With the fused kernel and a core to spare, batches reduce on a worker thread (_Worker); off:
+# on the main thread (tests run both).
+WORKER = os.environ.get("LAYERSCOPE_COLLECT_WORKER", "1") != "0"
 
 
 @dataclass
@@ -153,58 +160,76 @@ class Collected:
 
 
 class _Reps:
-    """Per-sample representations of every layer under one byte cap (the stride rule above)."""
+    """Per-sample representations of every layer under one byte cap (the stride rule above).
 
-    def __init__(self, max_bytes: int, dtype: torch.dtype) -> None:
+    Kept samples are the multiples of ``stride`` among those seen, so their indices are
+    ``range(0, n, stride)`` (``index``); each layer's rows are written into one buffer that
+    grows by doubling up to the cap (to the dataset's size when it is known): a batch costs one
+    copy a layer, and the result is the buffer, not a concatenation of parts."""
+
+    def __init__(self, max_bytes: int, dtype: torch.dtype, expected: int | None = None) -> None:
         self.max_bytes = max_bytes
         self.dtype = dtype
+        self.expected = expected  # samples in the dataset, when known
         self.stride = 1
-        self.index: list[int] = []
-        self.rows: dict[str, list[torch.Tensor]] = {}
-        self.dims: dict[str, int] = {}
+        self.kept = 0  # rows kept (of every layer)
+        self.bufs: dict[str, torch.Tensor] = {}  # (capacity, dim); rows 0..kept-1 are kept
         self.dtypes: dict[str, torch.dtype] = {}
-        self.extent: dict[str, float] = {}
+        self._per_sample = 0
+
+    @property
+    def index(self) -> np.ndarray:
+        return np.arange(self.kept, dtype=np.int64) * self.stride
 
     def per_sample(self) -> int:
-        return sum(d * self.dtypes[p].itemsize for p, d in self.dims.items())
+        return self._per_sample
 
     def add(self, start: int, pooled: dict[str, torch.Tensor], extent: dict[str, float]) -> None:
-        """Keep the rows of ``pooled`` the stride rule keeps; ``extent[p]``: the largest finite
-        |value| of layer ``p`` so far (a pooled value cannot exceed it)."""
-        self.extent = extent
+        """Keep the rows of ``pooled`` (samples ``start`` ..) the stride rule keeps;
+        ``extent[p]``: the largest finite |value| of layer ``p`` so far (a pooled value cannot
+        exceed it)."""
         for p, t in pooled.items():
-            if p not in self.dims:
-                self.dims[p] = t.shape[1]
+            if p not in self.bufs:
                 self.dtypes[p] = self.dtype
-                self.rows[p] = []
-            if self.dtypes[p] == torch.float16 and self.extent.get(p, 0.0) > FLOAT16_MAX:
+                self.bufs[p] = torch.empty((0, t.shape[1]), dtype=self.dtype)
+                self._per_sample += t.shape[1] * self.dtype.itemsize
+            if self.dtypes[p] == torch.float16 and extent.get(p, 0.0) > FLOAT16_MAX:
                 # float16 would turn these into Inf: keep this layer in float32 instead.
                 self.dtypes[p] = torch.float32
-                self.rows[p] = [r.float() for r in self.rows[p]]
+                self.bufs[p] = self.bufs[p].float()
+                self._per_sample += t.shape[1] * 2
         b = next(iter(pooled.values())).shape[0]
-        cap = max(1, self.max_bytes // max(1, self.per_sample()))
-        while len(self.index) + _count(start, b, self.stride) > cap:
-            self.stride *= 2
-            keep = [k for k, i in enumerate(self.index) if i % self.stride == 0]
-            self.index = [self.index[k] for k in keep]
-            ki = torch.tensor(keep, dtype=torch.int64)
-            for p in self.rows:
-                if self.rows[p]:
-                    self.rows[p] = [torch.cat(self.rows[p])[ki]]
+        cap = max(1, self.max_bytes // max(1, self._per_sample))
+        while self.kept + _count(start, b, self.stride) > cap:
+            self.stride *= 2  # keep the rows of the multiples of the new stride: every other
+            half = (self.kept + 1) // 2
+            for buf in self.bufs.values():
+                buf[:half] = buf[: self.kept : 2].clone()
+            self.kept = half
         first = -(-start // self.stride) * self.stride  # the first kept index >= start
         if first >= start + b:
             return
-        self.index.extend(range(first, start + b, self.stride))
+        k = _count(start, b, self.stride)
+        end = self.kept + k
         for p, t in pooled.items():
-            # a copy: t may be a view of a chunk buffer that the next chunk overwrites
-            rows = t[first - start :: self.stride]
-            self.rows[p].append(rows.to(self.dtypes[p], copy=True).cpu())
+            buf = self.bufs[p]
+            if buf.shape[0] < end:  # grow: to the dataset's kept rows if known, else doubling
+                want = -(-self.expected // self.stride) if self.expected else 0
+                want = want if want >= end else 2 * end
+                grown = torch.empty((min(cap, want), t.shape[1]), dtype=buf.dtype)
+                grown[: self.kept] = buf[: self.kept]
+                self.bufs[p] = buf = grown
+            # a copy (converting to the kept dtype): t may be a buffer the next batch reuses
+            buf[self.kept : end] = t[first - start :: self.stride]
+        self.kept = end
 
     def result(self, path: str) -> np.ndarray:
-        rows = self.rows.get(path) or []
-        if not rows:
-            return np.zeros((0, self.dims.get(path, 0)), np.float32)
-        return torch.cat(rows).numpy()
+        buf = self.bufs.get(path)
+        if buf is None:
+            return np.zeros((0, 0), np.float32)
+        rows = buf[: self.kept]
+        # a buffer grown by doubling may hold up to twice the kept rows: give back only these
+        return (rows.clone() if buf.shape[0] > self.kept + self.kept // 4 else rows).numpy()
 
 
 def leaf_layers(model: nn.Module) -> list[str]:
@@ -314,6 +339,46 @@ class _Chunks:
         return out, self.start
 
 
+class _Worker:
+    """One thread that reduces a batch while the main thread runs the next batch's forward.
+
+    At most one batch is in flight (``submit`` waits for the one before), so the batches reduce
+    in order, exactly as on the main thread, and memory holds one more batch of the collected
+    layers' outputs. An error in the worker is raised by the next ``submit`` or ``wait``."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="layerscope-collect")
+        self._pending: Future[None] | None = None
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the batch in flight (its error, if the pass is failing anyway, is dropped:
+        the first error is the one to report) and stop the thread."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            wait([pending])
+        self._pool.shutdown()
+
+
+def _spare_core() -> bool:
+    """Whether this process may run on more cores than torch's threads use."""
+    if not WORKER:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores > torch.get_num_threads()
+
+
 def _check_args(pool: Any, top_k: Any, bins: Any, dtype: Any, max_bytes: Any) -> None:
     if pool not in POOLS:
         raise ValueError(f"pool must be 'mean', 'max' or None (keep every position), got {pool!r}")
@@ -374,17 +439,17 @@ def collect(
     total = dataset_length(data)
     if total == 0:
         raise DatasetError("the dataset is empty: there are no samples to collect over")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    reps = _Reps(int(max_bytes), dtype)
+    p0 = next(model.parameters(), None)
+    device = p0.device if p0 is not None else torch.device("cpu")
+    # float inputs go in the parameters' float dtype (a half-precision model takes half inputs)
+    param_dtype = p0.dtype if p0 is not None and p0.is_floating_point() else None
+    reps = _Reps(int(max_bytes), dtype, total)
     stats: dict[str, UnitStats] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     layouts: dict[str, str] = {}
     nonfinite_rows: dict[str, int] = dict.fromkeys(paths, 0)
-    label_parts: list[np.ndarray] = []
-    pred_parts: list[np.ndarray] = []
-    prob_parts: list[np.ndarray] = []
-    loss_parts: list[np.ndarray] = []
     notes: list[str] = []
+    scores = Scores(loss_fn, predict, notes)
     outs: dict[str, torch.Tensor] = {}
     one_shot = is_one_shot(data)
     n = 0
@@ -410,6 +475,9 @@ def collect(
     # pass of the fused kernel (fused.py) reduces each layer's batch as the layer laid it out:
     # no chunks, no units-last copy. Decided at the first batch, when the layers' sizes are known.
     one_pass = False
+    # ... and with a core torch does not use, on a worker thread while the next batch's forward
+    # runs (the kernel releases the GIL): see _Worker
+    worker: _Worker | None = None
     scratch = Scratch()  # shared by the layers: 3 buffers of at most SCRATCH_VALUES
 
     def reduce(ws: dict[str, torch.Tensor], first: int, native: bool = False) -> None:
@@ -431,7 +499,9 @@ def collect(
                 pr = rs / w.shape[1] if pool == "mean" else rm
             else:
                 pr = _pool(w.float(), pool)
-            if not st.last_all_finite:
+            # finite values, none above extent in size, pool to finite rows unless a sum of
+            # positions can overflow float32
+            if not st.last_all_finite or st.extent * w.shape[1] >= FLOAT32_MAX:
                 nonfinite_rows[p] += int((~torch.isfinite(pr)).any(dim=1).sum())
             pooled[p] = pr
         reps.add(first, pooled, {p: stats[p].extent for p in ws})
@@ -451,11 +521,8 @@ def collect(
                         )
                     outs.clear()
                     x_dev = xb.to(device)
-                    if (
-                        x_dev.is_floating_point()
-                        and (p0 := next(model.parameters(), None)) is not None
-                    ):
-                        x_dev = x_dev.to(p0.dtype) if p0.is_floating_point() else x_dev
+                    if x_dev.is_floating_point() and param_dtype is not None:
+                        x_dev = x_dev.to(param_dtype)
                     output = model(x_dev, **model_kwargs)
                     b = xb.shape[0]
                     if k == 0 and skip_missing:
@@ -491,7 +558,12 @@ def collect(
                             total, sum(int(w[0].numel()) for w in ws.values())
                         )
                     if one_pass:
-                        reduce(ws, start, native=True)
+                        if k == 0 and _spare_core():
+                            worker = _Worker()
+                        if worker is not None:
+                            worker.submit(reduce, dict(ws), start, True)
+                        else:
+                            reduce(ws, start, native=True)
                     else:
                         ws = {p: w.transpose(1, 2) for p, w in ws.items()}  # units last
                         if chunks.rows and not chunks.room(b):
@@ -500,19 +572,7 @@ def collect(
                             chunks.put(ws, start, b)
                         else:  # a batch big enough on its own: reduced at once, not copied first
                             reduce({p: w.contiguous() for p, w in ws.items()}, start)
-                    if predict:
-                        _predictions(
-                            output,
-                            yb,
-                            loss_fn,
-                            label_parts,
-                            pred_parts,
-                            prob_parts,
-                            loss_parts,
-                            notes,
-                        )
-                    elif yb is not None:
-                        label_parts.append(yb.cpu().numpy())
+                    scores.add(output, yb)
                     n += b
                     bar.update(b)
                     # let this batch's outputs go before the next forward pass: the allocator
@@ -522,7 +582,12 @@ def collect(
                     del output, x_dev
                 if chunks.rows:
                     reduce(*chunks.take())
+                if worker is not None:
+                    worker.wait()
+                scores.flush()
             finally:
+                if worker is not None:
+                    worker.close()
                 for h in handles:
                     h.remove()
     finally:
@@ -538,22 +603,24 @@ def collect(
         raise DatasetError("the dataset is empty: it yielded no samples")
     if reps.stride > 1:
         notes.append(
-            f"representations of {len(reps.index):,} of {n:,} samples kept (every "
+            f"representations of {reps.kept:,} of {n:,} samples kept (every "
             f"{reps.stride}th: {format_mb(reps.per_sample() * n)} would exceed max_bytes="
             f"{format_mb(int(max_bytes))}); statistics and top-k cover all {n:,}"
         )
-    layer_data = {
-        p: LayerData(
+    layer_data = {}
+    for p in paths:
+        kept = reps.result(p)
+        layer_data[p] = LayerData(
             path=p,
             shape=shapes[p],
             layout=layouts[p],
             bounds=stats[p].bounds,
             stats=stats[p].finish(),
-            reps=reps.result(p),
-            nonfinite_reps=_nonfinite_kept(reps.result(p)),
+            reps=kept,
+            # no sample's row held NaN/Inf: none of the kept ones can (a scan of the kept rows
+            # costs ~5 % of a small model's pass)
+            nonfinite_reps=_nonfinite_kept(kept) if nonfinite_rows[p] else 0,
         )
-        for p in paths
-    }
     for p, c in nonfinite_rows.items():
         if c:
             notes.append(f"layer {p!r}: {c:,} samples have NaN/Inf in their representation")
@@ -564,14 +631,14 @@ def collect(
     return Collected(
         n=n,
         layers=layer_data,
-        rep_index=np.asarray(reps.index, np.int64),
+        rep_index=reps.index,
         rep_stride=reps.stride,
         max_bytes=int(max_bytes),
         pool=pool,
-        labels=cat(label_parts),
-        predictions=cat(pred_parts),
-        probability=cat(prob_parts),
-        loss=cat(loss_parts),
+        labels=cat(scores.labels),
+        predictions=cat(scores.predictions),
+        probability=cat(scores.probability),
+        loss=cat(scores.loss),
         input_shape=input_shape,
         input_dtype=input_dtype,
         notes=notes,
@@ -585,55 +652,3 @@ def _nonfinite_kept(reps: np.ndarray) -> int:
 
 def format_mb(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
-
-
-def _predictions(
-    output: Any,
-    yb: torch.Tensor | None,
-    loss_fn: Any,
-    labels: list[np.ndarray],
-    preds: list[np.ndarray],
-    probs: list[np.ndarray],
-    losses: list[np.ndarray],
-    notes: list[str],
-) -> None:
-    if yb is not None:
-        labels.append(yb.cpu().numpy())
-    out = first_tensor(output)
-    if out is None or out.dim() != 2 or not out.is_floating_point():
-        if not notes or "predictions" not in notes[-1]:
-            shape = None if out is None else tuple(out.shape)
-            notes.append(f"no predictions: the model output {shape} is not class scores (N, C)")
-        return
-    out = out.float()
-    # one log-softmax gives the prediction, its probability and the cross-entropy loss
-    logp = torch.log_softmax(out, dim=1)
-    top, pred = logp.max(dim=1)
-    preds.append(pred.cpu().numpy())
-    probs.append(top.exp().cpu().numpy())
-    if yb is None:
-        return
-    y = yb.to(out.device)
-    if loss_fn is not None:
-        loss = loss_fn(out, y)
-        if not isinstance(loss, torch.Tensor) or loss.shape[:1] != (out.shape[0],):
-            raise ValueError(
-                "loss_fn(output, labels) must return one loss per sample (use reduction='none'), "
-                f"got {getattr(loss, 'shape', type(loss).__name__)}"
-            )
-        losses.append(loss.detach().float().reshape(out.shape[0], -1).mean(1).cpu().numpy())
-    elif not y.is_floating_point() and y.dim() == 1:
-        lo, hi = torch.aminmax(y)
-        lo_i, hi_i = int(lo), int(hi)
-        if lo_i < 0 or hi_i >= out.shape[1]:
-            raise ValueError(
-                f"labels range over {lo_i}..{hi_i} but the model outputs "
-                f"{out.shape[1]} classes; pass class indices 0..{out.shape[1] - 1}"
-            )
-        losses.append(logp.gather(1, y[:, None]).neg_()[:, 0].cpu().numpy())
-    elif not any("no per-sample loss" in n for n in notes):
-        notes.append(
-            f"no per-sample loss: labels of shape {tuple(y.shape)} and dtype "
-            f"{str(y.dtype).replace('torch.', '')} are not class indices (N,); pass "
-            "loss_fn=fn(output, labels) returning one loss per sample"
-        )

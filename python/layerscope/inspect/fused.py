@@ -333,9 +333,22 @@ def _pass_fast(
 
 
 class Accumulators:
-    """A layer's running sums of the kernel, numpy arrays (see the module docstring)."""
+    """A layer's running sums of the kernel, numpy arrays (see the module docstring), and the
+    kernels' arguments that do not change from batch to batch, made once: a small model's batch
+    reduces in ~0.3 ms, and building ~20 arguments per call cost a third of that again."""
 
-    def __init__(self, units: int, bins: int) -> None:
+    def __init__(
+        self,
+        units: int,
+        bins: int,
+        *,
+        scale: float,
+        offset: float,
+        zero_slot: int,
+        top_edge: float,
+        bounds: tuple[float, float] | None,
+        margin: float,
+    ) -> None:
         self.shift = np.zeros(units, np.float64)
         self.count = np.zeros(units, np.int64)
         self.s1 = np.zeros(units, np.float64)
@@ -347,6 +360,16 @@ class Accumulators:
         self.saturated = np.zeros(units, np.int64)
         self.nonfinite = np.zeros(units, np.int64)
         self.nan = np.zeros(units, np.int64)
+        self._started = False  # every unit has a shift (a finite value seen)
+        self._rows: tuple[np.ndarray, np.ndarray] | None = None
+        lo, hi = bounds if bounds is not None else (0.0, 0.0)
+        f32 = np.float32
+        edges = (f32(scale), f32(offset), bins)
+        where = (f32(top_edge), bounds is not None, f32(lo + margin), f32(hi - margin))
+        sums = (self.shift, self.count, self.s1, self.s2, self.min, self.max, self.slots)
+        self._fast_args = (*edges, *where, *sums, self.zeros, self.saturated)
+        flags = (self.saturated, self.nonfinite, self.nan)
+        self._careful_args = (*edges, zero_slot, *where, *sums, self.zeros, *flags)
 
     def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(count, mean, M2) of the finite values per unit, float64 (mean 0 where none)."""
@@ -354,59 +377,44 @@ class Accumulators:
         m2 = np.maximum(self.s2 - self.s1 * self.s1 / n, 0.0)
         return self.count, self.shift + self.s1 / n, m2
 
-
-def one_pass(
-    v: torch.Tensor,
-    acc: Accumulators,
-    first: int,
-    top: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    *,
-    scale: float,
-    offset: float,
-    bins: int,
-    zero_slot: int,
-    top_edge: float,
-    bounds: tuple[float, float] | None,
-    margin: float,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Fold a batch ``v`` (B, U, P), whose first sample is dataset index ``first``, into
-    ``acc`` and into the top-k ``top`` (value, index, position: (U, k) CPU tensors, updated in
-    place). Returns the per-(sample, unit) sums and maxima over positions (-inf where a sample
-    has no finite value) and the number of NaN/Inf values in the batch. One thread: splitting a
-    batch's units over two threads measured no faster here (BENCHMARKS.md)."""
-    w = v.detach()
-    if w.dtype != torch.float32:
-        w = w.float()
-    # (B, U, P) with positions contiguous (a conv), or units contiguous (a token layer's (B, T,
-    # D) seen through as_units): the kernels read either without a copy
-    units_last = (w.shape[2] == 1 or w.stride(2) != 1) and w.transpose(1, 2).is_contiguous()
-    if units_last:
-        a = w.transpose(1, 2).numpy()
-    else:
-        a = (w if w.stride(2) == 1 else w.contiguous()).numpy()
-    b, u = v.shape[0], v.shape[1]
-    rowsum = np.empty((b, u), np.float32)
-    rowmax = np.empty((b, u), np.float32)
-    lo, hi = bounds if bounds is not None else (0.0, 0.0)
-    f32 = np.float32
-    edges = (f32(scale), f32(offset), bins)
-    where = (f32(top_edge), bounds is not None, f32(lo + margin), f32(hi - margin))
-    sums = (acc.shift, acc.count, acc.s1, acc.s2, acc.min, acc.max, acc.slots, acc.zeros)
-    tops = tuple(t.numpy() for t in top)
-    # one cheap vectorised sum tells a batch with no NaN/Inf (an overflowing sum takes the
-    # careful kernel too, which is right either way)
-    clean = math.isfinite(float(w.sum()))
-    if clean:
-        fresh = acc.count == 0
-        if fresh.any():  # the shift of a unit with no value yet: this batch's mean
-            # float32 values: the kernel takes deviations in float32 from the same shift
-            mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
-            acc.shift[fresh] = mean.numpy()[fresh]
-        kernel: Any = _kernels()[1]
-        args: tuple[Any, ...] = (first, *edges, *where, *sums, acc.saturated, *tops, rowsum, rowmax)
-    else:
-        kernel = _kernels()[0]
-        flags = (acc.saturated, acc.nonfinite, acc.nan)
-        args = (first, *edges, zero_slot, *where, *sums, *flags, *tops, rowsum, rowmax)
-    bad = kernel(a, units_last, *args)
-    return torch.from_numpy(rowsum), torch.from_numpy(rowmax), 0 if clean else bad
+    def add(
+        self, v: torch.Tensor, first: int, top: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Fold a batch ``v`` (B, U, P), whose first sample is dataset index ``first``, into the
+        sums and into the top-k ``top`` (value, index, position: (U, k) CPU tensors, updated in
+        place). Returns the per-(sample, unit) sums and maxima over positions (-inf where a
+        sample has no finite value), in buffers the next batch reuses, and the number of
+        NaN/Inf values in the batch. One thread: splitting a batch's units over two threads
+        measured no faster here (BENCHMARKS.md)."""
+        w = v.detach()
+        if w.dtype != torch.float32:
+            w = w.float()
+        # (B, U, P) with positions contiguous (a conv), or units contiguous (a token layer's
+        # (B, T, D) seen through as_units): the kernels read either without a copy
+        units_last = (w.shape[2] == 1 or w.stride(2) != 1) and w.transpose(1, 2).is_contiguous()
+        if units_last:
+            a = w.transpose(1, 2).numpy()
+        else:
+            a = (w if w.stride(2) == 1 else w.contiguous()).numpy()
+        b = w.shape[0]
+        if self._rows is None or self._rows[0].shape[0] != b:
+            self._rows = (
+                np.empty((b, w.shape[1]), np.float32),
+                np.empty((b, w.shape[1]), np.float32),
+            )
+        rowsum, rowmax = self._rows
+        tops = (top[0].numpy(), top[1].numpy(), top[2].numpy())
+        # one cheap vectorised sum tells a batch with no NaN/Inf (an overflowing sum takes the
+        # careful kernel too, which is right either way)
+        if math.isfinite(float(w.sum())):
+            if not self._started:  # the shift of a unit with no value yet: this batch's mean
+                fresh = self.count == 0
+                # float32 values: the kernel takes deviations in float32 from the same shift
+                mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
+                self.shift[fresh] = mean.numpy()[fresh]
+                self._started = True
+            _kernels()[1](a, units_last, first, *self._fast_args, *tops, rowsum, rowmax)
+            return rowsum, rowmax, 0
+        bad = _kernels()[0](a, units_last, first, *self._careful_args, *tops, rowsum, rowmax)
+        self._started = bool(self.count.all())
+        return rowsum, rowmax, int(bad)

@@ -164,28 +164,29 @@ class UnitStats:
                 self._set_edges(math.nan, math.nan)
         assert self.edges is not None
         if self._fused is None:
-            self._fused = fused.Accumulators(self.units, self.bins)
+            lo_b, hi_b = self.bounds if self.bounds is not None else (0.0, 0.0)
+            self._fused = fused.Accumulators(
+                self.units,
+                self.bins,
+                scale=self._scale,
+                offset=self._shift,
+                zero_slot=self._zero_slot,
+                top_edge=float(self.edges[-1]),
+                bounds=self.bounds,
+                margin=SATURATION_MARGIN * (hi_b - lo_b),
+            )
         acc = self._fused
-        lo_b, hi_b = self.bounds if self.bounds is not None else (0.0, 0.0)
-        rowsum, rowmax, bad = fused.one_pass(
-            v,
-            acc,
-            start,
-            (self.top_value, self.top_index, self.top_pos),
-            scale=self._scale,
-            offset=self._shift,
-            bins=self.bins,
-            zero_slot=self._zero_slot,
-            top_edge=float(self.edges[-1]),
-            bounds=self.bounds,
-            margin=SATURATION_MARGIN * (hi_b - lo_b),
-        )
-        for x in (float(acc.min.min()), float(acc.max.max())):  # inf: no finite value yet
-            if math.isfinite(x):
-                self.extent = max(self.extent, abs(x))
+        rowsum, rowmax, bad = acc.add(v, start, (self.top_value, self.top_index, self.top_pos))
+        # inf: no finite value yet
+        big = max(-float(acc.min.min()), float(acc.max.max()))
+        if math.isfinite(big) and big > self.extent:
+            self.extent = big
         self.uniform = None
         self.last_all_finite = bad == 0
-        self.last_rowsum, self.last_rowmax = (rowsum, rowmax) if bad == 0 else (None, None)
+        if bad == 0:
+            self.last_rowsum, self.last_rowmax = torch.from_numpy(rowsum), torch.from_numpy(rowmax)
+        else:
+            self.last_rowsum = self.last_rowmax = None
         self.samples += b
 
     def _fold_fused(self) -> None:
