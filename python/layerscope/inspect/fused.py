@@ -50,7 +50,7 @@ ENABLED = os.environ.get("LAYERSCOPE_FUSED", "1") != "0"
 MIN_VALUES = 2**25
 
 _has_numba: bool | None = None
-_compiled: tuple[Any, Any] | None = None
+_compiled: tuple[Any, Any, Any] | None = None
 
 
 def available() -> bool:
@@ -69,8 +69,9 @@ def worth_it(samples: int | None, per_sample: int) -> bool:
     return _compiled is not None or samples is None or samples * per_sample >= MIN_VALUES
 
 
-def _kernels() -> tuple[Any, Any]:
-    """(careful, fast): the two kernels below, compiled (or loaded from numba's cache) once."""
+def _kernels() -> tuple[Any, Any, Any]:
+    """(careful, fast, fast for vectors): the kernels below, compiled (or loaded from numba's
+    cache) once."""
     global _compiled
     if _compiled is None:
         import numba
@@ -78,7 +79,7 @@ def _kernels() -> tuple[Any, Any]:
         global _keep
         jit = numba.njit(cache=True, nogil=True, boundscheck=False)
         _keep = jit(_keep_py)  # compiled first: the kernels resolve it when they compile
-        _compiled = (jit(_pass), jit(_pass_fast))
+        _compiled = (jit(_pass), jit(_pass_fast), jit(_pass_vec))
     return _compiled
 
 
@@ -332,6 +333,99 @@ def _pass_fast(
     return 0
 
 
+def _pass_vec(
+    w: Any,
+    first: int,
+    scale: Any,
+    offset: Any,
+    bins: int,
+    top: Any,
+    bounded: bool,
+    lo_sat: Any,
+    hi_sat: Any,
+    shift: Any,
+    count: Any,
+    s1: Any,
+    s2: Any,
+    mn: Any,
+    mx: Any,
+    slots: Any,
+    zeros: Any,
+    sat: Any,
+    top_value: Any,
+    top_index: Any,
+    top_pos: Any,
+    rowsum: Any,
+    rowmax: Any,
+) -> int:  # pragma: no cover - compiled
+    """``_pass_fast`` for a vector layer's batch (B, U), one value per (sample, unit): the
+    samples play the positions (float32 partial sums of at most 256 samples' deviations from
+    the shift, added into float64), a sample's sum and max are its value, and the top-k test reads each unit's k-th
+    value from a contiguous copy. Per sample, ``_pass_fast`` would pay its per-sample passes
+    over the units for one value each."""
+    b_n, n_u = w.shape
+    fover = np.float32(bins + 1)
+    fzero = np.float32(0.0)
+    fbins = np.float32(bins)
+    k_last = top_value.shape[1] - 1
+    s32 = np.zeros(n_u, np.float32)
+    q32 = np.zeros(n_u, np.float32)
+    ssum = np.zeros(n_u, np.float64)
+    a2 = np.zeros(n_u, np.float64)
+    lo, hi, c = mn, mx, shift  # updated in place
+    c32 = c.astype(np.float32)
+    z = np.zeros(n_u, np.int32)
+    st = np.zeros(n_u, np.int32)
+    idx = np.empty(n_u, np.int32)
+    kth = np.empty(n_u, np.float32)
+    for j in range(n_u):
+        kth[j] = top_value[j, k_last]
+    for b in range(b_n):
+        for j in range(n_u):
+            v = w[b, j]
+            q = lo[j]
+            lo[j] = v if v < q else q
+            q = hi[j]
+            hi[j] = v if v > q else q
+            d = v - c32[j]  # the shift is a float32: exact for values near it
+            s32[j] += d
+            q32[j] += d * d
+            z[j] += v == 0
+            f = v * scale
+            f = f + offset
+            f = f if f > fzero else fzero
+            f = f if f < fover else fover
+            # a value up to the top edge belongs to the last bin
+            f = fbins if (f == fover) & (v <= top) else f
+            idx[j] = np.int32(f)
+        if (b & 255) == 255 or b == b_n - 1:
+            for j in range(n_u):
+                ssum[j] += s32[j]
+                a2[j] += q32[j]
+                s32[j] = 0.0
+                q32[j] = 0.0
+        if bounded:
+            for j in range(n_u):
+                v = w[b, j]
+                st[j] += (v <= lo_sat) | (v >= hi_sat)
+        for j in range(n_u):
+            slots[j, idx[j]] += 1
+        for j in range(n_u):
+            v = w[b, j]
+            rowsum[b, j] = v
+            rowmax[b, j] = v
+            if v > kth[j]:  # rarely, once the top-k has filled
+                _keep(top_value, top_index, top_pos, j, v, first + b, 0)
+                kth[j] = top_value[j, k_last]
+    for j in range(n_u):
+        count[j] += b_n
+        s1[j] += ssum[j]
+        s2[j] += a2[j]
+        zeros[j] += z[j]
+        sat[j] += st[j]
+    return 0
+
+
 class Accumulators:
     """A layer's running sums of the kernel, numpy arrays (see the module docstring), and the
     kernels' arguments that do not change from batch to batch, made once: a small model's batch
@@ -413,7 +507,11 @@ class Accumulators:
                 mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
                 self.shift[fresh] = mean.numpy()[fresh]
                 self._started = True
-            _kernels()[1](a, units_last, first, *self._fast_args, *tops, rowsum, rowmax)
+            if units_last and w.shape[2] == 1:
+                vec = a.reshape(b, w.shape[1])
+                _kernels()[2](vec, first, *self._fast_args, *tops, rowsum, rowmax)
+            else:
+                _kernels()[1](a, units_last, first, *self._fast_args, *tops, rowsum, rowmax)
             return rowsum, rowmax, 0
         bad = _kernels()[0](a, units_last, first, *self._careful_args, *tops, rowsum, rowmax)
         self._started = bool(self.count.all())
