@@ -13,10 +13,11 @@ Memory is bounded whatever the dataset size:
 - statistics and top-k: ``O(units x (bins + top_k))`` per layer (the histogram's bincount holds
   ``units x 2 x (bins + 3)`` counts, 6 groups instead of 2 for bounded activations);
 - per-sample scalars (label, prediction, probability, loss): 24 bytes a sample, for every sample;
-- one batch of layer outputs at a time, plus, while one layer's batch is reduced: with the
-  fused kernel (``fused.py``: CPU, numba, a dataset of 2**25 values or more) one sample's values
-  and two (batch, units) arrays; on the torch path about four temporaries of that batch's size
-  (a units-last copy, deviations, histogram slots, sign).
+- one batch of layer outputs at a time (two with the worker thread, which reduces a batch while
+  the next one's forward runs: see ``_Worker``), plus, while one layer's batch is reduced: with
+  the fused kernel (``fused.py``: CPU, numba, a dataset of 2**25 values or more) one sample's
+  values and two (batch, units) arrays; on the torch path about four temporaries of that batch's
+  size (a units-last copy, deviations, histogram slots, sign).
 
 The model is run under ``preserved`` in eval mode with no grads: it comes back exactly as it was.
 """
