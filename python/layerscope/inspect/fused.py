@@ -270,6 +270,9 @@ def _pass_fast(
     z = np.zeros(n_u, np.int32)  # per batch: at most b_n * p_n < 2**31 values
     st = np.zeros(n_u, np.int32)
     idx = np.empty(n_u, np.int32)
+    kth = np.empty(n_u, np.float32)  # each unit's k-th value, contiguous
+    for j in range(n_u):
+        kth[j] = top_value[j, k_last]
     for b in range(b_n):
         if units_last:
             tmp[:, :] = w[b]
@@ -321,8 +324,9 @@ def _pass_fast(
             rowsum[b, j] = rs[j]
             rm = rmx[j]
             rowmax[b, j] = rm
-            if rm > top_value[j, k_last]:  # rarely, once the top-k has filled
+            if rm > kth[j]:  # rarely, once the top-k has filled
                 _keep(top_value, top_index, top_pos, j, rm, first + b, rpos[j])
+                kth[j] = top_value[j, k_last]
     nv = b_n * p_n
     for j in range(n_u):
         count[j] += nv
