@@ -266,7 +266,7 @@ def local_summaries(
     """``(local_moments(x), local_histogram(x, edges, moments))`` of each shard, the same values;
     ``edges_for(i, lo, hi)`` gives tensor ``i``'s edges from its min/max here (None: no
     histograms). Small CPU float32 tensors are done in one batch (see ``BATCH_MAX``); the
-    rest, and any with NaN/Inf or values outside their edges, one by one.
+    rest, and any with NaN/Inf, one by one.
 
     >>> [m for m, _ in local_summaries([torch.tensor([0.0, 2.0]), torch.tensor([1.0])])]
     [([2.0, 0, 0, 0, 1, 2.0, 4.0], 0.0, 2.0), ([1.0, 0, 0, 0, 0, 1.0, 1.0], 1.0, 1.0)]
@@ -296,7 +296,7 @@ def _batched(
     edges_for: Callable[[int, float, float], np.ndarray] | None,
 ) -> list[Any]:
     """``local_summaries`` of the small tensors ``xs[idx]`` in one pass; None for those with
-    NaN/Inf, a None histogram for those with values outside their edges (done one by one)."""
+    NaN/Inf (done one by one)."""
     arrays = [xs[i].detach().reshape(-1).numpy() for i in idx]
     sizes = np.fromiter((a.size for a in arrays), np.int64, len(arrays))
     starts = np.zeros(len(arrays), np.int64)
@@ -330,32 +330,45 @@ def _batched(
     # edges, for the tensors whose values all lie inside their edges; one bincount.
     edges = [edges_for(i, lo[k], hi[k]) if finite[k] else None for k, i in enumerate(idx)]
     bins = len(next(e for e in edges if e is not None)) - 1 if any(finite) else 0
-    keep = [
-        k
-        for k, e in enumerate(edges)
-        if e is not None and len(e) == bins + 1 and e[0] <= lo[k] and hi[k] <= e[-1]
-    ]
+    keep = [k for k, e in enumerate(edges) if e is not None and len(e) == bins + 1]
     if not keep:
         return out
     left = np.asarray([edges[k][0] for k in keep]).astype(np.float32)  # type: ignore[index]
-    width = np.asarray([edges[k][-1] for k in keep]).astype(np.float32) - left  # type: ignore[index]
+    right = np.asarray([edges[k][-1] for k in keep]).astype(np.float32)  # type: ignore[index]
+    width = right - left
     good = (width > 0) & np.isfinite(width)
     keep = [k for k, g in zip(keep, good.tolist(), strict=True) if g]
     if not keep:
         return out
-    left, width = left[good], width[good]
+    left, right, width = left[good], right[good], width[good]
     n = sizes[keep]
     part = x if len(keep) == len(idx) else np.concatenate([arrays[k] for k in keep])
-    q = part - np.repeat(left, n)
+    offset = np.repeat(np.arange(len(keep)) * (bins + 1), n)
+    lefts, widths = np.repeat(left, n), np.repeat(width, n)
+    under = over = np.zeros(len(keep), np.int64)
+    # (edges[k] as float64 against the float32 min/max, as histograms.count decides)
+    if not all(edges[k][0] <= lo[k] and hi[k] <= edges[k][-1] for k in keep):  # type: ignore[index]
+        # Values outside the edges: counted apart (float32 comparisons, as count's), the rest
+        # binned.
+        rights = np.repeat(right, n)
+        starts_kept = np.zeros(len(keep), np.int64)
+        np.cumsum(n[:-1], out=starts_kept[1:])
+        below, above = part < lefts, part > rights
+        under = np.add.reduceat(below, starts_kept, dtype=np.int64)
+        over = np.add.reduceat(above, starts_kept, dtype=np.int64)
+        within = ~(below | above)
+        part, lefts, widths, offset = part[within], lefts[within], widths[within], offset[within]
+    q = part - lefts
     q *= np.float32(bins)
-    q /= np.repeat(width, n)
+    q /= widths
     pos = q.astype(np.intp)
-    pos += np.repeat(np.arange(len(keep)) * (bins + 1), n)
+    pos += offset
     counts = np.bincount(pos, minlength=len(keep) * (bins + 1)).reshape(len(keep), bins + 1)
     counts[:, bins - 1] += counts[:, bins]  # values equal to the last edge
     for j, k in enumerate(keep):
         row = np.zeros(bins + 2)
         row[:bins] = counts[j, :bins]
+        row[bins], row[bins + 1] = under[j], over[j]
         out[k] = (out[k][0], row)
     return out
 
