@@ -409,34 +409,6 @@ def fingerprint(x: torch.Tensor) -> int:
     return int(flat.view(word).sum(dtype=torch.int32)) % FINGERPRINT_MOD
 
 
-def fingerprints(xs: Sequence[torch.Tensor]) -> list[int]:
-    """``fingerprint`` of each tensor; the small CPU float32 ones in one pass (the int32 sums of
-    their segments of one concatenation: the same wrapping sums).
-
-    >>> fingerprints([torch.ones(3), torch.zeros(2)]) == [fingerprint(torch.ones(3)), 0]
-    True
-    """
-    out = [0] * len(xs)
-    batch = [
-        i
-        for i, x in enumerate(xs)
-        if x.device.type == "cpu" and x.dtype == torch.float32 and 0 < x.numel() <= BATCH_MAX
-    ]
-    if len(batch) > 1:
-        arrays = [xs[i].detach().reshape(-1).numpy() for i in batch]
-        starts = np.zeros(len(arrays), np.int64)
-        np.cumsum([a.size for a in arrays[:-1]], out=starts[1:])
-        words = np.concatenate(arrays).view(np.int32)
-        sums = np.add.reduceat(words, starts, dtype=np.int32)  # wraps, as torch's int32 sum
-        for i, s in zip(batch, sums.tolist(), strict=True):
-            out[i] = s % FINGERPRINT_MOD
-    done = set(batch) if len(batch) > 1 else set()
-    for i, x in enumerate(xs):
-        if i not in done:
-            out[i] = fingerprint(x)
-    return out
-
-
 def differ(sum_f: float, sum_f2: float, world: int) -> bool:
     """Whether the ranks' fingerprints ``f_r`` differ, from their all-reduced sums of f and f²
     (equal iff world x Σf² = (Σf)², exact in integers)."""

@@ -66,9 +66,6 @@ DEFAULT_TIMEOUT_S = 300.0
 # A CPU model with at least this many parameter values is summarised on two threads.
 PARALLEL_ELEMENTS = 1 << 22
 
-# The change since the last epoch of tensors up to this many values is computed with numpy.
-SMALL_CHANGE = 8192
-
 # Tensors above this many values are what "reduced resolution" shrinks (a 256x256 image).
 REDUCED_ELEMENTS = 256 * 256
 
@@ -826,8 +823,9 @@ class Recorder(History):
             mine = self._local_rows(which, locals_, part, hist_now)
             rows[which] = part
             fps = np.zeros(2 * len(replicated))
-            fs = np.asarray(d.fingerprints([locals_[i][2] for i in replicated]), np.float64)
-            fps[0::2], fps[1::2] = fs, fs * fs  # exact: f < 2**20
+            for k, i in enumerate(replicated):
+                f = d.fingerprint(locals_[i][2])
+                fps[2 * k : 2 * k + 2] = f, f * f
             lows = np.zeros((0, 2))
             if sharded:
                 mins = np.asarray([[mine[i][1], -mine[i][2]] for i in sharded], np.float64)
@@ -1421,15 +1419,6 @@ def _relative_change(before: np.ndarray, exact: bool, after: np.ndarray) -> floa
         after = reduce_array(after, before.size)
     if after.shape != before.shape:
         return math.nan  # the parameter was replaced by one of another shape
-    if after.size <= SMALL_CHANGE and after.dtype == before.dtype == np.float32:
-        # A small tensor: a few numpy calls (in float64) cost less than torch's (BLAS's dot
-        # stays on one thread up to this size).
-        a64 = before.reshape(-1).astype(np.float64)
-        d64 = after.reshape(-1) - a64
-        den, num = math.sqrt(float(np.dot(a64, a64))), math.sqrt(float(np.dot(d64, d64)))
-        if den == 0:
-            return 0.0 if num == 0 else math.inf
-        return num / den
     # torch, not numpy: np.linalg.norm goes through BLAS threads, slow on a busy machine.
     a = torch.from_numpy(np.ascontiguousarray(before)).reshape(-1)
     b = torch.from_numpy(np.ascontiguousarray(after)).reshape(-1)
