@@ -90,7 +90,7 @@ def histc(flat: torch.Tensor, bins: int, lo: float, hi: float, inside: bool = Fa
     [2, 2]
     """
     if flat.device.type == "cpu" and flat.dtype in _NUMPY_HISTC and lo < hi:
-        counts = _histc_numpy(flat.numpy(), bins, lo, hi, inside)
+        counts = _histc_numpy(flat.detach().numpy(), bins, lo, hi, inside)
         if counts is not None:
             return counts
     if flat.numel() <= EXACT_CHUNK:
