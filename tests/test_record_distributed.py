@@ -166,7 +166,7 @@ def test_a_rank_whose_store_writes_fail_stops_every_rank_writing_without_waiting
     both say so, and the training goes on to the end."""
     t0 = time.monotonic()
     done = torchrun(
-        "--mode", "ddp", "--store", str(tmp_path / "run"), "--epochs", "3",
+        "--mode", "ddp", "--store", str(tmp_path / "run"), "--epochs", "2",
         "--fail-store-rank", "1", timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
