@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument(
         "--other-model-rank", type=int, default=-1, help="this rank records a wider model (a bug)"
     )
+    ap.add_argument(
+        "--fail-store-rank", type=int, default=-1, help="this rank's store writes fail (disk full)"
+    )
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--marker", default=None, help="rank 0 touches MARKER.EPOCH after each epoch")
     ap.add_argument("--tail-steps", type=int, default=0, help="steps after the last epoch()")
@@ -112,6 +115,15 @@ def main() -> None:
             timeout=args.timeout,
             storage_options=json.loads(args.storage_options) if args.storage_options else None,
         )
+        if args.fail_store_rank == rank:  # a test: as if this rank's disk were full
+            import errno
+
+            from layerscope.record import store as store_module
+
+            def disk_full(*_: object, **__: object) -> None:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            store_module.write_file = disk_full  # type: ignore[assignment]
     elif args.recorder == "tensorboard" and rank == 0:
         from torch.utils.tensorboard import SummaryWriter
 

@@ -824,3 +824,56 @@ def test_histogram_counts_stay_exact_past_2_to_the_24_in_a_bin():
     assert count(t, edges).counts.tolist() == [2**24 + 1]
     assert count(t, edges, summarize(t)).counts.tolist() == [2**24 + 1]
     assert local_histogram(t, edges).tolist() == [2**24 + 1, 0, 0]
+
+
+def test_histograms_counted_with_numpy_equal_torch_histc_to_the_value():
+    # histograms.histc counts CPU tensors with numpy in histc's own float arithmetic; values on
+    # and next to every edge (where another rounding would move them) land where histc puts them.
+    from layerscope.record.histograms import histc
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        dtype = (np.float32, np.float64)[trial % 2]
+        a = rng.standard_normal(int(rng.integers(1, 2000)) if trial % 20 else 200_000)
+        a = (a * 10.0 ** rng.integers(-6, 4)).astype(dtype)
+        lo, hi = float(a.min()), float(a.max())
+        edges = np.linspace(
+            lo + (hi - lo) * rng.uniform(-0.3, 0.3),
+            hi + (hi - lo) * rng.uniform(-0.3, 0.3),
+            int(rng.integers(2, 130)),
+        )
+        if not edges[0] < edges[-1]:
+            continue
+        on = edges.astype(dtype)
+        a = np.concatenate([a, on, np.nextafter(on, np.inf), np.nextafter(on, -np.inf), [np.nan]])
+        t = torch.from_numpy(a.astype(dtype))
+        bins, lo_e, hi_e = len(edges) - 1, float(edges[0]), float(edges[-1])
+        want = torch.histc(t, bins=bins, min=lo_e, max=hi_e).to(torch.int64).numpy()
+        assert np.array_equal(histc(t, bins, lo_e, hi_e), want), trial
+
+
+def test_statistics_of_many_tensors_at_once_equal_those_of_each_alone():
+    # distributed.local_summaries batches the small CPU float32 tensors (one concatenation);
+    # the same moments and counts as local_moments/local_histogram tensor by tensor, with NaN,
+    # Inf, zeros and values outside the edges among them.
+    from layerscope.record.distributed import local_histogram, local_moments, local_summaries
+
+    rng = np.random.default_rng(1)
+    xs = [torch.from_numpy(rng.standard_normal(n).astype(np.float32)) for n in (5, 300, 70, 9000)]
+    xs[1][:100] = 0.0
+    xs[2][3] = float("nan")
+    xs.append(torch.zeros(0))
+    xs.append(torch.randn(3, 40).t())  # not contiguous
+    edges = [choose_edges(-1.0, 1.0, 16) for _ in xs]  # standard normals overflow these
+
+    def edges_for(i: int, lo: float, hi: float) -> np.ndarray:
+        return edges[i]
+
+    got = local_summaries(xs, edges_for)
+    for i, x in enumerate(xs):
+        (m, lo, hi), h = got[i]
+        want_m, want_lo, want_hi = local_moments(x)
+        assert m[:5] == want_m[:5] and m[5:] == pytest.approx(want_m[5:], rel=1e-12), i
+        assert (lo, hi) == (want_lo, want_hi) or (math.isnan(lo) and math.isnan(want_lo)), i
+        assert np.array_equal(h, local_histogram(x, edges[i], (want_m, want_lo, want_hi))), i
+    assert got[3][1][-1] > 0 and got[3][1][-2] > 0  # under- and overflow counted

@@ -160,6 +160,25 @@ def test_ranks_that_disagree_fail_clearly_without_hanging(flag, said):
     assert time.monotonic() - t0 < 60
 
 
+def test_a_rank_whose_store_writes_fail_stops_every_rank_writing_without_waiting(tmp_path):
+    """Rank 1 (which writes the probe's activations under DDP) cannot write: rank 0 learns it
+    from the next collective and stops writing too, instead of waiting minutes for its files;
+    both say so, and the training goes on to the end."""
+    t0 = time.monotonic()
+    done = torchrun(
+        "--mode", "ddp", "--store", str(tmp_path / "run"), "--epochs", "2",
+        "--fail-store-rank", "1", timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert time.monotonic() - t0 < 60
+    assert "could not write rank 1's shards of epoch 0" in done.stderr
+    assert "No space left on device" in done.stderr
+    assert "another rank could not write its files" in done.stderr or (
+        "rank(s) [1] could not write their files of epoch 0" in done.stderr
+    )
+    assert ls.Recorder.open(tmp_path / "run").epochs == []  # epoch 0 waited for rank 1's files
+
+
 def test_kill_9_mid_epoch_leaves_the_written_epochs_readable_while_a_follower_watches(tmp_path):
     store, ref, marker = tmp_path / "run", tmp_path / "ref", tmp_path / "epoch"
     job = subprocess.Popen(

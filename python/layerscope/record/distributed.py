@@ -9,11 +9,13 @@ zeros, sum and sum of squares (float64), min and max; then histogram counts on b
 ranks. These are all-reduced, so the communication per epoch is O(tensors x bins), independent of
 the parameters' sizes:
 
-- a fixed 8-value header (MIN of values and their negations): which call this is (``epoch`` or
+- a fixed 10-value header (MIN of values and their negations): which call this is (``epoch`` or
   ``close``), the epoch number, a hash of the parameter names and global shapes, a hash of what
-  is about to be reduced. Ranks that called ``epoch()`` a different number of times, or hold
-  different models, see different headers and all raise the same clear error, instead of a
-  collective of mismatched sizes (which gloo answers by aborting a process, or a hang);
+  is about to be reduced, and whether this rank's store writes failed. Ranks that called
+  ``epoch()`` a different number of times, or hold different models, see different headers and
+  all raise the same clear error, instead of a collective of mismatched sizes (which gloo
+  answers by aborting a process, or a hang); a failed store stops every rank's (rank 0 would
+  otherwise wait for files that never come);
 - sharded models only: MIN of [min, -max] per sharded tensor;
 - one SUM carrying, per tensor, [finite, nan, posinf, neginf, zeros, sum, sumsq, min, max] (a
   replicated tensor's min and max from its owner, zeros from the others; a shard's come from the
@@ -39,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +51,7 @@ import torch.distributed as dist
 
 from .histograms import count
 
-HEADER = 8
+HEADER = 10
 EPOCH, CLOSE = 0.0, 1.0
 # Fingerprints are taken modulo this prime, so that world x f² stays an exact float64 (< 2**53)
 # for up to 8192 ranks: the SUM of f and f² then tells exactly whether all ranks agree.
@@ -121,11 +123,17 @@ class Collectives:
             ) from e
         return t
 
-    def header(self, kind: float, epoch: int, model_sig: float, payload_sig: float) -> None:
-        """Check that every rank is at the same call with the same model; raise on all if not."""
-        v = torch.tensor([kind, float(epoch), model_sig, payload_sig], dtype=torch.float64)
+    def header(
+        self, kind: float, epoch: int, model_sig: float, payload_sig: float, ok: bool = True
+    ) -> bool:
+        """Check that every rank is at the same call with the same model; raise on all if not.
+        ``ok``: this rank's store writes have not failed; returns whether every rank's have not
+        (so that a rank waiting for another's files learns that they will never come)."""
+        v = torch.tensor(
+            [kind, float(epoch), model_sig, payload_sig, 1.0 if ok else 0.0], dtype=torch.float64
+        )
         got = self.all_reduce(torch.cat([v, -v]), dist.ReduceOp.MIN, "recorder's check")
-        lo, hi = got[:4], -got[4:]
+        lo, hi = got[:4], -got[5:9]
         if bool((lo != hi).any()):
             names = ("call", "epoch", "model", "step values")
             differ = [n for n, a, b in zip(names, lo.tolist(), hi.tolist(), strict=True) if a != b]
@@ -148,6 +156,7 @@ class Collectives:
             raise DistributedRecorderError(
                 f"layerscope.Recorder (rank {self.rank}, at {mine}): {cause}. Differing: {differ}."
             )
+        return bool(got[4] >= 1)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -158,6 +167,10 @@ def local_moments(x: torch.Tensor) -> tuple[list[float], float, float]:
     """``([finite, nan, posinf, neginf, zeros, sum, sumsq], min, max)`` of a shard (min/max over
     finite values; +inf/-inf when there is none)."""
     flat = x.detach().reshape(-1)
+    if flat.device.type == "cpu" and flat.dtype == torch.float32 and flat.numel():
+        fast = _local_moments_numpy(flat.numpy())
+        if fast is not None:
+            return fast
     if not flat.is_floating_point():
         flat = flat.double()
     n = flat.numel()
@@ -179,6 +192,19 @@ def local_moments(x: torch.Tensor) -> tuple[list[float], float, float]:
     s = float(d.sum()) if d.numel() else 0.0
     ss = float(torch.dot(d, d)) if d.numel() else 0.0
     return [float(flat.numel()), nan, posinf, neginf, zeros, s, ss], lo, hi
+
+
+def _local_moments_numpy(a: np.ndarray) -> tuple[list[float], float, float] | None:
+    """``local_moments`` of a CPU float32 shard with no NaN/Inf (None otherwise): a few numpy
+    passes where torch's per-call cost dominates a small tensor's (a model's biases), the sums
+    in float64 as there."""
+    lo, hi = float(a.min()), float(a.max())  # NaN propagates
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    zeros = int(np.count_nonzero(a == 0))  # (count_nonzero on floats is a slower loop)
+    d = torch.from_numpy(a.astype(np.float64))
+    s, ss = float(d.sum()), float(torch.dot(d, d))
+    return [float(a.size), 0, 0, 0, zeros, s, ss], lo, hi
 
 
 def stats_from(
@@ -225,6 +251,126 @@ def local_histogram(
         }
     h = count(x, edges, stats)
     return np.concatenate([h.counts.astype(np.float64), [float(h.underflow), float(h.overflow)]])
+
+
+# Small CPU float32 tensors (biases, small kernels: most of a model's tensors, few of its values)
+# are summarised together: one concatenation, segment reductions and one bincount for all of
+# them, where a dozen numpy or torch calls each would cost more than their values do.
+BATCH_MAX = 1 << 16
+
+
+def local_summaries(
+    xs: Sequence[torch.Tensor],
+    edges_for: Callable[[int, float, float], np.ndarray] | None = None,
+) -> list[tuple[tuple[list[float], float, float], np.ndarray | None]]:
+    """``(local_moments(x), local_histogram(x, edges, moments))`` of each shard, the same values;
+    ``edges_for(i, lo, hi)`` gives tensor ``i``'s edges from its min/max here (None: no
+    histograms). Small CPU float32 tensors are done in one batch (see ``BATCH_MAX``); the
+    rest, and any with NaN/Inf, one by one.
+
+    >>> [m for m, _ in local_summaries([torch.tensor([0.0, 2.0]), torch.tensor([1.0])])]
+    [([2.0, 0, 0, 0, 1, 2.0, 4.0], 0.0, 2.0), ([1.0, 0, 0, 0, 0, 1.0, 1.0], 1.0, 1.0)]
+    """
+    out: list[Any] = [None] * len(xs)
+    batch = [
+        i
+        for i, x in enumerate(xs)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and 0 < x.numel() <= BATCH_MAX
+    ]
+    if len(batch) > 1:
+        for i, got in zip(batch, _batched(xs, batch, edges_for), strict=True):
+            out[i] = got
+    for i, x in enumerate(xs):
+        mom = out[i][0] if out[i] is not None else local_moments(x)
+        if out[i] is None or (edges_for is not None and out[i][1] is None):
+            hist = (
+                None if edges_for is None else local_histogram(x, edges_for(i, mom[1], mom[2]), mom)
+            )
+            out[i] = (mom, hist)
+    return out
+
+
+def _batched(
+    xs: Sequence[torch.Tensor],
+    idx: list[int],
+    edges_for: Callable[[int, float, float], np.ndarray] | None,
+) -> list[Any]:
+    """``local_summaries`` of the small tensors ``xs[idx]`` in one pass; None for those with
+    NaN/Inf (done one by one)."""
+    arrays = [xs[i].detach().reshape(-1).numpy() for i in idx]
+    sizes = np.fromiter((a.size for a in arrays), np.int64, len(arrays))
+    starts = np.zeros(len(arrays), np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    x = np.concatenate(arrays)
+    lo = np.minimum.reduceat(x, starts).astype(np.float64)  # NaN propagates
+    hi = np.maximum.reduceat(x, starts).astype(np.float64)
+    zeros = np.add.reduceat(x == 0, starts, dtype=np.int64)
+    d = x.astype(np.float64)
+    sums = np.add.reduceat(d, starts)
+    sumsq = np.add.reduceat(d * d, starts)
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    out: list[Any] = [
+        (([float(n), 0, 0, 0, int(z), float(s), float(ss)], float(a), float(b)), None)
+        if ok
+        else None
+        for n, z, s, ss, a, b, ok in zip(
+            sizes.tolist(),
+            zeros.tolist(),
+            sums,
+            sumsq,
+            lo.tolist(),
+            hi.tolist(),
+            finite.tolist(),
+            strict=True,
+        )
+    ]
+    if edges_for is None:
+        return out
+    # Histograms: histograms.histc's arithmetic (torch.histc's), per value with its tensor's
+    # edges, for the tensors whose values all lie inside their edges; one bincount.
+    edges = [edges_for(i, lo[k], hi[k]) if finite[k] else None for k, i in enumerate(idx)]
+    bins = len(next(e for e in edges if e is not None)) - 1 if any(finite) else 0
+    keep = [k for k, e in enumerate(edges) if e is not None and len(e) == bins + 1]
+    if not keep:
+        return out
+    left = np.asarray([edges[k][0] for k in keep]).astype(np.float32)  # type: ignore[index]
+    right = np.asarray([edges[k][-1] for k in keep]).astype(np.float32)  # type: ignore[index]
+    width = right - left
+    good = (width > 0) & np.isfinite(width)
+    keep = [k for k, g in zip(keep, good.tolist(), strict=True) if g]
+    if not keep:
+        return out
+    left, right, width = left[good], right[good], width[good]
+    n = sizes[keep]
+    part = x if len(keep) == len(idx) else np.concatenate([arrays[k] for k in keep])
+    offset = np.repeat(np.arange(len(keep)) * (bins + 1), n)
+    lefts, widths = np.repeat(left, n), np.repeat(width, n)
+    under = over = np.zeros(len(keep), np.int64)
+    # (edges[k] as float64 against the float32 min/max, as histograms.count decides)
+    if not all(edges[k][0] <= lo[k] and hi[k] <= edges[k][-1] for k in keep):  # type: ignore[index]
+        # Values outside the edges: counted apart (float32 comparisons, as count's), the rest
+        # binned.
+        rights = np.repeat(right, n)
+        starts_kept = np.zeros(len(keep), np.int64)
+        np.cumsum(n[:-1], out=starts_kept[1:])
+        below, above = part < lefts, part > rights
+        under = np.add.reduceat(below, starts_kept, dtype=np.int64)
+        over = np.add.reduceat(above, starts_kept, dtype=np.int64)
+        within = ~(below | above)
+        part, lefts, widths, offset = part[within], lefts[within], widths[within], offset[within]
+    q = part - lefts
+    q *= np.float32(bins)
+    q /= widths
+    pos = q.astype(np.intp)
+    pos += offset
+    counts = np.bincount(pos, minlength=len(keep) * (bins + 1)).reshape(len(keep), bins + 1)
+    counts[:, bins - 1] += counts[:, bins]  # values equal to the last edge
+    for j, k in enumerate(keep):
+        row = np.zeros(bins + 2)
+        row[:bins] = counts[j, :bins]
+        row[bins], row[bins + 1] = under[j], over[j]
+        out[k] = (out[k][0], row)
+    return out
 
 
 def owners(

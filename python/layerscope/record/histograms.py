@@ -67,7 +67,7 @@ def count(t: torch.Tensor, edges: np.ndarray, stats: dict | None = None) -> Hist
     # those are exactly the under/overflow counts.
     if stats is not None and not (stats["nan"] or stats["posinf"] or stats["neginf"]):
         inside = stats["min"] is None or (stats["min"] >= lo and stats["max"] <= hi)
-        counts = histc(flat, len(edges) - 1, lo, hi)
+        counts = histc(flat, len(edges) - 1, lo, hi, inside=inside)
         if inside:
             return HistogramCounts(counts, 0, 0, 0)
         return HistogramCounts(counts, int((flat < lo).sum()), int((flat > hi).sum()), 0)
@@ -81,11 +81,53 @@ def count(t: torch.Tensor, edges: np.ndarray, stats: dict | None = None) -> Hist
     return HistogramCounts(counts, under, over, n_nan)
 
 
-def histc(flat: torch.Tensor, bins: int, lo: float, hi: float) -> np.ndarray:
-    """``torch.histc`` of a flat tensor as exact int64 counts on the host (see ``EXACT_CHUNK``)."""
+def histc(flat: torch.Tensor, bins: int, lo: float, hi: float, inside: bool = False) -> np.ndarray:
+    """``torch.histc`` of a flat tensor as exact int64 counts on the host (see ``EXACT_CHUNK``).
+    ``inside``: every value is known to lie in ``[lo, hi]`` (no NaN): no pass to find those
+    that do not.
+
+    >>> histc(torch.tensor([0.0, 0.25, 0.5, 1.0, 7.0]), 2, 0.0, 1.0).tolist()
+    [2, 2]
+    """
+    if flat.device.type == "cpu" and flat.dtype in _NUMPY_HISTC and lo < hi:
+        counts = _histc_numpy(flat.detach().numpy(), bins, lo, hi, inside)
+        if counts is not None:
+            return counts
     if flat.numel() <= EXACT_CHUNK:
         return torch.histc(flat, bins=bins, min=lo, max=hi).to(torch.int64).cpu().numpy()
     total = torch.zeros(bins, dtype=torch.int64, device=flat.device)
     for x in flat.split(EXACT_CHUNK):
         total += torch.histc(x, bins=bins, min=lo, max=hi).to(torch.int64)
     return total.cpu().numpy()
+
+
+_NUMPY_HISTC = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _histc_numpy(a: np.ndarray, bins: int, lo: float, hi: float, inside: bool) -> np.ndarray | None:
+    """``torch.histc``'s counts for a CPU array, computed with numpy: the same arithmetic in the
+    array's dtype as torch's CPU kernel (bin = trunc((x - lo) * bins / (hi - lo)), ``lo`` and
+    ``hi`` rounded to that dtype, values equal to ``hi`` in the last bin, the rest of
+    ``[lo, hi]``'s outside ignored), so the counts are identical; in vectorised passes instead of
+    histc's per-value division, about twice as fast, and int64 at any size. None when the
+    rounded range is empty (torch's own path then)."""
+    kind = a.dtype.type
+    left, right = kind(lo), kind(hi)
+    width = right - left
+    if not (width > 0 and np.isfinite(width)):
+        return None
+    scale = kind(bins)
+    total = np.zeros(bins + 1, dtype=np.int64)
+    buf = np.empty(min(a.size, EXACT_CHUNK), dtype=a.dtype)
+    for start in range(0, a.size, EXACT_CHUNK):
+        x = a[start : start + EXACT_CHUNK]
+        if not inside:
+            x = x[(x >= left) & (x <= right)]  # NaN fails both
+        q = buf[: x.size]
+        np.subtract(x, left, out=q)
+        np.multiply(q, scale, out=q)
+        np.divide(q, width, out=q)
+        # x in [lo, hi] gives q in [0, bins]: q == bins (x == hi) is the last bin's
+        total += np.bincount(q.astype(np.intp), minlength=bins + 1)
+    total[bins - 1] += total[bins]
+    return total[:bins]

@@ -60,8 +60,10 @@ class Location:
     def read_bytes(self, rel: str) -> bytes:
         raise NotImplementedError
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write ``data`` whole and durably (a reader never sees a partial file at ``rel``)."""
+    def write_bytes(self, rel: str, data: bytes, durable: bool = True) -> None:
+        """Write ``data`` whole and durably (a reader never sees a partial file at ``rel``);
+        ``durable=False``: whole, but not fsynced (a note between processes, whose content a
+        durable file repeats)."""
         raise NotImplementedError
 
     def exists(self, rel: str) -> bool:
@@ -104,7 +106,7 @@ class LocalLocation(Location):
         assert self.local is not None
         return (self.local / rel).read_bytes()
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes, durable: bool = True) -> None:
         assert self.local is not None
         path = self.local / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,8 @@ class LocalLocation(Location):
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
 
     def exists(self, rel: str) -> bool:
@@ -192,7 +195,7 @@ class FsspecLocation(Location):
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.describe(rel)} does not exist") from None
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes, durable: bool = True) -> None:
         self.fs.pipe_file(self._p(rel), data)
 
     def exists(self, rel: str) -> bool:

@@ -741,7 +741,11 @@ class Recorder(History):
             keys = sorted(self._log._values)
         counts = [len(self._log._values[k][0]) for k in keys]
         what = f"{0 if flat is None else flat.size}|{keys}|{counts}|{sorted(metrics)}"
-        self._dist.header(dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())))
+        all_ok = self._dist.header(
+            dist_stats.EPOCH, e, self._model_sig, float(zlib.crc32(what.encode())), self._store_ok()
+        )
+        if not all_ok:
+            self._peer_store_failed()
         self._step_sq = None
         if flat is not None:
             sq = flat * flat
@@ -811,10 +815,13 @@ class Recorder(History):
             hist_now = all(self._known_edges(locals_[i][0]) for i in sharded)
             width = 9 + (bins + 2 if hist_now else 0)
             rows = np.zeros((n, width))
-            mine: dict[int, tuple[list[float], float, float]] = {}  # what this rank summarises
-            for i, (*_, dim) in enumerate(locals_):
-                if dim is not None or owner[i] == self.rank:
-                    mine[i] = self._local_row(i, locals_[i], rows[i], hist_now)
+            # what this rank summarises
+            which = [
+                i for i, (*_, dim) in enumerate(locals_) if dim is not None or owner[i] == self.rank
+            ]
+            part = np.zeros((len(which), width))
+            mine = self._local_rows(which, locals_, part, hist_now)
+            rows[which] = part
             fps = np.zeros(2 * len(replicated))
             for k, i in enumerate(replicated):
                 f = d.fingerprint(locals_[i][2])
@@ -871,10 +878,10 @@ class Recorder(History):
                 # rank whose turn it was (one more small all-reduce, only in this case).
                 idx = [i for i, item in enumerate(locals_) if item[0] in differ]
                 redo = np.zeros((len(idx), width))
-                for k, i in enumerate(idx):
+                for i in idx:
                     mine.pop(i, None)
-                    if rank0:
-                        mine[i] = self._local_row(i, locals_[i], redo[k], hist_now)
+                if rank0:
+                    mine.update(self._local_rows(idx, locals_, redo, hist_now))
                 again = (
                     self._dist.all_reduce(
                         torch.from_numpy(redo.reshape(-1)), op.SUM, "parameter stats"
@@ -949,29 +956,34 @@ class Recorder(History):
         edges = self._edges.get(name)
         return edges is not None and len(edges) == self.bins + 1
 
-    def _local_row(
+    def _local_rows(
         self,
-        i: int,
-        item: tuple[str, torch.Tensor, torch.Tensor, int | None],
-        row: np.ndarray,
+        which: list[int],
+        locals_: list[tuple[str, torch.Tensor, torch.Tensor, int | None]],
+        rows: np.ndarray,
         hist: bool,
-    ) -> tuple[list[float], float, float]:
-        """This rank's part of tensor ``i``'s row of the SUM: its moments, its min and max (a
-        replicated tensor's: a shard's go in the MIN) and, with ``hist``, its histogram counts."""
-        name, _, local, dim = item
-        mom = dist_stats.local_moments(local)
-        m, lo, hi = mom
-        row[:7] = m
-        if dim is None:
-            row[7], row[8] = lo, hi
-        if hist:
+    ) -> dict[int, tuple[list[float], float, float]]:
+        """This rank's part of the rows of the SUM for tensors ``which`` (``rows[k]`` for the
+        k-th): moments, min and max (a replicated tensor's: a shard's go in the MIN) and, with
+        ``hist``, histogram counts; all of them in one ``local_summaries`` call."""
+
+        def edges_for(k: int, lo: float, hi: float) -> np.ndarray:
             # A replicated tensor's first epoch: this rank sees it whole, so it chooses the edges
             # every rank will choose from the reduced min/max (the same values).
-            edges = (
-                self._edges[name] if self._known_edges(name) else choose_edges(lo, hi, self.bins)
-            )
-            row[9:] = dist_stats.local_histogram(local, edges, mom)
-        return mom
+            name = locals_[which[k]][0]
+            return self._edges[name] if self._known_edges(name) else choose_edges(lo, hi, self.bins)
+
+        got = dist_stats.local_summaries(
+            [locals_[i][2] for i in which], edges_for if hist else None
+        )
+        for k, (i, (mom, h)) in enumerate(zip(which, got, strict=True)):
+            m, lo, hi = mom
+            rows[k, :7] = m
+            if locals_[i][3] is None:
+                rows[k, 7], rows[k, 8] = lo, hi
+            if h is not None:
+                rows[k, 9:] = h
+        return {i: mom for i, (mom, _) in zip(which, got, strict=True)}
 
     def _settle(
         self,
@@ -1185,7 +1197,11 @@ class Recorder(History):
                 # header first checks every rank holds as many).
                 rows, self._dist_rows = self._dist_rows, []
                 sq = _measured_to_host(rows) ** 2 if rows else np.zeros(0)
-                self._dist.header(dist_stats.CLOSE, self._next_epoch, self._model_sig, sq.size)
+                all_ok = self._dist.header(
+                    dist_stats.CLOSE, self._next_epoch, self._model_sig, sq.size, self._store_ok()
+                )
+                if not all_ok:
+                    self._peer_store_failed()
                 if rows:
                     if self.rank != 0 and not self._shared_steps:
                         sq = self._rank0_stands_for_replicated(rows, sq)
@@ -1213,6 +1229,23 @@ class Recorder(History):
     def store_path(self) -> Path | str | None:
         """The store's directory (a ``Path``) or URL; None without a (working) store."""
         return self._store.path if self._store is not None else None
+
+    def _store_ok(self) -> bool:
+        """Distributed: whether this rank's store writes went well. A rank other than 0 waits
+        for its writes first (done long ago, in the background of the epoch that followed) so
+        that rank 0, which waits for its files, learns of a failure at once (``header``)."""
+        if self._store is not None and self.rank != 0:
+            self._store.flush()
+        if self._store is not None and self._store.error is not None:
+            self._store_failed()
+        return self.store_error is None
+
+    def _peer_store_failed(self) -> None:
+        """Another rank's store writes failed: this rank stops writing the store too (rank 0
+        would otherwise wait for files that never come), and says so."""
+        if self._store is not None:
+            self._store.peer_failed()
+            self._store_failed()
 
     def _store_failed(self) -> None:
         assert self._store is not None and self._store.error is not None

@@ -16,7 +16,7 @@ Layout (a local directory, or any fsspec URL: ``s3://bucket/runs/exp1``, ``memor
       epochs/000000/acts/a0.npy   a file per bigger probe activation
       epochs/.tmp-000005-PID/     (local only) an epoch being written, ignored by readers
       shards/000000/r1/s0.npy     (torch.distributed) rank 1's shard of a sharded parameter
-      shards/000000/r1/pack.npy   (DDP) the probe's activations, from the rank that ran it
+      shards/000000/r1-pack.npy   (DDP) the probe's activations, from the rank that ran it
       shards/000000/r1.json       rank 1's list of its files (and the activations' stats),
                                   written after them
 
@@ -97,6 +97,8 @@ STALE_AFTER_S = 120.0
 PACK = "pack.npy"
 PACK_LIMIT = 1 << 20
 ALIGN = 64
+# Parts of a pack under this many bytes are copied together into one piece of the write.
+SMALL_PART = 1 << 16
 # How long rank 0 waits for the other ranks' shard files of an epoch before giving up on them.
 SHARD_WAIT_S = 600.0
 
@@ -143,11 +145,14 @@ def _explain(e: BaseException, where: str, doing: str) -> StoreError:
     return StoreError(f"layerscope: could not {doing} {where}: {type(e).__name__}: {e}")
 
 
-def write_file(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+def write_file(path: Path, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
     """Write one file from its pieces and fsync it (the durable unit of a local store). The
     pieces go out in few ``writev`` calls (a pack is a hundred small arrays: one buffered
     ``write`` each cost more than the bytes)."""
-    parts = [memoryview(c).cast("B") for c in chunks]
+    parts = [
+        c if isinstance(c, memoryview) and c.format == "B" else memoryview(c).cast("B")
+        for c in chunks
+    ]
     with open(path, "wb", buffering=0) as f:
         fd = f.fileno()
         i = 0
@@ -307,6 +312,7 @@ class RunStore:
         self.error: StoreError | None = None
         self.appending = False
         self._closed = threading.Event()
+        self._peer_failed = threading.Event()  # another rank's store writes failed
         self._heartbeat: threading.Thread | None = None
         if rank == 0:
             try:
@@ -534,9 +540,10 @@ class RunStore:
                     "exact": exact,
                 }
             if acts is not None:
-                # One pack file for all of them (one write, one fsync), as rank 0's epoch
+                # One pack file for all of them (one write, one fsync), as rank 0's epoch; beside
+                # the index, in the epoch's directory (a directory of its own costs a mkdir)
                 index["acts"] = {}
-                rel = f"{base}/r{self.rank}/{PACK}"
+                rel = f"{base}/r{self.rank}-{PACK}"
                 pack = _Pack()
                 at = {layer: pack.add(array) for layer, array in acts.items()}
                 data = pack.header_size()
@@ -555,7 +562,9 @@ class RunStore:
                         "dtype": str(array.dtype),
                         "stats": array_stats(array, units=True),
                     }
-            loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index))  # last
+            # Last. Not fsynced: rank 0 copies it into its manifest, which is (the files it
+            # lists are, before it).
+            loc.write_bytes(f"{base}/r{self.rank}.json", _json_bytes(index), durable=False)
         except Exception as e:
             self.error = _explain(
                 e, loc.describe(), f"write rank {self.rank}'s shards of epoch {epoch} to"
@@ -587,6 +596,12 @@ class RunStore:
                     with contextlib.suppress(FileNotFoundError):
                         indexes[r] = json.loads(self.loc.read_bytes(f"{base}/r{r}.json"))
             if len(indexes) < len(ranks):
+                if self._peer_failed.is_set():
+                    missing = sorted(ranks - set(indexes))
+                    raise StoreError(
+                        f"layerscope: rank(s) {missing} could not write their files of epoch "
+                        f"{epoch} to {self.loc.describe(base)} (see that rank's warning)"
+                    )
                 if time.monotonic() > deadline or (self._closed.is_set() and self.error):
                     missing = sorted(ranks - set(indexes))
                     raise StoreError(
@@ -746,6 +761,16 @@ class RunStore:
             record.act_stats = {**record.act_stats, **from_ranks[2]}
             record.acts = {**record.acts, **arrived}
 
+    def peer_failed(self) -> None:
+        """Another rank's store writes failed (the Recorder's collectives say so): stop waiting
+        for its files, and write no more (this store's error says why)."""
+        self._peer_failed.set()
+        if self.error is None:
+            self.error = StoreError(
+                f"layerscope: another rank could not write its files to {self.loc.describe()} "
+                "(see that rank's warning); this rank stops writing the store too"
+            )
+
     def write_pins(self, pinned: list[int]) -> None:
         if self.error is not None or self.rank != 0:
             return
@@ -829,17 +854,27 @@ class _Pack:
         """Bytes before the data in the ``.npy`` file (where the offsets start)."""
         return len(self._header())
 
-    def _chunks(self) -> list[memoryview | bytes]:
-        """The ``.npy`` file of one uint8 array holding every part, as the pieces to write (no
-        copy of the parts into one buffer first: the file is written from them directly)."""
-        out: list[memoryview | bytes] = [self._header()]
+    def _chunks(self) -> list[memoryview | bytes | bytearray]:
+        """The ``.npy`` file of one uint8 array holding every part, as the pieces to write: the
+        big parts as they are (no copy), the small ones (histograms, step series, biases: most
+        of the parts, few of the bytes) copied together, so that the write takes a few pieces
+        instead of one per array."""
+        out: list[memoryview | bytes | bytearray] = [self._header()]
+        small = bytearray()
         at = 0
         for offset, a in self.parts:
-            if offset > at:
-                out.append(bytes(offset - at))
-            if a.nbytes:
+            if a.nbytes >= SMALL_PART:
+                if offset > at or small:
+                    small += bytes(offset - at)
+                    out.append(small)
+                    small = bytearray()
                 out.append(a.reshape(-1).view(np.uint8).data)
+            else:
+                small += bytes(offset - at)
+                small += a.reshape(-1).view(np.uint8).data
             at = offset + a.nbytes
+        if small:
+            out.append(small)
         return out
 
     def write(self, path: Path) -> None:

@@ -157,6 +157,8 @@ def _moments(flat: torch.Tensor) -> tuple[float, float, float]:
 
 def array_stats(array: np.ndarray, units: bool = False) -> dict[str, Any]:
     """``summarize`` of a held numpy snapshot (read-only memory maps are copied first)."""
+    if array.size <= NUMPY_MAX and array.dtype in (np.float32, np.float64):
+        return _summarize_numpy(array, units)  # what summarize() would call, read-only or not
     if not array.flags.writeable:
         array = np.array(array)
     return summarize(torch.from_numpy(array), units=units)
