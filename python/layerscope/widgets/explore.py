@@ -280,7 +280,7 @@ class ExploreView(BaseView):
         self._unsubscribe: Callable[[], None] | None = None
         self._unhook: Callable[[], None] | None = None
         panel_h = max(240, height // 2)
-        with headless(self._forward, "weights") as made:
+        with headless(self._forward, "weights", self._listening) as made:
             self.weights = WeightsView(model, height=panel_h, bake_budget=LIVE_BAKE)
         self._relays["weights"] = made[-1]
         self.activations: ActivationView | None = None
@@ -288,7 +288,7 @@ class ExploreView(BaseView):
             # The first display captures the selected layer alone; every layer's activations
             # follow after the cell (``settle``), listed meanwhile from the trace.
             listed = [{"path": p, "shape": list(s)} for p, s in traced.layer_shapes().items()]
-            with headless(self._forward, "acts") as made:
+            with headless(self._forward, "acts", self._listening) as made:
                 self.activations = ActivationView(
                     model,
                     *inputs,
@@ -307,7 +307,7 @@ class ExploreView(BaseView):
         if self._rec is not None:
             from .timeline import TimelineView
 
-            with headless(self._forward, "timeline") as made:
+            with headless(self._forward, "timeline", self._listening) as made:
                 self.timeline = TimelineView(self._rec, curves=False)
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
@@ -339,7 +339,7 @@ class ExploreView(BaseView):
         sample follows ``sample`` and its class ``target`` (both ways)."""
         from .saliency import saliency as make_saliency
 
-        with headless(self._forward, "saliency"):
+        with headless(self._forward, "saliency", self._listening):
             self.saliency = make_saliency(self._model, inputs[0], **options)
         self._relays["saliency"] = self.saliency.comm  # its own comm, not a Layout's
         self.saliency.observe(self._saliency_retargeted, names="target")
@@ -359,12 +359,12 @@ class ExploreView(BaseView):
             data, labels = collect_every_layer(self._model, data, layer, labels=labels), None
         # Each panel's relay is its view's own comm (the first widget made inside can be a
         # Layout: messages from the panel then went to the Layout, and clicks never arrived).
-        with headless(self._forward, "projection"):
+        with headless(self._forward, "projection", self._listening):
             self.projection = ProjectionView(
                 self._model, data, layer=layer, labels=labels, bake_budget=PROJECTION_BAKE
             )
         self._relays["projection"] = self.projection.comm
-        with headless(self._forward, "units"):
+        with headless(self._forward, "units", self._listening):
             self.units = UnitsView(
                 self._model, data, layer=layer, labels=labels, bake_budget=UNITS_BAKE
             )
@@ -554,6 +554,7 @@ class ExploreView(BaseView):
         kinds = ["weights", "acts", "frames", "projection", "units"]
         baked: dict[str, dict[str, Any]] = {k: {} for k in kinds}
         left: dict[str, list[str]] = {k: [] for k in kinds}
+        skipped: dict[str, set[str]] = {k: set() for k in kinds}  # left's keys, looked up
         failed: dict[str, dict[str, str]] = {"projection": {}, "units": {}}
         used = 0
         order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
@@ -578,11 +579,12 @@ class ExploreView(BaseView):
                     ("units", path if path in dataset else None),
                 ]
                 for kind, key in jobs:
-                    if key is None or key in baked[kind] or key in left[kind]:
+                    if key is None or key in baked[kind] or key in skipped[kind]:
                         continue
                     forced = path == first and kind in ("projection", "units")
                     if used >= self.budget and not forced:
                         left[kind].append(key)
+                        skipped[kind].add(key)
                         continue
                     state = self._snap(kind, key)
                     if state is None:  # the layer's dataset panel failed: said, not baked
@@ -595,6 +597,7 @@ class ExploreView(BaseView):
                         continue
                     if used + size > self.budget:
                         left[kind].append(key)
+                        skipped[kind].add(key)
                         continue
                     baked[kind][key] = state
                     used += size
@@ -716,6 +719,9 @@ class ExploreView(BaseView):
         }[name]
 
     # -- the relay -------------------------------------------------------------------------------
+
+    def _listening(self) -> bool:
+        return self._live
 
     def _forward(self, channel: str, data: dict[str, Any], buffers: list[Any]) -> None:
         if not self._live:
