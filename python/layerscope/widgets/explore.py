@@ -27,8 +27,11 @@ captured on its own, so a panel never shows another layer's data.
 from __future__ import annotations
 
 import gc
+import threading
 import time
-from collections.abc import Callable
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import traitlets
@@ -152,6 +155,35 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
                     "this run was recorded from a different model"
                 )
     return rec
+
+
+_END = object()
+# Workspaces that baked in slices after a cell (``settle_all``).
+_SLICED: weakref.WeakSet[ExploreView] = weakref.WeakSet()
+
+
+def settle_all() -> None:
+    """Finish the bake under way of every workspace that bakes in slices after its cells, and
+    send its whole state again: an executed export's last cell runs this (nbclient keeps only
+    what a cell sends while it runs, and a bake's slices run between cells)."""
+    for view in list(_SLICED):
+        if view.comm is not None:
+            view.settle()
+            view.send_state()
+
+
+def _kernel_loop() -> Any:
+    """The running ipykernel's event loop when called on its main thread, else None (a plain
+    process, a terminal IPython, a cell in a subshell thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    ip = get_ipython()
+    loop = getattr(getattr(ip, "kernel", None), "io_loop", None)
+    if loop is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return loop
 
 
 def _nbytes(state: dict[str, Any]) -> int:
@@ -551,6 +583,13 @@ class ExploreView(BaseView):
     def _bake(self, first: str, *, only_first: bool = False) -> None:
         """Every layer's panels at reduced resolution, in baking order, within the budget
         (``only_first``: the panels of ``first`` alone)."""
+        for _ in self._bake_steps(first, only_first=only_first):
+            pass
+
+    def _bake_steps(self, first: str, *, only_first: bool = False) -> Iterator[None]:
+        """``_bake`` in slices: it yields when the slice's time is up (``_slice_over``), with
+        every panel back on the current selection, and sets ``_baked`` once every layer is
+        done."""
         kinds = ["weights", "acts", "frames", "projection", "units"]
         baked: dict[str, dict[str, Any]] = {k: {} for k in kinds}
         left: dict[str, list[str]] = {k: [] for k in kinds}
@@ -559,57 +598,67 @@ class ExploreView(BaseView):
         used = 0
         order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
         w, a, t = self.weights, self.activations, self.timeline
-        saved = (w.bake_budget, a.bake_budget if a else 0, t.budget if t else 0)
-        w.bake_budget = WEIGHT_BAKE
-        if a is not None:
-            a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
-        if t is not None:
-            t.budget = FRAME_BAKE
         captured = {d["path"] for d in a._layers} if a is not None else set()
         recorded = set(t.scrubber.layers) if t is not None else set()
         # The selected layer's dataset panels are always saved (over the budget if need be).
         dataset = self._dataset_layers(first, only_first)
-        try:
-            for path in order:
-                jobs = [
-                    ("weights", self._param_of.get(path)),
-                    ("acts", path if path in captured else None),
-                    ("frames", path if path in recorded else None),
-                    ("projection", path if path in dataset else None),
-                    ("units", path if path in dataset else None),
-                ]
-                for kind, key in jobs:
-                    if key is None or key in baked[kind] or key in skipped[kind]:
-                        continue
-                    forced = path == first and kind in ("projection", "units")
-                    if used >= self.budget and not forced:
-                        left[kind].append(key)
-                        skipped[kind].add(key)
-                        continue
-                    state = self._snap(kind, key)
-                    if state is None:  # the layer's dataset panel failed: said, not baked
-                        failed[kind][key] = self._panel_widget(kind)._error
-                        continue
-                    size = _nbytes(state)
-                    if forced:
+        i = 0
+        while True:
+            saved = (w.bake_budget, a.bake_budget if a else 0, t.budget if t else 0)
+            w.bake_budget = WEIGHT_BAKE
+            if a is not None:
+                a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
+            if t is not None:
+                t.budget = FRAME_BAKE
+            try:
+                while i < len(order):
+                    path = order[i]
+                    i += 1
+                    jobs = [
+                        ("weights", self._param_of.get(path)),
+                        ("acts", path if path in captured else None),
+                        ("frames", path if path in recorded else None),
+                        ("projection", path if path in dataset else None),
+                        ("units", path if path in dataset else None),
+                    ]
+                    for kind, key in jobs:
+                        if key is None or key in baked[kind] or key in skipped[kind]:
+                            continue
+                        forced = path == first and kind in ("projection", "units")
+                        if used >= self.budget and not forced:
+                            left[kind].append(key)
+                            skipped[kind].add(key)
+                            continue
+                        state = self._snap(kind, key)
+                        if state is None:  # the layer's dataset panel failed: said, not baked
+                            failed[kind][key] = self._panel_widget(kind)._error
+                            continue
+                        size = _nbytes(state)
+                        if forced:
+                            baked[kind][key] = state
+                            used += size
+                            continue
+                        if used + size > self.budget:
+                            left[kind].append(key)
+                            skipped[kind].add(key)
+                            continue
                         baked[kind][key] = state
                         used += size
-                        continue
-                    if used + size > self.budget:
-                        left[kind].append(key)
-                        skipped[kind].add(key)
-                        continue
-                    baked[kind][key] = state
-                    used += size
-        finally:
-            w.bake_budget = saved[0]
-            if a is not None:
-                a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
-            if t is not None:
-                t.budget = saved[2]
-            for view in (self.projection, self.units):
-                if dataset and view is not None:
-                    view.layer = first  # computed once per layer: read from its cache
+                    if self._slice_over():
+                        break
+            finally:
+                w.bake_budget = saved[0]
+                if a is not None:
+                    a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
+                if t is not None:
+                    t.budget = saved[2]
+                for view in (self.projection, self.units):
+                    if dataset and view is not None:
+                        view.layer = first  # computed once per layer: read from its cache
+            if i >= len(order):
+                break
+            self._select_panels(self.selected)  # the live panels show the selection again
+            yield
         note = self._dataset_note if self.projection is not None and not only_first else ""
         self._baked = {
             **baked,
@@ -768,14 +817,91 @@ class ExploreView(BaseView):
     _changed = False  # the model changed since the activations were captured
     _moved = False  # the selection moved since the panels' saved state was taken
 
+    # The bake after a cell runs in slices of this many seconds on the kernel's event loop: a
+    # cell run meanwhile waits for one slice at most (the whole bake of a 48-block transformer
+    # takes seconds). The first slice waits BAKE_DELAY_S, so the page draws the view first.
+    BAKE_SLICE_S = 0.1
+    BAKE_DELAY_S = 0.3
+    _baking: Iterator[None] | None = None  # the bake in slices under way, if any
+    _recapturing = False  # the bake under way has still to read the model again
+    _slice_end: float | None = None  # when the running slice yields (None: run to the end)
+
+    def _slice_over(self) -> bool:
+        return self._slice_end is not None and time.perf_counter() >= self._slice_end
+
     def _after_cell(self, *_args: Any) -> None:
-        self.settle()
+        """After each cell (IPython's post_run_cell): the bake in slices on the kernel's event
+        loop, or at once where there is none."""
+        loop = _kernel_loop()
+        if loop is None:
+            self.settle()
+        elif self._stale:
+            # New, or the model changed since the bake under way started: from the start (and
+            # with the capture a stopped bake had still to make).
+            recapture = self._changed or self._recapturing
+            self._stop_baking()
+            self._recapturing = recapture
+            self._baking = self._refresh_steps(recapture=recapture)
+            _SLICED.add(self)
+            loop.call_later(self.BAKE_DELAY_S, self._bake_slice)
+        elif self._moved and self._baking is None:
+            self.settle()
+
+    def _bake_slice(self) -> None:
+        steps = self._baking
+        if steps is None:
+            return  # finished by settle(), or stopped
+        loop = _kernel_loop()
+        self._slice_end = time.perf_counter() + self.BAKE_SLICE_S if loop is not None else None
+        try:
+            done = self._run_steps(steps)
+        except Exception as exc:  # no cell to raise in: say it, and let settle() try again
+            self._stale = True
+            warnings.warn(
+                f"ls.explore: the saved state's bake after the cell failed ({exc!r}); "
+                "ex.refresh() runs it again",
+                stacklevel=1,
+            )
+            return
+        if done:
+            self._baking = None
+        elif loop is not None:
+            loop.call_later(0.001, self._bake_slice)
+
+    def _run_steps(self, steps: Iterator[None]) -> bool:
+        """Run ``steps`` to their next yield (True: to their end) with the panels' messages
+        dropped; the panels send their whole state once the end is reached."""
+        self._live = False
+        done = False
+        try:
+            with model_threads(self._model):
+                done = next(steps, _END) is _END
+        except BaseException:
+            self._baking = None
+            raise
+        finally:
+            self._slice_end = None
+            self._live = True
+        if done:
+            for name in self._relays:
+                self._panel_widget(name).send_state()
+        return done
+
+    def _stop_baking(self) -> None:
+        steps, self._baking = self._baking, None
+        if steps is not None:
+            steps.close()  # type: ignore[attr-defined]
 
     def settle(self) -> None:
         """Bring the saved state (what a saved notebook or exported page holds) up to the model
-        and the selection; runs after each cell and before ``ls.export_html``."""
+        and the selection; runs after each cell (in slices) and before ``ls.export_html``."""
         if self._stale:
             self.refresh(recapture=self._changed)
+        elif self._baking is not None:
+            steps = self._baking
+            while not self._run_steps(steps):
+                pass
+            self._baking = None
         elif self._moved:
             self._moved = False
             self._live = False
@@ -785,38 +911,52 @@ class ExploreView(BaseView):
             finally:
                 self._live = True
 
+    @property
+    def baking(self) -> bool:
+        """Whether the bake after the cell is still under way (``settle()`` finishes it)."""
+        return self._baking is not None or self._stale
+
     def refresh(self, *, recapture: bool = True) -> None:
         """Read the model again and re-make the baked state (every layer's panels within the
         budget) that a saved notebook or exported page holds. Runs by itself after the cell
         that made the view, and after a cell that recorded epochs, ends (and before
         ``ls.export_html``); call it after changing the model some other way."""
+        self._stop_baking()
+        steps = self._refresh_steps(recapture=recapture)
+        while not self._run_steps(steps):
+            pass
+
+    def _refresh_steps(self, *, recapture: bool) -> Iterator[None]:
+        """``refresh`` as steps (see ``_bake_steps``); the model counts as read from now."""
         self._stale = self._changed = self._moved = False
-        path = self.selected
-        self._live = False
-        try:
-            with model_threads(self._model):
-                # the first display captured the selected layer alone: every layer now
-                pending = self.activations is not None and self.activations.pending
-                if pending and not recapture:
-                    self.activations.complete()  # type: ignore[union-attr]
-                if recapture:
-                    self.weights.refresh_rows()
-                    if self.activations is not None:
-                        self.activations.recapture()
-                    if self.saliency is not None:
-                        self.saliency.recompute()
-                    for view in (self.projection, self.units):
-                        if view is not None:
-                            view.recollect()
-                if pending:
-                    self._layers = self._layer_map()
-                self._bake(path)
-                self._panels = {name: self._static_state(name) for name in self._relays}
-                self._select_panels(path)
-        finally:
-            self._live = True
-        for name in self._relays:
-            self._panel_widget(name).send_state()
+        return self._refresh_body(recapture, self.selected)
+
+    def _refresh_body(self, recapture: bool, path: str) -> Iterator[None]:
+        # the first display captured the selected layer alone: every layer now
+        pending = self.activations is not None and self.activations.pending
+        if pending and not recapture:
+            self.activations.complete()  # type: ignore[union-attr]
+        if recapture:
+            self.weights.refresh_rows()
+            if self.activations is not None:
+                self.activations.recapture()
+            if self.saliency is not None:
+                self.saliency.recompute()
+            for view in (self.projection, self.units):
+                if view is not None:
+                    view.recollect()
+        self._recapturing = False
+        if pending:
+            self._layers = self._layer_map()
+        if self._slice_over():
+            self._select_panels(self.selected)
+            yield
+        yield from self._bake_steps(path)
+        if self._moved:  # a click during the bake: the new layer's dataset panels too
+            self._moved = False
+            self._bake_selected()
+        self._panels = {name: self._static_state(name) for name in self._relays}
+        self._select_panels(self.selected)
 
     def _hook_cells(self) -> Callable[[], None] | None:
         """Re-bake after each cell (IPython's post_run_cell) when epochs were recorded in it."""
@@ -831,6 +971,8 @@ class ExploreView(BaseView):
         return lambda: ip.events.unregister("post_run_cell", self._after_cell)
 
     def close(self) -> None:
+        self._stop_baking()
+        _SLICED.discard(self)
         for name in ("_unsubscribe", "_unhook"):
             undo = getattr(self, name, None)
             if undo is not None:
