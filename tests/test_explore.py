@@ -258,6 +258,9 @@ def test_the_bake_after_the_cell_runs_in_slices_between_cells(monkeypatch: Any) 
     monkeypatch.setattr(explore_module, "_kernel_loop", lambda: loop)
     ex = ls.explore(model, x)
     ex.BAKE_SLICE_S = 0.0  # a slice a layer
+    # The table's statistics follow after the cell too: the first display lists the parameters.
+    rows = ex._panels["weights"]["state"]["_rows"]
+    assert rows["pending"] and rows["path"][0] == "0.weight" and rows["norm"][0] is None
     ex._after_cell()
     assert ex.baking and len(loop.due) == 1 and list(ex._baked["weights"]) == ["0.weight"]
     sent: list[Any] = []
@@ -275,6 +278,9 @@ def test_the_bake_after_the_cell_runs_in_slices_between_cells(monkeypatch: Any) 
             assert ex.weights.selected == "4.weight" and ex.activations.layer == "4"
             assert {"ls_followed": "4"} in sent
     assert slices > 3 and not ex.baking
+    rows = ex._panels["weights"]["state"]["_rows"]
+    assert "pending" not in rows and rows == at_once._panels["weights"]["state"]["_rows"]
+    assert rows["norm"][0] == pytest.approx(float(model[0].weight.norm()))
     assert ex.weights.selected == "4.weight" and ex.activations.layer == "4"
     for kind in ("weights", "acts"):
         assert set(ex._baked[kind]) == set(at_once._baked[kind])  # baked from "0" first

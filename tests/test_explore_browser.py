@@ -402,7 +402,10 @@ def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None
     # The graph is coloured by the weight change over training, the table holds the new norms.
     assert "weight change, epoch 0 to 2" in root.locator(".ls-graph").inner_text()
     client = lab.kernel_client()
-    assert evaluate(client, "[ex._stale, ex._epochs, sorted(ex._baked['frames'])]") == [
+    deadline = time.time() + 30  # the bake after the training cell runs in slices
+    while evaluate(client, "ex.baking") and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "[ex.baking, ex._epochs, sorted(ex._baked['frames'])]") == [
         False,
         [0, 1, 2],
         ["classifier.1", "classifier.3", "features.0", "features.2"],
