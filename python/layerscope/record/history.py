@@ -280,6 +280,21 @@ class History:
             raise _unknown(f"layer activation at epoch {r.epoch}:", layer, list(r.acts))
         return self._read(r, r.acts[layer], layer, exact, "activation")
 
+    def exact_shapes(self, epoch: int | None = None) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> shape, for the snapshots of ``epoch`` (default: last) held bit for
+        bit in memory: what ``snapshot(name, epoch, exact=True).array.shape`` gives for them,
+        without reading anything.
+
+        >>> rec.exact_shapes()["fc.weight"]          # doctest: +SKIP
+        (10, 64)
+        """
+        r = self._record(epoch)
+        return {
+            n: tuple(h.array.shape)
+            for n, h in r.params.items()
+            if h.array is not None and h.exact and not isinstance(h.array, np.memmap)
+        }
+
     def histograms(self, name: str) -> Histograms:
         """Histograms of parameter ``name`` for every epoch it exists in, on fixed bins.
 

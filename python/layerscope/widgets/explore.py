@@ -144,9 +144,12 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
         )
     if rec.epochs:
         latest = rec.epochs[-1]
+        held = rec.exact_shapes(latest)  # in memory: no Snapshot a parameter (3,500 at 48 blocks)
         for n in rec.parameters:
             try:
-                shape = tuple(rec.snapshot(n, latest, exact=True).array.shape)
+                shape = (
+                    held[n] if n in held else tuple(rec.snapshot(n, latest, exact=True).array.shape)
+                )
             except Exception:  # thinned or reduced: the names agree, which is what we can check
                 continue
             if shape != shapes[n]:
@@ -297,6 +300,7 @@ class ExploreView(BaseView):
         if selected is not None:
             find_module(model, selected)
         first = selected if selected is not None else self._default_layer()
+        paths = module_paths(model)  # once: a walk of 4,400 modules is ~10 ms
         # The trace keeps the first layer's output: in eval mode (as capture runs) it is the
         # activation the panel shows first, without a forward of its own.
         evaluating = not any(m.training for m in model.modules())
@@ -304,7 +308,7 @@ class ExploreView(BaseView):
         traced, kept = trace_keeping(model, inputs, forward_kwargs, keep)
         graph = compact_traced(traced)
         self.graph = traced
-        self._paths = set(module_paths(model))
+        self._paths = set(paths)
         self._param_of = parameter_map(model)
         super().__init__(height=height)
         self._relays: dict[str, RelayComm] = {}
@@ -352,7 +356,7 @@ class ExploreView(BaseView):
         self._graph = graph
         self._params_overlay = params_overlay(traced)
         self._update_overlay()
-        self._layers = self._layer_map()
+        self._layers = self._layer_map(paths)
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
         # The first display needs the selected layer's panels only: the rest of the bake runs
         # once the cell that made the view has ended (its output is on screen by then), or before
@@ -552,13 +556,20 @@ class ExploreView(BaseView):
     def _default_layer(self) -> str:
         """The first leaf module with parameters in model order (what a user clicks first),
         else the first module."""
-        modules = dict(self._model.named_modules())
-        for path in module_paths(self._model):
-            m = modules.get(path)
-            leaf = m is not None and next(m.children(), None) is None
-            if path and leaf and next(m.parameters(recurse=False), None) is not None:  # type: ignore[union-attr]
+        seen: set[int] = set()
+        fallback = ""
+        # In module_paths order, stopping at the first: a module listed again under a second
+        # path counts under its first only.
+        for path, m in self._model.named_modules(remove_duplicate=False):
+            if path and not fallback:
+                fallback = path
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            leaf = next(m.children(), None) is None
+            if path and leaf and next(m.parameters(recurse=False), None) is not None:
                 return path
-        return next((p for p in module_paths(self._model) if p), "")
+        return fallback
 
     def _order(self) -> list[str]:
         """Module paths in baking order: by weight change (largest first) with a recorder,
@@ -570,7 +581,7 @@ class ExploreView(BaseView):
             return list(dict.fromkeys([*ranked, *paths]))
         return paths
 
-    def _layer_map(self) -> dict[str, dict[str, Any]]:
+    def _layer_map(self, paths: list[str] | None = None) -> dict[str, dict[str, Any]]:
         recorded = set(self.timeline.scrubber.layers) if self.timeline is not None else set()
         acts = {d["path"] for d in self.activations._layers} if self.activations else set()
         return {
@@ -579,7 +590,7 @@ class ExploreView(BaseView):
                 "recorded": p in recorded,
                 "act": p in acts,
             }
-            for p in module_paths(self._model)
+            for p in (paths if paths is not None else module_paths(self._model))
         }
 
     def _bake(self, first: str, *, only_first: bool = False) -> None:
@@ -940,6 +951,9 @@ class ExploreView(BaseView):
             self.activations.complete()  # type: ignore[union-attr]
         if recapture or self.weights.rows_pending:
             self.weights.refresh_rows()
+            if self._slice_over():  # the capture below is a slice of its own
+                self._select_panels(self.selected)
+                yield
         if recapture:
             if self.activations is not None:
                 self.activations.recapture()
