@@ -19,9 +19,11 @@ over the data: they are baked for every layer when the data has at most
 selected layer only, and the other layers' panels say why.
 
 First display: the constructor captures the selected layer's activations alone (the layer list
-comes from the trace); every layer's capture and the bake of the other layers run once the cell
-that made the view has ended (``settle``, also before an export). A layer shown before then is
-captured on its own, so a panel never shows another layer's data.
+comes from the trace) and lists the parameters without their statistics; the table's statistics,
+every layer's capture and the bake of the other layers run once the cell that made the view has
+ended, in slices on the kernel's event loop (a cell run meanwhile waits for one slice), or at
+once in ``settle`` (before every export). A layer shown before then is captured on its own, so a
+panel never shows another layer's data.
 """
 
 from __future__ import annotations
