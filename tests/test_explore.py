@@ -223,6 +223,82 @@ def test_every_layer_is_baked_within_the_budget_and_what_is_left_out_is_listed()
     assert any(small._baked["left_out"].values())
 
 
+def steady(value: Any) -> Any:
+    """A panel's state without what differs between two makings of it (tokens, times)."""
+    if isinstance(value, dict):
+        return {k: steady(v) for k, v in value.items() if k != "token" and not k.startswith("t_")}
+    return value
+
+
+class FakeLoop:
+    """The kernel's event loop as the workspace uses it (``call_later``); the test runs what
+    was scheduled, one callback at a time."""
+
+    def __init__(self) -> None:
+        self.due: list[Any] = []
+
+    def call_later(self, delay: float, fn: Any) -> None:
+        self.due.append(fn)
+
+    def run_one(self) -> None:
+        self.due.pop(0)()
+
+
+def test_the_bake_after_the_cell_runs_in_slices_between_cells(monkeypatch: Any) -> None:
+    """In a kernel the bake after the cell runs in slices on the event loop (a cell run meanwhile
+    waits for one slice); between slices every panel shows the selection, a click between them
+    is followed live, and the saved state at the end is the one a bake at once makes."""
+    import layerscope.widgets.explore as explore_module
+
+    model, x = small_cnn(), torch.randn(2, 1, 8, 8)
+    at_once = ls.explore(model, x)
+    at_once.selected = "4"
+    at_once.settle()
+    loop = FakeLoop()
+    monkeypatch.setattr(explore_module, "_kernel_loop", lambda: loop)
+    ex = ls.explore(model, x)
+    ex.BAKE_SLICE_S = 0.0  # a slice a layer
+    # The table's statistics follow after the cell too: the first display lists the parameters.
+    rows = ex._panels["weights"]["state"]["_rows"]
+    assert rows["pending"] and rows["path"][0] == "0.weight" and rows["norm"][0] is None
+    ex._after_cell()
+    assert ex.baking and len(loop.due) == 1 and list(ex._baked["weights"]) == ["0.weight"]
+    sent: list[Any] = []
+    ex.send = lambda msg, buffers=None: sent.append(msg)  # type: ignore[method-assign]
+    slices = 0
+    while loop.due:
+        loop.run_one()
+        slices += 1
+        if ex._baking is not None:  # between two slices: the panels show the selection
+            assert ex.weights.selected == first_parameter(model, ex.selected)
+            assert ex.activations.layer == ex.selected
+            assert ex.activations._act["layer"] == ex.selected
+        if slices == 2:
+            ex.selected = "4"  # a click between slices: the panels follow at once
+            assert ex.weights.selected == "4.weight" and ex.activations.layer == "4"
+            assert {"ls_followed": "4"} in sent
+    assert slices > 3 and not ex.baking
+    rows = ex._panels["weights"]["state"]["_rows"]
+    assert "pending" not in rows and rows == at_once._panels["weights"]["state"]["_rows"]
+    assert rows["norm"][0] == pytest.approx(float(model[0].weight.norm()))
+    assert ex.weights.selected == "4.weight" and ex.activations.layer == "4"
+    for kind in ("weights", "acts"):
+        assert set(ex._baked[kind]) == set(at_once._baked[kind])  # baked from "0" first
+        for key, panel in ex._baked[kind].items():
+            other = at_once._baked[kind][key]
+            assert steady(panel["state"]) == steady(other["state"]), (kind, key)
+            assert [bytes(b) for b in panel["buffers"]] == [bytes(b) for b in other["buffers"]]
+    # settle() (an export) finishes a bake under way at once; a new epoch's bake starts again
+    ex._stale = True
+    ex._after_cell()
+    loop.run_one()
+    assert ex._baking is not None
+    ex.settle()
+    assert not ex.baking and set(ex._baked["acts"]) == set(at_once._baked["acts"])
+    loop.run_one()  # the slice that was due finds nothing to do
+    assert not loop.due
+
+
 def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cell() -> None:
     """Before the view shows, only the selected layer's activations are captured (the layer
     list comes from the trace); a layer selected before the capture of every layer lands gets

@@ -140,8 +140,12 @@ def test_workspace_in_lab_clicks_reach_python_and_python_moves_the_panels(
     lab.wait_kernel_idle()
     page.wait_for_timeout(500)
     client = lab.kernel_client()
-    # The rest of the bake ran once the cell had ended (IPython's post_run_cell).
-    assert evaluate(client, "[ex._stale, sorted(ex._baked['weights'])]") == [
+    # The rest of the bake runs once the cell has ended (IPython's post_run_cell), in slices on
+    # the kernel's event loop (a cell run meanwhile, as this one, waits for one slice at most).
+    deadline = time.time() + 30
+    while evaluate(client, "ex.baking") and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "[ex.baking, sorted(ex._baked['weights'])]") == [
         False,
         ["classifier.1.weight", "classifier.3.weight", "features.0.weight", "features.2.weight"],
     ]
@@ -398,7 +402,10 @@ def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None
     # The graph is coloured by the weight change over training, the table holds the new norms.
     assert "weight change, epoch 0 to 2" in root.locator(".ls-graph").inner_text()
     client = lab.kernel_client()
-    assert evaluate(client, "[ex._stale, ex._epochs, sorted(ex._baked['frames'])]") == [
+    deadline = time.time() + 30  # the bake after the training cell runs in slices
+    while evaluate(client, "ex.baking") and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "[ex.baking, ex._epochs, sorted(ex._baked['frames'])]") == [
         False,
         [0, 1, 2],
         ["classifier.1", "classifier.3", "features.0", "features.2"],

@@ -11,6 +11,8 @@ type Rows = Record<string, unknown[]>;
 
 function columns(rows: Rows): Column[] {
   const col = (k: string) => (rows[k] ?? []) as unknown[];
+  // The workspace's first display lists the parameters; their statistics follow after the cell.
+  const missing = (rows as { pending?: boolean }).pending ? "…" : "—";
   const num = (
     k: string,
     label: string,
@@ -25,7 +27,7 @@ function columns(rows: Rows): Column[] {
     numeric: true,
     text: (i) => {
       const v = col(k)[i];
-      return v === null || v === undefined ? "—" : fmt(Number(v));
+      return v === null || v === undefined ? missing : fmt(Number(v));
     },
     sortKey: (i) => {
       const v = col(k)[i];
@@ -90,6 +92,7 @@ export function mountWeights({ model, el }: RenderProps<Record<string, unknown>>
     paths = ((rows.path ?? []) as string[]).map(String);
     table.setData(columns(rows), paths.length);
     table.root.dataset.rows = String(paths.length);
+    table.root.dataset.pending = (rows as { pending?: boolean }).pending ? "1" : "0";
   };
   const select = () => {
     const i = paths.indexOf(String(model.get("selected") ?? ""));

@@ -245,6 +245,8 @@ _NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 
 _SETTLE_CELL = """\
 import sys as _layerscope_sys
+if "layerscope.widgets.explore" in _layerscope_sys.modules:
+    _layerscope_sys.modules["layerscope.widgets.explore"].settle_all()
 if "layerscope.widgets.heatmap" in _layerscope_sys.modules:
     _layerscope_sys.modules["layerscope.widgets.heatmap"].resend_settled()
 del _layerscope_sys"""
@@ -275,7 +277,8 @@ def export_notebook(
     if execute:
         from nbclient import NotebookClient
 
-        # One more cell, run last and removed after: waits for the heatmaps' deferred passes and
+        # One more cell, run last and removed after: finishes the workspaces' bakes after the
+        # cell (they run in slices between cells), waits for the heatmaps' deferred passes and
         # sends their state again from within a cell, so that nbclient stores the full overviews
         # rather than the previews (it ignores messages sent after their cell has finished).
         nb.cells.append(nbformat.v4.new_code_cell(_SETTLE_CELL))

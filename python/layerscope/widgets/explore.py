@@ -19,16 +19,21 @@ over the data: they are baked for every layer when the data has at most
 selected layer only, and the other layers' panels say why.
 
 First display: the constructor captures the selected layer's activations alone (the layer list
-comes from the trace); every layer's capture and the bake of the other layers run once the cell
-that made the view has ended (``settle``, also before an export). A layer shown before then is
-captured on its own, so a panel never shows another layer's data.
+comes from the trace) and lists the parameters without their statistics; the table's statistics,
+every layer's capture and the bake of the other layers run once the cell that made the view has
+ended, in slices on the kernel's event loop (a cell run meanwhile waits for one slice), or at
+once in ``settle`` (before every export). A layer shown before then is captured on its own, so a
+panel never shows another layer's data.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 import time
-from collections.abc import Callable
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import traitlets
@@ -141,9 +146,12 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
         )
     if rec.epochs:
         latest = rec.epochs[-1]
+        held = rec.exact_shapes(latest)  # in memory: no Snapshot a parameter (3,500 at 48 blocks)
         for n in rec.parameters:
             try:
-                shape = tuple(rec.snapshot(n, latest, exact=True).array.shape)
+                shape = (
+                    held[n] if n in held else tuple(rec.snapshot(n, latest, exact=True).array.shape)
+                )
             except Exception:  # thinned or reduced: the names agree, which is what we can check
                 continue
             if shape != shapes[n]:
@@ -152,6 +160,35 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
                     "this run was recorded from a different model"
                 )
     return rec
+
+
+_END = object()
+# Workspaces that baked in slices after a cell (``settle_all``).
+_SLICED: weakref.WeakSet[ExploreView] = weakref.WeakSet()
+
+
+def settle_all() -> None:
+    """Finish the bake under way of every workspace that bakes in slices after its cells, and
+    send its whole state again: an executed export's last cell runs this (nbclient keeps only
+    what a cell sends while it runs, and a bake's slices run between cells)."""
+    for view in list(_SLICED):
+        if view.comm is not None:
+            view.settle()
+            view.send_state()
+
+
+def _kernel_loop() -> Any:
+    """The running ipykernel's event loop when called on its main thread, else None (a plain
+    process, a terminal IPython, a cell in a subshell thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    ip = get_ipython()
+    loop = getattr(getattr(ip, "kernel", None), "io_loop", None)
+    if loop is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return loop
 
 
 def _nbytes(state: dict[str, Any]) -> int:
@@ -265,6 +302,7 @@ class ExploreView(BaseView):
         if selected is not None:
             find_module(model, selected)
         first = selected if selected is not None else self._default_layer()
+        paths = module_paths(model)  # once: a walk of 4,400 modules is ~10 ms
         # The trace keeps the first layer's output: in eval mode (as capture runs) it is the
         # activation the panel shows first, without a forward of its own.
         evaluating = not any(m.training for m in model.modules())
@@ -272,7 +310,7 @@ class ExploreView(BaseView):
         traced, kept = trace_keeping(model, inputs, forward_kwargs, keep)
         graph = compact_traced(traced)
         self.graph = traced
-        self._paths = set(module_paths(model))
+        self._paths = set(paths)
         self._param_of = parameter_map(model)
         super().__init__(height=height)
         self._relays: dict[str, RelayComm] = {}
@@ -280,15 +318,17 @@ class ExploreView(BaseView):
         self._unsubscribe: Callable[[], None] | None = None
         self._unhook: Callable[[], None] | None = None
         panel_h = max(240, height // 2)
-        with headless(self._forward, "weights") as made:
-            self.weights = WeightsView(model, height=panel_h, bake_budget=LIVE_BAKE)
+        with headless(self._forward, "weights", self._listening) as made:
+            # The table's statistics (3,500 parameters at 48 blocks: ~0.1 s) follow after the
+            # cell, with the bake; the first display lists the parameters.
+            self.weights = WeightsView(model, height=panel_h, bake_budget=LIVE_BAKE, stats=False)
         self._relays["weights"] = made[-1]
         self.activations: ActivationView | None = None
         if inputs:
             # The first display captures the selected layer alone; every layer's activations
             # follow after the cell (``settle``), listed meanwhile from the trace.
             listed = [{"path": p, "shape": list(s)} for p, s in traced.layer_shapes().items()]
-            with headless(self._forward, "acts") as made:
+            with headless(self._forward, "acts", self._listening) as made:
                 self.activations = ActivationView(
                     model,
                     *inputs,
@@ -307,7 +347,7 @@ class ExploreView(BaseView):
         if self._rec is not None:
             from .timeline import TimelineView
 
-            with headless(self._forward, "timeline") as made:
+            with headless(self._forward, "timeline", self._listening) as made:
                 self.timeline = TimelineView(self._rec, curves=False)
             self._relays["scrub"] = self.timeline.scrubber.comm
             self._unsubscribe = self._watch_recorder()
@@ -318,7 +358,7 @@ class ExploreView(BaseView):
         self._graph = graph
         self._params_overlay = params_overlay(traced)
         self._update_overlay()
-        self._layers = self._layer_map()
+        self._layers = self._layer_map(paths)
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
         # The first display needs the selected layer's panels only: the rest of the bake runs
         # once the cell that made the view has ended (its output is on screen by then), or before
@@ -339,7 +379,7 @@ class ExploreView(BaseView):
         sample follows ``sample`` and its class ``target`` (both ways)."""
         from .saliency import saliency as make_saliency
 
-        with headless(self._forward, "saliency"):
+        with headless(self._forward, "saliency", self._listening):
             self.saliency = make_saliency(self._model, inputs[0], **options)
         self._relays["saliency"] = self.saliency.comm  # its own comm, not a Layout's
         self.saliency.observe(self._saliency_retargeted, names="target")
@@ -359,12 +399,12 @@ class ExploreView(BaseView):
             data, labels = collect_every_layer(self._model, data, layer, labels=labels), None
         # Each panel's relay is its view's own comm (the first widget made inside can be a
         # Layout: messages from the panel then went to the Layout, and clicks never arrived).
-        with headless(self._forward, "projection"):
+        with headless(self._forward, "projection", self._listening):
             self.projection = ProjectionView(
                 self._model, data, layer=layer, labels=labels, bake_budget=PROJECTION_BAKE
             )
         self._relays["projection"] = self.projection.comm
-        with headless(self._forward, "units"):
+        with headless(self._forward, "units", self._listening):
             self.units = UnitsView(
                 self._model, data, layer=layer, labels=labels, bake_budget=UNITS_BAKE
             )
@@ -518,13 +558,20 @@ class ExploreView(BaseView):
     def _default_layer(self) -> str:
         """The first leaf module with parameters in model order (what a user clicks first),
         else the first module."""
-        modules = dict(self._model.named_modules())
-        for path in module_paths(self._model):
-            m = modules.get(path)
-            leaf = m is not None and next(m.children(), None) is None
-            if path and leaf and next(m.parameters(recurse=False), None) is not None:  # type: ignore[union-attr]
+        seen: set[int] = set()
+        fallback = ""
+        # In module_paths order, stopping at the first: a module listed again under a second
+        # path counts under its first only.
+        for path, m in self._model.named_modules(remove_duplicate=False):
+            if path and not fallback:
+                fallback = path
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            leaf = next(m.children(), None) is None
+            if path and leaf and next(m.parameters(recurse=False), None) is not None:
                 return path
-        return next((p for p in module_paths(self._model) if p), "")
+        return fallback
 
     def _order(self) -> list[str]:
         """Module paths in baking order: by weight change (largest first) with a recorder,
@@ -536,7 +583,7 @@ class ExploreView(BaseView):
             return list(dict.fromkeys([*ranked, *paths]))
         return paths
 
-    def _layer_map(self) -> dict[str, dict[str, Any]]:
+    def _layer_map(self, paths: list[str] | None = None) -> dict[str, dict[str, Any]]:
         recorded = set(self.timeline.scrubber.layers) if self.timeline is not None else set()
         acts = {d["path"] for d in self.activations._layers} if self.activations else set()
         return {
@@ -545,68 +592,88 @@ class ExploreView(BaseView):
                 "recorded": p in recorded,
                 "act": p in acts,
             }
-            for p in module_paths(self._model)
+            for p in (paths if paths is not None else module_paths(self._model))
         }
 
     def _bake(self, first: str, *, only_first: bool = False) -> None:
         """Every layer's panels at reduced resolution, in baking order, within the budget
         (``only_first``: the panels of ``first`` alone)."""
+        for _ in self._bake_steps(first, only_first=only_first):
+            pass
+
+    def _bake_steps(self, first: str, *, only_first: bool = False) -> Iterator[None]:
+        """``_bake`` in slices: it yields when the slice's time is up (``_slice_over``), with
+        every panel back on the current selection, and sets ``_baked`` once every layer is
+        done."""
         kinds = ["weights", "acts", "frames", "projection", "units"]
         baked: dict[str, dict[str, Any]] = {k: {} for k in kinds}
         left: dict[str, list[str]] = {k: [] for k in kinds}
+        skipped: dict[str, set[str]] = {k: set() for k in kinds}  # left's keys, looked up
         failed: dict[str, dict[str, str]] = {"projection": {}, "units": {}}
         used = 0
         order = [first] if only_first else list(dict.fromkeys([first, *self._order()]))
         w, a, t = self.weights, self.activations, self.timeline
-        saved = (w.bake_budget, a.bake_budget if a else 0, t.budget if t else 0)
-        w.bake_budget = WEIGHT_BAKE
-        if a is not None:
-            a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
-        if t is not None:
-            t.budget = FRAME_BAKE
         captured = {d["path"] for d in a._layers} if a is not None else set()
         recorded = set(t.scrubber.layers) if t is not None else set()
         # The selected layer's dataset panels are always saved (over the budget if need be).
         dataset = self._dataset_layers(first, only_first)
-        try:
-            for path in order:
-                jobs = [
-                    ("weights", self._param_of.get(path)),
-                    ("acts", path if path in captured else None),
-                    ("frames", path if path in recorded else None),
-                    ("projection", path if path in dataset else None),
-                    ("units", path if path in dataset else None),
-                ]
-                for kind, key in jobs:
-                    if key is None or key in baked[kind] or key in left[kind]:
-                        continue
-                    forced = path == first and kind in ("projection", "units")
-                    if used >= self.budget and not forced:
-                        left[kind].append(key)
-                        continue
-                    state = self._snap(kind, key)
-                    if state is None:  # the layer's dataset panel failed: said, not baked
-                        failed[kind][key] = self._panel_widget(kind)._error
-                        continue
-                    size = _nbytes(state)
-                    if forced:
+        i = 0
+        while True:
+            saved = (w.bake_budget, a.bake_budget if a else 0, t.budget if t else 0)
+            w.bake_budget = WEIGHT_BAKE
+            if a is not None:
+                a.bake_budget, a.thumb_budget = ACT_BAKE, THUMB_BAKE
+            if t is not None:
+                t.budget = FRAME_BAKE
+            try:
+                while i < len(order):
+                    path = order[i]
+                    i += 1
+                    jobs = [
+                        ("weights", self._param_of.get(path)),
+                        ("acts", path if path in captured else None),
+                        ("frames", path if path in recorded else None),
+                        ("projection", path if path in dataset else None),
+                        ("units", path if path in dataset else None),
+                    ]
+                    for kind, key in jobs:
+                        if key is None or key in baked[kind] or key in skipped[kind]:
+                            continue
+                        forced = path == first and kind in ("projection", "units")
+                        if used >= self.budget and not forced:
+                            left[kind].append(key)
+                            skipped[kind].add(key)
+                            continue
+                        state = self._snap(kind, key)
+                        if state is None:  # the layer's dataset panel failed: said, not baked
+                            failed[kind][key] = self._panel_widget(kind)._error
+                            continue
+                        size = _nbytes(state)
+                        if forced:
+                            baked[kind][key] = state
+                            used += size
+                            continue
+                        if used + size > self.budget:
+                            left[kind].append(key)
+                            skipped[kind].add(key)
+                            continue
                         baked[kind][key] = state
                         used += size
-                        continue
-                    if used + size > self.budget:
-                        left[kind].append(key)
-                        continue
-                    baked[kind][key] = state
-                    used += size
-        finally:
-            w.bake_budget = saved[0]
-            if a is not None:
-                a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
-            if t is not None:
-                t.budget = saved[2]
-            for view in (self.projection, self.units):
-                if dataset and view is not None:
-                    view.layer = first  # computed once per layer: read from its cache
+                    if self._slice_over():
+                        break
+            finally:
+                w.bake_budget = saved[0]
+                if a is not None:
+                    a.bake_budget, a.thumb_budget = saved[1], ActivationView.thumb_budget
+                if t is not None:
+                    t.budget = saved[2]
+                for view in (self.projection, self.units):
+                    if dataset and view is not None:
+                        view.layer = first  # computed once per layer: read from its cache
+            if i >= len(order):
+                break
+            self._select_panels(self.selected)  # the live panels show the selection again
+            yield
         note = self._dataset_note if self.projection is not None and not only_first else ""
         self._baked = {
             **baked,
@@ -717,6 +784,9 @@ class ExploreView(BaseView):
 
     # -- the relay -------------------------------------------------------------------------------
 
+    def _listening(self) -> bool:
+        return self._live
+
     def _forward(self, channel: str, data: dict[str, Any], buffers: list[Any]) -> None:
         if not self._live:
             return
@@ -762,14 +832,91 @@ class ExploreView(BaseView):
     _changed = False  # the model changed since the activations were captured
     _moved = False  # the selection moved since the panels' saved state was taken
 
+    # The bake after a cell runs in slices of this many seconds on the kernel's event loop: a
+    # cell run meanwhile waits for one slice at most (the whole bake of a 48-block transformer
+    # takes seconds). The first slice waits BAKE_DELAY_S, so the page draws the view first.
+    BAKE_SLICE_S = 0.1
+    BAKE_DELAY_S = 0.3
+    _baking: Iterator[None] | None = None  # the bake in slices under way, if any
+    _recapturing = False  # the bake under way has still to read the model again
+    _slice_end: float | None = None  # when the running slice yields (None: run to the end)
+
+    def _slice_over(self) -> bool:
+        return self._slice_end is not None and time.perf_counter() >= self._slice_end
+
     def _after_cell(self, *_args: Any) -> None:
-        self.settle()
+        """After each cell (IPython's post_run_cell): the bake in slices on the kernel's event
+        loop, or at once where there is none."""
+        loop = _kernel_loop()
+        if loop is None:
+            self.settle()
+        elif self._stale:
+            # New, or the model changed since the bake under way started: from the start (and
+            # with the capture a stopped bake had still to make).
+            recapture = self._changed or self._recapturing
+            self._stop_baking()
+            self._recapturing = recapture
+            self._baking = self._refresh_steps(recapture=recapture)
+            _SLICED.add(self)
+            loop.call_later(self.BAKE_DELAY_S, self._bake_slice)
+        elif self._moved and self._baking is None:
+            self.settle()
+
+    def _bake_slice(self) -> None:
+        steps = self._baking
+        if steps is None:
+            return  # finished by settle(), or stopped
+        loop = _kernel_loop()
+        self._slice_end = time.perf_counter() + self.BAKE_SLICE_S if loop is not None else None
+        try:
+            done = self._run_steps(steps)
+        except Exception as exc:  # no cell to raise in: say it, and let settle() try again
+            self._stale = True
+            warnings.warn(
+                f"ls.explore: the saved state's bake after the cell failed ({exc!r}); "
+                "ex.refresh() runs it again",
+                stacklevel=1,
+            )
+            return
+        if done:
+            self._baking = None
+        elif loop is not None:
+            loop.call_later(0.001, self._bake_slice)
+
+    def _run_steps(self, steps: Iterator[None]) -> bool:
+        """Run ``steps`` to their next yield (True: to their end) with the panels' messages
+        dropped; the panels send their whole state once the end is reached."""
+        self._live = False
+        done = False
+        try:
+            with model_threads(self._model):
+                done = next(steps, _END) is _END
+        except BaseException:
+            self._baking = None
+            raise
+        finally:
+            self._slice_end = None
+            self._live = True
+        if done:
+            for name in self._relays:
+                self._panel_widget(name).send_state()
+        return done
+
+    def _stop_baking(self) -> None:
+        steps, self._baking = self._baking, None
+        if steps is not None:
+            steps.close()  # type: ignore[attr-defined]
 
     def settle(self) -> None:
         """Bring the saved state (what a saved notebook or exported page holds) up to the model
-        and the selection; runs after each cell and before ``ls.export_html``."""
+        and the selection; runs after each cell (in slices) and before ``ls.export_html``."""
         if self._stale:
             self.refresh(recapture=self._changed)
+        elif self._baking is not None:
+            steps = self._baking
+            while not self._run_steps(steps):
+                pass
+            self._baking = None
         elif self._moved:
             self._moved = False
             self._live = False
@@ -779,38 +926,56 @@ class ExploreView(BaseView):
             finally:
                 self._live = True
 
+    @property
+    def baking(self) -> bool:
+        """Whether the bake after the cell is still under way (``settle()`` finishes it)."""
+        return self._baking is not None or self._stale
+
     def refresh(self, *, recapture: bool = True) -> None:
         """Read the model again and re-make the baked state (every layer's panels within the
         budget) that a saved notebook or exported page holds. Runs by itself after the cell
         that made the view, and after a cell that recorded epochs, ends (and before
         ``ls.export_html``); call it after changing the model some other way."""
+        self._stop_baking()
+        steps = self._refresh_steps(recapture=recapture)
+        while not self._run_steps(steps):
+            pass
+
+    def _refresh_steps(self, *, recapture: bool) -> Iterator[None]:
+        """``refresh`` as steps (see ``_bake_steps``); the model counts as read from now."""
         self._stale = self._changed = self._moved = False
-        path = self.selected
-        self._live = False
-        try:
-            with model_threads(self._model):
-                # the first display captured the selected layer alone: every layer now
-                pending = self.activations is not None and self.activations.pending
-                if pending and not recapture:
-                    self.activations.complete()  # type: ignore[union-attr]
-                if recapture:
-                    self.weights.refresh_rows()
-                    if self.activations is not None:
-                        self.activations.recapture()
-                    if self.saliency is not None:
-                        self.saliency.recompute()
-                    for view in (self.projection, self.units):
-                        if view is not None:
-                            view.recollect()
-                if pending:
-                    self._layers = self._layer_map()
-                self._bake(path)
-                self._panels = {name: self._static_state(name) for name in self._relays}
-                self._select_panels(path)
-        finally:
-            self._live = True
-        for name in self._relays:
-            self._panel_widget(name).send_state()
+        return self._refresh_body(recapture, self.selected)
+
+    def _refresh_body(self, recapture: bool, path: str) -> Iterator[None]:
+        # the first display captured the selected layer alone: every layer now
+        pending = self.activations is not None and self.activations.pending
+        if pending and not recapture:
+            self.activations.complete()  # type: ignore[union-attr]
+        if recapture or self.weights.rows_pending:
+            self.weights.refresh_rows()
+            if self._slice_over():  # the capture below is a slice of its own
+                self._select_panels(self.selected)
+                yield
+        if recapture:
+            if self.activations is not None:
+                self.activations.recapture()
+            if self.saliency is not None:
+                self.saliency.recompute()
+            for view in (self.projection, self.units):
+                if view is not None:
+                    view.recollect()
+        self._recapturing = False
+        if pending:
+            self._layers = self._layer_map()
+        if self._slice_over():
+            self._select_panels(self.selected)
+            yield
+        yield from self._bake_steps(path)
+        if self._moved:  # a click during the bake: the new layer's dataset panels too
+            self._moved = False
+            self._bake_selected()
+        self._panels = {name: self._static_state(name) for name in self._relays}
+        self._select_panels(self.selected)
 
     def _hook_cells(self) -> Callable[[], None] | None:
         """Re-bake after each cell (IPython's post_run_cell) when epochs were recorded in it."""
@@ -825,6 +990,8 @@ class ExploreView(BaseView):
         return lambda: ip.events.unregister("post_run_cell", self._after_cell)
 
     def close(self) -> None:
+        self._stop_baking()
+        _SLICED.discard(self)
         for name in ("_unsubscribe", "_unhook"):
             undo = getattr(self, name, None)
             if undo is not None:

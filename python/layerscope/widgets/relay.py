@@ -32,14 +32,23 @@ class RelayComm:
     """The comm of a headless widget: what the widget sends goes to ``forward(channel, data,
     buffers)``; what the front end sends for it arrives through ``receive``."""
 
-    # ipywidgets sends state only through a comm whose `kernel` is not None.
-    kernel = "relay"
-
-    def __init__(self, channel: str, forward: Forward | None) -> None:
+    def __init__(
+        self, channel: str, forward: Forward | None, listening: Callable[[], bool] | None = None
+    ) -> None:
         self.comm_id = f"ls-relay-{uuid.uuid4().hex}"
         self.channel = channel
         self._forward = forward
+        self._listening = listening
         self._on_msg: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def kernel(self) -> str | None:
+        """ipywidgets serializes a trait change only for a comm whose ``kernel`` is not None:
+        while the host drops what its panels send (it bakes their state for thousands of
+        layers), they skip the serialization too."""
+        if self._forward is None or (self._listening is not None and not self._listening()):
+            return None
+        return "relay"
 
     # -- the comm interface ipywidgets uses ---------------------------------------------------
     def send(
@@ -69,17 +78,20 @@ class RelayComm:
 
 
 @contextlib.contextmanager
-def headless(forward: Forward | None, channel: str) -> Iterator[list[RelayComm]]:
+def headless(
+    forward: Forward | None, channel: str, listening: Callable[[], bool] | None = None
+) -> Iterator[list[RelayComm]]:
     """Every widget created inside gets a ``RelayComm`` on a channel ``channel/k`` instead of a
     comm to the front end; yields the list of those comms (the host routes by ``comm.channel``).
 
-    ``forward=None`` makes widgets that send nowhere.
+    ``forward=None`` makes widgets that send nowhere; ``listening()`` False says the host drops
+    what they send for now (trait changes are then not serialized at all).
     """
     made: list[RelayComm] = []
     original = widget_comm.create_comm
 
     def create_comm(*args: Any, **kwargs: Any) -> RelayComm:
-        relay = RelayComm(f"{channel}/{next(_ids)}", forward)
+        relay = RelayComm(f"{channel}/{next(_ids)}", forward, listening)
         made.append(relay)
         return relay
 

@@ -69,12 +69,19 @@ class WeightsView(TensorView):
     # Columnar table: {column: [values...]} for ROW_COLUMNS.
     _rows = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, model: nn.Module, *, selected: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        selected: str | None = None,
+        stats: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self._model = check_module(model)
         tensors = named_tensors(self._model)
         kwargs.setdefault("agg", "maxabs")
         super().__init__(**kwargs)
-        self.refresh_rows(tensors)
+        self.refresh_rows(tensors, stats=stats)
         first = (
             selected
             if selected is not None
@@ -84,11 +91,26 @@ class WeightsView(TensorView):
             self._lookup(first)  # a clear error for a bad `selected`
             self.selected = first
 
-    def refresh_rows(self, tensors: list[tuple[str, str, torch.Tensor]] | None = None) -> None:
-        """The table again, from the model's tensors as they are now (e.g. after training)."""
+    def refresh_rows(
+        self, tensors: list[tuple[str, str, torch.Tensor]] | None = None, *, stats: bool = True
+    ) -> None:
+        """The table again, from the model's tensors as they are now (e.g. after training).
+        ``stats=False``: paths, shapes, dtypes and counts only, the statistics marked pending
+        (``_rows["pending"]``; the workspace's first display: they follow after the cell)."""
         if tensors is None:
             tensors = named_tensors(self._model)
-        cols: dict[str, list[Any]] = {c: [] for c in ROW_COLUMNS}
+        cols: dict[str, Any] = {c: [] for c in ROW_COLUMNS}
+        if not stats:
+            cols["path"] = [path for path, _, _ in tensors]
+            cols["kind"] = [kind for _, kind, _ in tensors]
+            cols["shape"] = [list(t.shape) for _, _, t in tensors]
+            cols["dtype"] = [str(t.dtype).replace("torch.", "") for _, _, t in tensors]
+            cols["count"] = [t.numel() for _, _, t in tensors]
+            for k in ("norm", "mean", "std", "nan", "inf"):
+                cols[k] = [None] * len(tensors)
+            cols["pending"] = True
+            self._rows = cols
+            return
         small = small_summaries([t for _, _, t in tensors])
         for (path, kind, t), few in zip(tensors, small, strict=True):
             cols["path"].append(path)
@@ -98,6 +120,11 @@ class WeightsView(TensorView):
             for k, v in _summary(t, few).items():
                 cols[k].append(v)
         self._rows = cols
+
+    @property
+    def rows_pending(self) -> bool:
+        """The table's statistics are not computed yet (``refresh_rows(stats=False)``)."""
+        return bool(self._rows.get("pending"))
 
     def _lookup(self, path: str) -> torch.Tensor:
         # Straight down the module path (a scan of every tensor per lookup cost seconds on a
