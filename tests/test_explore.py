@@ -299,6 +299,36 @@ def test_the_bake_after_the_cell_runs_in_slices_between_cells(monkeypatch: Any) 
     assert not loop.due
 
 
+def test_a_cell_run_again_bakes_its_new_workspace_first(monkeypatch: Any) -> None:
+    """One workspace bakes in slices at a time, the newest first: the cell run again makes a
+    new workspace, and the old one's bake waits instead of sharing the slices; it runs after a
+    later cell, and settle() (an export) finishes it at once."""
+    import layerscope.widgets.explore as explore_module
+
+    loop = FakeLoop()
+    monkeypatch.setattr(explore_module, "_kernel_loop", lambda: loop)
+    model, x = small_cnn(), torch.randn(2, 1, 8, 8)
+    old = ls.explore(model, x)
+    old.BAKE_SLICE_S = 0.0  # a slice a layer
+    old._after_cell()
+    loop.run_one()
+    assert old._baking is not None
+    new = ls.explore(model, x)  # the cell run again
+    new.BAKE_SLICE_S = 0.0
+    for view in (old, new):  # the post_run_cell hooks of both, after that cell
+        view._after_cell()
+    assert old._baking is None and old.baking  # paused: to do again
+    while loop.due:
+        loop.run_one()
+        assert old._baking is None  # the old one's slices never run meanwhile
+    assert not new.baking
+    old._after_cell()  # a later cell: now the old one bakes
+    assert old._baking is not None
+    old.settle()
+    assert not old.baking and set(old._baked["acts"]) == set(new._baked["acts"])
+    assert old._baked["weights"].keys() == new._baked["weights"].keys()
+
+
 def test_first_display_captures_the_selected_layer_and_every_layer_after_the_cell() -> None:
     """Before the view shows, only the selected layer's activations are captured (the layer
     list comes from the trace); a layer selected before the capture of every layer lands gets

@@ -29,6 +29,7 @@ panel never shows another layer's data.
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 import warnings
@@ -165,6 +166,7 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
 _END = object()
 # Workspaces that baked in slices after a cell (``settle_all``).
 _SLICED: weakref.WeakSet[ExploreView] = weakref.WeakSet()
+_BORN = itertools.count(1)  # workspaces in the order they were made
 
 
 def settle_all() -> None:
@@ -365,6 +367,7 @@ class ExploreView(BaseView):
         # an export.
         self._bake(first, only_first=True)
         self._stale = True
+        self._born = next(_BORN)
         self._unhook = self._hook_cells()
         with self.hold_trait_notifications():
             self.selected = first
@@ -838,6 +841,7 @@ class ExploreView(BaseView):
     BAKE_SLICE_S = 0.1
     BAKE_DELAY_S = 0.3
     _baking: Iterator[None] | None = None  # the bake in slices under way, if any
+    _born = 0  # creation order: the newest workspace bakes in slices first
     _recapturing = False  # the bake under way has still to read the model again
     _slice_end: float | None = None  # when the running slice yields (None: run to the end)
 
@@ -851,6 +855,14 @@ class ExploreView(BaseView):
         if loop is None:
             self.settle()
         elif self._stale:
+            # One workspace bakes in slices at a time, the newest first: a cell run again makes
+            # a new workspace, whose bake would otherwise share the slices with the old one's.
+            # An older one waits (its bake starts again after a later cell, or in settle()).
+            others = [v for v in _SLICED if v is not self and v._baking is not None]
+            if any(v._born > self._born for v in others):
+                return
+            for v in others:
+                v._pause_baking()
             # New, or the model changed since the bake under way started: from the start (and
             # with the capture a stopped bake had still to make).
             recapture = self._changed or self._recapturing
@@ -906,6 +918,14 @@ class ExploreView(BaseView):
         steps, self._baking = self._baking, None
         if steps is not None:
             steps.close()  # type: ignore[attr-defined]
+
+    def _pause_baking(self) -> None:
+        """Stop the bake under way for a newer workspace's: it runs again from the start (with
+        the capture, if the stopped one had still to make it) after a later cell or in
+        ``settle()``."""
+        self._changed = self._changed or self._recapturing
+        self._stop_baking()
+        self._stale = True
 
     def settle(self) -> None:
         """Bring the saved state (what a saved notebook or exported page holds) up to the model
