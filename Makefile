@@ -61,7 +61,7 @@ vitest: setup
 	npx vitest run
 
 pytest: setup chromium
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 test: lint typecheck vitest pytest
 
