@@ -61,7 +61,8 @@ class Scores:
             return
         if self._outs and not _joins(self._outs[0], self._ys[0], out, yb):
             self.flush()
-        self._outs.append(out.detach())
+        # a copy: a model may hand back a buffer its next call writes again (CUDA graphs)
+        self._outs.append(out.detach().to(torch.float32, copy=True))
         self._ys.append(yb)
         self._values += out.numel()
         if self._batches == 1 or self._values >= CHUNK_VALUES:
@@ -73,7 +74,7 @@ class Scores:
             return
         outs, ys = self._outs, self._ys
         self._outs, self._ys, self._values = [], [], 0
-        out = (outs[0] if len(outs) == 1 else torch.cat(outs)).float()
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
         # one log-softmax gives the prediction, its probability and the cross-entropy loss
         logp = torch.log_softmax(out, dim=1)
         top, pred = logp.max(dim=1)
@@ -112,7 +113,7 @@ def _joins(
     out0: torch.Tensor, y0: torch.Tensor | None, out: torch.Tensor, y: torch.Tensor | None
 ) -> bool:
     """Whether a batch's scores and labels can be concatenated to those of the chunk's first."""
-    if out.shape[1:] != out0.shape[1:] or out.dtype != out0.dtype or out.device != out0.device:
+    if out.shape[1:] != out0.shape[1:] or out.device != out0.device:
         return False
     if y is None or y0 is None:
         return y is None and y0 is None
