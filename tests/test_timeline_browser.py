@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import pathlib
 import statistics
+import tempfile
 import time
 from typing import Any
 
@@ -148,6 +149,26 @@ def wait_done(client: Any, msg_id: str, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def hold(client: Any, before: str = "") -> tuple[str, Any]:
+    """Run ``before`` in the kernel, then keep it busy (as a training loop would) until the
+    returned ``release()`` is called, for at most 120 s: (the cell's msg_id, release). Returns
+    once the cell has started, so the kernel is busy from then on."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="ls-hold-"))
+    started, flag = folder / "started", folder / "release"
+    code = (
+        f"{before}\nimport os as _os, time as _time\n_t0 = _time.time()\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        f"while not _os.path.exists({str(flag)!r}) and _time.time() - _t0 < 120:\n"
+        "    _time.sleep(0.05)"
+    )
+    msg_id = client.execute(code)
+    deadline = time.time() + 60
+    while not started.exists():
+        assert time.time() < deadline, "the busy cell did not start"
+        time.sleep(0.05)
+    return msg_id, flag.touch
+
+
 def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> None:
     lab = kernels
     open_notebook(page, lab, "timeline.ipynb", [SETUP])
@@ -197,8 +218,7 @@ def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> N
     screenshot(page, "timeline_lab")
 
     # The kernel is busy (a training loop would be): scrubbing still repaints at once.
-    busy = client.execute("import time; time.sleep(20)")
-    time.sleep(2)  # the kernel has taken the cell
+    busy, release = hold(client)
     page.locator(root).focus()
     t0 = time.time()
     for want in (2, 1):
@@ -207,6 +227,7 @@ def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> N
         assert close(pixel(page, r, c, root), colours[want])
     assert time.time() - t0 < 5
     assert still_running(client, busy), "the scrub must happen while the kernel is busy"
+    release()
     wait_done(client, busy)
     # The epoch scrubbed while busy reaches the kernel once it is free.
     deadline = time.time() + 10
@@ -217,9 +238,10 @@ def test_timeline_in_lab_scrubs_without_the_kernel(page: Any, kernels: Lab) -> N
     # Live: an epoch recorded while a cell runs appears in the browser during that cell.
     page.keyboard.press("End")
     page.wait_for_function(f"document.querySelector('{root}').dataset.epoch === '3'")
-    live = client.execute("run.epoch(rec); import time; time.sleep(15)")
+    live, release = hold(client, "run.epoch(rec)")
     page.wait_for_selector(f"{root}[data-epoch='4']", timeout=60_000)
     assert still_running(client, live), "the new epoch must show while its cell runs"
+    release()
     wait_done(client, live)
     assert page.locator(f"{root} .ls-tl-epoch").inner_text().startswith("epoch 4 (5/5)")
     screenshot(page, "timeline_lab_live")
