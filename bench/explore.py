@@ -9,7 +9,8 @@ Two models, each with a Recorder that has recorded a few epochs:
 
 Measured, from the workspace root's ``data-*`` hooks (js/explore/workspace.ts):
 - ``display``: Shift+Enter on the ``ex = ls.explore(...); ex`` cell to the frame after every
-  panel drew (page clock), and ``kernel``: the constructor's own time (``ex.build_ms``);
+  panel drew (page clock), ``kernel``: the constructor's own time (``ex.build_ms``), and
+  ``render``: the view's own part, its constructor in the page to that frame (``viewMs``);
 - ``click (baked)``: a click on a layer to the frame after every panel repainted from the state
   in the page; ``click (kernel)``: to the frame after the kernel's full-resolution data for every
   panel arrived and was drawn (live only);
@@ -110,7 +111,7 @@ def bench_model(browser: Any, lab: Lab, name: str, setup: str, runs: int) -> dic
     )
     assert reply["content"]["status"] == "ok", reply["content"]
     client.stop_channels()
-    display, kernel, next_cell, bake = [], [], [], []
+    display, kernel, next_cell, bake, render = [], [], [], [], []
     for _ in range(runs):
         cells.nth(1).locator(".jp-InputArea-prompt").click()
         page.wait_for_timeout(300)
@@ -128,6 +129,7 @@ def bench_model(browser: Any, lab: Lab, name: str, setup: str, runs: int) -> dic
             raise
         painted = float(page.eval_on_selector(SEL, "e => e.dataset.paintedAt"))
         display.append(painted - t0)
+        render.append(float(page.eval_on_selector(SEL, "e => e.dataset.viewMs")))
         # The user's next cell, sent once the view is painted: how long until it has run (the
         # bake after the cell runs before it, or in slices around it).
         t = time.perf_counter()
@@ -187,6 +189,7 @@ def bench_model(browser: Any, lab: Lab, name: str, setup: str, runs: int) -> dic
     return {
         "display": display,
         "kernel": kernel,
+        "render": render,
         "next_cell": next_cell,
         "bake": bake,
         "baked": baked,
@@ -242,6 +245,12 @@ def main() -> None:
             f"{name:14} next cell {median(r['next_cell']):7.0f} ({max(r['next_cell']):5.0f}) ms"
             f"   bake done {', '.join(bakes)} s"
         )
+    print("the display's parts, median: kernel (the constructor), the view's own render (its")
+    print("constructor to the frame after every panel drew), and the rest (the cell's messages,")
+    print("the widget models, the bundle):")
+    for name, r in results.items():
+        k, v, d = median(r["kernel"]), median(r["render"]), median(r["display"])
+        print(f"{name:14} kernel {k:6.0f}   render {v:6.0f}   rest {d - k - v:6.0f} ms")
 
 
 if __name__ == "__main__":

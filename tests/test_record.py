@@ -233,6 +233,26 @@ def test_change_and_layer_change(data):
     assert rec.layer_change(0, 2)["features.0"] > 0
 
 
+@pytest.mark.parametrize("batch", [1 << 22, 100])  # one batch; batches and lone big parameters
+def test_layer_change_equals_brute_force_in_batches(data, monkeypatch, batch):
+    import layerscope.record.history as history
+
+    monkeypatch.setattr(history, "_CHANGE_BATCH", batch)
+    model = small_model()
+    rec = ls.Recorder(model)
+    train(model, 3, recorder=rec, data=data)
+    want: dict[str, list[float]] = {}
+    for name in rec.parameters:
+        a = rec.snapshot(name, 0).array.astype(np.float64)
+        b = rec.snapshot(name, 2).array.astype(np.float64)
+        num, den = want.setdefault(name.rpartition(".")[0], [0.0, 0.0])
+        want[name.rpartition(".")[0]] = [num + np.sum((b - a) ** 2), den + np.sum(a**2)]
+    got = rec.layer_change(0, 2)
+    assert set(got) == set(want)
+    for module, (num, den) in want.items():
+        assert got[module] == pytest.approx(math.sqrt(num / den), rel=1e-6), module
+
+
 def test_epoch_keeps_the_promises():
     torch.manual_seed(0)
     model = Tiny()
