@@ -233,11 +233,7 @@ def test_change_and_layer_change(data):
     assert rec.layer_change(0, 2)["features.0"] > 0
 
 
-@pytest.mark.parametrize("batch", [1 << 22, 100])  # one batch; batches and lone big parameters
-def test_layer_change_equals_brute_force_in_batches(data, monkeypatch, batch):
-    import layerscope.record.history as history
-
-    monkeypatch.setattr(history, "_CHANGE_BATCH", batch)
+def test_layer_change_of_every_module_equals_brute_force(data):
     model = small_model()
     rec = ls.Recorder(model)
     train(model, 3, recorder=rec, data=data)

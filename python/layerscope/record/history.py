@@ -116,30 +116,6 @@ def _module_of(param: str) -> str:
     return param.rpartition(".")[0]
 
 
-_CHANGE_BATCH = 1 << 22  # values of parameters that layer_change converts to float64 at once
-
-
-def _add_change(
-    batch: list[tuple[str, np.ndarray, np.ndarray]], num: dict[str, float], den: dict[str, float]
-) -> None:
-    """Add ``sum((b - a)^2)`` and ``sum(a^2)`` of each (module, a, b) of ``batch`` (non-empty
-    arrays) into ``num`` and ``den`` of its module: differences and squares in the parameters'
-    dtype (float32 at least), sums in float64."""
-    dtype = np.result_type(np.float32, *(a.dtype for _, a, _ in batch))
-    va = np.concatenate([np.ravel(a) for _, a, _ in batch], dtype=dtype)
-    vb = np.concatenate([np.ravel(b) for _, _, b in batch], dtype=dtype)
-    starts = np.zeros(len(batch), np.int64)
-    np.cumsum([a.size for _, a, _ in batch[:-1]], out=starts[1:])
-    vb -= va
-    vb *= vb
-    va *= va
-    moved = np.add.reduceat(vb, starts, dtype=np.float64).tolist()
-    size = np.add.reduceat(va, starts, dtype=np.float64).tolist()
-    for (module, _, _), d, s in zip(batch, moved, size, strict=True):
-        num[module] += d
-        den[module] += s
-
-
 def _unknown(kind: str, name: str, known: list[str]) -> KeyError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -363,12 +339,6 @@ class History:
         ra = self._record(a)
         num: dict[str, float] = {}
         den: dict[str, float] = {}
-        # The parameters go through numpy in batches of up to _CHANGE_BATCH values (one
-        # conversion, subtraction and segment sum each) rather than one by one: a 48-block
-        # transformer's 3,558 small parameters took ~50 ms one at a time, in the workspace's
-        # first display. A parameter bigger than a batch goes alone (memory stays bounded).
-        batch: list[tuple[str, np.ndarray, np.ndarray]] = []
-        held = 0
         for name in rb.params:
             if name not in ra.params:
                 continue
@@ -379,18 +349,11 @@ class History:
                 continue
             if xa.exact != xb.exact or xa.array.shape != xb.array.shape:
                 continue
+            va = np.asarray(xa.array, dtype=np.float64)
+            vb = np.asarray(xb.array, dtype=np.float64)
             module = _module_of(name)
-            num.setdefault(module, 0.0)
-            den.setdefault(module, 0.0)
-            if xa.array.size == 0:
-                continue
-            if held + xa.array.size > _CHANGE_BATCH and batch:
-                _add_change(batch, num, den)
-                batch, held = [], 0
-            batch.append((module, xa.array, xb.array))
-            held += xa.array.size
-        if batch:
-            _add_change(batch, num, den)
+            num[module] = num.get(module, 0.0) + float(np.sum((vb - va) ** 2))
+            den[module] = den.get(module, 0.0) + float(np.sum(va**2))
         return {
             m: (
                 math.sqrt(num[m]) / math.sqrt(den[m]) if den[m] > 0 else math.inf if num[m] else 0.0
