@@ -74,23 +74,28 @@ PROJECTION_BAKE = 64 * 1024
 UNITS_BAKE = 64 * 1024
 
 
-def parameter_map(model: nn.Module) -> dict[str, str]:
+def parameter_map(model: nn.Module, params: list[tuple[str, Any]] | None = None) -> dict[str, str]:
     """Module path -> the parameter it stands for in the weights panel: its own first one
     (``path.weight`` before ``path.bias``), else the first of its descendants. One pass over the
     parameters (a lookup per path would be O(paths x parameters): seconds on a 12-block GPT).
+    ``params``: ``list(model.named_parameters())`` if the caller has it.
 
     >>> parameter_map(nn.Sequential(nn.Linear(2, 2)))
     {'0': '0.weight', '': '0.weight'}
     """
     own: dict[str, str] = {}
     out: dict[str, str] = {}
-    for name, _ in model.named_parameters():
+    for name, _ in params if params is not None else model.named_parameters():
         owner, _, leaf = name.rpartition(".")
         if owner not in own or (leaf == "weight" and own[owner].rpartition(".")[2] != "weight"):
             own[owner] = name
-        parts = owner.split(".") if owner else []
-        for k in range(len(parts), -1, -1):
-            out.setdefault(".".join(parts[:k]), name)
+        # the owner and its ancestors, nearest first: once one is mapped, so are the rest
+        prefix = owner
+        while prefix not in out:
+            out[prefix] = name
+            if not prefix:
+                break
+            prefix = prefix.rpartition(".")[0]
     out.update(own)
     return out
 
@@ -121,9 +126,12 @@ class RecorderMismatch(ValueError):
     """The recorder records another model than the one given to ``ls.explore``."""
 
 
-def check_recorder(model: nn.Module, rec: Any) -> History:
+def check_recorder(
+    model: nn.Module, rec: Any, params: list[tuple[str, Any]] | None = None
+) -> History:
     """``rec`` if it is a run of ``model``: a live Recorder of this very model, or a stored run
-    whose recorded parameters all exist in ``model`` with the same shapes."""
+    whose recorded parameters all exist in ``model`` with the same shapes. ``params``:
+    ``list(model.named_parameters())`` if the caller has it."""
     if not isinstance(rec, History):
         raise TypeError(
             "recorder must be an ls.Recorder or a run from ls.Recorder.open('runs/NAME'); "
@@ -136,7 +144,8 @@ def check_recorder(model: nn.Module, rec: Any) -> History:
             f"the one given to ls.explore ({type(model).__name__} at {id(model):#x}); pass "
             "the model the recorder was made with: ls.Recorder(model, ...)"
         )
-    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    named = params if params is not None else model.named_parameters()
+    shapes = {n: tuple(p.shape) for n, p in named}
     missing = [n for n in rec.parameters if n not in shapes]
     if missing:
         raise RecorderMismatch(
@@ -295,25 +304,28 @@ class ExploreView(BaseView):
         self._model = check_module(model)
         if saliency is not None:
             _check_saliency(saliency, inputs)
-        self._rec = check_recorder(model, recorder) if recorder is not None else None
+        params = list(model.named_parameters())  # one walk of the modules serves two uses
+        self._rec = check_recorder(model, recorder, params) if recorder is not None else None
         self.budget = parse_budget(budget)
         # Through the package's lazy attribute (see ls.graph): importing the submodule
         # layerscope.inspect.trace directly would rebind ls.inspect.trace to that module.
         from ..inspect import trace_keeping
 
-        if selected is not None:
-            find_module(model, selected)
-        first = selected if selected is not None else self._default_layer()
-        paths = module_paths(model)  # once: a walk of 4,400 modules is ~10 ms
+        # once: a walk of 4,400 modules is ~3-10 ms
+        named = list(model.named_modules(remove_duplicate=False))
+        paths = [p for p, _ in named]
+        if selected is not None and selected not in paths:
+            find_module(model, selected)  # a ModulePathError naming close matches
+        first = selected if selected is not None else self._default_layer(named)
         # The trace keeps the first layer's output: in eval mode (as capture runs) it is the
         # activation the panel shows first, without a forward of its own.
-        evaluating = not any(m.training for m in model.modules())
+        evaluating = not any(m.training for _, m in named)
         keep = (first,) if inputs and evaluating else ()
         traced, kept = trace_keeping(model, inputs, forward_kwargs, keep)
         graph = compact_traced(traced)
         self.graph = traced
         self._paths = set(paths)
-        self._param_of = parameter_map(model)
+        self._param_of = parameter_map(model, params)
         super().__init__(height=height)
         self._relays: dict[str, RelayComm] = {}
         self._live = False  # forward panel messages only once the initial state is taken
@@ -558,14 +570,16 @@ class ExploreView(BaseView):
 
     # -- the layer map and the bake --------------------------------------------------------------
 
-    def _default_layer(self) -> str:
+    def _default_layer(self, named: list[tuple[str, nn.Module]] | None = None) -> str:
         """The first leaf module with parameters in model order (what a user clicks first),
-        else the first module."""
+        else the first module. ``named``: ``named_modules(remove_duplicate=False)``, if made."""
         seen: set[int] = set()
         fallback = ""
         # In module_paths order, stopping at the first: a module listed again under a second
         # path counts under its first only.
-        for path, m in self._model.named_modules(remove_duplicate=False):
+        if named is None:
+            named = list(self._model.named_modules(remove_duplicate=False))
+        for path, m in named:
             if path and not fallback:
                 fallback = path
             if id(m) in seen:
