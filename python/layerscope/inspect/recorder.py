@@ -185,8 +185,10 @@ class Recorder(TorchFunctionMode):
             # shows its ops (and tracing a lone nn.Linear shows its F.linear).
             # parametrizations (weight_norm) are part of their owner, never a layer of their own
             # (m._modules.values() is what m.children() yields, less its None entries)
-            if path and not any(
-                c is not None and not is_parametrization(c) for c in m._modules.values()
+            children = m._modules
+            if path and (
+                not children
+                or not any(c is not None and not is_parametrization(c) for c in children.values())
             ):
                 self.leaves.add(path)
         self.root_path = ""
@@ -512,19 +514,31 @@ class Recorder(TorchFunctionMode):
         counted[0] = call + 1
         ins = _arg_tensors(args, kwargs)
         nodes = self.nodes
-        in_meta, out_meta = self._link(len(nodes), ins, outs)
+        node_id = len(nodes)
+        # what _link does, inlined: this runs for every op
+        produced = self.produced
+        for j, t in enumerate(ins):
+            src = produced.get(id(t))
+            if src is not None and src[0]() is t:
+                self.edges.append(Edge(src[1], node_id, src[2], j))
+        for i, t in enumerate(outs):
+            try:
+                ref: Callable[[], Tensor | None] = _weakref(t)
+            except TypeError:  # a tensor subclass without __weakref__
+                ref = _Strong(t)
+            produced[id(t)] = (ref, node_id, i)
         # x.contiguous() or x.float() may return x itself without writing: trailing "_" ops
         # (add_, relu_, masked_fill_) and x[i] = y are the ones that write.
         nodes.append(
             Node(
-                len(nodes),
+                node_id,
                 "function",
                 counted[1],
                 name,
                 frame.path,
                 call,
-                in_meta,
-                out_meta,
+                [(t.shape, t.dtype) for t in ins],
+                [(t.shape, t.dtype) for t in outs],
                 0,
                 None,
                 (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs),
