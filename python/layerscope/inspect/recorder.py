@@ -83,7 +83,7 @@ def tensor_leaves(value: Any, out: list[Tensor]) -> list[Tensor]:
     return out
 
 
-def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
+def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> list[Tensor]:
     # Arguments nest at most one level in practice (cat, stack, einsum take lists of tensors).
     ins: list[Tensor] = []
     for a in args:
@@ -107,10 +107,27 @@ def _arg_tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
 class Frame:
     """One module call on the recorder's stack."""
 
-    __slots__ = ("ambient", "call", "events", "leaf", "module", "path", "popped", "quiet", "record")
+    __slots__ = (
+        "ambient",
+        "call",
+        "events",
+        "leaf",
+        "module",
+        "ops",
+        "path",
+        "popped",
+        "quiet",
+        "record",
+    )
 
     def __init__(
-        self, module: nn.Module | None, path: str | None, *, quiet: bool, record: bool, leaf: bool
+        self,
+        module: nn.Module | None,
+        path: str | None,
+        quiet: bool,
+        record: bool,
+        leaf: bool,
+        ambient: BaseException | None,
     ) -> None:
         self.module = module
         self.path = path
@@ -118,9 +135,27 @@ class Frame:
         self.record = record  # the call itself becomes a node / group call
         self.leaf = leaf
         self.events: list[Any] = []  # op names and child signatures, for repeat detection
-        self.ambient: BaseException | None = None
+        self.ambient = ambient  # the exception being handled when the call began, if any
         self.popped = False  # the recorder took itself off the mode stack for this leaf call
         self.call = 0  # which call of this (container) module this is
+        # op name -> [calls so far, node path] for the ops of this module's forward code,
+        # shared by all calls of the module (None where ops are not recorded)
+        self.ops: dict[str, list[Any]] | None = None
+
+
+class _Module:
+    """What the hooks need about one module of the model, looked up by id on each call."""
+
+    __slots__ = ("group", "leaf", "params", "path", "shapes", "signature")
+
+    def __init__(self, path: str, leaf: bool) -> None:
+        self.path = path
+        self.leaf = leaf
+        self.group = path.rpartition(".")[0] if path else None  # the container it lives in
+        # a leaf's parameter count and shapes and its structure id, from its first call
+        self.params = 0
+        self.shapes: dict[str, tuple[int, ...]] | None = None
+        self.signature = -1
 
 
 class Failure:
@@ -140,7 +175,7 @@ class Recorder(TorchFunctionMode):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         # named_modules() walks nested generators (slow on 5,000 modules): walk it once here
-        # and let attach() and the graph builder reuse the list.
+        # and let attach(), preserved() and the graph builder reuse the list.
         self.named: list[tuple[str, nn.Module]] = list(model.named_modules())
         self.paths: dict[int, str] = {}
         self.leaves: set[str] = set()
@@ -149,7 +184,12 @@ class Recorder(TorchFunctionMode):
             # The root is always a group, even without children: an all-functional model
             # shows its ops (and tracing a lone nn.Linear shows its F.linear).
             # parametrizations (weight_norm) are part of their owner, never a layer of their own
-            if path and next((c for c in m.children() if not is_parametrization(c)), None) is None:
+            # (m._modules.values() is what m.children() yields, less its None entries)
+            children = m._modules
+            if path and (
+                not children
+                or not any(c is not None and not is_parametrization(c) for c in children.values())
+            ):
                 self.leaves.add(path)
         self.root_path = ""
         # Leaf paths whose output tensors the pass keeps (``trace_keeping``): path -> output.
@@ -160,17 +200,25 @@ class Recorder(TorchFunctionMode):
         # id(tensor) -> (weakref, node id, output index). The weakref tells a live tensor from a
         # new one that got the id of a freed one, without keeping activations alive.
         self.produced: dict[int, tuple[Callable[[], Tensor | None], int, int]] = {}
-        self.stack: list[Frame] = [Frame(None, None, quiet=False, record=False, leaf=False)]
-        self.op_calls: dict[tuple[str | None, str], int] = {}
+        # group path -> its Frame.ops (the ops outside any module go to the bottom frame's)
+        self._ops: dict[str | None, dict[str, list[Any]]] = {None: {}}
+        bottom = Frame(None, None, False, False, False, None)
+        bottom.ops = self._ops[None]
+        self.stack: list[Frame] = [bottom]
         self.module_calls: dict[str, int] = {}
         self.container_calls: dict[str, int] = {}
         self.group_calls: dict[str, list[tuple[list[TensorMeta], list[TensorMeta]]]] = {}
         self.signatures: dict[str, int] = {}  # module path -> structure id of its first call
         self._sig_ids: dict[tuple[Any, ...], int] = {}
         self._names: dict[Any, str] = {}
-        self._param_info: dict[str, tuple[int, dict[str, tuple[int, ...]]]] = {}
+        self._modules: dict[int, _Module] = {}
         self.failure: Failure | None = None
         self.handles: list[Any] = []
+
+    @property
+    def op_calls(self) -> dict[tuple[str | None, str], int]:
+        """(group path, op name) -> how many times that group's forward code ran the op."""
+        return {(g, name): c[0] for g, ops in self._ops.items() for name, c in ops.items()}
 
     # -- hooks --
 
@@ -179,27 +227,16 @@ class Recorder(TorchFunctionMode):
         # flag looked up by id, rather than two hooks registered on every module: registering
         # them took ~40 us a module (~0.35 s of a 48-block transformer's 0.75 s trace).
         # ScriptModules do not call hooks (their ops run in TorchScript, out of the mode's sight).
-        calls: dict[int, tuple[str, bool]] = {
-            id(m): (path, path in self.leaves)
+        leaves = self.leaves
+        self._modules = {
+            id(m): _Module(path, path in leaves)
             for path, m in self.named  # named_modules() lists a module once
             if not isinstance(m, torch.jit.ScriptModule)
         }
-
-        def pre(module: nn.Module, _args: Any) -> None:
-            call = calls.get(id(module))
-            if call is not None:  # else not this model's module
-                self._pre(call[0], call[1], module)
-
-        def post(module: nn.Module, args: Any, *rest: Any) -> None:
-            # (kwargs, output) normally; on the way out of a forward that raised, torch calls a
-            # global always_call hook without the kwargs: (output,), which is None.
-            call = calls.get(id(module))
-            if call is not None:
-                kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
-                self._post(call[0], module, args, kwargs, output)
-
-        self.handles.append(register_module_forward_pre_hook(pre))
-        self.handles.append(register_module_forward_hook(post, with_kwargs=True, always_call=True))
+        self.handles.append(register_module_forward_pre_hook(self._pre))
+        self.handles.append(
+            register_module_forward_hook(self._post, with_kwargs=True, always_call=True)
+        )
 
     def start(self) -> None:
         """Switch the mode on (like ``with recorder:``, but :meth:`stop` is safe after anything)."""
@@ -215,27 +252,41 @@ class Recorder(TorchFunctionMode):
             h.remove()
         self.handles.clear()
 
-    def _pre(self, path: str, leaf: bool, module: nn.Module) -> None:
-        top = self.stack[-1]
-        if top.quiet:  # a module called from inside a leaf module's forward: part of that leaf
-            frame = Frame(module, path, quiet=True, record=False, leaf=leaf)
+    def _pre(self, module: nn.Module, _args: Any) -> None:
+        info = self._modules.get(id(module))
+        if info is None:  # not this model's module
+            return
+        path = info.path
+        stack = self.stack
+        if stack[-1].quiet:  # a module called from inside a leaf module's forward: part of it
+            frame = Frame(module, path, True, False, info.leaf, sys.exc_info()[1])
+        elif info.leaf:
+            frame = Frame(module, path, True, True, True, sys.exc_info()[1])
+            # Nothing inside a leaf's forward is recorded, so take the mode off the stack
+            # until its forward hook: the ops in there (F.linear, dropout...) then cost
+            # nothing extra instead of a Python call each.
+            n = _mode_stack_len()
+            if n and _mode_stack_at(n - 1) is self:
+                _pop_mode()
+                frame.popped = True
         else:
-            frame = Frame(module, path, quiet=leaf, record=True, leaf=leaf)
-            if not leaf:
-                frame.call = self.container_calls.get(path, 0)
-                self.container_calls[path] = frame.call + 1
-            else:
-                # Nothing inside a leaf's forward is recorded, so take the mode off the stack
-                # until its forward hook: the ops in there (F.linear, dropout...) then cost
-                # nothing extra instead of a Python call each.
-                n = _mode_stack_len()
-                if n and _mode_stack_at(n - 1) is self:
-                    _pop_mode()
-                    frame.popped = True
-        frame.ambient = sys.exc_info()[1]
-        self.stack.append(frame)
+            frame = Frame(module, path, False, True, False, sys.exc_info()[1])
+            calls = self.container_calls
+            frame.call = calls.get(path, 0)
+            calls[path] = frame.call + 1
+            ops = self._ops.get(path)
+            if ops is None:
+                ops = self._ops[path] = {}
+            frame.ops = ops
+        stack.append(frame)
 
-    def _post(self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+    def _post(self, module: nn.Module, args: Any, *rest: Any) -> None:
+        info = self._modules.get(id(module))
+        if info is None:
+            return
+        # (kwargs, output) normally; on the way out of a forward that raised, torch calls a
+        # global always_call hook without the kwargs: (output,), which is None.
+        kwargs, output = rest if len(rest) == 2 else ({}, rest[0])
         stack = self.stack
         frame = stack[-1]
         while frame.module is not module and len(stack) > 2:
@@ -247,33 +298,36 @@ class Recorder(TorchFunctionMode):
         if exc is not None and exc is not frame.ambient:
             # always_call hook on the way out of a forward that raised: remember the innermost.
             if self.failure is None or self.failure.exc is not exc:
-                self.failure = Failure(exc, path, None)
+                self.failure = Failure(exc, info.path, None)
             return
         if not frame.record:
             return
         parent = stack[-1]
         with _no_torch_function():
             if frame.leaf:
-                self._module_node(path, module, args, kwargs, output, parent)
+                self._module_node(info, module, args, kwargs, output, parent)
             else:
-                self._group_call(path, module, frame, args, kwargs, output, parent)
+                self._group_call(info.path, module, frame, args, kwargs, output, parent)
 
     def _unwind(self, frame: Frame) -> None:
         if frame.popped:
             _push_mode(self)
             frame.popped = False
 
-    def _params(self, path: str, module: nn.Module) -> tuple[int, dict[str, tuple[int, ...]]]:
-        info = self._param_info.get(path)
-        if info is None:
-            # A leaf has no children: its own _parameters are all of them (named_parameters()
-            # walks the module tree through generators, 10x slower here).
-            own = [(n, p) for n, p in module._parameters.items() if p is not None]
-            if parametrize.is_parametrized(module):
-                own = list(module.named_parameters())  # the originals the weights derive from
-            shapes = {name: tuple(p.shape) for name, p in own}
-            info = self._param_info[path] = (sum(p.numel() for _, p in own), shapes)
-        return info
+    def _params(self, module: nn.Module) -> tuple[int, dict[str, tuple[int, ...]]]:
+        if _parametrized(module):
+            # the originals the weights derive from (the parametrization holders inside)
+            named = list(module.named_parameters())
+            return sum(p.numel() for _, p in named), {name: tuple(p.shape) for name, p in named}
+        # A leaf has no other children: its own _parameters are all of them
+        # (named_parameters() walks the module tree through generators, 10x slower here).
+        count = 0
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, p in module._parameters.items():
+            if p is not None:
+                shapes[name] = tuple(p.shape)
+                count += p.numel()
+        return count, shapes
 
     def _signature(self, key: tuple[Any, ...]) -> int:
         sig = self._sig_ids.get(key)
@@ -282,38 +336,47 @@ class Recorder(TorchFunctionMode):
         return sig
 
     def _module_node(
-        self, path: str, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame
+        self, info: _Module, module: nn.Module, args: Any, kwargs: Any, output: Any, parent: Frame
     ) -> None:
+        path = info.path
         ins = _arg_tensors(args, kwargs)
         outs = [output] if isinstance(output, Tensor) else tensor_leaves(output, [])
-        call = self.module_calls.get(path, 0)
-        self.module_calls[path] = call + 1
-        count, shapes = self._params(path, module)
-        group = path.rpartition(".")[0] if path else None
-        node = self._add(
-            "module",
-            path,
-            type(module).__name__,
-            group,
-            call,
-            ins,
-            outs,
-            params=count,
-            param_shapes=shapes,
+        calls = self.module_calls
+        call = calls.get(path, 0)
+        calls[path] = call + 1
+        shapes = info.shapes
+        if shapes is None:  # its first call
+            info.params, shapes = self._params(module)
+            info.shapes = shapes
+            info.signature = self._signature((type(module).__name__, tuple(shapes.items())))
+            self.signatures[path] = info.signature
+        group = info.group
+        in_meta, out_meta = self._link(len(self.nodes), ins, outs)
+        # Identity, or Dropout in eval, hand back their input untouched: only a module that
+        # says it works in place (ReLU(inplace=True)) wrote into it.
+        # (__dict__, not getattr: Module.__getattr__ raises and catches for a missing name.)
+        inplace = module.__dict__.get("inplace", False) is True and _writes_input(ins, outs)
+        self.nodes.append(
+            Node(
+                len(self.nodes),
+                "module",
+                path,
+                type(module).__name__,
+                group,
+                call,
+                in_meta,
+                out_meta,
+                info.params,
+                shapes,
+                inplace,
+                parent.call if parent.path == group else 0,
+            )
         )
-        if parent.path == group:
-            node.group_call = parent.call
         if path in self.keep:
             t = first_tensor(output)
             if t is not None:
                 self.kept[path] = dense(t.detach())  # the last call's, as capture() keeps
-        if path not in self.signatures:
-            self.signatures[path] = self._signature((type(module).__name__, tuple(shapes.items())))
-        parent.events.append(self.signatures[path])
-        # Identity, or Dropout in eval, hand back their input untouched: only a module that
-        # says it works in place (ReLU(inplace=True)) wrote into it.
-        # (__dict__, not getattr: Module.__getattr__ raises and catches for a missing name.)
-        node.inplace = module.__dict__.get("inplace", False) is True and _writes_input(ins, outs)
+        parent.events.append(info.signature)
 
     def _group_call(
         self,
@@ -339,19 +402,11 @@ class Recorder(TorchFunctionMode):
 
     # -- nodes and edges --
 
-    def _add(
-        self,
-        kind: str,
-        path: str,
-        name: str,
-        group: str | None,
-        call: int,
-        ins: list[Tensor],
-        outs: list[Tensor] | tuple[Tensor, ...],
-        params: int = 0,
-        param_shapes: dict[str, tuple[int, ...]] | None = None,
-    ) -> Node:
-        node_id = len(self.nodes)
+    def _link(
+        self, node_id: int, ins: list[Tensor], outs: list[Tensor] | tuple[Tensor, ...]
+    ) -> tuple[list[TensorMeta], list[TensorMeta]]:
+        """Edges into node ``node_id`` from the producers of ``ins``; ``outs`` now come from
+        it. Returns the (shape, dtype) of each input and output."""
         produced = self.produced
         edges = self.edges
         for j, t in enumerate(ins):
@@ -359,21 +414,12 @@ class Recorder(TorchFunctionMode):
             if src is not None and src[0]() is t:
                 edges.append(Edge(src[1], node_id, src[2], j))
         for i, t in enumerate(outs):
-            produced[id(t)] = (_ref(t), node_id, i)
-        node = Node(
-            node_id,
-            kind,
-            path,
-            name,
-            group,
-            call,
-            [(t.shape, t.dtype) for t in ins],
-            [(t.shape, t.dtype) for t in outs],
-            params,
-            param_shapes,
-        )
-        self.nodes.append(node)
-        return node
+            try:
+                ref: Callable[[], Tensor | None] = _weakref(t)
+            except TypeError:  # a tensor subclass without __weakref__
+                ref = _Strong(t)
+            produced[id(t)] = (ref, node_id, i)
+        return [(t.shape, t.dtype) for t in ins], [(t.shape, t.dtype) for t in outs]
 
     def add_input(self, label: str, t: Tensor, index: int) -> None:
         node_id = len(self.nodes)
@@ -410,13 +456,11 @@ class Recorder(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        if kwargs is None:
-            kwargs = {}
         frame = self.stack[-1]
         if frame.quiet:
-            return func(*args, **kwargs)
+            return func(*args, **kwargs) if kwargs else func(*args)
         try:
-            out = func(*args, **kwargs)
+            out = func(*args, **kwargs) if kwargs else func(*args)
         except Exception as exc:
             if self.failure is None or self.failure.exc is not exc:
                 self.failure = Failure(exc, frame.path, self._name(func))
@@ -451,22 +495,56 @@ class Recorder(TorchFunctionMode):
         self,
         func: Any,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        kwargs: dict[str, Any] | None,
         outs: list[Tensor] | tuple[Tensor, ...],
         frame: Frame,
     ) -> None:
-        name = self._name(func)
-        group = frame.path
-        key = (group, name)
-        call = self.op_calls.get(key, 0)
-        self.op_calls[key] = call + 1
+        try:
+            name = self._names.get(func)
+        except TypeError:  # unhashable callables
+            name = None
+        if name is None:
+            name = self._name(func)
+        ops = frame.ops
+        assert ops is not None  # a frame that records ops has them
+        counted = ops.get(name)
+        if counted is None:
+            counted = ops[name] = [0, f"{frame.path or ''}:{name}"]
+        call = counted[0]
+        counted[0] = call + 1
         ins = _arg_tensors(args, kwargs)
-        node = self._add("function", f"{group or ''}:{name}", name, group, call, ins, outs)
-        node.group_call = frame.call
+        nodes = self.nodes
+        node_id = len(nodes)
+        # what _link does, inlined: this runs for every op
+        produced = self.produced
+        for j, t in enumerate(ins):
+            src = produced.get(id(t))
+            if src is not None and src[0]() is t:
+                self.edges.append(Edge(src[1], node_id, src[2], j))
+        for i, t in enumerate(outs):
+            try:
+                ref: Callable[[], Tensor | None] = _weakref(t)
+            except TypeError:  # a tensor subclass without __weakref__
+                ref = _Strong(t)
+            produced[id(t)] = (ref, node_id, i)
         # x.contiguous() or x.float() may return x itself without writing: trailing "_" ops
         # (add_, relu_, masked_fill_) and x[i] = y are the ones that write.
-        if (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs):
-            node.inplace = True
+        nodes.append(
+            Node(
+                node_id,
+                "function",
+                counted[1],
+                name,
+                frame.path,
+                call,
+                [(t.shape, t.dtype) for t in ins],
+                [(t.shape, t.dtype) for t in outs],
+                0,
+                None,
+                (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs),
+                frame.call,
+            )
+        )
         frame.events.append(name)
 
 
@@ -482,11 +560,26 @@ class _Strong:
         return self.t
 
 
+_weakref = weakref.ref
+
+
 def _ref(t: Tensor) -> Callable[[], Tensor | None]:
     try:
         return weakref.ref(t)
     except TypeError:
         return _Strong(t)
+
+
+def _parametrized(module: nn.Module) -> bool:
+    """``parametrize.is_parametrized(module)``, without its getattr: Module.__getattr__ raises
+    and catches for the "parametrizations" most modules do not have (~2 us a module)."""
+    if (
+        "parametrizations" in module._modules
+        or "parametrizations" in module.__dict__
+        or hasattr(type(module), "parametrizations")
+    ):
+        return parametrize.is_parametrized(module)
+    return False
 
 
 def _writes_input(ins: list[Tensor], outs: list[Tensor] | tuple[Tensor, ...]) -> bool:

@@ -29,6 +29,8 @@ def find_repeats(
     order = {path: i for i, path in enumerate(signatures)}
     repeats: list[Repeat] = []
     for parent_path, parent in named:
+        if not parent._modules:  # a leaf: no children to fold
+            continue
         prefix = parent_path + "." if parent_path else ""
         run: list[str] = []
         run_sig: int | None = None

@@ -9,7 +9,9 @@ inside the block that the caller forgot.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,22 +27,40 @@ _HOOK_DICTS = (
 
 
 @contextlib.contextmanager
-def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> Iterator[nn.Module]:
+def preserved(
+    model: nn.Module,
+    *,
+    buffers: bool = True,
+    grads: bool = True,
+    modules: list[nn.Module] | None = None,
+) -> Iterator[nn.Module]:
     """Run a block on ``model`` and restore modes, flags, grads, buffers and hooks afterwards.
+
+    ``modules`` is ``list(model.modules())`` when the caller has it already (walking a model of
+    thousands of modules takes milliseconds).
 
     >>> with preserved(model):          # doctest: +SKIP
     ...     model.eval(); model(x).sum().backward()
     """
-    modules = list(model.modules())
+    if modules is None:
+        modules = list(model.modules())
     training = [m.training for m in modules]
     # Keys of the hook dictionaries that hold any (most hold none: nothing to copy for them).
-    hooks = [(m, k, set(d)) for m in modules for k in _HOOK_DICTS if (d := m.__dict__.get(k))]
-    params = list(model.parameters())
+    hooks = [
+        (m, k, set(d))
+        for m in modules
+        if any(dicts := _hook_dicts(m))
+        for k, d in zip(_HOOK_DICTS, dicts, strict=True)
+        if d
+    ]
+    # model.parameters() and model.buffers(), from the modules walked once: each module's own,
+    # a tensor that several modules hold listed once.
+    params = _members(modules, "_parameters")
     requires_grad = [p.requires_grad for p in params]
     saved_grads = [p.grad for p in params] if grads else []
     saved_buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
     if buffers:
-        for b in model.buffers():
+        for b in _members(modules, "_buffers"):
             if b.device.type != "meta":
                 saved_buffers.append((b, b.detach().clone()))
     saved_versions = [(b, b._version) for b, _ in saved_buffers]
@@ -52,8 +72,10 @@ def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> 
                 m.training = t
         before = {(id(m), k): keys for m, k, keys in hooks}
         for m in modules:
-            for k in _HOOK_DICTS:
-                current = m.__dict__.get(k)
+            dicts = _hook_dicts(m)
+            if not any(dicts):
+                continue
+            for k, current in zip(_HOOK_DICTS, dicts, strict=True):
                 if not current:
                     continue
                 kept = before.get((id(m), k), set())
@@ -72,3 +94,28 @@ def preserved(model: nn.Module, *, buffers: bool = True, grads: bool = True) -> 
                 # _version (only num_batches_tracked moves), so compare the values as well.
                 if b._version != version or not torch.equal(b, copy):
                     b.copy_(copy)
+
+
+_hook_getter = operator.itemgetter(*_HOOK_DICTS)
+
+
+def _hook_dicts(m: nn.Module) -> tuple[Any, ...]:
+    """``m``'s hook dictionaries, in the order of _HOOK_DICTS (None for one it lacks)."""
+    try:
+        return _hook_getter(m.__dict__)  # type: ignore[no-any-return]
+    except KeyError:  # a module that did not set up all of them (Module.__init__ does)
+        get = m.__dict__.get
+        return tuple(get(k) for k in _HOOK_DICTS)
+
+
+def _members(modules: list[nn.Module], kind: str) -> list[torch.Tensor]:
+    """What ``named_parameters()`` / ``named_buffers()`` list: the tensors of each module's
+    ``_parameters`` or ``_buffers`` in module order, each once."""
+    out: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for m in modules:
+        for t in getattr(m, kind).values():
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+    return out

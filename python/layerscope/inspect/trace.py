@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import inspect as _pyinspect
+from collections import Counter
 from typing import Any
 
 import torch
@@ -100,7 +101,8 @@ def _trace(
     rec.keep = keep
     devices = _devices(rec.named, inputs, kwargs)
     cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
-    with preserved(model), torch.random.fork_rng(devices=cuda), torch.no_grad():
+    modules = [m for _, m in rec.named]
+    with preserved(model, modules=modules), torch.random.fork_rng(devices=cuda), torch.no_grad():
         for index, (label, t) in enumerate(_labelled_inputs(model, inputs, kwargs)):
             rec.add_input(label, t, index)
         rec.attach()
@@ -118,10 +120,10 @@ def _trace(
 
 
 def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Graph:
-    wanted: set[str] = set(rec.group_calls)
-    for n in rec.nodes:
-        if n.group is not None:
-            wanted.add(n.group)
+    nodes = rec.nodes
+    wanted: set[str | None] = {n.group for n in nodes}
+    wanted.discard(None)
+    wanted.update(rec.group_calls)
     for path in list(wanted):  # containers that never ran (ModuleList) still hold their children
         while path:
             path = path.rpartition(".")[0]
@@ -138,43 +140,52 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
 
     # One walk over the parameters gives every group's count (parameter_count per group would
     # walk each subtree again) and the tied ones; a tied parameter counts once, under its
-    # first path.
-    by_param: dict[int, list[str]] = {}
-    params: list[torch.nn.Parameter] = []
+    # first path: each module's own count, then added up into its ancestors (``named`` lists
+    # a parent before its children).
+    first: dict[int, tuple[int, str, str]] = {}  # id -> (order, module path, name)
+    tied_ids: dict[int, list[str]] = {}
+    params: list[tuple[torch.nn.Parameter, int]] = []
+    totals: dict[str, int] = {}
     for path, m in rec.named:
+        own = 0
         for name, p in m._parameters.items():
             if p is None:
                 continue
-            names = by_param.setdefault(id(p), [])
-            names.append(f"{path}.{name}" if path else name)
-            if len(names) > 1:
+            seen = first.get(id(p))
+            if seen is not None:
+                names = tied_ids.get(id(p))
+                if names is None:
+                    names = tied_ids[id(p)] = [_joined(seen[1], seen[2])]
+                names.append(_joined(path, name))
                 continue
-            params.append(p)
-            prefix = path
-            while True:
-                g = groups.get(prefix)
-                if g is not None:
-                    g.params += p.numel()
-                if not prefix:
-                    break
-                prefix = prefix.rpartition(".")[0]
-    tied = [names for names in by_param.values() if len(names) > 1]
+            first[id(p)] = (len(first), path, name)
+            n = p.numel()
+            params.append((p, n))
+            own += n
+        totals[path] = own
+    for path, _ in reversed(rec.named):
+        if path:
+            parent = path.rpartition(".")[0]
+            totals[parent] = totals.get(parent, 0) + totals[path]
+    for path, g in groups.items():
+        g.params = totals.get(path, 0)
+    tied = [names for _, names in sorted((first[i][0], names) for i, names in tied_ids.items())]
 
     shared = {p: c for p, c in rec.module_calls.items() if c > 1}
     shared.update({p: len(c) for p, c in rec.group_calls.items() if len(c) > 1})
-    nodes = rec.nodes
     device = devices[0] if devices else first_parameter_device(model)
+    kinds = Counter(n.kind for n in nodes)
     summary = {
         "model": type(model).__name__,
-        "params": sum(p.numel() for p in params),
-        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "params": sum(n for _, n in params),
+        "trainable_params": sum(n for p, n in params if p.requires_grad),
         "nodes": len(nodes),
         "edges": len(rec.edges),
-        "ops": sum(1 for n in nodes if n.kind == "function"),
-        "module_calls": sum(1 for n in nodes if n.kind == "module"),
+        "ops": kinds["function"],
+        "module_calls": kinds["module"],
         "modules": len(rec.module_calls),
-        "inputs": sum(1 for n in nodes if n.kind == "input"),
-        "outputs": sum(1 for n in nodes if n.kind == "output"),
+        "inputs": kinds["input"],
+        "outputs": kinds["output"],
         "device": str(device),
         "training": model.training,
     }
@@ -187,6 +198,10 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
         shared=shared,
         tied=tied,
     )
+
+
+def _joined(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
 
 def _devices(
