@@ -515,18 +515,7 @@ class Recorder(TorchFunctionMode):
         ins = _arg_tensors(args, kwargs)
         nodes = self.nodes
         node_id = len(nodes)
-        # what _link does, inlined: this runs for every op
-        produced = self.produced
-        for j, t in enumerate(ins):
-            src = produced.get(id(t))
-            if src is not None and src[0]() is t:
-                self.edges.append(Edge(src[1], node_id, src[2], j))
-        for i, t in enumerate(outs):
-            try:
-                ref: Callable[[], Tensor | None] = _weakref(t)
-            except TypeError:  # a tensor subclass without __weakref__
-                ref = _Strong(t)
-            produced[id(t)] = (ref, node_id, i)
+        in_meta, out_meta = self._link(node_id, ins, outs)
         # x.contiguous() or x.float() may return x itself without writing: trailing "_" ops
         # (add_, relu_, masked_fill_) and x[i] = y are the ones that write.
         nodes.append(
@@ -537,8 +526,8 @@ class Recorder(TorchFunctionMode):
                 name,
                 frame.path,
                 call,
-                [(t.shape, t.dtype) for t in ins],
-                [(t.shape, t.dtype) for t in outs],
+                in_meta,
+                out_meta,
                 0,
                 None,
                 (name[-1] == "_" or func is _SETITEM) and _writes_input(ins, outs),
