@@ -299,6 +299,40 @@ def test_the_bake_after_the_cell_runs_in_slices_between_cells(monkeypatch: Any) 
     assert not loop.due
 
 
+def test_the_weight_change_overlay_follows_the_first_display_in_a_kernel(monkeypatch: Any) -> None:
+    """In a kernel the graph's weight-change overlay is the first step of the bake after the
+    cell (its label says it is coming meanwhile); in a plain process it is there at once. Both
+    are the recorder's change from the first to the last epoch."""
+    import layerscope.widgets.explore as explore_module
+
+    model = small_cnn()
+    x = torch.randn(2, 1, 8, 8)
+    rec = ls.Recorder(model, probe=x)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.step(loss=loss.item())
+        rec.epoch()
+    want = rec.layer_change(0, 2)
+    assert want and all(v > 0 for v in want.values())
+    at_once = ls.explore(model, x, recorder=rec)
+    assert at_once.overlay == want and at_once.overlay_label == "weight change, epoch 0 to 2"
+    loop = FakeLoop()
+    monkeypatch.setattr(explore_module, "_kernel_loop", lambda: loop)
+    ex = ls.explore(model, x, recorder=rec)
+    assert ex.overlay == {} and ex.overlay_label == "weight change, epoch 0 to 2: computing…"
+    ex.BAKE_SLICE_S = 0.0  # a slice a step: the overlay is the first
+    ex._after_cell()
+    loop.run_one()
+    assert ex.overlay == want and ex.overlay_label == "weight change, epoch 0 to 2"
+    assert ex.baking  # the rest of the bake follows
+    ex.settle()
+    assert ex.overlay == want and not ex.baking
+
+
 def test_a_cell_run_again_bakes_its_new_workspace_first(monkeypatch: Any) -> None:
     """One workspace bakes in slices at a time, the newest first: the cell run again makes a
     new workspace, and the old one's bake waits instead of sharing the slices; it runs after a

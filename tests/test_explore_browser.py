@@ -416,6 +416,19 @@ def test_workspace_follows_training_live_in_lab(page: Any, kernels: Lab) -> None
     assert abs(norm - table) < 1e-4  # the table was read again after training
     page.wait_for_timeout(300)
     assert f"{norm:.4g}" in root.locator(".ls-ex-weights").inner_text()
+    # A workspace made after training: its graph's weight change is the first step of the bake
+    # after its cell, on the kernel's event loop.
+    label = evaluate(
+        client, "ex2.overlay_label", setup="ex2 = ls.explore(model, X_test[:8], recorder=rec)"
+    )
+    assert label == "weight change, epoch 0 to 2: computing…"
+    deadline = time.time() + 30
+    while evaluate(client, "ex2.overlay == {}") and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluate(client, "[ex2.overlay_label, ex2.overlay == rec.layer_change(0, 2)]") == [
+        "weight change, epoch 0 to 2",
+        True,
+    ]
     client.stop_channels()
     screenshot(page, "explore_lab_training")
     assert page.errors == []

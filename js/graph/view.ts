@@ -647,7 +647,10 @@ export class GraphView {
     const sc = this.overlayScale();
     this.legend.replaceChildren();
     if (!sc) {
-      this.legend.style.display = "none";
+      // an overlay on its way (the workspace's weight change after the cell): its label says so
+      const coming = this.overlayLabel.endsWith("…");
+      this.legend.style.display = coming ? "" : "none";
+      if (coming) this.legend.append(el("div", "ls-graph-legend-label", this.overlayLabel));
       return;
     }
     this.legend.style.display = "";

@@ -371,7 +371,8 @@ class ExploreView(BaseView):
             self._make_dataset_panels(data, labels, first)
         self._graph = graph
         self._params_overlay = params_overlay(traced)
-        self._update_overlay()
+        # in a kernel the bake after the cell follows at once (in slices), else settle() does
+        self._update_overlay(later=_kernel_loop() is not None)
         self._layers = self._layer_map(paths)
         self._epochs = list(self._rec.epochs) if self._rec is not None else []
         # The first display needs the selected layer's panels only: the rest of the bake runs
@@ -448,20 +449,31 @@ class ExploreView(BaseView):
     def _valid_overlay(self, proposal: Any) -> dict[str, float]:
         return _check_overlay(proposal["value"])
 
-    def _update_overlay(self) -> None:
+    _overlay_pending = False  # the weight change is left to the bake after the cell
+
+    def _update_overlay(self, *, later: bool = False) -> None:
         """Weight change over training (first to last epoch) with two or more recorded epochs,
-        else parameter count."""
+        else parameter count. ``later`` (the first display in a kernel): the weight change is
+        the bake's first step after the cell, its label says "computing…" until then (reading
+        two epochs' parameters took ~45 ms of a 48-block transformer's first display)."""
         rec = self._rec
         if rec is not None and len(rec.epochs) > 1:
-            self.overlay = dict(rec.layer_change(rec.epochs[0], rec.epochs[-1]))
             if getattr(rec, "axis", "epoch") == "step":  # epoch() every N steps: say the steps
                 steps = rec.epoch_steps()
-                self.overlay_label = f"weight change, step {steps[0]} to {steps[-1]}"
+                label = f"weight change, step {steps[0]} to {steps[-1]}"
             else:
-                self.overlay_label = f"weight change, epoch {rec.epochs[0]} to {rec.epochs[-1]}"
+                label = f"weight change, epoch {rec.epochs[0]} to {rec.epochs[-1]}"
+            if later:
+                self.overlay = {}
+                self.overlay_label = f"{label}: computing…"
+                self._overlay_pending = True
+                return
+            self.overlay = dict(rec.layer_change(rec.epochs[0], rec.epochs[-1]))
+            self.overlay_label = label
         else:
             self.overlay = self._params_overlay
             self.overlay_label = "parameters"
+        self._overlay_pending = False
 
     @traitlets.validate("selected")
     def _valid_selected(self, proposal: Any) -> str:
@@ -981,6 +993,11 @@ class ExploreView(BaseView):
         return self._refresh_body(recapture, self.selected)
 
     def _refresh_body(self, recapture: bool, path: str) -> Iterator[None]:
+        if self._overlay_pending:  # the first display's graph waits for the weight change
+            self._update_overlay()
+            if self._slice_over():
+                self._select_panels(self.selected)
+                yield
         # the first display captured the selected layer alone: every layer now
         pending = self.activations is not None and self.activations.pending
         if pending and not recapture:
