@@ -331,6 +331,11 @@ def test_the_weight_change_overlay_follows_the_first_display_in_a_kernel(monkeyp
     assert ex.baking  # the rest of the bake follows
     ex.settle()
     assert ex.overlay == want and not ex.baking
+    # an overlay the user sets before the bake is theirs: the bake leaves it
+    mine = ls.explore(model, x, recorder=rec)
+    mine.overlay = {"0": 1.0}
+    mine.settle()
+    assert mine.overlay == {"0": 1.0}
 
 
 def test_a_cell_run_again_bakes_its_new_workspace_first(monkeypatch: Any) -> None:

@@ -450,12 +450,25 @@ class ExploreView(BaseView):
         return _check_overlay(proposal["value"])
 
     _overlay_pending = False  # the weight change is left to the bake after the cell
+    _overlay_updating = False
+
+    @traitlets.observe("overlay", "overlay_label")
+    def _overlay_set(self, _change: Any) -> None:
+        if not self._overlay_updating:  # the user's overlay: the bake leaves it alone
+            self._overlay_pending = False
 
     def _update_overlay(self, *, later: bool = False) -> None:
         """Weight change over training (first to last epoch) with two or more recorded epochs,
         else parameter count. ``later`` (the first display in a kernel): the weight change is
         the bake's first step after the cell, its label says "computing…" until then (reading
         two epochs' parameters took ~45 ms of a 48-block transformer's first display)."""
+        self._overlay_updating = True
+        try:
+            self._set_overlay(later)
+        finally:
+            self._overlay_updating = False
+
+    def _set_overlay(self, later: bool) -> None:
         rec = self._rec
         if rec is not None and len(rec.epochs) > 1:
             if getattr(rec, "axis", "epoch") == "step":  # epoch() every N steps: say the steps
