@@ -25,6 +25,15 @@ def check_module(model: object, what: str = "model") -> nn.Module:
     )
 
 
+def join_path(parent: str, name: str) -> str:
+    """The path of ``name`` inside the module at ``parent`` ("" is the root).
+
+    >>> join_path("", "fc"), join_path("blocks.0", "weight")
+    ('fc', 'blocks.0.weight')
+    """
+    return f"{parent}.{name}" if parent else name
+
+
 def module_paths(model: nn.Module) -> list[str]:
     """All module paths of ``model`` in ``named_modules()`` order ("" is the root)."""
     return [name for name, _ in check_module(model).named_modules(remove_duplicate=False)]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .errors import ModelError, locate, model_error_message
 from .graph import Graph, Group, Node
-from .modules import check_module, first_parameter_device, unwrap_compiled
+from .modules import check_module, first_parameter_device, join_path, unwrap_compiled
 from .recorder import Failure, Recorder
 from .repeats import find_repeats
 from .restore import preserved
@@ -155,8 +155,8 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
             if seen is not None:
                 names = tied_ids.get(id(p))
                 if names is None:
-                    names = tied_ids[id(p)] = [_joined(seen[1], seen[2])]
-                names.append(_joined(path, name))
+                    names = tied_ids[id(p)] = [join_path(seen[1], seen[2])]
+                names.append(join_path(path, name))
                 continue
             first[id(p)] = (len(first), path, name)
             n = p.numel()
@@ -198,10 +198,6 @@ def _build(model: nn.Module, rec: Recorder, devices: list[torch.device]) -> Grap
         shared=shared,
         tied=tied,
     )
-
-
-def _joined(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _devices(

@@ -19,17 +19,13 @@ import traitlets
 from torch import nn
 
 from ..inspect.graph import Graph
-from ..inspect.modules import check_module
+from ..inspect.modules import check_module, join_path
 from .base import BaseView
 from .bundles import bundle
 
 COMPACT_SCHEMA = "layerscope.graphview/1"
 KINDS = ("module", "function", "input", "output")
 BUILTIN_OVERLAYS = ("params",)
-
-
-def _join(group: str, name: str) -> str:
-    return f"{group}.{name}" if group else name
 
 
 def compact_graph(d: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +91,7 @@ def compact_graph(d: dict[str, Any]) -> dict[str, Any]:
         if kind == "module":
             g = group or ""
             local = n["path"][len(g) + 1 :] if g and n["path"].startswith(g + ".") else n["path"]
-            if _join(g, local) != n["path"]:
+            if join_path(g, local) != n["path"]:
                 path_fix[str(n["id"])] = n["path"]
             p = local
         elif kind == "function":
@@ -201,7 +197,7 @@ def compact_traced(g: Graph) -> dict[str, Any]:
         if kind == "module":
             grp = group or ""
             local = path[len(grp) + 1 :] if grp and path.startswith(grp + ".") else path
-            if _join(grp, local) != path:
+            if join_path(grp, local) != path:
                 path_fix[str(n.id)] = path
             p = local
         elif kind == "function":
@@ -399,7 +395,7 @@ def _node_paths(g: dict[str, Any]) -> list[str]:
             continue
         grp = gpaths[nodes["group"][i]] if nodes["group"][i] >= 0 else ""
         if KINDS[kind] == "module":
-            out.append(_join(grp, nodes["p"][i]))
+            out.append(join_path(grp, nodes["p"][i]))
         elif KINDS[kind] == "function":
             out.append(f"{grp}:{g['names'][nodes['name'][i]]}")
         else:
