@@ -149,17 +149,17 @@ def wait_done(client: Any, msg_id: str, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def hold(client: Any, before: str = "") -> tuple[str, Any]:
+def hold(client: Any, before: str = "", after: str = "") -> tuple[str, Any]:
     """Run ``before`` in the kernel, then keep it busy (as a training loop would) until the
-    returned ``release()`` is called, for at most 120 s: (the cell's msg_id, release). Returns
-    once the cell has started, so the kernel is busy from then on."""
+    returned ``release()`` is called, for at most 120 s, then run ``after``: (the cell's msg_id,
+    release). Returns once the cell has started, so the kernel is busy from then on."""
     folder = pathlib.Path(tempfile.mkdtemp(prefix="ls-hold-"))
     started, flag = folder / "started", folder / "release"
     code = (
         f"{before}\nimport os as _os, time as _time\n_t0 = _time.time()\n"
         f"open({str(started)!r}, 'w').close()\n"
         f"while not _os.path.exists({str(flag)!r}) and _time.time() - _t0 < 120:\n"
-        "    _time.sleep(0.05)"
+        f"    _time.sleep(0.05)\n{after}"
     )
     msg_id = client.execute(code)
     deadline = time.time() + 60
@@ -258,7 +258,10 @@ def test_live_timeline_stays_where_the_user_scrubbed(page: Any, kernels: Lab) ->
     assert follow.is_visible() and follow.is_checked()
     client = lab.kernel_client()
     # Training runs (the kernel is busy); the view follows the newest epoch...
-    busy = client.execute("import time\nfor _ in range(3):\n    run.epoch(rec); time.sleep(2.5)")
+    # (epoch 4 now; 5 and 6 a second apart once the user has scrubbed)
+    busy, release = hold(
+        client, "run.epoch(rec)", "for _ in range(2):\n    _time.sleep(1); run.epoch(rec)"
+    )
     page.wait_for_selector(f"{root}[data-epoch='4']", timeout=60_000)
     # ...until the user scrubs: then it stays there while new epochs extend the slider.
     page.locator(root).focus()
@@ -266,6 +269,7 @@ def test_live_timeline_stays_where_the_user_scrubbed(page: Any, kernels: Lab) ->
     page.keyboard.press("ArrowRight")
     assert shown_epoch(page, root) == 1
     assert not follow.is_checked()
+    release()
     label = page.locator(f"{root} .ls-tl-epoch")
     seen = set()
     deadline = time.time() + 60
