@@ -30,6 +30,9 @@ $(VENV)/.installed: pyproject.toml requirements-dev.txt package.json node_module
 	# --no-compile: byte-compiling every installed file took half the install (171 -> 80 s here);
 	# Python compiles what it imports, once, on first use.
 	$(PIP) install --no-compile $(TORCH) -r requirements-dev.txt -e .
+	# The editable build's hook runs `npm install` again, which rewrites package-lock.json: mark
+	# node_modules as installed after it, or every later `make` would reinstall everything.
+	touch node_modules/.installed
 	touch $@
 
 build: python/layerscope/static/.built

@@ -216,8 +216,12 @@ def open_notebook(
 
 @contextlib.contextmanager
 def offline_guard(page: Any) -> Iterator[list[str]]:
-    """Fail every request that is not local; yields the list of URLs that were attempted."""
+    """Fail every request that is not local; yields the list of URLs that were attempted.
+
+    The page first leaves what it showed: a JupyterLab page still polls its server, and one of
+    its requests would count against the page opened next."""
     attempted: list[str] = []
+    page.goto("about:blank")
 
     def route(r: Any) -> None:
         url = r.request.url
