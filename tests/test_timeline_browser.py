@@ -476,3 +476,32 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         assert "snapshots reduced by the snapshot policy: at steps 20" in text, text
         assert "update ratios every 10th step" in text and "epochs" not in text, text
     assert ["loss", "step"] in charts and ["metrics", "step"] in charts, charts
+
+
+def test_a_picker_of_hundreds_of_recorded_layers_lists_them_when_used(
+    page: Any, tmp_path: pathlib.Path
+) -> None:
+    """Past 500 layers the timeline's picker holds the shown layer alone at first (a 48-block
+    transformer's ~2,600 options were a tenth of the workspace's first display); used, it lists
+    every layer, and a layer the page does not hold says so."""
+    torch.manual_seed(0)
+    many = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(600)])
+    rec = ls.Recorder(many, probe=torch.randn(2, 4))
+    for _ in range(2):
+        rec.epoch()
+    path = ls.export_html(ls.timeline(rec, layer="3", budget="1MB"), tmp_path / "many.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(f"{ROOT}[data-epoch='1']", timeout=60_000)
+        picker = page.locator(f"{ROOT} select.ls-tl-layer")
+        assert picker.evaluate("s => s.options.length") == 1 and picker.input_value() == "3"
+        picker.focus()
+        assert picker.evaluate("s => s.options.length") == 600 and picker.input_value() == "3"
+        picker.select_option("599")
+        page.wait_for_function(
+            f"document.querySelector('{ROOT} .ls-tl-status').textContent.includes('599')"
+        )
+        status = page.locator(f"{ROOT} .ls-tl-status").inner_text()
+        assert status.startswith("not saved in this page: the frames of 599"), status
+        assert picker.evaluate("s => s.options.length") == 600
+    assert attempted == [] and page.errors == []

@@ -1,14 +1,12 @@
 // anywidget entry of ls.activations (ActivationView): layer picker, batch selector, channel
 // feature-map grid, and the selected map (or token x hidden, or strips) as the tensor view.
 import type { RenderProps } from "@anywidget/types";
-import { el, ensureStyle } from "../core/dom";
+import { el, ensureStyle, LazySelect } from "../core/dom";
 import { entry } from "../core/entry";
 import { Requester } from "../core/request";
 import { decodeArray, type Payload } from "../core/wire";
 import { type Model, mountHeatmap } from "../tensor/bind";
 import { type ActInfo, FeatureGrid, FMAP_CSS, type ThumbSet } from "../tensor/featuremaps";
-
-const LAZY_OPTIONS = 500;
 
 export function mountActivations({ model, el: host }: RenderProps<Record<string, unknown>>) {
   ensureStyle("ls-fmap-css", FMAP_CSS);
@@ -19,19 +17,11 @@ export function mountActivations({ model, el: host }: RenderProps<Record<string,
     model.save_changes();
   };
   const bar = el("div", "ls-fmap-bar");
-  const layerSel = el("select", "ls-layer");
-  layerSel.addEventListener("change", () => set("layer", layerSel.value));
-  // Thousands of layers (a 48-block transformer lists 8,800) as <option>s cost the first
-  // display tens of ms of DOM and style work: past LAZY_OPTIONS the picker holds the shown layer
-  // alone until it is used (pointer or keyboard), then every layer.
-  let allOptions = false;
-  const openList = () => {
-    if (allOptions) return;
-    allOptions = true;
-    sync();
-  };
-  for (const ev of ["pointerdown", "mousedown", "focus", "keydown"])
-    layerSel.addEventListener(ev, openList);
+  const layerSel = new LazySelect<{ path: string; shape: number[] }>(
+    "ls-layer",
+    (l) => [l.path, `${l.path || "(root)"}  (${l.shape.join(", ")})`],
+    (path) => set("layer", path),
+  );
   const batchIn = el("input", "ls-batch");
   batchIn.type = "number";
   batchIn.min = "0";
@@ -40,7 +30,7 @@ export function mountActivations({ model, el: host }: RenderProps<Record<string,
   shared.type = "checkbox";
   shared.addEventListener("change", () => set("shared_scale", shared.checked));
   const l1 = el("label", "", "layer");
-  l1.append(layerSel);
+  l1.append(layerSel.root);
   const l2 = el("label", "", "sample");
   l2.append(batchIn);
   const l3 = el("label", "", "shared colour scale");
@@ -48,26 +38,9 @@ export function mountActivations({ model, el: host }: RenderProps<Record<string,
   bar.append(l1, l2, l3);
   const grid = new FeatureGrid(requester, (c) => set("channel", c));
   let lastThumbs: unknown;
-  let shownLayers: unknown = null;
   const sync = () => {
     const layers = (model.get("_layers") as { path: string; shape: number[] }[]) ?? [];
-    const current = String(model.get("layer") ?? "");
-    const option = (l: { path: string; shape: number[] }) => {
-      const o = el("option", "", `${l.path || "(root)"}  (${l.shape.join(", ")})`);
-      o.value = l.path;
-      return o;
-    };
-    if (allOptions || layers.length <= LAZY_OPTIONS) {
-      if (layerSel.options.length !== layers.length || layers !== shownLayers) {
-        layerSel.replaceChildren(...layers.map(option));
-        shownLayers = layers;
-      }
-    } else if (layerSel.options.length !== 1 || layerSel.options[0].value !== current) {
-      const shown = layers.find((l) => l.path === current);
-      layerSel.replaceChildren(...(shown ? [option(shown)] : []));
-      shownLayers = null;
-    }
-    layerSel.value = current;
+    layerSel.show(layers, String(model.get("layer") ?? ""));
     const info = model.get("_act") as ActInfo | undefined;
     batchIn.max = String(Math.max(0, (info?.n ?? 1) - 1));
     batchIn.value = String(model.get("batch") ?? 0);

@@ -2,7 +2,7 @@
 // layer's panels (weight heatmap, histograms over epochs, probe activation, grad-norm and
 // update-ratio curves). A frame repaints from the frames already in the browser; the kernel only
 // hears the new epoch afterwards (throttled), so a busy kernel never slows a drag.
-import { el, ensureStyle } from "../core/dom";
+import { el, ensureStyle, LazySelect } from "../core/dom";
 import { shortNumber } from "../core/format";
 import { isOffline, NOT_SAVED } from "../core/offline";
 import { BASE_CSS } from "../core/theme";
@@ -190,7 +190,12 @@ export class ScrubberView {
   private readonly slider = el("input", "ls-tl-slider");
   private readonly label = el("span", "ls-tl-epoch ls-mono");
   private readonly speed = el("select", "ls-tl-speed");
-  private readonly picker = el("select", "ls-tl-layer");
+  /** The layer picker (a 48-block transformer lists ~2,600 layers: made on first use). */
+  private readonly picker = new LazySelect<string>(
+    "ls-tl-layer",
+    (name) => [name, name || "(root)"],
+    (name) => this.pick(name),
+  );
   private readonly followBox = el("input", "ls-tl-follow");
   private readonly followLabel = el("label", "ls-tl-follow-label", "follow latest ");
   private readonly status = el("div", "ls-muted ls-tl-status");
@@ -244,7 +249,7 @@ export class ScrubberView {
       this.speed,
       this.followLabel,
       el("span", "ls-muted", "layer"),
-      this.picker,
+      this.picker.root,
     );
     this.followBox.type = "checkbox";
     this.followLabel.title =
@@ -272,15 +277,8 @@ export class ScrubberView {
         this.toggle();
       }
     });
-    this.picker.addEventListener("change", () => {
-      model.set("layer", this.picker.value);
-      model.save_changes();
-      this.status.textContent = isOffline()
-        ? `${NOT_SAVED}: the frames of ${this.picker.value || "(root)"}`
-        : "asking the kernel for this layer's frames…";
-    });
     this.root.addEventListener("keydown", (e) => {
-      if (e.target === this.picker || e.target === this.speed) return;
+      if (e.target === this.picker.root || e.target === this.speed) return;
       if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
         // Handled here also on the focused slider (its native step would fire a second input).
         this.userScrub(this.index + (e.key === "ArrowLeft" ? -1 : 1));
@@ -352,21 +350,21 @@ export class ScrubberView {
     this.notes.hidden = !text;
   };
 
+  /** The user picked a layer in the picker. */
+  private pick(name: string): void {
+    this.model.set("layer", name);
+    this.model.save_changes();
+    this.status.textContent = isOffline()
+      ? `${NOT_SAVED}: the frames of ${name || "(root)"}`
+      : "asking the kernel for this layer's frames…";
+  }
+
   readonly onLayers = (): void => {
     const layers = (this.model.get("layers") as string[]) ?? [];
     const current = (this.model.get("layer") as string) ?? "";
-    const opts = layers.map((name) => {
-      const o = el("option", "", name || "(root)");
-      o.value = name;
-      return o;
-    });
-    if (current && !layers.includes(current)) {
-      const o = el("option", "", `${current} (no recorded parameters)`);
-      o.value = current;
-      opts.unshift(o);
-    }
-    this.picker.replaceChildren(...opts);
-    this.picker.value = current;
+    const missing =
+      current && !layers.includes(current) ? `${current} (no recorded parameters)` : undefined;
+    this.picker.show(layers, current, missing);
   };
 
   readonly onFrames = (): void => {
@@ -395,7 +393,7 @@ export class ScrubberView {
     } else {
       this.status.textContent = "";
     }
-    this.picker.value = layer;
+    this.onLayers();
     this.root.dataset.layer = f?.layer ?? "";
     this.slider.max = String(Math.max(0, (f?.epochs.length ?? 1) - 1));
     this.slider.disabled = !f || f.epochs.length < 2;
