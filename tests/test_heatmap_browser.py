@@ -181,6 +181,37 @@ def test_exported_page_renders_offline(page: Any, tmp_path: pathlib.Path) -> Non
     assert page.errors == []
 
 
+def test_tick_labels_stay_inside_their_axes(page: Any, tmp_path: pathlib.Path) -> None:
+    """A label centred on the first or last cell's tick would be cut at the axis' end: it is
+    aligned to that end instead (sizes measured once per axis, after every tick is placed)."""
+    path = ls.export_html(ls.heatmap(torch.randn(1000, 999)), tmp_path / "ticks.html")
+    with offline_guard(page) as attempted:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".ls-heatmap[data-token]", timeout=30_000)
+        boxes = page.evaluate(
+            """() => ['x', 'y'].map((o) => {
+                const axis = document.querySelector(`.ls-heatmap .ls-axis-${o}`);
+                const a = axis.getBoundingClientRect();
+                return [o, [a.left, a.right, a.top, a.bottom],
+                        Array.from(axis.querySelectorAll('.ls-tick'), (t) => {
+                            const r = t.getBoundingClientRect();
+                            return [t.textContent, r.left, r.right, r.top, r.bottom,
+                                    t.style.transform];
+                        })];
+            })"""
+        )
+    assert attempted == [] and page.errors == []
+    for orient, (left, right, top, bottom), ticks in boxes:
+        assert len(ticks) >= 3, (orient, ticks)
+        assert ticks[0][0] == "0", ticks  # the first cell's tick, at the axis' very start
+        assert ticks[0][5], ticks[0]  # moved inside
+        for text, tl, tr, tt, tb, _ in ticks:
+            if orient == "x":
+                assert left - 0.5 <= tl and tr <= right + 0.5, (text, tl, tr, left, right)
+            else:
+                assert top - 0.5 <= tt and tb <= bottom + 0.5, (text, tt, tb, top, bottom)
+
+
 def test_view_without_data_renders_without_errors(page: Any, tmp_path: pathlib.Path) -> None:
     # A TensorView made before its tensor (``_meta`` is {}) must not throw from its resize hook.
     path = ls.export_html(ls.TensorView(title="no data yet"), tmp_path / "empty_view.html")

@@ -27,6 +27,7 @@ export function renderAxis(
   const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
   // Room for a name: the tick spacing across the axis (x), the y axis' own width (y).
   const room = orient === "x" ? (step * px) / Math.max(1e-9, hi - lo) - 4 : axis.clientWidth - 6;
+  const placed: [HTMLElement, number][] = [];
   for (const t of ticks) {
     const f = cellCentre(t, lo, hi);
     if (f < 0 || f > 1) continue;
@@ -41,18 +42,24 @@ export function renderAxis(
     const at = offset + f * px;
     if (orient === "x") tick.style.left = `${at}px`;
     else tick.style.top = `${at}px`;
-    axis.append(tick);
-    keepInside(tick, orient, at, offset + px);
+    placed.push([tick, at]);
   }
+  axis.append(...placed.map(([tick]) => tick));
+  keepInside(placed, orient, offset + px);
   return ticks;
 }
 
 /** A label centred on its tick would be cut at the axis' ends (the "0" of the first cell):
- * align it to the end it would cross instead. */
-function keepInside(tick: HTMLElement, orient: "x" | "y", at: number, end: number): void {
-  const size = orient === "x" ? tick.offsetWidth : tick.offsetHeight;
-  if (!size) return;
+ * align it to the end it would cross instead. Every size is read before any is written: one
+ * layout for the axis, not one per tick (each read after a write forced a layout of the page). */
+function keepInside(placed: [HTMLElement, number][], orient: "x" | "y", end: number): void {
+  const sizes = placed.map(([tick]) => (orient === "x" ? tick.offsetWidth : tick.offsetHeight));
   const translate = orient === "x" ? "translateX" : "translateY";
-  if (at - size / 2 < 0) tick.style.transform = `${translate}(${-at}px)`;
-  else if (at + size / 2 > end) tick.style.transform = `${translate}(calc(-100% + ${end - at}px))`;
+  placed.forEach(([tick, at], i) => {
+    const size = sizes[i];
+    if (!size) return;
+    if (at - size / 2 < 0) tick.style.transform = `${translate}(${-at}px)`;
+    else if (at + size / 2 > end)
+      tick.style.transform = `${translate}(calc(-100% + ${end - at}px))`;
+  });
 }
