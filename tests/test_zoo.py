@@ -70,10 +70,12 @@ def _explore(model: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
     """The workspace with a recorder, three layers selected across the model (every panel of
     each computed), then the rest of the bake."""
     ex = ls.explore(model, *args, recorder=_record(model, args, kwargs), **kwargs)
-    paths = [p for p in ex._layers if p]
+    table = ex._layers  # the page's columns: the parameter each module's weights panel shows
+    first = {p: table["params"][i] for p, i in zip(table["paths"], table["param"]) if i >= 0}
+    paths = [p for p in table["paths"] if p]
     for path in paths[:: max(1, len(paths) // 3)][:3]:
         ex.selected = path
-        assert ex.weights.selected == (ex._layers[path]["param"] or ex.weights.selected)
+        assert ex.weights.selected == first.get(path, ex.weights.selected)
     ex._after_cell()
     assert ex._baked["weights"] or not any(True for _ in model.parameters())
     return ex

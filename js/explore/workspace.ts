@@ -23,10 +23,18 @@ import { PanelModel, type PanelState, putBuffers } from "./panel";
 
 type Model = AnyModel<Record<string, unknown>>;
 
+/** What the page knows of a module without the kernel (ExploreView._layer_map). */
 interface LayerInfo {
   param: string | null;
   recorded: boolean;
-  act: boolean;
+}
+
+/** ExploreView._layer_map's columns: `param` indexes `params` (-1: none). */
+interface LayerTable {
+  paths: string[];
+  params: string[];
+  param: number[];
+  recorded: number[];
 }
 
 interface Baked {
@@ -116,6 +124,8 @@ export class Workspace {
   private readonly offline = isOffline();
   private readonly watchers = new Map<PanelModel, () => void>();
   private routedAt = 0;
+  /** The row of each module in the `_layers` table it was made from. */
+  private layerRows: { table: LayerTable; row: Map<string, number> } | null = null;
   /** The layer each dataset panel was saved at (what an exported page holds). */
 
   /** The dataset sample whose saliency the page was saved with (the row after the inputs). */
@@ -355,7 +365,14 @@ export class Workspace {
   }
 
   private info(path: string): LayerInfo | undefined {
-    return (this.model.get("_layers") as Record<string, LayerInfo> | undefined)?.[path];
+    const table = this.model.get("_layers") as LayerTable | undefined;
+    if (!table?.paths) return undefined;
+    if (this.layerRows?.table !== table)
+      this.layerRows = { table, row: new Map(table.paths.map((p, i) => [p, i])) };
+    const i = this.layerRows.row.get(path);
+    if (i === undefined) return undefined;
+    const param = table.param[i];
+    return { param: param >= 0 ? table.params[param] : null, recorded: table.recorded[i] === 1 };
   }
 
   /** What a panel says when the selection's data is not in this page. */
