@@ -71,7 +71,9 @@ def _explore(model: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
     each computed), then the rest of the bake."""
     ex = ls.explore(model, *args, recorder=_record(model, args, kwargs), **kwargs)
     table = ex._layers  # the page's columns: the parameter each module's weights panel shows
-    first = {p: table["params"][i] for p, i in zip(table["paths"], table["param"]) if i >= 0}
+    first = {
+        p: table["params"][i] for p, i in zip(table["paths"], table["param"], strict=True) if i >= 0
+    }
     paths = [p for p in table["paths"] if p]
     for path in paths[:: max(1, len(paths) // 3)][:3]:
         ex.selected = path
