@@ -65,11 +65,11 @@ typecheck: setup
 vitest: setup
 	npx vitest run
 
-# Compile umap-learn's and pynndescent's numba functions into their on-disk cache (declared
-# cache=True) once, beside the single-threaded linters, instead of inside the first test that
-# fits a UMAP (~20 s of a fresh venv's pytest).
+# Compile the numba code the tests run (pynndescent's, our fused collect kernel: cache=True)
+# into its on-disk caches beside the single-threaded linters, not inside the first tests that
+# use it (~30 s of a fresh checkout's pytest).
 warm: setup
-	$(PY) -c "import umap"
+	$(PY) tests/warm.py
 
 pytest: setup chromium
 	$(PY) -m pytest --durations=30
