@@ -235,6 +235,18 @@ def offline_guard(page: Any) -> Iterator[list[str]]:
     yield attempted
 
 
+def pick_from_lazy_picker(page: Any, selector: str, count: int, shown: str, pick: str) -> Any:
+    """A picker of ``count`` entries, past the 500 of js/core/dom.ts's LazySelect: it holds the
+    ``shown`` entry alone until used; focused, it lists every entry; then ``pick`` is chosen.
+    Returns the picker's locator."""
+    picker = page.locator(selector)
+    assert picker.evaluate("s => s.options.length") == 1 and picker.input_value() == shown
+    picker.focus()
+    assert picker.evaluate("s => s.options.length") == count and picker.input_value() == shown
+    picker.select_option(pick)
+    return picker
+
+
 def page_state(text: str) -> str:
     """The saved widget state of an exported page, as JSON text (inflated when packed)."""
     import base64

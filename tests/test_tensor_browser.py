@@ -12,7 +12,14 @@ import pytest
 import torch
 
 import layerscope as ls
-from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
+from browser import (
+    Lab,
+    evaluate,
+    offline_guard,
+    open_notebook,
+    pick_from_lazy_picker,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -200,11 +207,7 @@ def test_a_picker_of_hundreds_of_layers_lists_them_when_used(page: Any, kernels:
     open_notebook(page, lab, "many_layers.ipynb", [MANY])
     root = ".jp-OutputArea .ls-activations"
     wait_painted(page, root)
-    picker = page.locator(f"{root} select.ls-layer")
-    assert picker.evaluate("s => s.options.length") == 1 and picker.input_value() == "0"
-    picker.focus()
-    assert picker.evaluate("s => s.options.length") == 600 and picker.input_value() == "0"
-    picker.select_option("599")
+    picker = pick_from_lazy_picker(page, f"{root} select.ls-layer", 600, "0", "599")
     page.wait_for_function(
         f"document.querySelector('{root} .ls-title').textContent.startsWith('599')"
     )

@@ -16,7 +16,7 @@ import torch
 
 import digits
 import layerscope as ls
-from browser import Lab, evaluate, offline_guard, open_notebook, screenshot
+from browser import Lab, evaluate, offline_guard, open_notebook, pick_from_lazy_picker, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -493,11 +493,7 @@ def test_a_picker_of_hundreds_of_recorded_layers_lists_them_when_used(
     with offline_guard(page) as attempted:
         page.goto(path.as_uri())
         page.wait_for_selector(f"{ROOT}[data-epoch='1']", timeout=60_000)
-        picker = page.locator(f"{ROOT} select.ls-tl-layer")
-        assert picker.evaluate("s => s.options.length") == 1 and picker.input_value() == "3"
-        picker.focus()
-        assert picker.evaluate("s => s.options.length") == 600 and picker.input_value() == "3"
-        picker.select_option("599")
+        picker = pick_from_lazy_picker(page, f"{ROOT} select.ls-tl-layer", 600, "3", "599")
         page.wait_for_function(
             f"document.querySelector('{ROOT} .ls-tl-status').textContent.includes('599')"
         )
