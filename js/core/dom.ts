@@ -40,7 +40,7 @@ export function styleHost(host: HTMLElement): () => void {
 }
 
 /** Past this many options a `LazySelect` holds the chosen one alone until it is used. */
-export const LAZY_OPTIONS = 500;
+const LAZY_OPTIONS = 500;
 
 /**
  * A <select> over a list that can hold thousands of entries (a 48-block transformer has ~3,500
@@ -83,11 +83,6 @@ export class LazySelect<T> {
     this.current = current;
     this.missing = missing;
     this.render();
-  }
-
-  /** Choose `value` (one of the source's, or the missing one). */
-  choose(value: string): void {
-    this.show(this.source, value, this.missing);
   }
 
   private option([value, label]: [string, string]): HTMLOptionElement {

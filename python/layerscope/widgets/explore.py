@@ -627,7 +627,7 @@ class ExploreView(BaseView):
 
     def _layer_map(self, paths: list[str] | None = None) -> dict[str, list[Any]]:
         """What the page needs to route a click on each module without the kernel, as columns
-        (a dict per module was ~440 KB of the 48-block workspace's first state, these ~230 KB):
+        (a dict per module was ~440 KB of the 48-block workspace's first state, these ~250 KB):
         ``paths``; ``param``, the index in ``params`` of the parameter its weights panel shows
         first (-1: none); ``recorded``, 1 if the recorder keeps its frames."""
         recorded = set(self.timeline.scrubber.layers) if self.timeline is not None else set()
