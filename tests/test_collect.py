@@ -285,6 +285,33 @@ def test_nan_and_inf_in_a_conv_layer_counted_stats_over_finite_values():
     assert any("2 samples have NaN/Inf" in n for n in col.notes)
 
 
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("shape", [(5,), (3, 2, 2)], ids=["vector", "conv"])
+def test_a_sample_with_nan_or_huge_values_mid_batch_takes_the_careful_kernel_from_there(shape):
+    # batches of 16: sample 21 (mid batch 1) has a NaN, sample 37 (mid batch 2) values near
+    # 1e20, whose squares no float32 sum holds; the kernel's stats equal float64 brute force
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, *shape, generator=g)
+    x[21].view(-1)[1] = float("nan")
+    x[37] = 1e20 * (1 + 0.1 * torch.randn(shape, generator=g))
+    col = ls.inspect.collect(
+        nn.Sequential(nn.Identity()), x, layers=["0"], batch_size=16, progress=False
+    )
+    v = x.double().reshape(64, shape[0], -1).transpose(0, 1).reshape(shape[0], -1).numpy()
+    s = col["0"].stats
+    finite = np.isfinite(v)
+    np.testing.assert_array_equal(s["nonfinite"], (~finite).sum(1))
+    np.testing.assert_array_equal(s["count"], finite.sum(1))
+    for u in range(shape[0]):
+        vals = v[u][finite[u]]
+        np.testing.assert_allclose(s["mean"][u], vals.mean(), rtol=1e-6)
+        np.testing.assert_allclose(s["std"][u], vals.std(), rtol=1e-5)
+        assert s["max"][u] == np.float32(vals.max()) and s["min"][u] == np.float32(vals.min())
+        assert s["hist"][u].sum() + s["under"][u] + s["over"][u] == vals.size
+    # sample 37 leads every unit's top-k; sample 21 is there by its finite values only
+    assert (s["top_index"][:, 0] == 37).all()
+
+
 def test_bad_inputs():
     model, (x, y, _, _) = trained_digits()
     with pytest.raises(DatasetError, match="empty"):

@@ -10,13 +10,14 @@ the zeros, the saturated values, NaN and Inf; per (sample, unit) the sum over po
 mean-pooled representation) and the max (the max-pooled one, and the top-k key), whose position
 goes with the sample into the unit's top-k when it beats the k-th.
 
-- ``_pass_fast``, a batch with no NaN/Inf (told by one vectorised sum of the batch): one sample
-  at a time is laid out units last in a small buffer (a conv's (C, H*W) is transposed; a token
-  layer's (T, D) and a vector layer are read as they are) and the work per value runs across
-  units, where the compiler vectorises it: no reduction along a short axis, no branch. Sums
-  over a sample's positions are float32 partials of at most 256 values, added into float64.
-- ``_pass``, a batch with NaN/Inf: the same statistics over the finite values, one value at a
-  time in memory order.
+- ``_pass_fast``: one sample at a time is laid out units last in a small buffer (a conv's
+  (C, H*W) is transposed; a token layer's (T, D) and a vector layer are read as they are),
+  checked for NaN/Inf and values past ``FAST_LIMIT`` (one vectorised compare a value), and the
+  work per value runs across units, where the compiler vectorises it: no reduction along a
+  short axis, no branch. Sums over a sample's positions are float32 partials of at most 256
+  values, added into float64. It stops at the first sample that fails the check.
+- ``_pass``, the rest of a batch from that sample: the same statistics over the finite values,
+  one value at a time in memory order, in float64.
 
 Arithmetic is that of the torch path where results must agree exactly: a value's histogram slot
 is ``v * scale`` then ``+ offset`` in float32 (two roundings), clamped and floored; a value up to
@@ -48,6 +49,10 @@ ENABLED = os.environ.get("LAYERSCOPE_FUSED", "1") != "0"
 # path costs ~5 ns a value more (BENCHMARKS.md): a smaller dataset takes the torch path until
 # the kernel is loaded.
 MIN_VALUES = 2**25
+# The fast kernels take values of magnitude below this: their float32 partial sums of 256
+# squared deviations from a shift below it too stay finite (256 * (2 * 2**56)**2 = 2**122).
+# A sample with a value past it, NaN or Inf goes to the careful kernel, in float64.
+FAST_LIMIT = 2.0**56
 
 _has_numba: bool | None = None
 _compiled: tuple[Any, Any, Any] | None = None
@@ -231,6 +236,7 @@ def _pass_fast(
     bounded: bool,
     lo_sat: Any,
     hi_sat: Any,
+    limit: Any,
     shift: Any,
     count: Any,
     s1: Any,
@@ -273,6 +279,7 @@ def _pass_fast(
     kth = np.empty(n_u, np.float32)  # each unit's k-th value, contiguous
     for j in range(n_u):
         kth[j] = top_value[j, k_last]
+    done = b_n
     for b in range(b_n):
         if units_last:
             tmp[:, :] = w[b]
@@ -280,6 +287,15 @@ def _pass_fast(
             for j in range(n_u):
                 for p in range(p_n):
                     tmp[p, j] = w[b, j, p]
+        # a sample with NaN/Inf or a value past FAST_LIMIT stops this kernel before it counts
+        # (the careful one takes the batch from there): one compare a value, vectorised
+        out = 0
+        for p in range(p_n):
+            for j in range(n_u):
+                out += not abs(tmp[p, j]) < limit
+        if out:
+            done = b
+            break
         for j in range(n_u):
             rs[j] = 0.0
             rmx[j] = -np.inf
@@ -327,14 +343,14 @@ def _pass_fast(
             if rm > kth[j]:  # rarely, once the top-k has filled
                 _keep(top_value, top_index, top_pos, j, rm, first + b, rpos[j])
                 kth[j] = top_value[j, k_last]
-    nv = b_n * p_n
+    nv = done * p_n
     for j in range(n_u):
         count[j] += nv
         s1[j] += ssum[j] - nv * c[j]
         s2[j] += a2[j]
         zeros[j] += z[j]
         sat[j] += st[j]
-    return 0
+    return done
 
 
 def _pass_vec(
@@ -347,6 +363,7 @@ def _pass_vec(
     bounded: bool,
     lo_sat: Any,
     hi_sat: Any,
+    limit: Any,
     shift: Any,
     count: Any,
     s1: Any,
@@ -384,7 +401,14 @@ def _pass_vec(
     kth = np.empty(n_u, np.float32)
     for j in range(n_u):
         kth[j] = top_value[j, k_last]
+    done = b_n
     for b in range(b_n):
+        out = 0
+        for j in range(n_u):
+            out += not abs(w[b, j]) < limit
+        if out:  # as in _pass_fast: the careful kernel takes the batch from this sample
+            done = b
+            break
         for j in range(n_u):
             v = w[b, j]
             q = lo[j]
@@ -402,7 +426,7 @@ def _pass_vec(
             # a value up to the top edge belongs to the last bin
             f = fbins if (f == fover) & (v <= top) else f
             idx[j] = np.int32(f)
-        if (b & 255) == 255 or b == b_n - 1:
+        if (b & 255) == 255:
             for j in range(n_u):
                 ssum[j] += s32[j]
                 a2[j] += q32[j]
@@ -421,13 +445,15 @@ def _pass_vec(
             if v > kth[j]:  # rarely, once the top-k has filled
                 _keep(top_value, top_index, top_pos, j, v, first + b, 0)
                 kth[j] = top_value[j, k_last]
-    for j in range(n_u):
-        count[j] += b_n
+    for j in range(n_u):  # the partial sums of the samples since the last flush
+        ssum[j] += s32[j]
+        a2[j] += q32[j]
+        count[j] += done
         s1[j] += ssum[j]
         s2[j] += a2[j]
         zeros[j] += z[j]
         sat[j] += st[j]
-    return 0
+    return done
 
 
 class Accumulators:
@@ -465,7 +491,7 @@ class Accumulators:
         edges = (f32(scale), f32(offset), bins)
         where = (f32(top_edge), bounds is not None, f32(lo + margin), f32(hi - margin))
         sums = (self.shift, self.count, self.s1, self.s2, self.min, self.max, self.slots)
-        self._fast_args = (*edges, *where, *sums, self.zeros, self.saturated)
+        self._fast_args = (*edges, *where, f32(FAST_LIMIT), *sums, self.zeros, self.saturated)
         flags = (self.saturated, self.nonfinite, self.nan)
         self._careful_args = (*edges, zero_slot, *where, *sums, self.zeros, *flags)
 
@@ -502,21 +528,33 @@ class Accumulators:
             )
         rowsum, rowmax = self._rows
         tops = (top[0].numpy(), top[1].numpy(), top[2].numpy())
-        # one cheap vectorised sum tells a batch with no NaN/Inf (an overflowing sum takes the
-        # careful kernel too, which is right either way)
-        if math.isfinite(float(w.sum())):
-            if not self._started:  # the shift of a unit with no value yet: this batch's mean
-                fresh = self.count == 0
-                # float32 values: the kernel takes deviations in float32 from the same shift
-                mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
-                self.shift[fresh] = mean.numpy()[fresh]
-                self._started = True
+        done = 0
+        # the shift of a unit with no value yet: this batch's mean, when it has no NaN/Inf (one
+        # vectorised sum tells; an overflowing one takes the careful kernel too)
+        if not self._started and math.isfinite(float(w.sum())):
+            fresh = self.count == 0
+            # float32 values: the kernel takes deviations in float32 from the same shift
+            mean = w.mean(dim=(0, 2), dtype=torch.float64).float().double()
+            self.shift[fresh] = mean.numpy()[fresh]
+            # the fast kernels' float32 deviations need shifts within their limit too
+            self._started = bool(np.all(np.abs(self.shift) < FAST_LIMIT))
+        if self._started:  # up to the first sample with NaN/Inf or a value past the limit
             if units_last and w.shape[2] == 1:
                 vec = a.reshape(b, w.shape[1])
-                _kernels()[2](vec, first, *self._fast_args, *tops, rowsum, rowmax)
+                done = _kernels()[2](vec, first, *self._fast_args, *tops, rowsum, rowmax)
             else:
-                _kernels()[1](a, units_last, first, *self._fast_args, *tops, rowsum, rowmax)
-            return rowsum, rowmax, 0
-        bad = _kernels()[0](a, units_last, first, *self._careful_args, *tops, rowsum, rowmax)
-        self._started = bool(self.count.all())
+                done = _kernels()[1](a, units_last, first, *self._fast_args, *tops, rowsum, rowmax)
+            if done == b:
+                return rowsum, rowmax, 0
+        bad = _kernels()[0](
+            a[done:],
+            units_last,
+            first + done,
+            *self._careful_args,
+            *tops,
+            rowsum[done:],
+            rowmax[done:],
+        )
+        # the careful kernel shifts a unit by its first finite value: within the limit?
+        self._started = bool(self.count.all()) and bool(np.all(np.abs(self.shift) < FAST_LIMIT))
         return rowsum, rowmax, int(bad)

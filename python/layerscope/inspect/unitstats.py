@@ -230,7 +230,7 @@ class UnitStats:
             cnt: torch.Tensor | int = b * p
             guess = s1 / (b * p)
             d = torch.sub(w, guess, out=sc.take("a", w.shape, torch.float32, w.device))
-            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), b * p)
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), b * p, max(-vmin, vmax))
         else:
             self.last_rowsum = self.last_rowmax = None
             finite = torch.isfinite(w)
@@ -239,7 +239,6 @@ class UnitStats:
             zero = torch.zeros((), dtype=w.dtype, device=w.device)
             guess = torch.where(finite, w, zero).sum(dim=(0, 1)) / cnt_t.clamp(min=1)
             d = torch.where(finite, w - guess, zero)
-            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), cnt_t.clamp(min=1))
             keyed = torch.where(finite, w, -math.inf)
             rowmax = keyed.amax(1)
             mx = rowmax.amax(0)
@@ -249,6 +248,8 @@ class UnitStats:
             ok_max, ok_min = mx[torch.isfinite(mx)], mn[torch.isfinite(mn)]
             vmax = float(ok_max.max()) if ok_max.numel() else -math.inf
             vmin = float(ok_min.min()) if ok_min.numel() else math.inf
+            big = max(-vmin, vmax, 0.0)
+            bm, m2b = _corrected(guess, d, d.sum(dim=(0, 1)), cnt_t.clamp(min=1), big)
         if math.isfinite(vmax):
             self.extent = max(self.extent, abs(vmax))
         if math.isfinite(vmin):
@@ -481,13 +482,16 @@ class Scratch:
 
 
 def _corrected(
-    guess: torch.Tensor, d: torch.Tensor, sum_d: torch.Tensor, n: torch.Tensor | int
+    guess: torch.Tensor, d: torch.Tensor, sum_d: torch.Tensor, n: torch.Tensor | int, big: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch's mean and M2 in float64 from its deviations ``d`` from a float32 ``guess`` of
     the mean (the corrected two-pass algorithm: the guess's rounding, up to an ulp of the mean,
-    drops out). ``d`` is consumed."""
+    drops out). ``d`` is consumed. ``big``: the largest finite |value| of the batch; deviations
+    up to twice that whose squares could overflow a float32 sum are squared in float64."""
     nd = n.double() if isinstance(n, torch.Tensor) else float(n)
     sd = sum_d.double()
+    if 4.0 * big * big * d.shape[0] * d.shape[1] >= 2.0**127:
+        d = d.double()
     m2 = d.square_().sum(dim=(0, 1)).double() - sd * sd / nd
     return guess.double() + sd / nd, m2.clamp_(min=0)
 
