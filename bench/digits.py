@@ -10,9 +10,14 @@ Shared by the tests (``tests/digits.py`` re-exports it), ``bench/recorder.py`` a
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,15 +29,36 @@ def load(test_fraction: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, ...]:
     >>> tuple(x_train.shape[1:])
     (1, 8, 8)
     """
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.long)
+    images, target = _digits()
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(target, dtype=torch.long)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     x, y = x[order], y[order]
     n_test = int(len(x) * test_fraction)
     return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """``load_digits()``'s images and targets, through a copy in the temporary directory:
+    importing scikit-learn costs ~2 s, paid once per version instead of in every process (each
+    rank of a ``torchrun`` job, each notebook kernel of the tests)."""
+    from importlib.metadata import version
+
+    cache = Path(tempfile.gettempdir()) / f"layerscope-digits-sklearn-{version('scikit-learn')}.npz"
+    try:
+        with np.load(cache) as f:
+            return f["images"], f["target"]
+    except (OSError, KeyError, ValueError):  # not there yet, or unreadable: make it again
+        pass
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # written whole under a name of its own, then renamed: a process reading it at the same
+    # time sees the old state or the whole file
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    np.savez(tmp, images=digits.images, target=digits.target)
+    os.replace(tmp, cache)
+    return digits.images, digits.target
 
 
 class DigitsCNN(nn.Module):
