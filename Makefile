@@ -10,6 +10,11 @@ PIP := $(VENV)/bin/pip
 TORCH := torch==2.13.0
 PORT ?= 8888
 JS_SOURCES := $(shell find js -name '*.ts' -o -name '*.mjs' 2>/dev/null)
+# Let Python keep the bytecode it compiles (this machine's environment sets
+# PYTHONDONTWRITEBYTECODE=1, and the install below skips byte-compiling): otherwise every process
+# compiles what it imports from source again, ~3.5 s more per `import torch` on a fresh .venv,
+# paid by each kernel, torchrun rank and notebook the tests start.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo test checks lint typecheck vitest warm pytest build chromium clean
 
@@ -28,7 +33,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.txt package.json node_module
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# --no-compile: byte-compiling every installed file took half the install (171 -> 80 s here);
-	# Python compiles what it imports, once, on first use.
+	# Python compiles what it imports, once, on first use (see PYTHONDONTWRITEBYTECODE above).
 	$(PIP) install --no-compile $(TORCH) -r requirements-dev.txt -e .
 	# The editable build's hook runs `npm install` again, which rewrites package-lock.json: mark
 	# node_modules as installed after it, or every later `make` would reinstall everything.
