@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(cache) as f:
             return f["images"], f["target"]
-    except (OSError, KeyError, ValueError):  # not there yet, or unreadable: make it again
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # not there, or damaged
         pass
     from sklearn.datasets import load_digits
 
