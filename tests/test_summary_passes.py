@@ -1,6 +1,7 @@
 """The statistics and histogram passes (``inspect.histogram``) against brute-force references:
 the fine bins exactly as the float32 formula defines them, NaN/Inf counted, odd sizes and
-chunk boundaries, strided and non-float input."""
+chunk boundaries, strided and non-float input; through the torch ops and through the numba
+kernels (``summary_kernels.py``, which take contiguous float32 tensors)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,21 @@ import numpy as np
 import pytest
 import torch
 
+from layerscope.inspect import fused, summary_kernels
 from layerscope.inspect import histogram as H
+
+assert fused.available(), "numba is a test dependency: the summary kernels must run here"
+
+
+@pytest.fixture(autouse=True, params=["torch", "numba"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here through the torch ops and through the numba kernels (for every size:
+    in use they take tensors of ``MIN_VALUES`` values and more)."""
+    if request.param == "torch":
+        monkeypatch.setattr(summary_kernels, "worth_it", lambda t: False)
+    else:
+        monkeypatch.setattr(summary_kernels, "MIN_VALUES", 0)
+    return str(request.param)
 
 
 def _reference(x: torch.Tensor) -> tuple[dict, dict]:
@@ -162,3 +177,13 @@ def test_small_summaries_match_tensor_stats_and_leave_the_rest_to_it() -> None:
         for k in ("mean", "std", "norm"):
             assert s[k] == pytest.approx(ref[k], rel=1e-4, abs=1e-6), (k, t.shape)
     assert got[2]["std"] == 0.0
+
+
+def test_the_summarized_tensor_is_left_as_it_was() -> None:
+    # Tensor.numpy() would mark the storage as never resizable again: the passes must not.
+    x = torch.randn(50_000)
+    before = x.clone()
+    H.summarize(x)
+    assert torch.equal(x, before)
+    x.untyped_storage().resize_(0)
+    assert x.untyped_storage().nbytes() == 0

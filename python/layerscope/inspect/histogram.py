@@ -6,7 +6,9 @@ the first gives count, min/max, mean/std/norm, share of exact zeros and NaN/+Inf
 equal bins over ``[min, max]`` plus the smallest non-zero and largest magnitude (the range of a
 log-magnitude colour scale). Percentiles come from the histogram: ``percentile(hist, q)`` is
 within one fine bin, ``(max - min) / FINE_BINS``, of the exact value. A tensor of millions of
-values is read by two threads at once, each pass split into ranges (``SPLIT_THREADS``).
+values is read by two threads at once, each pass split into ranges (``SPLIT_THREADS``). A big
+contiguous float32 tensor takes numba kernels that read each value once a pass, with the same
+results (``summary_kernels.py``; the torch ops below otherwise).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from ..wire.tiles import chunk_elements, tile_threads
+from . import summary_kernels
 from .stats import as_tensor
 
 FINE_BINS = 4096
@@ -152,7 +155,10 @@ def _stats(t: torch.Tensor) -> dict[str, Any]:
     # Sums around the first chunk's mean where that mean is large against its spread (no
     # cancellation in the variance), else plain sums (relative error ~1e-7 either way).
     shift = _first_shift(t, size) if t.numel() else 0.0
-    parts = _in_parts(lambda p: _stats_part(p, size, shift), _parts(t))
+    native = summary_kernels.worth_it(t)
+    if native:
+        summary_kernels.load()
+    parts = _in_parts(lambda p: _stats_part(p, size, shift, native), _parts(t))
     n = sum(q["n"] for q in parts)
     nan, posinf, neginf = (sum(q[k] for q in parts) for k in ("nan", "posinf", "neginf"))
     nonzero = sum(q["nonzero"] for q in parts)
@@ -184,7 +190,9 @@ def _scratch(buf: torch.Tensor, n: int) -> torch.Tensor:
     return buf[:n] if n <= buf.numel() else torch.empty(n, dtype=buf.dtype)
 
 
-def _stats_part(t: torch.Tensor, size: int, shift: float) -> dict[str, Any]:
+def _stats_part(t: torch.Tensor, size: int, shift: float, native: bool) -> dict[str, Any]:
+    if native:  # one read a value (summary_kernels.py)
+        return summary_kernels.stats_part(t, shift)
     n = nan = posinf = neginf = nonzero = 0
     lo, hi = math.inf, -math.inf
     total = total_sq = 0.0
@@ -243,7 +251,10 @@ def _histogram(t: torch.Tensor, stats: dict[str, Any]) -> dict[str, Any]:
         t = t.to(torch.uint8)
     all_finite = stats["finite"] == stats["numel"]
     size = _buffer_elements(t.numel())
-    parts = _in_parts(lambda p: _histogram_part(p, size, lo, hi, all_finite), _parts(t))
+    native = summary_kernels.worth_it(t)
+    if native:
+        summary_kernels.load()
+    parts = _in_parts(lambda p: _histogram_part(p, size, lo, hi, all_finite, native), _parts(t))
     counts = sum(c for c, _ in parts[1:]) + parts[0][0] if len(parts) > 1 else parts[0][0]
     least = min(m for _, m in parts)
     counts[FINE_BINS - 1] += counts[FINE_BINS]
@@ -258,7 +269,7 @@ def _histogram(t: torch.Tensor, stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _histogram_part(
-    t: torch.Tensor, size: int, lo: float, hi: float, all_finite: bool
+    t: torch.Tensor, size: int, lo: float, hi: float, all_finite: bool, native: bool
 ) -> tuple[torch.Tensor, int]:
     """The ``FINE_BINS + 1`` counts (the last: offsets one past the end) and the least
     magnitude bits of the finite values of ``t``."""
@@ -273,6 +284,8 @@ def _histogram_part(
     with np.errstate(over="ignore"):
         overflows = not math.isfinite(float(np.float32(hi) - np.float32(lo)))
         narrow = not math.isfinite(float(np.float32(k)))
+    if native:  # one read a value, the same bins (summary_kernels.py)
+        return summary_kernels.histogram_part(t, FINE_BINS, lo, k, narrow, overflows, all_finite)
     # Every temporary in buffers made once (float offsets, int32 bin indices and magnitude bits:
     # 8 bytes a value), over chunks of at most 1/256 of the tensor: per-chunk allocations left
     # ~10 MB of freed heap held by malloc after a 64 MB tensor.
