@@ -155,9 +155,7 @@ def _stats(t: torch.Tensor) -> dict[str, Any]:
     # Sums around the first chunk's mean where that mean is large against its spread (no
     # cancellation in the variance), else plain sums (relative error ~1e-7 either way).
     shift = _first_shift(t, size) if t.numel() else 0.0
-    native = summary_kernels.worth_it(t)
-    if native:
-        summary_kernels.load()
+    native = summary_kernels.take(t)
     parts = _in_parts(lambda p: _stats_part(p, size, shift, native), _parts(t))
     n = sum(q["n"] for q in parts)
     nan, posinf, neginf = (sum(q[k] for q in parts) for k in ("nan", "posinf", "neginf"))
@@ -251,9 +249,7 @@ def _histogram(t: torch.Tensor, stats: dict[str, Any]) -> dict[str, Any]:
         t = t.to(torch.uint8)
     all_finite = stats["finite"] == stats["numel"]
     size = _buffer_elements(t.numel())
-    native = summary_kernels.worth_it(t)
-    if native:
-        summary_kernels.load()
+    native = summary_kernels.take(t)
     parts = _in_parts(lambda p: _histogram_part(p, size, lo, hi, all_finite, native), _parts(t))
     counts = sum(c for c, _ in parts[1:]) + parts[0][0] if len(parts) > 1 else parts[0][0]
     least = min(m for _, m in parts)

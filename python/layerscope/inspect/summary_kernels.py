@@ -46,10 +46,13 @@ def worth_it(t: torch.Tensor) -> bool:
     )
 
 
-def load() -> None:
-    """Compile the kernels or load them from numba's cache, once: before a pass splits over
-    threads, so that they do not both compile them."""
+def take(t: torch.Tensor) -> bool:
+    """``worth_it(t)``, and then the kernels compiled or loaded from numba's cache (once, here:
+    before a pass splits over threads, so that the threads do not both compile them)."""
+    if not worth_it(t):
+        return False
     _kernels()
+    return True
 
 
 def _kernels() -> tuple[Any, Any, Any, Any]:
