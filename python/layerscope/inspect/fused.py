@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
+
 # Force the torch path (tests compare the two; LAYERSCOPE_FUSED=0 turns the kernel off).
 ENABLED = os.environ.get("LAYERSCOPE_FUSED", "1") != "0"
 # Values (samples x per-sample values of the collected layers) from which the kernel repays
@@ -517,9 +519,9 @@ class Accumulators:
         # (B, T, D) seen through as_units): the kernels read either without a copy
         units_last = (w.shape[2] == 1 or w.stride(2) != 1) and w.transpose(1, 2).is_contiguous()
         if units_last:
-            a = w.transpose(1, 2).numpy()
+            a = numpy_view(w.transpose(1, 2))
         else:
-            a = (w if w.stride(2) == 1 else w.contiguous()).numpy()
+            a = numpy_view(w if w.stride(2) == 1 else w.contiguous())
         b = w.shape[0]
         if self._rows is None or self._rows[0].shape[0] != b:
             self._rows = (

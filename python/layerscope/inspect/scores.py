@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
 from .capture import first_tensor
 
 CHUNK_VALUES = 2**18
@@ -46,7 +47,7 @@ class Scores:
     def add(self, output: Any, yb: torch.Tensor | None) -> None:
         """One batch: the model's ``output`` and its labels ``yb`` (None without labels)."""
         if yb is not None:
-            self.labels.append(yb.cpu().numpy())
+            self.labels.append(numpy_view(yb.cpu()).copy())  # the user may reuse the buffer
         self._batches += 1
         if not self.predict:
             return

@@ -19,12 +19,12 @@ they are loaded) and the torch path otherwise.
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
 from . import fused
 
 # Values from which a pass repays loading numba and the kernels (the torch path reads 1 GiB in
@@ -67,19 +67,9 @@ def _kernels() -> tuple[Any, Any, Any, Any]:
     return _compiled
 
 
-def _flat(t: torch.Tensor) -> np.ndarray:
-    """A contiguous float32 CPU tensor's values as a flat numpy array on the same memory (valid
-    while ``t`` lives). Not ``t.numpy()``: that marks the user's storage as never resizable
-    again (``x.untyped_storage().resize_(0)`` would then raise), long after the pass."""
-    n = t.numel()
-    if n == 0:
-        return np.empty(0, np.float32)
-    return np.ctypeslib.as_array((ctypes.c_float * n).from_address(t.data_ptr()))
-
-
 def stats_part(t: torch.Tensor, shift: float) -> dict[str, Any]:
     """``histogram._stats_part`` of a contiguous float32 tensor (any shape)."""
-    a = _flat(t)
+    a = numpy_view(t).reshape(-1)
     s32 = np.float32(shift)
     fast, careful, _, _ = _kernels()
     lo, hi, total, total_sq, nonzero, bad = fast(a, s32)
@@ -107,7 +97,7 @@ def histogram_part(
     """``histogram._histogram_part`` of a contiguous float32 tensor: the ``bins + 1`` counts
     and the least magnitude bits of its finite values (``k``: bins per unit, 0 for one value;
     ``narrow``: offsets in float64; ``overflows``: offsets clamped before the cast)."""
-    a = _flat(t)
+    a = numpy_view(t).reshape(-1)
     counts = np.zeros((4, bins + 1), np.int64)
     mode = 3 if not k else 2 if narrow else 1 if overflows else 0
     _, _, fast, careful = _kernels()

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..numpy_view import numpy_view
 from .histograms import count
 
 HEADER = 10
@@ -168,7 +169,7 @@ def local_moments(x: torch.Tensor) -> tuple[list[float], float, float]:
     finite values; +inf/-inf when there is none)."""
     flat = x.detach().reshape(-1)
     if flat.device.type == "cpu" and flat.dtype == torch.float32 and flat.numel():
-        fast = _local_moments_numpy(flat.numpy())
+        fast = _local_moments_numpy(numpy_view(flat))
         if fast is not None:
             return fast
     if not flat.is_floating_point():
@@ -297,7 +298,7 @@ def _batched(
 ) -> list[Any]:
     """``local_summaries`` of the small tensors ``xs[idx]`` in one pass; None for those with
     NaN/Inf (done one by one)."""
-    arrays = [xs[i].detach().reshape(-1).numpy() for i in idx]
+    arrays = [numpy_view(xs[i].reshape(-1)) for i in idx]
     sizes = np.fromiter((a.size for a in arrays), np.int64, len(arrays))
     starts = np.zeros(len(arrays), np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])

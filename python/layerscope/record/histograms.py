@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
+
 DEFAULT_BINS = 64
 HEADROOM = 0.5
 # histc counts in float32, exact only up to 2**24 a bin: bigger tensors are counted in chunks of
@@ -90,7 +92,7 @@ def histc(flat: torch.Tensor, bins: int, lo: float, hi: float, inside: bool = Fa
     [2, 2]
     """
     if flat.device.type == "cpu" and flat.dtype in _NUMPY_HISTC and lo < hi:
-        counts = _histc_numpy(flat.detach().numpy(), bins, lo, hi, inside)
+        counts = _histc_numpy(numpy_view(flat), bins, lo, hi, inside)
         if counts is not None:
             return counts
     if flat.numel() <= EXACT_CHUNK:

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
 from .thinning import reduced_shape
 
 RESOLUTIONS = ("full", "reduced", "stats")
@@ -153,7 +154,7 @@ def reduce_tensor(
         m = m.float()
     fy, fx = factors if factors is not None else reduced_shape(shape, max_elements)
     if fy == fx == 1:
-        return m.cpu().numpy().copy()
+        return numpy_view(m.cpu()).copy()
     if rows == 0:  # an empty shard (FSDP2 pads uneven splits on the last ranks)
         return np.zeros((0, math.ceil(cols / fx)), np.float32)
     ry, rx = math.ceil(rows / fy), math.ceil(cols / fx)

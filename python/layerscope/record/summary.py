@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
 from .histograms import HistogramCounts
 
 # summarize_fused: tensors of at least FUSED_MIN values, read in chunks of CHUNK values (512 KB of
@@ -48,7 +49,7 @@ def summarize(t: torch.Tensor, units: bool = False) -> dict[str, Any]:
     """
     t = t.detach()
     if t.device.type == "cpu" and t.numel() <= NUMPY_MAX and t.dtype in _NUMPY_DTYPES:
-        return _summarize_numpy(t.numpy(), units)
+        return _summarize_numpy(numpy_view(t), units)
     out: dict[str, Any] = {
         "shape": list(t.shape),
         "dtype": str(t.dtype).removeprefix("torch."),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
 from ..wire.codec import encode_array
 
 THUMB_MAX_SIDE = 96
@@ -125,4 +126,4 @@ def bake_samples(
 
 
 def _features16(x: torch.Tensor) -> np.ndarray:
-    return x.detach().float().flatten(1)[:, :MAX_FEATURES].numpy().astype(np.float16)
+    return numpy_view(x.detach().float().flatten(1)[:, :MAX_FEATURES]).astype(np.float16)

@@ -28,6 +28,7 @@ from ..inspect.examples import incoming_weights, quantile_groups
 from ..inspect.modules import check_module, find_module
 from ..inspect.receptive import FieldMap
 from ..inspect.unitstats import as_units
+from ..numpy_view import numpy_view
 from ..wire.codec import encode_array
 from .base import BaseView, request
 from .bundles import bundle
@@ -421,7 +422,7 @@ class UnitsView(BaseView):
             imgs = [image_u8(t) for t in x]
             out["images"] = _payload(np.stack(imgs))
             if data.layout == "conv" and len(data.shape) == 3 and acts is not None:
-                maps = acts[:, unit].float().numpy()
+                maps = numpy_view(acts[:, unit].float())
                 hi = float(np.nanmax(np.abs(maps))) if np.isfinite(maps).any() else 1.0
                 out["maps"] = _payload(_u8(maps, 0.0, hi if hi > 0 else 1.0))
                 if self._data_view:
@@ -439,7 +440,7 @@ class UnitsView(BaseView):
             return out
         out["kind"] = "features"
         flat = x.float().flatten(1)[:, :256]
-        out["features"] = _payload(flat.numpy().astype(np.float16))
+        out["features"] = _payload(numpy_view(flat).astype(np.float16))
         return out
 
     def _name(self, arr: np.ndarray | None, i: int) -> str | None:

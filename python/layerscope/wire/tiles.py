@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..numpy_view import numpy_view
+
 Aggregation = Literal["mean", "maxabs", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "maxabs", "min", "max")
 
@@ -152,7 +154,7 @@ def _block_reduce(
         return (
             win.to(torch.float32).cpu().numpy()
             if win.dtype != torch.float32
-            else win.cpu().numpy().copy()
+            else numpy_view(win.cpu()).copy()
         )
     step = max(1, chunk_elements(x.numel()) // max(1, w))
     if h % out_h == 0:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from ..numpy_view import numpy_view
+
 
 def exact_text(value: torch.Tensor | np.generic | float | int) -> str:
     """The shortest text that names ``value`` exactly in its own dtype.
@@ -20,7 +22,7 @@ def exact_text(value: torch.Tensor | np.generic | float | int) -> str:
         t = value.detach().cpu()
         if t.dtype == torch.bfloat16:
             t = t.to(torch.float32)
-        value = t.numpy()[()]  # type: ignore[assignment]  # a numpy scalar
+        value = numpy_view(t)[()]  # type: ignore[assignment]  # a numpy scalar
     if isinstance(value, (bool, np.bool_)):
         return "True" if value else "False"
     if isinstance(value, (int, np.integer)):
