@@ -21,6 +21,8 @@ before issue 15) measured first, then the default (deferred passes for 2**22 ele
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
 import json
 import os
 import pathlib
@@ -133,11 +135,20 @@ def passes(client: Any, n: int) -> float:
     )
 
 
-LOADED = """() => new Promise((res) => {
+# Resolves with the time the heatmap painted; rejects after LOADED_TIMEOUT_MS instead of waiting
+# for ever (Playwright's evaluate has no timeout of its own) when a page never paints.
+LOADED_TIMEOUT_MS = 60_000
+LOADED = """(limit) => new Promise((res, rej) => {
   const done = () => document.querySelector('.ls-heatmap[data-token]');
   if (done()) return res(performance.now());
-  new MutationObserver((_, o) => { if (done()) { o.disconnect(); res(performance.now()); } })
-    .observe(document, {subtree: true, childList: true, attributes: true});
+  const o = new MutationObserver(() => {
+    if (done()) { o.disconnect(); clearTimeout(t); res(performance.now()); }
+  });
+  const t = setTimeout(() => {
+    o.disconnect();
+    rej(new Error(`no painted heatmap (.ls-heatmap[data-token]) after ${limit} ms`));
+  }, limit);
+  o.observe(document, {subtree: true, childList: true, attributes: true});
 })"""
 
 
@@ -157,10 +168,16 @@ def exported(browser: Any, root: pathlib.Path) -> dict[str, Any]:
         ),
     }
     # The same one-heatmap page as export_html wrote it before issue 15: require.js, anywidget's
-    # AMD module under its name and embed-amd.js, each inlined uncompressed.
+    # AMD module under its name and embed-amd.js, each inlined uncompressed, and the widget state
+    # as the JSON that embed-amd.js reads (not packed).
     one = pages["one 64x512 heatmap"].read_text()
     start = one.index("<script>window.__layerscopeOffline")
     end = one.index("</head>")
+    packed_open = f'<script type="{export.PACKED_STATE_TYPE}">'
+    s0 = one.index(packed_open)
+    s1 = one.index("</script>", s0)
+    state = json.loads(gzip.decompress(base64.b64decode(one[s0 + len(packed_open) : s1])))
+    one = one[:s0] + export.state_script_json(state) + one[s1 + len("</script>") :]
     before = [
         "<script>window.__layerscopeOffline = true;</script>",
         export._script(export._vendor("require.js")),
@@ -179,7 +196,7 @@ def exported(browser: Any, root: pathlib.Path) -> dict[str, Any]:
         with offline_guard(page) as attempted:
             for _ in range(3):
                 page.goto(path.as_uri())
-                times.append(page.evaluate(LOADED))
+                times.append(page.evaluate(LOADED, LOADED_TIMEOUT_MS))
         page.close()
         out[name] = {
             "bytes": path.stat().st_size,

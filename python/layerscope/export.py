@@ -141,13 +141,18 @@ PACKED_STATE_TYPE = "application/vnd.layerscope.widget-state+gzip"
 def state_script(manager_state: dict[str, Any]) -> str:
     """The <script> tag holding a page's saved widget state: packed when the small page manager
     reads it (every widget an anywidget), else the JSON that embed-amd.js reads."""
-    from ipywidgets.embed import escape_script
-
-    text = json.dumps(manager_state)
     if anywidgets_only(manager_state.get("state", {})):
+        text = json.dumps(manager_state)
         packed = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
         return f'<script type="{PACKED_STATE_TYPE}">{packed.decode()}</script>'
-    return f'<script type="{STATE_TYPE}">\n{escape_script(text)}\n</script>'
+    return state_script_json(manager_state)
+
+
+def state_script_json(manager_state: dict[str, Any]) -> str:
+    """The <script> tag of a page's saved widget state as the JSON that embed-amd.js reads."""
+    from ipywidgets.embed import escape_script
+
+    return f'<script type="{STATE_TYPE}">\n{escape_script(json.dumps(manager_state))}\n</script>'
 
 
 @functools.lru_cache(maxsize=4)
