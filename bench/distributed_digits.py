@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -130,7 +131,7 @@ def main() -> None:
         writer = SummaryWriter(args.store)
     out = Path(args.out) if args.out else None
     gen = torch.Generator().manual_seed(rank)
-    epoch_times, epoch_cpu = [], []
+    epoch_times, epoch_cpu, epoch_faults = [], [], []
     losses: list[float] = []  # this rank's, for the tests' reference (reduce="mean" or rank 0's)
     ref: dict[str, list[list[float]]] = {"grad": [], "ratio": []}  # --ref-norms
 
@@ -158,6 +159,7 @@ def main() -> None:
 
     for e in range(args.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         trained.train()
         order = torch.randperm(len(x_train), generator=gen)
         for start in range(0, len(order), args.batch):
@@ -183,6 +185,8 @@ def main() -> None:
                 writer.flush()
         epoch_times.append(time.perf_counter() - t0)
         epoch_cpu.append(time.process_time() - c0)  # all threads: gloo's, the store writer's
+        # pages touched for the first time (minor faults), all threads: costly on a VM
+        epoch_faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
         if out is not None:
             params = {n: full(p) for n, p in model.named_parameters()}
             out.mkdir(parents=True, exist_ok=True)
@@ -214,6 +218,7 @@ def main() -> None:
         info = {
             "epoch_s": epoch_times,
             "epoch_cpu_s": epoch_cpu,
+            "epoch_faults": epoch_faults,
             "communicated": rec.communicated if rec is not None else [],
             "param_bytes": sum(p.numel() * 4 for p in model.parameters()),
             "rank": rank,

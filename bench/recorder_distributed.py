@@ -57,6 +57,7 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
     configs = ["none", "layerscope", "tensorboard"]
     times: dict[str, list[float]] = {c: [] for c in configs}
     cpu: dict[str, list[float]] = {c: [] for c in configs}
+    faults: dict[str, list[int]] = {c: [] for c in configs}
     comm: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -71,6 +72,7 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
                 info = json.loads((out / "timing.json").read_text())
                 times[c] += info["epoch_s"][1:]  # epoch 0: warm-up
                 cpu[c] += info["epoch_cpu_s"][1:]
+                faults[c] += info["epoch_faults"][1:]
                 if c == "layerscope":
                     comm["ddp"] = info
         out = Path(tmp) / "fsdp"
@@ -95,7 +97,8 @@ def distributed(epochs: int, width: int, repeats: int) -> None:
         mc = statistics.median(cpu[c])
         print(
             f"  {label:12} wall {m * 1e3:7.1f} ms/epoch ({(m / plain - 1) * 100:+6.1f}%)   "
-            f"CPU {mc * 1e3:7.1f} ms/epoch ({(mc / plain_cpu - 1) * 100:+6.1f}%)"
+            f"CPU {mc * 1e3:7.1f} ms/epoch ({(mc / plain_cpu - 1) * 100:+6.1f}%)   "
+            f"page faults {statistics.median(faults[c]):,.0f}/epoch"
         )
     interleaved(epochs, width, repeats)
     for mode, info in comm.items():
