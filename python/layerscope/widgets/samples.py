@@ -126,4 +126,4 @@ def bake_samples(
 
 
 def _features16(x: torch.Tensor) -> np.ndarray:
-    return numpy_view(x.detach().float().flatten(1)[:, :MAX_FEATURES]).astype(np.float16)
+    return numpy_view(x.detach().float().flatten(1)[:, :MAX_FEATURES].cpu()).astype(np.float16)

@@ -422,7 +422,7 @@ class UnitsView(BaseView):
             imgs = [image_u8(t) for t in x]
             out["images"] = _payload(np.stack(imgs))
             if data.layout == "conv" and len(data.shape) == 3 and acts is not None:
-                maps = numpy_view(acts[:, unit].float())
+                maps = numpy_view(acts[:, unit].float().cpu())
                 hi = float(np.nanmax(np.abs(maps))) if np.isfinite(maps).any() else 1.0
                 out["maps"] = _payload(_u8(maps, 0.0, hi if hi > 0 else 1.0))
                 if self._data_view:
@@ -440,7 +440,7 @@ class UnitsView(BaseView):
             return out
         out["kind"] = "features"
         flat = x.float().flatten(1)[:, :256]
-        out["features"] = _payload(numpy_view(flat).astype(np.float16))
+        out["features"] = _payload(numpy_view(flat.cpu()).astype(np.float16))
         return out
 
     def _name(self, arr: np.ndarray | None, i: int) -> str | None:
