@@ -50,8 +50,9 @@ class _Holder:
 def numpy_view(t: torch.Tensor) -> np.ndarray:
     """``t`` (a CPU tensor) as a numpy array on the same memory, with its shape and strides, and
     the tensor's storage left resizable (see the module docstring). Writable, as
-    ``Tensor.numpy()`` is. A tensor with its negative or conjugate bit set is read through a
-    resolved copy."""
+    ``Tensor.numpy()`` is. A tensor with its negative or conjugate bit set (which
+    ``Tensor.numpy()`` refuses) is read through a resolved copy: writes to that array do not
+    reach the tensor."""
     if t.device.type != "cpu":
         raise ValueError(f"numpy_view needs a CPU tensor, got one on {t.device}")
     dtype = _numpy_dtype(t.dtype)
