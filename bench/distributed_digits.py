@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--snapshot", default="auto")
     ap.add_argument("--reduce", default=None)
+    ap.add_argument("--every", type=int, default=1, help="Recorder(every=): norms every k steps")
+    ap.add_argument("--no-probe", action="store_true", help="Recorder without a probe")
     ap.add_argument("--epoch-sleep", type=float, default=0.0, help="seconds after each epoch")
     ap.add_argument(
         "--extra-epoch-rank", type=int, default=-1, help="this rank calls epoch() once more"
@@ -109,7 +111,8 @@ def main() -> None:
             recorded = DigitsCNN(width=args.width + 1)
         rec = ls.Recorder(
             recorded,
-            probe=x_test[:8],
+            probe=None if args.no_probe else x_test[:8],
+            every=args.every,
             store=args.store,
             snapshot=snapshot,
             reduce=args.reduce,
