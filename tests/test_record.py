@@ -368,6 +368,51 @@ def test_budget_is_respected_counting_every_array_held(data):
     assert rec.thinned
 
 
+def _counted_afresh(rec) -> int:
+    return rec._log.nbytes + sum(r.nbytes for r in rec._records.values())
+
+
+def test_nbytes_stays_exact_and_an_epoch_counts_only_its_own_record(data, monkeypatch):
+    """rec.nbytes is kept as a running count: exact through thinning and histograms filled in
+    later, and an epoch() of a long run does not walk every record (that was quadratic)."""
+    from layerscope.record.history import EpochRecord
+
+    model = small_model()
+    rec = ls.Recorder(model, probe=data[2][:8], budget=150_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecorderWarning)
+        train(model, 6, recorder=rec, data=data)
+    assert rec.thinned  # arrays were reduced and dropped along the way
+    assert rec.nbytes == _counted_afresh(rec)
+    rec.stats(0)  # histograms and stats filled in from what is held
+    rec.histograms("features.0.weight")
+    assert rec.nbytes == _counted_afresh(rec)
+
+    counted: list[int] = []
+    real = EpochRecord.nbytes.fget
+    monkeypatch.setattr(
+        EpochRecord, "nbytes", property(lambda r: counted.append(r.epoch) or real(r))
+    )
+    tiny = Tiny()
+    long_run = ls.Recorder(tiny)
+    for _ in range(40):
+        tiny_steps(tiny, long_run, 1)
+        long_run.epoch()
+    assert len(counted) <= 40 + 1  # each record once when added (and all once at the first count)
+    assert long_run.nbytes == _counted_afresh(long_run)
+
+
+def test_nbytes_of_a_reopened_store_counts_what_it_loaded(tmp_path, data):
+    model = small_model()
+    rec = ls.Recorder(model, probe=data[2][:8], store=tmp_path / "run")
+    train(model, 2, recorder=rec, data=data)
+    rec.close()
+    run = ls.Recorder.open(tmp_path / "run")
+    assert run.nbytes == _counted_afresh(run)
+    run.stats(1)
+    assert run.nbytes == _counted_afresh(run)
+
+
 # -- bad inputs --------------------------------------------------------------------------------
 
 

@@ -135,6 +135,11 @@ class History:
         self._sampling: dict[str, int] = {}
         # Epochs whose snapshots the policy kept reduced or skipped (not the budget's thinning).
         self._policy_reduced: set[int] = set()
+        # The bytes each record holds, as last counted, and their sum (see ``_recount``): a
+        # recount of every record at each epoch() made a run of thousands of epochs quadratic.
+        self._held: dict[int, int] = {}
+        self._held_total = 0
+        self._held_of: dict[int, EpochRecord] | None = None  # the records dict they were counted in
 
     # -- what there is ----------------------------------------------------------------------
 
@@ -187,7 +192,20 @@ class History:
     @property
     def nbytes(self) -> int:
         """Bytes of history held in memory (tensors, histograms, per-step series)."""
-        return self._log.nbytes + sum(r.nbytes for r in self._records.values())
+        records = self._records
+        if records is not self._held_of or len(records) != len(self._held):
+            # records swapped in (a store loaded) or added without a count: count them all
+            self._held, self._held_total, self._held_of = {}, 0, records
+            for r in list(records.values()):
+                self._recount(r)
+        return self._log.nbytes + self._held_total
+
+    def _recount(self, r: EpochRecord) -> None:
+        """Count the bytes record ``r`` holds: when it is added, and again whenever its tensors or
+        histograms change (thinning, histograms filled in later)."""
+        new = r.nbytes
+        self._held_total += new - self._held.get(r.epoch, 0)
+        self._held[r.epoch] = new
 
     def snapshot_epochs(self, name: str) -> list[int]:
         """Epochs at which parameter ``name`` can be read (exactly or reduced)."""
@@ -255,6 +273,7 @@ class History:
         """
         r = self._record(epoch)
         fill_derived(r, self._edges)
+        self._recount(r)
         return {"params": dict(r.param_stats), "activations": dict(r.act_stats)}
 
     def change(self, epoch: int | None = None) -> dict[str, float]:
@@ -305,6 +324,7 @@ class History:
             raise _unknown("parameter histogram", name, list(self._edges))
         for r in self._sorted():
             fill_derived(r, self._edges, names=(name,))
+            self._recount(r)
         records = [r for r in self._sorted() if name in r.hist]
         bins = len(self._edges[name]) - 1
         return Histograms(

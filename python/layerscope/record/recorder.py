@@ -572,6 +572,7 @@ class Recorder(History):
         if not probe_first:
             self._probe(record)
         self._records[e] = record
+        self._recount(record)
         self._next_epoch = e + 1
         if self._store is not None:
             if self.rank == self._acts_rank != 0:  # this rank ran the probe: its acts, always
@@ -1092,6 +1093,7 @@ class Recorder(History):
             names = [n for n, h in [*r.params.items(), *r.acts.items()] if h.array is not None]
             for h in r.tensors():
                 h.array = None
+            self._recount(r)
             actions.append(self._thin_entry(drop, "dropped", names))
         # 3. Last resort: the protected epochs at reduced resolution too, ever coarser (down to
         # 64 values a tensor), the last epoch last.
@@ -1144,6 +1146,7 @@ class Recorder(History):
                 if r.epoch == max(self._records) and name in self._last:
                     # Hold no full copy beside the reduced one: the next change is approximate.
                     self._last[name] = (h.array, False)
+        self._recount(r)  # its arrays shrank, and fill_derived may have added histograms
         if names:
             actions.append(self._thin_entry(r.epoch, "reduced", names))
 
