@@ -200,6 +200,13 @@ class History:
                 self._recount(r)
         return self._log.nbytes + self._held_total
 
+    def _fill(self, r: EpochRecord, names: Iterable[str] | None = None) -> None:
+        """``fill_derived``, and a recount of ``r`` when it added histograms."""
+        before = len(r.hist)
+        fill_derived(r, self._edges, names=names)
+        if len(r.hist) != before:
+            self._recount(r)
+
     def _recount(self, r: EpochRecord) -> None:
         """Count the bytes record ``r`` holds: when it is added, and again whenever its tensors or
         histograms change (thinning, histograms filled in later)."""
@@ -272,8 +279,7 @@ class History:
         zero on every probe sample.
         """
         r = self._record(epoch)
-        fill_derived(r, self._edges)
-        self._recount(r)
+        self._fill(r)
         return {"params": dict(r.param_stats), "activations": dict(r.act_stats)}
 
     def change(self, epoch: int | None = None) -> dict[str, float]:
@@ -323,8 +329,7 @@ class History:
         if name not in self._edges:
             raise _unknown("parameter histogram", name, list(self._edges))
         for r in self._sorted():
-            fill_derived(r, self._edges, names=(name,))
-            self._recount(r)
+            self._fill(r, (name,))
         records = [r for r in self._sorted() if name in r.hist]
         bins = len(self._edges[name]) - 1
         return Histograms(
