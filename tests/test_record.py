@@ -938,3 +938,43 @@ def test_statistics_of_many_tensors_at_once_equal_those_of_each_alone():
         assert (lo, hi) == (want_lo, want_hi) or (math.isnan(lo) and math.isnan(want_lo)), i
         assert np.array_equal(h, local_histogram(x, edges[i], (want_m, want_lo, want_hi))), i
     assert got[3][1][-1] > 0 and got[3][1][-2] > 0  # under- and overflow counted
+
+
+def test_a_step_series_read_whole_keeps_the_later_of_a_repeated_step():
+    from layerscope.record.steplog import Series
+
+    series = Series(
+        [
+            (np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])),
+            (np.array([2, 3]), np.array([30.0, 4.0])),  # step 2 again: the later value
+            (np.array([5, 5, 6]), np.array([5.0, 50.0, 6.0])),  # twice in one segment
+            (np.array([9]), np.array([9.0])),  # past the steps asked for
+        ]
+    )
+    np.testing.assert_array_equal(series.dense(8), [1, 2, 30, 4, np.nan, 50, 6, np.nan])
+    assert series.dense(0).shape == (0,) and np.isnan(Series().dense(3)).all()
+    # A recorder whose epoch() is called every step adds a segment a step to each series: they
+    # are joined every MERGE_AT, the parameters' norms keeping one shared step array.
+    from layerscope.record.steplog import MERGE_AT
+
+    model = nn.Linear(2, 1)
+    rec = ls.Recorder(model, ratio_every=0)
+    norms = []
+    for s in range(3 * MERGE_AT + 5):
+        model.zero_grad()
+        model(torch.randn(4, 2)).square().mean().backward()
+        norms.append([float(p.grad.norm()) for p in model.parameters()])
+        rec.step(loss=float(s))
+        if s % 10 == 0:
+            rec.log(loss=-1.0)  # log() overwrites the step's loss
+        rec.epoch()
+    want = [-1.0 if s % 10 == 0 else float(s) for s in range(len(norms))]
+    assert rec.scalars()["loss"].tolist() == want
+    for j, name in enumerate(("weight", "bias")):
+        np.testing.assert_allclose(rec.grad_norms(name), [n[j] for n in norms], rtol=1e-6)
+    series = rec._log.series
+    assert all(len(v.segments) < MERGE_AT for v in series.values())
+    assert series["grad:weight"].segments[0][0] is series["grad:bias"].segments[0][0]
+    held = rec._log.nbytes
+    rec._log._recount()
+    assert rec._log.nbytes == held  # the running count stayed exact through the joins

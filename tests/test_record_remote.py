@@ -355,6 +355,10 @@ def test_reading_a_followed_run_while_its_poller_loads_epochs(tmp_path):
             run.histograms("0.weight")
             run.grad_norms("0.weight")
         reads += 1
+        # Let go of the GIL between rounds: a reader that never does starves the writer's
+        # threads (each handoff waits out the 5 ms switch interval; the 12 epochs then took
+        # ~17 s instead of 0.1 s, and ~minutes once these reads got cheaper).
+        time.sleep(0)
         assert time.monotonic() < deadline, f"the poller loaded {run.epochs} in 120 s"
     writer.join()
     run.close()

@@ -140,6 +140,12 @@ class History:
         self._held: dict[int, int] = {}
         self._held_total = 0
         self._held_of: dict[int, EpochRecord] | None = None  # the records dict they were counted in
+        # Per parameter, what ``histograms`` made: (records dict, records, last epoch, arrays).
+        self._hists: dict[str, tuple[dict[int, EpochRecord], int, int, list[np.ndarray]]] = {}
+        # The records in epoch order, and their steps once asked (see ``_sorted``).
+        self._sorted_of: list[Any] | None = None
+        # What ``_names_in`` has walked: (records dict, how many, the last epoch, the names).
+        self._seen: dict[str, tuple[dict[int, EpochRecord], int, int, dict[str, None]]] = {}
 
     # -- what there is ----------------------------------------------------------------------
 
@@ -151,12 +157,38 @@ class History:
     @property
     def parameters(self) -> list[str]:
         """Names of the parameters snapshotted in any epoch, in order of first appearance."""
-        return list(dict.fromkeys(n for r in self._sorted() for n in r.params))
+        return list(self._names_in("params"))
 
     @property
     def layers(self) -> list[str]:
         """Module paths whose probe activations were recorded."""
-        return list(dict.fromkeys(n for r in self._sorted() for n in r.acts))
+        return list(self._names_in("acts"))
+
+    def _names_in(self, kind: str) -> dict[str, None]:
+        """The names in every record's ``params`` or ``acts``, in order of first appearance.
+
+        Kept, and extended by the epochs recorded since the last call: a live view asks after
+        every ``epoch()``, and walking every record each time made a long run quadratic. Walked
+        afresh when the records were swapped (a store loaded) or an epoch came before the last
+        one seen. The kept dict is replaced, never changed, so a reader on another thread (a
+        follower's poller) never sees it change under it.
+        """
+        records = self._records
+        seen = self._seen.get(kind)
+        if seen is None or seen[0] is not records or seen[1] > len(records):
+            seen = (records, 0, -1, {})
+        _, n, last, names = seen
+        if n == len(records):
+            return names
+        keys = list(records)
+        new = sorted(e for e in keys if e > last)
+        if n + len(new) != len(keys):
+            n, names, new = 0, {}, sorted(keys)
+        names = {**names}
+        for e in new:
+            names.update(dict.fromkeys(getattr(records[e], kind)))
+        self._seen[kind] = (records, n + len(new), new[-1], names)
+        return names
 
     @property
     def pinned(self) -> list[int]:
@@ -263,7 +295,12 @@ class History:
 
     def epoch_steps(self) -> np.ndarray:
         """For each epoch in ``epochs``: the number of steps recorded when it ended (an x position)."""
-        return np.asarray([r.step for r in self._sorted()], dtype=np.int64)
+        self._sorted()  # (brings ``_sorted_of`` up to date)
+        kept = self._sorted_of
+        assert kept is not None
+        if kept[2] is None:  # once per set of records: a live view asks several times an epoch
+            kept[2] = np.asarray([r.step for r in kept[1]], dtype=np.int64)
+        return kept[2].copy()
 
     def metrics(self) -> dict[str, np.ndarray]:
         """Per-epoch metrics passed to ``epoch(**metrics)``, aligned with ``epochs`` (NaN where absent)."""
@@ -328,21 +365,33 @@ class History:
         """
         if name not in self._edges:
             raise _unknown("parameter histogram", name, list(self._edges))
-        for r in self._sorted():
-            self._fill(r, (name,))
-        records = [r for r in self._sorted() if name in r.hist]
+        of, records = self._records, self._sorted()
+        # The rows made by the last call, extended by the records added since (a live view asks
+        # after every epoch). A record's histogram, once filled or found unfillable (no exact
+        # tensor), does not change, so the earlier rows stand while the records are the same.
+        kept = self._hists.get(name)
+        if kept is not None:
+            n, last = kept[1], kept[2]
+            if kept[0] is not of or n > len(records) or (n and records[n - 1].epoch != last):
+                kept = None
+        new = records[kept[1] :] if kept is not None else records
+        for r in new:
+            if name not in r.hist:  # (the common case, filled already: no call)
+                self._fill(r, (name,))
+        rows = [r.hist[name] for r in new if name in r.hist]
         bins = len(self._edges[name]) - 1
-        return Histograms(
-            name=name,
-            edges=self._edges[name].copy(),
-            epochs=np.asarray([r.epoch for r in records], dtype=np.int64),
-            counts=np.stack([r.hist[name].counts for r in records])
-            if records
-            else np.zeros((0, bins), np.int64),
-            underflow=np.asarray([r.hist[name].underflow for r in records], dtype=np.int64),
-            overflow=np.asarray([r.hist[name].overflow for r in records], dtype=np.int64),
-            nan=np.asarray([r.hist[name].nan for r in records], dtype=np.int64),
-        )
+        parts = [
+            np.asarray([r.epoch for r in new if name in r.hist], dtype=np.int64),
+            np.stack([h.counts for h in rows]) if rows else np.zeros((0, bins), np.int64),
+            np.asarray([h.underflow for h in rows], dtype=np.int64),
+            np.asarray([h.overflow for h in rows], dtype=np.int64),
+            np.asarray([h.nan for h in rows], dtype=np.int64),
+        ]
+        if kept is not None:
+            parts = [np.concatenate([a, b]) for a, b in zip(kept[3], parts, strict=True)]
+        self._hists[name] = (of, len(records), records[-1].epoch if records else -1, parts)
+        epochs, counts, under, over, nan = (a.copy() for a in parts)
+        return Histograms(name, self._edges[name].copy(), epochs, counts, under, over, nan)
 
     def layer_change(self, a: int | None = None, b: int | None = None) -> dict[str, float]:
         """Per module path: ‖W_b − W_a‖ / ‖W_a‖ over the parameters the module owns directly
@@ -392,7 +441,13 @@ class History:
         """Bring pending device-side values to the host (a Recorder flushes its step log)."""
 
     def _sorted(self) -> list[EpochRecord]:
-        return [self._records[e] for e in sorted(self._records)]
+        """The records in epoch order: kept while the records dict is the same one with as many
+        records (records are only added, and a store load swaps in a new dict)."""
+        records = self._records
+        kept = self._sorted_of
+        if kept is None or kept[0] is not records or len(kept[1]) != len(records):
+            kept = self._sorted_of = [records, [records[e] for e in sorted(records)], None]
+        return list(kept[1])
 
     def _record(self, epoch: int | None) -> EpochRecord:
         if not self._records:

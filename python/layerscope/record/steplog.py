@@ -19,6 +19,8 @@ import torch
 
 # Pending steps held on the device before a forced flush (one host sync per this many steps).
 FLUSH_EVERY = 4096
+# Segments a series holds before they are joined into one (see ``merge_segments``).
+MERGE_AT = 32
 
 
 class RecorderWarning(UserWarning):
@@ -32,15 +34,50 @@ class Series:
     segments: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def dense(self, n: int) -> np.ndarray:
+        """The series at steps ``0..n-1``, NaN where it has no value; a step given twice keeps
+        the later value. (One assignment for all segments: a run whose ``epoch()`` is called
+        every step flushes a segment a step, and a loop over them made each read O(steps) in
+        Python, after every epoch in a live view.)"""
         out = np.full(n, np.nan)
-        for steps, values in self.segments:
-            keep = steps < n
-            out[steps[keep]] = values[keep]
+        segments = list(self.segments)
+        if not segments:
+            return out
+        steps = np.concatenate([s for s, _ in segments])
+        values = np.concatenate([v for _, v in segments])
+        keep = steps < n
+        steps, values = steps[keep], values[keep]
+        if len(steps) > 1 and not bool(np.all(steps[1:] > steps[:-1])):
+            # Repeated steps: numpy does not promise which of them an assignment keeps, so keep
+            # the last explicitly (the first occurrence in the reversed order).
+            steps, first = np.unique(steps[::-1], return_index=True)
+            values = values[::-1][first]
+        out[steps] = values
         return out
 
     @property
     def nbytes(self) -> int:
         return sum(s.nbytes + v.nbytes for s, v in self.segments)
+
+
+def merge_segments(series: dict[str, Series]) -> bool:
+    """Join the segments of every series that holds ``MERGE_AT`` or more into one; return whether
+    any was joined. A run whose ``epoch()`` is called every step adds a segment a step to each
+    series, and every read walks them; joined every ``MERGE_AT``, a series holds few. Step arrays
+    that series shared (one per flush for all parameters' norms) stay shared. A series' list of
+    segments is replaced, never changed, so a reader on another thread keeps a consistent one."""
+    shared: dict[tuple[int, ...], np.ndarray] = {}
+    held = []  # the replaced lists, alive until the end: their arrays' ids key ``shared``
+    for s in series.values():
+        segments = s.segments
+        if len(segments) < MERGE_AT:
+            continue
+        held.append(segments)
+        key = tuple(id(steps) for steps, _ in segments)
+        steps = shared.get(key)
+        if steps is None:
+            steps = shared[key] = np.concatenate([st for st, _ in segments])
+        s.segments = [(steps, np.concatenate([v for _, v in segments]))]
+    return bool(held)
 
 
 def _to_host(values: Sequence[torch.Tensor | float]) -> np.ndarray:
@@ -168,6 +205,8 @@ class StepLog:
             self.add_rows(self._rows, _rows_to_host(self._rows))
         self._rows = []
         self._pending = 0
+        if merge_segments(self.series):
+            self._recount()
 
     def add_rows(
         self, rows: Sequence[tuple[Any, Any, Any, Sequence[Any]]], flat: np.ndarray
