@@ -304,3 +304,88 @@ def test_a_scrub_overtaken_by_a_newer_epoch_while_following_keeps_the_newest() -
     view.scrubber.set_state({"follow": False})  # a real scrub turns following off first
     view.scrubber.set_state({"epoch": 2})
     assert view.epoch == 2
+
+
+def _same_payload(live: dict[str, Any], fresh: dict[str, Any], where: str) -> None:
+    assert live.keys() == fresh.keys(), where
+    for key, value in fresh.items():
+        got = live[key]
+        if isinstance(value, dict):
+            _same_payload(got, value, f"{where}/{key}")
+        elif isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(got, value, err_msg=f"{where}/{key}")
+        else:
+            assert got == value, f"{where}/{key}: {got!r} != {fresh!r}"
+
+
+def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned() -> None:
+    """The live push keeps what it built (shapes, frames, names, sorted records, the step log's
+    segments) between epochs; epoch() every step, NaN losses, a parameter that appears mid-run
+    and a budget that reduces and lets go of old epochs must not leave it showing anything a
+    new view of the same run would not."""
+    torch.manual_seed(3)
+
+    class Growing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(12, 12)
+            self.b = torch.nn.Linear(12, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x)))
+
+    model = Growing()
+    rec = ls.Recorder(
+        model, axis="step", probe=torch.randn(4, 12), budget=30_000, reduced_elements=36
+    )
+    live = ls.timeline(rec, layer="a")
+    other = ls.timeline(rec, layer="b", curves=False)  # the curves as data in _curves
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x = torch.randn(16, 12)
+    losses: list[float] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecorderWarning)  # the NaN losses, the thinning
+        for s in range(36):
+            if s == 12:  # a new parameter: recorded from the next epoch on
+                model.extra = torch.nn.Parameter(torch.randn(3, 5))
+            opt.zero_grad()
+            loss = model(x).square().mean()
+            loss.backward()
+            opt.step()
+            value = float("nan") if s % 7 == 3 else float(loss)
+            losses.append(value)
+            rec.step(loss=value)
+            if s % 5 == 1:
+                rec.step(loss=float(loss) / 2)  # two steps in this epoch
+                losses.append(float(loss) / 2)
+            rec.epoch()
+            fresh = TimelineView(rec, layer="a")
+            _same_payload(live.scrubber.frames, fresh.scrubber.frames, f"epoch {s}, a")
+            fresh_b = TimelineView(rec, layer="b", curves=False)
+            _same_payload(other.scrubber.frames, fresh_b.scrubber.frames, f"epoch {s}, b")
+            _same_payload(other.scrubber._curves, fresh_b.scrubber._curves, f"epoch {s}")
+            for mark in ("_loss", "_loss_pts"):
+                for axis in ("x", "y"):
+                    np.testing.assert_array_equal(
+                        getattr(getattr(live, mark), axis), getattr(getattr(fresh, mark), axis)
+                    )
+            assert live.scrubber.layers == fresh.scrubber.layers
+            fresh.close()
+            fresh_b.close()
+    assert {a["action"] for a in rec.thinned} >= {"reduced", "dropped"}  # it was thinned
+    assert "extra" in rec.parameters and live.scrubber.layers == ["a", "b", ""]
+    assert rec.parameters == list(
+        dict.fromkeys(n for e in rec.epochs for n in rec.stats(e)["params"])
+    )
+    # The epoch points are the means of each epoch's finite losses, in the middle of its steps.
+    ends = rec.epoch_steps().tolist()
+    starts = [0, *ends[:-1]]
+    want_y, want_x = [], []
+    for a, b in zip(starts, ends, strict=True):
+        seg = [v for v in losses[a:b] if np.isfinite(v)]
+        want_y.append(float(np.mean(seg)) if seg else np.nan)
+        want_x.append((a + max(b, a + 1) - 1) / 2)
+    np.testing.assert_allclose(np.asarray(live._loss_pts.x), want_x)
+    np.testing.assert_allclose(np.asarray(live._loss_pts.y), want_y, rtol=1e-6)
+    live.close()
+    other.close()

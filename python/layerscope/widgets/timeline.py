@@ -131,6 +131,13 @@ def clamp_epoch(epochs: list[int], value: int) -> int:
     return nearest
 
 
+def _shape2d(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The 2-D image shape of an array of ``shape`` (as ``_as_2d`` makes it)."""
+    if len(shape) >= 2:
+        return shape[0], math.prod(shape[1:])
+    return 1, math.prod(shape)
+
+
 def _modules(rec: History) -> list[str]:
     """Module paths that own recorded parameters, in order of first appearance."""
     return list(dict.fromkeys(n.rpartition(".")[0] for n in rec.parameters))
@@ -173,6 +180,14 @@ class _Frames:
         self.kind, self.name = kind, name
         self.cache: dict[int, np.ndarray] = {}
         self.out_shape: tuple[int, int] | None = None
+        # Each epoch's 2-D shape (None: nothing readable), so that a live run's push reads only
+        # the new epoch (a follower's read of an old epoch opens a file). Shape and frame are
+        # forgotten for an epoch that ``rec.thinned`` names since (reduced or let go): a live
+        # view shows what a new view of the run would. ``thinned_seen``: entries already read.
+        self.shapes: dict[int, tuple[int, int] | None] = {}
+        self.thinned_seen = 0
+        # The last build's (epochs, smallest shape, frames, have), see ``build``.
+        self.built: tuple[list[int], tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     def read(self, rec: History, epoch: int) -> np.ndarray | None:
         try:
@@ -185,36 +200,75 @@ class _Frames:
             return None
         return np.asarray(snap.array)
 
-    def shape2d(self, rec: History, epochs: list[int]) -> tuple[int, int] | None:
+    def _forget_thinned(self, rec: History) -> bool:
+        """Forget the shape and frame of each epoch ``rec.thinned`` names for this tensor since
+        the last call; return whether any was forgotten."""
+        thinned = rec.thinned
+        if len(thinned) < self.thinned_seen:  # another run's list (a store reloaded)
+            self.shapes.clear()
+            self.cache.clear()
+            self.thinned_seen = 0
+            return True
+        forgot = False
+        for entry in thinned[self.thinned_seen :]:
+            if self.name in entry.get("tensors", ()):
+                e = entry.get("epoch")
+                self.shapes.pop(e, None)  # type: ignore[arg-type]
+                self.cache.pop(e, None)  # type: ignore[arg-type]
+                forgot = True
+        self.thinned_seen = len(thinned)
+        return forgot
+
+    def _smallest(self, rec: History, epochs: list[int]) -> tuple[int, int] | None:
         """The smallest 2-D image over epochs (reduced epochs are smaller than exact ones)."""
         shapes = []
         for e in epochs:
-            a = self.read(rec, e)
-            if a is not None:
-                t = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
-                shapes.append(t.shape)
+            if e not in self.shapes:
+                a = self.read(rec, e)
+                self.shapes[e] = None if a is None else _shape2d(a.shape)
+            shape = self.shapes[e]
+            if shape is not None:
+                shapes.append(shape)
         if not shapes:
             return None
         return min(s[0] for s in shapes), min(s[1] for s in shapes)
 
     def build(self, rec: History, epochs: list[int], max_cells: int) -> dict[str, Any] | None:
-        full = self.shape2d(rec, epochs)
+        # What the last build made, extended when the run only gained epochs since (a live
+        # push): then only the new epochs are looked at, not every epoch of the run.
+        forgot = self._forget_thinned(rec)
+        last = self.built
+        if last is not None and (forgot or epochs[: len(last[0])] != last[0]):
+            last = None
+        new = epochs[len(last[0]) :] if last is not None else epochs
+        full = self._smallest(rec, new)
+        if last is not None:
+            had = last[1]
+            full = had if full is None else (min(full[0], had[0]), min(full[1], had[1]))
         if full is None:
+            self.built = None
             return None
         out = fit_budget(full, FRAME_MAX_SIDE, max(1, max_cells))
         if out != self.out_shape:
             self.cache.clear()
             self.out_shape = out
-        have = np.zeros(len(epochs), np.uint8)
-        frames = np.full((len(epochs), *out), np.nan, np.float32)
-        for i, e in enumerate(epochs):
-            if e not in self.cache:
+            last, new = None, epochs  # every frame again, at the new size
+        cache = self.cache
+        for e in new:
+            # (an epoch with nothing to read, see _smallest, is not tried again)
+            if e not in cache and self.shapes.get(e) is not None:
                 a = self.read(rec, e)
-                if a is None:
-                    continue
-                self.cache[e] = block_reduce(_as_2d(a), out)
-            frames[i] = self.cache[e]
-            have[i] = 1
+                if a is not None:
+                    cache[e] = block_reduce(_as_2d(a), out)
+        have = np.fromiter((e in cache for e in new), bool, len(new))
+        frames = np.full((len(new), *out), np.nan, np.float32)
+        if have.any():
+            frames[have] = np.stack([cache[e] for e in new if e in cache])
+        if last is not None:
+            frames = np.concatenate([last[2], frames])
+            have = np.concatenate([last[3], have])
+        self.built = (list(epochs), full, frames, have)
+        have = have.astype(np.uint8)
         finite = frames[np.isfinite(frames)]
         lo = float(finite.min()) if finite.size else 0.0
         hi = float(finite.max()) if finite.size else 0.0
@@ -248,7 +302,8 @@ class ScrubberView(BaseView):
     follow = traitlets.Bool(True).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    epochs = traitlets.List(traitlets.Int()).tag(sync=True)
+    # (ints, set by the view only: a List(Int()) checked each of them on every push)
+    epochs: traitlets.List[int] = traitlets.List().tag(sync=True)
     frames = traitlets.Dict().tag(sync=True, **payload_serialization)
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
     # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
@@ -468,17 +523,20 @@ class TimelineView(widgets.VBox):
         rec = self.rec
         loss = rec.scalars().get("loss", np.zeros(0))
         x, y = downsample(loss)
-        steps = rec.epoch_steps()
-        # Each epoch's point: the mean loss of its steps, in the middle of those steps.
-        pts, px = [], []
-        start = 0
-        for s in steps:
-            seg = loss[start:s]
-            seg = seg[np.isfinite(seg)]
-            pts.append(float(seg.mean()) if seg.size else math.nan)
-            px.append((start + max(int(s), start + 1) - 1) / 2)
-            start = int(s)
-        return x, y, np.asarray(px, dtype=np.float64), np.asarray(pts, dtype=np.float64)
+        ends = rec.epoch_steps().astype(np.int64)
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        # Each epoch's point: the mean of the finite losses of its steps, in the middle of those
+        # steps. From running sums, not a loop over epochs (a live view does this after every
+        # epoch(), and a run may call it every step).
+        finite = np.isfinite(loss)
+        total = np.concatenate([[0.0], np.cumsum(np.where(finite, loss, 0.0))])
+        count = np.concatenate([[0], np.cumsum(finite)])
+        a, b = np.clip(starts, 0, len(loss)), np.clip(ends, 0, len(loss))
+        n = count[b] - count[a]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pts = np.where(n > 0, (total[b] - total[a]) / np.maximum(n, 1), math.nan)
+        px = (starts + np.maximum(ends, starts + 1) - 1) / 2
+        return x, y, px.astype(np.float64), pts.astype(np.float64)
 
     def _update_curves(self) -> None:
         x, y, px, pts = self._curve_data()
