@@ -23,7 +23,11 @@ Issue 14 adds three measurements (each its own flag):
 - ``--follow``: a DDP job writes a store; this process follows it (``Recorder.open(path,
   follow=True)``) and reports the time from each epoch's manifest landing to the listener call;
 - ``--transformer``: ``epoch()`` cost and bytes on disk per epoch of a ~100M-parameter transformer
-  under each snapshot policy (``snapshot=``), against one training step of that model.
+  under each snapshot policy (``snapshot=``), against one training step of that model;
+- ``--long-run N``: ``epoch()`` called after every step (``axis="step"``, as in LLM training) for
+  N steps of a small MLP, with no view and with a live ``ls.timeline(rec)`` in the same process
+  (its listener runs inside ``epoch()``): the median ``epoch()`` per fifth of the run, so that a
+  cost growing with the run shows.
 
 The runs advance side by side, one epoch each in a shuffled order, so that load from other
 processes on a shared machine falls on all of them alike. Per configuration it prints the wall
@@ -158,8 +162,11 @@ def main() -> None:
     ap.add_argument("--distributed", action="store_true", help="DDP, 2 processes (issue 14)")
     ap.add_argument("--follow", action="store_true", help="follow latency (issue 14)")
     ap.add_argument("--transformer", action="store_true", help="snapshot policies, ~100M params")
+    ap.add_argument(
+        "--long-run", type=int, default=0, metavar="N", help="epoch() every step for N steps"
+    )
     args = ap.parse_args()
-    if args.distributed or args.follow or args.transformer:
+    if args.distributed or args.follow or args.transformer or args.long_run:
         from recorder_distributed import run_issue14
 
         run_issue14(args)

@@ -274,5 +274,40 @@ def run_issue14(args: Any) -> None:
         follow()
     if args.transformer:
         transformer(args.threads)
+    if args.long_run:
+        long_run(args.long_run)
     load = os.getloadavg()
     print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
+
+
+def long_run(steps: int) -> None:
+    """``epoch()`` after every step for ``steps`` steps (an 8-8-2 MLP, a probe of 4, no store),
+    without a view and with a live ``ls.timeline(rec)``: the median call per fifth of the run."""
+    block = max(1, steps // 5)
+    print(
+        f"\nepoch() after every step (axis='step'), {steps:,} steps of an 8-8-2 MLP; median "
+        f"epoch() per block of {block:,} calls (ms):"
+    )
+    header = " | ".join(f"{b * block:,}-{(b + 1) * block - 1:,}" for b in range(5))
+    print(f"  {'':22} {header}")
+    for label, live in (("no view", False), ("live ls.timeline(rec)", True)):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        rec = ls.Recorder(model, axis="step", probe=torch.randn(4, 8))
+        view = ls.timeline(rec) if live else None
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x = torch.randn(16, 8)
+        blocks: list[list[float]] = [[] for _ in range(5)]
+        for s in range(5 * block):
+            opt.zero_grad()
+            loss = model(x).square().mean()
+            loss.backward()
+            opt.step()
+            rec.step(loss=loss)
+            t = time.perf_counter()
+            rec.epoch()
+            blocks[s // block].append(time.perf_counter() - t)
+        row = " | ".join(f"{statistics.median(b) * 1e3:.2f}" for b in blocks)
+        print(f"  {label:22} {row}")
+        if view is not None:
+            view.close()
