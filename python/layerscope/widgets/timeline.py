@@ -138,6 +138,17 @@ def _shape2d(shape: tuple[int, ...]) -> tuple[int, int]:
     return 1, math.prod(shape)
 
 
+def _row_ranges(frames: np.ndarray) -> np.ndarray:
+    """``[mins, maxs]`` of each frame's finite values (inf and -inf where there are none)."""
+    flat = frames.reshape(len(frames), -1)
+    finite = np.isfinite(flat)
+    if not len(flat):
+        return np.zeros((2, 0), np.float64)
+    lo = np.where(finite, flat, np.inf).min(axis=1)
+    hi = np.where(finite, flat, -np.inf).max(axis=1)
+    return np.stack([lo, hi]).astype(np.float64)
+
+
 def _modules(rec: History) -> list[str]:
     """Module paths that own recorded parameters, in order of first appearance."""
     return list(dict.fromkeys(n.rpartition(".")[0] for n in rec.parameters))
@@ -186,7 +197,8 @@ class _Frames:
         # view shows what a new view of the run would. ``thinned_seen``: entries already read.
         self.shapes: dict[int, tuple[int, int] | None] = {}
         self.thinned_seen = 0
-        # The last build's (epochs, smallest shape, frames, have), see ``build``.
+        # The last build's (epochs, smallest shape, frames, each frame's finite min and max),
+        # see ``build``.
         self.built: tuple[list[int], tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     def read(self, rec: History, epoch: int) -> np.ndarray | None:
@@ -200,22 +212,22 @@ class _Frames:
             return None
         return np.asarray(snap.array)
 
-    def _forget_thinned(self, rec: History) -> bool:
+    def _forget_thinned(self, rec: History) -> set[int] | None:
         """Forget the shape and frame of each epoch ``rec.thinned`` names for this tensor since
-        the last call; return whether any was forgotten."""
+        the last call; return those epochs (None: forget everything, another run's list)."""
         thinned = rec.thinned
         if len(thinned) < self.thinned_seen:  # another run's list (a store reloaded)
             self.shapes.clear()
             self.cache.clear()
             self.thinned_seen = 0
-            return True
-        forgot = False
+            return None
+        forgot: set[int] = set()
         for entry in thinned[self.thinned_seen :]:
-            if self.name in entry.get("tensors", ()):
-                e = entry.get("epoch")
-                self.shapes.pop(e, None)  # type: ignore[arg-type]
-                self.cache.pop(e, None)  # type: ignore[arg-type]
-                forgot = True
+            e = entry.get("epoch")
+            if e is not None and self.name in entry.get("tensors", ()):
+                self.shapes.pop(e, None)
+                self.cache.pop(e, None)
+                forgot.add(e)
         self.thinned_seen = len(thinned)
         return forgot
 
@@ -233,16 +245,33 @@ class _Frames:
             return None
         return min(s[0] for s in shapes), min(s[1] for s in shapes)
 
+    def _frames(self, rec: History, epochs: list[int], out: tuple[int, int]) -> np.ndarray:
+        """The frames of ``epochs`` (NaN where nothing is readable), reduced to ``out``."""
+        cache = self.cache
+        for e in epochs:
+            # (an epoch with nothing to read, see _smallest, is not tried again)
+            if e not in cache and self.shapes.get(e) is not None:
+                a = self.read(rec, e)
+                if a is not None:
+                    cache[e] = block_reduce(_as_2d(a), out)
+        frames = np.full((len(epochs), *out), np.nan, np.float32)
+        have = [i for i, e in enumerate(epochs) if e in cache]
+        if have:
+            frames[have] = np.stack([cache[epochs[i]] for i in have])
+        return frames
+
     def build(self, rec: History, epochs: list[int], max_cells: int) -> dict[str, Any] | None:
         # What the last build made, extended when the run only gained epochs since (a live
-        # push): then only the new epochs are looked at, not every epoch of the run.
+        # push): then only the new epochs are read, and those that ``rec.thinned`` names since
+        # (their rows are made again), not every epoch of the run.
         forgot = self._forget_thinned(rec)
         last = self.built
-        if last is not None and (forgot or epochs[: len(last[0])] != last[0]):
+        if last is not None and (forgot is None or epochs[: len(last[0])] != last[0]):
             last = None
         new = epochs[len(last[0]) :] if last is not None else epochs
-        full = self._smallest(rec, new)
-        if last is not None:
+        # After thinning, the smallest shape again over all epochs (their shapes are kept).
+        full = self._smallest(rec, new if last is not None and not forgot else epochs)
+        if last is not None and not forgot:
             had = last[1]
             full = had if full is None else (min(full[0], had[0]), min(full[1], had[1]))
         if full is None:
@@ -253,25 +282,23 @@ class _Frames:
             self.cache.clear()
             self.out_shape = out
             last, new = None, epochs  # every frame again, at the new size
-        cache = self.cache
-        for e in new:
-            # (an epoch with nothing to read, see _smallest, is not tried again)
-            if e not in cache and self.shapes.get(e) is not None:
-                a = self.read(rec, e)
-                if a is not None:
-                    cache[e] = block_reduce(_as_2d(a), out)
-        have = np.fromiter((e in cache for e in new), bool, len(new))
-        frames = np.full((len(new), *out), np.nan, np.float32)
-        if have.any():
-            frames[have] = np.stack([cache[e] for e in new if e in cache])
+        frames = self._frames(rec, new, out)
+        ranges = _row_ranges(frames)
         if last is not None:
-            frames = np.concatenate([last[2], frames])
-            have = np.concatenate([last[3], have])
-        self.built = (list(epochs), full, frames, have)
+            old, old_ranges = last[2], last[3]
+            if forgot:  # rows made again (in place: the codes sent before are a copy)
+                rows = [i for i, e in enumerate(last[0]) if e in forgot]
+                old[rows] = self._frames(rec, [last[0][i] for i in rows], out)
+                old_ranges[:, rows] = _row_ranges(old[rows])
+            frames = np.concatenate([old, frames])
+            ranges = np.concatenate([old_ranges, ranges], axis=1)
+        have = np.fromiter((e in self.cache for e in epochs), bool, len(epochs))
+        self.built = (list(epochs), full, frames, ranges)
         have = have.astype(np.uint8)
-        finite = frames[np.isfinite(frames)]
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 0.0
+        # The finite range over every frame, from each frame's (kept with it).
+        lo, hi = float(ranges[0].min(initial=np.inf)), float(ranges[1].max(initial=-np.inf))
+        if not lo <= hi:  # nothing finite
+            lo = hi = 0.0
         # Signed data: a range symmetric around 0 (the diverging map's centre is 0).
         if lo < 0 < hi:
             m = max(-lo, hi)
@@ -681,7 +708,12 @@ class TimelineView(widgets.VBox):
             return out
         tensors = [f for f in (self._param, self._act) if f is not None]
         # Histograms and curves are small next to the frames: reserve 1/8 of the budget for them.
-        per_frame = (self.budget * 7 // 8) // (len(tensors) * len(epochs))
+        # The frames are sized for the epoch count rounded up to a power of two: their size then
+        # changes only when the count doubles, and a live run makes every frame again only then
+        # (sized for the exact count, a push rebuilt them all every few epochs). They use at
+        # least half of the budget.
+        slots = 1 << (len(epochs) - 1).bit_length()
+        per_frame = (self.budget * 7 // 8) // (len(tensors) * slots)
         if self._param is not None:
             out["param"] = self._param.build(rec, epochs, per_frame)
             out["hist"] = self._histograms(self._param.name)
