@@ -353,6 +353,20 @@ def test_exported_page_renders_and_scrubs_offline(page: Any, tmp_path: pathlib.P
     assert page.errors == []
 
 
+# Per bqplot figure: the x of its red marker line and of each x tick label (page pixels).
+MARKER_TICKS = """() => [...document.querySelectorAll('.bqplot.figure')].map((fig) => {
+  const red = [...fig.querySelectorAll('path')].find(
+    (p) => getComputedStyle(p).stroke === 'rgb(214, 39, 40)');
+  const box = red ? red.getBoundingClientRect() : null;
+  const ticks = {};
+  for (const t of fig.querySelectorAll('.axis')[0].querySelectorAll('.tick text')) {
+    const b = t.getBoundingClientRect();
+    ticks[t.textContent] = b.x + b.width / 2;
+  }
+  return [box ? box.x + box.width / 2 : null, ticks];
+})"""
+
+
 def svg_texts(page: Any, selector: str) -> list[str]:
     """textContent of the SVG elements matching ``selector`` (inner_text is for HTML)."""
     return page.locator(selector).evaluate_all("els => els.map((e) => e.textContent)")
@@ -450,6 +464,8 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         )
         # The bqplot figures draw the curves here: the scrubber's own (curves=False) stay hidden.
         own_curves = page.locator(f"{ROOT} .ls-curves").is_visible()
+        page.wait_for_timeout(400)  # the markers follow a scrub once it pauses (120 ms)
+        markers = page.evaluate(MARKER_TICKS)
         screenshot(page, "timeline_steps_axis")
         page.goto(workspace.as_uri())
         scrub = page.locator(f".ls-explore {ROOT}")
@@ -469,6 +485,13 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
     assert all("snapshot/s" in s for s in speeds) and aria and aria.startswith("step"), speeds
     assert "step" in axis_labels and "epoch" not in axis_labels, axis_labels
     assert any({"10", "20", "30"} <= set(t) for t in ticks), ticks  # the metrics at their steps
+    # Scrubbed to step 10 in the page: each chart's red marker stands at its step (the loss
+    # chart's at step 9, the last step before the snapshot; the metrics' at 10, not at 0,
+    # the snapshot's index, off the chart's data).
+    (loss_x, loss_ticks), (metric_x, metric_ticks) = markers
+    assert abs(metric_x - metric_ticks["10"]) < 3, markers
+    per_step = (loss_ticks["10"] - loss_ticks["5"]) / 5
+    assert abs(loss_x - (loss_ticks["10"] - per_step)) < 3, markers
     assert not own_curves
     assert ws_label == "step 30 (3/3)", ws_label
     assert "weight change, step 10 to 30" in ws_graph, ws_graph

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { colorOf } from "../core/colormap";
-import { codeTable, decodeFrames, FrameTimes, indexOfEpoch, paintCodes, pointName } from "./data";
+import {
+  codeTable,
+  decodeFrames,
+  FrameTimes,
+  indexOfEpoch,
+  markerX,
+  paintCodes,
+  pointName,
+} from "./data";
 
 const quant = { lo: -1, hi: 1, log: false, levels: 250 };
 
@@ -75,6 +83,11 @@ describe("the scrubber's axis", () => {
     expect(pointName({ axis: "epoch", epochs, steps }, 1)).toBe("epoch 1");
     expect(pointName({ axis: "step", epochs, steps }, 1)).toBe("step 200");
     expect(pointName({ axis: "step", epochs, steps }, 3)).toBe("step –");
+  });
+  it("puts the metrics marker at the point's step on a step axis, not at its epoch number", () => {
+    expect(markerX({ axis: "epoch", epochs, steps }, 1)).toEqual({ loss: 199, metric: 1 });
+    expect(markerX({ axis: "step", epochs, steps }, 1)).toEqual({ loss: 199, metric: 200 });
+    expect(markerX({ axis: "step", epochs, steps: Int32Array.from([0]) }, 0).loss).toBe(0);
   });
   it("reads the axis from the frames (epoch when absent or unknown)", () => {
     const raw = (axis?: string) => ({

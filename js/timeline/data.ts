@@ -168,6 +168,21 @@ export function pointName(f: Pick<Frames, "axis" | "epochs" | "steps">, i: numbe
   return f.axis === "step" ? `step ${f.steps[i]}` : `epoch ${f.epochs[i]}`;
 }
 
+/**
+ * Where the curves' markers stand for recorded point i: the loss chart's at the last step before
+ * it, the metrics chart's at its x, the epoch or, for a run recorded every N steps, its step (the
+ * kernel's TimelineView._update_markers places them the same way).
+ */
+export function markerX(
+  f: Pick<Frames, "axis" | "epochs" | "steps">,
+  i: number,
+): { loss: number; metric: number } {
+  return {
+    loss: Math.max(0, f.steps[i] - 1),
+    metric: f.axis === "step" ? f.steps[i] : f.epochs[i],
+  };
+}
+
 /** Index of `epoch` in `epochs`, else of the nearest recorded epoch (-1 when there is none). */
 export function indexOfEpoch(epochs: ArrayLike<number>, epoch: number): number {
   let best = -1;

@@ -12,6 +12,7 @@ import {
   type Frames,
   FrameTimes,
   indexOfEpoch,
+  markerX,
   paintCodes,
   pointName,
   type RawFrames,
@@ -330,13 +331,12 @@ export class ScrubberView {
       this.markerTimer = setTimeout(() => this.moveMarkers(this.index, true), 120);
       return;
     }
-    const f = this.frames as Frames;
     const { loss, metric } = this.markers;
-    const step = Math.max(0, f.steps[i] - 1);
+    const at = markerX(this.frames as Frames, i);
     // Synced to the kernel too (one message a pause), so its state matches what is drawn.
     for (const [m, x] of [
-      [loss, step],
-      [metric, f.epochs[i]],
+      [loss, at.loss],
+      [metric, at.metric],
     ] as const) {
       if (!m) continue;
       m.set("x", new Float64Array([x, x]));
