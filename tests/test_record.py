@@ -953,14 +953,12 @@ def test_a_step_series_read_whole_keeps_the_later_of_a_repeated_step():
     )
     np.testing.assert_array_equal(series.dense(8), [1, 2, 30, 4, np.nan, 50, 6, np.nan])
     assert series.dense(0).shape == (0,) and np.isnan(Series().dense(3)).all()
-    # A recorder whose epoch() is called every step adds a segment a step to each series: they
-    # are joined every MERGE_AT, the parameters' norms keeping one shared step array.
-    from layerscope.record.steplog import MERGE_AT
-
+    # A recorder whose epoch() is called every step adds a segment a step to each series; read
+    # after every epoch (as a live view does), each read extends what the last one made.
     model = nn.Linear(2, 1)
     rec = ls.Recorder(model, ratio_every=0)
     norms = []
-    for s in range(3 * MERGE_AT + 5):
+    for s in range(60):
         model.zero_grad()
         model(torch.randn(4, 2)).square().mean().backward()
         norms.append([float(p.grad.norm()) for p in model.parameters()])
@@ -968,13 +966,23 @@ def test_a_step_series_read_whole_keeps_the_later_of_a_repeated_step():
         if s % 10 == 0:
             rec.log(loss=-1.0)  # log() overwrites the step's loss
         rec.epoch()
+        if s % 3 == 0:
+            rec.scalars()  # read now and then: kept, then extended
+            rec.grad_norms("weight")
     want = [-1.0 if s % 10 == 0 else float(s) for s in range(len(norms))]
     assert rec.scalars()["loss"].tolist() == want
     for j, name in enumerate(("weight", "bias")):
         np.testing.assert_allclose(rec.grad_norms(name), [n[j] for n in norms], rtol=1e-6)
-    series = rec._log.series
-    assert all(len(v.segments) < MERGE_AT for v in series.values())
-    assert series["grad:weight"].segments[0][0] is series["grad:bias"].segments[0][0]
+    for key, kept in rec._log.series.items():  # the same as a read from nothing
+        np.testing.assert_array_equal(kept.dense(70), Series(list(kept.segments)).dense(70), key)
+    series = rec._log.series["loss"]
+    assert len(series.segments) >= 60  # (one a step: what the kept read saves walking)
     held = rec._log.nbytes
     rec._log._recount()
-    assert rec._log.nbytes == held  # the running count stayed exact through the joins
+    assert rec._log.nbytes == held
+    # A series whose segments were replaced (decimated) is read afresh.
+    rec._log.decimate(40)
+    np.testing.assert_allclose(
+        rec.grad_norms("weight")[:40:2], [n[0] for n in norms[:40:2]], rtol=1e-6
+    )
+    assert np.isnan(rec.grad_norms("weight")[1:40:2]).all()

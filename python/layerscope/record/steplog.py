@@ -19,8 +19,6 @@ import torch
 
 # Pending steps held on the device before a forced flush (one host sync per this many steps).
 FLUSH_EVERY = 4096
-# Segments a series holds before they are joined into one (see ``merge_segments``).
-MERGE_AT = 32
 
 
 class RecorderWarning(UserWarning):
@@ -33,25 +31,29 @@ class Series:
 
     segments: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
+    # What ``dense`` made last: (the segments list it read, how many of them, the values at
+    # steps 0..max step). Not counted in ``nbytes``: it exists only for a series that is read
+    # (the loss, the shown layer's norms), and holds 8 bytes a step.
+    _read: tuple[list[Any], int, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
     def dense(self, n: int) -> np.ndarray:
         """The series at steps ``0..n-1``, NaN where it has no value; a step given twice keeps
-        the later value. (One assignment for all segments: a run whose ``epoch()`` is called
-        every step flushes a segment a step, and a loop over them made each read O(steps) in
-        Python, after every epoch in a live view.)"""
+        the later value. What the last call made is kept and extended by the segments added
+        since: a run whose ``epoch()`` is called every step adds a segment a step, and a live
+        view reads the series after every epoch (walking every segment made that quadratic).
+        """
+        segments = self.segments
+        k = len(segments)
+        kept = self._read
+        if kept is None or kept[0] is not segments or kept[1] > k:
+            kept = (segments, 0, np.zeros(0))
+        done, base = kept[1], kept[2]
+        if done < k:
+            base = _apply(base, segments[done:k])
+            self._read = (segments, k, base)
         out = np.full(n, np.nan)
-        segments = list(self.segments)
-        if not segments:
-            return out
-        steps = np.concatenate([s for s, _ in segments])
-        values = np.concatenate([v for _, v in segments])
-        keep = steps < n
-        steps, values = steps[keep], values[keep]
-        if len(steps) > 1 and not bool(np.all(steps[1:] > steps[:-1])):
-            # Repeated steps: numpy does not promise which of them an assignment keeps, so keep
-            # the last explicitly (the first occurrence in the reversed order).
-            steps, first = np.unique(steps[::-1], return_index=True)
-            values = values[::-1][first]
-        out[steps] = values
+        m = min(n, len(base))
+        out[:m] = base[:m]
         return out
 
     @property
@@ -59,25 +61,21 @@ class Series:
         return sum(s.nbytes + v.nbytes for s, v in self.segments)
 
 
-def merge_segments(series: dict[str, Series]) -> bool:
-    """Join the segments of every series that holds ``MERGE_AT`` or more into one; return whether
-    any was joined. A run whose ``epoch()`` is called every step adds a segment a step to each
-    series, and every read walks them; joined every ``MERGE_AT``, a series holds few. Step arrays
-    that series shared (one per flush for all parameters' norms) stay shared. A series' list of
-    segments is replaced, never changed, so a reader on another thread keeps a consistent one."""
-    shared: dict[tuple[int, ...], np.ndarray] = {}
-    held = []  # the replaced lists, alive until the end: their arrays' ids key ``shared``
-    for s in series.values():
-        segments = s.segments
-        if len(segments) < MERGE_AT:
-            continue
-        held.append(segments)
-        key = tuple(id(steps) for steps, _ in segments)
-        steps = shared.get(key)
-        if steps is None:
-            steps = shared[key] = np.concatenate([st for st, _ in segments])
-        s.segments = [(steps, np.concatenate([v for _, v in segments]))]
-    return bool(held)
+def _apply(base: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``base`` (values by step, NaN where none) with ``segments`` written over it, in order: a
+    step given twice keeps the later value. Grown to the highest step given."""
+    steps = np.concatenate([s for s, _ in segments])
+    values = np.concatenate([v for _, v in segments])
+    size = max(len(base), int(steps.max()) + 1 if len(steps) else 0)
+    out = np.full(size, np.nan)
+    out[: len(base)] = base
+    if len(steps) > 1 and not bool(np.all(steps[1:] > steps[:-1])):
+        # Repeated steps: numpy does not promise which of them an assignment keeps, so keep
+        # the last explicitly (the first occurrence in the reversed order).
+        steps, first = np.unique(steps[::-1], return_index=True)
+        values = values[::-1][first]
+    out[steps] = values
+    return out
 
 
 def _to_host(values: Sequence[torch.Tensor | float]) -> np.ndarray:
@@ -205,8 +203,6 @@ class StepLog:
             self.add_rows(self._rows, _rows_to_host(self._rows))
         self._rows = []
         self._pending = 0
-        if merge_segments(self.series):
-            self._recount()
 
     def add_rows(
         self, rows: Sequence[tuple[Any, Any, Any, Sequence[Any]]], flat: np.ndarray

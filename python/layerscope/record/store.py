@@ -78,7 +78,7 @@ from .location import (
     StoreError,
     open_location,
 )
-from .steplog import Series, merge_segments
+from .steplog import Series
 from .summary import array_stats
 
 FORMAT = "layerscope-run"
@@ -1005,7 +1005,6 @@ def load_history(
         thinned.extend(m.get("skipped", []))
         records[record.epoch] = record
         last_step = max(last_step, record.step)
-    merge_segments(series)  # (a segment per epoch per series, otherwise)
     log.series = series
     history._edges = edges
     history._flags = [*history._flags, *flags]

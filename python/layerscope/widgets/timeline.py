@@ -140,10 +140,10 @@ def _shape2d(shape: tuple[int, ...]) -> tuple[int, int]:
 
 def _row_ranges(frames: np.ndarray) -> np.ndarray:
     """``[mins, maxs]`` of each frame's finite values (inf and -inf where there are none)."""
+    if not len(frames):
+        return np.zeros((2, 0), np.float64)
     flat = frames.reshape(len(frames), -1)
     finite = np.isfinite(flat)
-    if not len(flat):
-        return np.zeros((2, 0), np.float64)
     lo = np.where(finite, flat, np.inf).min(axis=1)
     hi = np.where(finite, flat, -np.inf).max(axis=1)
     return np.stack([lo, hi]).astype(np.float64)
