@@ -478,6 +478,12 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         charts = page.locator(".ls-explore .ls-curves .ls-chart-wrap").evaluate_all(
             "els => els.map((e) => [e.querySelector('.ls-title').textContent, e.dataset.x])"
         )
+        wraps = ".ls-explore .ls-curves .ls-chart-wrap"
+        ws_marks = [page.locator(wraps).evaluate_all("els => els.map((e) => e.dataset.mark)")]
+        scrub.focus()
+        page.keyboard.press("Home")
+        page.wait_for_timeout(400)
+        ws_marks.append(page.locator(wraps).evaluate_all("els => els.map((e) => e.dataset.mark)"))
         screenshot(page, "explore_steps_axis")
     assert attempted == [] and page.errors == []
     assert label == "step 30 (3/3)" and first == "step 10 (1/3)", (label, first)
@@ -499,6 +505,9 @@ def test_a_run_recorded_every_n_steps_is_labelled_in_steps(
         assert "snapshots reduced by the snapshot policy: at steps 20" in text, text
         assert "update ratios every 10th step" in text and "epochs" not in text, text
     assert ["loss", "step"] in charts and ["metrics", "step"] in charts, charts
+    # The workspace's own charts mark the point as the single timeline does: the loss chart at
+    # its last step, the metrics at its step (at step 30, then at step 10 after Home).
+    assert ws_marks == [["29", "30"], ["9", "10"]], ws_marks
 
 
 def test_a_picker_of_hundreds_of_recorded_layers_lists_them_when_used(

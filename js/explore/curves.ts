@@ -101,6 +101,7 @@ class Chart {
 
   mark(x: number | null): void {
     this.marker = x;
+    this.root.dataset.mark = x === null ? "" : String(x);
     this.draw();
   }
 
@@ -191,7 +192,8 @@ export class CurvesView {
   readonly root = el("div", "ls-curves");
   private readonly loss = new Chart("loss", "step", true);
   private readonly metrics = new Chart("metrics", "epoch", true);
-  private steps: Float64Array = new Float64Array(0);
+  /** Steps recorded when each epoch ended (its last step is one less). */
+  private ends: number[] = [];
   private epochs: number[] = [];
   /** Where each epoch sits on the metrics chart: its number, or its step (axis "step"). */
   private metricX: number[] = [];
@@ -204,11 +206,11 @@ export class CurvesView {
     const loss = raw?.loss;
     const pts = raw?.points;
     this.epochs = raw?.epochs ?? [];
-    this.steps = values(pts?.x);
+    this.ends = raw?.steps?.length === this.epochs.length ? raw.steps : [];
     this.loss.set(
       [
         { name: "loss (per step)", x: values(loss?.x), y: values(loss?.y), color: COLORS[0] },
-        { name: "epoch mean", x: this.steps, y: values(pts?.y), color: "#444", dots: true },
+        { name: "epoch mean", x: values(pts?.x), y: values(pts?.y), color: "#444", dots: true },
       ],
       "no loss recorded yet: rec.step(loss=...)",
     );
@@ -227,10 +229,10 @@ export class CurvesView {
     );
   }
 
-  /** Mark `epoch` (its last step on the loss chart). */
+  /** Mark `epoch`: on the loss chart at its last step (as the single timeline's marker). */
   mark(epoch: number): void {
     const i = this.epochs.indexOf(epoch);
-    this.loss.mark(i >= 0 && i < this.steps.length ? this.steps[i] : null);
+    this.loss.mark(i >= 0 && i < this.ends.length ? Math.max(0, this.ends[i] - 1) : null);
     this.metrics.mark(i >= 0 ? this.metricX[i] : null);
   }
 
