@@ -25,9 +25,10 @@ Issue 14 adds three measurements (each its own flag):
 - ``--transformer``: ``epoch()`` cost and bytes on disk per epoch of a ~100M-parameter transformer
   under each snapshot policy (``snapshot=``), against one training step of that model;
 - ``--long-run N``: ``epoch()`` called after every step (``axis="step"``, as in LLM training) for
-  N steps of an 8-8-2 MLP and N/4 steps of a 512-512-10 one, with no view and with a live
-  ``ls.timeline(rec)`` in the same process (its listener runs inside ``epoch()``): the median
-  ``epoch()`` per fifth of the run, so that a cost growing with the run shows.
+  N steps of an 8-8-2 MLP and N/4 steps of a 512-512-10 one, with no view, with a live
+  ``ls.timeline(rec)`` and with a live workspace (``ls.explore(..., recorder=rec)``) in the same
+  process (their listeners run inside ``epoch()``): the median ``epoch()`` per fifth of the run,
+  so that a cost growing with the run shows.
 
 The runs advance side by side, one epoch each in a shuffled order, so that load from other
 processes on a shared machine falls on all of them alike. Per configuration it prints the wall

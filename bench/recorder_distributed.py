@@ -283,7 +283,8 @@ def run_issue14(args: Any) -> None:
 def long_run(steps: int) -> None:
     """``epoch()`` after every step (no store) for ``steps`` steps of an 8-8-2 MLP and a quarter
     of them of a 512-512-10 MLP (a 512 x 512 weight: frames that fill the view's budget),
-    without a view and with a live ``ls.timeline(rec)``: the median call per fifth of the run."""
+    without a view, with a live ``ls.timeline(rec)`` and with a live workspace
+    (``ls.explore(model, x, recorder=rec)``): the median call per fifth of the run."""
     import warnings
 
     from layerscope.record import RecorderWarning
@@ -296,13 +297,17 @@ def long_run(steps: int) -> None:
         )
         header = " | ".join(f"{b * block:,}-{(b + 1) * block - 1:,}" for b in range(5))
         print(f"  {'':22} {header}")
-        for label, live in (("no view", False), ("live ls.timeline(rec)", True)):
+        for label in ("no view", "live ls.timeline(rec)", "live ls.explore(...)"):
             torch.manual_seed(0)
             model = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, outs))
-            rec = ls.Recorder(model, axis="step", probe=torch.randn(4, width))
-            view = ls.timeline(rec) if live else None
-            opt = torch.optim.SGD(model.parameters(), lr=0.01)
             x = torch.randn(16, width)
+            rec = ls.Recorder(model, axis="step", probe=x[:4])
+            view: Any = None
+            if label.startswith("live ls.timeline"):
+                view = ls.timeline(rec)
+            elif label.startswith("live ls.explore"):
+                view = ls.explore(model, x[:4], recorder=rec)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01)
             blocks: list[list[float]] = [[] for _ in range(5)]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RecorderWarning)  # the budget's thinning

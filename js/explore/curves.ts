@@ -9,9 +9,9 @@ export interface RawCurves {
   loss?: { x: Payload; y: Payload };
   points?: { x: Payload; y: Payload };
   metrics?: Record<string, Payload>;
-  epochs?: number[];
+  epochs?: Payload;
   /** Steps recorded when each epoch ended (the x of the metrics when `axis` is "step"). */
-  steps?: number[];
+  steps?: Payload;
   /** "step": the run's epoch() is called every N steps, so the metrics are drawn over steps. */
   axis?: string;
 }
@@ -205,8 +205,9 @@ export class CurvesView {
   update(raw: RawCurves | undefined): void {
     const loss = raw?.loss;
     const pts = raw?.points;
-    this.epochs = raw?.epochs ?? [];
-    this.ends = raw?.steps?.length === this.epochs.length ? raw.steps : [];
+    this.epochs = Array.from(values(raw?.epochs));
+    const steps = Array.from(values(raw?.steps));
+    this.ends = steps.length === this.epochs.length ? steps : [];
     this.loss.set(
       [
         { name: "loss (per step)", x: values(loss?.x), y: values(loss?.y), color: COLORS[0] },
@@ -214,8 +215,8 @@ export class CurvesView {
       ],
       "no loss recorded yet: rec.step(loss=...)",
     );
-    const bySteps = raw?.axis === "step" && raw.steps?.length === this.epochs.length;
-    this.metricX = bySteps ? (raw?.steps ?? []) : this.epochs;
+    const bySteps = raw?.axis === "step" && this.ends.length === this.epochs.length;
+    this.metricX = bySteps ? this.ends : this.epochs;
     this.metrics.setXLabel(bySteps ? "step" : "epoch");
     const ex = Float64Array.from(this.metricX);
     this.metrics.set(

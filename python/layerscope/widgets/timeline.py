@@ -572,8 +572,9 @@ class TimelineView(widgets.VBox):
             self.scrubber._curves = {
                 "loss": {"x": x.astype(f32), "y": y.astype(f32)},
                 "points": {"x": px.astype(f32), "y": pts.astype(f32)},
-                "epochs": [int(e) for e in self.rec.epochs],
-                "steps": [int(s) for s in self.rec.epoch_steps()],
+                # (binary, as the rest: lists of ints were walked item by item on each push)
+                "epochs": np.asarray(self.rec.epochs, dtype=np.int32),
+                "steps": self.rec.epoch_steps().astype(np.int32),
                 "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
                 "axis": "step" if self._steps_axis else "epoch",
             }
