@@ -182,24 +182,25 @@ class _Recorded:
 class _Frames:
     """All epochs of one tensor (a parameter or a layer's activation) as screen-sized frames.
 
-    Reduced float32 frames are cached per epoch, so a live run that adds an epoch reduces only
-    that one; the codes are requantized over the whole range (the colour scale is fixed across
-    epochs, so a frame's colours compare with the others').
+    The last build is kept (``built``), so a live run that adds an epoch reduces only that one;
+    the codes are requantized over the whole range (the colour scale is fixed across epochs, so
+    a frame's colours compare with the others').
     """
 
     def __init__(self, kind: str, name: str) -> None:
         self.kind, self.name = kind, name
-        self.cache: dict[int, np.ndarray] = {}
         self.out_shape: tuple[int, int] | None = None
         # Each epoch's 2-D shape (None: nothing readable), so that a live run's push reads only
         # the new epoch (a follower's read of an old epoch opens a file). Shape and frame are
-        # forgotten for an epoch that ``rec.thinned`` names since (reduced or let go): a live
+        # made again for an epoch that ``rec.thinned`` names since (reduced or let go): a live
         # view shows what a new view of the run would. ``thinned_seen``: entries already read.
         self.shapes: dict[int, tuple[int, int] | None] = {}
         self.thinned_seen = 0
-        # The last build's (epochs, smallest shape, frames, each frame's finite min and max),
-        # see ``build``.
-        self.built: tuple[list[int], tuple[int, int], np.ndarray, np.ndarray] | None = None
+        # The last build's (epochs, smallest shape, frames, which were read, each frame's finite
+        # min and max), see ``build``.
+        self.built: tuple[list[int], tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = (
+            None
+        )
 
     def read(self, rec: History, epoch: int) -> np.ndarray | None:
         try:
@@ -213,12 +214,11 @@ class _Frames:
         return np.asarray(snap.array)
 
     def _forget_thinned(self, rec: History) -> set[int] | None:
-        """Forget the shape and frame of each epoch ``rec.thinned`` names for this tensor since
-        the last call; return those epochs (None: forget everything, another run's list)."""
+        """Forget the shape of each epoch ``rec.thinned`` names for this tensor since the last
+        call; return those epochs (None: forget everything, another run's list)."""
         thinned = rec.thinned
         if len(thinned) < self.thinned_seen:  # another run's list (a store reloaded)
             self.shapes.clear()
-            self.cache.clear()
             self.thinned_seen = 0
             return None
         forgot: set[int] = set()
@@ -226,7 +226,6 @@ class _Frames:
             e = entry.get("epoch")
             if e is not None and self.name in entry.get("tensors", ()):
                 self.shapes.pop(e, None)
-                self.cache.pop(e, None)
                 forgot.add(e)
         self.thinned_seen = len(thinned)
         return forgot
@@ -245,20 +244,21 @@ class _Frames:
             return None
         return min(s[0] for s in shapes), min(s[1] for s in shapes)
 
-    def _frames(self, rec: History, epochs: list[int], out: tuple[int, int]) -> np.ndarray:
-        """The frames of ``epochs`` (NaN where nothing is readable), reduced to ``out``."""
-        cache = self.cache
-        for e in epochs:
-            # (an epoch with nothing to read, see _smallest, is not tried again)
-            if e not in cache and self.shapes.get(e) is not None:
-                a = self.read(rec, e)
-                if a is not None:
-                    cache[e] = block_reduce(_as_2d(a), out)
+    def _frames(
+        self, rec: History, epochs: list[int], out: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The frames of ``epochs`` reduced to ``out`` (NaN where nothing is readable), and which
+        of them were read."""
         frames = np.full((len(epochs), *out), np.nan, np.float32)
-        have = [i for i, e in enumerate(epochs) if e in cache]
-        if have:
-            frames[have] = np.stack([cache[epochs[i]] for i in have])
-        return frames
+        have = np.zeros(len(epochs), bool)
+        for i, e in enumerate(epochs):
+            if self.shapes.get(e) is None:  # nothing to read (see _smallest): not tried again
+                continue
+            a = self.read(rec, e)
+            if a is not None:
+                frames[i] = block_reduce(_as_2d(a), out)
+                have[i] = True
+        return frames, have
 
     def build(self, rec: History, epochs: list[int], max_cells: int) -> dict[str, Any] | None:
         # What the last build made, extended when the run only gained epochs since (a live
@@ -279,21 +279,20 @@ class _Frames:
             return None
         out = fit_budget(full, FRAME_MAX_SIDE, max(1, max_cells))
         if out != self.out_shape:
-            self.cache.clear()
             self.out_shape = out
             last, new = None, epochs  # every frame again, at the new size
-        frames = self._frames(rec, new, out)
+        frames, have = self._frames(rec, new, out)
         ranges = _row_ranges(frames)
         if last is not None:
-            old, old_ranges = last[2], last[3]
+            _, _, old, old_have, old_ranges = last
             if forgot:  # rows made again (in place: the codes sent before are a copy)
                 rows = [i for i, e in enumerate(last[0]) if e in forgot]
-                old[rows] = self._frames(rec, [last[0][i] for i in rows], out)
+                old[rows], old_have[rows] = self._frames(rec, [last[0][i] for i in rows], out)
                 old_ranges[:, rows] = _row_ranges(old[rows])
             frames = np.concatenate([old, frames])
+            have = np.concatenate([old_have, have])
             ranges = np.concatenate([old_ranges, ranges], axis=1)
-        have = np.fromiter((e in self.cache for e in epochs), bool, len(epochs))
-        self.built = (list(epochs), full, frames, ranges)
+        self.built = (list(epochs), full, frames, have, ranges)
         have = have.astype(np.uint8)
         # The finite range over every frame, from each frame's (kept with it).
         lo, hi = float(ranges[0].min(initial=np.inf)), float(ranges[1].max(initial=-np.inf))
@@ -744,7 +743,7 @@ class TimelineView(widgets.VBox):
         }
 
     def _on_recorded(self, epoch: int) -> None:
-        """A live Recorder finished ``epoch``: push its frame (the cache reduces only that one)."""
+        """A live Recorder finished ``epoch``: push its frame (the kept build reduces only that one)."""
         follow = self.scrubber.follow
         layers = _modules(self.rec)
         if layers != self.scrubber.layers:
