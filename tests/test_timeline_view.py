@@ -20,6 +20,7 @@ from layerscope.record import RecorderWarning
 from layerscope.widgets.timeline import (
     TimelineView,
     _as_2d,
+    _ranges,
     downsample,
     layer_change_overlay,
 )
@@ -391,3 +392,25 @@ def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned(
     np.testing.assert_allclose(np.asarray(live._loss_pts.y), want_y, rtol=1e-6)
     live.close()
     other.close()
+
+
+def test_the_notes_name_thinned_snapshots_in_ranges_not_one_number_each() -> None:
+    """A run recorded every step whose policy reduces every other snapshot: the note says so in
+    one phrase, by the steps they were taken at (it listed every step: thousands of numbers)."""
+    assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
+    assert _ranges([1, 3, 5, 7, 9]) == "1-9 every 2"
+    assert _ranges([1, 2, 4, 6, 8]) == "1-2, 4-8 every 2"
+    assert _ranges([1, 3]) == "1, 3" and _ranges([10, 20, 30, 35]) == "10-30 every 10, 35"
+    model = torch.nn.Linear(3, 2)
+    rec = ls.Recorder(model, axis="step", snapshot=2)
+    for _ in range(41):
+        model(torch.randn(2, 3)).sum().backward()
+        rec.step()
+        rec.epoch()
+    view = ls.timeline(rec, curves=False)
+    policy = {a["epoch"] for a in rec.thinned if a["action"] == "policy_reduced"}
+    assert policy == set(range(1, 41, 2))  # epochs 1, 3, ..., 39: steps 2, 4, ..., 40
+    assert "snapshots reduced by the snapshot policy: at steps 2-40 every 2" in view.scrubber.notes
+    assert view.scrubber.notes.count(",") <= 3, view.scrubber.notes
+    assert "2-40 every 2" in view.notes.value
+    view.close()

@@ -577,8 +577,8 @@ class TimelineView(widgets.VBox):
                 "metrics": {k: v.astype(f32) for k, v in self.rec.metrics().items()},
                 "axis": "step" if self._steps_axis else "epoch",
             }
-            self.notes.value = _notes(self.rec)
-            self.scrubber.notes = _note_text(self.rec)
+            self.scrubber.notes = text = _note_text(self.rec)
+            self.notes.value = _notes_html(text)
             return
         rec = self.rec
         epochs = rec.epochs
@@ -615,8 +615,8 @@ class TimelineView(widgets.VBox):
         self.metric_fig.title = "metrics" if has else NO_METRICS
         self._epoch_axis.visible = self._metric_axis.visible = has
         self._update_markers()
-        self.notes.value = _notes(rec)
-        self.scrubber.notes = _note_text(rec)
+        self.scrubber.notes = text = _note_text(rec)
+        self.notes.value = _notes_html(text)
 
     def _update_markers(self) -> None:
         rec = self.rec
@@ -803,15 +803,24 @@ class TimelineView(widgets.VBox):
 
 
 def _ranges(values: list[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``, and evenly spaced runs of three or more as
+    ``"20-100 every 20"``: a run thinned at every other snapshot for thousands of them is one
+    phrase, not thousands of numbers."""
+    v = sorted(set(values))
     out: list[str] = []
-    for v in sorted(set(values)):
-        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == v - 1:
-            out[-1] = f"{out[-1].split('-')[0]}-{v}"
-        elif out and "-" not in out[-1] and int(out[-1]) == v - 1:
-            out[-1] = f"{out[-1]}-{v}"
-        else:
-            out.append(str(v))
+    i = 0
+    while i < len(v):
+        j = i + 1
+        if j < len(v):
+            d = v[j] - v[i]
+            while j + 1 < len(v) and v[j + 1] - v[j] == d:
+                j += 1
+            if d == 1 or j - i >= 2:  # consecutive, or evenly spaced, three or more
+                out.append(f"{v[i]}-{v[j]}" + (f" every {d}" if d > 1 else ""))
+                i = j + 1
+                continue
+        out.append(str(v[i]))
+        i += 1
     return ", ".join(out)
 
 
@@ -829,32 +838,30 @@ _ACTIONS = {
 }
 
 
-def _notes(rec: History) -> str:
-    """``_note_text`` as HTML (``TimelineView.notes``)."""
-    out = _note_text(rec)
-    return f'<div style="font-size:12px;color:#8a5a00">{html.escape(out)}</div>' if out else ""
+def _notes_html(text: str) -> str:
+    """``_note_text``'s text as HTML (``TimelineView.notes``)."""
+    return f'<div style="font-size:12px;color:#8a5a00">{html.escape(text)}</div>' if text else ""
 
 
 def _note_text(rec: History) -> str:
     """One line per kind of thinning or skipping in ``rec.thinned`` and per sampled series (empty
     when nothing was): at which epochs, or steps for a run whose epoch() is called every N steps."""
     by: dict[str, list[int]] = {}
-    at_step: dict[int, int] | None = None
-    if getattr(rec, "axis", "epoch") == "step":
-        at_step = {int(e): int(s) for e, s in zip(rec.epochs, rec.epoch_steps(), strict=True)}
     steps: list[int] = []
     for t in rec.thinned:
         if t.get("action") == "steps_decimated":
             steps.append(int(t.get("before_step", 0)))
         elif t.get("epoch") is not None:
             by.setdefault(str(t["action"]), []).append(int(t["epoch"]))
-    if at_step is None:
-        lines = [f"{_ACTIONS.get(a, a)}: epochs {_ranges(es)}" for a, es in sorted(by.items())]
-    else:
+    if by and getattr(rec, "axis", "epoch") == "step":
+        # By the steps the snapshots were taken at ("at steps 20-400 every 20").
+        at = dict(zip(rec.epochs, rec.epoch_steps().tolist(), strict=True))
         lines = [
-            f"{_ACTIONS.get(a, a)}: at steps {', '.join(str(at_step.get(e, e)) for e in sorted(es))}"
+            f"{_ACTIONS.get(a, a)}: at steps {_ranges([at.get(e, e) for e in es])}"
             for a, es in sorted(by.items())
         ]
+    else:
+        lines = [f"{_ACTIONS.get(a, a)}: epochs {_ranges(es)}" for a, es in sorted(by.items())]
     if steps:
         lines.append(f"per-parameter step series halved before step {max(steps)} (budget)")
     sampled = []
