@@ -62,11 +62,7 @@ def _as_2d(a: np.ndarray) -> torch.Tensor:
     a = np.asarray(a, dtype=np.float32)
     # Snapshots read from a store are read-only memory maps: torch wants writable memory.
     t = torch.from_numpy(a if a.flags.writeable else a.copy())
-    if t.dim() == 0:
-        return t.reshape(1, 1)
-    if t.dim() == 1:
-        return t.reshape(1, -1)
-    return t.reshape(t.shape[0], -1)
+    return t.reshape(_shape2d(a.shape))
 
 
 def downsample(y: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -230,13 +226,18 @@ class _Frames:
         self.thinned_seen = len(thinned)
         return forgot
 
-    def _smallest(self, rec: History, epochs: list[int]) -> tuple[int, int] | None:
-        """The smallest 2-D image over epochs (reduced epochs are smaller than exact ones)."""
+    def _smallest(
+        self, rec: History, epochs: list[int], read: dict[int, np.ndarray]
+    ) -> tuple[int, int] | None:
+        """The smallest 2-D image over epochs (reduced epochs are smaller than exact ones); the
+        snapshots it had to read go into ``read``, for ``_frames`` to take."""
         shapes = []
         for e in epochs:
             if e not in self.shapes:
                 a = self.read(rec, e)
                 self.shapes[e] = None if a is None else _shape2d(a.shape)
+                if a is not None:
+                    read[e] = a
             shape = self.shapes[e]
             if shape is not None:
                 shapes.append(shape)
@@ -245,16 +246,18 @@ class _Frames:
         return min(s[0] for s in shapes), min(s[1] for s in shapes)
 
     def _frames(
-        self, rec: History, epochs: list[int], out: tuple[int, int]
+        self, rec: History, epochs: list[int], out: tuple[int, int], read: dict[int, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """The frames of ``epochs`` reduced to ``out`` (NaN where nothing is readable), and which
-        of them were read."""
+        of them were read (``read``: snapshots read already in this build)."""
         frames = np.full((len(epochs), *out), np.nan, np.float32)
         have = np.zeros(len(epochs), bool)
         for i, e in enumerate(epochs):
             if self.shapes.get(e) is None:  # nothing to read (see _smallest): not tried again
                 continue
-            a = self.read(rec, e)
+            a = read.pop(e, None)
+            if a is None:
+                a = self.read(rec, e)
             if a is not None:
                 frames[i] = block_reduce(_as_2d(a), out)
                 have[i] = True
@@ -270,7 +273,8 @@ class _Frames:
             last = None
         new = epochs[len(last[0]) :] if last is not None else epochs
         # After thinning, the smallest shape again over all epochs (their shapes are kept).
-        full = self._smallest(rec, new if last is not None and not forgot else epochs)
+        read: dict[int, np.ndarray] = {}
+        full = self._smallest(rec, new if last is not None and not forgot else epochs, read)
         if last is not None and not forgot:
             had = last[1]
             full = had if full is None else (min(full[0], had[0]), min(full[1], had[1]))
@@ -281,13 +285,14 @@ class _Frames:
         if out != self.out_shape:
             self.out_shape = out
             last, new = None, epochs  # every frame again, at the new size
-        frames, have = self._frames(rec, new, out)
+        frames, have = self._frames(rec, new, out, read)
         ranges = _row_ranges(frames)
         if last is not None:
             _, _, old, old_have, old_ranges = last
             if forgot:  # rows made again (in place: the codes sent before are a copy)
                 rows = [i for i, e in enumerate(last[0]) if e in forgot]
-                old[rows], old_have[rows] = self._frames(rec, [last[0][i] for i in rows], out)
+                again = [last[0][i] for i in rows]
+                old[rows], old_have[rows] = self._frames(rec, again, out, read)
                 old_ranges[:, rows] = _row_ranges(old[rows])
             frames = np.concatenate([old, frames])
             have = np.concatenate([old_have, have])
