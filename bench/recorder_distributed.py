@@ -280,11 +280,23 @@ def run_issue14(args: Any) -> None:
     print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
 
 
+def _count_sent(widget: Any, sent: list[int]) -> None:
+    """Add the binary bytes ``widget``'s comm sends to ``sent[0]``."""
+    send = widget.comm.send
+
+    def counting(data: Any = None, metadata: Any = None, buffers: Any = None, **kw: Any) -> Any:
+        sent[0] += sum(memoryview(b).nbytes for b in buffers or ())
+        return send(data=data, metadata=metadata, buffers=buffers, **kw)
+
+    widget.comm.send = counting
+
+
 def long_run(steps: int) -> None:
     """``epoch()`` after every step (no store) for ``steps`` steps of an 8-8-2 MLP and a quarter
     of them of a 512-512-10 MLP (a 512 x 512 weight: frames that fill the view's budget),
     without a view, with a live ``ls.timeline(rec)`` and with a live workspace
-    (``ls.explore(model, x, recorder=rec)``): the median call per fifth of the run."""
+    (``ls.explore(model, x, recorder=rec)``): the median call per fifth of the run, and the
+    median binary bytes the view sends to the front end per call (its comm's buffers)."""
     import warnings
 
     from layerscope.record import RecorderWarning
@@ -303,12 +315,16 @@ def long_run(steps: int) -> None:
             x = torch.randn(16, width)
             rec = ls.Recorder(model, axis="step", probe=x[:4])
             view: Any = None
+            sent = [0]
             if label.startswith("live ls.timeline"):
                 view = ls.timeline(rec)
+                _count_sent(view.scrubber, sent)
             elif label.startswith("live ls.explore"):
                 view = ls.explore(model, x[:4], recorder=rec)
+                _count_sent(view, sent)
             opt = torch.optim.SGD(model.parameters(), lr=0.01)
             blocks: list[list[float]] = [[] for _ in range(5)]
+            nbytes: list[list[int]] = [[] for _ in range(5)]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RecorderWarning)  # the budget's thinning
                 for s in range(5 * block):
@@ -317,10 +333,14 @@ def long_run(steps: int) -> None:
                     loss.backward()
                     opt.step()
                     rec.step(loss=loss)
-                    t = time.perf_counter()
+                    t, before = time.perf_counter(), sent[0]
                     rec.epoch()
                     blocks[s // block].append(time.perf_counter() - t)
+                    nbytes[s // block].append(sent[0] - before)
             row = " | ".join(f"{statistics.median(b) * 1e3:.2f}" for b in blocks)
             print(f"  {label:22} {row}")
+            if view is not None:
+                row = " | ".join(f"{statistics.median(b) / 1e3:.1f}" for b in nbytes)
+                print(f"  {'  kB sent / call':22} {row}")
             if view is not None:
                 view.close()

@@ -274,7 +274,7 @@ def test_timeline_of_a_path_follows_it_keeps_the_scrub_position_and_stops_on_clo
     view.epoch = 0  # the user scrubs back
     train_epoch(model, rec, val=0.3)
     rec.flush()
-    wait_for(lambda: view.scrubber.frames["epochs"].tolist() == [0, 1, 2])
+    wait_for(lambda: view.scrubber.frames_now()["epochs"].tolist() == [0, 1, 2])
     time.sleep(0.3)
     assert view.epoch == 0 and view.scrubber.epoch == 0  # kept
     run = view._owned

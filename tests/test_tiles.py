@@ -19,6 +19,7 @@ from layerscope.wire.quantize import (
     POSINF,
     dequantize_u8,
     error_bound,
+    nice_range,
     quantize_u8,
     to_float16,
 )
@@ -166,6 +167,24 @@ def test_quantization_sentinels_clipping_and_log_mode() -> None:
     # All-equal: no division by zero.
     codes, q = quantize_u8(np.full(4, 7.0, np.float32), 7.0, 7.0)
     assert q["hi"] > q["lo"] and np.allclose(dequantize_u8(codes, q), 7.0, atol=error_bound(q))
+
+
+def test_nice_range_holds_the_data_in_round_bounds_not_much_wider() -> None:
+    """The timeline's colour range: round bounds around the data, each at most a third farther
+    from 0 (a quarter nearer for a bound of the data's sign), so that it changes only when the
+    data passes one; 0, NaN and Inf as they are."""
+    rng = np.random.default_rng(0)
+    for x in rng.choice([-1.0, 1.0], 20_000) * 10.0 ** rng.uniform(-40, 38, 20_000):
+        lo, hi = nice_range(x, x)
+        assert lo <= x <= hi
+        for bound, outward in ((lo, x < 0), (hi, x > 0)):
+            ratio = bound / x
+            assert (1 <= ratio <= 4 / 3 + 1e-12) if outward else (0.75 - 1e-12 <= ratio <= 1)
+            mantissa = abs(bound) / 10.0 ** math.floor(math.log10(abs(bound)) + 1e-12)
+            assert any(math.isclose(mantissa, m) for m in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8))
+    assert nice_range(-0.37, 0.37) == (-0.4, 0.4) and nice_range(0.1, 0.3) == (0.1, 0.3)
+    assert nice_range(0.0, 9.2) == (0.0, 10.0)
+    assert nice_range(-math.inf, math.nan)[0] == -math.inf
 
 
 def test_float16_form_bounded_relative_error() -> None:

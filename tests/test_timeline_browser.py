@@ -70,7 +70,7 @@ import numpy as _np
 from layerscope.widgets.timeline import _as_2d
 from layerscope.wire.tiles import block_reduce
 from layerscope.wire.quantize import quantize_u8, dequantize_u8
-_p = {var}.scrubber.frames["param"]
+_p = {var}.scrubber.frames_now()["param"]
 _e = {var}.rec.epochs[{index}]
 _img = block_reduce(_as_2d({var}.rec.snapshot(_p["name"], _e).array), _p["codes"].shape[1:])
 _code, _q = quantize_u8(_img, _p["quant"]["lo"], _p["quant"]["hi"])
@@ -84,7 +84,7 @@ def changing_cell(client: Any, var: str = "view") -> tuple[int, int]:
     """A weight cell whose colour differs between the first and the last epoch."""
     setup = f"""
 import numpy as _np
-_c = {var}.scrubber.frames["param"]["codes"]
+_c = {var}.scrubber.frames_now()["param"]["codes"]
 _d = _np.abs(_c[0].astype(int) - _c[-1].astype(int))
 _rc = [int(i) for i in _np.unravel_index(int(_np.argmax(_d)), _d.shape)]
 """
@@ -296,6 +296,22 @@ def test_live_timeline_stays_where_the_user_scrubbed(page: Any, kernels: Lab) ->
     client.execute_interactive("run.epoch(rec)", timeout=60)
     page.wait_for_selector(f"{root}[data-epoch='7']", timeout=30_000)
     assert evaluate(client, "[view.epoch, view.scrubber.follow]") == [7, True]
+    # Training slows down (the colour ranges hold): epochs recorded now go as a tail (their
+    # rows only), joined in the page to the rows sent before; the newest and the oldest paint
+    # as their snapshots.
+    client.execute_interactive(
+        "for g in run.opt.param_groups: g['lr'] = 1e-5\nfor _ in range(2): run.epoch(rec)",
+        timeout=60,
+    )
+    page.wait_for_selector(f"{root}[data-epoch='9']", timeout=30_000)
+    assert evaluate(client, "view.scrubber.frames_tail['base'] == view.scrubber.frames['rev']")
+    assert evaluate(client, "len(view.scrubber.frames['epochs'])") < 10
+    r, c = changing_cell(client)
+    assert close(pixel(page, r, c, root), expected_cell(client, 9, r, c))
+    page.locator(root).focus()
+    page.keyboard.press("Home")
+    assert shown_epoch(page, root) == 0
+    assert close(pixel(page, r, c, root), expected_cell(client, 0, r, c))
     client.stop_channels()
     assert page.errors == []
 

@@ -167,7 +167,13 @@ def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
     view = ls.timeline(rec)  # before any epoch: an empty view, no error
     assert view.scrubber.epochs == [] and view.scrubber.frames["param"] is None
     sent: list[list[int]] = []
-    view.scrubber.observe(lambda c: sent.append(c["new"]["epochs"].tolist()), names="frames")
+
+    def shown(_change: Any) -> None:  # the epochs the view shows, once per push
+        epochs = view.scrubber.frames_now()["epochs"].tolist()
+        if not sent or sent[-1] != epochs:
+            sent.append(epochs)
+
+    view.scrubber.observe(shown, names=["frames", "frames_tail"])
     run = digits.Training(model, data)
     with warnings.catch_warnings():
         # A failing view callback only warns inside Recorder.epoch: make it fail the test.
@@ -175,7 +181,12 @@ def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
         for _ in range(3):
             run.epoch(rec)
     assert sent == [[0], [0, 1], [0, 1, 2]]  # one push per recorded epoch
-    f = view.scrubber.frames
+    # The epochs after the first went as a tail: their rows only, joined to the first payload.
+    tail = view.scrubber.frames_tail
+    assert view.scrubber.frames["epochs"].tolist() == [0]
+    assert tail["base"] == view.scrubber.frames["rev"]
+    assert tail["param"]["codes"].shape[0] == 2 and tail["epochs"].tolist() == [0, 1, 2]
+    f = view.scrubber.frames_now()
     assert view.layer == "features.0" and view.epoch == 2  # follows the newest epoch
     np.testing.assert_array_equal(
         f["param"]["codes"], expected_codes(rec, "param", "features.0.weight", f["param"])
@@ -308,8 +319,10 @@ def test_a_scrub_overtaken_by_a_newer_epoch_while_following_keeps_the_newest() -
 
 
 def _same_payload(live: dict[str, Any], fresh: dict[str, Any], where: str) -> None:
-    assert live.keys() == fresh.keys(), where
+    assert live.keys() - {"rev"} == fresh.keys() - {"rev"}, where
     for key, value in fresh.items():
+        if key == "rev":  # which whole payload the view holds: a count of its own
+            continue
         got = live[key]
         if isinstance(value, dict):
             _same_payload(got, value, f"{where}/{key}")
@@ -344,6 +357,7 @@ def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned(
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     x = torch.randn(16, 12)
     losses: list[float] = []
+    tails = 0  # pushes that sent the new rows only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecorderWarning)  # the NaN losses, the thinning
         for s in range(36):
@@ -361,11 +375,12 @@ def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned(
                 losses.append(float(loss) / 2)
             rec.epoch()
             fresh = TimelineView(rec, layer="a")
-            _same_payload(live.scrubber.frames, fresh.scrubber.frames, f"epoch {s}, a")
+            tails += bool(live.scrubber.frames_tail)
+            _same_payload(live.scrubber.frames_now(), fresh.scrubber.frames, f"epoch {s}, a")
             if s % 5 == 0:  # built again with no new epoch: the same
                 _same_payload(live.frames_payload(), fresh.scrubber.frames, f"again {s}")
             fresh_b = TimelineView(rec, layer="b", curves=False)
-            _same_payload(other.scrubber.frames, fresh_b.scrubber.frames, f"epoch {s}, b")
+            _same_payload(other.scrubber.frames_now(), fresh_b.scrubber.frames, f"epoch {s}, b")
             _same_payload(other.scrubber._curves, fresh_b.scrubber._curves, f"epoch {s}")
             for mark in ("_loss", "_loss_pts"):
                 for axis in ("x", "y"):
@@ -376,6 +391,7 @@ def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned(
             fresh.close()
             fresh_b.close()
     assert {a["action"] for a in rec.thinned} >= {"reduced", "dropped"}  # it was thinned
+    assert 0 < tails < 36, tails  # some pushes sent the new rows only, some everything again
     assert "extra" in rec.parameters and live.scrubber.layers == ["a", "b", ""]
     assert rec.parameters == list(
         dict.fromkeys(n for e in rec.epochs for n in rec.stats(e)["params"])
@@ -392,6 +408,36 @@ def test_a_live_view_shows_what_a_new_view_of_the_run_shows_while_it_is_thinned(
     np.testing.assert_allclose(np.asarray(live._loss_pts.y), want_y, rtol=1e-6)
     live.close()
     other.close()
+
+
+def test_a_live_push_sends_the_new_rows_only_while_the_colour_range_holds() -> None:
+    """Weights that grow a little each epoch: the pushes send only the new rows (the tail) while
+    they fit the rounded colour range, everything again once the range must grow (the rows
+    sent before would otherwise be read in the wrong range), and the view always shows what a
+    new view of the run shows."""
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16))
+    with torch.no_grad():
+        model[0].weight.uniform_(-0.31, 0.31)
+    rec = ls.Recorder(model, probe=torch.randn(4, 16))
+    live = ls.timeline(rec, layer="0")
+    whole = []  # the colour range of each push that sent everything
+    live.scrubber.observe(lambda c: whole.append(c["new"]["param"]["quant"]["hi"]), names="frames")
+    tails = 0
+    for _ in range(30):
+        with torch.no_grad():
+            model[0].weight.mul_(1.04)
+        rec.epoch()
+        fresh = TimelineView(rec, layer="0", curves=False)
+        shown = live.scrubber.frames_now()
+        _same_payload(shown, fresh.scrubber.frames, f"epoch {rec.epochs[-1]}")
+        tails += bool(live.scrubber.frames_tail)
+        fresh.close()
+    # 0.31 x 1.04^k passes 0.4, 0.5, 0.6, 0.8, 1.0: one whole push each, and one each time the
+    # tail reached its length (9 rows, then an eighth of the rows, at least 8).
+    assert whole == sorted(whole) and set(whole) == {0.4, 0.5, 0.6, 0.8, 1.0, 1.25}, whole
+    assert len(whole) <= 12 and tails == 30 - len(whole), (whole, tails)
+    live.close()
 
 
 def test_the_notes_name_thinned_snapshots_in_ranges_not_one_number_each() -> None:

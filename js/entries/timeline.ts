@@ -23,6 +23,7 @@ export function bindScrubber(m: TimelineModel, view: ScrubberView, curves: Curve
   requestAnimationFrame(() => curves.redraw());
   m.on("change:_curves", onCurves);
   m.on("change:frames", view.onFrames);
+  m.on("change:frames_tail", view.onFrames);
   m.on("change:epoch", onEpoch);
   m.on("change:follow", view.onFollow);
   m.on("change:notes", view.onNotes);
@@ -31,6 +32,7 @@ export function bindScrubber(m: TimelineModel, view: ScrubberView, curves: Curve
   return () => {
     m.off("change:_curves", onCurves);
     m.off("change:frames", view.onFrames);
+    m.off("change:frames_tail", view.onFrames);
     m.off("change:epoch", onEpoch);
     m.off("change:follow", view.onFollow);
     m.off("change:notes", view.onNotes);

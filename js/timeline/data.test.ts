@@ -57,6 +57,37 @@ describe("timeline frames", () => {
     expect(f?.act).toBeNull();
   });
 
+  it("joins a live run's tail of new rows to the payload it extends, and only to that one", () => {
+    const tail = {
+      base: 7,
+      epochs: payload("int32", [3], [0, 1, 2], Int32Array),
+      steps: payload("int32", [3], [10, 20, 30], Int32Array),
+      param: {
+        codes: payload("uint8", [1, 2, 2], [9, 8, 7, 6], Uint8Array),
+        have: payload("uint8", [3], [1, 0, 1], Uint8Array),
+      },
+    };
+    const f = decodeFrames({ ...raw, rev: 7 }, tail);
+    expect(Array.from(f?.epochs ?? [])).toEqual([0, 1, 2]);
+    expect(Array.from(f?.steps ?? [])).toEqual([10, 20, 30]);
+    expect(f?.param?.count).toBe(3);
+    expect(Array.from(f?.param?.frame(1) ?? [])).toEqual([250, 125, 0, 253]);
+    expect(Array.from(f?.param?.frame(2) ?? [])).toEqual([9, 8, 7, 6]);
+    expect(Array.from(f?.param?.have ?? [])).toEqual([1, 0, 1]);
+    expect(f?.grad).toBeNull(); // the tail's curves replace the payload's
+    // A tail of another payload (the kernel has sent a new one since) is not joined.
+    const other = decodeFrames({ ...raw, rev: 8 }, tail);
+    expect(Array.from(other?.epochs ?? [])).toEqual([0, 1]);
+    expect(other?.param?.count).toBe(2);
+    expect(Array.from(decodeFrames(raw, {})?.epochs ?? [])).toEqual([0, 1]);
+    // Rows that do not add up to the frames named is an error, never a shifted picture.
+    const short = {
+      ...tail,
+      param: { ...tail.param, have: payload("uint8", [4], [1, 1, 1, 1], Uint8Array) },
+    };
+    expect(() => decodeFrames({ ...raw, rev: 7 }, short)).toThrow(/4 frames of 2 x 2/);
+  });
+
   it("code tables map every code to an opaque colour", () => {
     const values = new Float32Array(256).map((_, i) => i / 255);
     const t = codeTable(values, { map: "viridis", lo: 0, hi: 1, diverging: false });

@@ -15,6 +15,8 @@ export interface RawTensorFrames {
 }
 
 export interface RawFrames {
+  /** Which whole payload this is: a tail names the one it extends. */
+  rev?: number;
   layer?: string;
   /** "step" when the run's epoch() is called every N steps: the view counts steps then. */
   axis?: string;
@@ -25,6 +27,16 @@ export interface RawFrames {
   hist?: { epochs: Payload; codes: Payload; quant: Quant; lo: number; hi: number } | null;
   grad?: { x: Payload; y: Payload } | null;
   ratio?: { x: Payload; y: Payload } | null;
+}
+
+/**
+ * What a live run added since the whole payload `base` (the scrubber's `frames_tail`): the new
+ * epochs' frame rows, and the small parts whole (they replace the payload's).
+ */
+export interface RawTail extends Pick<RawFrames, "epochs" | "steps" | "hist" | "grad" | "ratio"> {
+  base?: number;
+  param?: { codes: Payload; have: Payload } | null;
+  act?: { codes: Payload; have: Payload } | null;
 }
 
 /** All epochs of one tensor: frame i is codes[i*h*w .. (i+1)*h*w). */
@@ -42,13 +54,26 @@ export class TensorFrames {
   /** Code -> value (for the readout). */
   readonly values: Float32Array;
 
-  constructor(raw: RawTensorFrames) {
+  /** `more`: the rows a tail adds after the payload's, and which of all rows were read. */
+  constructor(raw: RawTensorFrames, more?: { codes: Payload; have: Payload } | null) {
     const codes = decodeArray(raw.codes);
     this.name = raw.name;
     this.shape = raw.shape;
     [, this.h, this.w] = codes.shape;
     this.codes = codes.data as Uint8Array;
     this.have = decodeArray(raw.have).data as Uint8Array;
+    if (more) {
+      const added = decodeArray(more.codes).data as Uint8Array;
+      const all = new Uint8Array(this.codes.length + added.length);
+      all.set(this.codes);
+      all.set(added, this.codes.length);
+      this.codes = all;
+      this.have = decodeArray(more.have).data as Uint8Array;
+    }
+    if (this.codes.length !== this.have.length * this.h * this.w)
+      throw new Error(
+        `${raw.name}: ${this.codes.length} codes for ${this.have.length} frames of ${this.h} x ${this.w}`,
+      );
     this.quant = raw.quant;
     this.scale = chooseScale(
       { min: raw.quant.lo, max: raw.quant.hi },
@@ -122,7 +147,25 @@ function curve(raw: { x: Payload; y: Payload } | null | undefined): Curve | null
   };
 }
 
-export function decodeFrames(raw: RawFrames | null | undefined): Frames | null {
+/**
+ * The frames a view shows: the whole payload, with the tail that extends it joined in (a tail of
+ * another payload is ignored: the kernel sets both together).
+ */
+export function decodeFrames(
+  whole: RawFrames | null | undefined,
+  tail?: RawTail | null,
+): Frames | null {
+  const joined = !!whole && !!tail && tail.base !== undefined && tail.base === whole.rev;
+  const raw: RawFrames | null | undefined = joined
+    ? {
+        ...whole,
+        epochs: tail.epochs,
+        steps: tail.steps,
+        hist: tail.hist,
+        grad: tail.grad,
+        ratio: tail.ratio,
+      }
+    : whole;
   if (!raw?.epochs || !raw.steps) return null;
   let hist: Histograms | null = null;
   if (raw.hist) {
@@ -151,8 +194,8 @@ export function decodeFrames(raw: RawFrames | null | undefined): Frames | null {
     axis: raw.axis === "step" ? "step" : "epoch",
     epochs: decodeArray(raw.epochs).data as Int32Array,
     steps: decodeArray(raw.steps).data as Int32Array,
-    param: raw.param ? new TensorFrames(raw.param) : null,
-    act: raw.act ? new TensorFrames(raw.act) : null,
+    param: raw.param ? new TensorFrames(raw.param, joined ? tail.param : null) : null,
+    act: raw.act ? new TensorFrames(raw.act, joined ? tail.act : null) : null,
     hist,
     grad: curve(raw.grad),
     ratio: curve(raw.ratio),

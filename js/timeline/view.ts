@@ -16,6 +16,7 @@ import {
   paintCodes,
   pointName,
   type RawFrames,
+  type RawTail,
   type TensorFrames,
 } from "./data";
 
@@ -367,9 +368,16 @@ export class ScrubberView {
     this.picker.show(layers, current, missing);
   };
 
+  /** The (frames, frames_tail) pair decoded last: a kernel update sets both, heard twice. */
+  private decoded: [unknown, unknown] = [undefined, undefined];
+
   readonly onFrames = (): void => {
+    const whole = this.model.get("frames") as RawFrames | undefined;
+    const tail = this.model.get("frames_tail") as RawTail | undefined;
+    if (this.decoded[0] === whole && this.decoded[1] === tail && whole !== undefined) return;
+    this.decoded = [whole, tail];
     try {
-      this.frames = decodeFrames(this.model.get("frames") as RawFrames);
+      this.frames = decodeFrames(whole, tail);
       this.error.hidden = true;
     } catch (e) {
       this.frames = null;

@@ -63,7 +63,7 @@ LIVE_BAKE = 256 * 1024
 WEIGHT_KEYS = ["selected", "title", "arrangement", "axes", "index", "_meta", "_base", "_hist"]
 ACT_KEYS = ["layer", "batch", "channel", "title", "axes", "index", "_act", "_thumbs"]
 ACT_KEYS += ["_meta", "_base", "_hist"]
-FRAME_KEYS = ["layer", "frames"]
+FRAME_KEYS = ["layer", "frames", "frames_tail"]
 # What the dataset panels' state holds per layer (the rest, e.g. the selected samples, is shared).
 PROJECTION_KEYS = ["layer", "_points", "_arrays", "_status", "_frames", "_thumbs", "_notes"]
 UNITS_KEYS = ["layer", "unit", "_table", "_card", "_baked"]

@@ -9,7 +9,9 @@ Scrubbing never asks the kernel: when a layer is selected, the frames of every e
 one message (``frames``: uint8 codes at screen resolution within ``budget`` bytes), so dragging
 the slider repaints from memory in the browser, also while a training loop holds the kernel and
 in an exported page (the same trait is the baked state). A live ``Recorder`` pushes each new
-epoch as it is recorded (``rec.on_epoch``); a store path or URL (``ls.timeline("runs/exp1")``) is
+epoch as it is recorded (``rec.on_epoch``): while the colour ranges hold (they are rounded
+outwards, so they grow now and then), only the new epochs' rows go (``frames_tail``, joined to
+``frames`` in the browser), not every epoch's frames again; a store path or URL (``ls.timeline("runs/exp1")``) is
 opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
 poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
 after a scrub to an older epoch the view stays there while new epochs extend the slider; the
@@ -22,7 +24,9 @@ after a scrub to an older epoch the view stays there while new epochs extend the
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import itertools
 import math
 import os
 import warnings
@@ -36,7 +40,7 @@ import traitlets
 
 from ..record import History, RecordedRun, ThinnedError, parse_budget
 from ..wire.codec import payload_serialization
-from ..wire.quantize import quantize_u8
+from ..wire.quantize import nice_range, quantize_u8
 from ..wire.tiles import block_reduce, fit_budget
 from .axes import axis_format, integer_ticks
 from .base import BaseView
@@ -175,12 +179,48 @@ class _Recorded:
         return own[0] if own else None
 
 
+@dataclasses.dataclass
+class _Built:
+    """What ``_Frames.build`` made, kept for the next (a live push extends it).
+
+    The arrays hold ``cap`` rows (the frame slots, see ``TimelineView.frames_payload``), the
+    first ``len(epochs)`` used: a new epoch's row is written in place, nothing is copied.
+    ``codes`` rows are ``frames`` rows quantized with ``q``; ``gen`` changes whenever rows
+    already quantized change (a new colour range, frame size or a row made again), and then
+    ``codes`` is a new buffer: the rows of a payload sent before are never written again.
+    """
+
+    epochs: list[int]
+    full: tuple[int, int]  # the smallest 2-D shape over the epochs
+    frames: np.ndarray  # (cap, h, w) float32, NaN where nothing is readable
+    have: np.ndarray  # (cap,) bool: which rows were read
+    ranges: np.ndarray  # (2, cap): each frame's finite min and max
+    codes: np.ndarray  # (cap, h, w) uint8
+    q: dict[str, Any]
+    gen: int
+
+
+_GENERATIONS = itertools.count(1)
+
+
+def _grown(a: np.ndarray, cap: int, fill: float | bool, axis: int = 0) -> np.ndarray:
+    """``a`` with room for ``cap`` rows along ``axis`` (the same array when it has it)."""
+    if a.shape[axis] >= cap:
+        return a
+    shape = list(a.shape)
+    shape[axis] = cap
+    out = np.full(shape, fill, a.dtype)
+    out[(slice(None),) * axis + (slice(0, a.shape[axis]),)] = a
+    return out
+
+
 class _Frames:
     """All epochs of one tensor (a parameter or a layer's activation) as screen-sized frames.
 
-    The last build is kept (``built``), so a live run that adds an epoch reduces only that one;
-    the codes are requantized over the whole range (the colour scale is fixed across epochs, so
-    a frame's colours compare with the others').
+    The last build is kept (``built``), so a live run that adds an epoch reduces and quantizes
+    only that one. The colour range is one for all epochs (a frame's colours compare with the
+    others'), rounded outwards (``nice_range``) so that it grows only now and then: while new
+    frames fall inside it, the codes of the frames before stay as they were sent.
     """
 
     def __init__(self, kind: str, name: str) -> None:
@@ -192,11 +232,7 @@ class _Frames:
         # view shows what a new view of the run would. ``thinned_seen``: entries already read.
         self.shapes: dict[int, tuple[int, int] | None] = {}
         self.thinned_seen = 0
-        # The last build's (epochs, smallest shape, frames, which were read, each frame's finite
-        # min and max), see ``build``.
-        self.built: tuple[list[int], tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None = (
-            None
-        )
+        self.built: _Built | None = None
 
     def read(self, rec: History, epoch: int) -> np.ndarray | None:
         try:
@@ -245,38 +281,42 @@ class _Frames:
             return None
         return min(s[0] for s in shapes), min(s[1] for s in shapes)
 
-    def _frames(
-        self, rec: History, epochs: list[int], out: tuple[int, int], read: dict[int, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The frames of ``epochs`` reduced to ``out`` (NaN where nothing is readable), and which
-        of them were read (``read``: snapshots read already in this build)."""
-        frames = np.full((len(epochs), *out), np.nan, np.float32)
-        have = np.zeros(len(epochs), bool)
-        for i, e in enumerate(epochs):
+    def _fill(self, rec: History, b: _Built, rows: list[int], read: dict[int, np.ndarray]) -> None:
+        """Make rows ``rows`` of ``b`` (frames, have, ranges) from their epochs' snapshots
+        (``read``: snapshots read already in this build); NaN where nothing is readable."""
+        out = b.frames.shape[1:]
+        for i in rows:
+            e = b.epochs[i]
+            b.frames[i], b.have[i] = np.nan, False
             if self.shapes.get(e) is None:  # nothing to read (see _smallest): not tried again
                 continue
             a = read.pop(e, None)
             if a is None:
                 a = self.read(rec, e)
             if a is not None:
-                frames[i] = block_reduce(_as_2d(a), out)
-                have[i] = True
-        return frames, have
+                b.frames[i] = block_reduce(_as_2d(a), out)
+                b.have[i] = True
+        if rows:
+            b.ranges[:, rows] = _row_ranges(b.frames[rows])
 
-    def build(self, rec: History, epochs: list[int], max_cells: int) -> dict[str, Any] | None:
+    def build(
+        self, rec: History, epochs: list[int], max_cells: int, cap: int
+    ) -> dict[str, Any] | None:
+        """The payload of ``epochs``' frames within ``max_cells`` cells a frame; ``cap`` (at
+        least ``len(epochs)``) rows are kept for the epochs to come."""
         # What the last build made, extended when the run only gained epochs since (a live
         # push): then only the new epochs are read, and those that ``rec.thinned`` names since
         # (their rows are made again), not every epoch of the run.
         forgot = self._forget_thinned(rec)
         last = self.built
-        if last is not None and (forgot is None or epochs[: len(last[0])] != last[0]):
+        if last is not None and (forgot is None or epochs[: len(last.epochs)] != last.epochs):
             last = None
-        new = epochs[len(last[0]) :] if last is not None else epochs
+        new = epochs[len(last.epochs) :] if last is not None else epochs
         # After thinning, the smallest shape again over all epochs (their shapes are kept).
         read: dict[int, np.ndarray] = {}
         full = self._smallest(rec, new if last is not None and not forgot else epochs, read)
         if last is not None and not forgot:
-            had = last[1]
+            had = last.full
             full = had if full is None else (min(full[0], had[0]), min(full[1], had[1]))
         if full is None:
             self.built = None
@@ -284,35 +324,61 @@ class _Frames:
         out = fit_budget(full, FRAME_MAX_SIDE, max(1, max_cells))
         if out != self.out_shape:
             self.out_shape = out
-            last, new = None, epochs  # every frame again, at the new size
-        frames, have = self._frames(rec, new, out, read)
-        ranges = _row_ranges(frames)
-        if last is not None:
-            _, _, old, old_have, old_ranges = last
-            if forgot:  # rows made again (in place: the codes sent before are a copy)
-                rows = [i for i, e in enumerate(last[0]) if e in forgot]
-                again = [last[0][i] for i in rows]
-                old[rows], old_have[rows] = self._frames(rec, again, out, read)
-                old_ranges[:, rows] = _row_ranges(old[rows])
-            frames = np.concatenate([old, frames])
-            have = np.concatenate([old_have, have])
-            ranges = np.concatenate([old_ranges, ranges], axis=1)
-        self.built = (list(epochs), full, frames, have, ranges)
-        have = have.astype(np.uint8)
+            last = None  # every frame again, at the new size
+        cap = max(cap, len(epochs))
+        if last is None:
+            b = _Built(
+                list(epochs),
+                full,
+                np.full((cap, *out), np.nan, np.float32),
+                np.zeros(cap, bool),
+                np.zeros((2, cap), np.float64),
+                np.zeros((cap, *out), np.uint8),
+                {},
+                0,
+            )
+            start = 0
+        else:
+            start = len(last.epochs)
+            b = dataclasses.replace(
+                last,
+                epochs=list(epochs),
+                full=full,
+                frames=_grown(last.frames, cap, np.nan),
+                have=_grown(last.have, cap, False),
+                ranges=_grown(last.ranges, cap, 0.0, axis=1),
+                codes=_grown(last.codes, cap, 0),
+            )
+        n = len(epochs)
+        self._fill(rec, b, list(range(start, n)), read)
+        again = [i for i, e in enumerate(epochs[:start]) if e in (forgot or ())]
+        self._fill(rec, b, again, read)  # thinned since: made again in place
+        self.built = b
         # The finite range over every frame, from each frame's (kept with it).
-        lo, hi = float(ranges[0].min(initial=np.inf)), float(ranges[1].max(initial=-np.inf))
+        lo = float(b.ranges[0, :n].min(initial=np.inf))
+        hi = float(b.ranges[1, :n].max(initial=-np.inf))
         if not lo <= hi:  # nothing finite
             lo = hi = 0.0
         # Signed data: a range symmetric around 0 (the diverging map's centre is 0).
         if lo < 0 < hi:
             m = max(-lo, hi)
             lo, hi = -m, m
-        codes, q = quantize_u8(frames, lo, hi)
+        lo, hi = nice_range(lo, hi)
+        kept = last is not None and not again
+        if kept:
+            codes, q = quantize_u8(b.frames[start:n], lo, hi)
+            kept = q == b.q
+            if kept:  # the rows sent before keep their codes
+                b.codes[start:n] = codes
+        if not kept:  # every row again, into a new buffer
+            b.codes = np.empty_like(b.codes)
+            b.codes[:n], q = quantize_u8(b.frames[:n], lo, hi)
+            b.q, b.gen = q, next(_GENERATIONS)
         return {
             "name": self.name,
             "shape": list(full),
-            "codes": codes,
-            "have": have,
+            "codes": b.codes[:n],
+            "have": b.have[:n].astype(np.uint8),
             "quant": q,
             "diverging": bool(q["lo"] < 0 < q["hi"]),
         }
@@ -336,6 +402,10 @@ class ScrubberView(BaseView):
     # (ints, set by the view only: a List(Int()) checked each of them on every push)
     epochs: traitlets.List[int] = traitlets.List().tag(sync=True)
     frames = traitlets.Dict().tag(sync=True, **payload_serialization)
+    # What a live run added since ``frames`` was set, when that is all that changed: the new
+    # epochs' frame rows, and the small parts (epochs, histograms, curves) whole; ``{}`` when
+    # there is none. The front end joins the two (js/timeline/data.ts); see ``frames_now``.
+    frames_tail = traitlets.Dict().tag(sync=True, **payload_serialization)
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
     # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
     _markers = traitlets.Dict().tag(sync=True)
@@ -347,6 +417,10 @@ class ScrubberView(BaseView):
     notes = traitlets.Unicode("").tag(sync=True)
     # The newest recorded epoch (set by the TimelineView), for the validator below.
     _newest: Callable[[], int | None] | None = None
+
+    def frames_now(self) -> dict[str, Any]:
+        """``frames`` with ``frames_tail`` joined in: what the view shows."""
+        return joined_frames(self.frames, self.frames_tail)
 
     @traitlets.validate("epoch")
     def _valid_epoch(self, proposal: Any) -> int:
@@ -402,6 +476,9 @@ class TimelineView(widgets.VBox):
         self._unsubscribe: Callable[[], None] | None = None
         self._links: list[Any] = []
         self._quiet = False  # select a layer without pushing its frames (a push follows)
+        # The whole payload last set as ``scrubber.frames`` (see ``_send_frames``).
+        self._base: dict[str, Any] | None = None
+        self._rev = 0
         self.rec = rec
         self.budget = parse_budget(budget)
         self._param: _Frames | None = None
@@ -447,7 +524,7 @@ class TimelineView(widgets.VBox):
         self.epoch = epochs[-1] if epochs else 0
         self.layer = layer if layer is not None else (layers[0] if layers else "")
         if not self.scrubber.frames:  # no layer to select yet (nothing recorded)
-            self.scrubber.frames = self.frames_payload()
+            self._send_frames()
         self._update_curves()
         on_epoch = getattr(rec, "on_epoch", None)
         self._unsubscribe = on_epoch(self._on_recorded) if callable(on_epoch) else None
@@ -673,7 +750,7 @@ class TimelineView(widgets.VBox):
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
         if not self._quiet:
-            self.scrubber.frames = self.frames_payload()
+            self._send_frames()
 
     def _index(self) -> _Recorded:
         """The run's index, made again when epochs were recorded since."""
@@ -720,14 +797,51 @@ class TimelineView(widgets.VBox):
         slots = 1 << (len(epochs) - 1).bit_length()
         per_frame = (self.budget * 7 // 8) // (len(tensors) * slots)
         if self._param is not None:
-            out["param"] = self._param.build(rec, epochs, per_frame)
+            out["param"] = self._param.build(rec, epochs, per_frame, slots)
             out["hist"] = self._histograms(self._param.name)
             for key, series in (("grad", rec.grad_norms), ("ratio", rec.update_ratios)):
                 x, y = downsample(series(self._param.name))
                 out[key] = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
         if self._act is not None:
-            out["act"] = self._act.build(rec, epochs, per_frame)
+            out["act"] = self._act.build(rec, epochs, per_frame, slots)
         return out
+
+    def _send_frames(self, *, extend: bool = False) -> None:
+        """Set the scrubber's frames. With ``extend`` (a live push), when the run only gained
+        epochs since the last whole payload and the rows sent then are unchanged (same colour
+        range and frame size, none made again), only what was added goes (``frames_tail``):
+        the new rows, and the small parts whole. The tail grows with each push until it holds
+        an eighth of the rows (at least ``TAIL_ROWS``); then a whole payload goes again."""
+        payload = self.frames_payload()
+        tensors = [f.built if f is not None else None for f in (self._param, self._act)]
+        gens = [b.gen if b is not None else None for b in tensors]
+        n, base = len(payload["epochs"]), self._base
+        if (
+            extend
+            and base is not None
+            and (base["layer"], base["axis"], base["gens"])
+            == (payload["layer"], payload["axis"], gens)
+            and base["rows"] <= n <= base["rows"] + max(TAIL_ROWS, base["rows"] // 8)
+        ):
+            tail: dict[str, Any] = {k: payload[k] for k in _TAIL_KEYS}
+            tail["base"] = base["rev"]
+            for key in ("param", "act"):
+                t = payload[key]
+                tail[key] = t and {"codes": t["codes"][base["rows"] :], "have": t["have"]}
+            self.scrubber.frames_tail = tail
+            return
+        self._rev += 1
+        payload["rev"] = self._rev
+        self._base = {
+            "rev": self._rev,
+            "layer": payload["layer"],
+            "axis": payload["axis"],
+            "gens": gens,
+            "rows": n,
+        }
+        with self.scrubber.hold_sync():
+            self.scrubber.frames = payload
+            self.scrubber.frames_tail = {}
 
     def _histograms(self, name: str) -> dict[str, Any] | None:
         try:
@@ -763,7 +877,7 @@ class TimelineView(widgets.VBox):
             self._quiet = False
         with self.scrubber.hold_sync():
             self.scrubber.epochs = self.rec.epochs
-            self.scrubber.frames = self.frames_payload()
+            self._send_frames(extend=True)
             # Asked again: from a follower's thread, the user may have scrubbed meanwhile.
             if follow and self.scrubber.follow:
                 self.epoch = epoch
@@ -805,6 +919,29 @@ class TimelineView(widgets.VBox):
             if w is not None:
                 w.close()
         super().close()
+
+
+# What a tail carries whole (small next to the frames), besides the new rows.
+_TAIL_KEYS = ("epochs", "steps", "hist", "grad", "ratio")
+# The fewest new rows a tail may hold before a whole payload goes again.
+TAIL_ROWS = 8
+
+
+def joined_frames(frames: dict[str, Any], tail: dict[str, Any]) -> dict[str, Any]:
+    """A scrubber's ``frames`` with its ``frames_tail`` joined in (the tail of another payload,
+    or none, is ignored), as the front end joins them (js/timeline/data.ts, ``decodeFrames``)."""
+    if not tail or tail.get("base") != frames.get("rev"):
+        return frames
+    out = {**frames, **{k: tail[k] for k in _TAIL_KEYS}}
+    for key in ("param", "act"):
+        t, more = frames.get(key), tail.get(key)
+        if t is not None and more is not None:
+            out[key] = {
+                **t,
+                "codes": np.concatenate([t["codes"], more["codes"]]),
+                "have": more["have"],
+            }
+    return out
 
 
 def _ranges(values: list[int]) -> str:

@@ -53,6 +53,47 @@ def _check_range(lo: float, hi: float, log: bool) -> tuple[float, float]:
     return lo, hi
 
 
+# Round mantissas of ``nice_range``: consecutive ones at most a third apart.
+_NICE = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def _nice(x: float, outward: bool) -> float:
+    """``x`` rounded to a round number (a mantissa of ``_NICE`` times a power of ten), away from
+    0 when ``outward``, towards it otherwise; 0 and non-finite values as they are."""
+    mag = abs(x)
+    if not 1e-300 < mag < 1e300:  # 0, non-finite, or too near float64's ends to round
+        return x
+    e = math.floor(math.log10(mag))
+    if _scaled(1.0, e) > mag:  # log10 rounded up across a power of ten
+        e -= 1
+    elif _scaled(10.0, e) <= mag:
+        e += 1
+    m = mag / _scaled(1.0, e)
+    if outward:
+        c = next(c for c in _NICE if c >= m * (1 - 1e-12))
+    else:
+        c = next(c for c in reversed(_NICE) if c <= m * (1 + 1e-12))
+    return math.copysign(_scaled(c, e), x)
+
+
+def _scaled(c: float, e: int) -> float:
+    """``c * 10**e``, rounded once (0.3, not 0.30000000000000004)."""
+    return c * 10.0**e if e >= 0 else c / 10.0 ** (-e)
+
+
+def nice_range(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened to round bounds: each at most a third farther from 0, or, for a lower
+    bound above 0 (an upper one below 0), at most a quarter nearer it.
+
+    A colour range that grows only when the data passes a round bound: a live view's codes stay
+    valid while new frames fall inside it (see ``ls.timeline``).
+
+    >>> nice_range(-0.37, 0.37), nice_range(0.0, 9.2), nice_range(0.37, 1.01)
+    ((-0.4, 0.4), (0.0, 10.0), (0.3, 1.25))
+    """
+    return _nice(lo, outward=lo < 0), _nice(hi, outward=hi > 0)
+
+
 def quantize_u8(
     values: np.ndarray, lo: float, hi: float, *, log: bool = False
 ) -> tuple[np.ndarray, dict[str, Any]]:
