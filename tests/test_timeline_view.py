@@ -186,6 +186,7 @@ def test_live_recorder_pushes_each_new_epoch(tmp_path: pathlib.Path) -> None:
     assert view.scrubber.frames["epochs"].tolist() == [0]
     assert tail["base"] == view.scrubber.frames["rev"]
     assert tail["param"]["codes"].shape[0] == 2 and tail["epochs"].tolist() == [0, 1, 2]
+    assert tail["hist"]["codes"].shape[0] == 2 and tail["hist"]["epochs"].tolist() == [0, 1, 2]
     f = view.scrubber.frames_now()
     assert view.layer == "features.0" and view.epoch == 2  # follows the newest epoch
     np.testing.assert_array_equal(

@@ -66,8 +66,19 @@ describe("timeline frames", () => {
         codes: payload("uint8", [1, 2, 2], [9, 8, 7, 6], Uint8Array),
         have: payload("uint8", [3], [1, 0, 1], Uint8Array),
       },
+      hist: {
+        epochs: payload("int32", [3], [0, 1, 2], Int32Array),
+        codes: payload("uint8", [1, 3], [5, 6, 7], Uint8Array),
+      },
     };
-    const f = decodeFrames({ ...raw, rev: 7 }, tail);
+    const hist = {
+      epochs: payload("int32", [2], [0, 1], Int32Array),
+      codes: payload("uint8", [2, 3], [0, 1, 2, 3, 4, 5], Uint8Array),
+      quant,
+      lo: -2,
+      hi: 2,
+    };
+    const f = decodeFrames({ ...raw, hist, rev: 7 }, tail);
     expect(Array.from(f?.epochs ?? [])).toEqual([0, 1, 2]);
     expect(Array.from(f?.steps ?? [])).toEqual([10, 20, 30]);
     expect(f?.param?.count).toBe(3);
@@ -75,10 +86,14 @@ describe("timeline frames", () => {
     expect(Array.from(f?.param?.frame(2) ?? [])).toEqual([9, 8, 7, 6]);
     expect(Array.from(f?.param?.have ?? [])).toEqual([1, 0, 1]);
     expect(f?.grad).toBeNull(); // the tail's curves replace the payload's
+    expect(Array.from(f?.hist?.epochs ?? [])).toEqual([0, 1, 2]);
+    expect(Array.from(f?.hist?.codes ?? [])).toEqual([0, 1, 2, 3, 4, 5, 5, 6, 7]);
+    expect([f?.hist?.bins, f?.hist?.lo, f?.hist?.hi]).toEqual([3, -2, 2]);
     // A tail of another payload (the kernel has sent a new one since) is not joined.
-    const other = decodeFrames({ ...raw, rev: 8 }, tail);
+    const other = decodeFrames({ ...raw, hist, rev: 8 }, tail);
     expect(Array.from(other?.epochs ?? [])).toEqual([0, 1]);
     expect(other?.param?.count).toBe(2);
+    expect(other?.hist?.codes.length).toBe(6);
     expect(Array.from(decodeFrames(raw, {})?.epochs ?? [])).toEqual([0, 1]);
     // Rows that do not add up to the frames named is an error, never a shifted picture.
     const short = {

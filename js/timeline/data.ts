@@ -31,12 +31,22 @@ export interface RawFrames {
 
 /**
  * What a live run added since the whole payload `base` (the scrubber's `frames_tail`): the new
- * epochs' frame rows, and the small parts whole (they replace the payload's).
+ * epochs' frame and histogram rows, and the small parts whole (they replace the payload's).
  */
-export interface RawTail extends Pick<RawFrames, "epochs" | "steps" | "hist" | "grad" | "ratio"> {
+export interface RawTail extends Pick<RawFrames, "epochs" | "steps" | "grad" | "ratio"> {
   base?: number;
   param?: { codes: Payload; have: Payload } | null;
   act?: { codes: Payload; have: Payload } | null;
+  hist?: { epochs: Payload; codes: Payload } | null;
+}
+
+/** Rows `more` after rows `first` (both uint8, rows of the same length). */
+function joinRows(first: Uint8Array, more: Payload): Uint8Array {
+  const added = decodeArray(more).data as Uint8Array;
+  const all = new Uint8Array(first.length + added.length);
+  all.set(first);
+  all.set(added, first.length);
+  return all;
 }
 
 /** All epochs of one tensor: frame i is codes[i*h*w .. (i+1)*h*w). */
@@ -63,11 +73,7 @@ export class TensorFrames {
     this.codes = codes.data as Uint8Array;
     this.have = decodeArray(raw.have).data as Uint8Array;
     if (more) {
-      const added = decodeArray(more.codes).data as Uint8Array;
-      const all = new Uint8Array(this.codes.length + added.length);
-      all.set(this.codes);
-      all.set(added, this.codes.length);
-      this.codes = all;
+      this.codes = joinRows(this.codes, more.codes);
       this.have = decodeArray(more.have).data as Uint8Array;
     }
     if (this.codes.length !== this.have.length * this.h * this.w)
@@ -161,7 +167,6 @@ export function decodeFrames(
         ...whole,
         epochs: tail.epochs,
         steps: tail.steps,
-        hist: tail.hist,
         grad: tail.grad,
         ratio: tail.ratio,
       }
@@ -170,6 +175,7 @@ export function decodeFrames(
   let hist: Histograms | null = null;
   if (raw.hist) {
     const codes = decodeArray(raw.hist.codes);
+    const more = joined ? tail.hist : null;
     const values = dequantize(
       Uint8Array.from({ length: 256 }, (_, i) => i),
       raw.hist.quant,
@@ -180,14 +186,19 @@ export function decodeFrames(
       hi: raw.hist.quant.hi,
       diverging: false,
     };
+    const bins = codes.shape[1] ?? 0;
     hist = {
-      epochs: decodeArray(raw.hist.epochs).data as Int32Array,
-      codes: codes.data as Uint8Array,
-      bins: codes.shape[1] ?? 0,
+      epochs: decodeArray((more ?? raw.hist).epochs).data as Int32Array,
+      codes: more ? joinRows(codes.data as Uint8Array, more.codes) : (codes.data as Uint8Array),
+      bins,
       table: codeTable(values, scale),
       lo: raw.hist.lo,
       hi: raw.hist.hi,
     };
+    if (hist.codes.length !== hist.epochs.length * bins)
+      throw new Error(
+        `histograms: ${hist.codes.length} codes for ${hist.epochs.length} rows of ${bins}`,
+      );
   }
   return {
     layer: raw.layer ?? "",

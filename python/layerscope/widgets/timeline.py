@@ -351,7 +351,7 @@ class _Frames:
             )
         n = len(epochs)
         self._fill(rec, b, list(range(start, n)), read)
-        again = [i for i, e in enumerate(epochs[:start]) if e in (forgot or ())]
+        again = [i for i, e in enumerate(epochs[:start]) if e in forgot] if forgot else []
         self._fill(rec, b, again, read)  # thinned since: made again in place
         self.built = b
         # The finite range over every frame, from each frame's (kept with it).
@@ -381,6 +381,59 @@ class _Frames:
             "have": b.have[:n].astype(np.uint8),
             "quant": q,
             "diverging": bool(q["lo"] < 0 < q["hi"]),
+        }
+
+
+class _Histograms:
+    """One parameter's histograms over epochs as codes: per epoch the square root of each bin's
+    share of its values (so that the tails show), one colour range for all epochs, rounded
+    outwards. Kept like ``_Frames``: a live push quantizes only the new epochs' rows while the
+    range holds (a histogram, once recorded, does not change); ``gen`` changes when rows
+    already quantized change, and then ``codes`` is a new buffer."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.epochs = np.zeros(0, np.int64)
+        self.codes = np.zeros((0, 0), np.uint8)  # rows [:len(epochs)] used
+        self.top = 0.0  # the largest share so far
+        self.q: dict[str, Any] = {}
+        self.gen = 0
+
+    def build(self, rec: History) -> dict[str, Any] | None:
+        try:
+            h = rec.histograms(self.name)
+        except KeyError:
+            self.gen = 0
+            return None
+        n, k = len(h.epochs), len(self.epochs)
+        if (
+            k > n
+            or self.codes.shape[1] != h.counts.shape[1]
+            or not np.array_equal(h.epochs[:k], self.epochs)
+        ):
+            k = 0  # another run's rows (a store read again): every row again
+        counts = h.counts[k:].astype(np.float64)
+        share = np.sqrt(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0))
+        top = max(self.top if k else 0.0, float(share.max(initial=0.0)))
+        hi = nice_range(0.0, top)[1] if top > 0 else 1.0
+        codes, q = quantize_u8(share, 0.0, hi)
+        if not (k and q == self.q):  # every row again, into a new buffer
+            if k:
+                counts = h.counts.astype(np.float64)
+                share = np.sqrt(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0))
+                codes, q = quantize_u8(share, 0.0, hi)
+            self.codes = np.zeros((0, h.counts.shape[1]), np.uint8)
+            self.q, self.gen, k = q, next(_GENERATIONS), 0
+        if n > len(self.codes):  # room for as many rows again
+            self.codes = _grown(self.codes, max(n, 2 * len(self.codes)), 0)
+        self.codes[k:n] = codes
+        self.epochs, self.top = h.epochs, top
+        return {
+            "epochs": h.epochs.astype(np.int32),
+            "codes": self.codes[:n],
+            "quant": q,
+            "lo": float(h.edges[0]),
+            "hi": float(h.edges[-1]),
         }
 
 
@@ -482,6 +535,7 @@ class TimelineView(widgets.VBox):
         self.rec = rec
         self.budget = parse_budget(budget)
         self._param: _Frames | None = None
+        self._hist: _Histograms | None = None
         self._act: _Frames | None = None
         self._recorded: _Recorded | None = None
         self.scrubber = ScrubberView()
@@ -763,10 +817,11 @@ class TimelineView(widgets.VBox):
         index = self._index()
         if layer and layer not in index.own:
             # Linked to GraphView.selected: a module without recorded parameters shows nothing.
-            self._param = self._act = None
+            self._param = self._act = self._hist = None
         else:
             param = index.weight_of(layer) if layer else None
             self._param = _Frames("param", param) if param else None
+            self._hist = _Histograms(param) if param else None
             self._act = _Frames("act", layer) if layer in index.layers else None
 
     def frames_payload(self) -> dict[str, Any]:
@@ -798,7 +853,8 @@ class TimelineView(widgets.VBox):
         per_frame = (self.budget * 7 // 8) // (len(tensors) * slots)
         if self._param is not None:
             out["param"] = self._param.build(rec, epochs, per_frame, slots)
-            out["hist"] = self._histograms(self._param.name)
+            assert self._hist is not None
+            out["hist"] = self._hist.build(rec)
             for key, series in (("grad", rec.grad_norms), ("ratio", rec.update_ratios)):
                 x, y = downsample(series(self._param.name))
                 out[key] = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
@@ -815,6 +871,7 @@ class TimelineView(widgets.VBox):
         payload = self.frames_payload()
         tensors = [f.built if f is not None else None for f in (self._param, self._act)]
         gens = [b.gen if b is not None else None for b in tensors]
+        gens.append(self._hist.gen if payload["hist"] is not None and self._hist else None)
         n, base = len(payload["epochs"]), self._base
         if (
             extend
@@ -828,6 +885,8 @@ class TimelineView(widgets.VBox):
             for key in ("param", "act"):
                 t = payload[key]
                 tail[key] = t and {"codes": t["codes"][base["rows"] :], "have": t["have"]}
+            h = payload["hist"]
+            tail["hist"] = h and {"epochs": h["epochs"], "codes": h["codes"][base["hist"] :]}
             self.scrubber.frames_tail = tail
             return
         self._rev += 1
@@ -838,28 +897,11 @@ class TimelineView(widgets.VBox):
             "axis": payload["axis"],
             "gens": gens,
             "rows": n,
+            "hist": len(payload["hist"]["epochs"]) if payload["hist"] is not None else 0,
         }
         with self.scrubber.hold_sync():
             self.scrubber.frames = payload
             self.scrubber.frames_tail = {}
-
-    def _histograms(self, name: str) -> dict[str, Any] | None:
-        try:
-            h = self.rec.histograms(name)
-        except KeyError:
-            return None
-        counts = h.counts.astype(np.float64)
-        total = counts.sum(axis=1, keepdims=True)
-        # Share of each epoch's values per bin, square root so that the tails show.
-        share = np.sqrt(counts / np.maximum(total, 1.0))
-        codes, q = quantize_u8(share, 0.0, float(share.max()) if share.size else 1.0)
-        return {
-            "epochs": h.epochs.astype(np.int32),
-            "codes": codes,
-            "quant": q,
-            "lo": float(h.edges[0]),
-            "hi": float(h.edges[-1]),
-        }
 
     def _on_recorded(self, epoch: int) -> None:
         """A live Recorder finished ``epoch``: push its frame (the kept build reduces only that one)."""
@@ -921,8 +963,9 @@ class TimelineView(widgets.VBox):
         super().close()
 
 
-# What a tail carries whole (small next to the frames), besides the new rows.
-_TAIL_KEYS = ("epochs", "steps", "hist", "grad", "ratio")
+# What a tail carries whole (small next to the frames), besides the new rows of the frames and
+# histograms.
+_TAIL_KEYS = ("epochs", "steps", "grad", "ratio")
 # The fewest new rows a tail may hold before a whole payload goes again.
 TAIL_ROWS = 8
 
@@ -933,14 +976,10 @@ def joined_frames(frames: dict[str, Any], tail: dict[str, Any]) -> dict[str, Any
     if not tail or tail.get("base") != frames.get("rev"):
         return frames
     out = {**frames, **{k: tail[k] for k in _TAIL_KEYS}}
-    for key in ("param", "act"):
+    for key in ("param", "act", "hist"):
         t, more = frames.get(key), tail.get(key)
         if t is not None and more is not None:
-            out[key] = {
-                **t,
-                "codes": np.concatenate([t["codes"], more["codes"]]),
-                "have": more["have"],
-            }
+            out[key] = {**t, **more, "codes": np.concatenate([t["codes"], more["codes"]])}
     return out
 
 
