@@ -1,6 +1,7 @@
 // The timeline's frames (python/layerscope/widgets/timeline.py, `frames_payload`): every epoch of
 // the selected layer as uint8 codes, decoded once into typed-array views; a frame repaints from
-// them through a 256-entry colour table, without asking the kernel.
+// them through a 256-entry colour table, without asking the kernel. A live run's new epochs come
+// as a tail of rows (`frames_tail`) that `decodeFrames` joins to the payload it extends.
 import { chooseScale, colorOf, type Scale } from "../core/colormap";
 import { decodeArray, type Payload } from "../core/wire";
 import { dequantize, type Quant } from "../tensor/quant";
