@@ -441,6 +441,64 @@ def test_a_live_push_sends_the_new_rows_only_while_the_colour_range_holds() -> N
     live.close()
 
 
+def test_epochs_pushed_from_another_thread_while_the_user_switches_layers() -> None:
+    """A followed run pushes epochs from its poller's thread (here: a training thread with a
+    live Recorder) while the kernel's thread handles the user's layer picks. Before the view's
+    lock, two pushes at once raised in ipywidgets ("Set changed size during iteration") and a
+    push paired the newly picked layer's name with the previous layer's frames."""
+    import sys
+    import threading
+
+    torch.manual_seed(0)
+    data = small_data()
+    model = digits.DigitsCNN(width=4)
+    rec = ls.Recorder(model, probe=data[2][:4])
+    run = digits.Training(model, data, batch_size=160)
+    run.epoch(rec)
+    view = ls.timeline(rec, layer="features.0")
+    mislabelled: list[tuple[str, str]] = []
+
+    def check(_change: Any) -> None:
+        f = view.scrubber.frames_now()
+        p = f.get("param")
+        if p is not None and not p["name"].startswith(f["layer"] + "."):
+            mislabelled.append((f["layer"], p["name"]))
+
+    view.scrubber.observe(check, names=["frames", "frames_tail"])
+    failed: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RecorderWarning)  # a failed push fails the test
+                for _ in range(30):
+                    run.epoch(rec)
+        except BaseException as exc:
+            failed.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often: the races show in every run
+    try:
+        thread = threading.Thread(target=train)
+        thread.start()
+        picks = 0
+        while thread.is_alive():
+            view.layer = ("features.0", "classifier.1")[picks % 2]
+            picks += 1
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failed and picks > 10, (failed, picks)
+    assert mislabelled == []
+    view.layer = "features.2"
+    f = view.scrubber.frames_now()
+    assert f["param"]["name"] == "features.2.weight" and f["epochs"].tolist() == rec.epochs
+    np.testing.assert_array_equal(
+        f["param"]["codes"], expected_codes(rec, "param", "features.2.weight", f["param"])
+    )
+    view.close()
+
+
 def test_the_notes_name_thinned_snapshots_in_ranges_not_one_number_each() -> None:
     """A run recorded every step whose policy reduces every other snapshot: the note says so in
     one phrase, by the steps they were taken at (it listed every step: thousands of numbers)."""

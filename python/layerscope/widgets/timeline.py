@@ -24,11 +24,14 @@ after a scrub to an older epoch the view stays there while new epochs extend the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import html
 import itertools
 import math
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -129,6 +132,20 @@ def clamp_epoch(epochs: list[int], value: int) -> int:
         stacklevel=4,
     )
     return nearest
+
+
+def _locked(method: Callable[..., None]) -> Callable[..., None]:
+    """Run a ``TimelineView`` handler under the view's lock: a followed run pushes epochs from
+    its poller's thread (a live Recorder from its training thread) while the kernel's thread
+    handles the user's clicks. Two pushes at once broke ipywidgets' sync ("Set changed size
+    during iteration"), and a push could pair one layer's name with another's frames."""
+
+    @functools.wraps(method)
+    def run(self: TimelineView, *args: Any) -> None:
+        with self._lock:
+            method(self, *args)
+
+    return run
 
 
 def _shape2d(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -529,12 +546,14 @@ class TimelineView(widgets.VBox):
         self._unsubscribe: Callable[[], None] | None = None
         self._links: list[Any] = []
         self._quiet = False  # select a layer without pushing its frames (a push follows)
+        self._lock = threading.RLock()  # see _locked
         # The whole payload last set as ``scrubber.frames`` (see ``_send_frames``).
         self._base: dict[str, Any] | None = None
         self._rev = 0
         self.rec = rec
         self.budget = parse_budget(budget)
         self._param: _Frames | None = None
+        self._selected = ""
         self._hist: _Histograms | None = None
         self._act: _Frames | None = None
         self._recorded: _Recorded | None = None
@@ -774,6 +793,7 @@ class TimelineView(widgets.VBox):
         e = float(rec.epoch_steps()[i]) if self._steps_axis else float(self.epoch)
         self._metric_marker.x, self._metric_marker.y = np.array([e, e]), np.array([mlo, mhi])
 
+    @_locked
     def _on_log_y(self, change: dict[str, Any]) -> None:
         if not self._figures:
             return
@@ -790,6 +810,7 @@ class TimelineView(widgets.VBox):
 
     # -- frames ----------------------------------------------------------------------------------
 
+    @_locked
     def _on_epoch(self, change: dict[str, Any]) -> None:
         epochs = self.rec.epochs
         if "epoch" in getattr(self.scrubber, "_property_lock", {}):
@@ -801,6 +822,7 @@ class TimelineView(widgets.VBox):
         if epochs and change["new"] != epochs[-1]:
             self.scrubber.follow = False
 
+    @_locked
     def _on_layer(self, change: dict[str, Any]) -> None:
         self._select(change["new"])
         if not self._quiet:
@@ -814,6 +836,9 @@ class TimelineView(widgets.VBox):
         return index
 
     def _select(self, layer: str) -> None:
+        # The layer the frames are of (``layer`` can change in another thread before its
+        # observer, waiting for the lock, selects it: a push meanwhile names these frames').
+        self._selected = layer
         index = self._index()
         if layer and layer not in index.own:
             # Linked to GraphView.selected: a module without recorded parameters shows nothing.
@@ -827,7 +852,7 @@ class TimelineView(widgets.VBox):
     def frames_payload(self) -> dict[str, Any]:
         """What the scrubber gets for the selected layer: every epoch's frames, histograms and
         per-step curves, within ``budget`` bytes (see ``frames``' layout in js/timeline/data.ts)."""
-        rec, layer = self.rec, self.layer
+        rec, layer = self.rec, self._selected
         epochs = rec.epochs
         out: dict[str, Any] = {
             "layer": layer,
@@ -903,6 +928,7 @@ class TimelineView(widgets.VBox):
             self.scrubber.frames = payload
             self.scrubber.frames_tail = {}
 
+    @_locked
     def _on_recorded(self, epoch: int) -> None:
         """A live Recorder finished ``epoch``: push its frame (the kept build reduces only that one)."""
         follow = self.scrubber.follow
@@ -951,16 +977,18 @@ class TimelineView(widgets.VBox):
         owned = getattr(self, "_owned", None)
         if owned is not None:
             owned.close()  # stop following the store this view opened
-        notes = getattr(self, "notes", None)
-        if notes is not None:
-            notes.close()
-        for link in getattr(self, "_links", []):
-            link.unlink()
-        self._links = []
-        for w in (getattr(self, n, None) for n in ("scrubber", "loss_fig", "metric_fig")):
-            if w is not None:
-                w.close()
-        super().close()
+        # (the lock after the poller stopped: it waits for a push under way, which holds it)
+        with getattr(self, "_lock", contextlib.nullcontext()):
+            notes = getattr(self, "notes", None)
+            if notes is not None:
+                notes.close()
+            for link in getattr(self, "_links", []):
+                link.unlink()
+            self._links = []
+            for w in (getattr(self, n, None) for n in ("scrubber", "loss_fig", "metric_fig")):
+                if w is not None:
+                    w.close()
+            super().close()
 
 
 # What a tail carries whole (small next to the frames), besides the new rows of the frames and
