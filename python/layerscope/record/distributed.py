@@ -57,9 +57,9 @@ EPOCH, CLOSE = 0.0, 1.0
 # Fingerprints are taken modulo this prime, so that world x f² stays an exact float64 (< 2**53)
 # for up to 8192 ranks: the SUM of f and f² then tells exactly whether all ranks agree.
 FINGERPRINT_MOD = 1_000_003
-# Replicated tensors are summarised by ranks other than 0 first (rank 0 also runs the probe's
-# activation statistics and the store's writer): rank 0 starts with this many values' worth of
-# work (a few milliseconds) when the tensors are shared out.
+# Replicated tensors are summarised by ranks other than 0 first (rank 0 writes the store: its
+# writer thread takes a core at each epoch): rank 0 starts with this many values' worth of work
+# (a few milliseconds) when the tensors are shared out.
 RANK0_HEAD_START = 1 << 20
 
 
