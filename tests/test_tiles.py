@@ -170,21 +170,40 @@ def test_quantization_sentinels_clipping_and_log_mode() -> None:
 
 
 def test_nice_range_holds_the_data_in_round_bounds_not_much_wider() -> None:
-    """The timeline's colour range: round bounds around the data, each at most a third farther
-    from 0 (a quarter nearer for a bound of the data's sign), so that it changes only when the
-    data passes one; 0, NaN and Inf as they are."""
+    """The timeline's colour range: bounds that are multiples of a round step (1, 2, 2.5 or 5
+    times a power of ten, a sixth to a sixteenth of the span), around the data and at most a
+    third wider, symmetric when the data's range is; data that grows inside it keeps it unless
+    its rounded span changes; a narrow range far from 0 keeps its contrast; 0, NaN, Inf and
+    empty ranges as they are."""
+    from layerscope.wire.quantize import _SPANS, _round_number
+
     rng = np.random.default_rng(0)
-    for x in rng.choice([-1.0, 1.0], 20_000) * 10.0 ** rng.uniform(-40, 38, 20_000):
-        lo, hi = nice_range(x, x)
-        assert lo <= x <= hi
-        for bound, outward in ((lo, x < 0), (hi, x > 0)):
-            ratio = bound / x
-            assert (1 <= ratio <= 4 / 3 + 1e-12) if outward else (0.75 - 1e-12 <= ratio <= 1)
-            mantissa = abs(bound) / 10.0 ** math.floor(math.log10(abs(bound)) + 1e-12)
-            assert any(math.isclose(mantissa, m) for m in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8))
+    for _ in range(20_000):
+        scale = 10.0 ** rng.uniform(-30, 30)
+        lo, hi = np.sort(rng.uniform(-1, 1, 2) * scale).tolist()
+        if rng.random() < 0.3:
+            lo, hi = -max(-lo, hi), max(-lo, hi)  # a signed tensor's symmetric range
+        span = hi - lo
+        out = nice_range(lo, hi)
+        assert out[0] <= lo and out[1] >= hi
+        assert out[1] - out[0] <= span * (4 / 3) * (1 + 1e-9), (lo, hi, out)
+        if lo == -hi:
+            assert out[0] == -out[1]
+        e = math.floor(math.log10(span))
+        steps = [c * 10.0**k for k in (e - 2, e - 1, e) for c in (1, 2, 2.5, 5)]
+        assert any(
+            span / 16 * (1 - 1e-9) <= st <= span / 6 * (1 + 1e-9)
+            and all(abs(b / st - round(b / st)) < 1e-6 for b in out)
+            for st in steps
+        ), (lo, hi, out)
+        # the data grows inside the range (a live run): the same range, unless the span
+        # passed a round span
+        lo2, hi2 = rng.uniform(out[0], lo), rng.uniform(hi, out[1])
+        if nice_range(lo2, hi2) != out:
+            assert _round_number(hi2 - lo2, _SPANS, True) != _round_number(span, _SPANS, True)
     assert nice_range(-0.37, 0.37) == (-0.4, 0.4) and nice_range(0.1, 0.3) == (0.1, 0.3)
-    assert nice_range(0.0, 9.2) == (0.0, 10.0)
-    assert nice_range(-math.inf, math.nan)[0] == -math.inf
+    assert nice_range(0.0, 9.2) == (0.0, 10.0) and nice_range(0.981, 1.029) == (0.98, 1.03)
+    assert nice_range(0.0, 0.0) == (0.0, 0.0) and nice_range(-math.inf, 1.0)[0] == -math.inf
 
 
 def test_float16_form_bounded_relative_error() -> None:

@@ -434,10 +434,11 @@ def test_a_live_push_sends_the_new_rows_only_while_the_colour_range_holds() -> N
         _same_payload(shown, fresh.scrubber.frames, f"epoch {rec.epochs[-1]}")
         tails += bool(live.scrubber.frames_tail)
         fresh.close()
-    # 0.31 x 1.04^k passes 0.4, 0.5, 0.6, 0.8, 1.0: one whole push each, and one each time the
+    # 0.31 x 1.04^k passes 0.4, 0.5, 0.6, 0.7, 0.8 and 1.0 (the range +-m rounded: multiples
+    # of 0.1, of 0.25 once the span passes 1.6): one whole push each, and one each time the
     # tail reached its length (9 rows, then an eighth of the rows, at least 8).
-    assert whole == sorted(whole) and set(whole) == {0.4, 0.5, 0.6, 0.8, 1.0, 1.25}, whole
-    assert len(whole) <= 12 and tails == 30 - len(whole), (whole, tails)
+    assert whole == sorted(whole) and set(whole) == {0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25}, whole
+    assert len(whole) <= 13 and tails == 30 - len(whole), (whole, tails)
     live.close()
 
 
@@ -496,6 +497,23 @@ def test_epochs_pushed_from_another_thread_while_the_user_switches_layers() -> N
     np.testing.assert_array_equal(
         f["param"]["codes"], expected_codes(rec, "param", "features.2.weight", f["param"])
     )
+    view.close()
+
+
+def test_a_narrow_range_far_from_zero_keeps_its_contrast() -> None:
+    """A norm layer's scales (0.98 to 1.03): the rounded colour range stays about as narrow as
+    the data (rounding the bounds themselves, 0.8 to 1.25, painted them all one colour)."""
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.LayerNorm(64))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.linspace(0.981, 1.029, 64))
+    rec = ls.Recorder(model, probe=torch.randn(4, 8))
+    rec.epoch()
+    view = ls.timeline(rec, layer="1")
+    p = view.scrubber.frames["param"]
+    assert p["name"] == "1.weight" and not p["diverging"]
+    assert (p["quant"]["lo"], p["quant"]["hi"]) == (0.98, 1.03)
+    assert p["codes"].min() <= 10 and p["codes"].max() >= 240  # spread over the colours
     view.close()
 
 

@@ -53,27 +53,23 @@ def _check_range(lo: float, hi: float, log: bool) -> tuple[float, float]:
     return lo, hi
 
 
-# Round mantissas of ``nice_range``: consecutive ones at most a third apart.
-_NICE = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+# Round mantissas of ``nice_range``: of the span (consecutive ones at most a third apart), and
+# of the step its bounds are multiples of.
+_SPANS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
 
 
-def _nice(x: float, outward: bool) -> float:
-    """``x`` rounded to a round number (a mantissa of ``_NICE`` times a power of ten), away from
-    0 when ``outward``, towards it otherwise; 0 and non-finite values as they are."""
-    mag = abs(x)
-    if not 1e-300 < mag < 1e300:  # 0, non-finite, or too near float64's ends to round
-        return x
-    e = math.floor(math.log10(mag))
-    if _scaled(1.0, e) > mag:  # log10 rounded up across a power of ten
+def _round_number(x: float, mantissas: tuple[float, ...], up: bool) -> tuple[float, int]:
+    """``x`` > 0 rounded up (or down) to ``c * 10**e``, ``c`` one of ``mantissas``: ``(c, e)``."""
+    e = math.floor(math.log10(x))
+    if _scaled(1.0, e) > x:  # log10 rounded up across a power of ten
         e -= 1
-    elif _scaled(10.0, e) <= mag:
+    elif _scaled(10.0, e) <= x:
         e += 1
-    m = mag / _scaled(1.0, e)
-    if outward:
-        c = next(c for c in _NICE if c >= m * (1 - 1e-12))
-    else:
-        c = next(c for c in reversed(_NICE) if c <= m * (1 + 1e-12))
-    return math.copysign(_scaled(c, e), x)
+    m = x / _scaled(1.0, e)
+    if up:
+        return next(c for c in mantissas if c >= m * (1 - 1e-12)), e
+    return next(c for c in reversed(mantissas) if c <= m * (1 + 1e-12)), e
 
 
 def _scaled(c: float, e: int) -> float:
@@ -82,16 +78,31 @@ def _scaled(c: float, e: int) -> float:
 
 
 def nice_range(lo: float, hi: float) -> tuple[float, float]:
-    """``[lo, hi]`` widened to round bounds: each at most a third farther from 0, or, for a lower
-    bound above 0 (an upper one below 0), at most a quarter nearer it.
+    """``[lo, hi]`` widened to round bounds: multiples of a round step of about a tenth of the
+    span (the span rounded up to a round number, over 8, rounded down to 1, 2, 2.5 or 5 times
+    a power of ten), so at most a third wider than ``[lo, hi]``; a range symmetric around 0
+    stays symmetric, and a bound at 0 stays there. Non-finite or empty ranges as they are.
 
-    A colour range that grows only when the data passes a round bound: a live view's codes stay
-    valid while new frames fall inside it (see ``ls.timeline``).
+    A colour range that changes only when the data passes a round bound: a live view's codes
+    stay valid while new frames fall inside it (see ``ls.timeline``). Rounding the bounds
+    themselves would not do: a narrow range far from 0 (a norm layer's scales, 0.98 to 1.03)
+    would fill a sliver of the colours.
 
-    >>> nice_range(-0.37, 0.37), nice_range(0.0, 9.2), nice_range(0.37, 1.01)
-    ((-0.4, 0.4), (0.0, 10.0), (0.3, 1.25))
+    >>> nice_range(-0.37, 0.37), nice_range(0.0, 9.2), nice_range(0.981, 1.029)
+    ((-0.4, 0.4), (0.0, 10.0), (0.98, 1.03))
     """
-    return _nice(lo, outward=lo < 0), _nice(hi, outward=hi > 0)
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo and 1e-290 < hi - lo < 1e290):
+        return lo, hi
+    c, e = _round_number(hi - lo, _SPANS, up=True)
+    c, e = _round_number(_scaled(c, e) / 8, _STEPS, up=False)
+    k_lo, k_hi = math.floor(lo / _scaled(c, e)), math.ceil(hi / _scaled(c, e))
+    out_lo, out_hi = _scaled(k_lo * c, e), _scaled(k_hi * c, e)
+    # (a quotient rounded across a whole number: one step more)
+    if out_lo > lo:
+        out_lo = _scaled((k_lo - 1) * c, e)
+    if out_hi < hi:
+        out_hi = _scaled((k_hi + 1) * c, e)
+    return out_lo, out_hi
 
 
 def quantize_u8(
