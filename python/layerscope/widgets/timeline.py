@@ -401,10 +401,15 @@ class _Frames:
         }
 
 
+def _shares(counts: np.ndarray) -> np.ndarray:
+    """The square root of each bin's share of its row's values (so that the tails show)."""
+    c = counts.astype(np.float64)
+    return np.sqrt(c / np.maximum(c.sum(axis=1, keepdims=True), 1.0))
+
+
 class _Histograms:
-    """One parameter's histograms over epochs as codes: per epoch the square root of each bin's
-    share of its values (so that the tails show), one colour range for all epochs, rounded
-    outwards. Kept like ``_Frames``: a live push quantizes only the new epochs' rows while the
+    """One parameter's histograms over epochs as codes (``_shares`` of each epoch's counts), one
+    colour range for all epochs, rounded outwards. Kept like ``_Frames``: a live push quantizes only the new epochs' rows while the
     range holds (a histogram, once recorded, does not change); ``gen`` changes when rows
     already quantized change, and then ``codes`` is a new buffer."""
 
@@ -429,16 +434,13 @@ class _Histograms:
             or not np.array_equal(h.epochs[:k], self.epochs)
         ):
             k = 0  # another run's rows (a store read again): every row again
-        counts = h.counts[k:].astype(np.float64)
-        share = np.sqrt(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0))
+        share = _shares(h.counts[k:])
         top = max(self.top if k else 0.0, float(share.max(initial=0.0)))
         hi = nice_range(0.0, top)[1] if top > 0 else 1.0
         codes, q = quantize_u8(share, 0.0, hi)
         if not (k and q == self.q):  # every row again, into a new buffer
             if k:
-                counts = h.counts.astype(np.float64)
-                share = np.sqrt(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0))
-                codes, q = quantize_u8(share, 0.0, hi)
+                codes, q = quantize_u8(_shares(h.counts), 0.0, hi)
             self.codes = np.zeros((0, h.counts.shape[1]), np.uint8)
             self.q, self.gen, k = q, next(_GENERATIONS), 0
         if n > len(self.codes):  # room for as many rows again
@@ -473,8 +475,8 @@ class ScrubberView(BaseView):
     epochs: traitlets.List[int] = traitlets.List().tag(sync=True)
     frames = traitlets.Dict().tag(sync=True, **payload_serialization)
     # What a live run added since ``frames`` was set, when that is all that changed: the new
-    # epochs' frame rows, and the small parts (epochs, histograms, curves) whole; ``{}`` when
-    # there is none. The front end joins the two (js/timeline/data.ts); see ``frames_now``.
+    # epochs' frame and histogram rows, and the small parts (epochs, steps, curves) whole; ``{}``
+    # when there is none. The front end joins the two (js/timeline/data.ts); see ``frames_now``.
     frames_tail = traitlets.Dict().tag(sync=True, **payload_serialization)
     _frame_ms = traitlets.List(traitlets.Float()).tag(sync=True)
     # Model ids of the bqplot epoch markers: the browser moves them while scrubbing (no kernel).
