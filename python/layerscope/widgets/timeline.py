@@ -549,8 +549,8 @@ class TimelineView(widgets.VBox):
         self._links: list[Any] = []
         self._quiet = False  # select a layer without pushing its frames (a push follows)
         self._lock = threading.RLock()  # see _locked
-        # The whole payload last set as ``scrubber.frames`` (see ``_send_frames``).
-        self._base: dict[str, Any] | None = None
+        # The generations of the rows in ``scrubber.frames`` (see ``_send_frames``), its number.
+        self._base_gens: list[int | None] | None = None
         self._rev = 0
         self.rec = rec
         self.budget = parse_budget(budget)
@@ -899,33 +899,27 @@ class TimelineView(widgets.VBox):
         tensors = [f.built if f is not None else None for f in (self._param, self._act)]
         gens = [b.gen if b is not None else None for b in tensors]
         gens.append(self._hist.gen if payload["hist"] is not None and self._hist else None)
-        n, base = len(payload["epochs"]), self._base
+        base, n = self.scrubber.frames, len(payload["epochs"])
+        rows = len(base.get("epochs", ()))
         if (
             extend
-            and base is not None
-            and (base["layer"], base["axis"], base["gens"])
-            == (payload["layer"], payload["axis"], gens)
-            and base["rows"] <= n <= base["rows"] + max(TAIL_ROWS, base["rows"] // 8)
+            and self._base_gens == gens
+            and (base["layer"], base["axis"]) == (payload["layer"], payload["axis"])
+            and rows <= n <= rows + max(TAIL_ROWS, rows // 8)
         ):
             tail: dict[str, Any] = {k: payload[k] for k in _TAIL_KEYS}
             tail["base"] = base["rev"]
             for key in ("param", "act"):
                 t = payload[key]
-                tail[key] = t and {"codes": t["codes"][base["rows"] :], "have": t["have"]}
+                tail[key] = t and {"codes": t["codes"][rows:], "have": t["have"]}
             h = payload["hist"]
-            tail["hist"] = h and {"epochs": h["epochs"], "codes": h["codes"][base["hist"] :]}
+            had = len(base["hist"]["epochs"]) if h else 0
+            tail["hist"] = h and {"epochs": h["epochs"], "codes": h["codes"][had:]}
             self.scrubber.frames_tail = tail
             return
         self._rev += 1
         payload["rev"] = self._rev
-        self._base = {
-            "rev": self._rev,
-            "layer": payload["layer"],
-            "axis": payload["axis"],
-            "gens": gens,
-            "rows": n,
-            "hist": len(payload["hist"]["epochs"]) if payload["hist"] is not None else 0,
-        }
+        self._base_gens = gens
         with self.scrubber.hold_sync():
             self.scrubber.frames = payload
             self.scrubber.frames_tail = {}
