@@ -154,6 +154,73 @@ def test_sample_out_of_range_is_refused_and_epoch_is_clamped_and_said() -> None:
     assert tl.epoch == 1
 
 
+class KernelLoop:
+    """What the workspace uses of the kernel's (tornado) event loop; ``run()`` is the kernel
+    between messages, running what was queued."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def add_callback(self, fn: Any, *args: Any) -> None:  # from any thread
+        self.queued.append((fn, args))
+
+    def call_later(self, _delay: float, fn: Any, *args: Any) -> None:
+        self.queued.append((fn, args))
+
+    def run(self) -> None:
+        while self.queued:
+            fn, args = self.queued.pop(0)
+            fn(*args)
+
+
+def test_a_followed_run_updates_the_workspace_on_the_kernels_thread(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run followed from its store hears of epochs on the poller's thread; the workspace's
+    panels read the model again and run its forward pass, so they update on the kernel's
+    thread (its event loop), never beside the user's code (which may be training the model)."""
+    import threading
+    import time
+
+    import layerscope.widgets.explore as explore_module
+
+    model = small_cnn()
+    x = torch.randn(4, 1, 8, 8)
+    rec = ls.Recorder(model, probe=x[:2], store=tmp_path / "run")
+    rec.step(loss=1.0)
+    rec.epoch()
+    rec.flush()
+    loop = KernelLoop()
+    monkeypatch.setattr(explore_module, "_kernel_loop", lambda: loop)
+    run = ls.Recorder.open(tmp_path / "run", follow=True, interval=0.05)
+    try:
+        ex = ls.explore(model, x, recorder=run)
+        loop.run()  # the cell that made it ends
+        heard: list[tuple[int, bool]] = []  # (newest epoch, on the main thread) per update
+        reload = ex.weights.reload
+
+        def spy() -> None:  # the weights panel reads the model again at each epoch
+            heard.append((run.epochs[-1], threading.current_thread() is threading.main_thread()))
+            reload()
+
+        monkeypatch.setattr(ex.weights, "reload", spy)
+        with torch.no_grad():
+            model[4].weight.mul_(2.0)  # the "training" between the epochs
+        rec.step(loss=0.5)
+        rec.epoch()
+        rec.flush()
+        deadline = time.time() + 20
+        while run.epochs != [0, 1] and time.time() < deadline:
+            time.sleep(0.05)  # the poller loads epoch 1 and schedules the update...
+        time.sleep(0.2)
+        assert run.epochs == [0, 1] and heard == []  # ...which waits for the kernel's loop
+        loop.run()
+        assert heard == [(1, True)]
+        assert ex.epoch == 1 and ex.timeline.epoch == 1
+    finally:
+        run.close()
+
+
 def test_a_recorder_of_another_model_is_refused_naming_both() -> None:
     rec = ls.Recorder(small_cnn(), probe=torch.randn(2, 1, 8, 8))
     with pytest.raises(

@@ -859,7 +859,20 @@ class ExploreView(BaseView):
         on_epoch = getattr(self._rec, "on_epoch", None)
         if not callable(on_epoch):
             return None
-        return on_epoch(self._on_recorded)
+        # A followed run (``Recorder.open(path, follow=True)``) hears of epochs on its poller's
+        # thread: the workspace then updates on the kernel's thread, between messages, as a
+        # click does (its panels read the model again and run its forward pass: never beside
+        # the user's own code, which may be training that model). A Recorder called in the
+        # kernel's thread updates it at once, as before.
+        loop, here = _kernel_loop(), threading.current_thread()
+
+        def heard(epoch: int) -> None:
+            if loop is not None and threading.current_thread() is not here:
+                loop.add_callback(self._on_recorded, epoch)
+            else:
+                self._on_recorded(epoch)
+
+        return on_epoch(heard)
 
     def _on_recorded(self, epoch: int) -> None:
         """A live Recorder finished an epoch: the live panels follow the model at once; the baked
