@@ -11,11 +11,12 @@ the slider repaints from memory in the browser, also while a training loop holds
 in an exported page (the same trait is the baked state). A live ``Recorder`` pushes each new
 epoch as it is recorded (``rec.on_epoch``): while the colour ranges hold (they are rounded
 outwards, so they grow now and then), only the new epochs' rows go (``frames_tail``, joined to
-``frames`` in the browser), not every epoch's frames again; a store path or URL (``ls.timeline("runs/exp1")``) is
-opened with ``follow=True``, so the view grows as another process writes epochs (pushed from the
-poller's thread through the comm; closing the view stops the poller). The scrub position is kept:
-after a scrub to an older epoch the view stays there while new epochs extend the slider; the
-"follow latest" box (``view.scrubber.follow``) turns following back on.
+``frames`` in the browser), not every epoch's frames again. A store path or URL
+(``ls.timeline("runs/exp1")``) is opened with ``follow=True``, so the view grows as another
+process writes epochs (pushed from the poller's thread through the comm; closing the view stops
+the poller). The scrub position is kept: after a scrub to an older epoch the view stays there
+while new epochs extend the slider; the "follow latest" box (``view.scrubber.follow``) turns
+following back on.
 
 >>> view = ls.timeline(rec)                       # doctest: +SKIP
 >>> traitlets.link((graph, "selected"), (view, "layer"))   # doctest: +SKIP
@@ -220,6 +221,29 @@ class _Built:
 _GENERATIONS = itertools.count(1)
 
 
+def _requantized(
+    codes: np.ndarray,
+    q: dict[str, Any],
+    start: int | None,
+    n: int,
+    values: Callable[[int], np.ndarray],
+    lo: float,
+    hi: float,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Rows ``:n`` of ``codes`` (a buffer of at least ``n`` rows) quantized over ``[lo, hi]``:
+    with ``start``, while the range is ``q``'s, only rows ``start:n`` (``values(start)``), the
+    rows before as they were sent; else every row (``values(0)``) into a new buffer, and True
+    (rows sent before changed). Returns the buffer, its quantization and that flag."""
+    if start is not None:
+        new, got = quantize_u8(values(start), lo, hi)
+        if got == q:
+            codes[start:n] = new
+            return codes, q, False
+    out = np.empty_like(codes)
+    out[:n], got = quantize_u8(values(0), lo, hi)
+    return out, got, True
+
+
 def _grown(a: np.ndarray, cap: int, fill: float | bool, axis: int = 0) -> np.ndarray:
     """``a`` with room for ``cap`` rows along ``axis`` (the same array when it has it)."""
     if a.shape[axis] >= cap:
@@ -283,7 +307,7 @@ class _Frames:
         self, rec: History, epochs: list[int], read: dict[int, np.ndarray]
     ) -> tuple[int, int] | None:
         """The smallest 2-D image over epochs (reduced epochs are smaller than exact ones); the
-        snapshots it had to read go into ``read``, for ``_frames`` to take."""
+        snapshots it had to read go into ``read``, for ``_fill`` to take."""
         shapes = []
         for e in epochs:
             if e not in self.shapes:
@@ -381,16 +405,13 @@ class _Frames:
             m = max(-lo, hi)
             lo, hi = -m, m
         lo, hi = nice_range(lo, hi)
-        kept = last is not None and not again
-        if kept:
-            codes, q = quantize_u8(b.frames[start:n], lo, hi)
-            kept = q == b.q
-            if kept:  # the rows sent before keep their codes
-                b.codes[start:n] = codes
-        if not kept:  # every row again, into a new buffer
-            b.codes = np.empty_like(b.codes)
-            b.codes[:n], q = quantize_u8(b.frames[:n], lo, hi)
-            b.q, b.gen = q, next(_GENERATIONS)
+        extend = start if last is not None and not again else None
+        b.codes, b.q, changed = _requantized(
+            b.codes, b.q, extend, n, lambda i: b.frames[i:n], lo, hi
+        )
+        if changed:
+            b.gen = next(_GENERATIONS)
+        q = b.q
         return {
             "name": self.name,
             "shape": list(full),
@@ -409,9 +430,10 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 class _Histograms:
     """One parameter's histograms over epochs as codes (``_shares`` of each epoch's counts), one
-    colour range for all epochs, rounded outwards. Kept like ``_Frames``: a live push quantizes only the new epochs' rows while the
-    range holds (a histogram, once recorded, does not change); ``gen`` changes when rows
-    already quantized change, and then ``codes`` is a new buffer."""
+    colour range for all epochs, rounded outwards. Kept like ``_Frames``: a live push quantizes
+    only the new epochs' rows while the range holds (a histogram, once recorded, does not
+    change); ``gen`` changes when rows already quantized change, and then ``codes`` is a new
+    buffer."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -427,30 +449,25 @@ class _Histograms:
         except KeyError:
             self.gen = 0
             return None
-        n, k = len(h.epochs), len(self.epochs)
-        if (
-            k > n
-            or self.codes.shape[1] != h.counts.shape[1]
-            or not np.array_equal(h.epochs[:k], self.epochs)
-        ):
+        n, k, bins = len(h.epochs), len(self.epochs), h.counts.shape[1]
+        if k > n or self.codes.shape[1] != bins or not np.array_equal(h.epochs[:k], self.epochs):
             k = 0  # another run's rows (a store read again): every row again
+            self.codes = np.zeros((0, bins), np.uint8)
         share = _shares(h.counts[k:])
         top = max(self.top if k else 0.0, float(share.max(initial=0.0)))
         hi = nice_range(0.0, top)[1] if top > 0 else 1.0
-        codes, q = quantize_u8(share, 0.0, hi)
-        if not (k and q == self.q):  # every row again, into a new buffer
-            if k:
-                codes, q = quantize_u8(_shares(h.counts), 0.0, hi)
-            self.codes = np.zeros((0, h.counts.shape[1]), np.uint8)
-            self.q, self.gen, k = q, next(_GENERATIONS), 0
         if n > len(self.codes):  # room for as many rows again
             self.codes = _grown(self.codes, max(n, 2 * len(self.codes)), 0)
-        self.codes[k:n] = codes
+        self.codes, self.q, changed = _requantized(
+            self.codes, self.q, k or None, n, lambda i: share if i else _shares(h.counts), 0.0, hi
+        )
+        if changed:
+            self.gen = next(_GENERATIONS)
         self.epochs, self.top = h.epochs, top
         return {
             "epochs": h.epochs.astype(np.int32),
             "codes": self.codes[:n],
-            "quant": q,
+            "quant": self.q,
             "lo": float(h.edges[0]),
             "hi": float(h.edges[-1]),
         }
@@ -926,7 +943,7 @@ class TimelineView(widgets.VBox):
 
     @_locked
     def _on_recorded(self, epoch: int) -> None:
-        """A live Recorder finished ``epoch``: push its frame (the kept build reduces only that one)."""
+        """A live Recorder finished ``epoch``: push its frame (the kept build reduces only it)."""
         follow = self.scrubber.follow
         layers = _modules(self.rec)
         if layers != self.scrubber.layers:
